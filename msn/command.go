@@ -1,0 +1,260 @@
+package msn
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Limits on what a Reader accepts. PROTOCOL.md §1.3 asks for at least 8 KiB lines and 1 MiB
+// payloads; anything above is treated as a broken or hostile peer.
+const (
+	MaxLineLength  = 16 * 1024
+	MaxPayloadSize = 1 << 20
+)
+
+// Framing errors. They are fatal for the connection they came from: after one of them the byte
+// stream can no longer be split into commands reliably.
+var (
+	ErrLineTooLong     = errors.New("command line too long")
+	ErrPayloadTooLarge = errors.New("payload too large")
+	ErrBadPayloadSize  = errors.New("invalid payload length")
+)
+
+// Command is one MSNP command as it travels on the wire: a name (three upper-case letters or a
+// three-digit error code), its space-separated arguments and, for payload commands, the raw payload.
+//
+// Args holds every token after the name, the transaction id included when the command has one,
+// and never the payload length: a Reader strips it, Marshal writes it from len(Payload). A nil
+// Payload means "not a payload command"; an empty non-nil one is a payload of zero bytes
+// (Escargot's "UUX 8 0").
+type Command struct {
+	Name    string
+	Args    []string
+	Payload []byte
+}
+
+// noTrID lists the commands whose first argument is never a transaction id, whatever it looks
+// like (R2M's switchboard session ids in RNG are all digits). PROTOCOL.md §1.4.
+var noTrID = map[string]bool{
+	"NLN": true, "FLN": true, "UBX": true, "NOT": true, "RNG": true, "BPR": true, "QNG": true,
+	"OUT": true, "JOI": true, "BYE": true, "IPG": true, "LSG": true, "LST": true, "PNG": true,
+}
+
+// TrID returns the command's transaction id and whether it has one. Commands that never carry one
+// (NLN, RNG, JOI, …) report false; for the rest the first argument counts when it is all digits,
+// which also tells a SYN-time "GTC A" apart from a reply "GTC 9 A". A server "MSG" has the sender
+// handle there and reports false too.
+func (c *Command) TrID() (uint32, bool) {
+	if noTrID[c.Name] || len(c.Args) == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(c.Args[0], 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+// IsError reports whether the command is a numeric error reply ("911 7").
+func (c *Command) IsError() bool {
+	return len(c.Name) == 3 && isDigit(c.Name[0]) && isDigit(c.Name[1]) && isDigit(c.Name[2])
+}
+
+// Arg returns argument i, or "" when there are fewer arguments.
+func (c *Command) Arg(i int) string {
+	if i < 0 || i >= len(c.Args) {
+		return ""
+	}
+	return c.Args[i]
+}
+
+// String renders the command line without its payload, for logs and errors. It carries no payload
+// bytes, but callers must still keep lines with secrets (USR TWN S) out of logs.
+func (c *Command) String() string {
+	b := c.AppendLine(nil)
+	return string(bytes.TrimSuffix(b, []byte("\r\n")))
+}
+
+// AppendLine appends the command line, with the payload length when Payload is non-nil, and CRLF.
+func (c *Command) AppendLine(dst []byte) []byte {
+	dst = append(dst, c.Name...)
+	for _, a := range c.Args {
+		dst = append(dst, ' ')
+		dst = append(dst, a...)
+	}
+	if c.Payload != nil {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(len(c.Payload)), 10)
+	}
+	return append(dst, '\r', '\n')
+}
+
+// Marshal returns the command's wire form: the line, then the payload with no trailing CRLF.
+func (c *Command) Marshal() []byte {
+	return c.AppendTo(make([]byte, 0, 64+len(c.Payload)))
+}
+
+// AppendTo appends the command's wire form to dst.
+func (c *Command) AppendTo(dst []byte) []byte {
+	dst = c.AppendLine(dst)
+	return append(dst, c.Payload...)
+}
+
+// PayloadRule tells a Reader whether a command line announces a payload. args is every token
+// after the name, the length included.
+type PayloadRule func(name string, args []string) bool
+
+// ClientPayloads frames what a notification or switchboard server sends to a client
+// (PROTOCOL.md §1.3): MSG, UBX, NOT, GCF, IPG, and UUX only when it has a length.
+func ClientPayloads(name string, args []string) bool {
+	switch name {
+	case "MSG", "UBX", "NOT", "IPG":
+		return len(args) >= 1
+	case "GCF", "UUX":
+		return len(args) >= 2
+	}
+	return false
+}
+
+// ServerPayloads frames what a client sends to a server: UUX, QRY and MSG.
+func ServerPayloads(name string, args []string) bool {
+	switch name {
+	case "UUX", "QRY", "MSG":
+		return len(args) >= 2
+	}
+	return false
+}
+
+// Reader splits a byte stream into Commands. It is not safe for concurrent use.
+type Reader struct {
+	br       *bufio.Reader
+	rule     PayloadRule
+	maxLine  int
+	maxBytes int
+}
+
+// NewReader returns a Reader that frames payloads with rule and the default limits.
+func NewReader(r io.Reader, rule PayloadRule) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 4096), rule: rule, maxLine: MaxLineLength, maxBytes: MaxPayloadSize}
+}
+
+// SetLimits changes the longest line and the largest payload the Reader accepts.
+func (r *Reader) SetLimits(maxLine, maxPayload int) {
+	r.maxLine, r.maxBytes = maxLine, maxPayload
+}
+
+// ReadCommand reads the next command. Empty lines are skipped. Runs of spaces separate tokens and
+// trailing spaces are ignored (Escargot's "LST N=a@b F=a 8 "). A line ended by a bare LF is
+// accepted. It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF inside a command, and
+// a wrapped ErrLineTooLong, ErrPayloadTooLarge or ErrBadPayloadSize when the stream cannot be
+// framed any more.
+func (r *Reader) ReadCommand() (*Command, error) {
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			return nil, err
+		}
+		toks := splitTokens(line)
+		if len(toks) == 0 {
+			continue
+		}
+		cmd := &Command{Name: toks[0], Args: toks[1:]}
+		if r.rule == nil || !r.rule(cmd.Name, cmd.Args) {
+			return cmd, nil
+		}
+		last := cmd.Args[len(cmd.Args)-1]
+		n, perr := strconv.Atoi(last)
+		if perr != nil || n < 0 {
+			return nil, fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(last, 32), cmd.Name)
+		}
+		if n > r.maxBytes {
+			return nil, fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, cmd.Name, n, r.maxBytes)
+		}
+		cmd.Args = cmd.Args[:len(cmd.Args)-1]
+		cmd.Payload = make([]byte, n)
+		if _, err := io.ReadFull(r.br, cmd.Payload); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
+		}
+		return cmd, nil
+	}
+}
+
+// readLine returns one line without its line end, never longer than maxLine.
+func (r *Reader) readLine() ([]byte, error) {
+	var buf []byte
+	for {
+		frag, err := r.br.ReadSlice('\n')
+		if len(buf)+len(frag) > r.maxLine+2 {
+			return nil, fmt.Errorf("%w (over %d bytes)", ErrLineTooLong, r.maxLine)
+		}
+		switch {
+		case err == nil:
+			if buf == nil {
+				buf = frag
+			} else {
+				buf = append(buf, frag...)
+			}
+			buf = buf[:len(buf)-1]
+			if n := len(buf); n > 0 && buf[n-1] == '\r' {
+				buf = buf[:n-1]
+			}
+			return buf, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			buf = append(buf, frag...)
+		default:
+			if errors.Is(err, io.EOF) && len(buf)+len(frag) > 0 {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// splitTokens splits on runs of spaces (and tabs), dropping empty tokens.
+func splitTokens(line []byte) []string {
+	n := 0
+	inTok := false
+	for _, b := range line {
+		if b == ' ' || b == '\t' {
+			inTok = false
+		} else if !inTok {
+			inTok = true
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	toks := make([]string, 0, n)
+	start := -1
+	for i, b := range line {
+		if b == ' ' || b == '\t' {
+			if start >= 0 {
+				toks = append(toks, string(line[start:i]))
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		toks = append(toks, string(line[start:]))
+	}
+	return toks
+}
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
