@@ -1,0 +1,735 @@
+package msn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// List is a set of contact-list bits (PROTOCOL.md §3.1).
+type List uint8
+
+// The five lists.
+const (
+	ListForward List = 1 << iota // FL: contacts you watch
+	ListAllow                    // AL: may see you and talk to you
+	ListBlock                    // BL: may not
+	ListReverse                  // RL: have you on their FL
+	ListPending                  // PL: added you, not yet acknowledged
+)
+
+var listCodes = []struct {
+	l    List
+	code string
+}{{ListForward, "FL"}, {ListAllow, "AL"}, {ListBlock, "BL"}, {ListReverse, "RL"}, {ListPending, "PL"}}
+
+// String renders the set as "FL|AL".
+func (l List) String() string {
+	var parts []string
+	for _, lc := range listCodes {
+		if l&lc.l != 0 {
+			parts = append(parts, lc.code)
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "|")
+}
+
+func (l List) code() string {
+	for _, lc := range listCodes {
+		if l == lc.l {
+			return lc.code
+		}
+	}
+	return ""
+}
+
+func parseList(code string) (List, bool) {
+	for _, lc := range listCodes {
+		if lc.code == code {
+			return lc.l, true
+		}
+	}
+	return 0, false
+}
+
+// Contact is a snapshot of one contact-list entry.
+type Contact struct {
+	Handle       string // lower-cased e-mail, or "tel:<number>"
+	GUID         string // contact id (C=), "" when not on FL
+	StoredName   string // the name stored in your list (F=)
+	FriendlyName string // the contact's current own name (ILN/NLN), "" until seen online
+	Lists        List
+	Groups       []string // group ids
+	Status       Status   // StatusOffline unless ILN/NLN said otherwise
+	Capabilities uint32
+	MSNObject    string // decoded msnobj XML, "" when none
+	PSM          string
+	Media        CurrentMedia
+}
+
+// DisplayName returns the best name to show: current name, stored name, or handle.
+func (c Contact) DisplayName() string {
+	switch {
+	case c.FriendlyName != "":
+		return c.FriendlyName
+	case c.StoredName != "" && !strings.EqualFold(c.StoredName, c.Handle):
+		return c.StoredName
+	}
+	return c.Handle
+}
+
+// Group is a contact group.
+type Group struct {
+	ID   string
+	Name string
+}
+
+// Self is the state of the account itself.
+type Self struct {
+	Handle       string
+	FriendlyName string
+	Status       Status
+	PSM          string
+	Media        CurrentMedia
+	Capabilities uint32
+	// AllowByDefault is BLP AL: people on neither AL nor BL may contact you.
+	AllowByDefault bool
+	// PromptOnAdd is GTC A: ask before someone who added you is allowed.
+	PromptOnAdd bool
+}
+
+func (c *Contact) clone() Contact {
+	cp := *c
+	cp.Groups = slices.Clone(c.Groups)
+	cp.Media.Args = slices.Clone(c.Media.Args)
+	return cp
+}
+
+// Contacts returns a snapshot of every contact, sorted by handle.
+func (c *Client) Contacts() []Contact {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Contact, 0, len(c.contacts))
+	for _, ct := range c.contacts {
+		out = append(out, ct.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Handle < out[j].Handle })
+	return out
+}
+
+// Contact returns the contact with handle (case-insensitive).
+func (c *Client) Contact(handle string) (Contact, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct, ok := c.contacts[normHandle(handle)]
+	if !ok {
+		return Contact{}, false
+	}
+	return ct.clone(), true
+}
+
+// Groups returns the groups in the order the server listed them.
+func (c *Client) Groups() []Group {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Group, 0, len(c.groupSeq))
+	for _, id := range c.groupSeq {
+		if g, ok := c.groups[id]; ok {
+			out = append(out, *g)
+		}
+	}
+	return out
+}
+
+// Self returns the account's own state.
+func (c *Client) Self() Self {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.self
+	s.Media.Args = slices.Clone(s.Media.Args)
+	return s
+}
+
+func normHandle(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
+
+// contactLocked returns the entry for handle, creating it. c.mu must be held.
+func (c *Client) contactLocked(handle string) *Contact {
+	h := normHandle(handle)
+	ct := c.contacts[h]
+	if ct == nil {
+		ct = &Contact{Handle: h, Status: StatusOffline}
+		c.contacts[h] = ct
+	}
+	return ct
+}
+
+// lstEntry is one parsed LST line.
+type lstEntry struct {
+	Handle, Name, GUID string
+	Lists              List
+	Groups             []string
+}
+
+// parseLST parses the arguments of "LST N=<h> F=<name> [C=<id>] <bits> [<groups>]" by prefix,
+// tolerating missing fields, a trailing empty group token and an MSNP12 network id.
+func parseLST(args []string) (lstEntry, error) {
+	var e lstEntry
+	bitsSeen := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case strings.HasPrefix(a, "N="):
+			e.Handle = normHandle(Decode(a[2:]))
+		case strings.HasPrefix(a, "F="):
+			e.Name = Decode(a[2:])
+		case strings.HasPrefix(a, "C="):
+			e.GUID = a[2:]
+		case !bitsSeen && isNumber(a):
+			n, err := strconv.ParseUint(a, 10, 8)
+			if err != nil {
+				return e, fmt.Errorf("bad list bits %q", truncate(a, 16))
+			}
+			e.Lists = List(n) & (ListForward | ListAllow | ListBlock | ListReverse | ListPending)
+			bitsSeen = true
+		case bitsSeen && isNumber(a) && i+1 < len(args):
+			// MSNP12 network id before the groups.
+		case bitsSeen:
+			for _, g := range strings.Split(a, ",") {
+				if g != "" {
+					e.Groups = append(e.Groups, g)
+				}
+			}
+		}
+	}
+	if e.Handle == "" {
+		return e, errors.New("LST without N=")
+	}
+	if !bitsSeen {
+		return e, errors.New("LST without list bits")
+	}
+	return e, nil
+}
+
+func isNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isGUID reports whether s looks like 8-4-4-4-12 hex.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if s[i] != '-' {
+				return false
+			}
+		} else if !isHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Client) handleLST(cmd *Command) {
+	e, err := parseLST(cmd.Args)
+	c.mu.Lock()
+	c.syncLST++
+	if err == nil {
+		ct := c.contactLocked(e.Handle)
+		ct.Lists = e.Lists
+		if e.Name != "" {
+			ct.StoredName = e.Name
+		}
+		if e.GUID != "" {
+			ct.GUID = e.GUID
+		}
+		ct.Groups = e.Groups
+		c.lastLST = ct.Handle
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Ignoring malformed LST")
+	}
+	c.signalSync()
+}
+
+func (c *Client) handleLSG(cmd *Command) {
+	name, id := "", ""
+	if len(cmd.Args) >= 2 {
+		name, id = Decode(cmd.Args[0]), cmd.Args[1]
+	}
+	c.mu.Lock()
+	c.syncLSG++
+	if id != "" {
+		if _, ok := c.groups[id]; !ok {
+			c.groupSeq = append(c.groupSeq, id)
+		}
+		c.groups[id] = &Group{ID: id, Name: name}
+	}
+	c.mu.Unlock()
+	if id == "" {
+		c.log.Warn().Msg("Ignoring malformed LSG")
+	}
+	c.signalSync()
+}
+
+func (c *Client) signalSync() {
+	select {
+	case c.syncSignal <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) handlePrivacy(cmd *Command) {
+	if len(cmd.Args) == 0 {
+		return
+	}
+	v := cmd.Args[len(cmd.Args)-1]
+	c.mu.Lock()
+	switch cmd.Name {
+	case "GTC":
+		c.self.PromptOnAdd = v == "A"
+	case "BLP":
+		c.self.AllowByDefault = v == "AL"
+	}
+	c.mu.Unlock()
+}
+
+// handleListPush applies an ADC/REM that is not the reply to one of our requests: "ADC 0 RL
+// N=… F=…" (someone added you), "REM 0 RL <handle>", and changes made by another client.
+func (c *Client) handleListPush(cmd *Command) {
+	args := cmd.Args
+	if _, ok := cmd.TrID(); ok {
+		args = args[1:]
+	}
+	if len(args) < 2 {
+		return
+	}
+	l, ok := parseList(args[0])
+	if !ok {
+		return
+	}
+	if cmd.Name == "ADC" {
+		ev := c.applyADC(l, args[1:])
+		if ev != nil && l == ListReverse {
+			c.emit(&ContactRequest{Handle: ev.Handle, Name: ev.Name})
+		}
+		return
+	}
+	c.applyREM(l, args[1:])
+}
+
+// applyADC updates the state from the arguments after the list of an ADC reply or push and
+// emits ListChanged. It returns the event (nil when nothing could be parsed).
+func (c *Client) applyADC(l List, args []string) *ListChanged {
+	var handle, name, guid, group string
+	for _, a := range args {
+		switch {
+		case strings.HasPrefix(a, "N="):
+			handle = normHandle(Decode(a[2:]))
+		case strings.HasPrefix(a, "F="):
+			name = Decode(a[2:])
+		case strings.HasPrefix(a, "C="):
+			guid = a[2:]
+		default:
+			group = a
+		}
+	}
+	c.mu.Lock()
+	var ct *Contact
+	if handle == "" && guid != "" {
+		ct = c.contactByGUIDLocked(guid)
+	} else if handle != "" {
+		ct = c.contactLocked(handle)
+	}
+	if ct == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	if guid != "" {
+		ct.GUID = guid
+	}
+	if name != "" {
+		ct.StoredName = name
+	}
+	if handle == "" && group != "" {
+		// "ADC t FL C=<id> <group>": a group membership, not a list change.
+		if !slices.Contains(ct.Groups, group) {
+			ct.Groups = append(ct.Groups, group)
+		}
+		g := c.groups[group]
+		c.mu.Unlock()
+		ev := &GroupChanged{Handle: ct.Handle, Added: true, Group: Group{ID: group}}
+		if g != nil {
+			ev.Group = *g
+		}
+		c.emit(ev)
+		return nil
+	}
+	ct.Lists |= l
+	if l == ListAllow {
+		ct.Lists &^= ListBlock
+	} else if l == ListBlock {
+		ct.Lists &^= ListAllow
+	}
+	ev := &ListChanged{Handle: ct.Handle, List: l, Added: true, Name: ct.StoredName, GUID: ct.GUID}
+	c.mu.Unlock()
+	c.emit(ev)
+	return ev
+}
+
+// applyREM updates the state from the arguments after the list of a REM reply or push.
+func (c *Client) applyREM(l List, args []string) {
+	id := Decode(args[0])
+	group := ""
+	if len(args) > 1 {
+		group = args[1]
+	}
+	c.mu.Lock()
+	ct := c.contacts[normHandle(id)]
+	if ct == nil {
+		ct = c.contactByGUIDLocked(id)
+	}
+	if ct == nil {
+		c.mu.Unlock()
+		return
+	}
+	if group != "" && l == ListForward {
+		ct.Groups = slices.DeleteFunc(ct.Groups, func(g string) bool { return g == group })
+		ev := &GroupChanged{Handle: ct.Handle, Group: Group{ID: group}}
+		if g := c.groups[group]; g != nil {
+			ev.Group = *g
+		}
+		c.mu.Unlock()
+		c.emit(ev)
+		return
+	}
+	ct.Lists &^= l
+	if l == ListForward {
+		ct.Groups = nil
+	}
+	ev := &ListChanged{Handle: ct.Handle, List: l, Added: false, Name: ct.StoredName, GUID: ct.GUID}
+	if ct.Lists == 0 {
+		delete(c.contacts, ct.Handle)
+	}
+	c.mu.Unlock()
+	c.emit(ev)
+}
+
+func (c *Client) contactByGUIDLocked(guid string) *Contact {
+	if guid == "" {
+		return nil
+	}
+	for _, ct := range c.contacts {
+		if strings.EqualFold(ct.GUID, guid) {
+			return ct
+		}
+	}
+	return nil
+}
+
+// checkContactHandle validates a handle given by a caller: an e-mail address or "tel:<digits>".
+func checkContactHandle(handle string) (string, error) {
+	h := normHandle(handle)
+	if strings.HasPrefix(h, "tel:") && len(h) > 4 && len(h) <= 64 && isNumber(strings.TrimPrefix(h[4:], "+")) {
+		return h, nil
+	}
+	if !validHandle(h) {
+		return "", fmt.Errorf("%w: %q is not a valid handle", ErrInvalidArgument, truncate(handle, 64))
+	}
+	return h, nil
+}
+
+// AddToList adds handle to one list (FL, AL, BL; RL and PL cannot be added to). name is the
+// stored name for FL (default: the handle). It blocks until the server's reply.
+func (c *Client) AddToList(ctx context.Context, list List, handle, name string) error {
+	h, err := checkContactHandle(handle)
+	if err != nil {
+		return err
+	}
+	code := list.code()
+	if list != ListForward && list != ListAllow && list != ListBlock {
+		return fmt.Errorf("%w: cannot add to list %s", ErrInvalidArgument, list)
+	}
+	args := []string{code, "N=" + Encode(h)}
+	if list == ListForward {
+		if name == "" {
+			name = h
+		}
+		enc := Encode(name)
+		if len(enc) > 387 {
+			return fmt.Errorf("failed to add %s: name: %w", h, ErrTooLong)
+		}
+		args = append(args, "F="+enc)
+	}
+	reply, err := c.request(ctx, "ADC", args, nil)
+	if err != nil {
+		return fmt.Errorf("failed to add %s to %s: %w", h, code, err)
+	}
+	rest := reply.Args[1:]
+	if len(rest) > 0 {
+		rest = rest[1:]
+	}
+	if !slices.ContainsFunc(rest, func(a string) bool { return strings.HasPrefix(a, "N=") }) {
+		rest = append(rest, "N="+h)
+	}
+	c.applyADC(list, rest)
+	return nil
+}
+
+// RemoveFromList removes handle from one list (FL, AL, BL, PL; never RL). FL removal uses the
+// contact id when known (Escargot refuses handles there). It blocks until the server's reply.
+func (c *Client) RemoveFromList(ctx context.Context, list List, handle string) error {
+	h, err := checkContactHandle(handle)
+	if err != nil {
+		return err
+	}
+	if list != ListForward && list != ListAllow && list != ListBlock && list != ListPending {
+		return fmt.Errorf("%w: cannot remove from list %s", ErrInvalidArgument, list)
+	}
+	id := Encode(h)
+	if list == ListForward {
+		c.mu.Lock()
+		if ct := c.contacts[h]; ct != nil && ct.GUID != "" {
+			id = ct.GUID
+		}
+		c.mu.Unlock()
+	}
+	if _, err := c.request(ctx, "REM", []string{list.code(), id}, nil); err != nil {
+		return fmt.Errorf("failed to remove %s from %s: %w", h, list.code(), err)
+	}
+	c.applyREM(list, []string{h})
+	return nil
+}
+
+// AddContact adds handle to the forward list with the stored name (default: the handle) and,
+// unless blocked, to the allow list. It blocks until the server's replies.
+func (c *Client) AddContact(ctx context.Context, handle, name string) error {
+	if err := c.AddToList(ctx, ListForward, handle, name); err != nil {
+		return err
+	}
+	ct, _ := c.Contact(handle)
+	if ct.Lists&(ListAllow|ListBlock) == 0 {
+		if err := c.AddToList(ctx, ListAllow, handle, ""); err != nil && !isCode(err, 215) {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveContact removes handle from the forward list (its allow/block state is kept).
+func (c *Client) RemoveContact(ctx context.Context, handle string) error {
+	return c.RemoveFromList(ctx, ListForward, handle)
+}
+
+// BlockContact moves handle from the allow list to the block list.
+func (c *Client) BlockContact(ctx context.Context, handle string) error {
+	ct, _ := c.Contact(handle)
+	if ct.Lists&ListAllow != 0 {
+		if err := c.RemoveFromList(ctx, ListAllow, handle); err != nil && !isCode(err, 216) {
+			return err
+		}
+	}
+	if err := c.AddToList(ctx, ListBlock, handle, ""); err != nil && !isCode(err, 215) {
+		return err
+	}
+	return nil
+}
+
+// UnblockContact moves handle from the block list to the allow list.
+func (c *Client) UnblockContact(ctx context.Context, handle string) error {
+	ct, _ := c.Contact(handle)
+	if ct.Lists&ListBlock != 0 {
+		if err := c.RemoveFromList(ctx, ListBlock, handle); err != nil && !isCode(err, 216) {
+			return err
+		}
+	}
+	if err := c.AddToList(ctx, ListAllow, handle, ""); err != nil && !isCode(err, 215) {
+		return err
+	}
+	return nil
+}
+
+// AcceptContact approves a contact request: ADC AL, optionally ADC FL (addBack), then REM PL.
+// It never sends ADC RL (Escargot disconnects on it for non-pending contacts).
+func (c *Client) AcceptContact(ctx context.Context, handle string, addBack bool) error {
+	if err := c.AddToList(ctx, ListAllow, handle, ""); err != nil && !isCode(err, 215) {
+		return err
+	}
+	if addBack {
+		if err := c.AddToList(ctx, ListForward, handle, ""); err != nil && !isCode(err, 215) {
+			return err
+		}
+	}
+	return c.clearPending(ctx, handle)
+}
+
+// DeclineContact refuses a contact request: optionally ADC BL (block), then REM PL.
+func (c *Client) DeclineContact(ctx context.Context, handle string, block bool) error {
+	if block {
+		if err := c.BlockContact(ctx, handle); err != nil {
+			return err
+		}
+	}
+	return c.clearPending(ctx, handle)
+}
+
+func (c *Client) clearPending(ctx context.Context, handle string) error {
+	if err := c.RemoveFromList(ctx, ListPending, handle); err != nil && !isCode(err, 216) {
+		return err
+	}
+	return nil
+}
+
+func isCode(err error, code int) bool {
+	var se *ServerError
+	return errors.As(err, &se) && se.Code == code
+}
+
+// AddGroup creates a group and returns it. Every known reply shape is accepted (§3.6).
+func (c *Client) AddGroup(ctx context.Context, name string) (Group, error) {
+	enc := Encode(name)
+	if name == "" {
+		return Group{}, fmt.Errorf("%w: empty group name", ErrInvalidArgument)
+	}
+	if len(enc) > 61 {
+		return Group{}, fmt.Errorf("failed to add group: name: %w", ErrTooLong)
+	}
+	reply, err := c.request(ctx, "ADG", []string{enc}, nil)
+	if err != nil {
+		return Group{}, fmt.Errorf("failed to add group: %w", err)
+	}
+	id := parseADGReply(reply.Args[1:], enc)
+	if id == "" {
+		return Group{}, fmt.Errorf("failed to add group: no group id in reply")
+	}
+	g := Group{ID: id, Name: name}
+	c.mu.Lock()
+	if _, ok := c.groups[id]; !ok {
+		c.groupSeq = append(c.groupSeq, id)
+	}
+	c.groups[id] = &g
+	c.mu.Unlock()
+	c.emit(&GroupChanged{Group: g})
+	return g, nil
+}
+
+// parseADGReply finds the group id in "name guid", "name guid 0" or "1 name guid".
+func parseADGReply(args []string, sentName string) string {
+	for _, a := range args {
+		if isGUID(a) {
+			return a
+		}
+	}
+	// Non-GUID ids (MSNP10 without ABCH): the token after the name.
+	for i, a := range args {
+		if a == sentName && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	if len(args) > 0 {
+		return args[len(args)-1]
+	}
+	return ""
+}
+
+// RemoveGroup deletes a group.
+func (c *Client) RemoveGroup(ctx context.Context, id string) error {
+	if id == "" || strings.ContainsAny(id, " \r\n") {
+		return fmt.Errorf("%w: bad group id", ErrInvalidArgument)
+	}
+	if _, err := c.request(ctx, "RMG", []string{id}, nil); err != nil {
+		return fmt.Errorf("failed to remove group: %w", err)
+	}
+	c.mu.Lock()
+	g := Group{ID: id}
+	if old := c.groups[id]; old != nil {
+		g = *old
+	}
+	delete(c.groups, id)
+	c.groupSeq = slices.DeleteFunc(c.groupSeq, func(s string) bool { return s == id })
+	for _, ct := range c.contacts {
+		ct.Groups = slices.DeleteFunc(ct.Groups, func(s string) bool { return s == id })
+	}
+	c.mu.Unlock()
+	c.emit(&GroupChanged{Group: g, Removed: true})
+	return nil
+}
+
+// RenameGroup renames a group.
+func (c *Client) RenameGroup(ctx context.Context, id, name string) error {
+	enc := Encode(name)
+	if id == "" || strings.ContainsAny(id, " \r\n") || name == "" {
+		return fmt.Errorf("%w: bad group id or name", ErrInvalidArgument)
+	}
+	if len(enc) > 127 {
+		return fmt.Errorf("failed to rename group: name: %w", ErrTooLong)
+	}
+	if _, err := c.request(ctx, "REG", []string{id, enc}, nil); err != nil {
+		return fmt.Errorf("failed to rename group: %w", err)
+	}
+	g := Group{ID: id, Name: name}
+	c.mu.Lock()
+	if _, ok := c.groups[id]; !ok {
+		c.groupSeq = append(c.groupSeq, id)
+	}
+	c.groups[id] = &g
+	c.mu.Unlock()
+	c.emit(&GroupChanged{Group: g})
+	return nil
+}
+
+// AddToGroup puts a forward-list contact into a group (ADC FL C=<id> <group>).
+func (c *Client) AddToGroup(ctx context.Context, handle, groupID string) error {
+	guid, err := c.contactGUID(handle)
+	if err != nil {
+		return err
+	}
+	if _, err := c.request(ctx, "ADC", []string{"FL", "C=" + guid, groupID}, nil); err != nil {
+		return fmt.Errorf("failed to add %s to group: %w", handle, err)
+	}
+	c.applyADC(ListForward, []string{"C=" + guid, groupID})
+	return nil
+}
+
+// RemoveFromGroup takes a contact out of a group (REM FL <id> <group>).
+func (c *Client) RemoveFromGroup(ctx context.Context, handle, groupID string) error {
+	guid, err := c.contactGUID(handle)
+	if err != nil {
+		return err
+	}
+	if _, err := c.request(ctx, "REM", []string{"FL", guid, groupID}, nil); err != nil {
+		return fmt.Errorf("failed to remove %s from group: %w", handle, err)
+	}
+	c.applyREM(ListForward, []string{guid, groupID})
+	return nil
+}
+
+func (c *Client) contactGUID(handle string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.contacts[normHandle(handle)]
+	if ct == nil || ct.Lists&ListForward == 0 {
+		return "", fmt.Errorf("%s: %w", truncate(handle, 64), ErrNotOnList)
+	}
+	if ct.GUID == "" {
+		return ct.Handle, nil
+	}
+	return ct.GUID, nil
+}

@@ -1,0 +1,198 @@
+package msn
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// passport is a Passport 1.4 ("Tweener") client (PROTOCOL.md §2.2).
+type passport struct {
+	hc       *http.Client
+	nexusURL string
+	loginURL string
+}
+
+const (
+	maxPassportRedirects = 5
+	passportOrg          = "OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom"
+)
+
+var fromPPRe = regexp.MustCompile(`from-PP='([^']*)'`)
+
+func newPassport(cfg Config) (*passport, error) {
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	} else {
+		tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.InsecureSkipVerify {
+			tcfg.InsecureSkipVerify = true // explicitly requested by the configuration
+		}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("failed to read passport ca file: %w", err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%w: no certificate in passport ca file %s", ErrInvalidArgument, cfg.CAFile)
+			}
+			tcfg.RootCAs = pool
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tcfg
+		hc.Transport = tr
+	}
+	if hc.Timeout == 0 {
+		hc.Timeout = cfg.RequestTimeout
+		if hc.Timeout <= 0 {
+			hc.Timeout = DefaultRequestTimeout
+		}
+	}
+	// Redirects are followed by hand: the Authorization header must be replayed.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, u := range []string{cfg.NexusURL, cfg.LoginURL} {
+		if u == "" {
+			continue
+		}
+		if _, err := url.Parse(u); err != nil {
+			return nil, fmt.Errorf("%w: bad passport url: %w", ErrInvalidArgument, err)
+		}
+	}
+	return &passport{hc: &hc, nexusURL: cfg.NexusURL, loginURL: cfg.LoginURL}, nil
+}
+
+// login returns the from-PP ticket for handle/password and the USR TWN S challenge. The
+// password and ticket never appear in its errors. A refusal (401) is a *CredentialsError
+// (errors.Is ErrBadCredentials); other failures are *PassportError or network errors.
+func (p *passport) login(ctx context.Context, handle, password, challenge string) (string, error) {
+	loginURL := p.loginURL
+	if loginURL == "" {
+		var err error
+		if loginURL, err = p.nexus(ctx); err != nil {
+			return "", err
+		}
+	}
+	auth := "Passport1.4 " + passportOrg + ",sign-in=" + Encode(handle) + ",pwd=" + Encode(password) + "," + challenge
+	target := loginURL
+	for hop := 0; hop <= maxPassportRedirects; hop++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return "", &PassportError{Reason: "bad login url"}
+		}
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("User-Agent", "MSMSGS")
+		req.Header.Set("Cache-Control", "no-cache")
+		resp, err := p.hc.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("failed to reach passport login server: %w", scrubURLError(err))
+		}
+		drain(resp)
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			m := fromPPRe.FindStringSubmatch(resp.Header.Get("Authentication-Info"))
+			if m == nil || m[1] == "" {
+				return "", &PassportError{StatusCode: resp.StatusCode, Reason: "no from-PP ticket in the answer"}
+			}
+			return m[1], nil
+		case resp.StatusCode == http.StatusUnauthorized:
+			return "", &CredentialsError{Reason: cbtxt(resp.Header.Get("WWW-Authenticate"))}
+		case resp.StatusCode >= 300 && resp.StatusCode < 400:
+			loc := resp.Header.Get("Location")
+			if loc == "" {
+				return "", &PassportError{StatusCode: resp.StatusCode, Reason: "redirect without location"}
+			}
+			next, err := resp.Request.URL.Parse(loc)
+			if err != nil {
+				return "", &PassportError{StatusCode: resp.StatusCode, Reason: "bad redirect location"}
+			}
+			target = next.String()
+		default:
+			return "", &PassportError{StatusCode: resp.StatusCode, Reason: "unexpected answer from the login server"}
+		}
+	}
+	return "", &PassportError{Reason: fmt.Sprintf("more than %d redirects", maxPassportRedirects)}
+}
+
+// nexus asks the nexus for the login URL (DALogin), adding https:// when it has no scheme.
+func (p *passport) nexus(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.nexusURL, nil)
+	if err != nil {
+		return "", &PassportError{Reason: "bad nexus url"}
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("failed to reach passport nexus: %w", scrubURLError(err))
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return "", &PassportError{StatusCode: resp.StatusCode, Reason: "unexpected answer from the nexus"}
+	}
+	login := parseDALogin(resp.Header.Get("PassportURLs"))
+	if login == "" {
+		return "", &PassportError{StatusCode: resp.StatusCode, Reason: "nexus gave no DALogin"}
+	}
+	if !strings.Contains(login, "://") {
+		login = "https://" + login
+	}
+	if _, err := url.Parse(login); err != nil {
+		return "", &PassportError{Reason: "nexus gave a bad DALogin"}
+	}
+	return login, nil
+}
+
+// parseDALogin extracts DALogin from a PassportURLs header value.
+func parseDALogin(v string) string {
+	for _, f := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(f), "=")
+		if ok && strings.EqualFold(k, "DALogin") {
+			return strings.TrimSpace(val)
+		}
+	}
+	return ""
+}
+
+// cbtxt extracts the percent-decoded cbtxt reason from a WWW-Authenticate header.
+func cbtxt(v string) string {
+	for _, f := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(f), "=")
+		if ok && strings.EqualFold(k, "cbtxt") {
+			return truncate(Decode(val), 200)
+		}
+	}
+	return ""
+}
+
+// drain reads a bounded amount of the body and closes it, so the connection can be reused.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+}
+
+// scrubURLError keeps the cause of a *url.Error but drops its URL (which could carry a query
+// string). The Authorization header is never part of an error.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("%s: %w: %w", ue.Op, ErrTimeout, ue.Err)
+		}
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+var _ = time.Second

@@ -1,0 +1,281 @@
+package msn
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// SetStatus changes the account's status (CHG with the configured capabilities). StatusOffline
+// is refused (use Close); StatusHidden works but switchboards cannot be opened while hidden
+// (sends fail with ErrHidden). It blocks until the server confirms.
+func (c *Client) SetStatus(ctx context.Context, status Status) error {
+	if status == StatusOffline || !status.Valid() {
+		return fmt.Errorf("%w: cannot set status %q", ErrInvalidArgument, truncate(string(status), 8))
+	}
+	if _, err := c.online(); err != nil {
+		return err
+	}
+	return c.changeStatus(ctx, status)
+}
+
+func (c *Client) changeStatus(ctx context.Context, status Status) error {
+	ns := c.nsConn()
+	if ns == nil {
+		return ErrNotConnected
+	}
+	reply, err := ns.call(ctx, c.cfg.RequestTimeout, "CHG", []string{string(status), strconv.FormatUint(uint64(c.cfg.Capabilities), 10)}, nil)
+	if err != nil {
+		return fmt.Errorf("failed to change status: %w", err)
+	}
+	got := Status(reply.Arg(1))
+	if !got.Valid() {
+		got = status
+	}
+	c.mu.Lock()
+	c.self.Status = got
+	c.mu.Unlock()
+	c.emit(&OwnStatusChanged{Status: got})
+	return nil
+}
+
+// SetPersonalMessage publishes a personal message and optionally current media (UUX, MSNP11
+// only: ErrUnsupported on MSNP10). It blocks until the server replies.
+func (c *Client) SetPersonalMessage(ctx context.Context, psm string, media *CurrentMedia) error {
+	if _, err := c.online(); err != nil {
+		return err
+	}
+	if c.Protocol() != "MSNP11" {
+		return fmt.Errorf("failed to set personal message: %w", ErrUnsupported)
+	}
+	return c.publishPSM(ctx, psm, media)
+}
+
+func (c *Client) publishPSM(ctx context.Context, psm string, media *CurrentMedia) error {
+	ns := c.nsConn()
+	if ns == nil {
+		return ErrNotConnected
+	}
+	payload := BuildUUX(psm, media)
+	if len(payload) > 4096 {
+		return fmt.Errorf("failed to set personal message: %w", ErrTooLong)
+	}
+	if _, err := ns.call(ctx, c.cfg.RequestTimeout, "UUX", nil, payload); err != nil {
+		return fmt.Errorf("failed to set personal message: %w", err)
+	}
+	var m CurrentMedia
+	if media != nil {
+		m = *media
+	}
+	c.mu.Lock()
+	c.self.PSM, c.self.Media = psm, m
+	c.mu.Unlock()
+	c.emit(&OwnPersonalMessageChanged{PSM: psm, Media: m})
+	return nil
+}
+
+// SetFriendlyName changes the account's public friendly name (PRP MFN). Names over 387 bytes
+// once encoded are refused with ErrTooLong. It blocks until the server replies.
+func (c *Client) SetFriendlyName(ctx context.Context, name string) error {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return fmt.Errorf("%w: empty friendly name", ErrInvalidArgument)
+	}
+	enc := Encode(name)
+	if len(enc) > 387 {
+		return fmt.Errorf("failed to set friendly name: %w", ErrTooLong)
+	}
+	if _, err := c.request(ctx, "PRP", []string{"MFN", enc}, nil); err != nil {
+		return fmt.Errorf("failed to set friendly name: %w", err)
+	}
+	c.setOwnName(name)
+	return nil
+}
+
+func (c *Client) setOwnName(name string) {
+	c.mu.Lock()
+	changed := c.self.FriendlyName != name
+	c.self.FriendlyName = name
+	c.mu.Unlock()
+	if changed {
+		c.emit(&OwnNameChanged{Name: name})
+	}
+}
+
+// handlePRP handles "PRP MFN <name>" in the SYN burst (or late, as Escargot sends it) and other
+// own properties, which are ignored.
+func (c *Client) handlePRP(cmd *Command) {
+	args := cmd.Args
+	if _, ok := cmd.TrID(); ok {
+		args = args[1:]
+	}
+	if len(args) >= 2 && args[0] == "MFN" {
+		c.setOwnName(Decode(args[1]))
+	}
+}
+
+// handlePresence handles "ILN <trid> <status> <handle> <name> <caps> [<msnobj>]" and
+// "NLN <status> <handle> <name> <caps> [<msnobj>]".
+func (c *Client) handlePresence(cmd *Command) {
+	args := cmd.Args
+	initial := cmd.Name == "ILN"
+	if initial {
+		if len(args) == 0 {
+			return
+		}
+		args = args[1:]
+	}
+	if len(args) < 2 {
+		c.log.Debug().Str("command", cmd.Name).Msg("Ignoring short presence line")
+		return
+	}
+	st := Status(args[0])
+	if !st.Valid() {
+		c.log.Debug().Str("status", truncate(args[0], 8)).Msg("Unknown contact status, assuming online")
+		st = StatusOnline
+	}
+	ev := &PresenceChanged{Handle: normHandle(Decode(args[1])), Status: st, Initial: initial}
+	if len(args) > 2 {
+		ev.FriendlyName = Decode(args[2])
+	}
+	if len(args) > 3 {
+		if n, err := strconv.ParseUint(args[3], 10, 32); err == nil {
+			ev.Capabilities = uint32(n)
+		}
+	}
+	if len(args) > 4 {
+		if obj := Decode(args[4]); obj != "<msnobj/>" && obj != "0" {
+			ev.MSNObject = obj
+		}
+	}
+	c.mu.Lock()
+	if ct := c.contacts[ev.Handle]; ct != nil {
+		ct.Status, ct.Capabilities, ct.MSNObject = ev.Status, ev.Capabilities, ev.MSNObject
+		if ev.FriendlyName != "" {
+			ct.FriendlyName = ev.FriendlyName
+		}
+	}
+	c.mu.Unlock()
+	c.emit(ev)
+}
+
+func (c *Client) handleFLN(cmd *Command) {
+	h := normHandle(Decode(cmd.Arg(0)))
+	if h == "" {
+		return
+	}
+	c.mu.Lock()
+	if ct := c.contacts[h]; ct != nil {
+		ct.Status = StatusOffline
+	}
+	c.mu.Unlock()
+	c.emit(&PresenceChanged{Handle: h, Status: StatusOffline})
+}
+
+func (c *Client) handleUBX(cmd *Command) {
+	h := normHandle(Decode(cmd.Arg(0)))
+	if h == "" {
+		return
+	}
+	psm, media, err := ParseUBX(cmd.Payload)
+	if err != nil {
+		c.log.Debug().Err(err).Str("contact", h).Msg("Ignoring malformed UBX")
+		return
+	}
+	c.mu.Lock()
+	if ct := c.contacts[h]; ct != nil {
+		ct.PSM, ct.Media = psm, media
+	}
+	c.mu.Unlock()
+	c.emit(&PersonalMessageChanged{Handle: h, PSM: psm, Media: media})
+}
+
+// handleCHGPush handles a server-initiated "CHG 0 <status> …".
+func (c *Client) handleCHGPush(cmd *Command) {
+	st := Status(cmd.Arg(1))
+	if !st.Valid() {
+		return
+	}
+	c.mu.Lock()
+	changed := c.self.Status != st
+	c.self.Status = st
+	c.mu.Unlock()
+	if changed {
+		c.emit(&OwnStatusChanged{Status: st})
+	}
+}
+
+// handleHotmail handles NS "MSG Hotmail Hotmail": profile, mail data, system messages.
+func (c *Client) handleHotmail(cmd *Command) {
+	if !strings.EqualFold(cmd.Arg(0), "Hotmail") {
+		c.log.Debug().Msg("Ignoring notification-server MSG not from Hotmail")
+		return
+	}
+	m, err := ParseMIME(cmd.Payload)
+	if err != nil {
+		c.log.Debug().Err(err).Msg("Ignoring malformed notification message")
+		return
+	}
+	fields := func(name string) string {
+		if v := m.Get(name); v != "" {
+			return v
+		}
+		for _, h := range m.BodyHeaders() {
+			if strings.EqualFold(h.Name, name) {
+				return h.Value
+			}
+		}
+		return ""
+	}
+	switch ct := m.ContentType(); ct {
+	case "text/x-msmsgsprofile":
+		c.log.Debug().Msg("Got profile")
+	case "text/x-msmsgsinitialmdatanotification", "text/x-msmsgsoimnotification", "text/x-msmsgsinitialemailnotification":
+		c.emit(parseMailData(fields("Mail-Data"), fields("Inbox-Unread")))
+	case "text/x-msmsgsemailnotification":
+		c.emit(&MailNotification{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1,
+			NewMailFrom: fields("From"), NewMailSubject: fields("Subject")})
+	case "application/x-msmsgssystemmessage":
+		t, _ := strconv.Atoi(fields("Type"))
+		mins, _ := strconv.Atoi(fields("Arg1"))
+		c.emit(&SystemMessage{Type: t, MinutesUntilShutdown: mins})
+	default:
+		c.log.Debug().Str("content_type", truncate(ct, 64)).Msg("Ignoring notification message")
+	}
+}
+
+// parseMailData reads the counts of a Mail-Data value ("<MD><E><I>…</I><IU>…</IU>…</E>…<M>…</M></MD>"
+// or "too-large"). Missing counts are -1.
+func parseMailData(md, inboxUnread string) *MailNotification {
+	ev := &MailNotification{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1}
+	num := func(tag string) int {
+		open, closeTag := "<"+tag+">", "</"+tag+">"
+		i := strings.Index(md, open)
+		if i < 0 {
+			return -1
+		}
+		rest := md[i+len(open):]
+		j := strings.Index(rest, closeTag)
+		if j < 0 {
+			return -1
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(rest[:j]))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	ev.InboxTotal, ev.InboxUnread = num("I"), num("IU")
+	ev.OtherTotal, ev.OtherUnread = num("O"), num("OU")
+	if ev.InboxUnread < 0 {
+		if n, err := strconv.Atoi(strings.TrimSpace(inboxUnread)); err == nil {
+			ev.InboxUnread = n
+		}
+	}
+	ev.OfflineMessages = strings.Count(md, "<M>")
+	if strings.TrimSpace(md) == "too-large" {
+		ev.OfflineMessages = 26
+	}
+	return ev
+}
