@@ -1,0 +1,31 @@
+# Developer and CI entry points. None of these targets installs anything:
+# .ci/run provisions Dendrite and PostgreSQL, then calls `make test`.
+#
+# End-to-end tests need the Dendrite binaries ($DENDRITE_BIN, default
+# ~/.cache/dendrite-v0.13.8/bin) and PostgreSQL tests need
+# $MSN_BRIDGE_TEST_POSTGRES; without them those tests are skipped, or fail
+# when $CI is set. See internal/testenv.
+
+GO        ?= go
+TESTFLAGS ?=
+FUZZTIME  ?= 60s
+BENCHTIME ?= 1s
+ARGS      ?=
+
+.PHONY: test run fuzz bench
+
+# Every test, race detector on, no cache.
+test:
+	$(GO) test -race -count=1 -timeout 45m $(TESTFLAGS) ./...
+
+# Run the bridge (ARGS="-c config.yaml" passes flags).
+run:
+	$(GO) run ./cmd/bridge $(ARGS)
+
+# Each fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME.
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
+
+# Benchmarks only, with allocation counts.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 ./...
