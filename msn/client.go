@@ -380,6 +380,7 @@ func (c *Client) authenticate(ctx context.Context, addr string) (string, error) 
 		return "", err
 	}
 	cn := newConn(nc, ClientPayloads, c.log, c.cfg.RequestTimeout, c.handleNS, c.onNSClosed)
+	cn.run()
 	c.mu.Lock()
 	old := c.ns
 	c.ns = cn

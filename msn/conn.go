@@ -22,10 +22,11 @@ import (
 // (TrID-less commands, TrID 0 pushes, ILN/IRO that carry a request's TrID, replies nobody waits
 // for) goes to the async callback, which runs on the reader goroutine and must not block.
 type conn struct {
-	nc    net.Conn
-	rd    *Reader
-	log   zerolog.Logger
-	async func(*Command)
+	nc      net.Conn
+	rd      *Reader
+	log     zerolog.Logger
+	async   func(*Command)
+	onClose func(*conn, error)
 
 	writeTimeout time.Duration
 
@@ -56,7 +57,7 @@ type reply struct {
 // elsewhere cannot duplicate it.
 var errNotSent = errors.New("request not sent")
 
-// newConn wraps nc and starts its reader goroutine. async receives every command that is not a
+// newConn wraps nc; run starts its reader goroutine. async receives every command that is not a
 // reply; onClose (may be nil) runs once on the reader goroutine after the connection is closed,
 // with the connection and the cause. Neither may block.
 func newConn(nc net.Conn, rule PayloadRule, log zerolog.Logger, writeTimeout time.Duration, async func(*Command), onClose func(*conn, error)) *conn {
@@ -70,10 +71,13 @@ func newConn(nc net.Conn, rule PayloadRule, log zerolog.Logger, writeTimeout tim
 		pending:      make(map[uint32]*waiter),
 		closed:       make(chan struct{}),
 		done:         make(chan struct{}),
+		onClose:      onClose,
 	}
-	go c.readLoop(onClose)
 	return c
 }
+
+// run starts the reader goroutine. It must be called exactly once.
+func (c *conn) run() { go c.readLoop(c.onClose) }
 
 // dial opens a TCP connection to addr within timeout, respecting ctx.
 func dial(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
@@ -274,4 +278,24 @@ func uitoa(n uint32) string {
 		}
 	}
 	return string(b[i:])
+}
+
+// post sends a request with a fresh TrID without waiting for any reply (MSG U/N).
+func (c *conn) post(name string, args []string, payload []byte) error {
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %w: %w", ErrClosed, errNotSent, err)
+	}
+	id := c.nextID
+	c.nextID++
+	if c.nextID == 0 {
+		c.nextID = 1
+	}
+	c.mu.Unlock()
+	full := make([]string, 0, len(args)+1)
+	full = append(full, uitoa(id))
+	full = append(full, args...)
+	return c.send(&Command{Name: name, Args: full, Payload: payload})
 }

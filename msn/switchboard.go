@@ -2,47 +2,622 @@ package msn
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
+// typingInterval is the least time between two typing notifications on one session.
+const typingInterval = 4 * time.Second
+
+// sbManager holds the switchboard sessions of a Client. Its maps and every session's mutable
+// fields are guarded by Client.mu.
 type sbManager struct {
-	wg sync.WaitGroup
+	wg       sync.WaitGroup // session reader goroutines and invitation answerers
+	sessions map[*session]struct{}
+	opening  map[string]*openCall // outgoing one-to-one sessions being opened, by contact
+	chunks   *ChunkAssembler
+	seq      int
 }
 
-func (m *sbManager) init() {}
+type openCall struct {
+	done chan struct{}
+	s    *session
+	err  error
+}
 
-func (c *Client) closeAllSessions() {}
+func (m *sbManager) init() {
+	m.sessions = make(map[*session]struct{})
+	m.opening = make(map[string]*openCall)
+	m.chunks = NewChunkAssembler(0, 0)
+}
+
+// session is one switchboard connection.
+type session struct {
+	c          *Client
+	cn         *conn
+	id         string
+	members    map[string]string // other participants: handle → name
+	everMulti  bool              // had more than one other participant at some point
+	ready      bool              // someone joined (outgoing) or ANS OK (incoming)
+	joined     chan struct{}     // closed when ready
+	closing    bool
+	lastActive time.Time
+	lastTyping time.Time
+}
+
+// newSession registers a session for nc, unless the client is shutting down or at its session
+// limit.
+func (c *Client) newSession(nc net.Conn, id string) (*session, error) {
+	s := &session{c: c, id: id, members: make(map[string]string), joined: make(chan struct{}), lastActive: time.Now()}
+	c.mu.Lock()
+	if c.state != stateOnline {
+		c.mu.Unlock()
+		_ = nc.Close()
+		return nil, ErrNotConnected
+	}
+	if len(c.sb.sessions) >= c.cfg.MaxSessions {
+		c.mu.Unlock()
+		_ = nc.Close()
+		return nil, fmt.Errorf("too many open sessions (%d): %w", c.cfg.MaxSessions, ErrClosed)
+	}
+	if s.id == "" {
+		c.sb.seq++
+		s.id = "local-" + strconv.Itoa(c.sb.seq)
+	}
+	c.sb.sessions[s] = struct{}{}
+	c.sb.wg.Add(1)
+	s.cn = newConn(nc, ClientPayloads, c.log.With().Str("session", "sb").Logger(), c.cfg.RequestTimeout, s.handle, s.onClosed)
+	s.cn.run()
+	c.mu.Unlock()
+	return s, nil
+}
+
+func (s *session) sessionID() string {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.id
+}
+
+// participantsLocked returns the other participants, sorted. c.mu must be held.
+func (s *session) participantsLocked() []string {
+	out := make([]string, 0, len(s.members))
+	for h := range s.members {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// onClosed runs on the session's reader goroutine when its connection closes.
+func (s *session) onClosed(_ *conn, _ error) {
+	c := s.c
+	c.mu.Lock()
+	_, registered := c.sb.sessions[s]
+	delete(c.sb.sessions, s)
+	wasReady := s.ready
+	id := s.id
+	c.mu.Unlock()
+	if registered && wasReady {
+		c.emit(&SessionClosed{SessionID: id})
+	}
+	c.sb.wg.Done()
+}
+
+// close leaves the session: OUT, then close the socket. It does not wait.
+func (s *session) close() {
+	s.c.mu.Lock()
+	s.closing = true
+	s.c.mu.Unlock()
+	_ = s.cn.send(&Command{Name: "OUT"})
+	s.cn.closeWith(nil)
+}
+
+func (c *Client) closeAllSessions() {
+	c.mu.Lock()
+	all := make([]*session, 0, len(c.sb.sessions))
+	for s := range c.sb.sessions {
+		all = append(all, s)
+	}
+	c.mu.Unlock()
+	for _, s := range all {
+		s.cn.closeWith(nil)
+	}
+}
 
 func (c *Client) waitSessions() { c.sb.wg.Wait() }
 
-func (c *Client) handleRNG(cmd *Command) {}
+// handle processes the switchboard's commands that are not replies. Runs on the reader
+// goroutine; never blocks for long (the only writes are OUT and invitation refusals).
+func (s *session) handle(cmd *Command) {
+	c := s.c
+	switch cmd.Name {
+	case "JOI", "IRO":
+		args := cmd.Args
+		if cmd.Name == "IRO" {
+			if len(args) < 4 {
+				return
+			}
+			args = args[3:] // trid, index, total
+		}
+		if len(args) == 0 {
+			return
+		}
+		h := normHandle(Decode(args[0]))
+		name := ""
+		if len(args) > 1 {
+			name = Decode(args[1])
+		}
+		if h == "" || h == c.handle {
+			return
+		}
+		c.mu.Lock()
+		s.members[h] = name
+		if len(s.members) > 1 {
+			s.everMulti = true
+		}
+		if cmd.Name == "JOI" && !s.ready {
+			s.ready = true
+			close(s.joined)
+		}
+		s.lastActive = time.Now()
+		id := s.id
+		c.mu.Unlock()
+		c.emit(&ParticipantJoined{SessionID: id, Handle: h, Name: name})
+	case "BYE":
+		h := normHandle(Decode(cmd.Arg(0)))
+		c.mu.Lock()
+		name, ok := s.members[h]
+		delete(s.members, h)
+		empty := len(s.members) == 0
+		id := s.id
+		c.mu.Unlock()
+		if ok {
+			c.emit(&ParticipantLeft{SessionID: id, Handle: h, Name: name, TimedOut: cmd.Arg(1) == "1"})
+		}
+		if empty {
+			// The session is useless now; the next message opens a fresh one.
+			s.close()
+		}
+	case "MSG":
+		s.handleMSG(cmd)
+	case "ACK", "NAK":
+		// Late answer to a message that timed out, or to an N message.
+		if cmd.Name == "NAK" {
+			c.log.Warn().Str("trid", cmd.Arg(0)).Msg("Message not delivered (late NAK)")
+		}
+	case "OUT":
+		s.cn.closeWith(nil)
+	default:
+		c.log.Debug().Str("command", truncate(cmd.Name, 8)).Msg("Ignoring unknown switchboard command")
+	}
+}
 
-// SendText sends text to a contact on a one-to-one switchboard session (reused while open,
-// opened on demand; concurrent sends while it opens wait for it). Long text is split into
-// several messages. It returns nil only when every part was acknowledged, and a *SendError
-// naming the failed part otherwise.
+func (s *session) handleMSG(cmd *Command) {
+	c := s.c
+	from := normHandle(Decode(cmd.Arg(0)))
+	fromName := Decode(cmd.Arg(1))
+	m, err := ParseMIME(cmd.Payload)
+	if err != nil {
+		c.log.Debug().Err(err).Msg("Ignoring malformed switchboard message")
+		return
+	}
+	c.mu.Lock()
+	if _, ok := s.members[from]; ok && fromName != "" {
+		s.members[from] = fromName
+	}
+	s.lastActive = time.Now()
+	id := s.id
+	parts := s.participantsLocked()
+	c.mu.Unlock()
+	switch ct := m.ContentType(); ct {
+	case "text/plain", "":
+		full, ok := c.sb.chunks.Add(from, m)
+		if !ok {
+			return
+		}
+		c.emit(&MessageReceived{SessionID: id, From: from, FromName: fromName, Participants: parts,
+			Text: full.Text(), Format: full.Format(), Time: time.Now()})
+	case "text/x-msmsgscontrol":
+		if m.Get("TypingUser") != "" {
+			c.emit(&TypingReceived{SessionID: id, From: from})
+		}
+	case "text/x-msnmsgr-datacast":
+		for _, h := range m.BodyHeaders() {
+			if strings.EqualFold(h.Name, "ID") && strings.TrimSpace(h.Value) == "1" {
+				c.emit(&NudgeReceived{SessionID: id, From: from})
+			}
+		}
+	case "text/x-msmsgsinvite":
+		info, ok := ParseInvite(m)
+		if ok && strings.EqualFold(info.Command, "INVITE") && info.Cookie != "" {
+			c.log.Debug().Str("app", truncate(info.AppName, 64)).Msg("Declining invitation")
+			if err := s.cn.post("MSG", []string{"U"}, NewInviteCancel(info.Cookie)); err != nil {
+				c.log.Debug().Err(err).Msg("Failed to decline invitation")
+			}
+		}
+	default:
+		// P2P (application/x-msnmsgrp2p), ink, emoticon definitions, client caps, keepalives.
+		c.log.Trace().Str("content_type", truncate(ct, 64)).Msg("Ignoring switchboard message")
+	}
+}
+
+// handleRNG answers an invitation to a switchboard: "RNG <sid> <host:port> CKI <cookie>
+// <inviter> <name>". The answer runs on its own goroutine, bounded by JoinTimeout.
+func (c *Client) handleRNG(cmd *Command) {
+	if len(cmd.Args) < 4 {
+		return
+	}
+	sid, addr, cookie := cmd.Args[0], cmd.Args[1], cmd.Args[3]
+	c.mu.Lock()
+	if c.state != stateOnline || len(c.sb.sessions) >= c.cfg.MaxSessions {
+		c.mu.Unlock()
+		c.log.Warn().Msg("Ignoring switchboard invitation")
+		return
+	}
+	c.sb.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.sb.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JoinTimeout)
+		defer cancel()
+		if err := c.answer(ctx, sid, addr, cookie); err != nil {
+			c.log.Warn().Err(err).Msg("Failed to answer switchboard invitation")
+		}
+	}()
+}
+
+func (c *Client) answer(ctx context.Context, sid, addr, cookie string) error {
+	nc, err := dial(ctx, addr, c.cfg.DialTimeout)
+	if err != nil {
+		return err
+	}
+	s, err := c.newSession(nc, sid)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cn.call(ctx, c.cfg.RequestTimeout, "ANS", []string{c.handle, cookie, sid}, nil); err != nil {
+		s.cn.closeWith(nil)
+		return fmt.Errorf("failed to join session: %w", err)
+	}
+	c.mu.Lock()
+	if !s.ready {
+		s.ready = true
+		close(s.joined)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// findSessionLocked returns the usable one-to-one session with handle that was active last.
+func (c *Client) findSessionLocked(handle string) *session {
+	var best *session
+	for s := range c.sb.sessions {
+		if !s.ready || s.closing || s.everMulti || len(s.members) != 1 {
+			continue
+		}
+		if _, ok := s.members[handle]; !ok {
+			continue
+		}
+		if s.cn.Err() != nil {
+			continue
+		}
+		if best == nil || s.lastActive.After(best.lastActive) {
+			best = s
+		}
+	}
+	return best
+}
+
+func (c *Client) sessionByID(id string) (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOnline {
+		return nil, ErrNotConnected
+	}
+	for s := range c.sb.sessions {
+		if s.id == id && s.ready && !s.closing {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, truncate(id, 64))
+}
+
+// sessionFor returns a usable one-to-one session with handle, opening one when there is none.
+// Callers that ask while the session opens wait for it.
+func (c *Client) sessionFor(ctx context.Context, handle string) (*session, error) {
+	for {
+		c.mu.Lock()
+		if c.state != stateOnline {
+			c.mu.Unlock()
+			return nil, ErrNotConnected
+		}
+		if s := c.findSessionLocked(handle); s != nil {
+			c.mu.Unlock()
+			return s, nil
+		}
+		if op := c.sb.opening[handle]; op != nil {
+			c.mu.Unlock()
+			select {
+			case <-op.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if op.err == nil {
+				return op.s, nil
+			}
+			if errors.Is(op.err, context.Canceled) || errors.Is(op.err, context.DeadlineExceeded) {
+				continue // the opener gave up; try ourselves
+			}
+			return nil, op.err
+		}
+		op := &openCall{done: make(chan struct{})}
+		c.sb.opening[handle] = op
+		c.mu.Unlock()
+		op.s, op.err = c.openSession(ctx, handle)
+		c.mu.Lock()
+		delete(c.sb.opening, handle)
+		c.mu.Unlock()
+		close(op.done)
+		return op.s, op.err
+	}
+}
+
+// openSession opens a switchboard and invites handle: XFR SB, USR, CAL, then wait for JOI.
+func (c *Client) openSession(ctx context.Context, handle string) (*session, error) {
+	ns, err := c.online()
+	if err != nil {
+		return nil, err
+	}
+	xfr, err := ns.call(ctx, c.cfg.RequestTimeout, "XFR", []string{"SB"}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open switchboard: %w", err)
+	}
+	addr, cookie := xfr.Arg(2), xfr.Arg(4)
+	if xfr.Arg(1) != "SB" || addr == "" || cookie == "" {
+		return nil, fmt.Errorf("failed to open switchboard: malformed XFR reply")
+	}
+	nc, err := dial(ctx, addr, c.cfg.DialTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open switchboard: %w", err)
+	}
+	s, err := c.newSession(nc, "")
+	if err != nil {
+		return nil, fmt.Errorf("failed to open switchboard: %w", err)
+	}
+	fail := func(err error) (*session, error) {
+		s.close()
+		return nil, err
+	}
+	if _, err := s.cn.call(ctx, c.cfg.RequestTimeout, "USR", []string{c.handle, cookie}, nil); err != nil {
+		return fail(fmt.Errorf("failed to authenticate to switchboard: %w", err))
+	}
+	cal, err := s.cn.call(ctx, c.cfg.RequestTimeout, "CAL", []string{handle}, nil)
+	if err != nil {
+		return fail(fmt.Errorf("failed to invite %s: %w", handle, err))
+	}
+	if sid := cal.Arg(2); sid != "" {
+		c.mu.Lock()
+		s.id = sid
+		c.mu.Unlock()
+	}
+	timer := time.NewTimer(c.cfg.JoinTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.joined:
+		return s, nil
+	case <-timer.C:
+		return fail(fmt.Errorf("%s did not join the session: %w", handle, ErrTimeout))
+	case <-s.cn.Closed():
+		return fail(fmt.Errorf("switchboard closed before %s joined: %w", handle, ErrClosed))
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+}
+
+// sendAcked sends one MSG in mode A and waits for ACK (nil) or NAK (ErrNAK).
+func (s *session) sendAcked(ctx context.Context, payload []byte) error {
+	reply, err := s.cn.call(ctx, s.c.cfg.AckTimeout, "MSG", []string{"A"}, payload, "ACK", "NAK")
+	if err != nil {
+		return err
+	}
+	if reply.Name == "NAK" {
+		return ErrNAK
+	}
+	s.c.mu.Lock()
+	s.lastActive = time.Now()
+	s.c.mu.Unlock()
+	return nil
+}
+
+// checkPeer validates a chat peer handle.
+func (c *Client) checkPeer(to string) (string, error) {
+	h, err := checkContactHandle(to)
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(h, "tel:") {
+		return "", fmt.Errorf("%w: cannot chat with phone contact %s", ErrInvalidArgument, h)
+	}
+	if h == c.handle {
+		return "", fmt.Errorf("%w: cannot chat with yourself", ErrInvalidArgument)
+	}
+	return h, nil
+}
+
+// textParts splits text and builds the payloads.
+func textParts(text string, format *TextFormat) ([][]byte, error) {
+	parts := SplitText(text, TextBodyLimit(format))
+	if len(parts) == 0 {
+		return nil, &SendError{Parts: 0, Reason: fmt.Errorf("%w: empty message", ErrInvalidArgument)}
+	}
+	out := make([][]byte, len(parts))
+	for i, p := range parts {
+		out[i] = NewTextMessage(p, format)
+		if len(out[i]) > MaxMSGPayload {
+			return nil, &SendError{Part: i, Parts: len(parts), Reason: ErrTooLong}
+		}
+	}
+	return out, nil
+}
+
+// SendText sends text to a contact on a one-to-one switchboard session: an open one is reused,
+// otherwise one is opened (XFR SB, CAL, wait for the contact to join); concurrent sends while it
+// opens wait for it. Long text is split (SplitText, UTF-8 safe) into several messages sent in
+// order, each in mode A. It returns nil only when every part was acknowledged, and otherwise a
+// *SendError naming the first part that failed, whose Reason is ErrContactOffline (217),
+// ErrHidden (913), ErrNAK, ErrTimeout (no ACK within AckTimeout: possibly undelivered),
+// ErrClosed, ErrTooLong, ErrNotConnected or another error. A part refused with NAK is retried
+// once on a fresh session.
 func (c *Client) SendText(ctx context.Context, to, text string, format *TextFormat) error {
-	return &SendError{Parts: 1, Reason: fmt.Errorf("switchboard: %w", ErrNotConnected)}
+	h, err := c.checkPeer(to)
+	if err != nil {
+		return &SendError{Parts: 1, Reason: err}
+	}
+	payloads, err := textParts(text, format)
+	if err != nil {
+		return err
+	}
+	for i, p := range payloads {
+		if err := c.deliver(ctx, h, p); err != nil {
+			return &SendError{Part: i, Parts: len(payloads), Reason: err}
+		}
+	}
+	return nil
 }
 
-// SendTyping sends a typing notification to a contact.
-func (c *Client) SendTyping(ctx context.Context, to string) error { return ErrNotConnected }
+func (c *Client) deliver(ctx context.Context, to string, payload []byte) error {
+	for attempt := 0; ; attempt++ {
+		s, err := c.sessionFor(ctx, to)
+		if err != nil {
+			return err
+		}
+		err = s.sendAcked(ctx, payload)
+		if err == nil {
+			return nil
+		}
+		if attempt > 0 {
+			return err
+		}
+		switch {
+		case errors.Is(err, ErrNAK):
+			s.close()
+		case errors.Is(err, errNotSent):
+			// The session died before the message was written: safe to resend elsewhere.
+		default:
+			return err
+		}
+		c.log.Debug().Err(err).Msg("Retrying message on a new session")
+	}
+}
 
-// SendNudge sends a nudge to a contact.
-func (c *Client) SendNudge(ctx context.Context, to string) error { return ErrNotConnected }
-
-// SendGroupText sends text to every participant of the session sessionID.
+// SendGroupText sends text to every participant of the session sessionID (as found in
+// MessageReceived, ParticipantJoined…). Same splitting and result contract as SendText; no
+// retry on another session (ErrSessionNotFound once it has closed).
 func (c *Client) SendGroupText(ctx context.Context, sessionID, text string, format *TextFormat) error {
-	return &SendError{Parts: 1, Reason: ErrSessionNotFound}
+	payloads, err := textParts(text, format)
+	if err != nil {
+		return err
+	}
+	for i, p := range payloads {
+		s, err := c.sessionByID(sessionID)
+		if err == nil {
+			err = s.sendAcked(ctx, p)
+		}
+		if err != nil {
+			return &SendError{Part: i, Parts: len(payloads), Reason: err}
+		}
+	}
+	return nil
 }
 
-// InviteToSession invites handle into the session sessionID.
+// SendTyping sends a typing notification to a contact. It is best effort: it is sent only on an
+// already open one-to-one session (it never opens one), at most once per 4 s per session, and
+// returns nil when skipped.
+func (c *Client) SendTyping(ctx context.Context, to string) error {
+	h, err := c.checkPeer(to)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.state != stateOnline {
+		c.mu.Unlock()
+		return ErrNotConnected
+	}
+	s := c.findSessionLocked(h)
+	if s == nil || time.Since(s.lastTyping) < typingInterval {
+		c.mu.Unlock()
+		return nil
+	}
+	s.lastTyping = time.Now()
+	c.mu.Unlock()
+	if err := s.cn.post("MSG", []string{"U"}, NewTypingMessage(c.handle)); err != nil {
+		return fmt.Errorf("failed to send typing notification: %w", err)
+	}
+	return nil
+}
+
+// SendNudge sends a nudge to a contact, opening a session when needed. Nudges go in mode N:
+// nil means written to the switchboard, not confirmed delivered.
+func (c *Client) SendNudge(ctx context.Context, to string) error {
+	h, err := c.checkPeer(to)
+	if err != nil {
+		return err
+	}
+	s, err := c.sessionFor(ctx, h)
+	if err != nil {
+		return fmt.Errorf("failed to send nudge: %w", err)
+	}
+	if err := s.cn.post("MSG", []string{"N"}, NewNudgeMessage()); err != nil {
+		return fmt.Errorf("failed to send nudge: %w", err)
+	}
+	return nil
+}
+
+// InviteToSession invites handle into the session sessionID (CAL). It returns once the server
+// rings the contact; the contact's ParticipantJoined follows if they accept.
 func (c *Client) InviteToSession(ctx context.Context, sessionID, handle string) error {
-	return ErrSessionNotFound
+	h, err := c.checkPeer(handle)
+	if err != nil {
+		return err
+	}
+	s, err := c.sessionByID(sessionID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cn.call(ctx, c.cfg.RequestTimeout, "CAL", []string{h}, nil); err != nil {
+		return fmt.Errorf("failed to invite %s: %w", h, err)
+	}
+	c.mu.Lock()
+	s.everMulti = true
+	c.mu.Unlock()
+	return nil
 }
 
-// LeaveSession leaves the session sessionID.
+// LeaveSession leaves the session sessionID (OUT) and closes it; SessionClosed follows.
 func (c *Client) LeaveSession(ctx context.Context, sessionID string) error {
-	return ErrSessionNotFound
+	s, err := c.sessionByID(sessionID)
+	if err != nil {
+		return err
+	}
+	s.close()
+	return nil
+}
+
+// Sessions returns the ids of the open sessions and their other participants.
+func (c *Client) Sessions() map[string][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][]string, len(c.sb.sessions))
+	for s := range c.sb.sessions {
+		if s.ready {
+			out[s.id] = s.participantsLocked()
+		}
+	}
+	return out
 }
