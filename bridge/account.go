@@ -1,0 +1,519 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/msn-bridge/msn-bridge/msn"
+)
+
+// Account is one MSN login mirrored by the core: its live MSN session (reconnected as the
+// reconnect policy says), its contact list with each contact's presence, its open chats and
+// the frontends attached to it. All methods are safe for concurrent use. Actions (SendText,
+// SetStatus, AddContact, …) block until MSN answers or ctx ends; they never block on frontends.
+type Account struct {
+	core   *Core
+	handle string
+	log    zerolog.Logger
+
+	mu       sync.Mutex
+	state    AccountState
+	owners   []FrontendUser
+	profile  ownProfile
+	gen      uint64 // generation of the current session; events of older ones are ignored
+	live     *liveSession
+	contacts map[string]*msn.Contact
+	chats    map[string]*chatState // by MSN session id
+	queues   map[string]*frontendQueue
+	presence *presenceCoalescer
+	armed    bool // a presence flush is scheduled
+	seq      uint64
+
+	loop *runLoop // the connection loop, nil when not running
+}
+
+type ownProfile struct {
+	Status Status
+	PSM    string
+	Name   string
+}
+
+type liveSession struct {
+	sess    session
+	gen     uint64
+	disc    chan error // receives the Disconnected cause, once
+	started time.Time
+}
+
+type runLoop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type chatState struct {
+	id      ChatID
+	group   bool
+	members map[string]bool // other participants present
+}
+
+func newAccount(core *Core, rec *AccountRecord) *Account {
+	a := &Account{
+		core:     core,
+		handle:   rec.Handle,
+		log:      core.log.With().Str("account", rec.Handle).Logger(),
+		profile:  ownProfile{Status: rec.DesiredStatus, PSM: rec.PSM, Name: rec.FriendlyName},
+		contacts: map[string]*msn.Contact{},
+		chats:    map[string]*chatState{},
+		queues:   map[string]*frontendQueue{},
+		presence: newPresenceCoalescer(),
+		state:    AccountState{State: StateLoggedOut},
+	}
+	if a.profile.Status == StatusOffline {
+		a.profile.Status = StatusOnline
+	}
+	core.metrics.accountState("", StateLoggedOut)
+	return a
+}
+
+// Handle returns the account's lower-cased MSN handle.
+func (a *Account) Handle() string { return a.handle }
+
+// State returns the current session state.
+func (a *Account) State() AccountState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// Owners returns the frontend users linked to the account.
+func (a *Account) Owners() []FrontendUser {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.owners)
+}
+
+// IsOwner reports whether user is linked to the account.
+func (a *Account) IsOwner(user FrontendUser) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Contains(a.owners, user)
+}
+
+func (a *Account) addOwner(user FrontendUser) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !slices.Contains(a.owners, user) {
+		a.owners = append(a.owners, user)
+	}
+}
+
+func (a *Account) removeOwner(user FrontendUser) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.owners = slices.DeleteFunc(a.owners, func(u FrontendUser) bool { return u == user })
+}
+
+// Profile returns the account's own status, PSM and friendly name (as last set or reported).
+func (a *Account) Profile() (status Status, psm, name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.profile.Status, a.profile.PSM, a.profile.Name
+}
+
+// Contacts returns a snapshot of the contact list, sorted by handle.
+func (a *Account) Contacts() []Contact {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.contactsLocked()
+}
+
+func (a *Account) contactsLocked() []Contact {
+	out := make([]Contact, 0, len(a.contacts))
+	for _, c := range a.contacts {
+		out = append(out, neutralContact(c))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Handle < out[j].Handle })
+	return out
+}
+
+// Contact returns one contact.
+func (a *Account) Contact(handle string) (Contact, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.contacts[NormalizeHandle(handle)]
+	if !ok {
+		return Contact{}, false
+	}
+	return neutralContact(c), true
+}
+
+// PendingRequests returns the contacts that added the account and await a decision.
+func (a *Account) PendingRequests() []Contact {
+	var out []Contact
+	for _, c := range a.Contacts() {
+		if c.Pending {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func neutralContact(c *msn.Contact) Contact {
+	status := StatusFromMSN(string(c.Status))
+	code := string(c.Status)
+	if code == "" {
+		code = "FLN"
+	}
+	return Contact{
+		Handle:    c.Handle,
+		Name:      c.DisplayName(),
+		Status:    status,
+		MSNStatus: code,
+		PSM:       c.PSM,
+		Media:     c.Media.Render(),
+		Forward:   c.Lists&msn.ListForward != 0,
+		Allowed:   c.Lists&msn.ListAllow != 0,
+		Blocked:   c.Lists&msn.ListBlock != 0,
+		Reverse:   c.Lists&msn.ListReverse != 0,
+		Pending:   c.Lists&msn.ListPending != 0,
+		Groups:    slices.Clone(c.Groups),
+	}
+}
+
+// Attach starts delivering the account's events to fe, replacing an attached frontend of the
+// same name. The first events fe receives are the current AccountState and a ContactSnapshot,
+// taken atomically with the start of delivery, so fe sees every later change exactly once.
+// Attach never blocks on fe.
+func (a *Account) Attach(fe Frontend) {
+	a.mu.Lock()
+	old := a.queues[fe.Name()]
+	q := newFrontendQueue(fe, a, a.core.cfg.FrontendQueueSize, a.log, a.core.metrics)
+	a.queues[fe.Name()] = q
+	q.push(a.state)
+	q.push(ContactSnapshot{Contacts: a.contactsLocked()})
+	a.mu.Unlock()
+	if old != nil {
+		go old.close(context.Background())
+	}
+}
+
+// Detach stops delivering events to the frontend named name. It waits until the events already
+// queued for it are delivered, or until ctx is done (delivery is then abandoned and the
+// frontend's HandleEvent ctx cancelled). Detaching a frontend that is not attached is a no-op.
+func (a *Account) Detach(ctx context.Context, name string) {
+	a.mu.Lock()
+	q := a.queues[name]
+	delete(a.queues, name)
+	a.mu.Unlock()
+	if q != nil {
+		q.close(ctx)
+	}
+}
+
+// Attached returns the names of the attached frontends.
+func (a *Account) Attached() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.queues))
+	for n := range a.queues {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (a *Account) detachAll(ctx context.Context) {
+	a.mu.Lock()
+	queues := a.queues
+	a.queues = map[string]*frontendQueue{}
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, q := range queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.close(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// emitLocked queues evt for every attached frontend except the one named origin (echo
+// suppression: a frontend is not told about its own action). Never blocks. a.mu must be held.
+func (a *Account) emitLocked(evt Event, origin string) {
+	for name, q := range a.queues {
+		if origin != "" && name == origin {
+			continue
+		}
+		q.push(evt)
+	}
+}
+
+// setStateLocked records and emits a state change. a.mu must be held.
+func (a *Account) setStateLocked(st AccountState) {
+	a.core.metrics.accountState(a.state.State, st.State)
+	a.state = st
+	a.emitLocked(st, "")
+}
+
+func (a *Account) setState(st AccountState) {
+	a.mu.Lock()
+	a.setStateLocked(st)
+	a.mu.Unlock()
+}
+
+// persistState records the state in the store, on the core's background context.
+func (a *Account) persistState(loggedIn bool, st AccountState) {
+	lastErr := ""
+	if st.Err != nil {
+		lastErr = st.Err.Error()
+	}
+	if st.Reason != "" && lastErr == "" {
+		lastErr = string(st.Reason)
+	}
+	ctx, cancel := context.WithTimeout(a.core.bgCtx, 10*time.Second)
+	defer cancel()
+	if err := a.core.store.SetAccountState(ctx, a.handle, loggedIn, string(st.State), lastErr); err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Warn().Err(err).Msg("Failed to save account state")
+	}
+}
+
+// isRunning reports whether the connection loop runs.
+func (a *Account) isRunning() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.loop != nil
+}
+
+// connected returns the live session or ErrNotConnected.
+func (a *Account) connected() (session, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.live == nil || a.state.State != StateOnline {
+		return nil, ErrNotConnected
+	}
+	return a.live.sess, nil
+}
+
+// connect makes a session and logs it in. It does not wait for the rate limiter: callers do.
+func (a *Account) connect(ctx context.Context, password string) (*liveSession, error) {
+	a.mu.Lock()
+	a.gen++
+	live := &liveSession{gen: a.gen, disc: make(chan error, 1)}
+	prof := a.profile
+	a.mu.Unlock()
+
+	sess, err := a.core.dial(sessionConfig{
+		Handle: a.handle, Password: password, Status: prof.Status, PSM: prof.PSM,
+		Handler: func(ev msn.Event) { a.handleMSN(live, ev) },
+	})
+	if err != nil {
+		a.core.metrics.loginAttempt("error")
+		return nil, err
+	}
+	live.sess = sess
+	if err = sess.Login(ctx); err != nil {
+		_ = sess.Close()
+		a.core.metrics.loginAttempt(loginResult(err))
+		return nil, err
+	}
+	a.core.metrics.loginAttempt("success")
+	live.started = a.core.clock.Now()
+	a.mu.Lock()
+	if a.gen != live.gen {
+		a.mu.Unlock()
+		_ = sess.Close()
+		return nil, ErrStopping
+	}
+	a.live = live
+	a.mu.Unlock()
+	// Restore a chosen friendly name the server does not have (status and PSM go with Login).
+	if prof.Name != "" {
+		if ms, ok := sess.(interface{ Self() msn.Self }); ok && ms.Self().FriendlyName != prof.Name {
+			if err := sess.SetName(ctx, prof.Name); err != nil {
+				a.log.Warn().Err(err).Msg("Failed to restore friendly name")
+			}
+		}
+	}
+	return live, nil
+}
+
+func loginResult(err error) string {
+	switch {
+	case errors.Is(err, msn.ErrBadCredentials):
+		return "bad_credentials"
+	case msn.Retryable(err):
+		return "retryable"
+	}
+	return "refused"
+}
+
+// startLoop runs the connection loop on the core's background context. first, when set, is a
+// session that already logged in.
+func (a *Account) startLoop(password string, first *liveSession) {
+	ctx, cancel := context.WithCancel(a.core.bgCtx)
+	loop := &runLoop{cancel: cancel, done: make(chan struct{})}
+	a.mu.Lock()
+	if a.loop != nil {
+		a.mu.Unlock()
+		cancel()
+		if first != nil {
+			_ = first.sess.Close()
+		}
+		return
+	}
+	a.loop = loop
+	a.mu.Unlock()
+	go a.run(ctx, loop, password, first)
+}
+
+// stopLoop cancels the connection loop and waits until its session is closed (msn logs out
+// with OUT) or ctx is done.
+func (a *Account) stopLoop(ctx context.Context) {
+	a.mu.Lock()
+	loop := a.loop
+	a.mu.Unlock()
+	if loop == nil {
+		return
+	}
+	loop.cancel()
+	select {
+	case <-loop.done:
+	case <-ctx.Done():
+	}
+}
+
+func (a *Account) run(ctx context.Context, loop *runLoop, password string, live *liveSession) {
+	defer func() {
+		a.mu.Lock()
+		if a.loop == loop {
+			a.loop = nil
+		}
+		a.mu.Unlock()
+		close(loop.done)
+	}()
+	attempt := 0
+	for {
+		if live == nil {
+			if attempt == 0 {
+				a.setState(AccountState{State: StateConnecting})
+			}
+			if err := a.core.limiter.Wait(ctx); err != nil {
+				return
+			}
+			var err error
+			live, err = a.connect(ctx, password)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				attempt++
+				a.log.Warn().Err(err).Int("attempt", attempt).Msg("Failed to log in to MSN")
+				if !a.backoff(ctx, err, attempt) {
+					return
+				}
+				continue
+			}
+		}
+		a.persistState(true, AccountState{State: StateOnline})
+		var cause error
+		select {
+		case cause = <-live.disc:
+		case <-ctx.Done():
+			a.endSession(live)
+			return
+		}
+		a.endSession(live)
+		// A session that dropped soon after it started counts as a failed attempt, so a server
+		// that accepts logins and then kicks us cannot cause a fast loop.
+		if a.core.clock.Now().Sub(live.started) >= a.core.cfg.StableAfter {
+			attempt = 0
+		}
+		live = nil
+		attempt++
+		a.log.Info().Err(cause).Int("attempt", attempt).Msg("MSN session ended")
+		if !a.backoff(ctx, cause, attempt) {
+			return
+		}
+	}
+}
+
+// endSession closes a session and forgets it (its later events are ignored).
+func (a *Account) endSession(live *liveSession) {
+	a.mu.Lock()
+	if a.live == live {
+		a.live = nil
+	}
+	a.gen++
+	clear(a.chats)
+	a.mu.Unlock()
+	_ = live.sess.Close()
+}
+
+// backoff applies the reconnect policy to err: it either stops the account (returning false)
+// or waits for the next attempt (returning true unless ctx ended).
+func (a *Account) backoff(ctx context.Context, err error, attempt int) bool {
+	d := a.core.policy.Decide(err, attempt)
+	if d.Stop {
+		if d.Reason == StopShutdown {
+			return false
+		}
+		st := AccountState{State: StateStopped, Reason: d.Reason, Err: publicError(err)}
+		a.log.Warn().Err(err).Str("reason", string(d.Reason)).Msg("Account stopped, not reconnecting")
+		a.setState(st)
+		a.persistState(false, st)
+		return false
+	}
+	next := a.core.clock.Now().Add(d.Delay)
+	a.core.metrics.reconnect(reconnectLabel(err))
+	a.setState(AccountState{State: StateReconnecting, Err: publicError(err), NextAttempt: next, Attempt: attempt})
+	return a.core.clock.SleepUntil(ctx, next) == nil
+}
+
+// publicError maps a login or disconnect error to what may be shown to a user.
+func publicError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, msn.ErrBadCredentials) {
+		return ErrBadCredentials
+	}
+	return err
+}
+
+func reconnectLabel(err error) string {
+	var de *msn.DisconnectError
+	if errors.As(err, &de) {
+		return string(de.Reason)
+	}
+	if err == nil {
+		return "none"
+	}
+	return "login_failed"
+}
+
+// Reconnect starts the connection loop of a stopped or logged-out account again with the stored
+// password (after a password change elsewhere was fixed, or after OUT OTH). It is a no-op when
+// the loop runs.
+func (a *Account) Reconnect(ctx context.Context) error {
+	if err := a.core.beginAction(); err != nil {
+		return err
+	}
+	defer a.core.endAction()
+	if a.isRunning() {
+		return nil
+	}
+	password, err := a.core.store.Credentials(ctx, a.handle)
+	if err != nil {
+		return err
+	}
+	a.persistState(true, AccountState{State: StateConnecting})
+	a.startLoop(password, nil)
+	return nil
+}

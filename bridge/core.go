@@ -1,0 +1,547 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/msn-bridge/msn-bridge/msn"
+)
+
+// Config tunes the core. Zero fields take the defaults noted.
+type Config struct {
+	// MSN is the template of every account's msn.Config (server, Passport URLs, timeouts). Its
+	// InitialStatus and InitialPSM are replaced by each account's stored choice; its Log by
+	// Options.Log.
+	MSN msn.Config `yaml:"-"`
+	// LoginRate is the number of MSN login attempts per second allowed across all accounts
+	// (default 2); LoginBurst how many may start at once (default 5).
+	LoginRate  float64 `yaml:"login_rate"`
+	LoginBurst int     `yaml:"login_burst"`
+	// Reconnect tunes the backoff after a lost session or failed re-login.
+	Reconnect ReconnectConfig `yaml:"reconnect"`
+	// StableAfter is how long a session must last for the backoff to start over (default 1 min).
+	StableAfter time.Duration `yaml:"stable_after"`
+	// PresenceWindow is the coalescing window of contact presence updates (default 250 ms).
+	PresenceWindow time.Duration `yaml:"presence_window"`
+	// FrontendQueueSize bounds the non-coalescable events waiting per account and frontend
+	// (default 4096). See Frontend for the overflow policy.
+	FrontendQueueSize int `yaml:"frontend_queue_size"`
+	// LinkCodeTTL is how long a link code stays valid (default 10 min).
+	LinkCodeTTL time.Duration `yaml:"link_code_ttl"`
+}
+
+func (c *Config) setDefaults() {
+	if c.LoginRate <= 0 {
+		c.LoginRate = 2
+	}
+	if c.LoginBurst <= 0 {
+		c.LoginBurst = 5
+	}
+	if c.StableAfter <= 0 {
+		c.StableAfter = time.Minute
+	}
+	if c.PresenceWindow <= 0 {
+		c.PresenceWindow = DefaultPresenceWindow
+	}
+	if c.FrontendQueueSize <= 0 {
+		c.FrontendQueueSize = DefaultFrontendQueueSize
+	}
+	if c.LinkCodeTTL <= 0 {
+		c.LinkCodeTTL = 10 * time.Minute
+	}
+	c.Reconnect = c.Reconnect.withDefaults()
+}
+
+// Options are the collaborators of a Core. Store is required.
+type Options struct {
+	Store   *Store
+	Log     zerolog.Logger
+	Metrics *Metrics // nil records nothing
+	Clock   Clock    // nil is the wall clock
+	// Rand is the jitter source of the reconnect backoff (uniform in [0, 1)); nil is math/rand.
+	Rand func() float64
+
+	dial dialFunc // tests replace the MSN client
+}
+
+// Core owns every Account, the store, the login rate limiter and the registered frontends.
+// Create it with NewCore, register frontends with AddFrontend, then Start. All methods are safe
+// for concurrent use. Long-lived work (connection loops, presence timers) hangs off the Core's
+// own background context, never a caller's.
+type Core struct {
+	cfg     Config
+	store   *Store
+	log     zerolog.Logger
+	metrics *Metrics
+	clock   Clock
+	limiter *RateLimiter
+	policy  ReconnectPolicy
+	dial    dialFunc
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
+	mu        sync.Mutex
+	accounts  map[string]*Account
+	frontends map[string]Frontend
+	started   bool
+	stopping  bool
+	actions   sync.WaitGroup
+}
+
+// NewCore returns a Core. It does no I/O.
+func NewCore(cfg Config, opts Options) (*Core, error) {
+	if opts.Store == nil {
+		return nil, fmt.Errorf("%w: no store", ErrInvalidArgument)
+	}
+	cfg.setDefaults()
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	log := opts.Log.With().Str("component", "bridge").Logger()
+	cfg.MSN.Log = opts.Log
+	c := &Core{
+		cfg:       cfg,
+		store:     opts.Store,
+		log:       log,
+		metrics:   opts.Metrics,
+		clock:     opts.Clock,
+		limiter:   NewRateLimiter(cfg.LoginRate, cfg.LoginBurst, opts.Clock),
+		policy:    ReconnectPolicy{Config: cfg.Reconnect, Rand: opts.Rand},
+		dial:      opts.dial,
+		accounts:  map[string]*Account{},
+		frontends: map[string]Frontend{},
+	}
+	if c.dial == nil {
+		c.dial = msnDialer(cfg.MSN)
+	}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Store returns the core's store.
+func (c *Core) Store() *Store { return c.store }
+
+// Limiter returns the global login rate limiter.
+func (c *Core) Limiter() *RateLimiter { return c.limiter }
+
+func (c *Core) beginAction() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return ErrStopping
+	}
+	c.actions.Add(1)
+	return nil
+}
+
+func (c *Core) endAction() { c.actions.Done() }
+
+// AddFrontend registers a frontend. From then on it is attached to every account (loaded,
+// logged in or linked later) that has a user of that frontend among its owners. Register
+// frontends before Start so no event is missed.
+func (c *Core) AddFrontend(fe Frontend) {
+	c.mu.Lock()
+	c.frontends[fe.Name()] = fe
+	accounts := c.accountList()
+	c.mu.Unlock()
+	for _, a := range accounts {
+		c.attachOwned(a)
+	}
+}
+
+// attachOwned attaches the registered frontends that have an owner of a and are not attached
+// yet.
+func (c *Core) attachOwned(a *Account) {
+	c.mu.Lock()
+	var fes []Frontend
+	for _, owner := range a.Owners() {
+		if fe, ok := c.frontends[owner.Frontend]; ok && !slices.ContainsFunc(fes, func(f Frontend) bool { return f.Name() == fe.Name() }) {
+			fes = append(fes, fe)
+		}
+	}
+	c.mu.Unlock()
+	attached := a.Attached()
+	for _, fe := range fes {
+		if !slices.Contains(attached, fe.Name()) {
+			a.Attach(fe)
+		}
+	}
+}
+
+func (c *Core) accountList() []*Account {
+	out := make([]*Account, 0, len(c.accounts))
+	for _, a := range c.accounts {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].handle < out[j].handle })
+	return out
+}
+
+// Start loads the stored accounts, attaches registered frontends to them, and starts logging
+// back in those that were logged in, through the login rate limiter (so it returns quickly and
+// the logins proceed in the background). It fails with ErrWrongKey when stored credentials
+// exist and none can be decrypted; an account whose credentials alone cannot be decrypted is
+// stopped with StopKeyError.
+func (c *Core) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started || c.stopping {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: core already started", ErrInvalidArgument)
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	recs, err := c.store.ListAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	type pending struct {
+		acc      *Account
+		password string
+	}
+	var toStart []pending
+	var keyFailures, tried int
+	accounts := make([]*Account, 0, len(recs))
+	for _, rec := range recs {
+		acc := newAccount(c, rec)
+		links, err := c.store.LinksFor(ctx, rec.Handle)
+		if err != nil {
+			return err
+		}
+		acc.owners = links
+		accounts = append(accounts, acc)
+		if !rec.LoggedIn {
+			if rec.LastError != "" {
+				acc.state = AccountState{State: StateStopped, Err: errors.New(rec.LastError)}
+				c.metrics.accountState(StateLoggedOut, StateStopped)
+			}
+			continue
+		}
+		tried++
+		password, err := c.store.Credentials(ctx, rec.Handle)
+		if errors.Is(err, ErrWrongKey) {
+			keyFailures++
+			acc.state = AccountState{State: StateStopped, Reason: StopKeyError, Err: ErrWrongKey}
+			c.metrics.accountState(StateLoggedOut, StateStopped)
+			continue
+		} else if err != nil {
+			return err
+		}
+		toStart = append(toStart, pending{acc, password})
+	}
+	if tried > 0 && keyFailures == tried {
+		for _, a := range accounts {
+			c.metrics.accountState(a.state.State, "")
+		}
+		return fmt.Errorf("failed to start: %w", ErrWrongKey)
+	}
+	c.mu.Lock()
+	for _, a := range accounts {
+		c.accounts[a.handle] = a
+	}
+	c.mu.Unlock()
+	for _, a := range accounts {
+		c.attachOwned(a)
+	}
+	if keyFailures > 0 {
+		c.log.Error().Int("accounts", keyFailures).Msg("Stored credentials of some accounts cannot be decrypted")
+	}
+	for _, p := range toStart {
+		p.acc.startLoop(p.password, nil)
+	}
+	c.log.Info().Int("accounts", len(accounts)).Int("logging_in", len(toStart)).Msg("Bridge core started")
+	return nil
+}
+
+// Stop shuts the core down in order: new actions are refused (ErrStopping), actions in flight
+// (sends waiting for their ACK) are given until ctx ends to finish, frontends are detached after
+// their queued events are delivered (again bounded by ctx), and finally every MSN session is
+// logged out. Accounts stay marked logged in, so the next Start logs them back in.
+func (c *Core) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return nil
+	}
+	c.stopping = true
+	accounts := c.accountList()
+	c.mu.Unlock()
+
+	actionsDone := make(chan struct{})
+	go func() {
+		c.actions.Wait()
+		close(actionsDone)
+	}()
+	select {
+	case <-actionsDone:
+	case <-ctx.Done():
+		c.log.Warn().Msg("Stopping with actions still in flight")
+	}
+
+	var wg sync.WaitGroup
+	for _, a := range accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.detachAll(ctx)
+		}()
+	}
+	wg.Wait()
+
+	c.bgCancel()
+	for _, a := range accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.stopLoop(ctx)
+			a.mu.Lock()
+			a.setStateLocked(AccountState{State: StateStopped, Reason: StopShutdown})
+			a.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	c.log.Info().Msg("Bridge core stopped")
+	return ctx.Err()
+}
+
+// Account returns the account with handle, or nil.
+func (c *Core) Account(handle string) *Account {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.accounts[NormalizeHandle(handle)]
+}
+
+// Accounts returns every account, sorted by handle.
+func (c *Core) Accounts() []*Account {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.accountList()
+}
+
+// AccountsFor returns the accounts user is linked to, sorted by handle.
+func (c *Core) AccountsFor(user FrontendUser) []*Account {
+	var out []*Account
+	for _, a := range c.Accounts() {
+		if a.IsOwner(user) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Login logs handle in to MSN with password on behalf of owner, blocking until MSN accepted or
+// refused it (ctx bounds the wait, including the wait for the login rate limiter). Only a
+// successful login stores anything: the account, the password (encrypted) and owner's link.
+// Then the owner's frontend, if registered, is attached, and the session is kept alive by the
+// reconnect policy.
+//
+// If the account is already connected and password matches the stored one, no second MSN
+// login is made (it would kick the first with OUT OTH): owner is just linked. A different
+// password replaces the session after the new one has logged in successfully.
+//
+// Errors: ErrInvalidHandle, ErrLinkedElsewhere (another user of owner's frontend owns the
+// account), *LoginError (errors.Is ErrBadCredentials for a refused password; Retryable for a
+// busy or unreachable server), ErrStopping.
+func (c *Core) Login(ctx context.Context, owner FrontendUser, handle, password string) (*Account, error) {
+	if err := c.beginAction(); err != nil {
+		return nil, err
+	}
+	defer c.endAction()
+	h, err := ValidateHandle(handle)
+	if err != nil {
+		return nil, err
+	}
+	if password == "" {
+		return nil, fmt.Errorf("%w: empty password", ErrInvalidArgument)
+	}
+	if owner.Frontend == "" || owner.UserID == "" {
+		return nil, fmt.Errorf("%w: no owner", ErrInvalidArgument)
+	}
+	links, err := c.store.LinksFor(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		if l.Frontend == owner.Frontend && l.UserID != owner.UserID {
+			return nil, ErrLinkedElsewhere
+		}
+	}
+
+	existing := c.Account(h)
+	if existing != nil && existing.isRunning() {
+		stored, err := c.store.Credentials(ctx, h)
+		if err == nil && subtle.ConstantTimeCompare([]byte(stored), []byte(password)) == 1 {
+			if err = c.store.AddLink(ctx, owner, h); err != nil {
+				return nil, err
+			}
+			existing.addOwner(owner)
+			c.attachOwned(existing)
+			return existing, nil
+		}
+	}
+
+	acc := existing
+	if acc == nil {
+		acc = newAccount(c, &AccountRecord{Handle: h, DesiredStatus: StatusOnline})
+	}
+	if err = c.limiter.Wait(ctx); err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		// Log the old session out first: two logins of one account kick each other.
+		existing.stopLoop(ctx)
+	}
+	acc.setState(AccountState{State: StateConnecting})
+	live, err := acc.connect(ctx, password)
+	if err != nil {
+		lerr := &LoginError{Handle: h, Retryable: msn.Retryable(err), Err: publicError(err)}
+		if existing != nil {
+			// Keep the account going with its stored password.
+			if old, cerr := c.store.Credentials(c.bgCtx, h); cerr == nil {
+				existing.startLoop(old, nil)
+			}
+		} else {
+			c.metrics.accountState(StateConnecting, "")
+		}
+		c.log.Info().Err(lerr.Err).Str("account", h).Msg("MSN login failed")
+		return nil, lerr
+	}
+	rec := &AccountRecord{Handle: h, Created: c.clock.Now(), DesiredStatus: StatusOnline, LoggedIn: true, State: string(StateOnline)}
+	if existing != nil {
+		st, psm, name := existing.Profile()
+		rec.DesiredStatus, rec.PSM, rec.FriendlyName = st, psm, name
+	}
+	if err = c.store.SaveLogin(ctx, rec, password, owner); err != nil {
+		acc.endSession(live)
+		return nil, err
+	}
+	acc.addOwner(owner)
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		acc.endSession(live)
+		return nil, ErrStopping
+	}
+	c.accounts[h] = acc
+	c.mu.Unlock()
+	acc.startLoop(password, live)
+	c.attachOwned(acc)
+	c.log.Info().Str("account", h).Str("owner", owner.String()).Msg("MSN account logged in")
+	return acc, nil
+}
+
+// Logout unlinks owner from the account and detaches owner's frontend. When no owner is left,
+// the MSN session is logged out and the account, its credentials and its links are deleted.
+// It fails with ErrAccountNotFound or ErrNotOwner.
+func (c *Core) Logout(ctx context.Context, owner FrontendUser, handle string) error {
+	if err := c.beginAction(); err != nil {
+		return err
+	}
+	defer c.endAction()
+	acc := c.Account(handle)
+	if acc == nil {
+		return ErrAccountNotFound
+	}
+	remaining, err := c.store.RemoveLink(ctx, owner, acc.handle)
+	if err != nil {
+		return err
+	}
+	acc.removeOwner(owner)
+	if !slices.ContainsFunc(acc.Owners(), func(u FrontendUser) bool { return u.Frontend == owner.Frontend }) {
+		acc.Detach(ctx, owner.Frontend)
+	}
+	if remaining > 0 {
+		return nil
+	}
+	acc.stopLoop(ctx)
+	acc.setState(AccountState{State: StateLoggedOut})
+	acc.detachAll(ctx)
+	c.metrics.accountState(StateLoggedOut, "")
+	c.mu.Lock()
+	delete(c.accounts, acc.handle)
+	c.mu.Unlock()
+	if err = c.store.DeleteAccount(ctx, acc.handle); err != nil {
+		return err
+	}
+	c.log.Info().Str("account", acc.handle).Msg("MSN account logged out")
+	return nil
+}
+
+// linkCodeAlphabet avoids look-alike characters (no 0/O, 1/I/L).
+const linkCodeAlphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+// IssueLinkCode returns a one-time code with which another frontend user can attach to the
+// account (RedeemLinkCode), valid for Config.LinkCodeTTL. issuer must own the account. Only a
+// hash of the code is stored.
+func (c *Core) IssueLinkCode(ctx context.Context, handle string, issuer FrontendUser) (code string, expires time.Time, err error) {
+	acc := c.Account(handle)
+	if acc == nil {
+		return "", time.Time{}, ErrAccountNotFound
+	}
+	if !acc.IsOwner(issuer) {
+		return "", time.Time{}, ErrNotOwner
+	}
+	raw := make([]byte, 12)
+	if _, err = rand.Read(raw); err != nil {
+		return "", time.Time{}, fmt.Errorf("failed to generate link code: %w", err)
+	}
+	var b strings.Builder
+	for i, x := range raw {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte('-')
+		}
+		b.WriteByte(linkCodeAlphabet[int(x)%len(linkCodeAlphabet)])
+	}
+	code = b.String()
+	expires = c.clock.Now().Add(c.cfg.LinkCodeTTL)
+	if err = c.store.PutLinkCode(ctx, normalizeLinkCode(code), acc.handle, issuer, expires); err != nil {
+		return "", time.Time{}, err
+	}
+	return code, expires, nil
+}
+
+func normalizeLinkCode(code string) string {
+	code = strings.ToUpper(code)
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' || r == '\t' {
+			return -1
+		}
+		return r
+	}, code)
+}
+
+// RedeemLinkCode consumes a link code and links newOwner to its account, attaching newOwner's
+// frontend. A code works once, whether or not it succeeds; ErrInvalidLinkCode for an unknown,
+// used or expired code, ErrLinkedElsewhere if another user of newOwner's frontend owns the
+// account.
+func (c *Core) RedeemLinkCode(ctx context.Context, code string, newOwner FrontendUser) (*Account, error) {
+	if err := c.beginAction(); err != nil {
+		return nil, err
+	}
+	defer c.endAction()
+	handle, _, err := c.store.TakeLinkCode(ctx, normalizeLinkCode(code), c.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	acc := c.Account(handle)
+	if acc == nil {
+		return nil, ErrInvalidLinkCode
+	}
+	if err = c.store.AddLink(ctx, newOwner, handle); err != nil {
+		return nil, err
+	}
+	acc.addOwner(newOwner)
+	c.attachOwned(acc)
+	return acc, nil
+}

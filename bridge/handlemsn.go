@@ -1,0 +1,296 @@
+package bridge
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/msn-bridge/msn-bridge/msn"
+)
+
+// handleMSN translates one event of a session into the neutral model. It runs on the session's
+// event goroutine, never blocks (frontend queues do not block), and ignores events of sessions
+// that are no longer current.
+func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
+	if d, ok := ev.(*msn.Disconnected); ok {
+		select {
+		case live.disc <- d.Err:
+		default:
+		}
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if live.gen != a.gen {
+		return
+	}
+	switch e := ev.(type) {
+	case *msn.LoggedIn:
+		if e.Self.FriendlyName != "" {
+			a.profile.Name = e.Self.FriendlyName
+		}
+		a.resyncLocked(live)
+		a.setStateLocked(AccountState{State: StateOnline})
+		a.emitSnapshotLocked()
+	case *msn.ContactListSynced:
+		a.contacts = make(map[string]*msn.Contact, len(e.Contacts))
+		for i := range e.Contacts {
+			c := e.Contacts[i]
+			a.contacts[c.Handle] = &c
+		}
+		if a.state.State == StateOnline {
+			a.emitSnapshotLocked()
+		}
+	case *msn.PresenceChanged:
+		c := a.contactLocked(e.Handle)
+		c.Status = e.Status
+		if e.FriendlyName != "" {
+			c.FriendlyName = e.FriendlyName
+		}
+		c.Capabilities, c.MSNObject = e.Capabilities, e.MSNObject
+		a.presenceChangedLocked(c)
+	case *msn.PersonalMessageChanged:
+		c := a.contactLocked(e.Handle)
+		c.PSM, c.Media = e.PSM, e.Media
+		a.presenceChangedLocked(c)
+	case *msn.ListChanged:
+		a.listChangedLocked(e)
+	case *msn.ContactRequest:
+		c := a.contactLocked(e.Handle)
+		c.Lists |= msn.ListPending | msn.ListReverse
+		if e.Name != "" && c.StoredName == "" {
+			c.StoredName = e.Name
+		}
+		a.emitLocked(ContactRequest{Handle: c.Handle, Name: c.DisplayName()}, "")
+	case *msn.GroupChanged:
+		if e.Handle != "" {
+			c := a.contactLocked(e.Handle)
+			if e.Added && !slices.Contains(c.Groups, e.Group.ID) {
+				c.Groups = append(c.Groups, e.Group.ID)
+			} else if !e.Added {
+				c.Groups = slices.DeleteFunc(c.Groups, func(g string) bool { return g == e.Group.ID })
+			}
+		}
+	case *msn.MessageReceived:
+		chat := a.chatForLocked(e.SessionID, e.From, e.Participants)
+		a.seq++
+		t := e.Time
+		if t.IsZero() {
+			t = a.core.clock.Now()
+		}
+		a.core.metrics.message("in", "received")
+		a.emitLocked(Message{
+			ID: messageID(e.From, t, a.seq), Chat: chat.id, Sender: NormalizeHandle(e.From),
+			SenderName: e.FromName, Text: e.Text, Format: neutralFormat(e.Format), Time: t,
+		}, "")
+	case *msn.TypingReceived:
+		chat := a.chatForLocked(e.SessionID, e.From, nil)
+		a.emitLocked(Typing{Chat: chat.id, Sender: NormalizeHandle(e.From)}, "")
+	case *msn.NudgeReceived:
+		chat := a.chatForLocked(e.SessionID, e.From, nil)
+		a.emitLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, "")
+	case *msn.ParticipantJoined:
+		a.joinedLocked(e.SessionID, NormalizeHandle(e.Handle))
+	case *msn.ParticipantLeft:
+		h := NormalizeHandle(e.Handle)
+		if cs, ok := a.chats[e.SessionID]; ok {
+			delete(cs.members, h)
+			if cs.group {
+				a.emitLocked(ChatMembership{Chat: cs.id, Handle: h, Joined: false, Members: membersOf(cs)}, "")
+			}
+		}
+	case *msn.SessionClosed:
+		if cs, ok := a.chats[e.SessionID]; ok {
+			delete(a.chats, e.SessionID)
+			if cs.group {
+				// The account itself leaving marks the end of an ephemeral group chat.
+				a.emitLocked(ChatMembership{Chat: cs.id, Handle: a.handle, Joined: false}, "")
+			}
+		}
+	case *msn.OwnStatusChanged:
+		if st := StatusFromMSN(string(e.Status)); st != a.profile.Status && e.Status != msn.StatusOffline {
+			a.profile.Status = st
+			a.emitLocked(OwnProfile{Status: st, PSM: a.profile.PSM, Name: a.profile.Name}, "")
+		}
+	case *msn.OwnNameChanged:
+		if e.Name != a.profile.Name {
+			a.profile.Name = e.Name
+			a.emitLocked(OwnProfile{Status: a.profile.Status, PSM: a.profile.PSM, Name: e.Name}, "")
+		}
+	case *msn.OwnPersonalMessageChanged:
+		if e.PSM != a.profile.PSM {
+			a.profile.PSM = e.PSM
+			a.emitLocked(OwnProfile{Status: a.profile.Status, PSM: e.PSM, Name: a.profile.Name}, "")
+		}
+	case *msn.SystemMessage:
+		a.log.Info().Int("type", e.Type).Int("minutes", e.MinutesUntilShutdown).Msg("MSN server announcement")
+	}
+}
+
+// resyncLocked refreshes the contact model from the session after login.
+func (a *Account) resyncLocked(live *liveSession) {
+	contacts := live.sess.Contacts()
+	a.contacts = make(map[string]*msn.Contact, len(contacts))
+	for i := range contacts {
+		c := contacts[i]
+		a.contacts[c.Handle] = &c
+	}
+}
+
+func (a *Account) emitSnapshotLocked() {
+	snap := a.contactsLocked()
+	a.presence.reset(snap)
+	a.emitLocked(ContactSnapshot{Contacts: snap}, "")
+}
+
+func (a *Account) contactLocked(handle string) *msn.Contact {
+	h := NormalizeHandle(handle)
+	c, ok := a.contacts[h]
+	if !ok {
+		c = &msn.Contact{Handle: h, Status: msn.StatusOffline}
+		a.contacts[h] = c
+	}
+	return c
+}
+
+// presenceChangedLocked feeds the coalescer and schedules a flush one window later.
+func (a *Account) presenceChangedLocked(c *msn.Contact) {
+	nc := neutralContact(c)
+	a.presence.update(viewOf(&nc))
+	if !a.armed {
+		a.armed = true
+		gen := a.gen
+		a.core.clock.AfterFunc(a.core.cfg.PresenceWindow, func() { a.flushPresence(gen) })
+	}
+}
+
+func (a *Account) flushPresence(gen uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.armed = false
+	if gen != a.gen {
+		return
+	}
+	for _, evt := range a.presence.flush() {
+		a.emitLocked(evt, "")
+	}
+}
+
+func (a *Account) listChangedLocked(e *msn.ListChanged) {
+	c := a.contactLocked(e.Handle)
+	before := c.Lists
+	if e.Added {
+		c.Lists |= e.List
+	} else {
+		c.Lists &^= e.List
+	}
+	if e.Name != "" {
+		c.StoredName = e.Name
+	}
+	if e.GUID != "" {
+		c.GUID = e.GUID
+	}
+	if before == c.Lists {
+		return
+	}
+	var kind ListChangeKind
+	switch {
+	case e.List == msn.ListForward && e.Added:
+		kind = ListAdded
+	case e.List == msn.ListForward:
+		kind = ListRemoved
+	case e.List == msn.ListBlock && e.Added:
+		kind = ListBlocked
+	case e.List == msn.ListBlock:
+		kind = ListUnblocked
+	case e.List == msn.ListReverse && e.Added:
+		kind = ListAddedYou
+	case e.List == msn.ListReverse:
+		kind = ListRemovedYou
+	default:
+		return // allow/pending bookkeeping is visible through Contact and PendingRequests
+	}
+	a.emitLocked(ListChange{Kind: kind, Contact: neutralContact(c)}, "")
+	if c.Lists == 0 {
+		delete(a.contacts, c.Handle)
+		a.presence.forget(c.Handle)
+	}
+}
+
+// chatForLocked finds or creates the chat of a switchboard session. A session with more than
+// one other participant is a group chat for the rest of its life.
+func (a *Account) chatForLocked(sessionID, from string, participants []string) *chatState {
+	from = NormalizeHandle(from)
+	cs, ok := a.chats[sessionID]
+	if !ok {
+		cs = &chatState{members: map[string]bool{}}
+		a.chats[sessionID] = cs
+	}
+	if from != "" && from != a.handle {
+		cs.members[from] = true
+	}
+	for _, p := range participants {
+		if p = NormalizeHandle(p); p != a.handle && p != "" {
+			cs.members[p] = true
+		}
+	}
+	a.classifyLocked(sessionID, cs, from)
+	return cs
+}
+
+func (a *Account) classifyLocked(sessionID string, cs *chatState, fallback string) (becameGroup bool) {
+	if !cs.group && len(cs.members) > 1 {
+		cs.group = true
+		cs.id = GroupChat(sessionID)
+		return true
+	}
+	if cs.id == "" {
+		if cs.group {
+			cs.id = GroupChat(sessionID)
+		} else if m := membersOf(cs); len(m) == 1 {
+			cs.id = DirectChat(m[0])
+		} else {
+			cs.id = DirectChat(fallback)
+		}
+	}
+	return false
+}
+
+func (a *Account) joinedLocked(sessionID, handle string) {
+	if handle == a.handle {
+		return
+	}
+	cs, ok := a.chats[sessionID]
+	if !ok {
+		cs = &chatState{members: map[string]bool{}}
+		a.chats[sessionID] = cs
+	}
+	was := cs.members[handle]
+	cs.members[handle] = true
+	became := a.classifyLocked(sessionID, cs, handle)
+	if cs.group && (became || !was) {
+		a.emitLocked(ChatMembership{Chat: cs.id, Handle: handle, Joined: true, Members: membersOf(cs)}, "")
+	}
+}
+
+func membersOf(cs *chatState) []string {
+	out := make([]string, 0, len(cs.members))
+	for h := range cs.members {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func neutralFormat(f *msn.TextFormat) Format {
+	if f == nil {
+		return Format{}
+	}
+	return Format{Font: f.Font, Bold: f.Bold, Italic: f.Italic, Underline: f.Underline, Strikethrough: f.Strike, Color: f.Color}
+}
+
+func msnFormat(f Format) *msn.TextFormat {
+	if f.IsZero() {
+		return nil
+	}
+	return &msn.TextFormat{Font: f.Font, Bold: f.Bold, Italic: f.Italic, Underline: f.Underline, Strike: f.Strikethrough, Color: f.Color}
+}
