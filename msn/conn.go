@@ -46,6 +46,9 @@ type waiter struct {
 	name   string
 	expect []string
 	ch     chan reply // buffered 1
+	// hook, when set, runs on the reader goroutine with a successful reply before any later
+	// command is dispatched (used to learn a session id before the JOI that follows it).
+	hook func(*Command)
 }
 
 type reply struct {
@@ -119,6 +122,9 @@ func (c *conn) dispatch(cmd *Command) {
 			if cmd.IsError() {
 				w.ch <- reply{err: &ServerError{Code: errorCode(cmd.Name), Command: w.name}}
 			} else {
+				if w.hook != nil {
+					w.hook(cmd)
+				}
 				w.ch <- reply{cmd: cmd}
 			}
 			return
@@ -201,10 +207,14 @@ func (c *conn) send(cmd *Command) error {
 // start sends a request with a fresh TrID and registers a waiter for its reply. expect lists
 // the reply names (default: the request's own name). args exclude the TrID.
 func (c *conn) start(name string, args []string, payload []byte, expect ...string) (uint32, *waiter, error) {
+	return c.startHook(nil, name, args, payload, expect...)
+}
+
+func (c *conn) startHook(hook func(*Command), name string, args []string, payload []byte, expect ...string) (uint32, *waiter, error) {
 	if len(expect) == 0 {
 		expect = []string{name}
 	}
-	w := &waiter{name: name, expect: expect, ch: make(chan reply, 1)}
+	w := &waiter{name: name, expect: expect, ch: make(chan reply, 1), hook: hook}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
@@ -256,10 +266,15 @@ func (c *conn) wait(ctx context.Context, id uint32, w *waiter, timeout time.Dura
 
 // call sends a request and waits for its reply (or a numeric error, returned as *ServerError).
 func (c *conn) call(ctx context.Context, timeout time.Duration, name string, args []string, payload []byte, expect ...string) (*Command, error) {
+	return c.callHook(ctx, timeout, nil, name, args, payload, expect...)
+}
+
+// callHook is call with a hook run on the reader goroutine when the reply arrives.
+func (c *conn) callHook(ctx context.Context, timeout time.Duration, hook func(*Command), name string, args []string, payload []byte, expect ...string) (*Command, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	id, w, err := c.start(name, args, payload, expect...)
+	id, w, err := c.startHook(hook, name, args, payload, expect...)
 	if err != nil {
 		return nil, err
 	}

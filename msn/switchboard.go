@@ -397,14 +397,15 @@ func (c *Client) openSession(ctx context.Context, handle string) (*session, erro
 	if _, err := s.cn.call(ctx, c.cfg.RequestTimeout, "USR", []string{c.handle, cookie}, nil); err != nil {
 		return fail(fmt.Errorf("failed to authenticate to switchboard: %w", err))
 	}
-	cal, err := s.cn.call(ctx, c.cfg.RequestTimeout, "CAL", []string{handle}, nil)
-	if err != nil {
-		return fail(fmt.Errorf("failed to invite %s: %w", handle, err))
+	learnID := func(cal *Command) {
+		if sid := cal.Arg(2); sid != "" {
+			c.mu.Lock()
+			s.id = sid
+			c.mu.Unlock()
+		}
 	}
-	if sid := cal.Arg(2); sid != "" {
-		c.mu.Lock()
-		s.id = sid
-		c.mu.Unlock()
+	if _, err := s.cn.callHook(ctx, c.cfg.RequestTimeout, learnID, "CAL", []string{handle}, nil); err != nil {
+		return fail(fmt.Errorf("failed to invite %s: %w", handle, err))
 	}
 	timer := time.NewTimer(c.cfg.JoinTimeout)
 	defer timer.Stop()
