@@ -299,11 +299,11 @@ func (c *Client) Login(ctx context.Context) error {
 	self := c.self
 	proto := c.protocol
 	ns := c.ns
+	c.wg.Add(1)
+	go c.pingLoop(ns)
 	c.mu.Unlock()
 	c.events.release(&LoggedIn{Self: self, Protocol: proto})
 	c.log.Info().Str("protocol", proto).Msg("Logged in")
-	c.wg.Add(1)
-	go c.pingLoop(ns)
 	// The connection may have died between the last reply and now.
 	if err := ns.Err(); err != nil {
 		c.onNSClosed(ns, err)
@@ -772,9 +772,15 @@ func (c *Client) handleCHL(cmd *Command) {
 	if chl == "" {
 		return
 	}
-	ns := c.nsConn()
-	proto := c.Protocol()
+	c.mu.Lock()
+	ns, proto := c.ns, c.protocol
+	if c.state == stateClosed || ns == nil {
+		c.mu.Unlock()
+		return
+	}
+	// Added under c.mu while not closed, so it never races with Close's Wait.
 	c.wg.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
 		id, answer := ProductIDMSNP11, ""
