@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"reflect"
 	"slices"
 	"sort"
 
@@ -32,12 +33,14 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		a.setStateLocked(AccountState{State: StateOnline})
 		a.emitSnapshotLocked()
 	case *msn.ContactListSynced:
+		before := a.contactsLocked()
 		a.contacts = make(map[string]*msn.Contact, len(e.Contacts))
 		for i := range e.Contacts {
 			c := e.Contacts[i]
 			a.contacts[c.Handle] = &c
 		}
-		if a.state.State == StateOnline {
+		// LoggedIn already sent the list the session had; only send it again if it differs.
+		if a.state.State == StateOnline && !reflect.DeepEqual(before, a.contactsLocked()) {
 			a.emitSnapshotLocked()
 		}
 	case *msn.PresenceChanged:

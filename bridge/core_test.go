@@ -1,0 +1,409 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msn-bridge/msn-bridge/msn"
+)
+
+var (
+	matrixUser  = FrontendUser{"matrix", "@alice:example.org"}
+	discordUser = FrontendUser{"discord", "4242"}
+)
+
+func TestLoginStoresOnlyOnSuccess(t *testing.T) {
+	ctx := context.Background()
+	store := testStore(t)
+	srv := newFakeServer()
+	srv.passwords["alice@example.com"] = "right"
+	core := newTestCore(t, store, srv, Config{})
+	if err := core.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := core.Login(ctx, matrixUser, "alice@example.com", "wrong")
+	var le *LoginError
+	if !errors.As(err, &le) || !errors.Is(err, ErrBadCredentials) || le.Retryable {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := store.GetAccount(ctx, "alice@example.com"); !errors.Is(err, ErrAccountNotFound) {
+		t.Fatalf("account stored after failed login: %v", err)
+	}
+	if core.Account("alice@example.com") != nil {
+		t.Fatal("account kept after failed login")
+	}
+
+	srv.mu.Lock()
+	srv.down = true
+	srv.mu.Unlock()
+	_, err = core.Login(ctx, matrixUser, "alice@example.com", "right")
+	if !errors.As(err, &le) || !le.Retryable {
+		t.Fatalf("server down: %v", err)
+	}
+	if _, err := store.GetAccount(ctx, "alice@example.com"); !errors.Is(err, ErrAccountNotFound) {
+		t.Fatal("account stored while server down")
+	}
+	srv.mu.Lock()
+	srv.down = false
+	srv.mu.Unlock()
+
+	acc, err := core.Login(ctx, matrixUser, "Alice@Example.com", "right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc.Handle() != "alice@example.com" || !acc.IsOwner(matrixUser) {
+		t.Fatalf("account %q owners %v", acc.Handle(), acc.Owners())
+	}
+	if pw, err := store.Credentials(ctx, "alice@example.com"); err != nil || pw != "right" {
+		t.Fatalf("stored credentials: %v", err)
+	}
+	if got := core.AccountsFor(matrixUser); len(got) != 1 || got[0] != acc {
+		t.Fatalf("AccountsFor: %v", got)
+	}
+
+	// Same password again from another frontend: linked, no second MSN login (it would kick
+	// the first).
+	before := srv.loginCount()
+	if _, err := core.Login(ctx, discordUser, "alice@example.com", "right"); err != nil {
+		t.Fatal(err)
+	}
+	if srv.loginCount() != before {
+		t.Fatal("a second MSN login was made for an already connected account")
+	}
+	// Another matrix user cannot take the account.
+	if _, err := core.Login(ctx, FrontendUser{"matrix", "@eve:x"}, "alice@example.com", "right"); !errors.Is(err, ErrLinkedElsewhere) {
+		t.Fatalf("other matrix user: %v", err)
+	}
+}
+
+func loggedIn(t *testing.T, core *testCore, fes ...Frontend) *Account {
+	t.Helper()
+	for _, fe := range fes {
+		core.AddFrontend(fe)
+	}
+	core.srv.mu.Lock()
+	core.srv.passwords["alice@example.com"] = "pw"
+	core.srv.contacts["alice@example.com"] = []msn.Contact{
+		{Handle: "bob@example.com", StoredName: "Bob", Lists: msn.ListForward | msn.ListAllow, Status: msn.StatusOffline},
+	}
+	core.srv.mu.Unlock()
+	if err := core.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	acc, err := core.Login(context.Background(), matrixUser, "alice@example.com", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.store.LinksFor(context.Background(), acc.handle); err != nil {
+		t.Fatal(err)
+	}
+	return acc
+}
+
+func TestTwoFrontendsSameEventsAndEchoSuppression(t *testing.T) {
+	ctx := context.Background()
+	core := newTestCore(t, testStore(t), newFakeServer(), Config{})
+	mx, dc := &recorder{name: "matrix"}, &recorder{name: "discord"}
+	acc := loggedIn(t, core, mx, dc)
+
+	// Attach Discord through a link code.
+	code, _, err := core.IssueLinkCode(ctx, acc.Handle(), matrixUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.RedeemLinkCode(ctx, code, discordUser); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.RedeemLinkCode(ctx, code, discordUser); !errors.Is(err, ErrInvalidLinkCode) {
+		t.Fatalf("code reused: %v", err)
+	}
+	mx.waitFor(t, "online", hasState(StateOnline))
+	dc.waitFor(t, "online", hasState(StateOnline))
+
+	// An incoming message and a presence burst reach both, in order.
+	sess := core.srv.session("alice@example.com")
+	sess.emit(&msn.PresenceChanged{Handle: "bob@example.com", Status: msn.StatusAway, FriendlyName: "Bobby"})
+	sess.emit(&msn.PresenceChanged{Handle: "bob@example.com", Status: msn.StatusOnline, FriendlyName: "Bobby"})
+	sess.emit(&msn.MessageReceived{SessionID: "1", From: "bob@example.com", FromName: "Bobby", Participants: []string{"bob@example.com"}, Text: "hi", Time: time.Unix(1000, 0)})
+	sess.emit(&msn.MessageReceived{SessionID: "1", From: "bob@example.com", FromName: "Bobby", Participants: []string{"bob@example.com"}, Text: "there", Time: time.Unix(1001, 0)})
+	for _, r := range []*recorder{mx, dc} {
+		r.waitFor(t, "two messages", func(e []Event) bool { return countType[Message](e) == 2 })
+	}
+	core.clock.fire() // the presence window ends
+	for _, r := range []*recorder{mx, dc} {
+		evts := r.waitFor(t, "presence", func(e []Event) bool { return countType[ContactPresence](e) >= 1 })
+		if n := countType[ContactPresence](evts); n != 1 {
+			t.Fatalf("%s: %d presence updates for one burst", r.name, n)
+		}
+		var texts []string
+		for _, e := range evts {
+			if m, ok := e.(Message); ok {
+				texts = append(texts, m.Text)
+				if m.Chat != DirectChat("bob@example.com") || m.ID == "" {
+					t.Fatalf("message: %+v", m)
+				}
+			}
+		}
+		if fmt.Sprint(texts) != "[hi there]" {
+			t.Fatalf("%s: order %v", r.name, texts)
+		}
+	}
+
+	// A message sent from Matrix shows on Discord, not back on Matrix.
+	id, err := acc.SendText(ctx, "matrix", DirectChat("bob@example.com"), "from matrix", Format{})
+	if err != nil || id == "" {
+		t.Fatalf("send: %q %v", id, err)
+	}
+	dc.waitFor(t, "echo on discord", func(e []Event) bool {
+		for _, x := range e {
+			if m, ok := x.(Message); ok && m.FromMe && m.Origin == "matrix" && m.Text == "from matrix" && m.ID == id {
+				return true
+			}
+		}
+		return false
+	})
+	// Matrix gets a later event (a nudge from Discord), then we know no echo came before it.
+	if err := acc.SendNudge(ctx, "discord", DirectChat("bob@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	evts := mx.waitFor(t, "nudge", func(e []Event) bool { return countType[Nudge](e) == 1 })
+	for _, e := range evts {
+		if m, ok := e.(Message); ok && m.FromMe {
+			t.Fatalf("matrix got its own message echoed: %+v", m)
+		}
+	}
+}
+
+func TestSendFailureResult(t *testing.T) {
+	ctx := context.Background()
+	core := newTestCore(t, testStore(t), newFakeServer(), Config{})
+	mx := &recorder{name: "matrix"}
+	acc := loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+
+	tests := []struct {
+		err    error
+		reason SendFailure
+	}{
+		{&msn.SendError{Parts: 1, Reason: &msn.ServerError{Code: 217, Command: "CAL"}}, FailureContactOffline},
+		{&msn.SendError{Parts: 1, Reason: msn.ErrNAK}, FailureNAK},
+		{&msn.SendError{Parts: 1, Reason: msn.ErrTimeout}, FailureTimeout},
+		{&msn.SendError{Parts: 1, Reason: msn.ErrClosed}, FailureSwitchboardClosed},
+		{&msn.SendError{Parts: 1, Reason: msn.ErrTooLong}, FailureTooLong},
+	}
+	for _, tc := range tests {
+		core.srv.mu.Lock()
+		core.srv.sendErr = tc.err
+		core.srv.mu.Unlock()
+		_, err := acc.SendText(ctx, "matrix", DirectChat("bob@example.com"), "hello?", Format{})
+		var se *SendError
+		if !errors.As(err, &se) || se.Reason != tc.reason {
+			t.Fatalf("%v: got %v", tc.err, err)
+		}
+	}
+	// Not connected.
+	core.srv.kick("alice@example.com", msn.ReasonOtherLogin)
+	mx.waitFor(t, "stopped", hasState(StateStopped))
+	_, err := acc.SendText(ctx, "matrix", DirectChat("bob@example.com"), "hello?", Format{})
+	var se *SendError
+	if !errors.As(err, &se) || se.Reason != FailureNotConnected {
+		t.Fatalf("not connected: %v", err)
+	}
+}
+
+func TestOtherLocationStopsWithoutReconnect(t *testing.T) {
+	ctx := context.Background()
+	store := testStore(t)
+	core := newTestCore(t, store, newFakeServer(), Config{})
+	mx := &recorder{name: "matrix"}
+	acc := loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+	logins := core.srv.loginCount()
+
+	core.srv.kick("alice@example.com", msn.ReasonOtherLogin)
+	evts := mx.waitFor(t, "stopped", hasState(StateStopped))
+	last := evts[len(evts)-1].(AccountState)
+	if last.Reason != StopOtherLocation {
+		t.Fatalf("stop reason %q", last.Reason)
+	}
+	// Wait for the loop to end, then make sure no login was attempted.
+	for i := 0; i < 500 && acc.isRunning(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if acc.isRunning() || core.srv.loginCount() != logins {
+		t.Fatalf("reconnected after OUT OTH (running=%v, logins %d→%d)", acc.isRunning(), logins, core.srv.loginCount())
+	}
+	rec, err := store.GetAccount(ctx, "alice@example.com")
+	if err != nil || rec.LoggedIn {
+		t.Fatalf("stored state after OTH: %+v %v", rec, err)
+	}
+	// The owner can reconnect explicitly.
+	if err := acc.Reconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mx.waitFor(t, "online again", func(e []Event) bool {
+		n := 0
+		for _, x := range e {
+			if s, ok := x.(AccountState); ok && s.State == StateOnline {
+				n++
+			}
+		}
+		return n >= 2
+	})
+}
+
+func TestDroppedConnectionReconnects(t *testing.T) {
+	core := newTestCore(t, testStore(t), newFakeServer(), Config{})
+	mx := &recorder{name: "matrix"}
+	loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+	logins := core.srv.loginCount()
+
+	before := len(mx.events())
+	core.srv.kick("alice@example.com", msn.ReasonNetwork)
+	// Reconnecting is a state-like event: a frontend that lags may only see the latest state,
+	// so wait for the new login and the account being online again.
+	mx.waitFor(t, "reconnected", func(e []Event) bool {
+		for _, x := range e[before:] {
+			if s, ok := x.(AccountState); ok && s.State == StateOnline {
+				return core.srv.loginCount() == logins+1
+			}
+		}
+		return false
+	})
+	if core.srv.session("alice@example.com") == nil {
+		t.Fatal("no active session after reconnect")
+	}
+}
+
+func TestBadPasswordOnReconnectStops(t *testing.T) {
+	core := newTestCore(t, testStore(t), newFakeServer(), Config{})
+	mx := &recorder{name: "matrix"}
+	loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+	core.srv.mu.Lock()
+	core.srv.passwords["alice@example.com"] = "changed elsewhere"
+	core.srv.mu.Unlock()
+	core.srv.kick("alice@example.com", msn.ReasonShutdown)
+	evts := mx.waitFor(t, "stopped", hasState(StateStopped))
+	st := evts[len(evts)-1].(AccountState)
+	if st.Reason != StopBadCredentials || !errors.Is(st.Err, ErrBadCredentials) {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+func TestRestartRelogsStoredAccounts(t *testing.T) {
+	ctx := context.Background()
+	store := testStore(t)
+	srv := newFakeServer()
+	core := newTestCore(t, store, srv, Config{})
+	loggedIn(t, core, &recorder{name: "matrix"})
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := core.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	if srv.session("alice@example.com") != nil {
+		t.Fatal("session still active after Stop")
+	}
+	if _, err := core.Login(ctx, matrixUser, "alice@example.com", "pw"); !errors.Is(err, ErrStopping) {
+		t.Fatalf("login after stop: %v", err)
+	}
+
+	core2 := newTestCore(t, store, srv, Config{})
+	mx := &recorder{name: "matrix"}
+	core2.AddFrontend(mx)
+	if err := core2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mx.waitFor(t, "online after restart", hasState(StateOnline))
+	acc := core2.Account("alice@example.com")
+	if acc == nil || !acc.IsOwner(matrixUser) {
+		t.Fatal("account or owner not restored")
+	}
+	if cs := acc.Contacts(); len(cs) != 1 || cs[0].Handle != "bob@example.com" || cs[0].Name != "Bob" {
+		t.Fatalf("contacts after restart: %+v", cs)
+	}
+
+	// A wrong key refuses to start.
+	wrong := openStore(t, store.DB(), testKey(99))
+	core3 := newTestCore(t, wrong, srv, Config{})
+	if err := core3.Start(ctx); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("start with wrong key: %v", err)
+	}
+}
+
+// TestStartRateLimit restores 1,000 accounts and checks that every login waited for the global
+// limiter and that the limiter's slots never exceed the configured rate.
+func TestStartRateLimit(t *testing.T) {
+	ctx := context.Background()
+	store := testStore(t)
+	srv := newFakeServer()
+	const n = 1000
+	err := store.DB().DoTxn(ctx, nil, func(ctx context.Context) error {
+		for i := 0; i < n; i++ {
+			h := fmt.Sprintf("user%04d@example.com", i)
+			srv.passwords[h] = "pw"
+			if err := store.SaveLogin(ctx, &AccountRecord{Handle: h, LoggedIn: true}, "pw", FrontendUser{"matrix", "@" + h}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core := newTestCore(t, store, srv, Config{LoginRate: 20, LoginBurst: 10})
+	var logins, violations atomic.Int64
+	var mu sync.Mutex
+	srv.onLogin = func(string) {
+		mu.Lock()
+		defer mu.Unlock()
+		// Every login attempt must follow its own limiter wait.
+		if int64(len(core.clock.sleepTargets())) <= logins.Load() {
+			violations.Add(1)
+		}
+		logins.Add(1)
+	}
+	if err := core.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3000 && logins.Load() < n; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if logins.Load() != n {
+		t.Fatalf("%d of %d accounts logged in", logins.Load(), n)
+	}
+	if violations.Load() != 0 {
+		t.Fatalf("%d logins did not wait for the limiter", violations.Load())
+	}
+	slots := core.clock.sleepTargets()
+	start := slots[0]
+	for _, s := range slots {
+		if s.Before(start) {
+			start = s
+		}
+	}
+	perSecond := map[int]int{}
+	for _, s := range slots {
+		perSecond[int(s.Sub(start)/time.Second)]++
+	}
+	for sec, c := range perSecond {
+		limit := 20
+		if sec == 0 {
+			limit += 10
+		}
+		if c > limit {
+			t.Fatalf("second %d: %d login attempts, limit %d", sec, c, limit)
+		}
+	}
+	if len(perSecond) < (n-10)/20 {
+		t.Fatalf("%d attempts spread over only %d seconds", n, len(perSecond))
+	}
+}
