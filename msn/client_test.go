@@ -260,7 +260,7 @@ func TestLoginFailures(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, err)
 			}
-			for _, s := range []string{pw, testTicket, Encode(pw)} {
+			for _, s := range []string{pw, testTicket, passportEscape(pw)} {
 				if strings.Contains(err.Error(), s) || strings.Contains(logs.String(), s) {
 					t.Errorf("secret %q leaked: %v", s, err)
 				}

@@ -197,7 +197,7 @@ func passportServer(t *testing.T) *httptest.Server {
 		case "/rdr/pprdr.asp":
 			w.Header().Set("Passporturls", "DALogin="+srv.URL+"/login")
 		case "/login":
-			if !strings.Contains(r.Header.Get("Authorization"), "pwd="+Encode(testPassword)+",") {
+			if !strings.Contains(r.Header.Get("Authorization"), "pwd="+passportEscape(testPassword)+",") {
 				w.Header().Set("WWW-Authenticate", "Passport1.4 da-status=failed")
 				w.WriteHeader(http.StatusUnauthorized)
 				return

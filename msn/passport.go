@@ -12,7 +12,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"time"
 )
 
 // passport is a Passport 1.4 ("Tweener") client (PROTOCOL.md §2.2).
@@ -86,7 +85,7 @@ func (p *passport) login(ctx context.Context, handle, password, challenge string
 			return "", err
 		}
 	}
-	auth := "Passport1.4 " + passportOrg + ",sign-in=" + Encode(handle) + ",pwd=" + Encode(password) + "," + challenge
+	auth := "Passport1.4 " + passportOrg + ",sign-in=" + passportEscape(handle) + ",pwd=" + passportEscape(password) + "," + challenge
 	target := loginURL
 	for hop := 0; hop <= maxPassportRedirects; hop++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -195,4 +194,21 @@ func scrubURLError(err error) error {
 	return err
 }
 
-var _ = time.Second
+// passportEscape percent-encodes a sign-in or password value: everything except ASCII letters,
+// digits and "-_.~" (so ',', '=', '%', space and non-ASCII bytes cannot break the header).
+func passportEscape(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) * 3)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
