@@ -96,6 +96,10 @@ func (s *Server) detach(n *nsSession) {
 	}
 	wasOnline := a.online()
 	a.ns = nil
+	if a.virtStatus == "" {
+		// A client publishes its PSM again after each login (Escargot forgets it too).
+		a.psm, a.media, a.psmSet = "", "", false
+	}
 	if wasOnline && !a.online() {
 		s.broadcastPresence(a, false)
 	}

@@ -49,8 +49,8 @@ const (
 	MaxSBPayload = 1664
 )
 
-// escargotShields is Escargot's Shields.xml, byte for byte as captured (151 bytes).
-const escargotShields = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n<config>\r\n\t<shield><cli maj=\"7\" min=\"0\" minbld=\"0\" maxbld=\"9999\" deny=\" \" /></shield>\r\n\t<block></block>\r\n</config>"
+// escargotShields is Escargot's Shields.xml as captured (151 bytes, LF line ends).
+const escargotShields = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<config>\n\t<shield><cli maj=\"7\" min=\"0\" minbld=\"0\" maxbld=\"9999\" deny=\" \" /></shield>\n\t<block></block>\n</config>"
 
 // Options configures a Server. The zero value is an Escargot-like server without dispatch.
 type Options struct {
