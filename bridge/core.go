@@ -206,6 +206,10 @@ func (c *Core) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	allLinks, err := c.store.AllLinks(ctx)
+	if err != nil {
+		return err
+	}
 	type pending struct {
 		acc      *Account
 		password string
@@ -215,11 +219,7 @@ func (c *Core) Start(ctx context.Context) error {
 	accounts := make([]*Account, 0, len(recs))
 	for _, rec := range recs {
 		acc := newAccount(c, rec)
-		links, err := c.store.LinksFor(ctx, rec.Handle)
-		if err != nil {
-			return err
-		}
-		acc.owners = links
+		acc.owners = allLinks[rec.Handle]
 		accounts = append(accounts, acc)
 		if !rec.LoggedIn {
 			if rec.LastError != "" {

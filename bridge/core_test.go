@@ -366,7 +366,7 @@ func TestStartRateLimit(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		// Every login attempt must follow its own limiter wait.
-		if int64(len(core.clock.sleepTargets())) <= logins.Load() {
+		if core.clock.sleepCount() <= logins.Load() {
 			violations.Add(1)
 		}
 		logins.Add(1)

@@ -60,6 +60,12 @@ func (c *fakeClock) fire() {
 	}
 }
 
+func (c *fakeClock) sleepCount() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(len(c.sleeps))
+}
+
 func (c *fakeClock) sleepTargets() []time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -293,6 +293,25 @@ func (s *Store) LinksFor(ctx context.Context, handle string) ([]FrontendUser, er
 	return out, rows.Err()
 }
 
+// AllLinks returns every frontend link, grouped by account handle.
+func (s *Store) AllLinks(ctx context.Context) (map[string][]FrontendUser, error) {
+	rows, err := s.db.Query(ctx, `SELECT handle, frontend, user_id FROM msn_frontend_link ORDER BY handle, frontend, user_id`)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load frontend links: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]FrontendUser{}
+	for rows.Next() {
+		var h string
+		var u FrontendUser
+		if err = rows.Scan(&h, &u.Frontend, &u.UserID); err != nil {
+			return nil, fmt.Errorf("failed to load frontend links: %w", err)
+		}
+		out[h] = append(out[h], u)
+	}
+	return out, rows.Err()
+}
+
 // HandlesFor returns the handles of the accounts a frontend user is linked to.
 func (s *Store) HandlesFor(ctx context.Context, user FrontendUser) ([]string, error) {
 	rows, err := s.db.Query(ctx, `SELECT handle FROM msn_frontend_link WHERE frontend=$1 AND user_id=$2 ORDER BY handle`,
