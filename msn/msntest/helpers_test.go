@@ -44,6 +44,12 @@ func (c *rawClient) next() string {
 	return strconv.Itoa(c.trid)
 }
 
+// tryWrite writes without failing the test (the server may have closed already).
+func (c *rawClient) tryWrite(b []byte) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(ioTimeout))
+	_, _ = c.nc.Write(b)
+}
+
 func (c *rawClient) write(b []byte) {
 	c.t.Helper()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(ioTimeout))
@@ -236,13 +242,15 @@ func login(t testing.TB, s *Server, handle, password string) *rawClient {
 	return c
 }
 
-// online logs in and sends the first CHG NLN, reading its reply.
+// online logs in and sends the first CHG NLN, reading its reply and the initial burst (ILN,
+// UBX, up to the initial mail-data MSG).
 func online(t testing.TB, s *Server, handle, password string) *rawClient {
 	t.Helper()
 	c := login(t, s, handle, password)
 	tr := c.next()
 	c.send("CHG " + tr + " NLN 1073741824")
 	c.expect("CHG " + tr + " NLN 1073741824")
+	c.untilLine("MSG Hotmail Hotmail")
 	return c
 }
 
@@ -264,3 +272,5 @@ func ctxT(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func runtimeGoroutines() int { return runtime.NumGoroutine() }

@@ -134,9 +134,10 @@ func (s *Server) nsADC(n *nsSession, cmd *msn.Command) bool {
 		}
 		e = a.upsert(h, id, nick)
 	}
+	before := a.canSee(h)
 	e.lists |= list
 	n.sendLine("ADC", t, cmd.Arg(1), "N="+h)
-	if target != nil && a.online() {
+	if target != nil && a.online() && a.canSee(h) != before {
 		s.refreshFor(a, target)
 	}
 	return true
@@ -322,10 +323,11 @@ func (s *Server) nsREM(n *nsSession, cmd *msn.Command) bool {
 		n.sendLine("216", t)
 		return true
 	}
+	before := a.canSee(h)
 	e.lists &^= list
 	a.dropIfEmpty(h)
 	n.sendLine("REM", t, cmd.Args[1], h)
-	if target := s.accounts[h]; target != nil && a.online() {
+	if target := s.accounts[h]; target != nil && a.online() && a.canSee(h) != before {
 		s.refreshFor(a, target)
 	}
 	return true

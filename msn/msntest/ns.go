@@ -647,11 +647,18 @@ func (s *Server) nsBLP(n *nsSession, cmd *msn.Command) bool {
 		n.sendLine("218", t)
 		return true
 	}
+	var before map[string]bool
+	if a.online() {
+		before = map[string]bool{}
+		s.watchers(a, func(w *account) { before[w.handle] = a.canSee(w.handle) })
+	}
 	a.blp = v
 	n.sendLine("BLP", t, v)
-	if a.online() {
-		s.watchers(a, func(w *account) { s.refreshFor(a, w) })
-	}
+	s.watchers(a, func(w *account) {
+		if seen, ok := before[w.handle]; ok && seen != a.canSee(w.handle) {
+			s.refreshFor(a, w)
+		}
+	})
 	return true
 }
 

@@ -79,8 +79,7 @@ func TestPresenceFanOut(t *testing.T) {
 	tr = b.next()
 	b.send("REM " + tr + " AL alice@example.com")
 	b.expect("REM " + tr + " AL alice@example.com")
-	a.expect("NLN NLN bob@example.com Bobby%20B 1073791020 %3Cmsnobj%2F%3E") // BLP AL still allows
-	a.expectName("UBX")
+	// BLP AL still allows Alice: no change, nothing sent.
 	tr = b.next()
 	b.send("ADC " + tr + " BL N=alice@example.com")
 	b.expect("ADC " + tr + " BL N=alice@example.com")
