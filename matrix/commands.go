@@ -1,0 +1,261 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/commands"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// HelpSectionMSN groups the MSN commands in help.
+var HelpSectionMSN = commands.HelpSection{Name: "MSN", Order: 15}
+
+// commandTimeout bounds one command's wait for MSN.
+const commandTimeout = 30 * time.Second
+
+func (mc *MSNConnector) commandHandlers() []commands.CommandHandler {
+	h := func(name, args, desc string, fn func(ce *commands.Event, c *MSNClient, acc *bridge.Account)) commands.CommandHandler {
+		return &commands.FullHandler{
+			Name:          name,
+			RequiresLogin: true,
+			Help:          commands.HelpMeta{Section: HelpSectionMSN, Description: desc, Args: args},
+			Func: func(ce *commands.Event) {
+				c, acc := mc.commandAccount(ce)
+				if acc == nil {
+					return
+				}
+				fn(ce, c, acc)
+			},
+		}
+	}
+	return []commands.CommandHandler{
+		h("status", "<online|busy|away|brb|phone|lunch|invisible>", "Set your MSN status.", cmdStatus),
+		h("psm", "[text]", "Set your personal message (empty clears it).", cmdPSM),
+		h("name", "<friendly name>", "Set your MSN friendly name.", cmdName),
+		h("add", "<email>", "Add a contact to your MSN list.", handleAction("Added %s to your contact list.",
+			func(ctx context.Context, acc *bridge.Account, h string) error { return acc.AddContact(ctx, h, "") })),
+		h("remove", "<email>", "Remove a contact from your MSN list.", handleAction("Removed %s from your contact list.",
+			func(ctx context.Context, acc *bridge.Account, h string) error { return acc.RemoveContact(ctx, h) })),
+		h("block", "<email>", "Block a contact.", handleAction("Blocked %s.",
+			func(ctx context.Context, acc *bridge.Account, h string) error { return acc.Block(ctx, h) })),
+		h("unblock", "<email>", "Unblock a contact.", handleAction("Unblocked %s.",
+			func(ctx context.Context, acc *bridge.Account, h string) error { return acc.Unblock(ctx, h) })),
+		h("accept", "<email>", "Accept a contact request and add them back.", handleAction("Accepted %s.",
+			func(ctx context.Context, acc *bridge.Account, h string) error { return acc.AcceptRequest(ctx, h, true) })),
+		h("decline", "<email>", "Decline a contact request.", handleAction("Declined %s.",
+			func(ctx context.Context, acc *bridge.Account, h string) error {
+				return acc.DeclineRequest(ctx, h, false)
+			})),
+		h("requests", "", "List pending contact requests.", cmdRequests),
+		h("contacts", "", "List your MSN contacts and their status.", cmdContacts),
+		h("nudge", "", "Send a nudge in this DM portal.", cmdNudge),
+		h("link-code", "", "Get a one-time code to use this MSN account in Discord too (`/msn link`).", cmdLinkCode),
+		h("reconnect", "", "Reconnect a stopped MSN session (e.g. after signing in elsewhere).", cmdReconnect),
+	}
+}
+
+// commandAccount finds the account a command acts on: the login of the portal it is run in,
+// else the user's default login. Only the login's own Matrix user may act on it.
+func (mc *MSNConnector) commandAccount(ce *commands.Event) (*MSNClient, *bridge.Account) {
+	var login *bridgev2.UserLogin
+	if ce.Portal != nil && ce.Portal.Receiver != "" {
+		if l := ce.Bridge.GetCachedUserLoginByID(ce.Portal.Receiver); l != nil && l.UserMXID == ce.User.MXID {
+			login = l
+		}
+	}
+	if login == nil {
+		login = ce.User.GetDefaultLogin()
+	}
+	if login == nil || login.UserMXID != ce.User.MXID {
+		ce.Reply("You are not logged in to MSN. Use `login` first.")
+		return nil, nil
+	}
+	c, ok := login.Client.(*MSNClient)
+	if !ok {
+		ce.Reply("That login is not an MSN login.")
+		return nil, nil
+	}
+	acc := c.account()
+	if acc == nil {
+		ce.Reply("Your MSN account is not logged in to the bridge. Use `login` again.")
+		return nil, nil
+	}
+	return c, acc
+}
+
+func cmdCtx(ce *commands.Event) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ce.Ctx, commandTimeout)
+}
+
+// humanError turns a core error into a sentence for a command reply.
+func humanError(err error) string {
+	var se *bridge.SendError
+	switch {
+	case errors.As(err, &se):
+		return se.Reason.Describe()
+	case errors.Is(err, bridge.ErrNotConnected):
+		return "your MSN account is not connected right now"
+	case errors.Is(err, bridge.ErrInvalidHandle):
+		return "that is not an MSN handle (an e-mail address)"
+	case errors.Is(err, bridge.ErrNotOwner), errors.Is(err, bridge.ErrAccountNotFound):
+		return "your MSN account is not logged in to the bridge"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "MSN did not answer in time"
+	}
+	return err.Error()
+}
+
+func handleAction(done string, fn func(ctx context.Context, acc *bridge.Account, handle string) error) func(*commands.Event, *MSNClient, *bridge.Account) {
+	return func(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+		if len(ce.Args) != 1 {
+			ce.Reply("Usage: `$cmdprefix %s <email>`", ce.Command)
+			return
+		}
+		handle, err := bridge.ValidateHandle(ce.Args[0])
+		if err != nil {
+			ce.Reply("%s", humanError(err))
+			return
+		}
+		ctx, cancel := cmdCtx(ce)
+		defer cancel()
+		if err = fn(ctx, acc, handle); err != nil {
+			ce.Reply("Failed: %s", humanError(err))
+			return
+		}
+		ce.Reply(done, handle)
+	}
+}
+
+func cmdStatus(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	if len(ce.Args) != 1 {
+		st, _, _ := acc.Profile()
+		ce.Reply("Your status is **%s**. Usage: `$cmdprefix status <online|busy|away|brb|phone|lunch|invisible>`", st)
+		return
+	}
+	st, err := bridge.ParseStatus(ce.Args[0])
+	if err != nil || st == bridge.StatusOffline {
+		ce.Reply("Unknown status %q. Use one of online, busy, away, brb, phone, lunch, invisible.", ce.Args[0])
+		return
+	}
+	ctx, cancel := cmdCtx(ce)
+	defer cancel()
+	if err = acc.SetStatus(ctx, FrontendName, st); err != nil {
+		ce.Reply("Failed to set status: %s", humanError(err))
+		return
+	}
+	ce.Reply("Status set to **%s**.", st)
+}
+
+func cmdPSM(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	psm := strings.TrimSpace(ce.RawArgs)
+	ctx, cancel := cmdCtx(ce)
+	defer cancel()
+	if err := acc.SetPSM(ctx, FrontendName, psm); err != nil {
+		ce.Reply("Failed to set personal message: %s", humanError(err))
+		return
+	}
+	if psm == "" {
+		ce.Reply("Personal message cleared.")
+	} else {
+		ce.Reply("Personal message set.")
+	}
+}
+
+func cmdName(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	name := strings.TrimSpace(ce.RawArgs)
+	if name == "" {
+		ce.Reply("Usage: `$cmdprefix name <friendly name>`")
+		return
+	}
+	ctx, cancel := cmdCtx(ce)
+	defer cancel()
+	if err := acc.SetName(ctx, FrontendName, name); err != nil {
+		ce.Reply("Failed to set name: %s", humanError(err))
+		return
+	}
+	ce.Reply("Friendly name set.")
+}
+
+func cmdRequests(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	reqs := acc.PendingRequests()
+	if len(reqs) == 0 {
+		ce.Reply("No pending contact requests.")
+		return
+	}
+	var b strings.Builder
+	b.WriteString("Pending contact requests (answer with `accept <email>` or `decline <email>`):\n\n")
+	for _, r := range reqs {
+		fmt.Fprintf(&b, "* %s", r.Handle)
+		if r.Name != "" && r.Name != r.Handle {
+			fmt.Fprintf(&b, " (%s)", r.Name)
+		}
+		b.WriteString("\n")
+	}
+	ce.Reply("%s", b.String())
+}
+
+func cmdContacts(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	var b strings.Builder
+	n := 0
+	for _, ct := range acc.Contacts() {
+		if !ct.Forward {
+			continue
+		}
+		n++
+		fmt.Fprintf(&b, "* %s (%s): %s", ct.Name, ct.Handle, ct.Status)
+		if ct.PSM != "" {
+			fmt.Fprintf(&b, " - %s", ct.PSM)
+		}
+		if ct.Blocked {
+			b.WriteString(" [blocked]")
+		}
+		b.WriteString("\n")
+	}
+	if n == 0 {
+		ce.Reply("Your contact list is empty.")
+		return
+	}
+	ce.Reply("%d contacts:\n\n%s", n, b.String())
+}
+
+func cmdNudge(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	if ce.Portal == nil || chatOf(ce.Portal).IsGroup() || ce.Portal.Receiver != c.login.ID {
+		ce.Reply("Use `nudge` in a DM portal with an MSN contact.")
+		return
+	}
+	ctx, cancel := cmdCtx(ce)
+	defer cancel()
+	if err := acc.SendNudge(ctx, FrontendName, chatOf(ce.Portal)); err != nil {
+		ce.Reply("Failed to send nudge: %s", humanError(err))
+		return
+	}
+	ce.React("✅")
+}
+
+func cmdLinkCode(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	ctx, cancel := cmdCtx(ce)
+	defer cancel()
+	code, expires, err := c.main.Core.IssueLinkCode(ctx, acc.Handle(), c.owner)
+	if err != nil {
+		ce.Reply("Failed to create a link code: %s", humanError(err))
+		return
+	}
+	ce.Reply("Link code for %s: `%s`\n\nUse `/msn link %s` in Discord before %s UTC. It works once.",
+		acc.Handle(), code, code, expires.UTC().Format(time.TimeOnly))
+}
+
+func cmdReconnect(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	ctx, cancel := cmdCtx(ce)
+	defer cancel()
+	if err := acc.Reconnect(ctx); err != nil {
+		ce.Reply("Failed to reconnect: %s", humanError(err))
+		return
+	}
+	ce.Reply("Reconnecting to MSN…")
+}

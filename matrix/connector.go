@@ -1,0 +1,319 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/configupgrade"
+	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
+	"maunium.net/go/mautrix/bridgev2/commands"
+	"maunium.net/go/mautrix/bridgev2/database"
+	"maunium.net/go/mautrix/bridgev2/matrix"
+	"maunium.net/go/mautrix/bridgev2/networkid"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// MSNConnector is the bridgev2 NetworkConnector of the MSN network. It owns no MSN session:
+// sessions live in the core (bridge.Core), and each UserLogin's MSNClient attaches to the
+// core's Account of the same handle.
+type MSNConnector struct {
+	Bridge *bridgev2.Bridge
+	Core   *bridge.Core
+	Config Config
+
+	fe       *Frontend
+	log      zerolog.Logger
+	nameTmpl *template.Template
+	presence *presenceManager
+
+	loadedMu sync.Mutex
+	loaded   chan struct{} // closed and replaced whenever a UserLogin is loaded
+	waited   map[string]bool
+}
+
+var (
+	_ bridgev2.NetworkConnector            = (*MSNConnector)(nil)
+	_ bridgev2.IdentifierValidatingNetwork = (*MSNConnector)(nil)
+	_ bridgev2.ConfigValidatingNetwork     = (*MSNConnector)(nil)
+	_ bridgev2.StoppableNetwork            = (*MSNConnector)(nil)
+)
+
+// NewConnector returns the connector for core with cfg (which must be valid). It does no I/O.
+func NewConnector(core *bridge.Core, cfg Config) (*MSNConnector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tmpl, err := template.New("displayname").Parse(cfg.DisplaynameTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("matrix config: displayname_template: %w", err)
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = time.Minute
+	}
+	return &MSNConnector{
+		Core:     core,
+		Config:   cfg,
+		nameTmpl: tmpl,
+		loaded:   make(chan struct{}),
+		waited:   map[string]bool{},
+	}, nil
+}
+
+// Init stores the bridge and registers the MSN commands. It does no I/O.
+func (mc *MSNConnector) Init(br *bridgev2.Bridge) {
+	mc.Bridge = br
+	mc.log = br.Log.With().Str("component", "msn_connector").Logger()
+	mc.presence = newPresenceManager(mc.Config.Presence, mc.log)
+	if proc, ok := br.Commands.(*commands.Processor); ok {
+		proc.AddHandlers(mc.commandHandlers()...)
+	}
+}
+
+// Start starts the presence refresher; logins are started by bridgev2 separately.
+func (mc *MSNConnector) Start(ctx context.Context) error {
+	mc.presence.start()
+	return nil
+}
+
+// Stop stops the presence refresher.
+func (mc *MSNConnector) Stop() {
+	mc.presence.stop()
+}
+
+// GetName describes the network for m.bridge events and the bridge bot.
+func (mc *MSNConnector) GetName() bridgev2.BridgeName {
+	return bridgev2.BridgeName{
+		DisplayName:          "MSN",
+		NetworkURL:           "https://escargot.chat",
+		NetworkID:            "msn",
+		BeeperBridgeType:     "github.com/msn-bridge/msn-bridge",
+		DefaultPort:          29340,
+		DefaultCommandPrefix: "!msn",
+	}
+}
+
+// GetDBMetaTypes returns no metadata types: everything MSN-specific is in the core's tables.
+func (mc *MSNConnector) GetDBMetaTypes() database.MetaTypes {
+	return database.MetaTypes{}
+}
+
+// GetConfig returns the example and target of the frontend's own options. The main program
+// decodes them itself (there is no mxmain), so there is no upgrader.
+func (mc *MSNConnector) GetConfig() (example string, data any, upgrader configupgrade.Upgrader) {
+	return ExampleConfig, &mc.Config, nil
+}
+
+// ValidateConfig implements bridgev2.ConfigValidatingNetwork.
+func (mc *MSNConnector) ValidateConfig() error { return mc.Config.Validate() }
+
+// GetBridgeInfoVersion is bumped when m.bridge content or room capabilities change.
+func (mc *MSNConnector) GetBridgeInfoVersion() (info, capabilities int) { return 1, 1 }
+
+// ValidateUserID reports whether id is an MSN handle.
+func (mc *MSNConnector) ValidateUserID(id networkid.UserID) bool {
+	_, err := parseUserID(id)
+	return err == nil
+}
+
+// LoadUserLogin fills login.Client with an MSNClient for the core's account of the same
+// handle. It does no I/O; Connect attaches to the account.
+func (mc *MSNConnector) LoadUserLogin(ctx context.Context, login *bridgev2.UserLogin) error {
+	login.Client = newMSNClient(mc, login)
+	mc.loadedMu.Lock()
+	delete(mc.waited, string(login.ID))
+	close(mc.loaded)
+	mc.loaded = make(chan struct{})
+	mc.loadedMu.Unlock()
+	return nil
+}
+
+// userLogin returns the UserLogin of handle. A login that is being created (the core attaches
+// the frontend during Core.Login, before bridgev2 has stored the UserLogin) is waited for, up
+// to loginWait, once per handle.
+func (mc *MSNConnector) userLogin(ctx context.Context, handle string) (*bridgev2.UserLogin, error) {
+	const loginWait = 30 * time.Second
+	id := makeUserLoginID(handle)
+	deadline := time.NewTimer(loginWait)
+	defer deadline.Stop()
+	for {
+		mc.loadedMu.Lock()
+		ch := mc.loaded
+		mc.loadedMu.Unlock()
+		login, err := mc.Bridge.GetExistingUserLoginByID(ctx, id)
+		if err != nil || login != nil {
+			return login, err
+		}
+		mc.loadedMu.Lock()
+		waited := mc.waited[string(id)]
+		mc.loadedMu.Unlock()
+		if waited {
+			return nil, nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(250 * time.Millisecond):
+		case <-deadline.C:
+			mc.loadedMu.Lock()
+			mc.waited[string(id)] = true
+			mc.loadedMu.Unlock()
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Frontend is the Matrix frontend: a bridgev2 bridge whose network connector mirrors the core's
+// accounts. It implements bridge.Frontend.
+type Frontend struct {
+	core      *bridge.Core
+	connector *MSNConnector
+	br        *bridgev2.Bridge
+	mx        *matrix.Connector // nil when a test supplies its own MatrixConnector
+	log       zerolog.Logger
+
+	mu      sync.Mutex
+	started bool
+}
+
+var _ bridge.Frontend = (*Frontend)(nil)
+
+// New builds the bridgev2 stack (the bridgev2/matrix connector, bridgev2.NewBridge with the
+// command processor, and the MSN connector) for bcfg's homeserver, appservice, bridge, matrix
+// and provisioning sections. db is opened by the caller and shared with the core; bridgev2
+// upgrades its own tables in it (its "version" table) on Start and never closes it. Nothing
+// runs until Start.
+func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Database, log zerolog.Logger) (*Frontend, error) {
+	if core == nil || bcfg == nil || db == nil {
+		return nil, errors.New("matrix frontend needs a core, a bridge config and a database")
+	}
+	if bcfg.Bridge.BridgeStatusNotices == "" {
+		bcfg.Bridge.BridgeStatusNotices = "errors"
+	}
+	mx := matrix.NewConnector(bcfg)
+	mx.IgnoreUnsupportedServer = cfg.IgnoreUnsupportedServer
+	fe, err := newFrontend(core, cfg, mx, &bcfg.Bridge, db, log)
+	if err != nil {
+		return nil, err
+	}
+	fe.mx = mx
+	return fe, nil
+}
+
+// newFrontend builds the frontend around any MatrixConnector (tests use a fake one).
+func newFrontend(core *bridge.Core, cfg Config, mx bridgev2.MatrixConnector, bcfg *bridgeconfig.BridgeConfig, db *dbutil.Database, log zerolog.Logger) (*Frontend, error) {
+	conn, err := NewConnector(core, cfg)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With().Str("component", "matrix").Logger()
+	fe := &Frontend{core: core, connector: conn, log: log}
+	conn.fe = fe
+	fe.br = bridgev2.NewBridge("", db, log, bcfg, mx, conn, commands.NewProcessor)
+	// The database belongs to the main program: bridgev2 must not close it.
+	fe.br.ExternallyManagedDB = true
+	return fe, nil
+}
+
+// Bridge returns the bridgev2 bridge (for the provisioning API and tests).
+func (f *Frontend) Bridge() *bridgev2.Bridge { return f.br }
+
+// Connector returns the MSN network connector.
+func (f *Frontend) Connector() *MSNConnector { return f.connector }
+
+// Name implements bridge.Frontend.
+func (f *Frontend) Name() string { return FrontendName }
+
+// Start upgrades bridgev2's tables, starts the Matrix connector (the appservice HTTP listener
+// and the homeserver check), registers the frontend with the core and connects the stored
+// logins. It returns once everything is running; failures are returned, never exit the
+// process.
+func (f *Frontend) Start(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		return errors.New("matrix frontend already started")
+	}
+	ctx = f.log.WithContext(ctx)
+	if err := f.br.DB.Upgrade(ctx); err != nil {
+		return fmt.Errorf("failed to upgrade bridgev2 database: %w", err)
+	}
+	if err := f.br.StartConnectors(ctx); err != nil {
+		return fmt.Errorf("failed to start matrix connectors: %w", err)
+	}
+	f.core.AddFrontend(f)
+	if err := f.br.StartLogins(ctx); err != nil {
+		return fmt.Errorf("failed to start matrix logins: %w", err)
+	}
+	go f.br.PostStart(f.log.WithContext(context.Background()))
+	f.started = true
+	return nil
+}
+
+// Stop detaches the frontend from every account (letting queued events drain until ctx ends),
+// then stops bridgev2. The core keeps running; the database stays open.
+func (f *Frontend) Stop(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.started {
+		return
+	}
+	f.started = false
+	var wg sync.WaitGroup
+	for _, acc := range f.core.Accounts() {
+		if !slices.Contains(acc.Attached(), FrontendName) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acc.Detach(ctx, FrontendName)
+		}()
+	}
+	wg.Wait()
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Second)
+	}
+	f.br.StopWithTimeout(timeout)
+}
+
+// HandleEvent implements bridge.Frontend: it hands evt to the MSNClient of acc's UserLogin.
+// Events of accounts without a Matrix login are dropped (logged at debug level).
+func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bridge.Event) error {
+	login, err := f.connector.userLogin(ctx, acc.Handle())
+	if err != nil {
+		return fmt.Errorf("failed to get user login: %w", err)
+	} else if login == nil {
+		f.log.Debug().Str("account", acc.Handle()).Str("event_type", evt.EventType()).
+			Msg("Dropping event of account without a Matrix login")
+		return nil
+	}
+	client, ok := login.Client.(*MSNClient)
+	if !ok {
+		return fmt.Errorf("user login %s has no msn client", login.ID)
+	}
+	return client.handleEvent(ctx, acc, evt)
+}
+
+// renderName renders a ghost's display name.
+func (mc *MSNConnector) renderName(handle, name string) string {
+	if strings.TrimSpace(name) == "" {
+		name = handle
+	}
+	var b strings.Builder
+	if err := mc.nameTmpl.Execute(&b, displaynameParams{Name: name, Handle: handle}); err != nil || b.Len() == 0 {
+		return name
+	}
+	return b.String()
+}

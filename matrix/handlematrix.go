@@ -1,0 +1,287 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/html"
+	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/database"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/format"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// HandleMatrixMessage sends a Matrix message to MSN and blocks until MSN acknowledged it (the
+// core splits long texts). Every failure comes back as a bridgev2.MessageStatus error with a
+// human reason, which bridgev2 shows as the message's status and an error notice.
+func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+	acc, err := c.mustAccount()
+	if err != nil {
+		return nil, failStatus(err, event.MessageStatusBridgeUnavailable, err.Error(), true)
+	}
+	content := msg.Content
+	chat := chatOf(msg.Portal)
+	var text string
+	var f bridge.Format
+	switch content.MsgType {
+	case event.MsgText, event.MsgNotice:
+		text, f = matrixToMSN(content)
+	case event.MsgEmote:
+		text, f = matrixToMSN(content)
+		text = "* " + c.ownName(acc) + " " + text
+	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio, event.CapMsgSticker:
+		text = c.mediaFallback(ctx, content)
+		if text == "" {
+			return nil, failStatus(errors.New("msn cannot carry files"), event.MessageStatusUnsupported,
+				"MSN cannot carry files or images; share a link to it instead", true)
+		}
+	default:
+		return nil, failStatus(fmt.Errorf("unsupported message type %s", content.MsgType), event.MessageStatusUnsupported,
+			"MSN can only carry text messages", true)
+	}
+	c.stopTypingTo(chat)
+	id, err := acc.SendText(ctx, FrontendName, chat, text, f)
+	if err != nil {
+		return nil, sendErrorStatus(err)
+	}
+	return &bridgev2.MatrixMessageResponse{DB: &database.Message{
+		ID:        makeMessageID(id),
+		SenderID:  makeUserID(c.handle),
+		Timestamp: time.Now(),
+	}}, nil
+}
+
+func (c *MSNClient) ownName(acc *bridge.Account) string {
+	if _, _, name := acc.Profile(); name != "" {
+		return name
+	}
+	return c.handle
+}
+
+// mediaFallback returns a text with a public link to the media when bridgev2's public media
+// is configured, else "".
+func (c *MSNClient) mediaFallback(ctx context.Context, content *event.MessageEventContent) string {
+	pub, ok := c.main.Bridge.Matrix.(bridgev2.MatrixConnectorWithPublicMedia)
+	if !ok {
+		return ""
+	}
+	link, err := pub.GetPublicMediaAddressForEvent(ctx, content)
+	if err != nil || link == "" {
+		return ""
+	}
+	name := content.FileName
+	if name == "" {
+		name = content.Body
+	}
+	return fmt.Sprintf("[sent a file: %s] %s", name, link)
+}
+
+// failStatus builds a permanent-failure MessageStatus with a human message.
+func failStatus(err error, reason event.MessageStatusReason, human string, certain bool) error {
+	return bridgev2.WrapErrorInStatus(err).
+		WithStatus(event.MessageStatusFail).
+		WithErrorReason(reason).
+		WithMessage(human).
+		WithIsCertain(certain).
+		WithSendNotice(true)
+}
+
+// sendErrorStatus maps a core send error to a MessageStatus.
+func sendErrorStatus(err error) error {
+	var se *bridge.SendError
+	if !errors.As(err, &se) {
+		switch {
+		case errors.Is(err, bridge.ErrNotConnected):
+			return failStatus(err, event.MessageStatusBridgeUnavailable, bridge.FailureNotConnected.Describe(), true)
+		case errors.Is(err, bridge.ErrStopping):
+			return failStatus(err, event.MessageStatusBridgeUnavailable, "the bridge is shutting down", true)
+		}
+		return failStatus(err, event.MessageStatusNetworkError, "the message could not be sent: "+err.Error(), false)
+	}
+	human := se.Reason.Describe()
+	if se.Parts > 1 && se.Part > 0 {
+		human = fmt.Sprintf("only the first %d of %d parts were delivered: %s", se.Part, se.Parts, human)
+	}
+	switch se.Reason {
+	case bridge.FailureTimeout:
+		return failStatus(err, event.MessageStatusNetworkError, human, false)
+	case bridge.FailureNotConnected:
+		return failStatus(err, event.MessageStatusBridgeUnavailable, human, true)
+	case bridge.FailureInvalid, bridge.FailureTooLong:
+		return failStatus(err, event.MessageStatusUnsupported, human, true)
+	case bridge.FailureSwitchboardClosed:
+		if errors.Is(err, bridge.ErrUnknownChat) {
+			human = "this MSN group conversation has ended"
+		}
+	}
+	if errors.Is(err, bridge.ErrUnknownChat) {
+		human = "this MSN group conversation has ended"
+	}
+	return failStatus(err, event.MessageStatusNetworkError, human, true)
+}
+
+// matrixToMSN converts Matrix content to MSN text and a whole-message format. MSN formats a
+// message as a whole, so a style is kept only when it covers all of the text: bold, italic,
+// underline, strikethrough and a single foreground colour.
+func matrixToMSN(content *event.MessageEventContent) (string, bridge.Format) {
+	if content.Format != event.FormatHTML || content.FormattedBody == "" {
+		return content.Body, bridge.Format{}
+	}
+	text := format.HTMLToText(content.FormattedBody)
+	if strings.TrimSpace(text) == "" {
+		text = content.Body
+	}
+	return text, wholeMessageFormat(content.FormattedBody)
+}
+
+type styleSet struct {
+	bold, italic, underline, strike bool
+	color                           string
+}
+
+// wholeMessageFormat returns the styles shared by every non-blank text node of an HTML body.
+// Replies' fallbacks (mx-reply) are ignored.
+func wholeMessageFormat(body string) bridge.Format {
+	nodes, err := html.ParseFragment(strings.NewReader(body), nil)
+	if err != nil {
+		return bridge.Format{}
+	}
+	var common *styleSet
+	var walk func(n *html.Node, st styleSet)
+	walk = func(n *html.Node, st styleSet) {
+		switch n.Type {
+		case html.TextNode:
+			if strings.TrimSpace(n.Data) == "" {
+				return
+			}
+			if common == nil {
+				cp := st
+				common = &cp
+				return
+			}
+			common.bold = common.bold && st.bold
+			common.italic = common.italic && st.italic
+			common.underline = common.underline && st.underline
+			common.strike = common.strike && st.strike
+			if common.color != st.color {
+				common.color = ""
+			}
+			return
+		case html.ElementNode:
+			switch strings.ToLower(n.Data) {
+			case "mx-reply":
+				return
+			case "b", "strong":
+				st.bold = true
+			case "i", "em":
+				st.italic = true
+			case "u", "ins":
+				st.underline = true
+			case "del", "s", "strike":
+				st.strike = true
+			case "font", "span":
+				for _, a := range n.Attr {
+					if k := strings.ToLower(a.Key); k == "color" || k == "data-mx-color" {
+						if c := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(a.Val)), "#"); isHexColor(c) {
+							st.color = c
+						}
+					}
+				}
+			}
+		}
+		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
+			walk(ch, st)
+		}
+	}
+	for _, n := range nodes {
+		walk(n, styleSet{})
+	}
+	if common == nil {
+		return bridge.Format{}
+	}
+	return bridge.Format{Bold: common.bold, Italic: common.italic, Underline: common.underline,
+		Strikethrough: common.strike, Color: common.color}
+}
+
+// typingInterval is how often MSN typing notifications are repeated while the Matrix user
+// types (MSN clients expire them after about 6 s); typingMax bounds one burst of them when no
+// "stopped typing" arrives.
+const (
+	typingInterval = 4 * time.Second
+	typingMax      = 30 * time.Second
+)
+
+// typingLoop repeats MSN typing notifications for one chat.
+type typingLoop struct {
+	once   sync.Once
+	cancel context.CancelFunc
+}
+
+func (l *typingLoop) stop() { l.once.Do(l.cancel) }
+
+// HandleMatrixTyping starts or stops MSN typing notifications for the chat. Notifications are
+// throttled to one per typingInterval and stop after typingMax, a message, or "stopped
+// typing". Errors are ignored: typing is best effort.
+func (c *MSNClient) HandleMatrixTyping(ctx context.Context, msg *bridgev2.MatrixTyping) error {
+	chat := chatOf(msg.Portal)
+	if !msg.IsTyping {
+		c.stopTypingTo(chat)
+		return nil
+	}
+	acc, err := c.mustAccount()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if _, running := c.typingOut[chat]; running {
+		c.mu.Unlock()
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(c.main.Bridge.BackgroundCtx, typingMax)
+	loop := &typingLoop{cancel: cancel}
+	c.typingOut[chat] = loop
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			if c.typingOut[chat] == loop {
+				delete(c.typingOut, chat)
+			}
+			c.mu.Unlock()
+			loop.stop()
+		}()
+		tick := time.NewTicker(typingInterval)
+		defer tick.Stop()
+		for {
+			sctx, scancel := context.WithTimeout(lctx, typingInterval)
+			err := acc.SendTyping(sctx, chat)
+			scancel()
+			if err != nil {
+				c.log.Debug().Err(err).Str("chat", string(chat)).Msg("Failed to send typing notification")
+				return
+			}
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return nil
+}
+
+func (c *MSNClient) stopTypingTo(chat bridge.ChatID) {
+	c.mu.Lock()
+	loop := c.typingOut[chat]
+	delete(c.typingOut, chat)
+	c.mu.Unlock()
+	if loop != nil {
+		loop.stop()
+	}
+}

@@ -1,0 +1,353 @@
+package matrix
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/networkid"
+	"maunium.net/go/mautrix/bridgev2/simplevent"
+	"maunium.net/go/mautrix/bridgev2/status"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/format"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// handleEvent shows one core event of the account on Matrix. It runs on the core's delivery
+// goroutine for this account; remote events are queued to bridgev2 portals and never block
+// on Matrix for long.
+func (c *MSNClient) handleEvent(ctx context.Context, acc *bridge.Account, evt bridge.Event) error {
+	ctx = c.log.WithContext(ctx)
+	switch e := evt.(type) {
+	case bridge.AccountState:
+		c.sendBridgeState(e)
+	case bridge.ContactSnapshot:
+		for _, ct := range e.Contacts {
+			c.updateGhost(ctx, ct.Handle, ct.Name, ct.Status != bridge.StatusOffline)
+			c.main.presence.update(ctx, c.main.Bridge, ct.Handle, ct.Status, ct.PSM, ct.Media)
+		}
+	case bridge.ContactPresence:
+		c.updateGhost(ctx, e.Handle, e.Name, e.Status != bridge.StatusOffline)
+		c.main.presence.update(ctx, c.main.Bridge, e.Handle, e.Status, e.PSM, e.Media)
+	case bridge.ContactProfile:
+		c.updateGhost(ctx, e.Handle, e.Name, true)
+	case bridge.Message:
+		c.queueMessage(e)
+	case bridge.Typing:
+		c.queueTyping(e)
+	case bridge.Nudge:
+		c.queueNudge(e)
+	case bridge.ChatMembership:
+		c.handleMembership(e)
+	case bridge.DeliveryFailure:
+		c.handleDeliveryFailure(ctx, e)
+	case bridge.ContactRequest:
+		name := ""
+		if e.Name != "" && e.Name != e.Handle {
+			name = " (" + e.Name + ")"
+		}
+		c.notice(ctx, fmt.Sprintf("%s%s added you to their MSN contact list. Reply `accept %s` to allow them (and add them back) or `decline %s`.",
+			e.Handle, name, e.Handle, e.Handle))
+	case bridge.ListChange:
+		switch e.Kind {
+		case bridge.ListAdded:
+			c.updateGhost(ctx, e.Contact.Handle, e.Contact.Name, false)
+		case bridge.ListRemovedYou:
+			c.log.Debug().Str("contact", e.Contact.Handle).Msg("Contact removed the account from their list")
+		}
+	case bridge.EventsDropped:
+		c.notice(ctx, fmt.Sprintf("The bridge fell behind and %d MSN events (possibly messages) could not be shown here.", e.Count))
+	case bridge.OwnProfile:
+		// Shown by MSN clients only; nothing to mirror on Matrix.
+	}
+	return nil
+}
+
+// sendBridgeState maps the account's session state to a bridgev2 BridgeState. bridgev2 posts
+// errors (and the recovery after one) to the management room.
+func (c *MSNClient) sendBridgeState(st bridge.AccountState) {
+	c.mu.Lock()
+	c.lastState = st.State
+	c.mu.Unlock()
+	bs := status.BridgeState{}
+	switch st.State {
+	case bridge.StateConnecting:
+		bs.StateEvent = status.StateConnecting
+	case bridge.StateOnline:
+		bs.StateEvent = status.StateConnected
+	case bridge.StateReconnecting:
+		bs.StateEvent = status.StateTransientDisconnect
+		bs.Error = "msn-reconnecting"
+		bs.Message = "Connection to MSN lost, reconnecting"
+		if !st.NextAttempt.IsZero() {
+			bs.Message += " at " + st.NextAttempt.UTC().Format(time.TimeOnly) + " UTC"
+		}
+		if st.Err != nil {
+			bs.Info = map[string]any{"go_error": st.Err.Error()}
+		}
+	case bridge.StateStopped:
+		switch st.Reason {
+		case bridge.StopShutdown:
+			return
+		case bridge.StopBadCredentials:
+			bs.StateEvent = status.StateBadCredentials
+			bs.Error = "msn-bad-credentials"
+			bs.Message = "MSN refused the password. Log in again with the new password."
+		case bridge.StopOtherLocation:
+			bs.StateEvent = status.StateBadCredentials
+			bs.Error = "msn-logged-in-elsewhere"
+			bs.Message = "Logged out: this MSN account signed in from another location. Use `reconnect` to take the session back."
+		case bridge.StopKeyError:
+			bs.StateEvent = status.StateBadCredentials
+			bs.Error = "msn-credentials-unreadable"
+			bs.Message = "The stored password cannot be read. Log in again."
+		case bridge.StopServerGone:
+			bs.StateEvent = status.StateUnknownError
+			bs.Error = "msn-server-refused"
+			bs.Message = "The MSN server refused the session"
+		default:
+			bs.StateEvent = status.StateUnknownError
+			bs.Error = "msn-stopped"
+			bs.Message = "The MSN session stopped"
+		}
+		if st.Err != nil && st.Reason != bridge.StopBadCredentials {
+			bs.Info = map[string]any{"go_error": st.Err.Error()}
+			if st.Reason == bridge.StopServerGone || st.Reason == "" {
+				bs.Message += ": " + st.Err.Error()
+			}
+		}
+	case bridge.StateLoggedOut:
+		bs.StateEvent = status.StateLoggedOut
+	default:
+		return
+	}
+	c.login.BridgeState.Send(bs)
+}
+
+// updateGhost sets a ghost's display name. A name seen while the contact is offline (the
+// stored list name, which MSN falls back to) only fills a ghost without a name, so names never
+// flap between the stored and the friendly name across reconnects.
+func (c *MSNClient) updateGhost(ctx context.Context, handle, name string, authoritative bool) {
+	if handle == "" || handle == c.handle {
+		return
+	}
+	ghost, err := c.main.Bridge.GetGhostByID(ctx, makeUserID(handle))
+	if err != nil {
+		c.log.Warn().Err(err).Str("contact", handle).Msg("Failed to get ghost")
+		return
+	}
+	if ghost.Name != "" && (!authoritative || name == "" || name == handle) {
+		return
+	}
+	ghost.UpdateInfo(ctx, c.main.userInfo(handle, name))
+}
+
+func (c *MSNClient) senderOf(handle string, fromMe bool) bridgev2.EventSender {
+	if fromMe || handle == c.handle {
+		return bridgev2.EventSender{IsFromMe: true, SenderLogin: c.login.ID, Sender: makeUserID(c.handle)}
+	}
+	return bridgev2.EventSender{Sender: makeUserID(handle)}
+}
+
+func (c *MSNClient) queueMessage(m bridge.Message) {
+	if m.Chat == "" || strings.TrimSpace(m.Text) == "" {
+		return
+	}
+	c.stopTypingFrom(m.Chat, m.Sender)
+	evt := &simplevent.Message[bridge.Message]{
+		EventMeta: simplevent.EventMeta{
+			Type:         bridgev2.RemoteEventMessage,
+			PortalKey:    makePortalKey(c.login.ID, m.Chat),
+			Sender:       c.senderOf(m.Sender, m.FromMe),
+			CreatePortal: true,
+			Timestamp:    m.Time,
+			LogContext: func(lc zerolog.Context) zerolog.Context {
+				return lc.Str("message_id", m.ID).Str("chat", string(m.Chat))
+			},
+		},
+		ID:   makeMessageID(m.ID),
+		Data: m,
+		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m bridge.Message) (*bridgev2.ConvertedMessage, error) {
+			return &bridgev2.ConvertedMessage{Parts: []*bridgev2.ConvertedMessagePart{{
+				Type:    event.EventMessage,
+				Content: formatToMatrix(m.Text, m.Format),
+			}}}, nil
+		},
+	}
+	c.login.QueueRemoteEvent(evt)
+}
+
+// formatToMatrix renders an MSN message with its whole-message style as Matrix content.
+func formatToMatrix(text string, f bridge.Format) *event.MessageEventContent {
+	content := &event.MessageEventContent{MsgType: event.MsgText, Body: text}
+	if f.Bold || f.Italic || f.Underline || f.Strikethrough || isHexColor(f.Color) {
+		body := strings.ReplaceAll(html.EscapeString(text), "\n", "<br>")
+		if f.Bold {
+			body = "<b>" + body + "</b>"
+		}
+		if f.Italic {
+			body = "<i>" + body + "</i>"
+		}
+		if f.Underline {
+			body = "<u>" + body + "</u>"
+		}
+		if f.Strikethrough {
+			body = "<del>" + body + "</del>"
+		}
+		if isHexColor(f.Color) && !strings.EqualFold(f.Color, "000000") {
+			color := "#" + strings.ToLower(f.Color)
+			body = `<font color="` + color + `" data-mx-color="` + color + `">` + body + `</font>`
+		}
+		content.Format = event.FormatHTML
+		content.FormattedBody = body
+	}
+	return content
+}
+
+func isHexColor(s string) bool {
+	if len(s) != 6 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *MSNClient) queueTyping(t bridge.Typing) {
+	if t.Sender == c.handle {
+		return
+	}
+	c.mu.Lock()
+	c.typingIn[typingKey{t.Chat, t.Sender}] = true
+	c.mu.Unlock()
+	c.login.QueueRemoteEvent(&simplevent.Typing{
+		EventMeta: simplevent.EventMeta{
+			Type:      bridgev2.RemoteEventTyping,
+			PortalKey: makePortalKey(c.login.ID, t.Chat),
+			Sender:    c.senderOf(t.Sender, false),
+		},
+		Timeout: bridge.TypingTimeout,
+		Type:    bridgev2.TypingTypeText,
+	})
+}
+
+// stopTypingFrom clears a contact's typing indicator before their message is shown.
+func (c *MSNClient) stopTypingFrom(chat bridge.ChatID, sender string) {
+	key := typingKey{chat, sender}
+	c.mu.Lock()
+	was := c.typingIn[key]
+	delete(c.typingIn, key)
+	c.mu.Unlock()
+	if !was {
+		return
+	}
+	c.login.QueueRemoteEvent(&simplevent.Typing{
+		EventMeta: simplevent.EventMeta{
+			Type:      bridgev2.RemoteEventTyping,
+			PortalKey: makePortalKey(c.login.ID, chat),
+			Sender:    c.senderOf(sender, false),
+		},
+		Timeout: 0,
+	})
+}
+
+func (c *MSNClient) queueNudge(n bridge.Nudge) {
+	if n.Chat == "" {
+		return
+	}
+	ts := n.Time
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	sender := n.Sender
+	if n.FromMe {
+		sender = c.handle
+	}
+	id := fmt.Sprintf("nudge:%s:%d", sender, ts.UnixNano())
+	text := c.main.Config.NudgeText
+	if n.FromMe {
+		text = "sent a nudge"
+	}
+	c.login.QueueRemoteEvent(&simplevent.Message[string]{
+		EventMeta: simplevent.EventMeta{
+			Type:         bridgev2.RemoteEventMessage,
+			PortalKey:    makePortalKey(c.login.ID, n.Chat),
+			Sender:       c.senderOf(sender, n.FromMe),
+			CreatePortal: true,
+			Timestamp:    ts,
+		},
+		ID:   networkid.MessageID(id),
+		Data: text,
+		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, text string) (*bridgev2.ConvertedMessage, error) {
+			return &bridgev2.ConvertedMessage{Parts: []*bridgev2.ConvertedMessagePart{{
+				Type:    event.EventMessage,
+				Content: &event.MessageEventContent{MsgType: event.MsgEmote, Body: text},
+			}}}, nil
+		},
+	})
+}
+
+// handleDeliveryFailure marks the Matrix message a late failure belongs to as failed.
+func (c *MSNClient) handleDeliveryFailure(ctx context.Context, f bridge.DeliveryFailure) {
+	reason := f.Reason.Describe()
+	msgStatus := bridgev2.MessageStatus{
+		Status:        event.MessageStatusFail,
+		ErrorReason:   event.MessageStatusNetworkError,
+		InternalError: fmt.Errorf("delivery failed: %s", f.Reason),
+		Message:       reason,
+		IsCertain:     true,
+		SendNotice:    true,
+	}
+	if f.MessageID != "" {
+		msg, err := c.main.Bridge.DB.Message.GetFirstPartByID(ctx, c.login.ID, makeMessageID(f.MessageID))
+		var portal *bridgev2.Portal
+		if err == nil && msg != nil {
+			portal, err = c.main.Bridge.GetExistingPortalByKey(ctx, msg.Room)
+		}
+		if err == nil && msg != nil && msg.MXID != "" && portal != nil && portal.MXID != "" {
+			c.main.Bridge.Matrix.SendMessageStatus(ctx, &msgStatus, &bridgev2.MessageStatusEventInfo{
+				RoomID:        portal.MXID,
+				SourceEventID: msg.MXID,
+				EventType:     event.EventMessage,
+				Sender:        c.login.UserMXID,
+			})
+			return
+		}
+	}
+	portal, err := c.main.Bridge.GetExistingPortalByKey(ctx, makePortalKey(c.login.ID, f.Chat))
+	if err == nil && portal != nil && portal.MXID != "" {
+		c.sendRoomNotice(ctx, portal, "A message could not be delivered: "+reason)
+		return
+	}
+	c.notice(ctx, fmt.Sprintf("A message to %s could not be delivered: %s", f.Chat, reason))
+}
+
+// notice posts a notice from the bridge bot in the user's management room.
+func (c *MSNClient) notice(ctx context.Context, markdown string) {
+	room, err := c.login.User.GetManagementRoom(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Failed to get management room")
+		return
+	}
+	content := format.RenderMarkdown(markdown, true, false)
+	content.MsgType = event.MsgNotice
+	if _, err = c.main.Bridge.Bot.SendMessage(ctx, room, event.EventMessage, &event.Content{Parsed: &content}, nil); err != nil {
+		c.log.Warn().Err(err).Msg("Failed to send notice to management room")
+	}
+}
+
+// sendRoomNotice posts a notice from the bridge bot in a portal.
+func (c *MSNClient) sendRoomNotice(ctx context.Context, portal *bridgev2.Portal, text string) {
+	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: text}
+	if _, err := c.main.Bridge.Bot.SendMessage(ctx, portal.MXID, event.EventMessage, &event.Content{Parsed: content}, nil); err != nil {
+		c.log.Warn().Err(err).Stringer("room_id", portal.MXID).Msg("Failed to send notice to portal")
+	}
+}
