@@ -176,9 +176,9 @@ func TestParseDALogin(t *testing.T) {
 	tests := map[string]string{
 		"DARealm=Passport.Net,DALogin=login.passport.com/login2.srf,DAReg=x,ConfigVersion=15": "login.passport.com/login2.srf",
 		"DALogin=https://127.0.0.1:8443/login":                                                "https://127.0.0.1:8443/login",
-		"dalogin=x/y":  "x/y",
-		"DARealm=none": "",
-		"":             "",
+		"dalogin=x/y":                                                                         "x/y",
+		"DARealm=none":                                                                        "",
+		"":                                                                                    "",
 	}
 	for in, want := range tests {
 		if got := parseDALogin(in); got != want {
