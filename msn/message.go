@@ -600,8 +600,9 @@ func ParseInvite(m *MIMEMessage) (info InviteInfo, ok bool) {
 //
 // Whitespace policy: a cut at a blank drops the whole run of blanks (spaces, tabs, line breaks)
 // there; a cut inside a word drops nothing. So the parts, with those runs put back between
-// them, concatenate to the normalised text, parts after the first never start with a blank,
-// and no part is empty.
+// them, concatenate to the normalised text, and no part is empty. Parts after the first do not
+// start with a blank (except one carrying a combining mark, which stays with its mark); the
+// first part's leading and the last part's trailing blanks are kept.
 func SplitText(text string, maxBytes int) []string {
 	if text == "" {
 		return nil
@@ -851,7 +852,8 @@ func (a *ChunkAssembler) Pending() int {
 // Otherwise Add keeps the part and returns nil and false, until the last missing part arrives:
 // then it returns a new message with the first part's headers (Message-ID and Chunks removed)
 // and the bodies of all parts in Chunk order, and true. Duplicate parts are ignored; a
-// continuation part that can never fit (k out of range) is dropped.
+// continuation part that can never fit (k out of range) is dropped. The assembler keeps a
+// reference to a held first part: do not modify m after passing it in.
 func (a *ChunkAssembler) Add(from string, m *MIMEMessage) (*MIMEMessage, bool) {
 	if m == nil {
 		return nil, false
