@@ -1,0 +1,177 @@
+package discord
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ExampleConfig is the commented example of the options under the top-level "discord:" key,
+// indented by four spaces so it can be pasted below "discord:" in config.example.yaml. It does
+// not include "enabled".
+//
+//go:embed example-config.yaml
+var ExampleConfig string
+
+// Config is the "discord:" section of the bridge configuration. Zero durations and empty names
+// take the defaults of DefaultConfig (see ExampleConfig).
+type Config struct {
+	// Enabled turns the Discord frontend on.
+	Enabled bool `yaml:"enabled"`
+	// Token is the bot token, with or without the "Bot " prefix. It is never logged.
+	Token string `yaml:"token"`
+	// GuildID is the guild the bot mirrors accounts into.
+	GuildID string `yaml:"guild_id"`
+	// ApplicationID is the bot's application id; empty takes it from READY.
+	ApplicationID string `yaml:"application_id"`
+
+	// CategoryName is the name of each account's category; "{handle}" is replaced by the MSN
+	// handle.
+	CategoryName string `yaml:"category_name"`
+	// RosterChannelName is the channel holding the pinned roster message.
+	RosterChannelName string `yaml:"roster_channel_name"`
+	// OnlineOfflineCategories moves contact channels between the account's category (online)
+	// and OfflineCategoryName (offline).
+	OnlineOfflineCategories bool   `yaml:"online_offline_categories"`
+	OfflineCategoryName     string `yaml:"offline_category_name"`
+
+	// RosterDebounce is the minimum interval between two edits of the roster message.
+	RosterDebounce time.Duration `yaml:"roster_debounce"`
+	// TopicDebounce is how long a contact's topic waits for a burst of changes to settle.
+	TopicDebounce time.Duration `yaml:"topic_debounce"`
+	// TopicMinInterval is the minimum time between two topic edits of one channel.
+	TopicMinInterval time.Duration `yaml:"topic_min_interval"`
+	// TopicEditsPerWindow name/topic edits are allowed per channel per TopicWindow (Discord:
+	// 2 per 10 minutes).
+	TopicEditsPerWindow int           `yaml:"topic_edits_per_window"`
+	TopicWindow         time.Duration `yaml:"topic_window"`
+	// TypingInterval is the minimum interval between two typing indicators per channel.
+	TypingInterval time.Duration `yaml:"typing_interval"`
+	// LoginTimeout bounds a /msn login.
+	LoginTimeout time.Duration `yaml:"login_timeout"`
+}
+
+// DefaultConfig returns the defaults (the values of ExampleConfig), disabled and without a
+// token or guild.
+func DefaultConfig() Config {
+	return Config{
+		CategoryName:        "MSN — {handle}",
+		RosterChannelName:   "msn-contacts",
+		OfflineCategoryName: "MSN — {handle} (offline)",
+		RosterDebounce:      2 * time.Second,
+		TopicDebounce:       3 * time.Second,
+		TopicMinInterval:    5 * time.Minute,
+		TopicEditsPerWindow: 2,
+		TopicWindow:         10 * time.Minute,
+		TypingInterval:      8 * time.Second,
+		LoginTimeout:        60 * time.Second,
+	}
+}
+
+// withDefaults returns c with every unset option at its default.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	str := func(v *string, def string) {
+		if strings.TrimSpace(*v) == "" {
+			*v = def
+		}
+	}
+	dur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	str(&c.CategoryName, d.CategoryName)
+	str(&c.RosterChannelName, d.RosterChannelName)
+	str(&c.OfflineCategoryName, d.OfflineCategoryName)
+	dur(&c.RosterDebounce, d.RosterDebounce)
+	dur(&c.TopicDebounce, d.TopicDebounce)
+	dur(&c.TopicMinInterval, d.TopicMinInterval)
+	dur(&c.TopicWindow, d.TopicWindow)
+	dur(&c.TypingInterval, d.TypingInterval)
+	dur(&c.LoginTimeout, d.LoginTimeout)
+	if c.TopicEditsPerWindow == 0 {
+		c.TopicEditsPerWindow = d.TopicEditsPerWindow
+	}
+	return c
+}
+
+// Validate checks the configuration of an enabled frontend. Each error names its key (relative
+// to the "discord:" section); all problems are reported at once.
+func (c Config) Validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	c = c.withDefaults()
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(strings.TrimPrefix(c.Token, "Bot ")) == "" {
+		bad("token", "must be set to the bot token")
+	} else if strings.ContainsAny(c.Token, " \t\r\n") && !strings.HasPrefix(c.Token, "Bot ") {
+		bad("token", "must not contain whitespace")
+	}
+	if !isSnowflake(c.GuildID) {
+		bad("guild_id", "must be a numeric Discord id, got %q", c.GuildID)
+	}
+	if c.ApplicationID != "" && !isSnowflake(c.ApplicationID) {
+		bad("application_id", "must be empty or a numeric Discord id, got %q", c.ApplicationID)
+	}
+	checkName := func(key, v string, max int) {
+		if n := len([]rune(strings.ReplaceAll(v, "{handle}", ""))); n > max-20 {
+			bad(key, "too long (%d characters; Discord allows %d including the handle)", n, max)
+		}
+	}
+	checkName("category_name", c.CategoryName, 100)
+	checkName("offline_category_name", c.OfflineCategoryName, 100)
+	checkName("roster_channel_name", c.RosterChannelName, 100)
+	if c.OnlineOfflineCategories && c.OfflineCategoryName == c.CategoryName {
+		bad("offline_category_name", "must differ from category_name")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"roster_debounce", c.RosterDebounce}, {"topic_debounce", c.TopicDebounce},
+		{"topic_min_interval", c.TopicMinInterval}, {"topic_window", c.TopicWindow},
+		{"typing_interval", c.TypingInterval}, {"login_timeout", c.LoginTimeout},
+	} {
+		if d.v < 0 {
+			bad(d.key, "must not be negative, got %s", d.v)
+		}
+	}
+	if c.RosterDebounce > 0 && c.RosterDebounce < 500*time.Millisecond {
+		bad("roster_debounce", "must be at least 500ms (message edits are rate limited), got %s", c.RosterDebounce)
+	}
+	if c.TopicEditsPerWindow < 1 {
+		bad("topic_edits_per_window", "must be at least 1, got %d", c.TopicEditsPerWindow)
+	}
+	if c.LoginTimeout > 0 && c.LoginTimeout > 14*time.Minute {
+		bad("login_timeout", "must be under 14m (interaction tokens expire after 15m), got %s", c.LoginTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func isSnowflake(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// categoryName renders a category name template for handle.
+func categoryName(tmpl, handle string) string {
+	name := strings.ReplaceAll(tmpl, "{handle}", handle)
+	if r := []rune(name); len(r) > 100 {
+		name = string(r[:100])
+	}
+	return name
+}

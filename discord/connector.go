@@ -1,0 +1,388 @@
+// Package discord is the Discord frontend of the bridge: a bot in one guild that mirrors each
+// linked MSN account into a category of its own — a channel per contact (messages through a
+// per-channel webhook carrying the contact's name), a roster channel whose pinned message lists
+// every contact by status, and channel topics carrying each contact's status and personal
+// message — and carries the owner's messages and /msn commands back to MSN through the core.
+//
+// Presence is mirrored within Discord's limits: the roster message is debounced (a burst of
+// changes becomes one edit with the latest state) and channel topics are coalesced under the
+// frontend's own per-channel budget (Discord allows 2 name/topic edits per 10 minutes per
+// channel), sent under their own rate-limit bucket so they never hold up messages.
+package discord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"github.com/rs/zerolog"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// FrontendName is the frontend's Name(): the Frontend of its bridge.FrontendUser links and the
+// Origin of the actions it takes.
+const FrontendName = "discord"
+
+// Intents are the gateway intents the frontend identifies with. MessageContent is privileged
+// and must be enabled for the application in the Developer Portal.
+const Intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages |
+	discordgo.IntentMessageContent | discordgo.IntentsGuildMessageTyping
+
+// Option customises a Frontend (see WithHTTPClient, WithSessionFactory).
+type Option func(*Frontend)
+
+// WithHTTPClient makes the session send every REST request through client, for example a
+// client whose transport points at a test server. discordgo's global endpoint variables are
+// never changed.
+func WithHTTPClient(client *http.Client) Option {
+	return func(f *Frontend) { f.httpClient = client }
+}
+
+// WithSessionFactory replaces discordgo.New: factory receives the token with its "Bot " prefix
+// and returns an unopened session. The frontend then sets the intents and its handlers.
+func WithSessionFactory(factory func(token string) (*discordgo.Session, error)) Option {
+	return func(f *Frontend) { f.newSession = factory }
+}
+
+// Frontend is the Discord frontend. Create it with New, then Start; Stop ends it. It implements
+// bridge.Frontend and serves every account that has a Discord user among its owners. All
+// methods are safe for concurrent use.
+type Frontend struct {
+	core       *bridge.Core
+	cfg        Config
+	log        zerolog.Logger
+	httpClient *http.Client
+	newSession func(token string) (*discordgo.Session, error)
+	now        func() time.Time
+
+	s     *discordgo.Session
+	appID string
+	botID string
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
+	mu        sync.Mutex
+	wg        sync.WaitGroup // every goroutine the frontend started
+	started   bool
+	stopped   bool
+	portals   map[string]*portal // by account handle
+	byChannel map[string]channelRef
+	buttons   map[string]buttonAction
+}
+
+// channelRef says what a Discord channel mirrors.
+type channelRef struct {
+	p    *portal
+	chat bridge.ChatID // "" for the roster channel
+}
+
+var _ bridge.Frontend = (*Frontend)(nil)
+
+// New returns a Frontend for core. It validates cfg and does no I/O.
+func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Frontend, error) {
+	if core == nil {
+		return nil, errors.New("no bridge core")
+	}
+	cfg.Enabled = true
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid discord config: %w", err)
+	}
+	f := &Frontend{
+		core:      core,
+		cfg:       cfg.withDefaults(),
+		log:       log.With().Str("component", "discord").Logger(),
+		now:       time.Now,
+		appID:     cfg.ApplicationID,
+		portals:   map[string]*portal{},
+		byChannel: map[string]channelRef{},
+		buttons:   map[string]buttonAction{},
+	}
+	f.newSession = discordgo.New
+	for _, o := range opts {
+		o(f)
+	}
+	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
+	return f, nil
+}
+
+// Name implements bridge.Frontend.
+func (f *Frontend) Name() string { return FrontendName }
+
+// Session returns the discordgo session (nil before Start).
+func (f *Frontend) Session() *discordgo.Session { return f.s }
+
+// Start opens the gateway (Guilds, GuildMessages, GuildMessageTyping and the privileged
+// MessageContent intent), registers the /msn guild command, and registers the frontend with
+// the core, which attaches it to every account linked to a Discord user. ctx bounds the
+// start-up requests; the session itself lives until Stop. Start fails when the token is
+// refused, the intents are not allowed or the commands cannot be registered.
+func (f *Frontend) Start(ctx context.Context) error {
+	f.mu.Lock()
+	if f.started || f.stopped {
+		f.mu.Unlock()
+		return errors.New("discord frontend already started")
+	}
+	f.started = true
+	f.mu.Unlock()
+
+	token := f.cfg.Token
+	if !strings.HasPrefix(token, "Bot ") {
+		token = "Bot " + token
+	}
+	s, err := f.newSession(token)
+	if err != nil {
+		return fmt.Errorf("failed to create discord session: %w", err)
+	}
+	if f.httpClient != nil {
+		s.Client = f.httpClient
+	}
+	s.Identify.Intents = Intents
+	s.ShouldReconnectOnError = true
+	s.StateEnabled = true
+	s.AddHandler(f.onReady)
+	s.AddHandler(f.onConnect)
+	s.AddHandler(f.onDisconnect)
+	s.AddHandler(f.onResumed)
+	s.AddHandler(f.onMessageCreate)
+	s.AddHandler(f.onTypingStart)
+	s.AddHandler(f.onChannelDelete)
+	s.AddHandler(f.onInteraction)
+	f.s = s
+	if err = s.Open(); err != nil {
+		s.ShouldReconnectOnError = false
+		_ = s.Close()
+		return fmt.Errorf("failed to open discord gateway: %w", err)
+	}
+	s.State.RLock()
+	if s.State.User != nil {
+		f.botID = s.State.User.ID
+	}
+	if f.appID == "" && s.State.Application != nil {
+		f.appID = s.State.Application.ID
+	}
+	s.State.RUnlock()
+	if f.botID == "" {
+		me, err := s.User("@me", discordgo.WithContext(ctx))
+		if err != nil {
+			f.closeSession()
+			return fmt.Errorf("failed to get the bot user: %w", err)
+		}
+		f.botID = me.ID
+	}
+	if f.appID == "" {
+		f.closeSession()
+		return errors.New("no application id in READY; set discord.application_id")
+	}
+	if _, err = s.ApplicationCommandBulkOverwrite(f.appID, f.cfg.GuildID, commands(), discordgo.WithContext(ctx)); err != nil {
+		f.closeSession()
+		return fmt.Errorf("failed to register slash commands: %w", err)
+	}
+	f.log.Info().Str("bot_id", f.botID).Str("application_id", f.appID).Str("guild_id", f.cfg.GuildID).
+		Msg("Discord frontend started")
+	f.core.AddFrontend(f)
+	return nil
+}
+
+// Stop ends the frontend: it stops mirroring, waits (bounded by ctx) for the work in flight to
+// end, and closes the gateway without reconnecting. Events the core still delivers afterwards
+// are dropped. Stop blocks about a second inside discordgo's Close.
+func (f *Frontend) Stop(ctx context.Context) {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	f.stopped = true
+	portals := make([]*portal, 0, len(f.portals))
+	for _, p := range f.portals {
+		portals = append(portals, p)
+	}
+	f.mu.Unlock()
+	f.bgCancel()
+	done := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.log.Warn().Msg("Stopping with Discord work still in flight")
+	}
+	f.closeSession()
+	f.log.Info().Int("accounts", len(portals)).Msg("Discord frontend stopped")
+}
+
+func (f *Frontend) closeSession() {
+	if f.s == nil {
+		return
+	}
+	f.s.ShouldReconnectOnError = false
+	if err := f.s.Close(); err != nil {
+		f.log.Debug().Err(err).Msg("Failed to close the Discord session cleanly")
+	}
+}
+
+// goTracked runs fn on a new goroutine that Stop waits for. It reports false (and does not run
+// fn) once the frontend is stopping.
+func (f *Frontend) goTracked(fn func()) bool {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return false
+	}
+	f.wg.Add(1)
+	f.mu.Unlock()
+	go func() {
+		defer f.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// track marks the calling goroutine (a discordgo handler) as work Stop waits for; call the
+// returned function when done. ok is false once the frontend is stopping.
+func (f *Frontend) track() (done func(), ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return nil, false
+	}
+	f.wg.Add(1)
+	return f.wg.Done, true
+}
+
+// HandleEvent implements bridge.Frontend: it shows one event of acc in Discord. It may block on
+// Discord's rate limits (holding up only acc's queue); presence changes only update state and
+// wake the account's presence loop.
+func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bridge.Event) error {
+	done, ok := f.track()
+	if !ok {
+		return nil
+	}
+	defer done()
+	p := f.portalFor(acc)
+	if p == nil {
+		return nil
+	}
+	ctx, cancel := mergeCancel(ctx, f.bgCtx)
+	defer cancel()
+	return p.handleEvent(ctx, evt)
+}
+
+// mergeCancel returns a context derived from ctx that is also cancelled when other is.
+func mergeCancel(ctx, other context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(other, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// portalFor returns acc's portal, creating it (and starting its goroutines) on first use. It
+// returns nil once the frontend is stopping.
+func (f *Frontend) portalFor(acc *bridge.Account) *portal {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return nil
+	}
+	if p, ok := f.portals[acc.Handle()]; ok {
+		f.mu.Unlock()
+		p.setAccount(acc) // never take p.mu under f.mu
+		return p
+	}
+	defer f.mu.Unlock()
+	p := newPortal(f, acc)
+	f.portals[acc.Handle()] = p
+	f.wg.Add(2)
+	go func() {
+		defer f.wg.Done()
+		p.presenceLoop(f.bgCtx)
+	}()
+	go func() {
+		defer f.wg.Done()
+		p.outboxLoop(f.bgCtx)
+	}()
+	return p
+}
+
+// portalByHandle returns the portal of an account, or nil.
+func (f *Frontend) portalByHandle(handle string) *portal {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.portals[bridge.NormalizeHandle(handle)]
+}
+
+// channel returns what a Discord channel mirrors.
+func (f *Frontend) channel(id string) (channelRef, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ref, ok := f.byChannel[id]
+	return ref, ok
+}
+
+func (f *Frontend) bindChannel(id string, ref channelRef) {
+	f.mu.Lock()
+	f.byChannel[id] = ref
+	f.mu.Unlock()
+}
+
+func (f *Frontend) unbindChannel(id string) {
+	f.mu.Lock()
+	delete(f.byChannel, id)
+	f.mu.Unlock()
+}
+
+// Gateway lifecycle.
+
+func (f *Frontend) onReady(_ *discordgo.Session, r *discordgo.Ready) {
+	f.log.Debug().Str("session_id", r.SessionID).Msg("Discord gateway ready")
+}
+
+func (f *Frontend) onConnect(_ *discordgo.Session, _ *discordgo.Connect) {
+	f.log.Debug().Msg("Discord gateway connected")
+}
+
+func (f *Frontend) onDisconnect(_ *discordgo.Session, _ *discordgo.Disconnect) {
+	f.mu.Lock()
+	stopped := f.stopped
+	f.mu.Unlock()
+	if !stopped {
+		f.log.Warn().Msg("Discord gateway disconnected, reconnecting")
+	}
+}
+
+func (f *Frontend) onResumed(_ *discordgo.Session, _ *discordgo.Resumed) {
+	f.log.Info().Msg("Discord gateway resumed")
+}
+
+// onChannelDelete forgets a deleted channel so that the next message recreates it.
+func (f *Frontend) onChannelDelete(_ *discordgo.Session, e *discordgo.ChannelDelete) {
+	if e.Channel == nil {
+		return
+	}
+	if ref, ok := f.channel(e.ID); ok {
+		ref.p.forgetChannel(e.ID)
+	}
+}
+
+// isUnknown reports whether err is Discord's error code code (10003 unknown channel, 10008
+// unknown message, 10015 unknown webhook).
+func isUnknown(err error, code int) bool {
+	var re *discordgo.RESTError
+	return errors.As(err, &re) && re.Message != nil && re.Message.Code == code
+}
+
+// noMentions suppresses every mention.
+func noMentions() *discordgo.MessageAllowedMentions {
+	return &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
+}

@@ -1,0 +1,173 @@
+package discord
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// maxMessageLen is Discord's limit on a message's content, in characters.
+const maxMessageLen = 2000
+
+// markdownSpecial are the characters Discord's Markdown gives a meaning to.
+const markdownSpecial = "\\*_~`|>#-[]()"
+
+// escapeMarkdown makes text show literally in Discord. URLs are left alone so they stay links.
+func escapeMarkdown(text string) string {
+	var b strings.Builder
+	b.Grow(len(text) + 8)
+	start := true // at the start of a line
+	for i := 0; i < len(text); {
+		if start || text[i] == ' ' || text[i] == '\n' {
+			// Copy a URL token verbatim.
+			j := i
+			for j < len(text) && (text[j] == ' ' || text[j] == '\n') {
+				j++
+			}
+			if isURLAt(text[j:]) {
+				b.WriteString(text[i:j])
+				k := j
+				for k < len(text) && text[k] != ' ' && text[k] != '\n' {
+					k++
+				}
+				b.WriteString(text[j:k])
+				i, start = k, false
+				continue
+			}
+		}
+		r, n := utf8.DecodeRuneInString(text[i:])
+		switch {
+		case r == '-' || r == '#' || r == '>':
+			// Only meaningful at the start of a line (lists, headings, quotes).
+			if start {
+				b.WriteByte('\\')
+			}
+		case r < utf8.RuneSelf && strings.ContainsRune(markdownSpecial, r) && r != '(' && r != ')':
+			b.WriteByte('\\')
+		}
+		b.WriteString(text[i : i+n])
+		if r == '\n' {
+			start = true
+		} else if !unicode.IsSpace(r) {
+			start = false
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func isURLAt(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+}
+
+// renderMSN renders an MSN message for Discord: the text escaped, wrapped in the Markdown of
+// its font style (MSN styles apply to the whole message).
+func renderMSN(text string, f bridge.Format) string {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	body := escapeMarkdown(text)
+	if strings.TrimSpace(body) == "" {
+		return body
+	}
+	var open, closeTags string
+	add := func(tag string) {
+		open += tag
+		closeTags = tag + closeTags
+	}
+	if f.Underline {
+		add("__")
+	}
+	if f.Strikethrough {
+		add("~~")
+	}
+	if f.Bold {
+		add("**")
+	}
+	if f.Italic {
+		add("*")
+	}
+	return open + body + closeTags
+}
+
+// sanitizeUsername makes an MSN friendly name acceptable as a webhook username (DISCORD.md §6):
+// 1–80 characters, without "discord", "clyde", "@", "#", ":" or "```", never "everyone" or
+// "here". fallback (the handle) is used when nothing is left.
+func sanitizeUsername(name, fallback string) string {
+	clean := func(s string) string {
+		s = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return ' '
+			}
+			return r
+		}, s)
+		for _, bad := range []string{"```", "@", "#", ":"} {
+			s = strings.ReplaceAll(s, bad, "")
+		}
+		for _, word := range []string{"discord", "clyde"} {
+			for {
+				i := strings.Index(strings.ToLower(s), word)
+				if i < 0 {
+					break
+				}
+				s = s[:i] + s[i+len(word):]
+			}
+		}
+		s = strings.Join(strings.Fields(s), " ")
+		if r := []rune(s); len(r) > 80 {
+			s = strings.TrimSpace(string(r[:80]))
+		}
+		switch strings.ToLower(s) {
+		case "everyone", "here":
+			return ""
+		}
+		return s
+	}
+	if s := clean(name); s != "" {
+		return s
+	}
+	if at := strings.IndexByte(fallback, '@'); at > 0 {
+		fallback = fallback[:at] + " at " + fallback[at+1:]
+	}
+	if s := clean(fallback); s != "" {
+		return s
+	}
+	return "MSN contact"
+}
+
+// truncate shortens s to at most n characters, marking the cut with "…".
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// oneLine folds line breaks and runs of spaces into single spaces.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// splitMessage cuts text into pieces of at most maxMessageLen characters, preferring line
+// breaks, then spaces.
+func splitMessage(text string) []string {
+	var out []string
+	for utf8.RuneCountInString(text) > maxMessageLen {
+		r := []rune(text)
+		cut := maxMessageLen
+		window := string(r[:maxMessageLen])
+		if i := strings.LastIndex(window, "\n"); i > maxMessageLen/2 {
+			cut = utf8.RuneCountInString(window[:i]) + 1
+		} else if i := strings.LastIndex(window, " "); i > maxMessageLen/2 {
+			cut = utf8.RuneCountInString(window[:i]) + 1
+		}
+		out = append(out, string(r[:cut]))
+		text = string(r[cut:])
+	}
+	if text != "" {
+		out = append(out, text)
+	}
+	return out
+}

@@ -1,0 +1,188 @@
+package discord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// sendTimeout bounds one message's way to MSN (switchboard, ACK).
+const sendTimeout = 60 * time.Second
+
+// typingToMSNInterval is the minimum interval between two typing notifications sent to MSN per
+// chat (MSN clients repeat theirs every few seconds).
+const typingToMSNInterval = 4 * time.Second
+
+// outgoingMsg is an owner's Discord message on its way to MSN.
+type outgoingMsg struct {
+	chat      bridge.ChatID
+	channelID string
+	messageID string
+	text      string
+}
+
+// onMessageCreate takes the owner's messages in a contact or group channel to MSN. The bot's own
+// messages, every webhook's (ours included), other bots' and other users' are ignored.
+func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) {
+	if m.Message == nil || m.Author == nil || m.GuildID != "" && m.GuildID != f.cfg.GuildID {
+		return
+	}
+	if m.Author.ID == f.botID || m.WebhookID != "" || m.Author.Bot || m.Author.System {
+		return
+	}
+	if m.Type != discordgo.MessageTypeDefault && m.Type != discordgo.MessageTypeReply {
+		return
+	}
+	ref, ok := f.channel(m.ChannelID)
+	if !ok || ref.chat == "" {
+		return
+	}
+	if owner := ref.p.owner(); owner == "" || owner != m.Author.ID {
+		f.log.Debug().Str("channel_id", m.ChannelID).Str("user_id", m.Author.ID).
+			Msg("Ignoring a message from someone who does not own the account")
+		return
+	}
+	text := discordToMSN(m.Message)
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	out := &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text}
+	select {
+	case ref.p.outbox <- out:
+	default:
+		done, ok := f.track()
+		if !ok {
+			return
+		}
+		defer done()
+		ctx, cancel := context.WithTimeout(f.bgCtx, 30*time.Second)
+		defer cancel()
+		ref.p.reportFailure(ctx, m.ChannelID, m.ID, "too many messages are waiting for MSN; try again in a moment")
+	}
+}
+
+// discordToMSN renders a Discord message as MSN text: mentions as names, a reply as an inline
+// quote, attachments as links.
+func discordToMSN(m *discordgo.Message) string {
+	var b strings.Builder
+	if r := m.ReferencedMessage; r != nil && m.Type == discordgo.MessageTypeReply {
+		who := "someone"
+		if r.Author != nil {
+			who = r.Author.Username
+			if r.Author.GlobalName != "" {
+				who = r.Author.GlobalName
+			}
+		}
+		quoted := truncate(oneLine(r.Content), 120)
+		if quoted == "" && len(r.Attachments) > 0 {
+			quoted = "[" + r.Attachments[0].Filename + "]"
+		}
+		fmt.Fprintf(&b, "> %s: %s\n", who, quoted)
+	}
+	b.WriteString(m.ContentWithMentionsReplaced())
+	for _, a := range m.Attachments {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "📎 %s: %s", a.Filename, a.URL)
+	}
+	for _, s := range m.StickerItems {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "[sticker: %s]", s.Name)
+	}
+	return b.String()
+}
+
+// outboxLoop sends the owner's messages to MSN one at a time, in order, until ctx ends. A
+// failed send is reported on the message: a ❌ reaction and a reply saying why.
+func (p *portal) outboxLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case out := <-p.outbox:
+			p.sendToMSN(ctx, out)
+		}
+	}
+}
+
+func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
+	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	acc := p.account()
+	id, err := acc.SendText(sctx, FrontendName, out.chat, out.text, bridge.Format{})
+	p.sends.put(id, sentRef{channelID: out.channelID, messageID: out.messageID})
+	if err == nil {
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	why := failureText(err)
+	p.log.Info().Str("chat", string(out.chat)).Str("reason", why).Msg("Message not delivered to MSN")
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	p.reportFailure(rctx, out.channelID, out.messageID, why)
+}
+
+// failureText is a short reason for a failed action, fit for the user.
+func failureText(err error) string {
+	var se *bridge.SendError
+	var stopped *bridge.StoppedError
+	switch {
+	case errors.As(err, &se):
+		if se.Parts > 1 {
+			return fmt.Sprintf("part %d of %d: %s", se.Part+1, se.Parts, se.Reason.Describe())
+		}
+		return se.Reason.Describe()
+	case errors.As(err, &stopped):
+		return "the MSN account is stopped (" + string(stopped.Reason) + ")"
+	case errors.Is(err, bridge.ErrNotConnected):
+		return "the MSN account is not connected"
+	case errors.Is(err, bridge.ErrUnknownChat):
+		return "this conversation is over"
+	case errors.Is(err, bridge.ErrStopping):
+		return "the bridge is shutting down"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "MSN did not answer in time"
+	}
+	return err.Error()
+}
+
+// onTypingStart tells MSN the owner is typing in a contact channel, throttled per chat.
+func (f *Frontend) onTypingStart(_ *discordgo.Session, t *discordgo.TypingStart) {
+	if t.UserID == f.botID {
+		return
+	}
+	ref, ok := f.channel(t.ChannelID)
+	if !ok || ref.chat == "" || ref.p.owner() != t.UserID {
+		return
+	}
+	p := ref.p
+	now := f.now()
+	p.mu.Lock()
+	if now.Sub(p.typingOut[ref.chat]) < typingToMSNInterval {
+		p.mu.Unlock()
+		return
+	}
+	p.typingOut[ref.chat] = now
+	p.mu.Unlock()
+	done, ok := f.track()
+	if !ok {
+		return
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(f.bgCtx, 10*time.Second)
+	defer cancel()
+	if err := p.account().SendTyping(ctx, ref.chat); err != nil {
+		p.log.Debug().Err(err).Str("chat", string(ref.chat)).Msg("Failed to send typing to MSN")
+	}
+}

@@ -1,0 +1,280 @@
+package discord
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// showMessage posts an MSN message through the chat's webhook under the sender's friendly name.
+// Messages the owner sent from another frontend are shown too, marked with where they came from.
+func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
+	text := renderMSN(m.Text, m.Format)
+	if strings.TrimSpace(text) == "" {
+		return nil
+	}
+	name := m.SenderName
+	if name == "" {
+		if c, ok := p.account().Contact(m.Sender); ok {
+			name = c.Name
+		}
+	}
+	username := sanitizeUsername(name, m.Sender)
+	if m.FromMe {
+		suffix := " (you"
+		if m.Origin != "" {
+			suffix += ", via " + m.Origin
+		}
+		suffix += ")"
+		username = truncate(username, 80-len([]rune(suffix))) + suffix
+	}
+	if m.Chat.IsGroup() {
+		p.noteMember(m.Chat, m.Sender)
+	}
+	for _, part := range splitMessage(text) {
+		if _, err := p.execute(ctx, m.Chat, &discordgo.WebhookParams{
+			Content:         part,
+			Username:        username,
+			AllowedMentions: noMentions(),
+		}); err != nil {
+			return fmt.Errorf("failed to show an msn message: %w", err)
+		}
+	}
+	return nil
+}
+
+// showNudge posts a nudge as an italic system line.
+func (p *portal) showNudge(ctx context.Context, n bridge.Nudge) error {
+	who := n.Sender
+	if c, ok := p.account().Contact(n.Sender); ok && c.Name != "" {
+		who = c.Name
+	}
+	line := "*📳 " + escapeMarkdown(who) + " sent you a nudge!*"
+	if n.FromMe {
+		line = "*📳 You sent a nudge"
+		if n.Origin != "" {
+			line += " (via " + n.Origin + ")"
+		}
+		line += ".*"
+	}
+	if _, err := p.botSend(ctx, n.Chat, &discordgo.MessageSend{Content: line}); err != nil {
+		return fmt.Errorf("failed to show a nudge: %w", err)
+	}
+	return nil
+}
+
+// showTyping shows a contact typing, at most once per TypingInterval per channel, and only in a
+// channel that exists (typing alone does not create one).
+func (p *portal) showTyping(ctx context.Context, t bridge.Typing) error {
+	now := p.f.now()
+	p.mu.Lock()
+	ch := p.chats[t.Chat]
+	if ch == nil || ch.id == "" || now.Sub(ch.lastTyping) < p.f.cfg.TypingInterval {
+		p.mu.Unlock()
+		return nil
+	}
+	ch.lastTyping = now
+	id := ch.id
+	p.mu.Unlock()
+	if err := p.f.s.ChannelTyping(id, discordgo.WithContext(ctx)); err != nil {
+		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
+			p.forgetChannel(id)
+			return nil
+		}
+		return fmt.Errorf("failed to show typing: %w", err)
+	}
+	return nil
+}
+
+// noteMember records a participant of a group chat.
+func (p *portal) noteMember(chat bridge.ChatID, handle string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := p.chats[chat]
+	if ch == nil {
+		ch = &chatChannel{chat: chat}
+		p.chats[chat] = ch
+	}
+	if ch.members == nil {
+		ch.members = map[string]bool{}
+	}
+	ch.members[handle] = true
+}
+
+// showMembership mirrors a multi-party chat: its channel is created when the chat becomes a
+// group, and joins and leaves are shown as lines; when the last participant leaves the chat is
+// over and the channel says so.
+func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) error {
+	if !e.Chat.IsGroup() {
+		return nil
+	}
+	name := func(h string) string {
+		if c, ok := p.account().Contact(h); ok && c.Name != "" && c.Name != h {
+			return escapeMarkdown(c.Name) + " (" + h + ")"
+		}
+		return h
+	}
+	p.mu.Lock()
+	ch := p.chats[e.Chat]
+	if ch == nil {
+		ch = &chatChannel{chat: e.Chat}
+		p.chats[e.Chat] = ch
+	}
+	if ch.members == nil {
+		ch.members = map[string]bool{}
+	}
+	fresh := len(ch.members) == 0 && ch.id == ""
+	for _, h := range e.Members {
+		if h != p.handle {
+			ch.members[h] = true
+		}
+	}
+	if e.Joined {
+		ch.members[e.Handle] = true
+	} else {
+		delete(ch.members, e.Handle)
+	}
+	members := make([]string, 0, len(ch.members))
+	for h := range ch.members {
+		members = append(members, name(h))
+	}
+	ended := !e.Joined && len(ch.members) == 0
+	ch.ended = ended
+	p.mu.Unlock()
+	sort.Strings(members)
+
+	var line string
+	switch {
+	case fresh && len(e.Members) > 0:
+		line = "*👥 Group conversation with " + strings.Join(members, ", ") + ".*"
+	case e.Joined:
+		line = "*➡️ " + name(e.Handle) + " joined the conversation.*"
+	default:
+		line = "*⬅️ " + name(e.Handle) + " left the conversation.*"
+	}
+	if ended {
+		line += "\n*The group conversation is over; this channel stays for its history.*"
+	}
+	if _, err := p.botSend(ctx, e.Chat, &discordgo.MessageSend{Content: line}); err != nil {
+		return fmt.Errorf("failed to show a membership change: %w", err)
+	}
+	if ended {
+		// The channel stays bound: what is written there now is answered as undeliverable.
+		p.mu.Lock()
+		delete(p.chats, e.Chat)
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// showDeliveryFailure flags a message that MSN did not take after its send returned: on the
+// Discord message it was written as (a ❌ reaction and a reply) or, for messages written
+// elsewhere, as a line in the chat's channel.
+func (p *portal) showDeliveryFailure(ctx context.Context, e bridge.DeliveryFailure) error {
+	if ref, ok := p.sends.get(e.MessageID); ok {
+		p.reportFailure(ctx, ref.channelID, ref.messageID, e.Reason.Describe())
+		return nil
+	}
+	line := "⚠️ A message was not delivered: " + e.Reason.Describe()
+	if e.Origin != "" && e.Origin != FrontendName {
+		line = "⚠️ A message sent via " + e.Origin + " was not delivered: " + e.Reason.Describe()
+	}
+	if _, err := p.botSend(ctx, e.Chat, &discordgo.MessageSend{Content: line}); err != nil {
+		return fmt.Errorf("failed to show a delivery failure: %w", err)
+	}
+	return nil
+}
+
+// reportFailure puts a ❌ on the user's message and replies why it was not delivered.
+func (p *portal) reportFailure(ctx context.Context, channelID, messageID, why string) {
+	s := p.f.s
+	if err := s.MessageReactionAdd(channelID, messageID, "❌", discordgo.WithContext(ctx)); err != nil {
+		p.log.Warn().Err(err).Str("channel_id", channelID).Msg("Failed to react to an undelivered message")
+	}
+	_, err := s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
+		Content:         "❌ Not delivered: " + why + ".",
+		Reference:       &discordgo.MessageReference{MessageID: messageID, ChannelID: channelID, GuildID: p.f.cfg.GuildID},
+		AllowedMentions: noMentions(),
+	}, discordgo.WithContext(ctx))
+	if err != nil {
+		// The message may be gone (a reply to it fails); say it without the reference.
+		_, err = s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
+			Content: "❌ A message was not delivered: " + why + ".", AllowedMentions: noMentions(),
+		}, discordgo.WithContext(ctx))
+	}
+	if err != nil {
+		p.log.Warn().Err(err).Str("channel_id", channelID).Msg("Failed to report an undelivered message")
+	}
+}
+
+// postRequest shows a contact request in the roster channel with Accept and Decline buttons,
+// pinging the owner.
+func (p *portal) postRequest(ctx context.Context, e bridge.ContactRequest) error {
+	chID, err := p.ensureRoster(ctx)
+	if err != nil {
+		return err
+	}
+	c := bridge.Contact{Handle: e.Handle, Name: e.Name}
+	text := "📨 " + contactLabel(c) + " added you to their contact list."
+	owner := p.owner()
+	mentions := noMentions()
+	if owner != "" {
+		text = "<@" + owner + "> " + text
+		mentions.Users = []string{owner}
+	}
+	_, err = p.f.s.ChannelMessageSendComplex(chID, &discordgo.MessageSend{
+		Content:         text,
+		Components:      []discordgo.MessageComponent{p.f.requestButtons(p.handle, e.Handle)},
+		AllowedMentions: mentions,
+	}, discordgo.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("failed to post a contact request: %w", err)
+	}
+	return nil
+}
+
+// sentIndex remembers which Discord message a core message id came from, for late delivery
+// failures. It keeps the last n entries.
+type sentIndex struct {
+	mu    sync.Mutex
+	n     int
+	order []string
+	refs  map[string]sentRef
+}
+
+type sentRef struct {
+	channelID, messageID string
+}
+
+func newSentIndex(n int) *sentIndex {
+	return &sentIndex{n: n, refs: map[string]sentRef{}}
+}
+
+func (x *sentIndex) put(id string, ref sentRef) {
+	if id == "" {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.refs[id]; !ok {
+		x.order = append(x.order, id)
+	}
+	x.refs[id] = ref
+	for len(x.order) > x.n {
+		delete(x.refs, x.order[0])
+		x.order = x.order[1:]
+	}
+}
+
+func (x *sentIndex) get(id string) (sentRef, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r, ok := x.refs[id]
+	return r, ok
+}

@@ -1,0 +1,758 @@
+package discord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"github.com/rs/zerolog"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// portal is one MSN account's mirror: its category, roster channel and message, contact and
+// group channels, and the presence state it renders.
+type portal struct {
+	f      *Frontend
+	handle string
+	log    zerolog.Logger
+
+	wake   chan struct{}     // capacity 1: presence state changed
+	outbox chan *outgoingMsg // Discord → MSN, in order
+	setup  sync.Mutex        // serialises channel and webhook creation
+	sends  *sentIndex        // core message ids of messages sent from Discord
+
+	mu           sync.Mutex
+	acc          *bridge.Account
+	discovered   bool
+	categoryID   string
+	offlineCatID string
+	rosterID     string
+	rosterMsgs   []string // roster message ids, in order
+	rosterHashes []string
+	rosterDirty  bool
+	rosterSince  time.Time // when the roster became dirty
+	rosterLast   time.Time // last roster edit
+	rosterRetry  time.Time // not before (after a failure)
+	contacts     map[string]bridge.Contact
+	own          bridge.OwnProfile
+	haveOwn      bool
+	known        map[string]knownChannel // existing channels by name, from discovery
+	chats        map[bridge.ChatID]*chatChannel
+	lastState    bridge.AccountStateKind
+	lastStopNote string
+	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
+}
+
+// chatChannel is the Discord channel of one chat.
+type chatChannel struct {
+	chat    bridge.ChatID
+	id      string
+	name    string
+	webhook *discordgo.Webhook
+
+	// Topic mirror (one-to-one chats): the topic wanted, the one applied, and the edit budget.
+	wantTopic    string
+	topic        string
+	topicPending time.Time // when wantTopic started to differ from topic; zero when equal
+	topicRetry   time.Time // not before (after a 429 or failure)
+	topicEdits   []time.Time
+
+	// Category mirror (OnlineOfflineCategories).
+	wantParent    string
+	parent        string
+	parentPending time.Time
+	parentRetry   time.Time
+
+	lastTyping time.Time
+	members    map[string]bool // group chats: who is in
+	ended      bool            // group chat over
+}
+
+func newPortal(f *Frontend, acc *bridge.Account) *portal {
+	return &portal{
+		f:         f,
+		handle:    acc.Handle(),
+		acc:       acc,
+		log:       f.log.With().Str("account", acc.Handle()).Logger(),
+		wake:      make(chan struct{}, 1),
+		outbox:    make(chan *outgoingMsg, 256),
+		sends:     newSentIndex(512),
+		contacts:  map[string]bridge.Contact{},
+		known:     map[string]knownChannel{},
+		chats:     map[bridge.ChatID]*chatChannel{},
+		typingOut: map[bridge.ChatID]time.Time{},
+	}
+}
+
+func (p *portal) setAccount(acc *bridge.Account) {
+	p.mu.Lock()
+	p.acc = acc
+	p.mu.Unlock()
+}
+
+func (p *portal) account() *bridge.Account {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acc
+}
+
+// owner returns the Discord user id linked to the account, or "".
+func (p *portal) owner() string {
+	for _, u := range p.account().Owners() {
+		if u.Frontend == FrontendName {
+			return u.UserID
+		}
+	}
+	return ""
+}
+
+func (p *portal) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// handleEvent shows one event. It runs on the account's delivery goroutine.
+func (p *portal) handleEvent(ctx context.Context, evt bridge.Event) error {
+	switch e := evt.(type) {
+	case bridge.AccountState:
+		return p.handleState(ctx, e)
+	case bridge.ContactSnapshot:
+		p.mu.Lock()
+		p.contacts = make(map[string]bridge.Contact, len(e.Contacts))
+		for _, c := range e.Contacts {
+			p.contacts[c.Handle] = c
+		}
+		p.markRosterLocked()
+		p.refreshChannelsLocked()
+		p.mu.Unlock()
+		p.kick()
+	case bridge.ContactPresence:
+		p.mu.Lock()
+		c := p.contacts[e.Handle]
+		if c.Handle == "" {
+			c = bridge.Contact{Handle: e.Handle, Forward: true}
+		}
+		c.Status, c.MSNStatus, c.PSM, c.Media = e.Status, e.MSNStatus, e.PSM, e.Media
+		if e.Name != "" {
+			c.Name = e.Name
+		}
+		p.contacts[e.Handle] = c
+		p.markRosterLocked()
+		p.refreshChannelLocked(bridge.DirectChat(e.Handle))
+		p.mu.Unlock()
+		p.kick()
+	case bridge.ContactProfile:
+		p.mu.Lock()
+		if c, ok := p.contacts[e.Handle]; ok {
+			c.Name = e.Name
+			p.contacts[e.Handle] = c
+			p.markRosterLocked()
+		}
+		p.mu.Unlock()
+		p.kick()
+	case bridge.ListChange:
+		p.mu.Lock()
+		p.contacts[e.Contact.Handle] = e.Contact
+		p.markRosterLocked()
+		p.mu.Unlock()
+		p.kick()
+		return p.noteListChange(ctx, e)
+	case bridge.OwnProfile:
+		p.mu.Lock()
+		p.own, p.haveOwn = e, true
+		p.markRosterLocked()
+		p.mu.Unlock()
+		p.kick()
+	case bridge.ContactRequest:
+		return p.postRequest(ctx, e)
+	case bridge.Message:
+		return p.showMessage(ctx, e)
+	case bridge.Nudge:
+		return p.showNudge(ctx, e)
+	case bridge.Typing:
+		return p.showTyping(ctx, e)
+	case bridge.ChatMembership:
+		return p.showMembership(ctx, e)
+	case bridge.DeliveryFailure:
+		return p.showDeliveryFailure(ctx, e)
+	case bridge.EventsDropped:
+		return p.notice(ctx, fmt.Sprintf("⚠️ The bridge fell behind and %d MSN events could not be shown here.", e.Count))
+	}
+	return nil
+}
+
+func (p *portal) markRosterLocked() {
+	if !p.rosterDirty {
+		p.rosterDirty = true
+		p.rosterSince = p.f.now()
+	}
+}
+
+// handleState notes account state changes in the roster channel, once per transition.
+func (p *portal) handleState(ctx context.Context, st bridge.AccountState) error {
+	p.mu.Lock()
+	prev := p.lastState
+	p.lastState = st.State
+	p.mu.Unlock()
+	var line string
+	switch st.State {
+	case bridge.StateOnline:
+		if prev == bridge.StateReconnecting || prev == bridge.StateStopped {
+			line = "✅ Connected to MSN again."
+		}
+	case bridge.StateReconnecting:
+		if prev != bridge.StateReconnecting {
+			line = "🔄 Lost the connection to MSN; reconnecting…"
+			if st.Err != nil {
+				line = fmt.Sprintf("🔄 Lost the connection to MSN (%s); reconnecting…", st.Err)
+			}
+		}
+	case bridge.StateStopped:
+		line = stopLine(st)
+		p.mu.Lock()
+		if line == p.lastStopNote {
+			line = ""
+		} else {
+			p.lastStopNote = line
+		}
+		p.mu.Unlock()
+	case bridge.StateLoggedOut:
+		if prev != "" && prev != bridge.StateLoggedOut {
+			line = "👋 Logged out of MSN."
+		}
+	}
+	if st.State != bridge.StateStopped {
+		p.mu.Lock()
+		p.lastStopNote = ""
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	p.markRosterLocked()
+	p.mu.Unlock()
+	p.kick()
+	if line == "" {
+		return nil
+	}
+	return p.notice(ctx, line)
+}
+
+// stopLine describes why an account stopped, for its owner.
+func stopLine(st bridge.AccountState) string {
+	switch st.Reason {
+	case bridge.StopOtherLocation:
+		return "⚠️ This MSN account was signed in from another place, so the bridge stepped aside. Use `/msn login` to take it back."
+	case bridge.StopBadCredentials:
+		return "⚠️ MSN refused the password of this account. Use `/msn login` with the right one."
+	case bridge.StopServerGone:
+		return "⚠️ The MSN server refused this account for good. Use `/msn login` to try again."
+	case bridge.StopKeyError:
+		return "⚠️ The bridge cannot read this account's stored password. Use `/msn login` again."
+	case bridge.StopShutdown:
+		return ""
+	}
+	if st.Err != nil {
+		return "⚠️ The MSN session stopped: " + st.Err.Error()
+	}
+	return "⚠️ The MSN session stopped."
+}
+
+// notice posts a bot line in the roster channel.
+func (p *portal) notice(ctx context.Context, text string) error {
+	id, err := p.ensureRoster(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
+		discordgo.WithContext(ctx))
+	if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
+		p.forgetChannel(id)
+		if id, err = p.ensureRoster(ctx); err == nil {
+			_, err = p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
+				discordgo.WithContext(ctx))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("failed to post in the roster channel: %w", err)
+	}
+	return nil
+}
+
+func (p *portal) noteListChange(ctx context.Context, e bridge.ListChange) error {
+	name := contactLabel(e.Contact)
+	var line string
+	switch e.Kind {
+	case bridge.ListAdded:
+		line = "➕ " + name + " is now on your contact list."
+	case bridge.ListRemoved:
+		line = "➖ " + name + " was removed from your contact list."
+	case bridge.ListBlocked:
+		line = "🚫 " + name + " is blocked."
+	case bridge.ListUnblocked:
+		line = "✅ " + name + " is no longer blocked."
+	case bridge.ListRemovedYou:
+		line = "💔 " + name + " removed you from their contact list."
+	default:
+		return nil
+	}
+	return p.notice(ctx, line)
+}
+
+func contactLabel(c bridge.Contact) string {
+	if c.Name != "" && c.Name != c.Handle {
+		return fmt.Sprintf("**%s** (%s)", escapeMarkdown(c.Name), c.Handle)
+	}
+	return c.Handle
+}
+
+// Layout.
+
+// discover finds the account's existing category, roster channel, roster messages and contact
+// channels (from an earlier run). The caller holds p.setup.
+func (p *portal) discover(ctx context.Context) error {
+	p.mu.Lock()
+	done := p.discovered
+	p.mu.Unlock()
+	if done {
+		return nil
+	}
+	f := p.f
+	chans, err := f.s.GuildChannels(f.cfg.GuildID, discordgo.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("failed to list guild channels: %w", err)
+	}
+	catName := categoryName(f.cfg.CategoryName, p.handle)
+	offName := categoryName(f.cfg.OfflineCategoryName, p.handle)
+	var catID, offID string
+	for _, c := range chans {
+		if c.Type != discordgo.ChannelTypeGuildCategory {
+			continue
+		}
+		switch c.Name {
+		case catName:
+			catID = c.ID
+		case offName:
+			if f.cfg.OnlineOfflineCategories {
+				offID = c.ID
+			}
+		}
+	}
+	known := map[string]knownChannel{}
+	var rosterID string
+	for _, c := range chans {
+		if c.Type != discordgo.ChannelTypeGuildText || c.ParentID == "" || (c.ParentID != catID && c.ParentID != offID) {
+			continue
+		}
+		if c.Name == f.cfg.RosterChannelName && c.ParentID == catID {
+			rosterID = c.ID
+			continue
+		}
+		known[c.Name] = knownChannel{id: c.ID, parent: c.ParentID}
+	}
+	var msgs []string
+	if rosterID != "" {
+		pins, err := f.s.ChannelMessagesPinned(rosterID, discordgo.WithContext(ctx))
+		if err != nil && !isUnknown(err, discordgo.ErrCodeUnknownChannel) {
+			return fmt.Errorf("failed to list roster pins: %w", err)
+		}
+		sort.Slice(pins, func(i, j int) bool { return snowflakeLess(pins[i].ID, pins[j].ID) })
+		for _, m := range pins {
+			if m.Author != nil && m.Author.ID == f.botID {
+				msgs = append(msgs, m.ID)
+			}
+		}
+	}
+	p.mu.Lock()
+	p.discovered = true
+	p.categoryID, p.offlineCatID, p.rosterID = catID, offID, rosterID
+	p.rosterMsgs, p.rosterHashes = msgs, make([]string, len(msgs))
+	p.known = known
+	p.mu.Unlock()
+	if rosterID != "" {
+		f.bindChannel(rosterID, channelRef{p: p})
+	}
+	// Bind the contact channels found, so topics are maintained and messages routed.
+	p.mu.Lock()
+	for handle := range p.contacts {
+		p.adoptLocked(bridge.DirectChat(handle))
+	}
+	p.mu.Unlock()
+	p.log.Debug().Str("category_id", catID).Str("roster_channel_id", rosterID).Int("contact_channels", len(known)).
+		Msg("Discovered the account's Discord layout")
+	return nil
+}
+
+// adoptLocked binds the existing channel of chat found by discovery, if any. p.mu is held.
+func (p *portal) adoptLocked(chat bridge.ChatID) {
+	if ch, ok := p.chats[chat]; ok && ch.id != "" {
+		return
+	}
+	name := chatChannelName(chat)
+	k, ok := p.known[name]
+	if !ok {
+		return
+	}
+	ch := p.chats[chat]
+	if ch == nil {
+		ch = &chatChannel{chat: chat}
+		p.chats[chat] = ch
+	}
+	// The topic it has is unknown (edited by an earlier run or by hand): set it once.
+	ch.id, ch.name, ch.webhook, ch.topic, ch.parent = k.id, name, nil, "\x00unknown", k.parent
+	ch.topicPending, ch.parentPending = time.Time{}, time.Time{}
+	p.refreshChannelLocked(chat)
+	p.f.bindChannel(k.id, channelRef{p: p, chat: chat})
+}
+
+// knownChannel is an existing channel found by discovery.
+type knownChannel struct {
+	id     string
+	parent string
+}
+
+// ensureCategory returns the account's category, creating it private to the owner and the bot.
+// The caller holds p.setup.
+func (p *portal) ensureCategory(ctx context.Context, offline bool) (string, error) {
+	if err := p.discover(ctx); err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	id := p.categoryID
+	tmpl := p.f.cfg.CategoryName
+	if offline {
+		id = p.offlineCatID
+		tmpl = p.f.cfg.OfflineCategoryName
+	}
+	p.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+		Name:                 categoryName(tmpl, p.handle),
+		Type:                 discordgo.ChannelTypeGuildCategory,
+		PermissionOverwrites: p.overwrites(),
+	}, discordgo.WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("failed to create the account's category: %w", err)
+	}
+	p.mu.Lock()
+	if offline {
+		p.offlineCatID = c.ID
+	} else {
+		p.categoryID = c.ID
+	}
+	p.mu.Unlock()
+	return c.ID, nil
+}
+
+// overwrites make a channel visible only to the account's owner and the bot.
+func (p *portal) overwrites() []*discordgo.PermissionOverwrite {
+	const see = discordgo.PermissionViewChannel | discordgo.PermissionSendMessages | discordgo.PermissionReadMessageHistory
+	ows := []*discordgo.PermissionOverwrite{
+		{ID: p.f.cfg.GuildID, Type: discordgo.PermissionOverwriteTypeRole, Deny: discordgo.PermissionViewChannel},
+		{ID: p.f.botID, Type: discordgo.PermissionOverwriteTypeMember, Allow: see | discordgo.PermissionManageChannels |
+			discordgo.PermissionManageWebhooks | discordgo.PermissionManageMessages | discordgo.PermissionAddReactions},
+	}
+	if owner := p.owner(); owner != "" {
+		ows = append(ows, &discordgo.PermissionOverwrite{ID: owner, Type: discordgo.PermissionOverwriteTypeMember,
+			Allow: see | discordgo.PermissionAddReactions | discordgo.PermissionAttachFiles | discordgo.PermissionUseSlashCommands})
+	}
+	return ows
+}
+
+// ensureRoster returns the roster channel, creating the category and channel when needed.
+func (p *portal) ensureRoster(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	id := p.rosterID
+	p.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	cat, err := p.ensureCategory(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	id = p.rosterID
+	p.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+		Name:     p.f.cfg.RosterChannelName,
+		Type:     discordgo.ChannelTypeGuildText,
+		Topic:    "Contacts of " + p.handle + " on MSN, live. Use /msn here to manage the account.",
+		ParentID: cat,
+		Position: 0,
+	}, discordgo.WithContext(ctx))
+	if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
+		p.mu.Lock()
+		p.categoryID = ""
+		p.mu.Unlock()
+		return "", fmt.Errorf("the account's category is gone: %w", err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("failed to create the roster channel: %w", err)
+	}
+	p.mu.Lock()
+	p.rosterID = c.ID
+	p.rosterMsgs, p.rosterHashes = nil, nil
+	p.markRosterLocked()
+	p.mu.Unlock()
+	p.f.bindChannel(c.ID, channelRef{p: p})
+	p.kick()
+	return c.ID, nil
+}
+
+// isInvalidParent reports a 50035 form error about parent_id (the category was deleted).
+func isInvalidParent(err error) bool {
+	var re *discordgo.RESTError
+	return errors.As(err, &re) && re.Message != nil && re.Message.Code == discordgo.ErrCodeInvalidFormBody &&
+		strings.Contains(string(re.ResponseBody), "parent_id")
+}
+
+// ensureChat returns the channel of chat, creating it (with its current topic) when needed.
+func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChannel, error) {
+	p.mu.Lock()
+	ch := p.chats[chat]
+	p.mu.Unlock()
+	if ch != nil && ch.id != "" {
+		return ch, nil
+	}
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	if err := p.discover(ctx); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.adoptLocked(chat)
+	ch = p.chats[chat]
+	p.mu.Unlock()
+	if ch != nil && ch.id != "" {
+		return ch, nil
+	}
+	for attempt := 0; ; attempt++ {
+		p.mu.Lock()
+		topic, parentOffline := p.topicForLocked(chat)
+		p.mu.Unlock()
+		cat, err := p.ensureCategory(ctx, parentOffline && p.f.cfg.OnlineOfflineCategories)
+		if err != nil {
+			return nil, err
+		}
+		name := chatChannelName(chat)
+		c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+			Name:     name,
+			Type:     discordgo.ChannelTypeGuildText,
+			Topic:    topic,
+			ParentID: cat,
+		}, discordgo.WithContext(ctx))
+		if (isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err)) && attempt == 0 {
+			p.mu.Lock()
+			if p.categoryID == cat {
+				p.categoryID = ""
+			}
+			if p.offlineCatID == cat {
+				p.offlineCatID = ""
+			}
+			p.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to create a channel for %s: %w", chat, err)
+		}
+		p.mu.Lock()
+		ch = p.chats[chat]
+		if ch == nil {
+			ch = &chatChannel{chat: chat}
+			p.chats[chat] = ch
+		}
+		ch.id, ch.name, ch.webhook = c.ID, name, nil
+		ch.topic, ch.wantTopic, ch.topicPending = topic, topic, time.Time{}
+		ch.parent, ch.wantParent, ch.parentPending = cat, cat, time.Time{}
+		ch.topicEdits = nil
+		p.known[name] = knownChannel{id: c.ID, parent: cat}
+		p.mu.Unlock()
+		p.f.bindChannel(c.ID, channelRef{p: p, chat: chat})
+		p.log.Debug().Str("chat", string(chat)).Str("channel_id", c.ID).Msg("Created a contact channel")
+		return ch, nil
+	}
+}
+
+// forgetChannel drops a channel that was deleted; the next use recreates it.
+func (p *portal) forgetChannel(id string) {
+	p.f.unbindChannel(id)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rosterID == id {
+		p.rosterID, p.rosterMsgs, p.rosterHashes = "", nil, nil
+		p.markRosterLocked()
+	}
+	if p.categoryID == id {
+		p.categoryID = ""
+	}
+	if p.offlineCatID == id {
+		p.offlineCatID = ""
+	}
+	for name, k := range p.known {
+		if k.id == id {
+			delete(p.known, name)
+		}
+	}
+	for _, ch := range p.chats {
+		if ch.id == id {
+			ch.id, ch.webhook = "", nil
+			ch.topicPending, ch.parentPending = time.Time{}, time.Time{}
+		}
+	}
+}
+
+// ensureWebhook returns the channel's webhook: ours found again by application id, or a new
+// one. The caller does not hold p.mu.
+func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo.Webhook, string, error) {
+	p.mu.Lock()
+	wh, id := ch.webhook, ch.id
+	p.mu.Unlock()
+	if wh != nil {
+		return wh, id, nil
+	}
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	hooks, err := p.f.s.ChannelWebhooks(id, discordgo.WithContext(ctx))
+	if err != nil {
+		return nil, id, fmt.Errorf("failed to list webhooks: %w", err)
+	}
+	for _, h := range hooks {
+		if h.Token != "" && (h.ApplicationID == p.f.appID || h.User != nil && h.User.ID == p.f.botID) {
+			wh = h
+			break
+		}
+	}
+	if wh == nil {
+		if wh, err = p.f.s.WebhookCreate(id, "MSN Bridge", "", discordgo.WithContext(ctx)); err != nil {
+			return nil, id, fmt.Errorf("failed to create a webhook: %w", err)
+		}
+	}
+	p.mu.Lock()
+	if ch.id == id {
+		ch.webhook = wh
+	}
+	p.mu.Unlock()
+	return wh, id, nil
+}
+
+// execute posts params through chat's webhook, creating the channel and webhook as needed. A
+// deleted webhook (10015) is recreated and a deleted channel (10003) recreated, each retried
+// once.
+func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discordgo.WebhookParams) (*discordgo.Message, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		ch, err := p.ensureChat(ctx, chat)
+		if err != nil {
+			return nil, err
+		}
+		wh, chID, err := p.ensureWebhook(ctx, ch)
+		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
+			p.forgetChannel(chID)
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		m, err := p.f.s.WebhookExecute(wh.ID, wh.Token, true, params, discordgo.WithContext(ctx))
+		switch {
+		case err == nil:
+			return m, nil
+		case isUnknown(err, discordgo.ErrCodeUnknownWebhook):
+			p.log.Info().Str("channel_id", chID).Msg("Webhook was deleted, recreating it")
+			p.mu.Lock()
+			if ch.webhook == wh {
+				ch.webhook = nil
+			}
+			p.mu.Unlock()
+		case isUnknown(err, discordgo.ErrCodeUnknownChannel):
+			p.log.Info().Str("channel_id", chID).Msg("Channel was deleted, recreating it")
+			p.forgetChannel(chID)
+		default:
+			return nil, fmt.Errorf("failed to execute webhook: %w", err)
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("failed to post after recreating the channel and webhook: %w", lastErr)
+}
+
+// botSend posts a bot message in chat's channel (creating it when needed), retrying once on a
+// deleted channel.
+func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo.MessageSend) (*discordgo.Message, error) {
+	if msg.AllowedMentions == nil {
+		msg.AllowedMentions = noMentions()
+	}
+	var lastErr error
+	for attempt := 0; attempt < 2; attempt++ {
+		ch, err := p.ensureChat(ctx, chat)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		id := ch.id
+		p.mu.Unlock()
+		m, err := p.f.s.ChannelMessageSendComplex(id, msg, discordgo.WithContext(ctx))
+		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
+			p.forgetChannel(id)
+			lastErr = err
+			continue
+		}
+		return m, err
+	}
+	return nil, lastErr
+}
+
+// chatChannelName is the Discord channel name of a chat: the handle made channel-safe
+// ("bob@example.com" → "bob-at-example-com"), or "group-<id>".
+func chatChannelName(chat bridge.ChatID) string {
+	raw := string(chat)
+	if chat.IsGroup() {
+		raw = "group-" + chat.GroupID()
+	} else {
+		raw = strings.Replace(raw, "@", "-at-", 1)
+	}
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(raw) {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_'
+		if !ok {
+			if !dash && b.Len() > 0 {
+				b.WriteByte('-')
+				dash = true
+			}
+			continue
+		}
+		b.WriteRune(r)
+		dash = false
+	}
+	name := strings.Trim(b.String(), "-")
+	if len(name) > 100 {
+		name = name[:100]
+	}
+	if name == "" {
+		name = "msn-chat"
+	}
+	return name
+}
+
+// snowflakeLess orders Discord ids numerically.
+func snowflakeLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
