@@ -27,51 +27,31 @@
 package dendrite
 
 import (
-	"bytes"
-	"context"
-	_ "embed"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
-	"text/template"
 	"time"
+
+	"github.com/msn-bridge/msn-bridge/internal/dendrite"
 )
 
 // Version is the Dendrite release this package is written and tested against.
-const Version = "v0.13.8"
+const Version = dendrite.Version
 
 // EnvBinDir names the environment variable that overrides the directory holding
 // the dendrite and generate-keys binaries.
-const EnvBinDir = "DENDRITE_BIN"
+const EnvBinDir = dendrite.EnvBinDir
 
 // ServerName is the server name every homeserver started here uses, so user
 // IDs look like @alice:localhost.
-const ServerName = "localhost"
+const ServerName = dendrite.ServerName
 
 // DefaultSharedSecret is the registration shared secret used when
 // Options.SharedSecret is empty.
 const DefaultSharedSecret = "msn-bridge-test-shared-secret"
 
-const (
-	defaultReadyTimeout = 60 * time.Second
-	stopTimeout         = 10 * time.Second
-	logTailBytes        = 8 << 10
-	configFile          = "dendrite.yaml"
-	logFile             = "dendrite.log"
-	keyFile             = "matrix_key.pem"
-)
-
-//go:embed dendrite.yaml.tmpl
-var configTemplateText string
-
-var configTemplate = template.Must(template.New(configFile).Parse(configTemplateText))
+const logTailBytes = 8 << 10
 
 // Options tunes a homeserver. The zero value is ready to use.
 type Options struct {
@@ -112,34 +92,12 @@ type Homeserver struct {
 	// restarts.
 	LogPath string
 
-	binDir       string
-	logLevel     string
-	readyTimeout time.Duration
-
-	mu         sync.Mutex
-	configured bool
-	proc       *process
-}
-
-// process is one running dendrite and the result of waiting for it.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // valid once exited is closed
+	srv *dendrite.Server
 }
 
 // BinDir returns the directory the Dendrite binaries are expected in:
 // $DENDRITE_BIN if set, else $HOME/.cache/dendrite-v0.13.8/bin.
-func BinDir() string {
-	if dir := os.Getenv(EnvBinDir); dir != "" {
-		return dir
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = os.TempDir()
-	}
-	return filepath.Join(home, ".cache", "dendrite-"+Version, "bin")
-}
+func BinDir() string { return dendrite.BinDir() }
 
 // InCI reports whether $CI asks for missing test dependencies to be failures
 // instead of skips (set, and not "0" or "false").
@@ -156,19 +114,12 @@ func InCI() bool {
 // either way it does not return.
 func RequireBinaries(t testing.TB, dir string) string {
 	t.Helper()
-	var missing []string
-	for _, name := range []string{"dendrite", "generate-keys"} {
-		info, err := os.Stat(filepath.Join(dir, name))
-		if err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
-			missing = append(missing, name)
-		}
-	}
+	missing := dendrite.MissingBinaries(dir)
 	if len(missing) == 0 {
 		return dir
 	}
-	msg := fmt.Sprintf("Dendrite %s binaries %v not found in %s; set %s to their directory or install them with: "+
-		"GOBIN=%s go install github.com/matrix-org/dendrite/cmd/dendrite@%s github.com/matrix-org/dendrite/cmd/generate-keys@%s",
-		Version, missing, dir, EnvBinDir, dir, Version, Version)
+	msg := fmt.Sprintf("Dendrite %s binaries %v not found in %s; set %s to their directory or install them with: %s",
+		Version, missing, dir, EnvBinDir, dendrite.InstallHint(dir))
 	if InCI() {
 		t.Fatal(msg + " (CI is set, so this is a failure)")
 	}
@@ -192,32 +143,35 @@ func New(t testing.TB, opts Options) *Homeserver {
 	}
 	RequireBinaries(t, binDir)
 
-	ports, err := freePorts(2)
+	ports, err := dendrite.FreePorts(2)
 	if err != nil {
 		t.Fatalf("failed to pick loopback ports: %v", err)
 	}
+	if opts.SharedSecret == "" {
+		opts.SharedSecret = DefaultSharedSecret
+	}
 	dir := t.TempDir()
-	hs := &Homeserver{
-		URL:          "http://127.0.0.1:" + strconv.Itoa(ports[0]),
+	srv, err := dendrite.New(dendrite.Options{
+		BinDir:       binDir,
+		Dir:          dir,
 		Port:         ports[0],
-		ServerName:   ServerName,
+		SharedSecret: opts.SharedSecret,
+		LogLevel:     opts.LogLevel,
+		ReadyTimeout: opts.ReadyTimeout,
+	})
+	if err != nil {
+		t.Fatalf("failed to prepare dendrite: %v", err)
+	}
+	hs := &Homeserver{
+		URL:          srv.URL,
+		Port:         ports[0],
+		ServerName:   srv.ServerName,
 		ASPort:       ports[1],
 		ASURL:        "http://127.0.0.1:" + strconv.Itoa(ports[1]),
 		SharedSecret: opts.SharedSecret,
 		Dir:          dir,
-		LogPath:      filepath.Join(dir, logFile),
-		binDir:       binDir,
-		logLevel:     opts.LogLevel,
-		readyTimeout: opts.ReadyTimeout,
-	}
-	if hs.SharedSecret == "" {
-		hs.SharedSecret = DefaultSharedSecret
-	}
-	if hs.logLevel == "" {
-		hs.logLevel = "info"
-	}
-	if hs.readyTimeout <= 0 {
-		hs.readyTimeout = defaultReadyTimeout
+		LogPath:      srv.LogPath,
+		srv:          srv,
 	}
 	t.Cleanup(func() {
 		if err := hs.Stop(); err != nil {
@@ -239,16 +193,7 @@ func New(t testing.TB, opts Options) *Homeserver {
 // (see the package doc on back-off).
 func (hs *Homeserver) Start(t testing.TB, registrations ...[]byte) {
 	t.Helper()
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if hs.configured {
-		t.Fatal("dendrite was already started; use Restart")
-	}
-	if err := hs.writeConfig(registrations); err != nil {
-		t.Fatalf("failed to configure dendrite: %v", err)
-	}
-	hs.configured = true
-	if err := hs.launchLocked(); err != nil {
+	if err := hs.srv.Start(registrations...); err != nil {
 		t.Fatalf("failed to start dendrite: %v\n%s", err, hs.LogTail(logTailBytes))
 	}
 }
@@ -259,15 +204,7 @@ func (hs *Homeserver) Start(t testing.TB, registrations ...[]byte) {
 // may also be used after Stop. It fails t on any error.
 func (hs *Homeserver) Restart(t testing.TB) {
 	t.Helper()
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if !hs.configured {
-		t.Fatal("dendrite was never started; use Start first")
-	}
-	if err := hs.stopLocked(); err != nil {
-		t.Fatalf("failed to stop dendrite: %v", err)
-	}
-	if err := hs.launchLocked(); err != nil {
+	if err := hs.srv.Restart(); err != nil {
 		t.Fatalf("failed to restart dendrite: %v\n%s", err, hs.LogTail(logTailBytes))
 	}
 }
@@ -275,182 +212,11 @@ func (hs *Homeserver) Restart(t testing.TB) {
 // Stop ends the Dendrite process: SIGTERM, then SIGKILL if it has not exited
 // within 10 s. It blocks until the process is gone, is a no-op when nothing
 // runs, and never removes the data directory.
-func (hs *Homeserver) Stop() error {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	return hs.stopLocked()
-}
+func (hs *Homeserver) Stop() error { return hs.srv.Stop() }
 
 // Running reports whether the Dendrite process is alive.
-func (hs *Homeserver) Running() bool {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if hs.proc == nil {
-		return false
-	}
-	select {
-	case <-hs.proc.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (hs *Homeserver) Running() bool { return hs.srv.Running() }
 
 // LogTail returns at most n bytes from the end of Dendrite's log, or a note
 // saying why it cannot be read.
-func (hs *Homeserver) LogTail(n int) string {
-	data, err := os.ReadFile(hs.LogPath)
-	if err != nil {
-		return fmt.Sprintf("(no dendrite log: %v)", err)
-	}
-	if len(data) > n {
-		data = data[len(data)-n:]
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			data = data[i+1:]
-		}
-	}
-	return string(data)
-}
-
-// writeConfig writes the registrations, dendrite.yaml and the signing key
-// into hs.Dir.
-func (hs *Homeserver) writeConfig(registrations [][]byte) error {
-	files := make([]string, 0, len(registrations))
-	for i, reg := range registrations {
-		name := fmt.Sprintf("registration-%d.yaml", i)
-		if err := os.WriteFile(filepath.Join(hs.Dir, name), reg, 0o600); err != nil {
-			return fmt.Errorf("failed to write %s: %w", name, err)
-		}
-		files = append(files, name)
-	}
-	var buf bytes.Buffer
-	err := configTemplate.Execute(&buf, struct {
-		ServerName        string
-		SharedSecret      string
-		LogLevel          string
-		RegistrationFiles []string
-	}{hs.ServerName, hs.SharedSecret, hs.logLevel, files})
-	if err != nil {
-		return fmt.Errorf("failed to render %s: %w", configFile, err)
-	}
-	if err := os.WriteFile(filepath.Join(hs.Dir, configFile), buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("failed to write %s: %w", configFile, err)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(hs.binDir, "generate-keys"), "--private-key", keyFile)
-	cmd.Dir = hs.Dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("failed to generate signing key: %w: %s", err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// launchLocked starts dendrite and waits for its client API. hs.mu is held.
-func (hs *Homeserver) launchLocked() error {
-	logOut, err := os.OpenFile(hs.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("failed to open log: %w", err)
-	}
-	fmt.Fprintf(logOut, "=== dendrite starting on 127.0.0.1:%d at %s ===\n", hs.Port, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(filepath.Join(hs.binDir, "dendrite"),
-		"-config", configFile,
-		"-http-bind-address", "127.0.0.1:"+strconv.Itoa(hs.Port))
-	cmd.Dir = hs.Dir
-	cmd.Stdout = logOut
-	cmd.Stderr = logOut
-	setProcAttr(cmd)
-	if err := startCmd(cmd); err != nil {
-		_ = logOut.Close()
-		return fmt.Errorf("failed to run dendrite: %w", err)
-	}
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		_ = logOut.Close()
-		close(p.exited)
-	}()
-	hs.proc = p
-	if err := hs.waitReady(p); err != nil {
-		_ = hs.stopLocked()
-		return err
-	}
-	return nil
-}
-
-// waitReady polls /_matrix/client/versions until it answers 200, the process
-// exits or the ready timeout passes.
-func (hs *Homeserver) waitReady(p *process) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	url := hs.URL + "/_matrix/client/versions"
-	deadline := time.Now().Add(hs.readyTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("dendrite exited before it was ready: %v", p.err)
-		default:
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("unexpected status %s", resp.Status)
-		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("dendrite was not ready within %s: %w", hs.readyTimeout, lastErr)
-}
-
-// stopLocked terminates the current process, if any. hs.mu is held.
-func (hs *Homeserver) stopLocked() error {
-	p := hs.proc
-	if p == nil {
-		return nil
-	}
-	hs.proc = nil
-	select {
-	case <-p.exited:
-		return nil
-	default:
-	}
-	_ = terminate(p.cmd)
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("failed to kill dendrite (pid %d): %w", p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(stopTimeout):
-		return fmt.Errorf("dendrite (pid %d) did not exit after SIGKILL", p.cmd.Process.Pid)
-	}
-}
-
-// freePorts returns n distinct loopback TCP ports that were free when picked.
-func freePorts(n int) ([]int, error) {
-	listeners := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func (hs *Homeserver) LogTail(n int) string { return hs.srv.LogTail(n) }

@@ -6,8 +6,8 @@ import (
 	"syscall"
 )
 
-// setProcAttr makes the kernel kill dendrite when the test binary dies (a
-// test timeout panic, a SIGKILL), so no homeserver outlives its test.
+// setProcAttr makes the kernel kill dendrite when this program dies (a
+// test timeout panic, a SIGKILL), so no homeserver outlives it.
 func setProcAttr(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
