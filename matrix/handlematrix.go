@@ -133,12 +133,27 @@ func matrixToMSN(content *event.MessageEventContent) (string, bridge.Format) {
 	if content.Format != event.FormatHTML || content.FormattedBody == "" {
 		return content.Body, bridge.Format{}
 	}
-	text := format.HTMLToText(content.FormattedBody)
+	text := plainParser.Parse(content.FormattedBody, format.NewContext(context.Background()))
 	if strings.TrimSpace(text) == "" {
 		text = content.Body
 	}
 	return text, wholeMessageFormat(content.FormattedBody)
 }
+
+// plainParser renders Matrix HTML as plain text without markdown markers (MSN carries styles in
+// the message header, not in the text).
+var plainParser = &format.HTMLParser{
+	TabsToSpaces:           4,
+	Newline:                "\n",
+	HorizontalLine:         "\n---\n",
+	PillConverter:          format.DefaultPillConverter,
+	BoldConverter:          keepText,
+	ItalicConverter:        keepText,
+	StrikethroughConverter: keepText,
+	UnderlineConverter:     keepText,
+}
+
+func keepText(s string, _ format.Context) string { return s }
 
 type styleSet struct {
 	bold, italic, underline, strike bool
