@@ -1,0 +1,498 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/bridge/bridgetest"
+	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/msn"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
+)
+
+// These tests run the core against the real msn client and the in-process msntest server over
+// loopback sockets. Every test captures the core's and the client's logs at trace level and
+// checks at the end that no password or Passport ticket was ever written.
+
+const (
+	alice   = "alice@example.com"
+	alicePW = "alice-Secret-pw-4711"
+	echo    = "echo@example.com"
+	bob     = "bob@example.com"
+	carol   = "carol@example.com"
+	dave    = "dave@example.com"
+	davePW  = "dave-Secret-pw-0815"
+	quiet   = "quiet@example.com"
+)
+
+var (
+	matrixOwner  = bridge.FrontendUser{Frontend: "matrix", UserID: "@alice:example.org"}
+	discordOwner = bridge.FrontendUser{Frontend: "discord", UserID: "4242"}
+)
+
+func TestMain(m *testing.M) {
+	// Trace lines are the likeliest to carry raw protocol data: enable them everywhere so the
+	// secret checks below see them.
+	zerolog.SetGlobalLevel(zerolog.TraceLevel)
+	os.Exit(m.Run())
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one msntest server with the bridged account alice and her contacts, and the pieces
+// to build cores over one database.
+type env struct {
+	t    *testing.T
+	srv  *msntest.Server
+	db   *dbutil.Database
+	logs *syncBuffer
+	key  []byte
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := msntest.New(msntest.Options{
+		Accounts: []msntest.AccountSpec{
+			{Handle: alice, Password: alicePW, Name: "Alice"},
+			{Handle: echo, Password: "x", Name: "Echo Bot", Status: "NLN", PSM: "I repeat", Bot: msntest.EchoBot},
+			{Handle: bob, Password: "x", Name: "Bob ☕ & Co", Status: "AWY", PSM: "gone fishing <3"},
+			{Handle: carol, Password: "x", Name: "Carol"},
+			{Handle: dave, Password: davePW, Name: "Dave"},
+			{Handle: quiet, Password: "x", Name: "Quiet Bot", Status: "NLN", Bot: func(context.Context, *msntest.BotChat, msntest.BotMessage) {}},
+		},
+		Friends: [][2]string{{alice, echo}, {alice, bob}, {alice, carol}, {dave, echo}, {dave, quiet}},
+	})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, logs: &syncBuffer{}, key: bytes.Repeat([]byte{7}, bridge.KeySize)}
+	t.Cleanup(e.checkSecrets)
+	return e
+}
+
+// openDB opens a fresh database of backend b (SQLite when b is nil) as the env's database.
+func (e *env) openDB(b *pgtest.Backend) {
+	e.t.Helper()
+	if b == nil {
+		e.db = pgtest.Open(e.t, pgtest.SQLiteDriver, pgtest.SQLiteDSN(e.t))
+		return
+	}
+	e.db = b.Open(e.t)
+}
+
+func (e *env) logger() zerolog.Logger {
+	return zerolog.New(e.logs).Level(zerolog.TraceLevel).With().Timestamp().Logger()
+}
+
+func (e *env) msnConfig() msn.Config {
+	return msn.Config{
+		Server:         e.srv.NSAddr(),
+		NexusURL:       e.srv.HTTPSNexusURL(),
+		HTTPClient:     &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.srv.CertPool()}}},
+		PingInterval:   time.Hour,
+		DialTimeout:    2 * time.Second,
+		RequestTimeout: 5 * time.Second,
+		JoinTimeout:    5 * time.Second,
+		AckTimeout:     5 * time.Second,
+	}
+}
+
+func (e *env) config() bridge.Config {
+	return bridge.Config{
+		MSN:            e.msnConfig(),
+		LoginRate:      50,
+		LoginBurst:     50,
+		Reconnect:      bridge.ReconnectConfig{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond},
+		PresenceWindow: 150 * time.Millisecond,
+	}
+}
+
+// core builds a Core over the env's database (opened on first use), registers the recorders
+// and starts it. It is stopped when the test ends.
+func (e *env) core(cfg bridge.Config, fes ...bridge.Frontend) *bridge.Core {
+	e.t.Helper()
+	if e.db == nil {
+		e.openDB(nil)
+	}
+	cipher, err := bridge.NewCipher(e.key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	log := e.logger()
+	store := bridge.NewStore(e.db, cipher, log)
+	if err := store.Upgrade(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	core, err := bridge.NewCore(cfg, bridge.Options{Store: store, Log: log})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, fe := range fes {
+		core.AddFrontend(fe)
+	}
+	if err := core.Start(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { stopCore(e.t, core) })
+	return core
+}
+
+func stopCore(t *testing.T, core *bridge.Core) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := core.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+}
+
+// login logs alice in for owner and waits until she is online on msntest.
+func (e *env) login(core *bridge.Core, owner bridge.FrontendUser) *bridge.Account {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	acc, err := core.Login(ctx, owner, alice, alicePW)
+	if err != nil {
+		e.t.Fatalf("Login: %v", err)
+	}
+	e.waitServer("alice online on msntest", func() bool { return e.srv.Online(alice) })
+	return acc
+}
+
+// logins counts alice's completed Passport ticket presentations (USR TWN S) on msntest.
+func (e *env) logins() int {
+	n := 0
+	for _, ev := range e.srv.EventsFor(alice) {
+		if ev.Server == "NS" && ev.Name == "USR" && len(ev.Args) > 3 && ev.Args[1] == "TWN" && ev.Args[2] == "S" {
+			n++
+		}
+	}
+	return n
+}
+
+// checkSecrets fails the test if a password or a Passport ticket seen by msntest appears in
+// the captured logs.
+func (e *env) checkSecrets() {
+	e.t.Helper()
+	logs := e.logs.String()
+	secrets := []string{alicePW, davePW}
+	for _, ev := range e.srv.Events() {
+		if ev.Name == "USR" && len(ev.Args) > 3 && ev.Args[1] == "TWN" && ev.Args[2] == "S" {
+			secrets = append(secrets, strings.TrimPrefix(ev.Args[3], "t="))
+		}
+	}
+	if len(secrets) < 3 && e.logins() > 0 {
+		e.t.Error("no Passport ticket found in the server's log to check for")
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			e.t.Errorf("secret %.4s… appears in the logs", s)
+		}
+	}
+	if e.logins() > 0 && (!strings.Contains(logs, `"component":"bridge"`) || !strings.Contains(logs, `"level":"debug"`)) {
+		e.t.Error("no core or debug log line was captured: the secret check is void")
+	}
+}
+
+func (e *env) waitServer(what string, cond func() bool) {
+	e.t.Helper()
+	waitUntil(e.t, what, cond)
+}
+
+// waitUntil polls cond for at most 15 s.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// view folds what a frontend was told about the contacts of alice, as a frontend would.
+func view(rec *bridgetest.Recorder) map[string]bridge.Contact {
+	out := map[string]bridge.Contact{}
+	for _, r := range rec.Events() {
+		switch e := r.Event.(type) {
+		case bridge.ContactSnapshot:
+			clear(out)
+			for _, c := range e.Contacts {
+				out[c.Handle] = c
+			}
+		case bridge.ContactPresence:
+			c := out[e.Handle]
+			c.Handle, c.Status, c.MSNStatus, c.Name, c.PSM, c.Media = e.Handle, e.Status, e.MSNStatus, e.Name, e.PSM, e.Media
+			out[e.Handle] = c
+		case bridge.ContactProfile:
+			c := out[e.Handle]
+			c.Name = e.Name
+			out[e.Handle] = c
+		case bridge.ListChange:
+			out[e.Contact.Handle] = e.Contact
+		}
+	}
+	return out
+}
+
+func waitView(t *testing.T, rec *bridgetest.Recorder, what string, ok func(map[string]bridge.Contact) bool) {
+	t.Helper()
+	waitUntil(t, rec.Name()+": "+what, func() bool { return ok(view(rec)) })
+}
+
+func ofType[T bridge.Event](rec *bridgetest.Recorder) []T {
+	var out []T
+	for _, r := range rec.Events() {
+		if e, ok := r.Event.(T); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func waitEvent[T bridge.Event](t *testing.T, rec *bridgetest.Recorder, what string, match func(T) bool) T {
+	t.Helper()
+	r := rec.WaitFor(t, 15*time.Second, what, func(r bridgetest.Recorded) bool {
+		e, ok := r.Event.(T)
+		return ok && match(e)
+	})
+	return r.Event.(T)
+}
+
+func TestIntegrationLogin(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	ctx := ctxT(t)
+
+	t.Run("wrong password", func(t *testing.T) {
+		_, err := core.Login(ctx, matrixOwner, alice, "not-the-password")
+		var le *bridge.LoginError
+		if !errors.As(err, &le) || !errors.Is(err, bridge.ErrBadCredentials) || le.Retryable {
+			t.Fatalf("got %v, want a non-retryable LoginError with ErrBadCredentials", err)
+		}
+		if _, err := core.Store().GetAccount(ctx, alice); !errors.Is(err, bridge.ErrAccountNotFound) {
+			t.Fatalf("account stored after a refused login: %v", err)
+		}
+		if _, err := core.Store().Credentials(ctx, alice); err == nil {
+			t.Fatal("credentials stored after a refused login")
+		}
+		if core.Account(alice) != nil || e.srv.LoggedIn(alice) {
+			t.Fatal("account kept or logged in after a refused login")
+		}
+	})
+
+	t.Run("server down", func(t *testing.T) {
+		down := msntest.New(msntest.Options{})
+		if err := down.Start(); err != nil {
+			t.Fatal(err)
+		}
+		down.Close() // its addresses now refuse connections
+		cfg := e.config()
+		cfg.MSN.Server, cfg.MSN.NexusURL, cfg.MSN.HTTPClient = down.NSAddr(), down.NexusURL(), nil
+		downCore := e.core(cfg)
+		_, err := downCore.Login(ctx, matrixOwner, alice, alicePW)
+		var le *bridge.LoginError
+		if !errors.As(err, &le) || !le.Retryable || errors.Is(err, bridge.ErrBadCredentials) {
+			t.Fatalf("got %v, want a retryable LoginError that is not ErrBadCredentials", err)
+		}
+		if _, err := downCore.Store().GetAccount(ctx, alice); !errors.Is(err, bridge.ErrAccountNotFound) {
+			t.Fatalf("account stored while the server was down: %v", err)
+		}
+		stopCore(t, downCore)
+	})
+
+	t.Run("success", func(t *testing.T) {
+		acc := e.login(core, matrixOwner)
+		if st := acc.State(); st.State != bridge.StateOnline {
+			t.Fatalf("state %+v", st)
+		}
+		fe.WaitForState(t, alice, bridge.StateOnline)
+		want := map[string]bridge.Contact{
+			echo:  {Handle: echo, Name: "Echo Bot", Status: bridge.StatusOnline, MSNStatus: "NLN", PSM: "I repeat"},
+			bob:   {Handle: bob, Name: "Bob ☕ & Co", Status: bridge.StatusAway, MSNStatus: "AWY", PSM: "gone fishing <3"},
+			carol: {Handle: carol, Name: "Carol", Status: bridge.StatusOffline, MSNStatus: "FLN"},
+		}
+		match := func(got bridge.Contact, w bridge.Contact) bool {
+			return got.Name == w.Name && got.Status == w.Status && got.MSNStatus == w.MSNStatus && got.PSM == w.PSM
+		}
+		waitView(t, fe, "contacts with names, presence and PSM", func(v map[string]bridge.Contact) bool {
+			for h, w := range want {
+				if !match(v[h], w) {
+					return false
+				}
+			}
+			return len(v) == len(want)
+		})
+		for h, w := range want {
+			c, ok := acc.Contact(h)
+			if !ok || !match(c, w) || !c.Forward || !c.Allowed || !c.Reverse {
+				t.Errorf("Contact(%s) = %+v, want %+v on FL/AL/RL", h, c, w)
+			}
+		}
+		rec, err := core.Store().GetAccount(ctx, alice)
+		if err != nil || !rec.LoggedIn {
+			t.Fatalf("stored account %+v, %v", rec, err)
+		}
+		if pw, err := core.Store().Credentials(ctx, alice); err != nil || pw != alicePW {
+			t.Fatalf("stored credentials: %v", err)
+		}
+	})
+}
+
+// chatEvent reports whether evt is one of the conversation events both frontends must see
+// identically.
+func chatEvents(rec *bridgetest.Recorder) []bridge.Event {
+	var out []bridge.Event
+	for _, r := range rec.Events() {
+		switch ev := r.Event.(type) {
+		case bridge.Message:
+			if !ev.FromMe {
+				ev.Time = time.Time{}
+				out = append(out, ev)
+			}
+		case bridge.Nudge:
+			if !ev.FromMe {
+				ev.Time = time.Time{}
+				out = append(out, ev)
+			}
+		case bridge.Typing:
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func TestIntegrationTwoFrontends(t *testing.T) {
+	e := newEnv(t)
+	mx, dc := bridgetest.NewRecorder("matrix"), bridgetest.NewRecorder("discord")
+	core := e.core(e.config(), mx, dc)
+	acc := e.login(core, matrixOwner)
+	ctx := ctxT(t)
+	before := e.logins()
+	if _, err := core.Login(ctx, discordOwner, alice, alicePW); err != nil {
+		t.Fatal(err)
+	}
+	if e.logins() != before {
+		t.Fatal("linking a second frontend made a second MSN login")
+	}
+	dc.WaitForState(t, alice, bridge.StateOnline)
+
+	// A bot's message arrives on both, with its decoded friendly name.
+	if err := e.srv.BotSay(echo, alice, "hello from the bot\nsecond line"); err != nil {
+		t.Fatal(err)
+	}
+	for _, fe := range []*bridgetest.Recorder{mx, dc} {
+		m := waitEvent(t, fe, "bot message", func(m bridge.Message) bool { return m.Text == "hello from the bot\nsecond line" })
+		if m.Chat != bridge.DirectChat(echo) || m.Sender != echo || m.SenderName != "Echo Bot" || m.FromMe || m.ID == "" {
+			t.Errorf("%s: message %+v", fe.Name(), m)
+		}
+	}
+
+	// A reply from matrix reaches the bot (which echoes it), and is shown on discord only.
+	id, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "ping from matrix", bridge.Format{Bold: true})
+	if err != nil || id == "" {
+		t.Fatalf("SendText: %q %v", id, err)
+	}
+	for _, fe := range []*bridgetest.Recorder{mx, dc} {
+		waitEvent(t, fe, "echo", func(m bridge.Message) bool { return m.Text == "ping from matrix" && !m.FromMe && m.Sender == echo })
+	}
+	mine := waitEvent(t, dc, "own message shown on discord", func(m bridge.Message) bool { return m.FromMe })
+	if mine.ID != id || mine.Origin != "matrix" || mine.Text != "ping from matrix" || mine.Chat != bridge.DirectChat(echo) {
+		t.Errorf("own message on discord: %+v", mine)
+	}
+	if len(slices.DeleteFunc(ofType[bridge.Message](mx), func(m bridge.Message) bool { return !m.FromMe })) != 0 {
+		t.Error("matrix got its own message back")
+	}
+
+	// Typing and nudges from the bot.
+	if err := e.srv.BotTyping(echo, alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.BotNudge(echo, alice); err != nil {
+		t.Fatal(err)
+	}
+	for _, fe := range []*bridgetest.Recorder{mx, dc} {
+		waitEvent(t, fe, "typing", func(ev bridge.Typing) bool { return ev.Sender == echo && ev.Chat == bridge.DirectChat(echo) })
+		waitEvent(t, fe, "nudge", func(ev bridge.Nudge) bool { return ev.Sender == echo && !ev.FromMe })
+	}
+
+	// Typing and a nudge to the bot: the server sees both, the echo bot nudges back.
+	if err := acc.SendTyping(ctx, bridge.DirectChat(echo)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "typing notification on the switchboard", func() bool {
+		for _, ev := range e.srv.EventsFor(alice) {
+			if ev.Server == "SB" && ev.Name == "MSG" && bytes.Contains(ev.Payload, []byte("text/x-msmsgscontrol")) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := acc.SendNudge(ctx, "discord", bridge.DirectChat(echo)); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, mx, "own nudge shown on matrix", func(n bridge.Nudge) bool { return n.FromMe && n.Origin == "discord" })
+	for _, fe := range []*bridgetest.Recorder{mx, dc} {
+		waitUntil(t, fe.Name()+": nudge back", func() bool {
+			return len(slices.DeleteFunc(ofType[bridge.Nudge](fe), func(n bridge.Nudge) bool { return n.FromMe })) >= 2
+		})
+	}
+
+	// Both frontends saw the same conversation events in the same order.
+	if a, b := chatEvents(mx), chatEvents(dc); !slices.EqualFunc(a, b, func(x, y bridge.Event) bool { return equalEvent(x, y) }) {
+		t.Errorf("frontends disagree:\nmatrix:  %+v\ndiscord: %+v", a, b)
+	}
+}
+
+func equalEvent(a, b bridge.Event) bool {
+	switch x := a.(type) {
+	case bridge.Message:
+		y, ok := b.(bridge.Message)
+		return ok && x == y
+	case bridge.Nudge:
+		y, ok := b.(bridge.Nudge)
+		return ok && x == y
+	case bridge.Typing:
+		y, ok := b.(bridge.Typing)
+		return ok && x == y
+	}
+	return false
+}
