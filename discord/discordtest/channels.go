@@ -227,7 +227,9 @@ func (s *Server) getChannel(c *call) {
 
 // patchChannel applies PATCH /channels/{c}. A body with "name" or "topic" counts against the
 // channel's name/topic budget (Options.EditLimit per EditWindow) whether or not the value
-// changes; the over-budget request gets 429 and changes nothing. Other fields are free.
+// changes; the over-budget request gets 429 with retry_after until the oldest counted edit
+// leaves the window (and X-RateLimit-Reset-After to match, which locks discordgo's bucket for
+// that long) and changes nothing. Other fields are free.
 func (s *Server) patchChannel(c *call) {
 	var fields map[string]json.RawMessage
 	if !c.decode(&fields, false) {
@@ -308,10 +310,9 @@ func (s *Server) patchChannel(c *call) {
 			c.write429(after, false, "shared")
 			return
 		}
+		// Like Discord, a successful edit shows only the route's ordinary bucket: the name/topic
+		// limit is hidden until it is hit.
 		cs.topicEdits = append(cs.topicEdits, now)
-		edits = append(edits, now)
-		after := edits[0].Add(s.opts.EditWindow).Sub(now)
-		setRateHeaders(c.w.Header(), s.opts.EditLimit, s.opts.EditLimit-len(edits), after, bucketHash(c.route+"#name-topic"))
 	}
 	if next.PermissionOverwrites == nil {
 		next.PermissionOverwrites = []*discordgo.PermissionOverwrite{}
