@@ -496,3 +496,238 @@ func equalEvent(a, b bridge.Event) bool {
 	}
 	return false
 }
+
+func TestIntegrationPresenceStorm(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	cfg := e.config()
+	cfg.PresenceWindow = 300 * time.Millisecond
+	core := e.core(cfg, fe)
+	e.login(core, matrixOwner)
+	waitView(t, fe, "initial presence", func(v map[string]bridge.Contact) bool { return v[bob].PSM == "gone fishing <3" })
+	fe.Reset()
+
+	statuses := []string{"NLN", "BSY", "AWY", "BRB", "PHN", "LUN", "IDL"}
+	const rounds = 40
+	changes := 0
+	for i := range rounds {
+		for _, h := range []string{bob, echo} {
+			if err := e.srv.SetPresence(h, statuses[i%len(statuses)], "psm "+strings.Repeat("x", i%5)); err != nil {
+				t.Fatal(err)
+			}
+			changes += 2 // status and PSM
+		}
+	}
+	// Final states, different from every state of the storm.
+	if err := e.srv.SetPresence(bob, "LUN", "final bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.SetPresence(echo, "", "final echo"); err != nil { // offline
+		t.Fatal(err)
+	}
+	waitView(t, fe, "final presence", func(v map[string]bridge.Contact) bool {
+		return v[bob].MSNStatus == "LUN" && v[bob].PSM == "final bob" && v[echo].Status == bridge.StatusOffline
+	})
+	// Wait until the last window was flushed, then check the final event per contact.
+	waitUntil(t, "last presence event", func() bool {
+		ps := ofType[bridge.ContactPresence](fe)
+		last := map[string]bridge.ContactPresence{}
+		for _, p := range ps {
+			last[p.Handle] = p
+		}
+		return last[bob].PSM == "final bob" && last[bob].Status == bridge.StatusLunch && last[echo].Status == bridge.StatusOffline
+	})
+	ps := ofType[bridge.ContactPresence](fe)
+	if len(ps) > changes/5 {
+		t.Errorf("%d presence events for %d changes: not coalesced", len(ps), changes)
+	}
+	t.Logf("%d presence events for %d changes", len(ps), changes)
+}
+
+func TestIntegrationSendFailures(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	ctx := ctxT(t)
+
+	t.Run("contact offline", func(t *testing.T) {
+		_, err := acc.SendText(ctx, "matrix", bridge.DirectChat(carol), "are you there?", bridge.Format{})
+		var se *bridge.SendError
+		if !errors.As(err, &se) || se.Reason != bridge.FailureContactOffline || !errors.Is(err, msn.ErrContactOffline) {
+			t.Fatalf("got %v, want a SendError with reason %s", err, bridge.FailureContactOffline)
+		}
+		if !strings.Contains(err.Error(), "offline") {
+			t.Errorf("error %q does not say the contact is offline", err)
+		}
+		err = acc.SendNudge(ctx, "matrix", bridge.DirectChat(carol))
+		if !errors.As(err, &se) || se.Reason != bridge.FailureContactOffline {
+			t.Fatalf("nudge: got %v, want a SendError with reason %s", err, bridge.FailureContactOffline)
+		}
+	})
+
+	t.Run("one NAK is retried", func(t *testing.T) {
+		if err := e.srv.NAKNext(alice); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "after a nak", bridge.Format{}); err != nil {
+			t.Fatalf("SendText after one NAK: %v", err)
+		}
+		waitEvent(t, fe, "echo after NAK", func(m bridge.Message) bool { return m.Text == "after a nak" && m.Sender == echo })
+	})
+
+	t.Run("NAK every time is reported", func(t *testing.T) {
+		e.srv.NAKAll(true)
+		defer e.srv.NAKAll(false)
+		_, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "never delivered", bridge.Format{})
+		var se *bridge.SendError
+		if !errors.As(err, &se) || se.Reason != bridge.FailureNAK || se.Part != 0 {
+			t.Fatalf("got %v, want a SendError with reason %s", err, bridge.FailureNAK)
+		}
+	})
+
+	t.Run("switchboard closed", func(t *testing.T) {
+		if _, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "before close", bridge.Format{}); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, fe, "echo before close", func(m bridge.Message) bool { return m.Text == "before close" })
+		if bridge.OpenChats(acc) == 0 {
+			t.Fatal("the conversation with the bot is not tracked")
+		}
+		if n := e.srv.CloseSwitchboards(alice); n == 0 {
+			t.Fatal("no switchboard to close")
+		}
+		waitUntil(t, "the client to see the switchboard close", func() bool { return bridge.OpenChats(acc) == 0 })
+		if _, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "after close", bridge.Format{}); err != nil {
+			t.Fatalf("SendText after the switchboard closed: %v", err)
+		}
+		waitEvent(t, fe, "echo after close", func(m bridge.Message) bool { return m.Text == "after close" })
+	})
+
+	t.Run("switchboard closes while sending", func(t *testing.T) {
+		// A message written just as the switchboard closes may or may not have arrived: it is
+		// reported, never lost silently, and the next one goes through a new switchboard.
+		if e.srv.CloseSwitchboards(alice) == 0 {
+			t.Fatal("no switchboard to close")
+		}
+		_, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "racing the close", bridge.Format{})
+		var se *bridge.SendError
+		if err != nil && (!errors.As(err, &se) || se.Reason != bridge.FailureSwitchboardClosed) {
+			t.Fatalf("got %v, want nil or a SendError with reason %s", err, bridge.FailureSwitchboardClosed)
+		}
+		if _, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "after the race", bridge.Format{}); err != nil {
+			t.Fatalf("SendText after the race: %v", err)
+		}
+		waitEvent(t, fe, "echo after the race", func(m bridge.Message) bool { return m.Text == "after the race" })
+	})
+
+	t.Run("message to self", func(t *testing.T) {
+		_, err := acc.SendText(ctx, "matrix", bridge.DirectChat(alice), "to myself", bridge.Format{})
+		var se *bridge.SendError
+		if !errors.As(err, &se) || se.Reason != bridge.FailureInvalid {
+			t.Fatalf("message to self: %v", err)
+		}
+	})
+}
+
+// loginsStable checks, after a pause long enough for several reconnect attempts, that alice
+// logged in to msntest exactly want times.
+func loginsStable(t *testing.T, e *env, want int) {
+	t.Helper()
+	// A reconnect would come within a few backoff ceilings (100 ms); give it ten times that.
+	time.Sleep(time.Second)
+	if got := e.logins(); got != want {
+		t.Fatalf("%d MSN logins, want %d", got, want)
+	}
+}
+
+func TestIntegrationKick(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	if err := e.srv.Kick(alice); err != nil {
+		t.Fatal(err)
+	}
+	st := fe.WaitForState(t, alice, bridge.StateStopped)
+	if st.Reason != bridge.StopOtherLocation || st.Err == nil {
+		t.Fatalf("stopped with %+v, want reason %s", st, bridge.StopOtherLocation)
+	}
+	loginsStable(t, e, 1)
+	if s := acc.State(); s.State != bridge.StateStopped {
+		t.Fatalf("state %+v", s)
+	}
+	for _, r := range fe.Events() {
+		if s, ok := r.Event.(bridge.AccountState); ok && s.State == bridge.StateReconnecting {
+			t.Fatalf("reconnecting after OUT OTH: %+v", s)
+		}
+	}
+	ctx := ctxT(t)
+	rec, err := core.Store().GetAccount(ctx, alice)
+	if err != nil || rec.LoggedIn {
+		t.Fatalf("stored account after OUT OTH: %+v %v", rec, err)
+	}
+	// The owner may take the session back explicitly.
+	if err := acc.Reconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "back online", func() bool { return acc.State().State == bridge.StateOnline && e.srv.Online(alice) })
+}
+
+func TestIntegrationReconnect(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(*msntest.Server) error
+	}{
+		{"drop", func(s *msntest.Server) error { return s.DropConnection(alice) }},
+		{"shutdown", func(s *msntest.Server) error {
+			if s.Shutdown(alice) != 1 {
+				return errors.New("no session shut down")
+			}
+			return nil
+		}},
+		{"rct0", func(s *msntest.Server) error { return s.RCT(alice, 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			fe := bridgetest.NewRecorder("matrix")
+			core := e.core(e.config(), fe)
+			acc := e.login(core, matrixOwner)
+			if err := tc.fault(e.srv); err != nil {
+				t.Fatal(err)
+			}
+			st := fe.WaitForState(t, alice, bridge.StateReconnecting)
+			if st.Attempt != 1 || st.Err == nil || st.NextAttempt.IsZero() {
+				t.Errorf("reconnecting state %+v", st)
+			}
+			waitUntil(t, "second login", func() bool { return e.logins() == 2 })
+			waitUntil(t, "back online", func() bool { return acc.State().State == bridge.StateOnline && e.srv.Online(alice) })
+			// Messages flow on the new session.
+			ctx := ctxT(t)
+			if _, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "after "+tc.name, bridge.Format{}); err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, fe, "echo", func(m bridge.Message) bool { return m.Text == "after "+tc.name })
+			// One snapshot per login: the frontend can reconcile the contact list.
+			if n := len(ofType[bridge.ContactSnapshot](fe)); n < 2 {
+				t.Errorf("%d contact snapshots, want one per login", n)
+			}
+		})
+	}
+}
+
+func TestIntegrationRCTFloor(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	e.login(core, matrixOwner)
+	before := time.Now()
+	if err := e.srv.RCT(alice, 5); err != nil {
+		t.Fatal(err)
+	}
+	st := fe.WaitForState(t, alice, bridge.StateReconnecting)
+	if st.NextAttempt.Before(before.Add(5 * time.Minute)) {
+		t.Fatalf("next attempt %v is before the 5 min the server asked for", st.NextAttempt.Sub(before))
+	}
+	loginsStable(t, e, 1)
+}
