@@ -137,26 +137,32 @@ func testBridgeConfig() *bridgeconfig.BridgeConfig {
 	}
 }
 
+// newTestCore builds a core on db for the msntest server srv.
+func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbutil.Database, key []byte, log zerolog.Logger) *bridge.Core {
+	t.Helper()
+	cipher, err := bridge.NewCipher(key)
+	must(t, err)
+	store := bridge.NewStore(db, cipher, log)
+	must(t, store.Upgrade(ctx))
+	core, err := bridge.NewCore(bridge.Config{
+		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(),
+			RequestTimeout: 5 * time.Second, JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second},
+		PresenceWindow: 20 * time.Millisecond,
+	}, bridge.Options{Store: store, Log: log})
+	must(t, err)
+	return core
+}
+
 // start builds a core and the frontend on the same database and starts both.
 func (e *glueEnv) start() {
 	t := e.t
-	cipher, err := bridge.NewCipher(e.key)
-	must(t, err)
-	store := bridge.NewStore(e.db, cipher, e.log)
-	must(t, store.Upgrade(e.ctx))
-	core, err := bridge.NewCore(bridge.Config{
-		MSN: msn.Config{Server: e.srv.NSAddr(), LoginURL: e.srv.LoginURL(),
-			RequestTimeout: 5 * time.Second, JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second},
-		PresenceWindow: 20 * time.Millisecond,
-	}, bridge.Options{Store: store, Log: e.log})
-	must(t, err)
-	e.core = core
+	e.core = newTestCore(t, e.ctx, e.srv, e.db, e.key, e.log)
 	e.fm = newFakeMatrix()
-	fe, err := newFrontend(core, e.mxCfg, e.fm, testBridgeConfig(), e.db, e.log)
+	fe, err := newFrontend(e.core, e.mxCfg, e.fm, testBridgeConfig(), e.db, e.log)
 	must(t, err)
 	e.fe = fe
 	must(t, fe.Start(e.ctx))
-	must(t, core.Start(e.ctx))
+	must(t, e.core.Start(e.ctx))
 	t.Cleanup(e.stop)
 }
 

@@ -1,0 +1,238 @@
+package matrix
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/internal/testenv/dendrite"
+	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
+)
+
+const e2eWait = 30 * time.Second
+
+// e2eBridge is one core + Matrix frontend generation on a shared database.
+type e2eBridge struct {
+	core *bridge.Core
+	fe   *Frontend
+}
+
+func (b *e2eBridge) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b.fe.Stop(ctx)
+	_ = b.core.Stop(ctx)
+}
+
+// e2eUser is a Matrix user driven through the real homeserver.
+type e2eUser struct {
+	t   *testing.T
+	cli *mautrix.Client
+}
+
+// waitMessage polls the room's timeline until a message from sender (any when "") contains
+// text, and returns it.
+func (u *e2eUser) waitMessage(ctx context.Context, room id.RoomID, sender id.UserID, text string) *event.Event {
+	u.t.Helper()
+	deadline := time.Now().Add(e2eWait)
+	for {
+		resp, err := u.cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+		if err == nil {
+			for _, evt := range resp.Chunk {
+				if evt.Type != event.EventMessage || (sender != "" && evt.Sender != sender) {
+					continue
+				}
+				_ = evt.Content.ParseRaw(evt.Type)
+				if msg := evt.Content.AsMessage(); strings.Contains(msg.Body, text) {
+					return evt
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			u.t.Fatalf("no message containing %q from %q in %s (last error %v)", text, sender, room, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitInvite joins the first room the user is invited to that satisfies match.
+func (u *e2eUser) joinInvite(ctx context.Context, skip map[id.RoomID]bool) id.RoomID {
+	u.t.Helper()
+	deadline := time.Now().Add(e2eWait)
+	for {
+		resp, err := u.cli.SyncRequest(ctx, 0, "", "", false, "")
+		if err == nil {
+			for roomID := range resp.Rooms.Invite {
+				if skip[roomID] {
+					continue
+				}
+				if _, err = u.cli.JoinRoomByID(ctx, roomID); err != nil {
+					u.t.Fatalf("failed to join %s: %v", roomID, err)
+				}
+				return roomID
+			}
+		}
+		if time.Now().After(deadline) {
+			u.t.Fatalf("no invite arrived (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestEndToEndDendrite(t *testing.T) {
+	hs := dendrite.New(t, dendrite.Options{})
+	reg := dendrite.NewRegistration(dendrite.RegistrationOptions{URL: hs.ASURL})
+	hs.Start(t, dendrite.RegistrationYAML(t, reg))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+
+	srv := msntest.New(msntest.Options{})
+	must(t, srv.Start())
+	t.Cleanup(srv.Close)
+	inbox := &botInbox{ch: make(chan struct{})}
+	must(t, srv.AddAccount(alice, alicePW, "Alice"))
+	must(t, srv.AddBot(bob, "x", "Bobby", inbox.fn))
+	must(t, srv.AddAccount(carol, "x", "Carol"))
+	must(t, srv.AddFriends(alice, bob))
+	must(t, srv.AddFriends(alice, carol))
+	must(t, srv.SetPresence(bob, "AWY", "bot things"))
+
+	db := pgtest.Open(t, pgtest.SQLiteDriver, pgtest.SQLiteDSN(t))
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	cfg := DefaultConfig()
+	cfg.IgnoreUnsupportedServer = true
+	bcfg := func() *bridgeconfig.Config {
+		return &bridgeconfig.Config{
+			Homeserver: bridgeconfig.HomeserverConfig{Address: hs.URL, Domain: hs.ServerName, Software: bridgeconfig.SoftwareStandard},
+			AppService: bridgeconfig.AppserviceConfig{
+				Address: hs.ASURL, Hostname: "127.0.0.1", Port: uint16(hs.ASPort), ID: reg.ID,
+				Bot:     bridgeconfig.BotUserConfig{Username: reg.SenderLocalpart, Displayname: "MSN bridge"},
+				ASToken: reg.AppToken, HSToken: reg.ServerToken, EphemeralEvents: true,
+				UsernameTemplate: "msn_{{.}}",
+			},
+			Bridge: bridgeconfig.BridgeConfig{
+				CommandPrefix: "!msn", BridgeStatusNotices: "errors",
+				Permissions: bridgeconfig.PermissionConfig{hs.ServerName: &bridgeconfig.PermissionLevelUser},
+			},
+			Matrix: bridgeconfig.MatrixConfig{MessageStatusEvents: true, MessageErrorNotices: true},
+		}
+	}
+	startBridge := func() *e2eBridge {
+		t.Helper()
+		core := newTestCore(t, ctx, srv, db, key, log)
+		fe, err := New(core, bcfg(), cfg, db, log)
+		must(t, err)
+		must(t, fe.Start(ctx))
+		must(t, core.Start(ctx))
+		return &e2eBridge{core: core, fe: fe}
+	}
+
+	// The bridge listens on the appservice URL before anything produces events for it.
+	b := startBridge()
+	defer func() { b.stop() }()
+
+	cli, err := hs.RegisterUser(ctx, "alice", "alice-matrix-password")
+	must(t, err)
+	user := &e2eUser{t: t, cli: cli}
+	botMXID := id.NewUserID(reg.SenderLocalpart, hs.ServerName)
+
+	// DM the bridge bot: the room becomes the management room. Log in there.
+	created, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{botMXID}, IsDirect: true, Preset: "trusted_private_chat"})
+	must(t, err)
+	mgmt := created.RoomID
+	user.waitMessage(ctx, mgmt, botMXID, "") // the bot's welcome or join notice is optional; wait for its join instead
+	_, err = cli.SendText(ctx, mgmt, "login")
+	must(t, err)
+	user.waitMessage(ctx, mgmt, botMXID, "E-mail address")
+	_, err = cli.SendText(ctx, mgmt, alice)
+	must(t, err)
+	user.waitMessage(ctx, mgmt, botMXID, "Password")
+	pwEvt, err := cli.SendText(ctx, mgmt, alicePW)
+	must(t, err)
+	user.waitMessage(ctx, mgmt, botMXID, "Logged in to MSN as "+alice)
+	// The password message was redacted by the bridge.
+	redacted := false
+	for deadline := time.Now().Add(e2eWait); !redacted && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		evt, err := cli.GetEvent(ctx, mgmt, pwEvt.EventID)
+		redacted = err == nil && evt.Unsigned.RedactedBecause != nil
+		if err == nil && len(evt.Content.Raw) == 0 {
+			redacted = true
+		}
+	}
+	if !redacted {
+		t.Error("the password message was not redacted")
+	}
+
+	// An MSN message creates a DM portal from the contact's ghost.
+	bobGhost := id.NewUserID("msn_"+id.EncodeUserLocalpart(bob), hs.ServerName)
+	must(t, srv.BotSay(bob, alice, "hello from msn"))
+	portal := user.joinInvite(ctx, map[id.RoomID]bool{mgmt: true})
+	user.waitMessage(ctx, portal, bobGhost, "hello from msn")
+	if dn, err := cli.GetDisplayName(ctx, bobGhost); err != nil || dn.DisplayName != "Bobby (MSN)" {
+		t.Errorf("ghost display name %+v %v, want Bobby (MSN)", dn, err)
+	}
+
+	// Presence and PSM show on the ghost.
+	waitPresence := func(p event.Presence, msg string) {
+		t.Helper()
+		var last *mautrix.RespPresence
+		for deadline := time.Now().Add(e2eWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			last, err = cli.GetPresence(ctx, bobGhost)
+			if err == nil && last.Presence == p && last.StatusMsg == msg {
+				return
+			}
+		}
+		t.Fatalf("ghost presence %+v (%v), want %s %q", last, err, p, msg)
+	}
+	waitPresence(event.PresenceUnavailable, "Away - bot things")
+	must(t, srv.SetPresence(bob, "NLN", "back again"))
+	waitPresence(event.PresenceOnline, "Online - back again")
+
+	// The user's reply reaches the contact.
+	_, err = cli.SendText(ctx, portal, "hello from matrix")
+	must(t, err)
+	inbox.waitText(t, "hello from matrix")
+
+	// A message to an offline contact fails visibly.
+	_, err = cli.SendText(ctx, mgmt, "start-chat "+carol)
+	must(t, err)
+	carolRoom := user.joinInvite(ctx, map[id.RoomID]bool{mgmt: true, portal: true})
+	_, err = cli.SendText(ctx, carolRoom, "are you there?")
+	must(t, err)
+	user.waitMessage(ctx, carolRoom, botMXID, "offline")
+
+	// The PSM command reaches MSN (the server broadcasts it to the contacts with UBX).
+	_, err = cli.SendText(ctx, mgmt, "psm on matrix now")
+	must(t, err)
+	uuxCtx, uuxCancel := context.WithTimeout(ctx, e2eWait)
+	defer uuxCancel()
+	for srv.PSM(alice) != "on matrix now" {
+		if _, err = srv.WaitFor(uuxCtx, alice, "UUX"); err != nil {
+			t.Fatalf("psm never reached msn: %v (psm %q)", err, srv.PSM(alice))
+		}
+	}
+
+	// Restart core and frontend on the same database: the session comes back and messages
+	// flow in the same portal.
+	b.stop()
+	b = startBridge()
+	waitServer(t, func() bool { return srv.LoggedIn(alice) })
+	must(t, srv.BotSay(bob, alice, "still there?"))
+	user.waitMessage(ctx, portal, bobGhost, "still there?")
+	_, err = cli.SendText(ctx, portal, "yes, after a restart")
+	must(t, err)
+	inbox.waitText(t, "yes, after a restart")
+}
