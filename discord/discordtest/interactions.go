@@ -152,7 +152,7 @@ func (s *Server) injectInteraction(userID, channelID string, t discordgo.Interac
 	return in.ID, in.Token
 }
 
-// interactionJSON marshals an interaction with its message's components.
+// interactionJSON marshals an interaction with the components of its message and modal data.
 type interactionJSON struct{ *discordgo.Interaction }
 
 // MarshalJSON implements json.Marshaler.
@@ -166,10 +166,23 @@ func (j interactionJSON) MarshalJSON() ([]byte, error) {
 		}
 		msg = b
 	}
+	var data any = j.Data
+	if d, ok := j.Data.(discordgo.ModalSubmitInteractionData); ok {
+		// discordgo leaves modal components out of JSON; Discord sends them.
+		comps := d.Components
+		if comps == nil {
+			comps = []discordgo.MessageComponent{}
+		}
+		data = struct {
+			CustomID   string                       `json:"custom_id"`
+			Components []discordgo.MessageComponent `json:"components"`
+		}{d.CustomID, comps}
+	}
 	return json.Marshal(struct {
 		*plain
+		Data    any             `json:"data"`
 		Message json.RawMessage `json:"message,omitempty"`
-	}{(*plain)(j.Interaction), msg})
+	}{(*plain)(j.Interaction), data, msg})
 }
 
 // InjectSlashCommand makes userID run a slash command in channelID: an INTERACTION_CREATE of
@@ -254,19 +267,18 @@ func (s *Server) interactionCallback(c *call) {
 	if data.Content != nil {
 		rec.Content = *data.Content
 	}
-	accepted := false
-	for _, r := range st.responses {
-		accepted = accepted || r.Type != 0
-	}
+	accepted := st.acked()
+	idx := len(st.responses)
 	st.responses = append(st.responses, rec)
-	reject := func() { st.responses[len(st.responses)-1].Type = 0 }
+	// reject records why an attempt failed; the response itself is written next to it.
+	reject := func(code int) { st.responses[idx].Code = code }
 	if time.Since(st.created) > s.opts.InteractionDeadline {
-		reject()
+		st.responses[idx].Code = 10062
 		c.fail(http.StatusNotFound, 10062, "Unknown interaction")
 		return
 	}
 	if accepted {
-		reject()
+		st.responses[idx].Code = 40060
 		c.fail(http.StatusBadRequest, 40060, "Interaction has already been acknowledged.")
 		return
 	}
@@ -274,7 +286,7 @@ func (s *Server) interactionCallback(c *call) {
 	switch resp.Type {
 	case discordgo.InteractionResponseChannelMessageWithSource:
 		if data.empty(files) {
-			reject()
+			reject(50006)
 			c.emptyMessage()
 			return
 		}
@@ -283,46 +295,57 @@ func (s *Server) interactionCallback(c *call) {
 		st.original = s.interactionMessageNew(st, &messagePayload{}, nil, discordgo.MessageFlagsLoading|data.Flags&discordgo.MessageFlagsEphemeral)
 	case discordgo.InteractionResponseDeferredMessageUpdate, discordgo.InteractionResponseUpdateMessage:
 		if it != discordgo.InteractionMessageComponent && it != discordgo.InteractionModalSubmit || st.i.Message == nil && resp.Type == discordgo.InteractionResponseUpdateMessage {
-			reject()
+			reject(50035)
 			c.formError("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction response type is invalid for this interaction.")
 			return
 		}
 		if resp.Type == discordgo.InteractionResponseUpdateMessage {
 			_, m, _ := s.findMessage(st.i.ChannelID, st.i.Message.ID)
 			if m == nil {
-				reject()
+				reject(10008)
 				c.unknownMessage()
 				return
 			}
 			if !s.applyEdit(c, m, data, files) {
-				reject()
+				reject(50006)
 				return
 			}
 			s.emitMessage("MESSAGE_UPDATE", m.Message)
 		}
 	case discordgo.InteractionResponseModal:
 		if it == discordgo.InteractionModalSubmit {
-			reject()
+			reject(50035)
 			c.formError("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction response type is invalid for this interaction.")
 			return
 		}
 		if data.CustomID == "" || data.Title == "" || len(data.components) == 0 {
-			reject()
+			reject(50035)
 			c.formError("data", "BASE_TYPE_REQUIRED", "custom_id, title and components are required.")
 			return
 		}
 	case discordgo.InteractionApplicationCommandAutocompleteResult:
 		if it != discordgo.InteractionApplicationCommandAutocomplete {
-			reject()
+			reject(50035)
 			c.formError("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction response type is invalid for this interaction.")
 			return
 		}
 	default:
-		reject()
+		reject(50035)
 		c.formError("type", "BASE_TYPE_CHOICES", "Value must be one of {4, 5, 6, 7, 8, 9}.")
 		return
 	}
+	st.responses[idx].Accepted = true
 	c.noContent()
+}
+
+// acked reports whether an initial response was accepted. The caller holds s.mu.
+func (st *interactionState) acked() bool {
+	for _, r := range st.responses {
+		if r.Accepted {
+			return true
+		}
+	}
+	return false
 }
 
 // interactionMessageNew creates an interaction's response or followup message: authored by the
@@ -380,11 +403,7 @@ func (s *Server) followup(c *call) {
 	if st == nil {
 		return
 	}
-	acked := false
-	for _, r := range st.responses {
-		acked = acked || r.Type != 0
-	}
-	if !acked {
+	if !st.acked() {
 		c.unknownWebhook()
 		return
 	}

@@ -148,6 +148,10 @@ type Message struct {
 
 // InteractionResponse is one initial response POSTed to an interaction's callback.
 type InteractionResponse struct {
+	// Accepted is set for the response the fake took; Code is the Discord error code of a
+	// refused one (10062 too late, 40060 already acknowledged, 50006, 50035, 10008).
+	Accepted bool
+	Code     int
 	Type     discordgo.InteractionResponseType
 	Content  string
 	Flags    discordgo.MessageFlags
@@ -683,8 +687,8 @@ func (s *Server) Commands(guildID string) []*discordgo.ApplicationCommand {
 	return out
 }
 
-// InteractionResponses returns the initial responses POSTed for an interaction, accepted or not
-// (a second one is recorded although it got 40060).
+// InteractionResponses returns every initial response POSTed for an interaction, in order,
+// accepted or refused.
 func (s *Server) InteractionResponses(interactionID string) []InteractionResponse {
 	s.mu.Lock()
 	defer s.mu.Unlock()
