@@ -1,9 +1,7 @@
 package msn
 
 import (
-	"bufio"
 	"bytes"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -190,44 +188,4 @@ func FuzzHandleNS(f *testing.F) {
 		_ = c.Contacts()
 		_ = c.Close()
 	})
-}
-
-func BenchmarkParseCommand(b *testing.B) {
-	data := bytes.Repeat(seedStream(), 50)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := NewReader(bytes.NewReader(data), ClientPayloads)
-		for {
-			if _, err := r.ReadCommand(); err != nil {
-				if err != io.EOF {
-					b.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-}
-
-// BenchmarkScannerBaseline splits the same bytes into lines with bufio.Scanner: the floor a
-// command parser cannot beat (it frames no payloads and builds no tokens).
-func BenchmarkScannerBaseline(b *testing.B) {
-	data := bytes.Repeat(seedStream(), 50)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-		}
-	}
-}
-
-func BenchmarkMarshalCommand(b *testing.B) {
-	cmd := &Command{Name: "MSG", Args: []string{"12", "A"}, Payload: NewTextMessage("Hello, Bob! How are you doing today?", nil)}
-	buf := make([]byte, 0, 512)
-	b.SetBytes(int64(len(cmd.Marshal())))
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = cmd.AppendTo(buf[:0])
-	}
 }

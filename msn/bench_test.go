@@ -1,0 +1,85 @@
+package msn
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"runtime"
+	"testing"
+)
+
+// benchStream is the seed stream repeated: 1,450 commands, 23 of them with payloads.
+func benchStream(b *testing.B) (data []byte, cmds int) {
+	data = bytes.Repeat(seedStream(), 50)
+	r := NewReader(bytes.NewReader(data), ClientPayloads)
+	for {
+		if _, err := r.ReadCommand(); err != nil {
+			if err != io.EOF {
+				b.Fatal(err)
+			}
+			return data, cmds
+		}
+		cmds++
+	}
+}
+
+// reportPerCommand adds ns/cmd and allocs/cmd next to the per-batch figures; mallocs is the
+// runtime's malloc count before the timed loop.
+func reportPerCommand(b *testing.B, mallocs uint64, cmds int) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	n := float64(b.N) * float64(cmds)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/cmd")
+	b.ReportMetric(float64(ms.Mallocs-mallocs)/n, "allocs/cmd")
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+func BenchmarkParseCommand(b *testing.B) {
+	data, cmds := benchStream(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	m := mallocs()
+	for b.Loop() {
+		r := NewReader(bytes.NewReader(data), ClientPayloads)
+		for {
+			if _, err := r.ReadCommand(); err != nil {
+				if err != io.EOF {
+					b.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	reportPerCommand(b, m, cmds)
+}
+
+// BenchmarkScannerBaseline splits the same bytes into lines with bufio.Scanner: the floor a
+// command parser cannot beat (it frames no payloads and builds no tokens). Its per-command
+// figures divide by the same command count as BenchmarkParseCommand's.
+func BenchmarkScannerBaseline(b *testing.B) {
+	data, cmds := benchStream(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	m := mallocs()
+	for b.Loop() {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+		}
+	}
+	reportPerCommand(b, m, cmds)
+}
+
+func BenchmarkMarshalCommand(b *testing.B) {
+	cmd := &Command{Name: "MSG", Args: []string{"12", "A"}, Payload: NewTextMessage("Hello, Bob! How are you doing today?", nil)}
+	buf := make([]byte, 0, 512)
+	b.SetBytes(int64(len(cmd.Marshal())))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = cmd.AppendTo(buf[:0])
+	}
+}
