@@ -158,11 +158,10 @@ func (r *Reader) ReadCommand() (*Command, error) {
 		if err != nil {
 			return nil, err
 		}
-		toks := splitTokens(line)
-		if len(toks) == 0 {
+		cmd := parseLine(line)
+		if cmd == nil {
 			continue
 		}
-		cmd := &Command{Name: toks[0], Args: toks[1:]}
 		if r.rule == nil || !r.rule(cmd.Name, cmd.Args) {
 			return cmd, nil
 		}
@@ -185,6 +184,82 @@ func (r *Reader) ReadCommand() (*Command, error) {
 		return cmd, nil
 	}
 }
+
+// A Command from a Reader shares one allocation with room for its arguments: short lines
+// (FLN, CHG, ACK, …) get three slots, the usual ones (LST, ILN, NLN, RNG) seven, and longer
+// lines a separate Args slice.
+type (
+	commandBuf3 struct {
+		cmd  Command
+		args [3]string
+	}
+	commandBuf7 struct {
+		cmd  Command
+		args [7]string
+	}
+)
+
+// parseLine splits a line into a Command, or returns nil for a blank line. It makes one copy of
+// the line as a string, and the name and arguments are substrings of it: a token kept by the
+// caller keeps its whole line alive, which is at most MaxLineLength bytes. The Command and up
+// to seven arguments share one allocation.
+func parseLine(line []byte) *Command {
+	n := countTokens(line)
+	if n == 0 {
+		return nil
+	}
+	var cmd *Command
+	switch nargs := n - 1; {
+	case nargs <= 3:
+		b := new(commandBuf3)
+		b.cmd.Args = b.args[:nargs:nargs]
+		cmd = &b.cmd
+	case nargs <= 7:
+		b := new(commandBuf7)
+		b.cmd.Args = b.args[:nargs:nargs]
+		cmd = &b.cmd
+	default:
+		cmd = &Command{Args: make([]string, nargs)}
+	}
+	s := string(line)
+	i, start := -1, -1
+	for j := 0; j <= len(s); j++ {
+		if j < len(s) && !isSpace(s[j]) {
+			if start < 0 {
+				start = j
+			}
+			continue
+		}
+		if start < 0 {
+			continue
+		}
+		if i < 0 {
+			cmd.Name = s[start:j]
+		} else {
+			cmd.Args[i] = s[start:j]
+		}
+		i++
+		start = -1
+	}
+	return cmd
+}
+
+// countTokens counts the runs of non-space bytes in line.
+func countTokens(line []byte) int {
+	n := 0
+	inTok := false
+	for _, b := range line {
+		if isSpace(b) {
+			inTok = false
+		} else if !inTok {
+			inTok = true
+			n++
+		}
+	}
+	return n
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' }
 
 // readLine returns one line without its line end, never longer than maxLine.
 func (r *Reader) readLine() ([]byte, error) {
@@ -219,35 +294,11 @@ func (r *Reader) readLine() ([]byte, error) {
 
 // splitTokens splits on runs of spaces (and tabs), dropping empty tokens.
 func splitTokens(line []byte) []string {
-	n := 0
-	inTok := false
-	for _, b := range line {
-		if b == ' ' || b == '\t' {
-			inTok = false
-		} else if !inTok {
-			inTok = true
-			n++
-		}
-	}
-	if n == 0 {
+	cmd := parseLine(line)
+	if cmd == nil {
 		return nil
 	}
-	toks := make([]string, 0, n)
-	start := -1
-	for i, b := range line {
-		if b == ' ' || b == '\t' {
-			if start >= 0 {
-				toks = append(toks, string(line[start:i]))
-				start = -1
-			}
-		} else if start < 0 {
-			start = i
-		}
-	}
-	if start >= 0 {
-		toks = append(toks, string(line[start:]))
-	}
-	return toks
+	return append([]string{cmd.Name}, cmd.Args...)
 }
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
