@@ -1,0 +1,339 @@
+package discord
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"github.com/rs/zerolog"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/discord/discordtest"
+	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/msn"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
+)
+
+// waitTimeout bounds every wait: a safety net against hangs, not a timing assertion.
+const waitTimeout = 30 * time.Second
+
+const (
+	alice    = "alice@example.com"
+	alicePW  = "alice-Secret-pw"
+	bob      = "bob@example.com"
+	carol    = "carol@example.com"
+	dave     = "dave@example.com"
+	erin     = "erin@example.com" // offline
+	bobName  = "Bob @everyone: the Builder"
+	bobClean = "Bob everyone the Builder"
+)
+
+// recorder is an MSN bot that records what it is sent and can echo it.
+type recorder struct {
+	mu    sync.Mutex
+	texts []string
+	echo  bool
+}
+
+func (r *recorder) bot(_ context.Context, chat *msntest.BotChat, msg msntest.BotMessage) {
+	if !msg.IsText() {
+		return
+	}
+	r.mu.Lock()
+	r.texts = append(r.texts, msg.Body)
+	echo := r.echo
+	r.mu.Unlock()
+	if echo {
+		_ = chat.Say("echo: " + msg.Body)
+	}
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.texts...)
+}
+
+// harness is a real core over loopback against msntest, and the Discord frontend against
+// discordtest.
+type harness struct {
+	t     *testing.T
+	ms    *msntest.Server
+	dc    *discordtest.Server
+	core  *bridge.Core
+	fe    *Frontend
+	bobRx *recorder
+	eve   string // a guild member who owns nothing
+	gen   string // #general
+	cfg   Config
+}
+
+type harnessOpts struct {
+	cfg  func(*Config)
+	fake func(*discordtest.Options)
+}
+
+func newHarness(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	h := &harness{t: t, bobRx: &recorder{}}
+	h.ms = msntest.New(msntest.Options{
+		Accounts: []msntest.AccountSpec{
+			{Handle: alice, Password: alicePW, Name: "Alice"},
+			{Handle: bob, Password: "x", Name: bobName, Status: "NLN", PSM: "building", Bot: h.bobRx.bot},
+			{Handle: carol, Password: "x", Name: "Carol", Status: "AWY", PSM: "away for a bit"},
+			{Handle: dave, Password: "x", Name: "Dave", Status: "BSY"},
+			{Handle: erin, Password: "x", Name: "Erin"},
+		},
+		Friends: [][2]string{{alice, bob}, {alice, carol}, {alice, dave}, {alice, erin}},
+	})
+	if err := h.ms.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.ms.Close)
+
+	fo := discordtest.Options{
+		HeartbeatInterval: 200 * time.Millisecond,
+		Users:             []*discordgo.User{{Username: "eve"}},
+		EditLimit:         2,
+		EditWindow:        3 * time.Second,
+	}
+	if o.fake != nil {
+		o.fake(&fo)
+	}
+	h.dc = discordtest.New(fo)
+	t.Cleanup(h.dc.Close)
+	h.eve = h.dc.Users()[0].ID
+	if c := h.dc.ChannelByName("general"); c != nil {
+		h.gen = c.ID
+	}
+
+	db := pgtest.Open(t, pgtest.SQLiteDriver, pgtest.SQLiteDSN(t))
+	key := make([]byte, bridge.KeySize)
+	for i := range key {
+		key[i] = 7
+	}
+	cipher, err := bridge.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := bridge.NewStore(db, cipher, zerolog.Nop())
+	if err = store.Upgrade(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	h.core, err = bridge.NewCore(bridge.Config{
+		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL()},
+		PresenceWindow: 50 * time.Millisecond,
+	}, bridge.Options{Store: store, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = h.core.Stop(ctx)
+	})
+
+	h.cfg = Config{
+		Enabled:             true,
+		Token:               h.dc.Token(),
+		GuildID:             h.dc.GuildID(),
+		RosterDebounce:      500 * time.Millisecond,
+		TopicDebounce:       200 * time.Millisecond,
+		TopicMinInterval:    300 * time.Millisecond,
+		TopicEditsPerWindow: fo.EditLimit,
+		TopicWindow:         fo.EditWindow,
+		TypingInterval:      time.Second,
+	}
+	if o.cfg != nil {
+		o.cfg(&h.cfg)
+	}
+	h.fe, err = New(h.core, h.cfg, log, WithHTTPClient(h.dc.HTTPClient()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err = h.fe.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h.fe.Stop(ctx)
+	})
+	if err = h.core.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// waitFor polls cond until it holds or waitTimeout passes.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// slash runs /msn <sub> as user in channel and returns the interaction id and token.
+func (h *harness) slash(user, channel, sub string, opts map[string]string) (string, string) {
+	h.t.Helper()
+	o := &discordgo.ApplicationCommandInteractionDataOption{Name: sub, Type: discordgo.ApplicationCommandOptionSubCommand}
+	for k, v := range opts {
+		o.Options = append(o.Options, &discordgo.ApplicationCommandInteractionDataOption{
+			Name: k, Type: discordgo.ApplicationCommandOptionString, Value: v})
+	}
+	iid, tok := h.dc.InjectSlashCommand(user, channel, discordgo.ApplicationCommandInteractionData{
+		Name: "msn", Options: []*discordgo.ApplicationCommandInteractionDataOption{o}})
+	if iid == "" {
+		h.t.Fatalf("could not inject /msn %s", sub)
+	}
+	return iid, tok
+}
+
+// answer waits for the final text of an interaction: the immediate message, or the edit of a
+// deferred one.
+func (h *harness) answer(iid, tok string) (first discordtest.InteractionResponse, text string) {
+	h.t.Helper()
+	h.waitFor("interaction answer", func() bool {
+		rs := h.dc.InteractionResponses(iid)
+		if len(rs) == 0 {
+			return false
+		}
+		first = rs[0]
+		if first.Type == discordgo.InteractionResponseChannelMessageWithSource {
+			text = first.Content
+			return true
+		}
+		if o := h.dc.Original(tok); o != nil && o.Content != "" {
+			text = o.Content
+			return true
+		}
+		return false
+	})
+	return first, text
+}
+
+// login signs alice in through /msn login and its modal, checking the answer is ephemeral and
+// deferred before being edited.
+func (h *harness) login() {
+	h.t.Helper()
+	owner := h.dc.OwnerID()
+	iid, _ := h.slash(owner, h.gen, "login", nil)
+	h.waitFor("login modal", func() bool { return len(h.dc.InteractionResponses(iid)) > 0 })
+	modal := h.dc.InteractionResponses(iid)[0]
+	if modal.Type != discordgo.InteractionResponseModal || modal.CustomID != loginModalID {
+		h.t.Fatalf("login answered with %+v, want a modal", modal)
+	}
+	if strings.Contains(string(modal.Raw), alicePW) {
+		h.t.Fatal("modal contains the password")
+	}
+	row := func(id, v string) discordgo.MessageComponent {
+		return discordgo.ActionsRow{Components: []discordgo.MessageComponent{discordgo.TextInput{CustomID: id, Value: v}}}
+	}
+	iid, tok := h.dc.InjectModalSubmit(owner, h.gen, discordgo.ModalSubmitInteractionData{
+		CustomID:   loginModalID,
+		Components: []discordgo.MessageComponent{row(loginEmailField, alice), row(loginPassField, alicePW)},
+	})
+	first, text := h.answer(iid, tok)
+	if first.Type != discordgo.InteractionResponseDeferredChannelMessageWithSource {
+		h.t.Fatalf("modal submit answered with type %d, want 5 (deferred)", first.Type)
+	}
+	if first.Flags&discordgo.MessageFlagsEphemeral == 0 {
+		h.t.Fatal("login answer is not ephemeral")
+	}
+	if !strings.Contains(text, "Signed in") || strings.Contains(text, alicePW) {
+		h.t.Fatalf("login answer %q", text)
+	}
+}
+
+// roster returns the roster channel and the text of its pinned messages (content and embeds).
+func (h *harness) roster() (string, string) {
+	ch := h.dc.ChannelByName("msn-contacts")
+	if ch == nil {
+		return "", ""
+	}
+	var b strings.Builder
+	pins := h.dc.Pins(ch.ID)
+	for _, m := range h.dc.Messages(ch.ID) {
+		if !contains(pins, m.ID) {
+			continue
+		}
+		b.WriteString(m.Content + "\n")
+		for _, e := range m.Embeds {
+			b.WriteString("## " + e.Title + "\n")
+			for _, f := range e.Fields {
+				b.WriteString(f.Name + " | " + strings.ReplaceAll(f.Value, "\n", " | ") + "\n")
+			}
+		}
+	}
+	return ch.ID, b.String()
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// section returns the lines of the roster under the group title starting with prefix.
+func section(roster, prefix string) string {
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(roster, "\n") {
+		if strings.HasPrefix(l, "## ") {
+			in = strings.HasPrefix(l, "## "+prefix)
+			continue
+		}
+		if in {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// openChat runs /msn chat for a contact and returns its channel id.
+func (h *harness) openChat(contact string) string {
+	h.t.Helper()
+	iid, tok := h.slash(h.dc.OwnerID(), h.gen, "chat", map[string]string{"email": contact})
+	_, text := h.answer(iid, tok)
+	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(text, "💬 "), "<#"), ">")
+	if h.dc.Channel(id) == nil {
+		h.t.Fatalf("/msn chat %s answered %q", contact, text)
+	}
+	return id
+}
+
+// webhookMessages returns the messages of a channel sent by a webhook.
+func (h *harness) webhookMessages(channel string) []*discordtest.Message {
+	var out []*discordtest.Message
+	for _, m := range h.dc.Messages(channel) {
+		if m.WebhookID != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ourGoroutines returns the stacks of goroutines running code of this package.
+func ourGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	var out []string
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		if strings.Contains(g, "msn-bridge/discord.") && !strings.Contains(g, "ourGoroutines") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
