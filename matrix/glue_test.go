@@ -651,3 +651,128 @@ func TestConfigValidate(t *testing.T) {
 
 var _ = mautrix.ReqPresence{}
 var _ = networkid.PortalKey{}
+
+func TestTypingAndNudge(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	must(t, e.srv.BotSay(bob, alice, "first"))
+	portal := e.portal(bob)
+	e.waitMessage(portal.MXID, ghostMXID(bob), "first")
+
+	must(t, e.srv.BotTyping(bob, alice))
+	ctx, cancel := context.WithTimeout(e.ctx, testWait)
+	defer cancel()
+	if !e.fm.waitFor(ctx, func() bool {
+		for _, ty := range e.fm.typing {
+			if ty.RoomID == portal.MXID && ty.UserID == ghostMXID(bob) && ty.Timeout == bridge.TypingTimeout {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("typing never shown")
+	}
+	must(t, e.srv.BotSay(bob, alice, "second"))
+	e.waitMessage(portal.MXID, ghostMXID(bob), "second")
+	e.fm.mu.Lock()
+	last := e.fm.typing[len(e.fm.typing)-1]
+	e.fm.mu.Unlock()
+	if last.Timeout != 0 {
+		t.Fatalf("typing not cleared before the message: %+v", last)
+	}
+
+	must(t, e.srv.BotNudge(bob, alice))
+	ev := e.waitMessage(portal.MXID, ghostMXID(bob), "nudged you")
+	if msg := ev.Content.Parsed.(*event.MessageEventContent); msg.MsgType != event.MsgEmote {
+		t.Fatalf("nudge shown as %s, want an emote", msg.MsgType)
+	}
+	// The nudge command in the DM portal sends one to MSN.
+	if r := e.command(portal.MXID, "nudge"); strings.Contains(r, "Failed") || strings.Contains(r, "Use `nudge`") {
+		t.Fatalf("nudge reply %q", r)
+	}
+	waitBot := time.Now().Add(testWait)
+	for {
+		e.bob.mu.Lock()
+		got := false
+		for _, m := range e.bob.msgs {
+			got = got || m.IsNudge()
+		}
+		e.bob.mu.Unlock()
+		if got {
+			break
+		}
+		if time.Now().After(waitBot) {
+			t.Fatal("bob never got the nudge")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestGroupChatMembership(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	c := e.clientOf()
+	acc := e.core.Account(alice)
+	chat := bridge.GroupChat("sb42")
+	must(t, c.handleEvent(e.ctx, acc, bridge.ChatMembership{Chat: chat, Handle: carol, Joined: true, Members: []string{bob, carol}}))
+	must(t, c.handleEvent(e.ctx, acc, bridge.Message{ID: "msn:carol@example.com:1:1", Chat: chat, Sender: carol, Text: "hi all", Time: time.Now()}))
+	var room id.RoomID
+	ctx, cancel := context.WithTimeout(e.ctx, testWait)
+	defer cancel()
+	for ctx.Err() == nil && room == "" {
+		p, err := e.fe.Bridge().DB.Portal.GetByKey(e.ctx, makePortalKey(makeUserLoginID(alice), chat))
+		must(t, err)
+		if p != nil {
+			room = p.MXID
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if room == "" {
+		t.Fatal("group portal never created")
+	}
+	e.waitMessage(room, ghostMXID(carol), "hi all")
+	member := func(u id.UserID) event.Membership {
+		e.fm.mu.Lock()
+		defer e.fm.mu.Unlock()
+		return e.fm.rooms[room].members[u]
+	}
+	if member(ghostMXID(bob)) != event.MembershipJoin || member(ghostMXID(carol)) != event.MembershipJoin {
+		t.Fatalf("group members bob=%s carol=%s", member(ghostMXID(bob)), member(ghostMXID(carol)))
+	}
+	must(t, c.handleEvent(e.ctx, acc, bridge.ChatMembership{Chat: chat, Handle: bob, Joined: false}))
+	if !e.fm.waitFor(ctx, func() bool { return e.fm.rooms[room].members[ghostMXID(bob)] == event.MembershipLeave }) {
+		t.Fatal("bob's leave was not mirrored")
+	}
+	must(t, c.handleEvent(e.ctx, acc, bridge.ChatMembership{Chat: chat, Handle: alice, Joined: false}))
+	e.waitMessage(room, e.fm.BotIntent().GetMXID(), "conversation has ended")
+	// Sending into an ended group chat fails with a clear reason.
+	evtID := e.sendMatrix(room, &event.MessageEventContent{MsgType: event.MsgText, Body: "anyone?"})
+	if st := e.waitStatus(evtID); st.Status != event.MessageStatusFail || !strings.Contains(st.Message, "ended") {
+		t.Fatalf("status %+v, want a failure saying the chat ended", st)
+	}
+}
+
+func TestAccountStateMapping(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	must(t, e.srv.Kick(alice)) // OUT OTH: logged in elsewhere
+	e.waitState("BAD_CREDENTIALS")
+	e.fm.mu.Lock()
+	last := e.fm.states[len(e.fm.states)-1]
+	e.fm.mu.Unlock()
+	if last.Error != "msn-logged-in-elsewhere" || !strings.Contains(last.Message, "another location") {
+		t.Fatalf("state %+v, want logged in elsewhere", last)
+	}
+	// The core emits the stop before its connection loop has exited, and Reconnect is a no-op
+	// while the loop runs: repeat the command until the session is back.
+	waitServer(t, func() bool {
+		if r := e.command("", "reconnect"); !strings.Contains(r, "Reconnecting") {
+			t.Fatalf("reconnect reply %q", r)
+		}
+		for i := 0; i < 10 && !e.srv.LoggedIn(alice); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return e.srv.LoggedIn(alice)
+	})
+	e.waitState("CONNECTED")
+}

@@ -104,6 +104,9 @@ func sendErrorStatus(err error) error {
 		}
 		return failStatus(err, event.MessageStatusNetworkError, "the message could not be sent: "+err.Error(), false)
 	}
+	if errors.Is(err, bridge.ErrUnknownChat) {
+		return failStatus(err, event.MessageStatusUnsupported, "this MSN group conversation has ended", true)
+	}
 	human := se.Reason.Describe()
 	if se.Parts > 1 && se.Part > 0 {
 		human = fmt.Sprintf("only the first %d of %d parts were delivered: %s", se.Part, se.Parts, human)
@@ -115,13 +118,6 @@ func sendErrorStatus(err error) error {
 		return failStatus(err, event.MessageStatusBridgeUnavailable, human, true)
 	case bridge.FailureInvalid, bridge.FailureTooLong:
 		return failStatus(err, event.MessageStatusUnsupported, human, true)
-	case bridge.FailureSwitchboardClosed:
-		if errors.Is(err, bridge.ErrUnknownChat) {
-			human = "this MSN group conversation has ended"
-		}
-	}
-	if errors.Is(err, bridge.ErrUnknownChat) {
-		human = "this MSN group conversation has ended"
 	}
 	return failStatus(err, event.MessageStatusNetworkError, human, true)
 }
