@@ -776,3 +776,16 @@ func TestAccountStateMapping(t *testing.T) {
 	})
 	e.waitState("CONNECTED")
 }
+
+func TestLogout(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	ul := e.mustLogin()
+	ul.Logout(e.ctx)
+	if e.core.Account(alice) != nil {
+		t.Fatal("core still has the account after logout")
+	}
+	waitServer(t, func() bool { return !e.srv.LoggedIn(alice) })
+	if r := e.command("", "status away"); !strings.Contains(r, "logged in") {
+		t.Fatalf("command after logout replied %q", r)
+	}
+}
