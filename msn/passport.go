@@ -19,6 +19,9 @@ type passport struct {
 	hc       *http.Client
 	nexusURL string
 	loginURL string
+	// ownTransport is set when hc's transport was made for this client: login then closes its
+	// idle connections, which would otherwise stay open for 90 s after every login.
+	ownTransport bool
 }
 
 const (
@@ -30,7 +33,8 @@ var fromPPRe = regexp.MustCompile(`from-PP='([^']*)'`)
 
 func newPassport(cfg Config) (*passport, error) {
 	var hc http.Client
-	if cfg.HTTPClient != nil {
+	own := cfg.HTTPClient == nil
+	if !own {
 		hc = *cfg.HTTPClient
 	} else {
 		tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -71,13 +75,16 @@ func newPassport(cfg Config) (*passport, error) {
 			return nil, fmt.Errorf("%w: bad passport url: %w", ErrInvalidArgument, err)
 		}
 	}
-	return &passport{hc: &hc, nexusURL: cfg.NexusURL, loginURL: cfg.LoginURL}, nil
+	return &passport{hc: &hc, nexusURL: cfg.NexusURL, loginURL: cfg.LoginURL, ownTransport: own}, nil
 }
 
 // login returns the from-PP ticket for handle/password and the USR TWN S challenge. The
 // password and ticket never appear in its errors. A refusal (401) is a *CredentialsError
 // (errors.Is ErrBadCredentials); other failures are *PassportError or network errors.
 func (p *passport) login(ctx context.Context, handle, password, challenge string) (string, error) {
+	if p.ownTransport {
+		defer p.hc.CloseIdleConnections()
+	}
 	loginURL := p.loginURL
 	if loginURL == "" {
 		var err error
