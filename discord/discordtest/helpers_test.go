@@ -13,13 +13,15 @@ import (
 )
 
 // waitTimeout bounds every wait for an event; nothing asserts how fast things happen.
-const waitTimeout = 10 * time.Second
+const waitTimeout = 30 * time.Second
 
 // newServer starts a server closed at the end of the test, after the sessions.
 func newServer(t *testing.T, opts Options) *Server {
 	t.Helper()
 	if opts.HeartbeatInterval == 0 {
-		opts.HeartbeatInterval = 200 * time.Millisecond
+		// Long enough that a loaded machine does not miss five acknowledgements in a row;
+		// tests about heartbeats set their own.
+		opts.HeartbeatInterval = 5 * time.Second
 	}
 	srv := New(opts)
 	t.Cleanup(srv.Close)

@@ -189,6 +189,10 @@ func majorParam(r *http.Request) string {
 func (s *Server) logRequest(req Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.requests) >= s.opts.MaxLoggedRequests {
+		n := copy(s.requests, s.requests[len(s.requests)/10+1:])
+		s.requests = s.requests[:n]
+	}
 	s.requests = append(s.requests, req)
 	switch req.Status {
 	case http.StatusUnauthorized, http.StatusForbidden:

@@ -13,6 +13,25 @@
 // reads the gateway URL from GET /gateway, so neither its global endpoint variables nor its
 // websocket dialer need changing and parallel tests stay independent.
 //
+// Defaults follow Discord: message posts 5 per 5 s per channel, webhook executes 5 per 2 s per
+// webhook, 50 requests per second globally. discordgo honours the X-RateLimit-* headers by
+// waiting inside the call, so a test that posts many messages either expects that or loosens
+// Options.RouteLimits.
+//
+// A typical test:
+//
+//	srv := discordtest.New(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+//	t.Cleanup(srv.Close) // registered first, so it runs after the session's cleanup
+//	sess, err := srv.NewSession("")
+//	if err != nil {
+//		t.Fatal(err)
+//	}
+//	t.Cleanup(func() { discordtest.CloseSession(sess) })
+//	if err := sess.Open(); err != nil {
+//		t.Fatal(err)
+//	}
+//	srv.InjectUserMessage(srv.ChannelByName("general").ID, srv.OwnerID(), "hello")
+//
 // Every method of Server is safe for concurrent use. Inspection methods return copies.
 package discordtest
 
@@ -104,6 +123,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxLoggedBody caps the body kept per entry of Requests(). Default 64 KiB.
 	MaxLoggedBody int
+	// MaxLoggedRequests caps Requests(); the oldest entries go first. Default 100,000.
+	MaxLoggedRequests int
 }
 
 // defaultRouteLimits are the buckets Discord is reported to use for the routes a bridge hammers.
@@ -353,6 +374,9 @@ func withDefaults(o Options) Options {
 	if o.MaxLoggedBody <= 0 {
 		o.MaxLoggedBody = 64 << 10
 	}
+	if o.MaxLoggedRequests <= 0 {
+		o.MaxLoggedRequests = 100000
+	}
 	return o
 }
 
@@ -520,6 +544,10 @@ func (s *Server) NewSession(token string) (*discordgo.Session, error) {
 // CloseSession stops a session for good: it turns reconnecting off first, so that a heartbeat or
 // a dropped socket racing with the close cannot start a reconnect, then closes it. Close blocks
 // about one second inside discordgo. A nil session is ignored.
+//
+// discordgo reads ShouldReconnectOnError without a lock, so call CloseSession once the session
+// has settled (for example after waiting for its Resumed or Ready event), not while a reconnect
+// is in flight, or the race detector reports discordgo's read.
 func CloseSession(sess *discordgo.Session) {
 	if sess == nil {
 		return
@@ -560,7 +588,8 @@ func (s *Server) Touched() map[string]int {
 	return out
 }
 
-// Requests returns the log of REST requests in arrival order.
+// Requests returns the log of REST requests in the order they finished, at most
+// Options.MaxLoggedRequests of the latest.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
