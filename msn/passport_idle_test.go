@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +20,14 @@ func TestPassportClosesIdleConnections(t *testing.T) {
 		open = map[net.Conn]bool{}
 		seen = make(chan struct{}, 1)
 	)
-	srv := passportServer(t)
+	var srv *httptest.Server
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/rdr/pprdr.asp" {
+			w.Header().Set("PassportURLs", "DALogin="+srv.URL+"/login")
+			return
+		}
+		w.Header().Set("Authentication-Info", "Passport1.4 da-status=success,from-PP='"+testTicket+"'")
+	}))
 	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
 		mu.Lock()
 		switch st {
@@ -34,6 +42,8 @@ func TestPassportClosesIdleConnections(t *testing.T) {
 		default:
 		}
 	}
+	srv.Start()
+	t.Cleanup(srv.Close)
 	p, err := newPassport(Config{NexusURL: srv.URL + "/rdr/pprdr.asp"})
 	if err != nil {
 		t.Fatal(err)
