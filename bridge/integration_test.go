@@ -35,6 +35,8 @@ const (
 	carol   = "carol@example.com"
 	dave    = "dave@example.com"
 	davePW  = "dave-Secret-pw-0815"
+	erin    = "erin@example.com"
+	erinPW  = "erin-Secret-pw-1234"
 	quiet   = "quiet@example.com"
 )
 
@@ -87,6 +89,7 @@ func newEnv(t *testing.T) *env {
 			{Handle: bob, Password: "x", Name: "Bob ☕ & Co", Status: "AWY", PSM: "gone fishing <3"},
 			{Handle: carol, Password: "x", Name: "Carol"},
 			{Handle: dave, Password: davePW, Name: "Dave"},
+			{Handle: erin, Password: erinPW, Name: "Erin"},
 			{Handle: quiet, Password: "x", Name: "Quiet Bot", Status: "NLN", Bot: func(context.Context, *msntest.BotChat, msntest.BotMessage) {}},
 		},
 		Friends: [][2]string{{alice, echo}, {alice, bob}, {alice, carol}, {dave, echo}, {dave, quiet}},
@@ -205,7 +208,7 @@ func (e *env) logins() int {
 func (e *env) checkSecrets() {
 	e.t.Helper()
 	logs := e.logs.String()
-	secrets := []string{alicePW, davePW}
+	secrets := []string{alicePW, davePW, erinPW}
 	for _, ev := range e.srv.Events() {
 		if ev.Name == "USR" && len(ev.Args) > 3 && ev.Args[1] == "TWN" && ev.Args[2] == "S" {
 			secrets = append(secrets, strings.TrimPrefix(ev.Args[3], "t="))
@@ -730,4 +733,315 @@ func TestIntegrationRCTFloor(t *testing.T) {
 		t.Fatalf("next attempt %v is before the 5 min the server asked for", st.NextAttempt.Sub(before))
 	}
 	loginsStable(t, e, 1)
+}
+
+func TestIntegrationRestart(t *testing.T) {
+	pgtest.Databases(t, func(t *testing.T, b pgtest.Backend) {
+		e := newEnv(t)
+		e.openDB(&b)
+		ctx := ctxT(t)
+		fe1 := bridgetest.NewRecorder("matrix")
+		core1 := e.core(e.config(), fe1)
+		acc := e.login(core1, matrixOwner)
+		if err := acc.SetName(ctx, "matrix", "Alice (bridged)"); err != nil {
+			t.Fatal(err)
+		}
+		if err := acc.SetPSM(ctx, "matrix", "mirrored <everywhere>"); err != nil {
+			t.Fatal(err)
+		}
+		if err := acc.SetStatus(ctx, "matrix", bridge.StatusBusy); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "profile on msntest", func() bool {
+			return e.srv.FriendlyName(alice) == "Alice (bridged)" && e.srv.PSM(alice) == "mirrored <everywhere>" && e.srv.Status(alice) == "BSY"
+		})
+		stopCore(t, core1)
+		waitUntil(t, "logged out of msntest", func() bool { return !e.srv.LoggedIn(alice) })
+		// Someone changed the name elsewhere meanwhile: the bridge restores the chosen one.
+		if err := e.srv.SetFriendlyName(alice, "Changed Elsewhere"); err != nil {
+			t.Fatal(err)
+		}
+
+		fe2 := bridgetest.NewRecorder("matrix")
+		core2 := e.core(e.config(), fe2)
+		acc2 := core2.Account(alice)
+		if acc2 == nil {
+			t.Fatal("stored account not loaded")
+		}
+		fe2.WaitForState(t, alice, bridge.StateOnline)
+		waitUntil(t, "profile restored on msntest", func() bool {
+			return e.srv.FriendlyName(alice) == "Alice (bridged)" && e.srv.PSM(alice) == "mirrored <everywhere>" && e.srv.Status(alice) == "BSY"
+		})
+		if st, psm, name := acc2.Profile(); st != bridge.StatusBusy || psm != "mirrored <everywhere>" || name != "Alice (bridged)" {
+			t.Errorf("profile after restart: %v %q %q", st, psm, name)
+		}
+		if e.logins() != 2 {
+			t.Errorf("%d MSN logins, want 2", e.logins())
+		}
+		// The name the server had is never shown: no flapping display name.
+		for _, p := range ofType[bridge.OwnProfile](fe2) {
+			if p.Name != "Alice (bridged)" {
+				t.Errorf("own profile shown with name %q", p.Name)
+			}
+		}
+		if err := e.srv.BotSay(echo, alice, "welcome back"); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, fe2, "message after restart", func(m bridge.Message) bool { return m.Text == "welcome back" })
+		if _, err := acc2.SendText(ctx, "matrix", bridge.DirectChat(echo), "I am back", bridge.Format{}); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, fe2, "echo after restart", func(m bridge.Message) bool { return m.Text == "I am back" })
+	})
+}
+
+// peer is a plain msn client logged in to msntest as another user, with the events it got.
+type peer struct {
+	*msn.Client
+	mu     sync.Mutex
+	events []msn.Event
+}
+
+func (e *env) peer(handle, password string) *peer {
+	e.t.Helper()
+	p := &peer{}
+	cfg := e.msnConfig()
+	cfg.Log = e.logger()
+	c, err := msn.NewClient(cfg, handle, password, func(ev msn.Event) {
+		p.mu.Lock()
+		p.events = append(p.events, ev)
+		p.mu.Unlock()
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p.Client = c
+	e.t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.Login(ctx); err != nil {
+		e.t.Fatalf("%s: Login: %v", handle, err)
+	}
+	return p
+}
+
+// waitMessage waits until the peer received text from sender.
+func (p *peer) waitMessage(t *testing.T, sender, text string) *msn.MessageReceived {
+	t.Helper()
+	var got *msn.MessageReceived
+	waitUntil(t, p.Handle()+": message "+text, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, ev := range p.events {
+			if m, ok := ev.(*msn.MessageReceived); ok && m.From == sender && m.Text == text {
+				got = m
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+func TestIntegrationContactManagement(t *testing.T) {
+	e := newEnv(t)
+	// quiet already allows alice, so she sees its presence once she adds it.
+	if err := e.srv.AddContact(quiet, alice, msntest.AL); err != nil {
+		t.Fatal(err)
+	}
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	ctx := ctxT(t)
+	lists := func(owner, contact string) msntest.ListBits { return e.srv.Lists(owner, contact) }
+	waitList := func(kind bridge.ListChangeKind, handle string) bridge.ListChange {
+		t.Helper()
+		return waitEvent(t, fe, string(kind)+" "+handle, func(c bridge.ListChange) bool {
+			return c.Kind == kind && c.Contact.Handle == handle
+		})
+	}
+
+	if err := acc.AddContact(ctx, "Quiet@Example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitList(bridge.ListAdded, quiet).Contact; !c.Forward || c.Name != "Quiet Bot" {
+		t.Errorf("added contact %+v", c)
+	}
+	// The allow-list half of the add follows the forward-list event.
+	waitUntil(t, "quiet allowed", func() bool { c, _ := acc.Contact(quiet); return c.Allowed })
+	if l := lists(alice, quiet); l&msntest.FL == 0 || l&msntest.AL == 0 {
+		t.Errorf("msntest lists of quiet after add: %v", l)
+	}
+	waitView(t, fe, "added contact's presence", func(v map[string]bridge.Contact) bool { return v[quiet].Status == bridge.StatusOnline })
+
+	if err := acc.Block(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitList(bridge.ListBlocked, bob).Contact; !c.Blocked || c.Allowed {
+		t.Errorf("blocked contact %+v", c)
+	}
+	if l := lists(alice, bob); l&msntest.BL == 0 || l&msntest.AL != 0 {
+		t.Errorf("msntest lists of bob after block: %v", l)
+	}
+	if err := acc.Unblock(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitList(bridge.ListUnblocked, bob).Contact; c.Blocked {
+		t.Errorf("unblocked contact %+v", c)
+	}
+	waitUntil(t, "bob allowed again", func() bool { c, _ := acc.Contact(bob); return c.Allowed && !c.Blocked })
+	if l := lists(alice, bob); l&msntest.BL != 0 || l&msntest.AL == 0 {
+		t.Errorf("msntest lists of bob after unblock: %v", l)
+	}
+
+	if err := acc.RemoveContact(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitList(bridge.ListRemoved, quiet).Contact; c.Forward {
+		t.Errorf("removed contact %+v", c)
+	}
+	if l := lists(alice, quiet); l&msntest.FL != 0 {
+		t.Errorf("msntest lists of quiet after remove: %v", l)
+	}
+
+	// Requests: dave and erin add alice; she accepts dave (adding him back) and declines erin,
+	// blocking her.
+	for _, p := range []struct{ handle, pw, name string }{{dave, davePW, "Dave"}, {erin, erinPW, "Erin"}} {
+		c := e.peer(p.handle, p.pw)
+		if err := c.AddContact(ctx, alice, ""); err != nil {
+			t.Fatalf("%s adds alice: %v", p.handle, err)
+		}
+		req := waitEvent(t, fe, "request from "+p.handle, func(r bridge.ContactRequest) bool { return r.Handle == p.handle })
+		if req.Name != p.name {
+			t.Errorf("request %+v, want name %q", req, p.name)
+		}
+	}
+	waitUntil(t, "two pending requests", func() bool { return len(acc.PendingRequests()) == 2 })
+
+	if err := acc.AcceptRequest(ctx, dave, true); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitList(bridge.ListAdded, dave).Contact; !c.Forward || !c.Allowed || !c.Reverse {
+		t.Errorf("accepted contact %+v", c)
+	}
+	if l := lists(alice, dave); l&msntest.FL == 0 || l&msntest.AL == 0 || l&msntest.PL != 0 {
+		t.Errorf("msntest lists of dave after accept: %v", l)
+	}
+	if err := acc.DeclineRequest(ctx, erin, true); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitList(bridge.ListBlocked, erin).Contact; !c.Blocked || c.Forward {
+		t.Errorf("declined contact %+v", c)
+	}
+	if l := lists(alice, erin); l&msntest.BL == 0 || l&msntest.AL != 0 || l&msntest.PL != 0 || l&msntest.FL != 0 {
+		t.Errorf("msntest lists of erin after decline: %v", l)
+	}
+	waitUntil(t, "no pending requests", func() bool { return len(acc.PendingRequests()) == 0 })
+
+	// Bad input is refused before anything reaches MSN.
+	if err := acc.AddContact(ctx, "not a handle", ""); !errors.Is(err, bridge.ErrInvalidHandle) {
+		t.Errorf("AddContact with a bad handle: %v", err)
+	}
+	if err := acc.Block(ctx, alice); !errors.Is(err, bridge.ErrInvalidArgument) {
+		t.Errorf("Block self: %v", err)
+	}
+}
+
+func TestIntegrationGroupChat(t *testing.T) {
+	e := newEnv(t)
+	if err := e.srv.AddFriends(alice, dave); err != nil {
+		t.Fatal(err)
+	}
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	ctx := ctxT(t)
+	d := e.peer(dave, davePW)
+
+	t.Run("one-to-one becomes a group", func(t *testing.T) {
+		if err := d.SendText(ctx, alice, "hi alice", nil); err != nil {
+			t.Fatal(err)
+		}
+		m := waitEvent(t, fe, "dave's message", func(m bridge.Message) bool { return m.Text == "hi alice" })
+		if m.Chat != bridge.DirectChat(dave) || m.SenderName != "Dave" {
+			t.Fatalf("message %+v", m)
+		}
+		var sid string
+		for id, members := range d.Sessions() {
+			if slices.Equal(members, []string{alice}) {
+				sid = id
+			}
+		}
+		if sid == "" {
+			t.Fatalf("dave's sessions: %v", d.Sessions())
+		}
+		if err := d.InviteToSession(ctx, sid, echo); err != nil {
+			t.Fatal(err)
+		}
+		cm := waitEvent(t, fe, "echo joins", func(c bridge.ChatMembership) bool { return c.Handle == echo && c.Joined })
+		if !cm.Chat.IsGroup() || cm.Chat.GroupID() != sid || !slices.Equal(cm.Members, []string{dave, echo}) {
+			t.Fatalf("membership %+v, want group %s with dave and echo", cm, sid)
+		}
+		if _, err := acc.SendText(ctx, "matrix", cm.Chat, "hello group", bridge.Format{}); err != nil {
+			t.Fatal(err)
+		}
+		d.waitMessage(t, alice, "hello group")
+		// The echo bot got it too: it says it again to everyone.
+		got := waitEvent(t, fe, "echo in the group", func(m bridge.Message) bool { return m.Sender == echo && m.Text == "hello group" })
+		if got.Chat != cm.Chat {
+			t.Errorf("echo arrived in %s, want %s", got.Chat, cm.Chat)
+		}
+		d.waitMessage(t, echo, "hello group")
+		if err := acc.SendTyping(ctx, cm.Chat); err != nil {
+			t.Errorf("typing in a group: %v", err)
+		}
+
+		// Dave leaves: the others are told, and alice can still talk to the bot there.
+		if err := d.LeaveSession(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+		left := waitEvent(t, fe, "dave leaves", func(c bridge.ChatMembership) bool { return c.Handle == dave && !c.Joined })
+		if left.Chat != cm.Chat || !slices.Equal(left.Members, []string{echo}) {
+			t.Errorf("leave %+v", left)
+		}
+		if _, err := acc.SendText(ctx, "matrix", cm.Chat, "still here", bridge.Format{}); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, fe, "echo after dave left", func(m bridge.Message) bool { return m.Sender == echo && m.Text == "still here" && m.Chat == cm.Chat })
+	})
+
+	t.Run("invited into a group", func(t *testing.T) {
+		if err := d.SendText(ctx, quiet, "psst", nil); err != nil {
+			t.Fatal(err)
+		}
+		var sid string
+		for id, members := range d.Sessions() {
+			if slices.Equal(members, []string{quiet}) {
+				sid = id
+			}
+		}
+		if sid == "" {
+			t.Fatalf("dave's sessions: %v", d.Sessions())
+		}
+		if err := d.InviteToSession(ctx, sid, alice); err != nil {
+			t.Fatal(err)
+		}
+		cm := waitEvent(t, fe, "group with quiet", func(c bridge.ChatMembership) bool {
+			return c.Joined && c.Chat == bridge.GroupChat(sid) && len(c.Members) == 2
+		})
+		if !slices.Equal(cm.Members, []string{dave, quiet}) {
+			t.Errorf("membership %+v", cm)
+		}
+		if _, err := acc.SendText(ctx, "matrix", cm.Chat, "hi both", bridge.Format{}); err != nil {
+			t.Fatal(err)
+		}
+		d.waitMessage(t, alice, "hi both")
+		if err := d.SendGroupText(ctx, sid, "dave to the group", nil); err != nil {
+			t.Fatal(err)
+		}
+		m := waitEvent(t, fe, "dave in the group", func(m bridge.Message) bool { return m.Text == "dave to the group" })
+		if m.Chat != cm.Chat {
+			t.Errorf("group message in %s, want %s", m.Chat, cm.Chat)
+		}
+	})
 }
