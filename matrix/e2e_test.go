@@ -19,7 +19,11 @@ import (
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
-const e2eWait = 30 * time.Second
+const (
+	e2eWait = 30 * time.Second
+	// dendriteBackoffWait covers Dendrite's appservice back-off cap (64 s) after a restart.
+	dendriteBackoffWait = 90 * time.Second
+)
 
 // e2eBridge is one core + Matrix frontend generation on a shared database.
 type e2eBridge struct {
@@ -225,8 +229,11 @@ func TestEndToEndDendrite(t *testing.T) {
 		}
 	}
 
+	user.waitMessage(ctx, mgmt, botMXID, "Personal message set")
+
 	// Restart core and frontend on the same database: the session comes back and messages
-	// flow in the same portal.
+	// flow in the same portal. While the appservice is down, a transaction Dendrite tries to
+	// deliver puts it into back-off (up to 64 s), so Matrix → bridge waits allow for that.
 	b.stop()
 	b = startBridge()
 	waitServer(t, func() bool { return srv.LoggedIn(alice) })
@@ -234,5 +241,5 @@ func TestEndToEndDendrite(t *testing.T) {
 	user.waitMessage(ctx, portal, bobGhost, "still there?")
 	_, err = cli.SendText(ctx, portal, "yes, after a restart")
 	must(t, err)
-	inbox.waitText(t, "yes, after a restart")
+	inbox.waitTextWithin(t, "yes, after a restart", dendriteBackoffWait)
 }

@@ -52,7 +52,12 @@ func (b *botInbox) fn(_ context.Context, _ *msntest.BotChat, msg msntest.BotMess
 
 func (b *botInbox) waitText(t *testing.T, want string) msntest.BotMessage {
 	t.Helper()
-	deadline := time.After(testWait)
+	return b.waitTextWithin(t, want, testWait)
+}
+
+func (b *botInbox) waitTextWithin(t *testing.T, want string, d time.Duration) msntest.BotMessage {
+	t.Helper()
+	deadline := time.After(d)
 	for {
 		b.mu.Lock()
 		for _, m := range b.msgs {
