@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 )
 
@@ -174,15 +175,37 @@ func (r *Reader) ReadCommand() (*Command, error) {
 			return nil, fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, cmd.Name, n, r.maxBytes)
 		}
 		cmd.Args = cmd.Args[:len(cmd.Args)-1]
-		cmd.Payload = make([]byte, n)
-		if _, err := io.ReadFull(r.br, cmd.Payload); err != nil {
+		p, err := r.readPayload(n)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
+		}
+		cmd.Payload = p
+		return cmd, nil
+	}
+}
+
+// payloadChunk is the most a Reader allocates for a payload before its bytes arrive: a peer
+// that announces a large payload and sends nothing costs no more than this.
+const payloadChunk = 4096
+
+// readPayload reads exactly n bytes. Up to payloadChunk it allocates them at once (every
+// payload real servers send); above, the buffer grows as the bytes come in.
+func (r *Reader) readPayload(n int) ([]byte, error) {
+	p := make([]byte, 0, min(n, payloadChunk))
+	for len(p) < n {
+		if len(p) == cap(p) {
+			p = slices.Grow(p, min(n-len(p), cap(p)))
+		}
+		k, err := r.br.Read(p[len(p):min(n, cap(p))])
+		p = p[:len(p)+k]
+		if err != nil && len(p) < n {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
+			return nil, err
 		}
-		return cmd, nil
 	}
+	return p, nil
 }
 
 // A Command from a Reader shares one allocation with room for its arguments: short lines
