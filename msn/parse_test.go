@@ -122,26 +122,40 @@ func seedStream() []byte {
 
 func itoa(n int) string { return uitoa(uint32(n)) }
 
+// FuzzReadCommand frames arbitrary bytes with the default limits and with small ones (so that
+// too-long lines, fragmented lines and oversized payloads are reached with small inputs). Inputs
+// are bounded as in FuzzHandleNS, to keep the fuzzer's minimisation short.
 func FuzzReadCommand(f *testing.F) {
-	f.Add(seedStream())
 	for _, l := range seedLines {
 		f.Add([]byte(l + "\r\n"))
 	}
+	for _, p := range seedPayloads {
+		f.Add([]byte(p.line + " " + itoa(len(p.payload)) + "\r\n" + p.payload))
+	}
+	f.Add([]byte(strings.Join(seedLines[4:11], "\n") + "\nUUX 8 0\r\n"))
 	f.Add([]byte("MSG a b -1\r\n"))
 	f.Add([]byte("MSG a b 99999999999999999999\r\n"))
 	f.Add([]byte("UBX a 5\r\nab"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := NewReader(bytes.NewReader(data), ClientPayloads)
-		for range 1000 {
-			cmd, err := r.ReadCommand()
-			if err != nil {
-				return
+		if len(data) > maxHandleNSInput {
+			return
+		}
+		for _, lim := range [][2]int{{MaxLineLength, MaxPayloadSize}, {24, 64}} {
+			r := NewReader(bytes.NewReader(data), ClientPayloads)
+			r.SetLimits(lim[0], lim[1])
+			for range 1000 {
+				cmd, err := r.ReadCommand()
+				if err != nil {
+					break
+				}
+				if len(cmd.Payload) > lim[1] {
+					t.Fatalf("payload of %d bytes, limit %d", len(cmd.Payload), lim[1])
+				}
+				if cmd.Name == "" || len(cmd.String()) > lim[0]+16 {
+					t.Fatalf("line %q from a reader limited to %d bytes", cmd.String(), lim[0])
+				}
+				_, _ = cmd.TrID()
 			}
-			if len(cmd.Payload) > MaxPayloadSize {
-				t.Fatalf("payload of %d bytes", len(cmd.Payload))
-			}
-			_, _ = cmd.TrID()
-			_ = cmd.String()
 		}
 	})
 }
@@ -165,10 +179,10 @@ func FuzzParseLST(f *testing.F) {
 	})
 }
 
-// maxHandleNSInput bounds FuzzHandleNS inputs. The fuzzer minimises every new interesting input
+// maxHandleNSInput bounds FuzzHandleNS and FuzzReadCommand inputs. The fuzzer minimises every new interesting input
 // by trying to cut each sub-range of it, quadratic in its length: with the whole seed stream as
 // input (1.5 KiB) a single minimisation took up to its 60 s limit and fuzzing barely ran.
-const maxHandleNSInput = 1024
+const maxHandleNSInput = 512
 
 // FuzzHandleNS feeds arbitrary server commands to a client's notification handler: it must
 // never panic, whatever the arguments and payloads. The client is not logged in and has no
