@@ -114,8 +114,9 @@ func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) er
 	if !e.Chat.IsGroup() {
 		return nil
 	}
+	acc := p.account() // before p.mu: name is called with it held
 	name := func(h string) string {
-		if c, ok := p.account().Contact(h); ok && c.Name != "" && c.Name != h {
+		if c, ok := acc.Contact(h); ok && c.Name != "" && c.Name != h {
 			return escapeMarkdown(c.Name) + " (" + h + ")"
 		}
 		return h
@@ -130,21 +131,27 @@ func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) er
 		ch.members = map[string]bool{}
 	}
 	fresh := len(ch.members) == 0 && ch.id == ""
-	for _, h := range e.Members {
-		if h != p.handle {
-			ch.members[h] = true
+	if e.Members != nil {
+		// The core's list is the whole current membership.
+		clear(ch.members)
+		for _, h := range e.Members {
+			if h != p.handle {
+				ch.members[h] = true
+			}
 		}
 	}
-	if e.Joined {
+	self := e.Handle == p.handle
+	if e.Joined && !self {
 		ch.members[e.Handle] = true
-	} else {
+	} else if !e.Joined {
 		delete(ch.members, e.Handle)
 	}
 	members := make([]string, 0, len(ch.members))
 	for h := range ch.members {
 		members = append(members, name(h))
 	}
-	ended := !e.Joined && len(ch.members) == 0
+	// The account leaving (its switchboard closed) or the last participant leaving ends it.
+	ended := !e.Joined && (self || len(ch.members) == 0)
 	ch.ended = ended
 	p.mu.Unlock()
 	sort.Strings(members)
@@ -155,6 +162,8 @@ func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) er
 		line = "*👥 Group conversation with " + strings.Join(members, ", ") + ".*"
 	case e.Joined:
 		line = "*➡️ " + name(e.Handle) + " joined the conversation.*"
+	case self:
+		line = "*The conversation was closed.*"
 	default:
 		line = "*⬅️ " + name(e.Handle) + " left the conversation.*"
 	}

@@ -67,6 +67,7 @@ type harness struct {
 	core  *bridge.Core
 	fe    *Frontend
 	bobRx *recorder
+	store *bridge.Store
 	eve   string // a guild member who owns nothing
 	gen   string // #general
 	cfg   Config
@@ -96,7 +97,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Cleanup(h.ms.Close)
 
 	fo := discordtest.Options{
-		HeartbeatInterval: 200 * time.Millisecond,
+		HeartbeatInterval: time.Second,
 		Users:             []*discordgo.User{{Username: "eve"}},
 		EditLimit:         2,
 		EditWindow:        3 * time.Second,
@@ -120,24 +121,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := bridge.NewStore(db, cipher, zerolog.Nop())
-	if err = store.Upgrade(context.Background()); err != nil {
+	h.store = bridge.NewStore(db, cipher, zerolog.Nop())
+	if err = h.store.Upgrade(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	h.core, err = bridge.NewCore(bridge.Config{
-		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL()},
-		PresenceWindow: 50 * time.Millisecond,
-	}, bridge.Options{Store: store, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = h.core.Stop(ctx)
-	})
-
 	h.cfg = Config{
 		Enabled:             true,
 		Token:               h.dc.Token(),
@@ -152,22 +139,55 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.cfg != nil {
 		o.cfg(&h.cfg)
 	}
-	h.fe, err = New(h.core, h.cfg, log, WithHTTPClient(h.dc.HTTPClient()))
+	h.startBridge()
+	return h
+}
+
+// startBridge starts a core on the harness's store and the Discord frontend, as the bridge's
+// main does: frontend first, then the core (which logs stored accounts back in).
+func (h *harness) startBridge() {
+	t := h.t
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	core, err := bridge.NewCore(bridge.Config{
+		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL()},
+		PresenceWindow: 50 * time.Millisecond,
+	}, bridge.Options{Store: h.store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err = h.fe.Start(context.Background()); err != nil {
+	h.core = core
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = core.Stop(ctx)
+	})
+	fe, err := New(core, h.cfg, log, WithHTTPClient(h.dc.HTTPClient()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.fe = fe
+	if err = fe.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		h.fe.Stop(ctx)
+		fe.Stop(ctx)
 	})
-	if err = h.core.Start(context.Background()); err != nil {
+	if err = core.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return h
+}
+
+// stopBridge stops the frontend and the core, as the bridge's main does on shutdown.
+func (h *harness) stopBridge() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.fe.Stop(ctx)
+	if err := h.core.Stop(ctx); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // waitFor polls cond until it holds or waitTimeout passes.
@@ -225,14 +245,19 @@ func (h *harness) answer(iid, tok string) (first discordtest.InteractionResponse
 // deferred before being edited.
 func (h *harness) login() {
 	h.t.Helper()
-	owner := h.dc.OwnerID()
+	h.loginAs(h.dc.OwnerID(), alice, alicePW)
+}
+
+// loginAs signs handle in as the Discord user.
+func (h *harness) loginAs(owner, handle, password string) {
+	h.t.Helper()
 	iid, _ := h.slash(owner, h.gen, "login", nil)
 	h.waitFor("login modal", func() bool { return len(h.dc.InteractionResponses(iid)) > 0 })
 	modal := h.dc.InteractionResponses(iid)[0]
 	if modal.Type != discordgo.InteractionResponseModal || modal.CustomID != loginModalID {
 		h.t.Fatalf("login answered with %+v, want a modal", modal)
 	}
-	if strings.Contains(string(modal.Raw), alicePW) {
+	if strings.Contains(string(modal.Raw), password) {
 		h.t.Fatal("modal contains the password")
 	}
 	row := func(id, v string) discordgo.MessageComponent {
@@ -240,7 +265,7 @@ func (h *harness) login() {
 	}
 	iid, tok := h.dc.InjectModalSubmit(owner, h.gen, discordgo.ModalSubmitInteractionData{
 		CustomID:   loginModalID,
-		Components: []discordgo.MessageComponent{row(loginEmailField, alice), row(loginPassField, alicePW)},
+		Components: []discordgo.MessageComponent{row(loginEmailField, handle), row(loginPassField, password)},
 	})
 	first, text := h.answer(iid, tok)
 	if first.Type != discordgo.InteractionResponseDeferredChannelMessageWithSource {
@@ -249,14 +274,33 @@ func (h *harness) login() {
 	if first.Flags&discordgo.MessageFlagsEphemeral == 0 {
 		h.t.Fatal("login answer is not ephemeral")
 	}
-	if !strings.Contains(text, "Signed in") || strings.Contains(text, alicePW) {
+	if !strings.Contains(text, "Signed in") || strings.Contains(text, password) {
 		h.t.Fatalf("login answer %q", text)
 	}
 }
 
 // roster returns the roster channel and the text of its pinned messages (content and embeds).
-func (h *harness) roster() (string, string) {
-	ch := h.dc.ChannelByName("msn-contacts")
+func (h *harness) roster() (string, string) { return h.rosterOf(alice) }
+
+// rosterChannel returns the roster channel of an account's category, or nil.
+func (h *harness) rosterChannel(handle string) *discordgo.Channel {
+	var cat string
+	for _, c := range h.dc.Channels() {
+		if c.Type == discordgo.ChannelTypeGuildCategory && c.Name == "MSN — "+handle {
+			cat = c.ID
+		}
+	}
+	for _, c := range h.dc.Channels() {
+		if cat != "" && c.ParentID == cat && c.Name == "msn-contacts" {
+			return c
+		}
+	}
+	return nil
+}
+
+// rosterOf returns the roster channel of an account and the text of its pinned messages.
+func (h *harness) rosterOf(handle string) (string, string) {
+	ch := h.rosterChannel(handle)
 	if ch == nil {
 		return "", ""
 	}
