@@ -105,13 +105,13 @@ func sanitizeUsername(name, fallback string) string {
 		for _, bad := range []string{"```", "@", "#", ":"} {
 			s = strings.ReplaceAll(s, bad, "")
 		}
-		for _, word := range []string{"discord", "clyde"} {
-			for {
-				i := strings.Index(strings.ToLower(s), word)
-				if i < 0 {
-					break
+		for changed := true; changed; {
+			changed = false
+			for _, word := range []string{"discord", "clyde"} {
+				if i := indexFoldASCII(s, word); i >= 0 {
+					s = s[:i] + s[i+len(word):]
+					changed = true
 				}
-				s = s[:i] + s[i+len(word):]
 			}
 		}
 		s = strings.Join(strings.Fields(s), " ")
@@ -134,6 +134,16 @@ func sanitizeUsername(name, fallback string) string {
 		return s
 	}
 	return "MSN contact"
+}
+
+// indexFoldASCII is strings.Index ignoring ASCII case, for an ASCII word.
+func indexFoldASCII(s, word string) int {
+	for i := 0; i+len(word) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(word)], word) {
+			return i
+		}
+	}
+	return -1
 }
 
 // truncate shortens s to at most n characters, marking the cut with "…".

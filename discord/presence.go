@@ -385,6 +385,7 @@ const (
 	maxFieldNameLen  = 120
 	maxFieldPSMLen   = 200
 	maxFieldMediaLen = 120
+	footerRoom       = 60 // for the "… and N more" footer
 )
 
 // renderRoster builds the roster pages from the portal's state. p.mu is held.
@@ -436,12 +437,14 @@ func (p *portal) renderRosterLocked() []rosterPage {
 	chars := 0
 	var embed *discordgo.MessageEmbed
 	omitted := 0
-	newEmbed := func(g group, cont bool) bool {
+	// newEmbed starts an embed for group g on the current page, or on a new page when need more
+	// characters would not fit; it reports false when the page limit is reached.
+	newEmbed := func(g group, cont bool, need int) bool {
 		title := fmt.Sprintf("%s (%d)", groupTitles[g], len(groups[g]))
 		if cont {
 			title += " (continued)"
 		}
-		if len(cur.Embeds) == maxEmbedsPerMsg || chars+len(title) > maxCharsPerMsg {
+		if len(cur.Embeds) == maxEmbedsPerMsg || chars+utf8.RuneCountInString(title)+need > maxCharsPerMsg-footerRoom {
 			pages = append(pages, cur)
 			cur = rosterPage{Content: "**MSN — " + p.handle + "** (continued)"}
 			chars = 0
@@ -459,7 +462,7 @@ func (p *portal) renderRosterLocked() []rosterPage {
 		if len(groups[g]) == 0 {
 			continue
 		}
-		if full || !newEmbed(g, false) {
+		if full || !newEmbed(g, false, 0) {
 			full = true
 			omitted += len(groups[g])
 			continue
@@ -467,8 +470,8 @@ func (p *portal) renderRosterLocked() []rosterPage {
 		for i, c := range groups[g] {
 			f := contactField(c)
 			n := utf8.RuneCountInString(f.Name) + utf8.RuneCountInString(f.Value)
-			if len(embed.Fields) == maxEmbedFields || chars+n > maxCharsPerMsg {
-				if !newEmbed(g, true) {
+			if len(embed.Fields) == maxEmbedFields || chars+n > maxCharsPerMsg-footerRoom {
+				if !newEmbed(g, true, n) {
 					full = true
 					omitted += len(groups[g]) - i
 					break
