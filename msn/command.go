@@ -32,6 +32,10 @@ var (
 // and never the payload length: a Reader strips it, Marshal writes it from len(Payload). A nil
 // Payload means "not a payload command"; an empty non-nil one is a payload of zero bytes
 // (Escargot's "UUX 8 0").
+//
+// A Reader returns Name and Args as substrings of one string holding the whole line: keeping
+// any of them keeps the line. Code that stores a token for long (a contact's name) keeps a
+// strings.Clone of it.
 type Command struct {
 	Name    string
 	Args    []string

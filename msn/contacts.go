@@ -164,10 +164,24 @@ func (c *Client) contactLocked(handle string) *Contact {
 	h := normHandle(handle)
 	ct := c.contacts[h]
 	if ct == nil {
+		h = strings.Clone(h) // a Reader's tokens share their line's memory
 		ct = &Contact{Handle: h, Status: StatusOffline}
 		c.contacts[h] = ct
 	}
 	return ct
+}
+
+// cloneStrings copies ss and its strings, so that keeping them does not keep the lines they
+// were cut from.
+func cloneStrings(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
 }
 
 // lstEntry is one parsed LST line.
@@ -254,12 +268,12 @@ func (c *Client) handleLST(cmd *Command) {
 		ct := c.contactLocked(e.Handle)
 		ct.Lists = e.Lists
 		if e.Name != "" {
-			ct.StoredName = e.Name
+			ct.StoredName = strings.Clone(e.Name)
 		}
 		if e.GUID != "" {
-			ct.GUID = e.GUID
+			ct.GUID = strings.Clone(e.GUID)
 		}
-		ct.Groups = e.Groups
+		ct.Groups = cloneStrings(e.Groups)
 		c.lastLST = ct.Handle
 	}
 	c.mu.Unlock()

@@ -151,9 +151,13 @@ func (c *Client) handlePresence(cmd *Command) {
 	}
 	c.mu.Lock()
 	if ct := c.contacts[ev.Handle]; ct != nil {
-		ct.Status, ct.Capabilities, ct.MSNObject = ev.Status, ev.Capabilities, ev.MSNObject
-		if ev.FriendlyName != "" {
-			ct.FriendlyName = ev.FriendlyName
+		// Copies: a Reader's tokens share their line's memory, which the contact would keep.
+		ct.Status, ct.Capabilities = Status(strings.Clone(string(ev.Status))), ev.Capabilities
+		if ev.MSNObject != ct.MSNObject {
+			ct.MSNObject = strings.Clone(ev.MSNObject)
+		}
+		if ev.FriendlyName != "" && ev.FriendlyName != ct.FriendlyName {
+			ct.FriendlyName = strings.Clone(ev.FriendlyName)
 		}
 	}
 	c.mu.Unlock()
