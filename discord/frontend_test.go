@@ -3,6 +3,7 @@ package discord
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -282,6 +283,7 @@ func TestPresenceStorm(t *testing.T) {
 			parts = append(parts, fmt.Sprintf("%s=%d", route, d))
 		}
 	}
+	sort.Strings(parts)
 	t.Logf("presence storm: %d presence changes (+3 final) → %d Discord requests (%.3f per change; %s)",
 		changes, total, float64(total)/float64(changes+3), strings.Join(parts, ", "))
 	if total >= changes/4 {
