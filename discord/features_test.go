@@ -293,3 +293,24 @@ func TestRequestsAndGroupChats(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginRefused answers a wrong password and a malformed address ephemerally, and stores
+// nothing.
+func TestLoginRefused(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	for _, tc := range []struct{ handle, password, want string }{
+		{alice, "wrong", "refused that e-mail or password"},
+		{"not-an-address", "x", "not an MSN address"},
+	} {
+		first, text := h.submitLogin(h.dc.OwnerID(), tc.handle, tc.password)
+		if first.Flags&discordgo.MessageFlagsEphemeral == 0 || !strings.Contains(text, tc.want) {
+			t.Errorf("login %s answered %q (flags %d)", tc.handle, text, first.Flags)
+		}
+		if strings.Contains(text, tc.password) && tc.password != "x" {
+			t.Errorf("answer shows the password: %q", text)
+		}
+	}
+	if h.core.Account(alice) != nil || h.rosterChannel(alice) != nil {
+		t.Fatal("a refused login left an account or channels behind")
+	}
+}

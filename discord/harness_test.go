@@ -260,14 +260,7 @@ func (h *harness) loginAs(owner, handle, password string) {
 	if strings.Contains(string(modal.Raw), password) {
 		h.t.Fatal("modal contains the password")
 	}
-	row := func(id, v string) discordgo.MessageComponent {
-		return discordgo.ActionsRow{Components: []discordgo.MessageComponent{discordgo.TextInput{CustomID: id, Value: v}}}
-	}
-	iid, tok := h.dc.InjectModalSubmit(owner, h.gen, discordgo.ModalSubmitInteractionData{
-		CustomID:   loginModalID,
-		Components: []discordgo.MessageComponent{row(loginEmailField, handle), row(loginPassField, password)},
-	})
-	first, text := h.answer(iid, tok)
+	first, text := h.submitLogin(owner, handle, password)
 	if first.Type != discordgo.InteractionResponseDeferredChannelMessageWithSource {
 		h.t.Fatalf("modal submit answered with type %d, want 5 (deferred)", first.Type)
 	}
@@ -277,6 +270,19 @@ func (h *harness) loginAs(owner, handle, password string) {
 	if !strings.Contains(text, "Signed in") || strings.Contains(text, password) {
 		h.t.Fatalf("login answer %q", text)
 	}
+}
+
+// submitLogin submits the login modal and returns the first response and the final answer.
+func (h *harness) submitLogin(owner, handle, password string) (discordtest.InteractionResponse, string) {
+	h.t.Helper()
+	row := func(id, v string) discordgo.MessageComponent {
+		return discordgo.ActionsRow{Components: []discordgo.MessageComponent{discordgo.TextInput{CustomID: id, Value: v}}}
+	}
+	iid, tok := h.dc.InjectModalSubmit(owner, h.gen, discordgo.ModalSubmitInteractionData{
+		CustomID:   loginModalID,
+		Components: []discordgo.MessageComponent{row(loginEmailField, handle), row(loginPassField, password)},
+	})
+	return h.answer(iid, tok)
 }
 
 // roster returns the roster channel and the text of its pinned messages (content and embeds).
