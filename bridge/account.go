@@ -49,6 +49,13 @@ type liveSession struct {
 	gen     uint64
 	disc    chan error // receives the Disconnected cause, once
 	started time.Time
+	// restoringName is set while the account's chosen name is being restored after login:
+	// until the server reports that name, the names it reports (the one it had stored) are not
+	// adopted, so frontends never see the name flap. Guarded by Account.mu.
+	restoringName bool
+	// online is set once the session's login has been taken into the model (by connect or by
+	// the LoggedIn event, whichever comes first). Guarded by Account.mu.
+	online bool
 }
 
 type runLoop struct {
@@ -305,8 +312,8 @@ func (a *Account) connected() (session, error) {
 func (a *Account) connect(ctx context.Context, password string) (*liveSession, error) {
 	a.mu.Lock()
 	a.gen++
-	live := &liveSession{gen: a.gen, disc: make(chan error, 1)}
 	prof := a.profile
+	live := &liveSession{gen: a.gen, disc: make(chan error, 1), restoringName: prof.Name != ""}
 	a.mu.Unlock()
 
 	sess, err := a.core.dial(sessionConfig{
@@ -332,13 +339,22 @@ func (a *Account) connect(ctx context.Context, password string) (*liveSession, e
 		return nil, ErrStopping
 	}
 	a.live = live
+	// Online as soon as Login returns, so that actions right after Core.Login or a reconnect
+	// reach MSN instead of finding the account still connecting.
+	a.sessionOnlineLocked(live)
 	a.mu.Unlock()
 	// Restore a chosen friendly name the server does not have (status and PSM go with Login).
+	// If that fails, the chosen name stays the desired one and is tried again at the next login.
 	if prof.Name != "" {
-		if ms, ok := sess.(interface{ Self() msn.Self }); ok && ms.Self().FriendlyName != prof.Name {
+		ms, ok := sess.(interface{ Self() msn.Self })
+		if ok && ms.Self().FriendlyName != prof.Name {
 			if err := sess.SetName(ctx, prof.Name); err != nil {
 				a.log.Warn().Err(err).Msg("Failed to restore friendly name")
 			}
+		} else if !ok {
+			a.mu.Lock()
+			live.restoringName = false
+			a.mu.Unlock()
 		}
 	}
 	return live, nil

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"reflect"
 	"slices"
 	"sort"
 
@@ -26,22 +25,24 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 	}
 	switch e := ev.(type) {
 	case *msn.LoggedIn:
-		if e.Self.FriendlyName != "" {
+		// A chosen name is the desired one: connect restores it right after login, and keeps
+		// it for the next login if that fails. Only an account without one adopts the server's.
+		if a.profile.Name == "" && e.Self.FriendlyName != "" {
 			a.profile.Name = e.Self.FriendlyName
 		}
-		a.resyncLocked(live)
-		a.setStateLocked(AccountState{State: StateOnline})
-		a.emitSnapshotLocked()
+		a.sessionOnlineLocked(live)
 	case *msn.ContactListSynced:
-		before := a.contactsLocked()
+		// The client delivers it right after LoggedIn, and its contacts are the list as the
+		// SYN left it, without the presence that came after. The model was already taken from
+		// the session at login, which is newer: using this one would show every contact
+		// offline until their presence events arrive again.
+		if live.online {
+			return
+		}
 		a.contacts = make(map[string]*msn.Contact, len(e.Contacts))
 		for i := range e.Contacts {
 			c := e.Contacts[i]
 			a.contacts[c.Handle] = &c
-		}
-		// LoggedIn already sent the list the session had; only send it again if it differs.
-		if a.state.State == StateOnline && !reflect.DeepEqual(before, a.contactsLocked()) {
-			a.emitSnapshotLocked()
 		}
 	case *msn.PresenceChanged:
 		c := a.contactLocked(e.Handle)
@@ -115,6 +116,10 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			a.emitLocked(OwnProfile{Status: st, PSM: a.profile.PSM, Name: a.profile.Name}, "")
 		}
 	case *msn.OwnNameChanged:
+		if live.restoringName {
+			live.restoringName = e.Name != a.profile.Name
+			return
+		}
 		if e.Name != a.profile.Name {
 			a.profile.Name = e.Name
 			a.emitLocked(OwnProfile{Status: a.profile.Status, PSM: a.profile.PSM, Name: e.Name}, "")
@@ -127,6 +132,18 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 	case *msn.SystemMessage:
 		a.log.Info().Int("type", e.Type).Int("minutes", e.MinutesUntilShutdown).Msg("MSN server announcement")
 	}
+}
+
+// sessionOnlineLocked takes a session that logged in into the model, once: the contact list
+// from the session, StateOnline and a ContactSnapshot.
+func (a *Account) sessionOnlineLocked(live *liveSession) {
+	if live.online {
+		return
+	}
+	live.online = true
+	a.resyncLocked(live)
+	a.setStateLocked(AccountState{State: StateOnline})
+	a.emitSnapshotLocked()
 }
 
 // resyncLocked refreshes the contact model from the session after login.

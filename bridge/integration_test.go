@@ -343,9 +343,16 @@ func TestIntegrationLogin(t *testing.T) {
 	})
 
 	t.Run("success", func(t *testing.T) {
-		acc := e.login(core, matrixOwner)
+		acc, err := core.Login(ctx, matrixOwner, alice, alicePW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Usable as soon as Login returns.
 		if st := acc.State(); st.State != bridge.StateOnline {
-			t.Fatalf("state %+v", st)
+			t.Fatalf("state right after Login: %+v", st)
+		}
+		if _, err := acc.SendText(ctx, "matrix", bridge.DirectChat(echo), "first words", bridge.Format{}); err != nil {
+			t.Fatalf("SendText right after Login: %v", err)
 		}
 		fe.WaitForState(t, alice, bridge.StateOnline)
 		want := map[string]bridge.Contact{
@@ -364,6 +371,27 @@ func TestIntegrationLogin(t *testing.T) {
 			}
 			return len(v) == len(want)
 		})
+		waitEvent(t, fe, "echo of the first words", func(m bridge.Message) bool { return m.Text == "first words" })
+		// No presence flap: once shown online, the contacts never appear offline again.
+		seen := map[string]bool{}
+		for _, r := range fe.Events() {
+			var shown []bridge.Contact
+			switch ev := r.Event.(type) {
+			case bridge.ContactSnapshot:
+				shown = ev.Contacts
+			case bridge.ContactPresence:
+				shown = []bridge.Contact{{Handle: ev.Handle, Status: ev.Status}}
+			}
+			for _, c := range shown {
+				if c.Handle != echo && c.Handle != bob {
+					continue
+				}
+				if c.Status == bridge.StatusOffline && seen[c.Handle] {
+					t.Errorf("%s shown offline after it was shown online", c.Handle)
+				}
+				seen[c.Handle] = seen[c.Handle] || c.Status != bridge.StatusOffline
+			}
+		}
 		for h, w := range want {
 			c, ok := acc.Contact(h)
 			if !ok || !match(c, w) || !c.Forward || !c.Allowed || !c.Reverse {
@@ -753,8 +781,13 @@ func TestIntegrationRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitUntil(t, "profile on msntest", func() bool {
-			return e.srv.FriendlyName(alice) == "Alice (bridged)" && e.srv.PSM(alice) == "mirrored <everywhere>" && e.srv.Status(alice) == "BSY"
+			ok := e.srv.FriendlyName(alice) == "Alice (bridged)" && e.srv.PSM(alice) == "mirrored <everywhere>" && e.srv.Status(alice) == "BSY"
+			if !ok {
+				t.Logf("profile %q %q %q", e.srv.FriendlyName(alice), e.srv.PSM(alice), e.srv.Status(alice))
+			}
+			return ok
 		})
+		t.Logf("profile %q %q %q", e.srv.FriendlyName(alice), e.srv.PSM(alice), e.srv.Status(alice))
 		stopCore(t, core1)
 		waitUntil(t, "logged out of msntest", func() bool { return !e.srv.LoggedIn(alice) })
 		// Someone changed the name elsewhere meanwhile: the bridge restores the chosen one.
