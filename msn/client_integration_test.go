@@ -2,6 +2,8 @@ package msn_test
 
 import (
 	"context"
+	"crypto/tls"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -65,5 +67,53 @@ func TestIntegrationChat(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("message not received")
+	}
+}
+
+// TestIntegrationLoginEventOrder checks the documented order: LoggedIn first, then
+// ContactListSynced after it.
+func TestIntegrationLoginEventOrder(t *testing.T) {
+	srv := msntest.New(msntest.Options{
+		Accounts: []msntest.AccountSpec{
+			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
+			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: "NLN"},
+		},
+		Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
+	})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := make(chan msn.Event, 64)
+	c, err := msn.NewClient(msn.Config{Server: srv.NSAddr(), NexusURL: srv.HTTPSNexusURL(), PingInterval: time.Hour,
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}},
+		"alice@example.com", "alicepw", func(ev msn.Event) {
+			select {
+			case events <- ev:
+			default:
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		select {
+		case ev := <-events:
+			_, first := ev.(*msn.LoggedIn)
+			if i == 0 && !first {
+				t.Fatalf("first event is %T, want *msn.LoggedIn", ev)
+			}
+			if _, ok := ev.(*msn.ContactListSynced); ok {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("ContactListSynced not delivered")
+		}
 	}
 }

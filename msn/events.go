@@ -19,8 +19,10 @@ type LoggedIn struct {
 	Protocol string // negotiated dialect, "MSNP11" or "MSNP10"
 }
 
-// ContactListSynced is emitted when the SYN burst has been received completely, before
-// LoggedIn. Contacts and Groups are snapshots.
+// ContactListSynced is emitted when the SYN burst has been received completely. Login holds it
+// back, so it is delivered after LoggedIn. Contacts and Groups are snapshots taken at the
+// end of the SYN: they carry no presence yet (the ILN burst that follows does), and are older
+// than what Client.Contacts returns once Login has returned.
 type ContactListSynced struct {
 	Contacts []Contact
 	Groups   []Group
