@@ -22,7 +22,10 @@ test:
 	$(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 45m $(TESTFLAGS) ./...
 
 # Run the bridge (ARGS="-c config.yaml" passes flags).
+# Without a config.yaml this is the demo: an embedded MSN network, a local Dendrite (installed
+# into a cache on first use) and the bridge.
 run:
+	./scripts/install-dendrite.sh
 	CGO_ENABLED=0 $(GO) run ./cmd/bridge $(ARGS)
 
 # Each fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME.

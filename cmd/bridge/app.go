@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/discord"
+	"github.com/msn-bridge/msn-bridge/matrix"
+)
+
+// shutdownTimeout bounds the ordered shutdown: frontends, then MSN sessions.
+const shutdownTimeout = 30 * time.Second
+
+// App is one running bridge: the database, the core, the enabled frontends and the metrics
+// endpoint. Build it with NewApp, then Run.
+type App struct {
+	cfg      *Config
+	log      zerolog.Logger
+	db       *dbutil.Database
+	registry *prometheus.Registry
+	core     *bridge.Core
+	matrix   *matrix.Frontend
+	discord  *discord.Frontend
+	metrics  *metricsServer
+}
+
+// NewApp opens the database, loads the credentials key and builds the core and frontends. It
+// connects to nothing yet.
+func NewApp(cfg *Config) (*App, error) {
+	log, err := cfg.Logging.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("failed to set up logging: %w", err)
+	}
+	return newAppWithLogger(cfg, *log)
+}
+
+func newAppWithLogger(cfg *Config, log zerolog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, registry: newRegistry()}
+	key, err := bridge.LoadKey(cfg.MSN.Credentials, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the credentials key: %w", err)
+	}
+	cipher, err := bridge.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the credentials key: %w", err)
+	}
+	a.db, err = dbutil.NewFromConfig("msn-bridge", cfg.Database, dbutil.ZeroLogger(log.With().Str("component", "database").Logger()))
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the database: %w", err)
+	}
+	store := bridge.NewStore(a.db, cipher, log)
+	metrics, err := bridge.NewMetrics(a.registry)
+	if err != nil {
+		a.db.Close()
+		return nil, fmt.Errorf("failed to register metrics: %w", err)
+	}
+	coreCfg := cfg.MSN.Core
+	coreCfg.MSN = cfg.MSNClientConfig()
+	a.core, err = bridge.NewCore(coreCfg, bridge.Options{Store: store, Log: log, Metrics: metrics})
+	if err != nil {
+		a.db.Close()
+		return nil, err
+	}
+	if cfg.Matrix.Enabled {
+		a.matrix, err = matrix.New(a.core, cfg.BridgeConfig(), cfg.Matrix.Connector, a.db, log)
+		if err != nil {
+			a.db.Close()
+			return nil, fmt.Errorf("failed to set up the Matrix frontend: %w", err)
+		}
+	}
+	if cfg.Discord.Enabled {
+		a.discord, err = discord.New(a.core, cfg.Discord, log)
+		if err != nil {
+			a.db.Close()
+			return nil, fmt.Errorf("failed to set up the Discord frontend: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Core returns the bridge core.
+func (a *App) Core() *bridge.Core { return a.core }
+
+// Start upgrades the database, starts the frontends (so each is listening before MSN events
+// flow), then logs the stored accounts back in at the configured rate. On error everything
+// already started is stopped again.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.core.Store().Upgrade(ctx); err != nil {
+		return fmt.Errorf("failed to upgrade the database: %w", err)
+	}
+	if a.cfg.Metrics.Enabled {
+		m, err := startMetrics(a.cfg.Metrics.Listen, a.registry, a.core, a.log)
+		if err != nil {
+			return fmt.Errorf("failed to start the metrics server (metrics.listen): %w", err)
+		}
+		a.metrics = m
+		a.log.Info().Str("address", m.Addr()).Msg("Serving /metrics and /health")
+	}
+	if a.matrix != nil {
+		if err := a.matrix.Start(ctx); err != nil {
+			a.Stop()
+			return fmt.Errorf("failed to start the Matrix frontend: %w", err)
+		}
+	}
+	if a.discord != nil {
+		if err := a.discord.Start(ctx); err != nil {
+			a.Stop()
+			return fmt.Errorf("failed to start the Discord frontend: %w", err)
+		}
+	}
+	if err := a.core.Start(ctx); err != nil {
+		a.Stop()
+		return fmt.Errorf("failed to start the core: %w", err)
+	}
+	a.log.Info().Msg("Bridge started")
+	return nil
+}
+
+// Stop shuts down in order: frontends first (no new user actions), then the MSN sessions (which
+// finish what is in flight), then the metrics endpoint and the database. It is bounded by
+// shutdownTimeout.
+func (a *App) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if a.discord != nil {
+		a.discord.Stop(ctx)
+	}
+	if a.matrix != nil {
+		a.matrix.Stop(ctx)
+	}
+	if err := a.core.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Warn().Err(err).Msg("MSN sessions did not stop cleanly")
+	}
+	if a.metrics != nil {
+		a.metrics.Shutdown(ctx)
+	}
+	if err := a.db.Close(); err != nil {
+		a.log.Warn().Err(err).Msg("Failed to close the database")
+	}
+	a.log.Info().Msg("Bridge stopped")
+}
+
+// Run starts the bridge and blocks until ctx is cancelled (SIGINT/SIGTERM), then stops it.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	a.log.Info().Msg("Shutting down")
+	a.Stop()
+	return nil
+}
