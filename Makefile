@@ -1,10 +1,6 @@
-# Developer and CI entry points. None of these targets installs anything:
-# .ci/run provisions Dendrite and PostgreSQL, then calls `make test`.
-#
-# End-to-end tests need the Dendrite binaries ($DENDRITE_BIN, default
-# ~/.cache/dendrite-v0.13.8/bin) and PostgreSQL tests need
-# $MSN_BRIDGE_TEST_POSTGRES; without them those tests are skipped, or fail
-# when $CI is set. See internal/testenv.
+# Conveniences over the scripts the README names: scripts/demo.sh (make run) and
+# scripts/test.sh (make test). Both install what they need (Dendrite into a cache, PostgreSQL
+# from Debian's packages) on first use.
 
 GO        ?= go
 TESTFLAGS ?=
@@ -17,16 +13,16 @@ GOTAGS    ?= nocrypto
 
 .PHONY: test run fuzz bench
 
-# Every test, race detector on, no cache.
+# Every test, race detector on, no cache; installs Dendrite and starts a throwaway PostgreSQL
+# first (scripts/test.sh).
 test:
-	$(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 45m $(TESTFLAGS) ./...
+	GOTAGS='$(GOTAGS)' TESTFLAGS='$(TESTFLAGS)' ./scripts/test.sh
 
 # Run the bridge (ARGS="-c config.yaml" passes flags).
 # Without a config.yaml this is the demo: an embedded MSN network, a local Dendrite (installed
 # into a cache on first use) and the bridge.
 run:
-	./scripts/install-dendrite.sh
-	CGO_ENABLED=0 $(GO) run ./cmd/bridge $(ARGS)
+	./scripts/demo.sh $(ARGS)
 
 # Each fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME.
 fuzz:
