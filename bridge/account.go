@@ -406,6 +406,8 @@ func (a *Account) stopLoop(ctx context.Context) {
 }
 
 func (a *Account) run(ctx context.Context, loop *runLoop, password string, live *liveSession) {
+	// The loop is cleared before a stop is emitted (see backoff) and again here for the other
+	// ways out, so that a Reconnect made as soon as anyone sees StateStopped starts a new loop.
 	defer func() {
 		a.mu.Lock()
 		if a.loop == loop {
@@ -431,7 +433,7 @@ func (a *Account) run(ctx context.Context, loop *runLoop, password string, live 
 				}
 				attempt++
 				a.log.Warn().Err(err).Int("attempt", attempt).Msg("Failed to log in to MSN")
-				if !a.backoff(ctx, err, attempt) {
+				if !a.backoff(ctx, loop, err, attempt) {
 					return
 				}
 				continue
@@ -454,7 +456,7 @@ func (a *Account) run(ctx context.Context, loop *runLoop, password string, live 
 		live = nil
 		attempt++
 		a.log.Info().Err(cause).Int("attempt", attempt).Msg("MSN session ended")
-		if !a.backoff(ctx, cause, attempt) {
+		if !a.backoff(ctx, loop, cause, attempt) {
 			return
 		}
 	}
@@ -473,8 +475,10 @@ func (a *Account) endSession(live *liveSession) {
 }
 
 // backoff applies the reconnect policy to err: it either stops the account (returning false)
-// or waits for the next attempt (returning true unless ctx ended).
-func (a *Account) backoff(ctx context.Context, err error, attempt int) bool {
+// or waits for the next attempt (returning true unless ctx ended). A stop is stored first, then
+// loop is cleared and StateStopped emitted in one step: whoever sees the stop can Reconnect at
+// once, and the stored state cannot overwrite that of the new loop.
+func (a *Account) backoff(ctx context.Context, loop *runLoop, err error, attempt int) bool {
 	d := a.core.policy.Decide(err, attempt)
 	if d.Stop {
 		if d.Reason == StopShutdown {
@@ -482,8 +486,13 @@ func (a *Account) backoff(ctx context.Context, err error, attempt int) bool {
 		}
 		st := AccountState{State: StateStopped, Reason: d.Reason, Err: publicError(err)}
 		a.log.Warn().Err(err).Str("reason", string(d.Reason)).Msg("Account stopped, not reconnecting")
-		a.setState(st)
 		a.persistState(false, st)
+		a.mu.Lock()
+		if a.loop == loop {
+			a.loop = nil
+		}
+		a.setStateLocked(st)
+		a.mu.Unlock()
 		return false
 	}
 	next := a.core.clock.Now().Add(d.Delay)
