@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,33 +79,156 @@ type MetricsConfig struct {
 // tokenPlaceholder is what the example config holds until -g writes real tokens.
 const tokenPlaceholder = "This value is generated when generating the registration"
 
+// maxConfigSize bounds how much of a config file is read: a real config is a few dozen KiB,
+// and a path such as /dev/zero must not make the bridge read forever.
+const maxConfigSize = 1 << 20
+
 // LoadConfig reads the embedded defaults and then path over them. An empty path gives the
-// defaults alone. Unknown keys and values of the wrong type are errors naming the line.
+// defaults alone. Unknown keys and values of the wrong type are errors naming the line and the
+// key. A file larger than maxConfigSize is refused; YAML alias expansion is bounded by yaml.v3.
 func LoadConfig(path string) (*Config, error) {
 	cfg := &Config{}
-	if err := decodeStrict(bytes.NewReader(msnbridge.ExampleConfig), cfg); err != nil {
+	if err := decodeStrict(msnbridge.ExampleConfig, cfg); err != nil {
 		return nil, fmt.Errorf("embedded default config is invalid: %w", err)
 	}
 	if path == "" {
 		return cfg, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read config: %w", err)
+		return nil, err
 	}
-	if err := decodeStrict(bytes.NewReader(data), cfg); err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Maps decode over the defaults key by key; the permissions a user writes replace the
+	// example's instead of being merged with its "*" and example.com entries.
+	if lookupNode(&doc, "matrix", "bridge", "permissions") != nil {
+		cfg.Matrix.Bridge.Permissions = nil
+	}
+	if err := decodeStrict(data, cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, annotateKeys(err, &doc))
 	}
 	return cfg, nil
 }
 
-func decodeStrict(r io.Reader, out any) error {
-	dec := yaml.NewDecoder(r)
+// readConfigFile reads at most maxConfigSize bytes of path.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read config: %w", err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("failed to read config: %s is larger than %d bytes", path, maxConfigSize)
+	}
+	return data, nil
+}
+
+func decodeStrict(data []byte, out any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	return nil
+}
+
+// lookupNode returns the value node at the given keys of a parsed document, or nil.
+func lookupNode(n *yaml.Node, keys ...string) *yaml.Node {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) != 1 {
+			return nil
+		}
+		n = n.Content[0]
+	}
+	for _, key := range keys {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
+}
+
+// keyLines maps each line of a parsed document that holds a mapping key to that key's dotted
+// path. Aliases are not followed, so a document full of them costs no more than its size.
+func keyLines(doc *yaml.Node) map[int]string {
+	lines := map[int]string{}
+	set := func(line int, key string) {
+		if _, ok := lines[line]; !ok && key != "" {
+			lines[line] = key
+		}
+	}
+	var walk func(n *yaml.Node, key string, depth int)
+	walk = func(n *yaml.Node, key string, depth int) {
+		if depth > 64 {
+			return
+		}
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, key, depth+1)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				path := n.Content[i].Value
+				if key != "" {
+					path = key + "." + path
+				}
+				set(n.Content[i].Line, path)
+				walk(n.Content[i+1], path, depth+1)
+			}
+		case yaml.ScalarNode:
+			set(n.Line, key)
+		}
+	}
+	walk(doc, "", 0)
+	return lines
+}
+
+// annotateKeys rewrites yaml.v3's per-line decode errors ("line 12: field x not found in type
+// main.MSNConfig", "line 3: cannot unmarshal !!str `x` into time.Duration") to name the key.
+func annotateKeys(err error, doc *yaml.Node) error {
+	var typeErr *yaml.TypeError
+	if !errors.As(err, &typeErr) {
+		return err
+	}
+	lines := keyLines(doc)
+	msgs := make([]string, 0, len(typeErr.Errors))
+	for _, e := range typeErr.Errors {
+		var line int
+		var rest string
+		if n, _ := fmt.Sscanf(e, "line %d:", &line); n != 1 {
+			msgs = append(msgs, e)
+			continue
+		}
+		_, rest, _ = strings.Cut(e, ": ")
+		key, ok := lines[line]
+		switch {
+		case !ok:
+			msgs = append(msgs, e)
+		case strings.HasPrefix(rest, "field ") && strings.Contains(rest, " not found in type "):
+			msgs = append(msgs, fmt.Sprintf("line %d: %s: unknown key", line, key))
+		default:
+			msgs = append(msgs, fmt.Sprintf("line %d: %s: %s", line, key, rest))
+		}
+	}
+	return fmt.Errorf("invalid config:\n  %s", strings.Join(msgs, "\n  "))
 }
 
 // ConfigError names the offending key.
@@ -125,39 +251,43 @@ func (c *Config) Validate() error {
 	}
 	m := &c.MSN
 	if m.Server != "" {
-		if _, port, err := net.SplitHostPort(m.Server); err != nil || port == "" {
-			bad("msn.server", "must be host:port, got %q", m.Server)
+		if !validHostPort(m.Server) {
+			bad("msn.server", "must be host:port, got %s", quote(m.Server))
 		}
 		if m.NexusURL == "" && m.LoginURL == "" {
 			bad("msn.login_url", "one of msn.login_url and msn.nexus_url is required with a real server")
 		}
 	}
-	for key, u := range map[string]string{"msn.nexus_url": m.NexusURL, "msn.login_url": m.LoginURL} {
-		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-			bad(key, "must be an http(s) URL, got %q", u)
+	for _, u := range []struct{ key, value string }{{"msn.nexus_url", m.NexusURL}, {"msn.login_url", m.LoginURL}} {
+		if u.value != "" && !validHTTPURL(u.value) {
+			bad(u.key, "must be an http(s) URL, got %s", quote(u.value))
 		}
 	}
 	if m.CAFile != "" {
-		if _, err := os.Stat(m.CAFile); err != nil {
-			bad("msn.ca_file", "cannot be read: %v", err)
+		if err := checkCAFile(m.CAFile); err != nil {
+			bad("msn.ca_file", "%v", err)
 		}
 	}
 	for _, p := range m.Protocols {
 		if p != "MSNP11" && p != "MSNP10" {
-			bad("msn.protocols", "only MSNP11 and MSNP10 are supported, got %q", p)
+			bad("msn.protocols", "only MSNP11 and MSNP10 are supported, got %s", quote(p))
 		}
 	}
 	if len(m.Protocols) == 0 {
 		bad("msn.protocols", "must list at least one protocol")
 	}
-	for key, d := range map[string]time.Duration{
-		"msn.dial_timeout": m.DialTimeout, "msn.request_timeout": m.RequestTimeout,
-		"msn.join_timeout": m.JoinTimeout, "msn.ack_timeout": m.AckTimeout,
-		"msn.presence_window": m.Core.PresenceWindow, "msn.reconnect.initial": m.Core.Reconnect.Initial,
-		"msn.reconnect.max": m.Core.Reconnect.Max, "msn.link_code_ttl": m.Core.LinkCodeTTL,
+	for _, d := range []struct {
+		key   string
+		value time.Duration
+	}{
+		{"msn.dial_timeout", m.DialTimeout}, {"msn.request_timeout", m.RequestTimeout},
+		{"msn.join_timeout", m.JoinTimeout}, {"msn.ack_timeout", m.AckTimeout},
+		{"msn.presence_window", m.Core.PresenceWindow}, {"msn.reconnect.initial", m.Core.Reconnect.Initial},
+		{"msn.reconnect.max", m.Core.Reconnect.Max}, {"msn.stable_after", m.Core.StableAfter},
+		{"msn.link_code_ttl", m.Core.LinkCodeTTL},
 	} {
-		if d < 0 {
-			bad(key, "must not be negative, got %s", d)
+		if d.value < 0 {
+			bad(d.key, "must not be negative, got %s", d.value)
 		}
 	}
 	if m.Core.LoginRate <= 0 {
@@ -197,9 +327,9 @@ func (c *Config) Validate() error {
 
 	switch dialect, err := dbutil.ParseDialect(c.Database.Type); {
 	case err != nil:
-		bad("database.type", "must be sqlite or postgres, got %q", c.Database.Type)
+		bad("database.type", "must be sqlite or postgres, got %s", quote(c.Database.Type))
 	case dialect == dbutil.SQLite && c.Database.Type != "sqlite":
-		bad("database.type", "use sqlite (the pure-Go driver), got %q", c.Database.Type)
+		bad("database.type", "use sqlite (the pure-Go driver), got %s", quote(c.Database.Type))
 	}
 	if c.Database.URI == "" {
 		bad("database.uri", "must not be empty")
@@ -208,8 +338,8 @@ func (c *Config) Validate() error {
 		bad("database.max_open_conns", "must be at least 1, got %d", c.Database.MaxOpenConns)
 	}
 	if c.Metrics.Enabled {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			bad("metrics.listen", "must be host:port, got %q", c.Metrics.Listen)
+		if !validHostPort(c.Metrics.Listen) {
+			bad("metrics.listen", "must be host:port, got %s", quote(c.Metrics.Listen))
 		}
 	}
 	if _, err := c.Logging.Compile(); err != nil {
@@ -220,14 +350,17 @@ func (c *Config) Validate() error {
 
 func (c *Config) validateMatrix(bad func(key, format string, args ...any)) {
 	mx := &c.Matrix
-	if !strings.HasPrefix(mx.Homeserver.Address, "http://") && !strings.HasPrefix(mx.Homeserver.Address, "https://") {
-		bad("matrix.homeserver.address", "must be an http(s) URL, got %q", mx.Homeserver.Address)
+	if !validHTTPURL(mx.Homeserver.Address) {
+		bad("matrix.homeserver.address", "must be an http(s) URL, got %s", quote(mx.Homeserver.Address))
 	}
-	if mx.Homeserver.Domain == "" || mx.Homeserver.Domain == "example.com" && !c.Demo() {
+	switch domain := mx.Homeserver.Domain; {
+	case domain == "" || domain == "example.com" && !c.Demo():
 		bad("matrix.homeserver.domain", "set it to your homeserver's server_name")
+	case !validServerName(domain):
+		bad("matrix.homeserver.domain", "must be a server name (host or host:port), got %s", quote(domain))
 	}
 	if !bridgeconfig.AllowedHomeserverSoftware[mx.Homeserver.Software] {
-		bad("matrix.homeserver.software", "unknown value %q (use standard)", mx.Homeserver.Software)
+		bad("matrix.homeserver.software", "unknown value %s (use standard)", quote(string(mx.Homeserver.Software)))
 	}
 	if mx.AppService.Port <= 0 || mx.AppService.Port > 65535 {
 		bad("matrix.appservice.port", "must be a TCP port, got %d", mx.AppService.Port)
@@ -257,9 +390,101 @@ func (c *Config) validateMatrix(bad func(key, format string, args ...any)) {
 	}
 }
 
-// prefixed puts a section name in front of a frontend's own validation errors.
+// prefixed puts a section name in front of each of a frontend's own validation errors (the
+// matrix connector's start with "matrix config: ", which the section name replaces).
 func prefixed(section string, err error) error {
-	return fmt.Errorf("%s.%w", section, err)
+	var list []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		list = joined.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		msg := strings.TrimPrefix(e.Error(), section+" config: ")
+		out = append(out, &sectionError{msg: section + "." + msg, err: e})
+	}
+	return errors.Join(out...)
+}
+
+// sectionError is a frontend's validation error with the config section in front.
+type sectionError struct {
+	msg string
+	err error
+}
+
+func (e *sectionError) Error() string { return e.msg }
+func (e *sectionError) Unwrap() error { return e.err }
+
+// maxQuoted bounds how much of a bad value an error message repeats.
+const maxQuoted = 80
+
+// quote returns v quoted for an error message, shortened when it is long.
+func quote(v string) string {
+	if r := []rune(v); len(r) > maxQuoted {
+		return fmt.Sprintf("%q… (%d bytes)", string(r[:maxQuoted]), len(v))
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// validHostPort reports whether s is host:port with a numeric port in range (an empty host
+// means all interfaces).
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || strings.ContainsAny(host, " /\x00") {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n <= 65535
+}
+
+// validHTTPURL reports whether s is an absolute http or https URL with a host.
+func validHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// validServerName reports whether s is a Matrix server name: a DNS name or IP literal,
+// optionally with a port, without a scheme, path or user part.
+func validServerName(s string) bool {
+	host := s
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+		host = h
+	}
+	if host == "" || len(host) > 255 {
+		return false
+	}
+	if net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")) != nil {
+		return true
+	}
+	for _, r := range host {
+		if r != '.' && r != '-' && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkCAFile reports whether path is a readable file holding at least one PEM certificate.
+func checkCAFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot be read: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot be read: %w", err)
+	case len(data) > maxConfigSize:
+		return fmt.Errorf("%s is larger than %d bytes", quote(path), maxConfigSize)
+	case !x509.NewCertPool().AppendCertsFromPEM(data):
+		return fmt.Errorf("%s holds no PEM certificate", quote(path))
+	}
+	return nil
 }
 
 // BridgeConfig assembles bridgev2's configuration from the matrix section and the shared
