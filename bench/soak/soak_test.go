@@ -1,0 +1,735 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"github.com/rs/zerolog"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/discord"
+	"github.com/msn-bridge/msn-bridge/discord/discordtest"
+	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/msn"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
+)
+
+// Direction of a tracked message.
+type direction string
+
+const (
+	fromContact direction = "contact → user (BotSay)"
+	fromEcho    direction = "contact → user (echo)"
+	fromDiscord direction = "user → contact (Discord)"
+	fromMatrix  direction = "user → contact (Matrix)"
+)
+
+var directions = []direction{fromContact, fromEcho, fromDiscord, fromMatrix}
+
+var tokenRE = regexp.MustCompile(`SOAK-[0-9]+`)
+
+// tokens returns the message tokens in text.
+func tokens(text string) []string { return tokenRE.FindAllString(text, -1) }
+
+// tracked is one message sent during the soak.
+type tracked struct {
+	token   string
+	dir     direction
+	account string
+	contact string
+	sent    time.Time
+
+	mu        sync.Mutex
+	attempted bool  // the sender could write it (false: never left the sender, not counted)
+	failed    bool  // reported failed to the sender when sending
+	sendErr   error // the error reported, for the log
+	discordID string
+	done      bool // the send returned (Matrix) or was injected (others)
+}
+
+// tracker numbers messages and remembers every one.
+type tracker struct {
+	next atomic.Int64
+	mu   sync.Mutex
+	all  []*tracked
+	byID map[string]*tracked // Discord message id → message
+
+	botMu  sync.Mutex
+	botGot map[string]int // token → times a contact bot received it
+}
+
+func newTracker() *tracker {
+	return &tracker{byID: map[string]*tracked{}, botGot: map[string]int{}}
+}
+
+func (tr *tracker) add(dir direction, account, contact string) *tracked {
+	m := &tracked{token: "SOAK-" + strconv.FormatInt(tr.next.Add(1), 10), dir: dir, account: account, contact: contact, sent: time.Now()}
+	tr.mu.Lock()
+	tr.all = append(tr.all, m)
+	tr.mu.Unlock()
+	return m
+}
+
+func (tr *tracker) messages() []*tracked {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]*tracked(nil), tr.all...)
+}
+
+func (tr *tracker) botCount(tok string) int {
+	tr.botMu.Lock()
+	defer tr.botMu.Unlock()
+	return tr.botGot[tok]
+}
+
+// faultLog remembers when faults that can cut the MSN transport under a message hit an account.
+type faultLog struct {
+	mu     sync.Mutex
+	at     map[string][]time.Time
+	counts map[string]int
+}
+
+func (f *faultLog) note(kind, account string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counts[kind]++
+	if account != "" {
+		f.at[account] = append(f.at[account], time.Now())
+	}
+}
+
+// hitBetween reports whether a transport fault hit account within [from, to].
+func (f *faultLog) hitBetween(account string, from, to time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range f.at[account] {
+		if !t.Before(from) && !t.After(to) {
+			return true
+		}
+	}
+	return false
+}
+
+type soakEnv struct {
+	t        *testing.T
+	rng      *rand.Rand
+	rngMu    sync.Mutex
+	ms       *msntest.Server
+	dc       *discordtest.Server
+	core     *bridge.Core
+	fe       *discord.Frontend
+	mx       *matrixModel
+	tr       *tracker
+	faults   *faultLog
+	users    []string
+	contacts map[string][]string // user → contacts
+	channels map[string]string   // contact → Discord channel id
+	owner    string              // Discord owner id
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func (e *soakEnv) intn(n int) int {
+	e.rngMu.Lock()
+	defer e.rngMu.Unlock()
+	return e.rng.IntN(n)
+}
+
+func userHandle(i int) string       { return fmt.Sprintf("u%02d@example.com", i) }
+func contactHandle(i, j int) string { return fmt.Sprintf("u%02dc%d@example.com", i, j) }
+
+// channelName is the Discord frontend's channel name for a one-to-one chat.
+func channelName(contact string) string {
+	return strings.NewReplacer("@", "-at-", ".", "-").Replace(contact)
+}
+
+// TestSoak runs traffic both ways under random faults and checks that no message was lost or
+// duplicated: each one was delivered exactly once (to the contact, or to both frontends), or
+// reported failed to its sender.
+func TestSoak(t *testing.T) {
+	duration := 25 * time.Second
+	if v := os.Getenv("SOAK_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("SOAK_DURATION: %v", err)
+		}
+		duration = d
+	}
+	seed := uint64(envInt("SOAK_SEED", 1))
+	nAccounts := envInt("SOAK_ACCOUNTS", 20)
+	const nContacts = 3
+
+	e := &soakEnv{
+		t: t, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), mx: newMatrixModel(), tr: newTracker(),
+		faults:   &faultLog{at: map[string][]time.Time{}, counts: map[string]int{}},
+		contacts: map[string][]string{}, channels: map[string]string{},
+	}
+	e.startMSN(nAccounts, nContacts)
+	e.startBridge()
+	e.loginAll()
+	e.warmUp()
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); e.traffic(ctx, &bg) }()
+	go func() { defer bg.Done(); e.inject(ctx, &bg) }()
+	<-ctx.Done()
+	cancel()
+	bg.Wait()
+	e.restore()
+	settled := e.settle(90 * time.Second)
+	r := e.report()
+	e.print(r, seed, duration, time.Since(start), settled)
+	if r.total.lost > 0 || r.total.dup > 0 {
+		for _, l := range r.details {
+			t.Log(l)
+		}
+		t.Fatalf("lost %d, duplicated %d (seed %d)", r.total.lost, r.total.dup, seed)
+	}
+	if r.total.delivered == 0 {
+		t.Fatal("nothing was delivered")
+	}
+}
+
+func (e *soakEnv) startMSN(nAccounts, nContacts int) {
+	t := e.t
+	var specs []msntest.AccountSpec
+	var friends [][2]string
+	for i := range nAccounts {
+		u := userHandle(i)
+		e.users = append(e.users, u)
+		specs = append(specs, msntest.AccountSpec{Handle: u, Password: "pw-" + u, Name: fmt.Sprintf("User %d", i)})
+		for j := range nContacts {
+			c := contactHandle(i, j)
+			e.contacts[u] = append(e.contacts[u], c)
+			specs = append(specs, msntest.AccountSpec{Handle: c, Password: "x", Name: fmt.Sprintf("Contact %d.%d", i, j),
+				Status: "NLN", Bot: e.bot(j == 0)})
+			friends = append(friends, [2]string{u, c})
+		}
+	}
+	e.ms = msntest.New(msntest.Options{Accounts: specs, Friends: friends, EventLimit: -1})
+	if err := e.ms.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.ms.Close)
+}
+
+// bot is a contact's behaviour: it counts every token it receives and, when echo is set, answers
+// a message from the user with a new tracked message.
+func (e *soakEnv) bot(echo bool) msntest.BotFunc {
+	return func(_ context.Context, chat *msntest.BotChat, msg msntest.BotMessage) {
+		if !msg.IsText() {
+			return
+		}
+		toks := tokens(msg.Body)
+		e.tr.botMu.Lock()
+		for _, tok := range toks {
+			e.tr.botGot[tok]++
+		}
+		e.tr.botMu.Unlock()
+		if !echo || len(toks) == 0 || strings.HasPrefix(msg.Body, "echo ") {
+			return
+		}
+		m := e.tr.add(fromEcho, msg.From, chat.Bot())
+		err := chat.Say("echo " + m.token)
+		m.mu.Lock()
+		m.attempted, m.done = true, true
+		m.failed, m.sendErr = err != nil, err
+		m.mu.Unlock()
+	}
+}
+
+func (e *soakEnv) startBridge() {
+	t := e.t
+	e.dc = discordtest.New(discordtest.Options{HeartbeatInterval: time.Second, EditLimit: 2, EditWindow: 3 * time.Second})
+	t.Cleanup(e.dc.Close)
+	e.owner = e.dc.OwnerID()
+
+	db := pgtest.Open(t, pgtest.SQLiteDriver, pgtest.SQLiteDSN(t))
+	key := make([]byte, bridge.KeySize)
+	for i := range key {
+		key[i] = byte(i + 1)
+	}
+	cipher, err := bridge.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
+	store := bridge.NewStore(db, cipher, log)
+	if err = store.Upgrade(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.core, err = bridge.NewCore(bridge.Config{
+		MSN: msn.Config{
+			Server: e.ms.NSAddr(), LoginURL: e.ms.LoginURL(),
+			PingInterval: time.Hour, DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second,
+			JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second,
+		},
+		LoginRate:      100,
+		LoginBurst:     20,
+		Reconnect:      bridge.ReconnectConfig{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond},
+		PresenceWindow: 100 * time.Millisecond,
+	}, bridge.Options{Store: store, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = e.core.Stop(ctx)
+	})
+	e.fe, err = discord.New(e.core, discord.Config{
+		Enabled: true, Token: e.dc.Token(), GuildID: e.dc.GuildID(),
+		RosterDebounce: 500 * time.Millisecond, TopicDebounce: 200 * time.Millisecond,
+		TopicMinInterval: 300 * time.Millisecond, TopicEditsPerWindow: 2, TopicWindow: 3 * time.Second,
+		TypingInterval: time.Second,
+	}, log, discord.WithHTTPClient(e.dc.HTTPClient()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err = e.fe.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e.fe.Stop(ctx)
+	})
+	e.core.AddFrontend(e.mx)
+	if err = e.core.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loginAll logs every account in for the Discord owner and links a Matrix user to it.
+func (e *soakEnv) loginAll() {
+	t := e.t
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	owner := bridge.FrontendUser{Frontend: discord.FrontendName, UserID: e.owner}
+	for _, u := range e.users {
+		if _, err := e.core.Login(ctx, owner, u, "pw-"+u); err != nil {
+			t.Fatalf("login %s: %v", u, err)
+		}
+		code, _, err := e.core.IssueLinkCode(ctx, u, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mxUser := bridge.FrontendUser{Frontend: "matrix", UserID: "@" + strings.TrimSuffix(u, "@example.com") + ":test"}
+		if _, err = e.core.RedeemLinkCode(ctx, code, mxUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// warmUp sends one tracked message from every contact, which makes the Discord frontend create
+// the contact's channel, and waits for every channel.
+func (e *soakEnv) warmUp() {
+	for _, u := range e.users {
+		for _, c := range e.contacts[u] {
+			e.sayFromContact(u, c)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, u := range e.users {
+		for _, c := range e.contacts[u] {
+			for {
+				if ch := e.dc.ChannelByName(channelName(c)); ch != nil {
+					e.channels[c] = ch.ID
+					break
+				}
+				if time.Now().After(deadline) {
+					e.t.Fatalf("no Discord channel for %s", c)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+}
+
+func (e *soakEnv) sayFromContact(user, contact string) {
+	m := e.tr.add(fromContact, user, contact)
+	err := e.ms.BotSay(contact, user, "hello "+m.token)
+	m.mu.Lock()
+	m.attempted, m.done = true, true
+	m.failed, m.sendErr = err != nil, err
+	m.mu.Unlock()
+}
+
+// traffic sends about 25 messages a second, each from a random side of a random chat, until ctx
+// ends. Matrix sends run on their own goroutines (they block until MSN answers), counted in wg.
+func (e *soakEnv) traffic(ctx context.Context, wg *sync.WaitGroup) {
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		u := e.users[e.intn(len(e.users))]
+		c := e.contacts[u][e.intn(len(e.contacts[u]))]
+		switch r := e.intn(10); {
+		case r < 4:
+			e.sayFromContact(u, c)
+		case r < 7:
+			m := e.tr.add(fromDiscord, u, c)
+			msg := e.dc.InjectUserMessage(e.channels[c], e.owner, m.token+" from discord")
+			m.mu.Lock()
+			m.attempted, m.done = msg != nil, true
+			if msg != nil {
+				m.discordID = msg.ID
+			}
+			m.mu.Unlock()
+			if msg != nil {
+				e.tr.mu.Lock()
+				e.tr.byID[msg.ID] = m
+				e.tr.mu.Unlock()
+			}
+		default:
+			acc := e.core.Account(u)
+			m := e.tr.add(fromMatrix, u, c)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sent, err := e.mx.send(context.Background(), acc, c, m.token+" from matrix")
+				m.mu.Lock()
+				m.attempted, m.done = sent, true
+				m.failed, m.sendErr = err != nil, err
+				m.mu.Unlock()
+			}()
+		}
+	}
+}
+
+// inject applies a random fault every 250 ms until ctx ends. Faults that heal by themselves
+// (a contact coming back, the homeserver coming back) run on goroutines counted in wg.
+func (e *soakEnv) inject(ctx context.Context, wg *sync.WaitGroup) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		u := e.users[e.intn(len(e.users))]
+		c := e.contacts[u][e.intn(len(e.contacts[u]))]
+		heal := time.Duration(300+e.intn(1700)) * time.Millisecond
+		switch e.intn(10) {
+		case 0:
+			if e.ms.DropConnection(u) == nil {
+				e.faults.note("msn connection dropped", u)
+			}
+		case 1:
+			if e.ms.Shutdown(u) > 0 {
+				e.faults.note("OUT SSD", u)
+			}
+		case 2:
+			if e.ms.RCT(u, 0) == nil {
+				e.faults.note("OUT RCT 0", u)
+			}
+		case 3:
+			if e.ms.CloseSwitchboards(u) > 0 {
+				e.faults.note("switchboards closed", u)
+			}
+		case 4:
+			if e.ms.NAKNext(u) == nil {
+				e.faults.note("NAK next message", "")
+			}
+		case 5:
+			if e.ms.SetPresence(c, "FLN", "") == nil {
+				e.faults.note("contact offline and back", "")
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(heal)
+					_ = e.ms.SetPresence(c, "NLN", "")
+				}()
+			}
+		case 6:
+			if !e.mx.isDown() {
+				e.faults.note("matrix homeserver down", "")
+				e.mx.setDown(true)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(heal)
+					e.mx.setDown(false)
+				}()
+			}
+		case 7:
+			if e.dc.DropGateway() > 0 {
+				e.faults.note("discord gateway dropped", "")
+			}
+		case 8:
+			e.dc.Inject429("POST /webhooks/{w}/{tok}", 1+e.intn(3), time.Duration(50+e.intn(450))*time.Millisecond)
+			e.faults.note("discord 429 on webhooks", "")
+		case 9:
+			e.dc.Inject429("*", 1+e.intn(2), time.Duration(50+e.intn(250))*time.Millisecond)
+			e.faults.note("discord 429 on any route", "")
+		}
+	}
+}
+
+// restore brings every contact and the homeserver back.
+func (e *soakEnv) restore() {
+	e.mx.setDown(false)
+	for _, u := range e.users {
+		for _, c := range e.contacts[u] {
+			_ = e.ms.SetPresence(c, "NLN", "")
+		}
+	}
+}
+
+// discordView is what Discord shows, by token.
+type discordView struct {
+	fromContact map[string]int // webhook messages under a contact's name
+	mirrored    map[string]int // webhook messages of the owner's messages from Matrix
+	failed      map[string]bool
+}
+
+func (e *soakEnv) scanDiscord() discordView {
+	v := discordView{fromContact: map[string]int{}, mirrored: map[string]int{}, failed: map[string]bool{}}
+	e.tr.mu.Lock()
+	byID := e.tr.byID
+	for _, ch := range e.dc.Channels() {
+		if ch.Type != discordgo.ChannelTypeGuildText {
+			continue
+		}
+		for _, m := range e.dc.Messages(ch.ID) {
+			switch {
+			case m.WebhookID != "" && m.Author != nil && strings.Contains(m.Author.Username, "(you"):
+				for _, tok := range tokens(m.Content) {
+					v.mirrored[tok]++
+				}
+			case m.WebhookID != "":
+				for _, tok := range tokens(m.Content) {
+					v.fromContact[tok]++
+				}
+			case strings.HasPrefix(m.Content, "❌") && m.MessageReference != nil:
+				if src := byID[m.MessageReference.MessageID]; src != nil {
+					v.failed[src.token] = true
+				}
+			}
+			if len(m.Reactions) > 0 && byID[m.ID] != nil {
+				for _, r := range m.Reactions {
+					if r.Emoji != nil && r.Emoji.Name == "❌" {
+						v.failed[byID[m.ID].token] = true
+					}
+				}
+			}
+		}
+	}
+	e.tr.mu.Unlock()
+	return v
+}
+
+// settle waits until every send has returned and Discord's failure reports and deliveries stop
+// changing (5 s without change), or until max. It returns how long it waited.
+func (e *soakEnv) settle(max time.Duration) time.Duration {
+	start := time.Now()
+	last, stable := "", time.Now()
+	for time.Since(start) < max {
+		pending := 0
+		v := e.scanDiscord()
+		for _, m := range e.tr.messages() {
+			m.mu.Lock()
+			if !m.done || m.dir == fromDiscord && m.attempted && e.tr.botCount(m.token) == 0 && !v.failed[m.token] {
+				pending++
+			}
+			m.mu.Unlock()
+		}
+		sig := fmt.Sprint(pending, len(v.fromContact), len(v.mirrored), len(v.failed), e.botTotal())
+		if sig != last {
+			last, stable = sig, time.Now()
+		}
+		if pending == 0 && time.Since(stable) >= 5*time.Second {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func (e *soakEnv) botTotal() int {
+	e.tr.botMu.Lock()
+	defer e.tr.botMu.Unlock()
+	n := 0
+	for _, c := range e.tr.botGot {
+		n += c
+	}
+	return n
+}
+
+// tally counts outcomes.
+type tally struct {
+	sent, delivered, failed, deliveredReported, lost, transport, dup int
+	mirrorOK, mirrorLost, mirrorDup                                 int
+}
+
+func (a *tally) add(b tally) {
+	a.sent += b.sent
+	a.delivered += b.delivered
+	a.failed += b.failed
+	a.deliveredReported += b.deliveredReported
+	a.lost += b.lost
+	a.transport += b.transport
+	a.dup += b.dup
+	a.mirrorOK += b.mirrorOK
+	a.mirrorLost += b.mirrorLost
+	a.mirrorDup += b.mirrorDup
+}
+
+type report struct {
+	by      map[direction]*tally
+	total   tally
+	details []string
+}
+
+// report classifies every message.
+//
+// Contact → user: a message the server refused (the contact was offline, the user not logged in)
+// was reported failed to its sender. Otherwise it must reach each frontend exactly once; a
+// message that reached neither, on an account whose MSN transport was cut (connection dropped,
+// OUT, switchboards closed) within 5 s after it was sent, was lost by the MSN transport before
+// the bridge could see it (MSN has no delivery guarantee there) and is counted apart; any other
+// miss is lost by the bridge.
+//
+// User → contact: the contact's bot received it exactly once (delivered), or the sender was told
+// (a ❌ on the Discord message, a failed Matrix status); a message that arrived and was also
+// reported (an ACK timeout: "may not have arrived") is counted as delivered and reported. A
+// message MSN accepted is mirrored to the other frontend exactly once.
+func (e *soakEnv) report() report {
+	v := e.scanDiscord()
+	r := report{by: map[direction]*tally{}}
+	for _, d := range directions {
+		r.by[d] = &tally{}
+	}
+	for _, m := range e.tr.messages() {
+		m.mu.Lock()
+		attempted, failed, sendErr := m.attempted, m.failed, m.sendErr
+		m.mu.Unlock()
+		if !attempted {
+			continue
+		}
+		var t tally
+		t.sent = 1
+		switch m.dir {
+		case fromContact, fromEcho:
+			mxGot, _ := e.mx.counts(m.token)
+			dcGot := v.fromContact[m.token]
+			switch {
+			case failed:
+				t.failed = 1
+			case mxGot == 0 && dcGot == 0 && e.faults.hitBetween(m.account, m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second)):
+				t.transport = 1
+			case mxGot > 1 || dcGot > 1:
+				t.dup = 1
+				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s duplicated: matrix %d, discord %d", m.dir, m.token, m.contact, m.account, mxGot, dcGot))
+			case mxGot == 1 && dcGot == 1:
+				t.delivered = 1
+			default:
+				t.lost = 1
+				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s lost: matrix %d, discord %d", m.dir, m.token, m.contact, m.account, mxGot, dcGot))
+			}
+		case fromDiscord, fromMatrix:
+			got := e.tr.botCount(m.token)
+			reported := failed
+			if m.dir == fromDiscord {
+				reported = v.failed[m.token]
+			}
+			switch {
+			case got > 1:
+				t.dup = 1
+				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s duplicated: contact got it %d times", m.dir, m.token, m.account, m.contact, got))
+			case got == 1 && reported:
+				t.deliveredReported = 1
+			case got == 1:
+				t.delivered = 1
+			case reported:
+				t.failed = 1
+			default:
+				t.lost = 1
+				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s lost: not received, not reported (%v)", m.dir, m.token, m.account, m.contact, sendErr))
+			}
+			if got == 1 && !reported {
+				var mirrors int
+				if m.dir == fromDiscord {
+					_, mirrors = e.mx.counts(m.token)
+				} else {
+					mirrors = v.mirrored[m.token]
+				}
+				switch {
+				case mirrors == 1:
+					t.mirrorOK = 1
+				case mirrors == 0:
+					t.mirrorLost = 1
+					r.details = append(r.details, fmt.Sprintf("%s %s not mirrored to the other frontend", m.dir, m.token))
+				default:
+					t.mirrorDup = 1
+					r.details = append(r.details, fmt.Sprintf("%s %s mirrored %d times", m.dir, m.token, mirrors))
+				}
+			}
+		}
+		r.by[m.dir].add(t)
+		r.total.add(t)
+	}
+	r.total.lost += r.total.mirrorLost
+	r.total.dup += r.total.mirrorDup
+	return r
+}
+
+func (e *soakEnv) print(r report, seed uint64, duration, elapsed, settled time.Duration) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "soak: %d accounts × %d contacts, seed %d, %s of traffic and faults, settled in %s (total %s)\n",
+		len(e.users), len(e.contacts[e.users[0]]), seed, duration, settled.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond))
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "direction\tsent\tdelivered\treported-failed\tdelivered+reported\tlost\tduplicated\tlost-by-msn-transport\tmirrored\tmirror-lost\tmirror-dup\t")
+	row := func(name string, t tally) {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, t.sent, t.delivered, t.failed,
+			t.deliveredReported, t.lost, t.dup, t.transport, t.mirrorOK, t.mirrorLost, t.mirrorDup)
+	}
+	for _, d := range directions {
+		row(string(d), *r.by[d])
+	}
+	row("total", r.total)
+	_ = w.Flush()
+	e.faults.mu.Lock()
+	kinds := make([]string, 0, len(e.faults.counts))
+	for k := range e.faults.counts {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	b.WriteString("faults:")
+	for _, k := range kinds {
+		fmt.Fprintf(&b, " %s=%d", k, e.faults.counts[k])
+	}
+	e.faults.mu.Unlock()
+	e.mx.mu.Lock()
+	fmt.Fprintf(&b, "\nmatrix model: %d events, %d delivered while the homeserver was down (held, then shown)", e.mx.events, e.mx.stalls)
+	e.mx.mu.Unlock()
+	fmt.Fprintf(&b, "\ndiscord: %d 429s answered, %d gateway resumes", e.dc.Count429(), e.dc.Stats().Resumes)
+	fmt.Fprintf(&b, "\nsummary: delivered %d / reported-failed %d / lost %d / duplicated %d (+%d delivered and reported, %d lost by the msn transport)",
+		r.total.delivered, r.total.failed, r.total.lost, r.total.dup, r.total.deliveredReported, r.total.transport)
+	e.t.Log("\n" + b.String())
+}
