@@ -112,7 +112,7 @@ func (f *Frontend) onInteraction(s *discordgo.Session, ic *discordgo.Interaction
 	switch ic.Type {
 	case discordgo.InteractionApplicationCommand:
 		data := ic.ApplicationCommandData()
-		if data.Name != commandName || len(data.Options) == 0 {
+		if data.Name != commandName || len(data.Options) == 0 || data.Options[0] == nil {
 			return
 		}
 		f.command(ctx, ic.Interaction, user, data.Options[0])
@@ -194,8 +194,9 @@ func (f *Frontend) resolveAccount(i *discordgo.Interaction, user string) (p *por
 func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user string, sub *discordgo.ApplicationCommandInteractionDataOption) {
 	opt := func(name string) string {
 		for _, o := range sub.Options {
-			if o.Name == name && o.Type == discordgo.ApplicationCommandOptionString {
-				return strings.TrimSpace(o.StringValue())
+			if o != nil && o.Name == name && o.Type == discordgo.ApplicationCommandOptionString {
+				v, _ := o.Value.(string) // StringValue panics on a value of another type
+				return strings.TrimSpace(v)
 			}
 		}
 		return ""

@@ -11,10 +11,13 @@ import (
 // maxMessageLen is Discord's limit on a message's content, in characters.
 const maxMessageLen = 2000
 
-// markdownSpecial are the characters Discord's Markdown gives a meaning to.
-const markdownSpecial = "\\*_~`|>#-[]()"
+// markdownSpecial are the characters Discord's Markdown gives a meaning to ('<' opens mentions,
+// channel links, emoji and timestamps).
+const markdownSpecial = "\\*_~`|>#-[]()<"
 
-// escapeMarkdown makes text show literally in Discord. URLs are left alone so they stay links.
+// escapeMarkdown makes text show literally in Discord: no formatting, no mention of anyone
+// (@everyone, @here, <@id> and the other <…> forms are escaped). URLs are left alone, up to a
+// '<', so they stay links; a '<' right after one is followed by a zero-width space.
 func escapeMarkdown(text string) string {
 	var b strings.Builder
 	b.Grow(len(text) + 8)
@@ -29,10 +32,18 @@ func escapeMarkdown(text string) string {
 			if isURLAt(text[j:]) {
 				b.WriteString(text[i:j])
 				k := j
-				for k < len(text) && text[k] != ' ' && text[k] != '\n' {
+				for k < len(text) && text[k] != ' ' && text[k] != '\n' && text[k] != '<' {
 					k++
 				}
 				b.WriteString(text[j:k])
+				if k < len(text) {
+					// A backslash before the '<' would be taken into the link: break the
+					// mention with a zero-width space instead.
+					if text[k] == '<' {
+						b.WriteString("<\u200b")
+						k++
+					}
+				}
 				i, start = k, false
 				continue
 			}
@@ -46,6 +57,8 @@ func escapeMarkdown(text string) string {
 			}
 		case r < utf8.RuneSelf && strings.ContainsRune(markdownSpecial, r) && r != '(' && r != ')':
 			b.WriteByte('\\')
+		case r == '@' && isMassMentionAt(text[i:]):
+			b.WriteByte('\\')
 		}
 		b.WriteString(text[i : i+n])
 		if r == '\n' {
@@ -58,9 +71,14 @@ func escapeMarkdown(text string) string {
 	return b.String()
 }
 
+// isMassMentionAt reports whether s starts with @everyone or @here.
+func isMassMentionAt(s string) bool {
+	return len(s) >= 5 && strings.EqualFold(s[:5], "@here") ||
+		len(s) >= 9 && strings.EqualFold(s[:9], "@everyone")
+}
+
 func isURLAt(s string) bool {
-	l := strings.ToLower(s)
-	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+	return len(s) >= 7 && strings.EqualFold(s[:7], "http://") || len(s) >= 8 && strings.EqualFold(s[:8], "https://")
 }
 
 // renderMSN renders an MSN message for Discord: the text escaped, wrapped in the Markdown of
@@ -91,23 +109,31 @@ func renderMSN(text string, f bridge.Format) string {
 	return open + body + closeTags
 }
 
+// maxNameScan bounds the bytes of a name sanitizeUsername looks at (MSN names are far shorter),
+// so that its word removal stays cheap.
+const maxNameScan = 1024
+
 // sanitizeUsername makes an MSN friendly name acceptable as a webhook username (DISCORD.md §6):
 // 1–80 characters, without "discord", "clyde", "@", "#", ":" or "```", never "everyone" or
 // "here". fallback (the handle) is used when nothing is left.
 func sanitizeUsername(name, fallback string) string {
 	clean := func(s string) string {
+		if len(s) > maxNameScan {
+			s = strings.ToValidUTF8(s[:maxNameScan], "")
+		}
 		s = strings.Map(func(r rune) rune {
 			if unicode.IsControl(r) {
 				return ' '
 			}
 			return r
 		}, s)
-		for _, bad := range []string{"```", "@", "#", ":"} {
+		for _, bad := range []string{"@", "#", ":"} {
 			s = strings.ReplaceAll(s, bad, "")
 		}
+		// Removing one word may join the pieces of another ("``discord`"), so until none is left.
 		for changed := true; changed; {
 			changed = false
-			for _, word := range []string{"discord", "clyde"} {
+			for _, word := range []string{"discord", "clyde", "```"} {
 				if i := indexFoldASCII(s, word); i >= 0 {
 					s = s[:i] + s[i+len(word):]
 					changed = true
@@ -172,6 +198,10 @@ func splitMessage(text string) []string {
 			cut = utf8.RuneCountInString(window[:i]) + 1
 		} else if i := strings.LastIndex(window, " "); i > maxMessageLen/2 {
 			cut = utf8.RuneCountInString(window[:i]) + 1
+		}
+		// Never between a backslash and the character it escapes.
+		if part := string(r[:cut]); (len(part)-len(strings.TrimRight(part, "\\")))%2 == 1 && cut > 1 {
+			cut--
 		}
 		out = append(out, string(r[:cut]))
 		text = string(r[cut:])
