@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/commands"
@@ -152,8 +153,21 @@ func cmdStatus(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
 	ce.Reply("Status set to **%s**.", st)
 }
 
+// argText returns the text after the command word, trimmed. bridgev2's RawArgs still starts
+// with the command word when it was typed in another case ("PSM hi") or after a space.
+func argText(ce *commands.Event) string {
+	raw := strings.TrimSpace(ce.RawArgs)
+	if len(strings.Fields(raw)) > len(ce.Args) {
+		if i := strings.IndexFunc(raw, unicode.IsSpace); i >= 0 {
+			return strings.TrimSpace(raw[i:])
+		}
+		return ""
+	}
+	return raw
+}
+
 func cmdPSM(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
-	psm := strings.TrimSpace(ce.RawArgs)
+	psm := argText(ce)
 	ctx, cancel := cmdCtx(ce)
 	defer cancel()
 	if err := acc.SetPSM(ctx, FrontendName, psm); err != nil {
@@ -168,7 +182,7 @@ func cmdPSM(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
 }
 
 func cmdName(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
-	name := strings.TrimSpace(ce.RawArgs)
+	name := argText(ce)
 	if name == "" {
 		ce.Reply("Usage: `$cmdprefix name <friendly name>`")
 		return
