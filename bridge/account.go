@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -197,10 +198,20 @@ func neutralContact(c *msn.Contact) Contact {
 // same name. The first events fe receives are the current AccountState and a ContactSnapshot,
 // taken atomically with the start of delivery, so fe sees every later change exactly once.
 // Attach never blocks on fe.
-func (a *Account) Attach(fe Frontend) {
+func (a *Account) Attach(fe Frontend) { a.attach(fe, false, false) }
+
+// attach attaches fe as Attach does; with held, its events are queued but not delivered until
+// ResumeDelivery. With ifNew, an already attached fe (this very instance) is left alone. It
+// reports whether fe was attached. Callers may hold Core.mu (the lock order is Core.mu, then
+// Account.mu).
+func (a *Account) attach(fe Frontend, held, ifNew bool) bool {
 	a.mu.Lock()
 	old := a.queues[fe.Name()]
-	q := newFrontendQueue(fe, a, a.core.cfg.FrontendQueueSize, a.log, a.core.metrics)
+	if ifNew && old != nil && sameFrontend(old.fe, fe) {
+		a.mu.Unlock()
+		return false
+	}
+	q := newFrontendQueue(fe, a, a.core.cfg.FrontendQueueSize, held, a.log, a.core.metrics)
 	a.queues[fe.Name()] = q
 	q.push(a.state)
 	q.push(ContactSnapshot{Contacts: a.contactsLocked()})
@@ -208,6 +219,31 @@ func (a *Account) Attach(fe Frontend) {
 	if old != nil {
 		go old.close(context.Background())
 	}
+	return true
+}
+
+// sameFrontend reports whether x and y are the same frontend instance. Frontends of a type
+// that cannot be compared are the same when their names are.
+func sameFrontend(x, y Frontend) bool {
+	tx := reflect.TypeOf(x)
+	if tx != reflect.TypeOf(y) {
+		return false
+	}
+	if !tx.Comparable() {
+		return x.Name() == y.Name()
+	}
+	return x == y
+}
+
+// ResumeDelivery starts delivering the events held for the frontend named name since it was
+// attached with delivery held (LoginOptions.HoldDelivery), in order, beginning with the
+// AccountState and ContactSnapshot of the attach. It reports whether delivery was held; it is a
+// no-op when that frontend is not attached or not held. It never blocks on the frontend.
+func (a *Account) ResumeDelivery(name string) bool {
+	a.mu.Lock()
+	q := a.queues[name]
+	a.mu.Unlock()
+	return q != nil && q.resume()
 }
 
 // Detach stops delivering events to the frontend named name. It waits until the events already

@@ -148,34 +148,68 @@ func (c *Core) beginAction() error {
 func (c *Core) endAction() { c.actions.Done() }
 
 // AddFrontend registers a frontend. From then on it is attached to every account (loaded,
-// logged in or linked later) that has a user of that frontend among its owners. Register
-// frontends before Start so no event is missed.
+// logged in or linked later) that has a user of that frontend among its owners, starting at
+// once with the accounts the core already has. A frontend registered under the same name
+// before is replaced: it is detached from every account (its queued events are still handed to
+// it, in the background) and the new one attached in its place, starting with a fresh
+// AccountState and ContactSnapshot. Register frontends before Start so no event is missed.
 func (c *Core) AddFrontend(fe Frontend) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.frontends[fe.Name()] = fe
-	accounts := c.accountList()
-	c.mu.Unlock()
-	for _, a := range accounts {
-		c.attachOwned(a)
+	for _, a := range c.accountList() {
+		c.attachOwnedLocked(a, "")
 	}
 }
 
-// attachOwned attaches the registered frontends that have an owner of a and are not attached
-// yet.
-func (c *Core) attachOwned(a *Account) {
+// Frontend returns the frontend registered under name, or nil.
+func (c *Core) Frontend(name string) Frontend {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.frontends[name]
+}
+
+// RemoveFrontend unregisters the frontend named name and detaches it from every account,
+// delivering the events already queued for it until ctx is done (then delivery is abandoned and
+// the frontend's HandleEvent ctx cancelled). Once it returns, the core hands that frontend no
+// more events and attaches it to no account; its users stay linked, so registering a frontend
+// of that name again attaches it again. Removing an unknown name is a no-op.
+func (c *Core) RemoveFrontend(ctx context.Context, name string) {
+	c.mu.Lock()
+	delete(c.frontends, name)
+	accounts := c.accountList()
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Detach(ctx, name)
+		}()
+	}
+	wg.Wait()
+}
+
+// attachOwned attaches the registered frontends that have an owner of a and are not attached
+// yet (or attached as another instance). The one named held, if any, is attached with delivery
+// held (see LoginOptions.HoldDelivery).
+func (c *Core) attachOwned(a *Account, held string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attachOwnedLocked(a, held)
+}
+
+// attachOwnedLocked is attachOwned with c.mu held, so that no frontend is attached after
+// RemoveFrontend unregistered it.
+func (c *Core) attachOwnedLocked(a *Account, held string) {
 	var fes []Frontend
 	for _, owner := range a.Owners() {
 		if fe, ok := c.frontends[owner.Frontend]; ok && !slices.ContainsFunc(fes, func(f Frontend) bool { return f.Name() == fe.Name() }) {
 			fes = append(fes, fe)
 		}
 	}
-	c.mu.Unlock()
-	attached := a.Attached()
 	for _, fe := range fes {
-		if !slices.Contains(attached, fe.Name()) {
-			a.Attach(fe)
-		}
+		a.attach(fe, held != "" && fe.Name() == held, true)
 	}
 }
 
@@ -252,7 +286,7 @@ func (c *Core) Start(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	for _, a := range accounts {
-		c.attachOwned(a)
+		c.attachOwned(a, "")
 	}
 	if keyFailures > 0 {
 		c.log.Error().Int("accounts", keyFailures).Msg("Stored credentials of some accounts cannot be decrypted")
@@ -340,11 +374,22 @@ func (c *Core) AccountsFor(user FrontendUser) []*Account {
 	return out
 }
 
+// LoginOptions change what Core.LoginWith does once the login succeeded.
+type LoginOptions struct {
+	// HoldDelivery attaches the owner's frontend with delivery held: the account's events are
+	// queued for it from the login on (under the usual queue policy, so nothing is lost), but
+	// its HandleEvent is not called until the caller calls Account.ResumeDelivery with its
+	// name — typically once it has stored its own record of the login, which HandleEvent needs.
+	// If the frontend is detached before that (e.g. by a Logout undoing the login), the held
+	// events are discarded. It has no effect when the frontend is already attached.
+	HoldDelivery bool
+}
+
 // Login logs handle in to MSN with password on behalf of owner, blocking until MSN accepted or
 // refused it (ctx bounds the wait, including the wait for the login rate limiter). Only a
 // successful login stores anything: the account, the password (encrypted) and owner's link.
 // Then the owner's frontend, if registered, is attached, and the session is kept alive by the
-// reconnect policy.
+// reconnect policy. It is LoginWith with zero options.
 //
 // If the account is already connected and password matches the stored one, no second MSN
 // login is made (it would kick the first with OUT OTH): owner is just linked. A different
@@ -354,6 +399,15 @@ func (c *Core) AccountsFor(user FrontendUser) []*Account {
 // account), *LoginError (errors.Is ErrBadCredentials for a refused password; Retryable for a
 // busy or unreachable server), ErrStopping.
 func (c *Core) Login(ctx context.Context, owner FrontendUser, handle, password string) (*Account, error) {
+	return c.LoginWith(ctx, owner, handle, password, LoginOptions{})
+}
+
+// LoginWith is Login with options; see LoginOptions.
+func (c *Core) LoginWith(ctx context.Context, owner FrontendUser, handle, password string, opts LoginOptions) (*Account, error) {
+	held := ""
+	if opts.HoldDelivery {
+		held = owner.Frontend
+	}
 	if err := c.beginAction(); err != nil {
 		return nil, err
 	}
@@ -386,7 +440,7 @@ func (c *Core) Login(ctx context.Context, owner FrontendUser, handle, password s
 				return nil, err
 			}
 			existing.addOwner(owner)
-			c.attachOwned(existing)
+			c.attachOwned(existing, held)
 			return existing, nil
 		}
 	}
@@ -436,7 +490,7 @@ func (c *Core) Login(ctx context.Context, owner FrontendUser, handle, password s
 	c.accounts[h] = acc
 	c.mu.Unlock()
 	acc.startLoop(password, live)
-	c.attachOwned(acc)
+	c.attachOwned(acc, held)
 	c.log.Info().Str("account", h).Str("owner", owner.String()).Msg("MSN account logged in")
 	return acc, nil
 }
@@ -542,6 +596,6 @@ func (c *Core) RedeemLinkCode(ctx context.Context, code string, newOwner Fronten
 		return nil, err
 	}
 	acc.addOwner(newOwner)
-	c.attachOwned(acc)
+	c.attachOwned(acc, "")
 	return acc, nil
 }

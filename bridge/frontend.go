@@ -86,10 +86,11 @@ type frontendQueue struct {
 	dropped   int
 	dropChats []ChatID
 	closed    bool
+	held      bool          // events are queued but not delivered until resume
 	wake      chan struct{} // capacity 1
 }
 
-func newFrontendQueue(fe Frontend, acc *Account, capacity int, log zerolog.Logger, metrics *Metrics) *frontendQueue {
+func newFrontendQueue(fe Frontend, acc *Account, capacity int, held bool, log zerolog.Logger, metrics *Metrics) *frontendQueue {
 	if capacity <= 0 {
 		capacity = DefaultFrontendQueueSize
 	}
@@ -103,6 +104,7 @@ func newFrontendQueue(fe Frontend, acc *Account, capacity int, log zerolog.Logge
 		items:  list.New(),
 		byKey:  map[string]*list.Element{},
 		wake:   make(chan struct{}, 1),
+		held:   held,
 	}
 	go q.run()
 	return q
@@ -166,10 +168,24 @@ func chatOf(evt Event) ChatID {
 	return ""
 }
 
-// next pops the next event to deliver; ok is false when the queue is closed and empty.
+// next pops the next event to deliver; ok is false when the queue is closed and empty, or
+// closed while held (what was held is discarded: the frontend never took the account on).
 func (q *frontendQueue) next() (evt Event, ok bool) {
 	for {
 		q.mu.Lock()
+		if q.held {
+			closed := q.closed
+			q.mu.Unlock()
+			if closed {
+				return nil, false
+			}
+			select {
+			case <-q.wake:
+			case <-q.ctx.Done():
+				return nil, false
+			}
+			continue
+		}
 		if q.dropped > 0 {
 			evt = EventsDropped{Count: q.dropped, Chats: q.dropChats}
 			q.dropped, q.dropChats = 0, nil
@@ -225,6 +241,21 @@ func (q *frontendQueue) deliver(evt Event) {
 		q.metrics.frontendFailure(q.fe.Name())
 		q.log.Warn().Err(err).Str("event_type", evt.EventType()).Msg("Frontend failed to handle event")
 	}
+}
+
+// resume starts delivering the events of a held queue. It reports whether the queue was held.
+func (q *frontendQueue) resume() bool {
+	q.mu.Lock()
+	was := q.held
+	q.held = false
+	q.mu.Unlock()
+	if was {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return was
 }
 
 // close stops accepting events and waits until the queued ones are delivered or ctx is done;

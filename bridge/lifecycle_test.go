@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -55,4 +56,148 @@ func TestIntegrationReconnectRightAfterStop(t *testing.T) {
 		rec, err := core.Store().GetAccount(ctxT(t), alice)
 		return err == nil && rec.LoggedIn
 	})
+}
+
+// presenceOf reports whether rec was told that contact has status.
+func presenceOf(rec *bridgetest.Recorder, contact string, status bridge.Status) bool {
+	for _, p := range ofType[bridge.ContactPresence](rec) {
+		if p.Handle == contact && p.Status == status {
+			return true
+		}
+	}
+	return false
+}
+
+func TestIntegrationLoginHoldDelivery(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	ctx := ctxT(t)
+	acc, err := core.LoginWith(ctx, matrixOwner, alice, alicePW, bridge.LoginOptions{HoldDelivery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := acc.Attached(); len(got) != 1 || got[0] != "matrix" {
+		t.Fatalf("attached %v, want matrix (held)", got)
+	}
+	// A change while held is queued, not delivered.
+	if err := e.srv.SetPresence(bob, "BSY", "busy now"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "bob busy in the model", func() bool {
+		c, ok := acc.Contact(bob)
+		return ok && c.Status == bridge.StatusBusy
+	})
+	if n := len(fe.Events()); n != 0 {
+		t.Fatalf("%d events delivered while held: %+v", n, fe.Events())
+	}
+	if !acc.ResumeDelivery("matrix") {
+		t.Fatal("ResumeDelivery reports the frontend was not held")
+	}
+	waitView(t, fe, "bob busy", func(v map[string]bridge.Contact) bool { return v[bob].Status == bridge.StatusBusy })
+	evts := fe.Events()
+	if _, ok := evts[0].Event.(bridge.AccountState); !ok {
+		t.Fatalf("first event %T, want the AccountState of the attach", evts[0].Event)
+	}
+	if acc.ResumeDelivery("matrix") {
+		t.Fatal("second ResumeDelivery reports a hold")
+	}
+
+	// Held and then undone (the frontend failed to store its login): nothing is delivered.
+	fe2 := bridgetest.NewRecorder("discord")
+	core.AddFrontend(fe2)
+	if _, err = core.LoginWith(ctx, discordOwner, alice, alicePW, bridge.LoginOptions{HoldDelivery: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err = core.Logout(ctx, discordOwner, alice); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(acc.Attached(), "discord") || len(fe2.Events()) != 0 {
+		t.Fatalf("after the undone login: attached %v, %d events delivered", acc.Attached(), len(fe2.Events()))
+	}
+	if e.logins() != 1 {
+		t.Fatalf("%d MSN logins, want 1", e.logins())
+	}
+}
+
+func TestIntegrationRemoveFrontend(t *testing.T) {
+	e := newEnv(t)
+	mx, dc := bridgetest.NewRecorder("matrix"), bridgetest.NewRecorder("discord")
+	core := e.core(e.config(), mx, dc)
+	acc := e.login(core, matrixOwner)
+	ctx := ctxT(t)
+	code, _, err := core.IssueLinkCode(ctx, alice, matrixOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = core.RedeemLinkCode(ctx, code, discordOwner); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, dc, "discord snapshot", func(bridge.ContactSnapshot) bool { return true })
+
+	core.RemoveFrontend(ctx, "discord")
+	if core.Frontend("discord") != nil || slices.Contains(acc.Attached(), "discord") {
+		t.Fatalf("discord still registered or attached: %v", acc.Attached())
+	}
+	dc.Reset()
+	if err = e.srv.SetPresence(bob, "BSY", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "matrix sees bob busy", func() bool { return presenceOf(mx, bob, bridge.StatusBusy) })
+	// Linking again does not attach a removed frontend.
+	if _, err = core.Login(ctx, discordOwner, alice, alicePW); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(acc.Attached(), "discord") || len(dc.Events()) != 0 {
+		t.Fatalf("removed frontend got events %+v (attached %v)", dc.Events(), acc.Attached())
+	}
+	core.RemoveFrontend(ctx, "nothing") // unknown: no-op
+
+	// Registering it again attaches it to the accounts it owns.
+	core.AddFrontend(dc)
+	waitEvent(t, dc, "snapshot after re-adding", func(s bridge.ContactSnapshot) bool { return len(s.Contacts) > 0 })
+}
+
+func TestIntegrationAddFrontendReplaces(t *testing.T) {
+	for _, name := range []string{"discord", "matrix"} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			owner := bridge.FrontendUser{Frontend: name, UserID: "someone"}
+			first := bridgetest.NewRecorder(name)
+			core := e.core(e.config(), first)
+			acc := e.login(core, owner)
+			waitEvent(t, first, "first instance's snapshot", func(bridge.ContactSnapshot) bool { return true })
+
+			// A new instance of the same frontend in the same process.
+			second := bridgetest.NewRecorder(name)
+			core.AddFrontend(second)
+			if core.Frontend(name) != bridge.Frontend(second) {
+				t.Fatal("the second instance is not the registered one")
+			}
+			if got := acc.Attached(); len(got) != 1 || got[0] != name {
+				t.Fatalf("attached %v", got)
+			}
+			waitEvent(t, second, "second instance's state", func(s bridge.AccountState) bool { return s.State == bridge.StateOnline })
+			waitEvent(t, second, "second instance's snapshot", func(s bridge.ContactSnapshot) bool { return len(s.Contacts) > 0 })
+			before := len(first.Events())
+			if err := e.srv.SetPresence(bob, "BSY", ""); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "second sees bob busy", func() bool { return presenceOf(second, bob, bridge.StatusBusy) })
+			if presenceOf(first, bob, bridge.StatusBusy) || len(first.Events()) != before {
+				t.Fatalf("the replaced instance still gets events: %+v", first.Events()[before:])
+			}
+			// Adding the registered instance again changes nothing.
+			core.AddFrontend(second)
+			n := len(ofType[bridge.ContactSnapshot](second))
+			ctx := ctxT(t)
+			if _, err := acc.SendText(ctx, "other", bridge.DirectChat(echo), "ping", bridge.Format{}); err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, second, "echo", func(m bridge.Message) bool { return m.Text == "ping" && m.Sender == echo })
+			if m := len(ofType[bridge.ContactSnapshot](second)); m != n {
+				t.Fatalf("re-adding the same instance re-attached it (%d snapshots, had %d)", m, n)
+			}
+		})
+	}
 }
