@@ -190,10 +190,20 @@ func (f *Frontend) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the frontend: it stops mirroring, waits (bounded by ctx) for the work in flight to
-// end, and closes the gateway without reconnecting. Events the core still delivers afterwards
-// are dropped. Stop blocks about a second inside discordgo's Close.
+// Stop ends the frontend: it detaches from the core (mirroring the events already queued, bounded
+// by ctx), stops mirroring, waits (bounded by ctx) for the work in flight to end, and closes the
+// gateway without reconnecting. Stop blocks about a second inside discordgo's Close.
 func (f *Frontend) Stop(ctx context.Context) {
+	f.mu.Lock()
+	stopped := f.stopped
+	f.mu.Unlock()
+	if stopped {
+		return
+	}
+	// A newer instance that replaced this one keeps its registration.
+	if fe := f.core.Frontend(f.Name()); fe == nil || fe == bridge.Frontend(f) {
+		f.core.RemoveFrontend(ctx, f.Name())
+	}
 	f.mu.Lock()
 	if f.stopped {
 		f.mu.Unlock()

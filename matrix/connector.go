@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -39,6 +39,11 @@ type MSNConnector struct {
 	loadedMu sync.Mutex
 	loaded   chan struct{} // closed and replaced whenever a UserLogin is loaded
 	waited   map[string]bool
+	// loginWaits counts the times an event had to wait for a UserLogin being created.
+	loginWaits atomic.Int64
+	// beforeNewLogin, when set (by tests), runs between the core's login and the UserLogin's
+	// creation.
+	beforeNewLogin func()
 }
 
 var (
@@ -137,9 +142,9 @@ func (mc *MSNConnector) LoadUserLogin(ctx context.Context, login *bridgev2.UserL
 	return nil
 }
 
-// userLogin returns the UserLogin of handle. A login that is being created (the core attaches
-// the frontend during Core.Login, before bridgev2 has stored the UserLogin) is waited for, up
-// to loginWait, once per handle.
+// userLogin returns the UserLogin of handle. A login that is not stored yet is waited for, up to
+// loginWait, once per handle. The password login holds the core's delivery until the UserLogin
+// exists, so this wait is only a safety net (e.g. for a login stored by another process).
 func (mc *MSNConnector) userLogin(ctx context.Context, handle string) (*bridgev2.UserLogin, error) {
 	const loginWait = 30 * time.Second
 	id := makeUserLoginID(handle)
@@ -159,6 +164,7 @@ func (mc *MSNConnector) userLogin(ctx context.Context, handle string) (*bridgev2
 		if waited {
 			return nil, nil
 		}
+		mc.loginWaits.Add(1)
 		select {
 		case <-ch:
 		case <-time.After(250 * time.Millisecond):
@@ -269,18 +275,10 @@ func (f *Frontend) Stop(ctx context.Context) {
 		return
 	}
 	f.started = false
-	var wg sync.WaitGroup
-	for _, acc := range f.core.Accounts() {
-		if !slices.Contains(acc.Attached(), FrontendName) {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			acc.Detach(ctx, FrontendName)
-		}()
+	// A newer instance that replaced this one keeps its registration.
+	if fe := f.core.Frontend(FrontendName); fe == nil || fe == bridge.Frontend(f) {
+		f.core.RemoveFrontend(ctx, FrontendName)
 	}
-	wg.Wait()
 	timeout := 5 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Second)

@@ -788,3 +788,23 @@ func TestLogout(t *testing.T) {
 		t.Fatalf("command after logout replied %q", r)
 	}
 }
+
+// The core holds the frontend's events until the UserLogin exists, so handling them never
+// waits for the login being created.
+func TestFirstLoginDoesNotWaitForItself(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	// Give the core's first delivery every chance to run before the UserLogin is created: it
+	// would wait for it (and count) if it were not held.
+	mc := e.fe.Connector()
+	mc.beforeNewLogin = func() {
+		for i := 0; i < 50 && mc.loginWaits.Load() == 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	e.mustLogin()
+	must(t, e.srv.BotSay(bob, alice, "right after login"))
+	e.waitMessage(e.portal(bob).MXID, ghostMXID(bob), "right after login")
+	if n := e.fe.Connector().loginWaits.Load(); n != 0 {
+		t.Fatalf("events waited %d times for the UserLogin", n)
+	}
+}

@@ -91,9 +91,15 @@ func (pl *PasswordLogin) SubmitUserInput(ctx context.Context, input map[string]s
 	owner := ownerOf(pl.user)
 	lctx, cancel := context.WithTimeout(ctx, pl.main.Config.LoginTimeout)
 	defer cancel()
-	_, err = pl.main.Core.Login(lctx, owner, handle, password)
+	// The frontend is attached with delivery held until the UserLogin exists: HandleEvent
+	// looks the login up, and would otherwise wait for the one being created here.
+	acc, err := pl.main.Core.LoginWith(lctx, owner, handle, password, bridge.LoginOptions{HoldDelivery: true})
 	if err != nil {
 		return nil, loginErrorMessage(err)
+	}
+	defer acc.ResumeDelivery(FrontendName)
+	if pl.main.beforeNewLogin != nil {
+		pl.main.beforeNewLogin()
 	}
 	ul, err := pl.user.NewLogin(ctx, &database.UserLogin{
 		ID:         makeUserLoginID(handle),
