@@ -21,9 +21,10 @@ const markdownSpecial = "\\*_~`|>#-[]()<"
 func escapeMarkdown(text string) string {
 	var b strings.Builder
 	b.Grow(len(text) + 8)
-	start := true // at the start of a line
+	start := true   // at the start of a line
+	noURLUpTo := -1 // the token at or before this offset is known not to be a URL
 	for i := 0; i < len(text); {
-		if start || text[i] == ' ' || text[i] == '\n' {
+		if (start || text[i] == ' ' || text[i] == '\n') && i > noURLUpTo {
 			// Copy a URL token verbatim.
 			j := i
 			for j < len(text) && (text[j] == ' ' || text[j] == '\n') {
@@ -47,6 +48,7 @@ func escapeMarkdown(text string) string {
 				i, start = k, false
 				continue
 			}
+			noURLUpTo = j
 		}
 		r, n := utf8.DecodeRuneInString(text[i:])
 		switch {

@@ -54,6 +54,8 @@ var hostileTexts = []string{
 	"é" + strings.Repeat("*", 3000),
 	strings.Repeat("@everyone ", 500),
 	strings.Repeat("a", 1<<20),
+	strings.Repeat(" ", 1<<16) + "x",
+	strings.Repeat("\n \n", 1<<14),
 }
 
 // unescapedAt reports whether out[i] is not preceded by an odd run of backslashes.
@@ -123,7 +125,11 @@ func FuzzRenderMSN(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, text string, bold, italic, underline, strike bool) {
 		text = capInput(text)
+		start := time.Now()
 		out := escapeMarkdown(text)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("escapeMarkdown of %d bytes took %s", len(text), d)
+		}
 		checkEscaped(t, text, out)
 		if !strings.Contains(strings.ToLower(text), "http") {
 			if back := unescape(out); back != text {
