@@ -584,7 +584,7 @@ func (e *soakEnv) botTotal() int {
 // tally counts outcomes.
 type tally struct {
 	sent, delivered, failed, deliveredReported, lost, transport, dup int
-	mirrorOK, mirrorLost, mirrorDup                                 int
+	mirrorOK, mirrorLost, mirrorDup                                  int
 }
 
 func (a *tally) add(b tally) {
