@@ -189,8 +189,9 @@ func oneLine(s string) string {
 }
 
 // splitMessage cuts text into pieces of at most maxMessageLen characters, preferring line
-// breaks, then spaces.
+// breaks, then spaces. Invalid UTF-8 becomes U+FFFD, whether or not the text is cut.
 func splitMessage(text string) []string {
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	var out []string
 	for utf8.RuneCountInString(text) > maxMessageLen {
 		r := []rune(text)
