@@ -35,6 +35,10 @@ type Account struct {
 	presence *presenceCoalescer
 	armed    bool // a presence flush is scheduled
 	seq      uint64
+	// carriedStatus and carriedPSM are the contacts whose presence, and PSM, were carried over
+	// from the previous session and not yet confirmed by the current one (see resyncLocked).
+	carriedStatus map[string]bool
+	carriedPSM    map[string]bool
 
 	loop *runLoop // the connection loop, nil when not running
 }
@@ -81,6 +85,9 @@ func newAccount(core *Core, rec *AccountRecord) *Account {
 		queues:   map[string]*frontendQueue{},
 		presence: newPresenceCoalescer(),
 		state:    AccountState{State: StateLoggedOut},
+
+		carriedStatus: map[string]bool{},
+		carriedPSM:    map[string]bool{},
 	}
 	if a.profile.Status == StatusOffline {
 		a.profile.Status = StatusOnline

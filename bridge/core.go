@@ -33,6 +33,10 @@ type Config struct {
 	StableAfter time.Duration `yaml:"stable_after"`
 	// PresenceWindow is the coalescing window of contact presence updates (default 250 ms).
 	PresenceWindow time.Duration `yaml:"presence_window"`
+	// PresenceGrace is how long after a reconnect contacts keep the presence and PSM they had
+	// before it, unless the server reports them meanwhile (default 3 s): the server sends them
+	// after the contact list, and frontends should not see everyone go offline and back.
+	PresenceGrace time.Duration `yaml:"presence_grace"`
 	// FrontendQueueSize bounds the non-coalescable events waiting per account and frontend
 	// (default 4096). See Frontend for the overflow policy.
 	FrontendQueueSize int `yaml:"frontend_queue_size"`
@@ -52,6 +56,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PresenceWindow <= 0 {
 		c.PresenceWindow = DefaultPresenceWindow
+	}
+	if c.PresenceGrace <= 0 {
+		c.PresenceGrace = DefaultPresenceGrace
 	}
 	if c.FrontendQueueSize <= 0 {
 		c.FrontendQueueSize = DefaultFrontendQueueSize

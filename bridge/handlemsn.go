@@ -46,6 +46,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 	case *msn.PresenceChanged:
 		c := a.contactLocked(e.Handle)
+		delete(a.carriedStatus, c.Handle)
 		c.Status = e.Status
 		if e.FriendlyName != "" {
 			c.FriendlyName = e.FriendlyName
@@ -54,6 +55,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		a.presenceChangedLocked(c)
 	case *msn.PersonalMessageChanged:
 		c := a.contactLocked(e.Handle)
+		delete(a.carriedPSM, c.Handle)
 		c.PSM, c.Media = e.PSM, e.Media
 		a.presenceChangedLocked(c)
 	case *msn.ListChanged:
@@ -147,13 +149,61 @@ func (a *Account) sessionOnlineLocked(live *liveSession) {
 }
 
 // resyncLocked refreshes the contact model from the session after login.
+//
+// A session's contact list comes before the presence of its contacts (the server sends ILN and
+// UBX after the first CHG), so after a reconnect it would show every contact offline until
+// those arrive, and frontends would see each of them go offline and back. Instead, a contact
+// the previous session knew as present keeps that presence (and a PSM it had keeps that PSM)
+// until the server says otherwise; what the server has not confirmed by the end of
+// Config.PresenceGrace is taken as gone (offline, no PSM) then, through the usual coalescing.
 func (a *Account) resyncLocked(live *liveSession) {
 	contacts := live.sess.Contacts()
+	prev := a.contacts
 	a.contacts = make(map[string]*msn.Contact, len(contacts))
+	clear(a.carriedStatus)
+	clear(a.carriedPSM)
 	for i := range contacts {
 		c := contacts[i]
+		if old, ok := prev[c.Handle]; ok {
+			if StatusFromMSN(string(c.Status)) == StatusOffline && StatusFromMSN(string(old.Status)) != StatusOffline {
+				c.Status, c.Capabilities, c.MSNObject = old.Status, old.Capabilities, old.MSNObject
+				a.carriedStatus[c.Handle] = true
+			}
+			if c.PSM == "" && c.Media.Render() == "" && (old.PSM != "" || old.Media.Render() != "") {
+				c.PSM, c.Media = old.PSM, old.Media
+				a.carriedPSM[c.Handle] = true
+			}
+		}
 		a.contacts[c.Handle] = &c
 	}
+	if len(a.carriedStatus) > 0 || len(a.carriedPSM) > 0 {
+		gen := live.gen
+		a.core.clock.AfterFunc(a.core.cfg.PresenceGrace, func() { a.endPresenceGrace(gen) })
+	}
+}
+
+// endPresenceGrace ends the carry-over of presence of session gen: what the server did not
+// confirm is taken as gone.
+func (a *Account) endPresenceGrace(gen uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gen != a.gen {
+		return
+	}
+	for h := range a.carriedStatus {
+		if c, ok := a.contacts[h]; ok {
+			c.Status, c.Capabilities, c.MSNObject = msn.StatusOffline, 0, ""
+			a.presenceChangedLocked(c)
+		}
+	}
+	for h := range a.carriedPSM {
+		if c, ok := a.contacts[h]; ok {
+			c.PSM, c.Media = "", msn.CurrentMedia{}
+			a.presenceChangedLocked(c)
+		}
+	}
+	clear(a.carriedStatus)
+	clear(a.carriedPSM)
 }
 
 func (a *Account) emitSnapshotLocked() {

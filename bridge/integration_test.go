@@ -82,7 +82,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv := msntest.New(msntest.Options{
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the server's options changed by mutate.
+func newEnvWith(t *testing.T, mutate func(*msntest.Options)) *env {
+	t.Helper()
+	opts := msntest.Options{
 		Accounts: []msntest.AccountSpec{
 			{Handle: alice, Password: alicePW, Name: "Alice"},
 			{Handle: echo, Password: "x", Name: "Echo Bot", Status: "NLN", PSM: "I repeat", Bot: msntest.EchoBot},
@@ -93,7 +99,11 @@ func newEnv(t *testing.T) *env {
 			{Handle: quiet, Password: "x", Name: "Quiet Bot", Status: "NLN", Bot: func(context.Context, *msntest.BotChat, msntest.BotMessage) {}},
 		},
 		Friends: [][2]string{{alice, echo}, {alice, bob}, {alice, carol}, {dave, echo}, {dave, quiet}},
-	})
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	srv := msntest.New(opts)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,11 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/bridge/bridgetest"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
 // reconnectOnStop is a frontend that, like a user pressing "reconnect" the moment they are told
@@ -199,5 +201,107 @@ func TestIntegrationAddFrontendReplaces(t *testing.T) {
 				t.Fatalf("re-adding the same instance re-attached it (%d snapshots, had %d)", m, n)
 			}
 		})
+	}
+}
+
+// presenceSeen is what a frontend was shown of one contact, in order.
+type presenceSeen struct {
+	status bridge.Status
+	psm    string
+}
+
+// presenceHistory folds the snapshots and presence events rec got from index from on into each
+// contact's sequence of shown states (consecutive repeats collapsed).
+func presenceHistory(rec *bridgetest.Recorder, from int) map[string][]presenceSeen {
+	out := map[string][]presenceSeen{}
+	add := func(h string, s presenceSeen) {
+		if seq := out[h]; len(seq) == 0 || seq[len(seq)-1] != s {
+			out[h] = append(seq, s)
+		}
+	}
+	for _, r := range rec.Events()[from:] {
+		switch e := r.Event.(type) {
+		case bridge.ContactSnapshot:
+			for _, c := range e.Contacts {
+				add(c.Handle, presenceSeen{c.Status, c.PSM})
+			}
+		case bridge.ContactPresence:
+			add(e.Handle, presenceSeen{e.Status, e.PSM})
+		}
+	}
+	return out
+}
+
+func TestIntegrationReconnectKeepsPresence(t *testing.T) {
+	// As on Escargot, the contacts' presence comes after the reply to the command that follows
+	// the first CHG: well after the contact list.
+	e := newEnvWith(t, func(o *msntest.Options) { o.InitialPresenceAfterNextCommand = true })
+	if e.db == nil {
+		e.openDB(nil)
+	}
+	cipher, err := bridge.NewCipher(e.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := bridge.NewStore(e.db, cipher, e.logger())
+	if err = store.Upgrade(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config()
+	// A backoff of about a second leaves room to change the world while alice is away.
+	cfg.Reconnect = bridge.ReconnectConfig{Initial: time.Second, Max: time.Second}
+	cfg.PresenceGrace = 300 * time.Millisecond
+	core, err := bridge.NewCore(cfg, bridge.Options{Store: store, Log: e.logger(), Rand: func() float64 { return 0.99 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := bridgetest.NewRecorder("matrix")
+	core.AddFrontend(fe)
+	if err = core.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopCore(t, core) })
+	acc := e.login(core, matrixOwner)
+	waitView(t, fe, "echo and bob present", func(v map[string]bridge.Contact) bool {
+		return v[echo].Status == bridge.StatusOnline && v[echo].PSM == "I repeat" && v[bob].Status == bridge.StatusAway
+	})
+
+	from := len(fe.Events())
+	if err = e.srv.DropConnection(alice); err != nil {
+		t.Fatal(err)
+	}
+	fe.WaitForState(t, alice, bridge.StateReconnecting)
+	// Meanwhile bob leaves and carol arrives; echo stays as it was.
+	if err = e.srv.SetPresence(bob, "FLN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err = e.srv.SetPresence(carol, "NLN", "new here"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "second login", func() bool { return e.logins() == 2 })
+	waitUntil(t, "back online", func() bool { return acc.State().State == bridge.StateOnline })
+	waitView(t, fe, "bob gone, carol here", func(v map[string]bridge.Contact) bool {
+		return v[bob].Status == bridge.StatusOffline && v[carol].Status == bridge.StatusOnline && v[carol].PSM == "new here"
+	})
+
+	hist := presenceHistory(fe, from)
+	for h, seq := range hist {
+		wentOffline := false
+		for _, s := range seq {
+			if s.status == bridge.StatusOffline {
+				wentOffline = true
+			} else if wentOffline && h != carol {
+				t.Errorf("%s went offline and back across the reconnect: %+v", h, seq)
+			}
+		}
+	}
+	if want := []presenceSeen{{bridge.StatusOnline, "I repeat"}}; !slices.Equal(hist[echo], want) {
+		t.Errorf("echo was shown %+v, want only %+v", hist[echo], want)
+	}
+	if want := []presenceSeen{{bridge.StatusAway, "gone fishing <3"}, {bridge.StatusOffline, ""}}; !slices.Equal(hist[bob], want) {
+		t.Errorf("bob was shown %+v, want %+v", hist[bob], want)
+	}
+	if seq := hist[carol]; len(seq) == 0 || seq[len(seq)-1] != (presenceSeen{bridge.StatusOnline, "new here"}) || slices.Contains(seq[1:], presenceSeen{bridge.StatusOffline, ""}) {
+		t.Errorf("carol was shown %+v, want offline, then online with her PSM", seq)
 	}
 }

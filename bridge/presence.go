@@ -8,6 +8,10 @@ import (
 // DefaultPresenceWindow is the default coalescing window of contact presence updates.
 const DefaultPresenceWindow = 250 * time.Millisecond
 
+// DefaultPresenceGrace is the default time contacts keep their presence across a reconnect
+// until the server confirms or changes it.
+const DefaultPresenceGrace = 3 * time.Second
+
 // presenceView is the part of a contact that presence and profile events show.
 type presenceView struct {
 	Handle    string
