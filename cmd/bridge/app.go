@@ -148,9 +148,14 @@ func (a *App) Stop() {
 	a.log.Info().Msg("Bridge stopped")
 }
 
-// Run starts the bridge and blocks until ctx is cancelled (SIGINT/SIGTERM), then stops it.
+// Run starts the bridge and blocks until ctx is cancelled (SIGINT/SIGTERM), then stops it. A
+// cancellation while starting (for example while waiting for the homeserver) is a clean stop.
 func (a *App) Run(ctx context.Context) error {
 	if err := a.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			a.log.Info().Err(err).Msg("Stopped while starting")
+			return nil
+		}
 		return err
 	}
 	<-ctx.Done()
