@@ -199,7 +199,7 @@ func (c *conn) send(cmd *Command) error {
 	}
 	if _, err := c.nc.Write(buf); err != nil {
 		c.closeWith(err)
-		return fmt.Errorf("failed to write %s: %w", cmd.Name, err)
+		return fmt.Errorf("failed to write %s: %w: %w", cmd.Name, ErrClosed, err)
 	}
 	return nil
 }
