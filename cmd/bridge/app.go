@@ -35,7 +35,7 @@ type App struct {
 // NewApp opens the database, loads the credentials key and builds the core and frontends. It
 // connects to nothing yet.
 func NewApp(cfg *Config) (*App, error) {
-	log, err := cfg.Logging.Compile()
+	log, err := compileLogger(&cfg.Logging)
 	if err != nil {
 		return nil, fmt.Errorf("failed to set up logging: %w", err)
 	}

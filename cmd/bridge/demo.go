@@ -65,7 +65,7 @@ func runDemo(ctx context.Context, cfg *Config, dir string, out io.Writer) error 
 		return fmt.Errorf("failed to create %s: %w", dir, err)
 	}
 	dir, _ = filepath.Abs(dir)
-	log, err := cfg.Logging.Compile()
+	log, err := compileLogger(&cfg.Logging)
 	if err != nil {
 		return fmt.Errorf("failed to set up logging: %w", err)
 	}

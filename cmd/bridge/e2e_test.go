@@ -41,6 +41,7 @@ const (
 
 	alice      = "alice@msn.test"
 	alicePW    = "alice-Secret-pw-4711"
+	strayPW    = "Typed-Too-Late-0815"
 	echo       = "echo@msn.test"
 	carol      = "carol@msn.test"
 	matrixUser = "alice"
@@ -413,6 +414,9 @@ func TestBinaryEndToEnd(t *testing.T) {
 	u.send(ctx, mgmt, alicePW)
 	u.waitMessage(ctx, mgmt, botMXID, "Logged in to MSN as "+alice, e2eWait)
 	waitUntil(t, p, e2eWait, "alice online on MSN", func() bool { return e.srv.LoggedIn(alice) })
+	// A password typed once more after the prompt is gone is an unknown command to the bot.
+	u.send(ctx, mgmt, strayPW)
+	u.waitMessage(ctx, mgmt, botMXID, "Unknown command", e2eWait)
 
 	// The contact's message arrives in a DM portal from a ghost with the right name.
 	must(t, e.srv.BotSay(echo, alice, "hello from msn"))
@@ -583,14 +587,17 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 // every bot message the user saw.
 func checkNoSecrets(t *testing.T, e *e2eEnv, u *mxUser) {
 	t.Helper()
-	secrets := map[string]string{"MSN password": alicePW, "wrong MSN password": "wrong-Password-123"}
+	secrets := map[string]string{
+		"MSN password": alicePW, "wrong MSN password": "wrong-Password-123",
+		"stray password": strayPW, "stray password lower-cased": strings.ToLower(strayPW),
+	}
 	for i, ev := range e.srv.Events() { // USR TWN S comes before the server knows the handle
 		// USR <trid> TWN S <ticket>
 		if ev.Name == "USR" && len(ev.Args) == 4 && ev.Args[1] == "TWN" && ev.Args[2] == "S" {
 			secrets["Passport ticket "+strconv.Itoa(i)] = ev.Args[3]
 		}
 	}
-	if len(secrets) < 3 {
+	if len(secrets) < 5 {
 		t.Fatal("no Passport ticket found in msntest's event log")
 	}
 	logSecrets := map[string]string{"as_token": e.reg.AppToken, "hs_token": e.reg.ServerToken}
