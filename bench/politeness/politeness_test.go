@@ -26,9 +26,6 @@ const (
 	// reconnectCeiling is the backoff ceiling of the first reconnect: with full jitter each
 	// account waits uniformly in [0, reconnectCeiling).
 	reconnectCeiling = 4 * time.Second
-	// clockTick is the real time per millisecond of the core's clock: the core runs at a
-	// quarter of real speed.
-	clockTick = 4 * time.Millisecond
 )
 
 // stateRecorder is a frontend that keeps every account's Reconnecting states.

@@ -20,7 +20,6 @@ import (
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
 	"github.com/msn-bridge/msn-bridge/msn"
-	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
 const contactsPerAccount = 100
@@ -49,26 +48,6 @@ func (f *latencyFrontend) HandleEvent(_ context.Context, _ *bridge.Account, evt 
 		f.mu.Unlock()
 	}
 	return nil
-}
-
-// botInbox records when the bot contacts receive the user's messages, by text.
-type botInbox struct {
-	mu   sync.Mutex
-	sent map[string]time.Time // text → when SendText was called
-	got  []time.Duration
-}
-
-func (b *botInbox) fn(_ context.Context, _ *msntest.BotChat, msg msntest.BotMessage) {
-	if !msg.IsText() {
-		return
-	}
-	now := time.Now()
-	b.mu.Lock()
-	if t, ok := b.sent[msg.Body]; ok {
-		b.got = append(b.got, now.Sub(t))
-		delete(b.sent, msg.Body)
-	}
-	b.mu.Unlock()
 }
 
 func envInt(name string, def int) int {
@@ -114,13 +93,23 @@ func (m memSample) String() string {
 	return fmt.Sprintf("RSS %.1f MiB, heap %.1f MiB, %d goroutines", float64(m.rss)/(1<<20), float64(m.heap)/(1<<20), m.goroutines)
 }
 
-// raiseFileLimit lifts the open-files soft limit to the hard limit (each account holds a
-// client and a server socket, plus switchboards).
-func raiseFileLimit(t *testing.T) uint64 {
+// raiseFileLimit lifts the open-files limit to want (each account holds a client and a server
+// socket, plus switchboards): the hard limit too when the process may, else the soft limit to
+// the hard one. It returns the soft limit in force.
+func raiseFileLimit(t *testing.T, want uint64) uint64 {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Logf("getrlimit: %v", err)
 		return 0
+	}
+	if lim.Cur >= want {
+		return lim.Cur
+	}
+	if lim.Max < want {
+		raised := syscall.Rlimit{Cur: want, Max: want}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
+			return want
+		}
 	}
 	if lim.Cur < lim.Max {
 		lim.Cur = lim.Max
@@ -151,30 +140,14 @@ func TestScale(t *testing.T) {
 	rate = envInt("SCALE_RATE", rate)
 	seconds = envInt("SCALE_SECONDS", seconds)
 	pool := max(contactsPerAccount, n/10)
-	nofile := raiseFileLimit(t)
-	if need := uint64(6*n + 1000); nofile > 0 && nofile < need {
+	need := uint64(6*n + 1000)
+	nofile := raiseFileLimit(t, need)
+	if nofile > 0 && nofile < need {
 		t.Skipf("open-files limit %d is below the %d this size needs", nofile, need)
 	}
 
 	base := sample()
-	inbox := &botInbox{sent: map[string]time.Time{}}
-	specs := make([]msntest.AccountSpec, 0, n+pool)
-	for i := range pool {
-		specs = append(specs, msntest.AccountSpec{Handle: botHandle(i), Password: "x", Name: "Bot", Status: "NLN", Bot: inbox.fn})
-	}
-	friends := make([][2]string, 0, n*contactsPerAccount)
-	for i := range n {
-		specs = append(specs, msntest.AccountSpec{Handle: userHandle(i), Password: "pw", Name: "User"})
-		for k := range contactsPerAccount {
-			friends = append(friends, [2]string{userHandle(i), botHandle((i*31 + k) % pool)})
-		}
-	}
-	srv := msntest.New(msntest.Options{Accounts: specs, Friends: friends, EventLimit: -1})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	friends = nil
+	srv := startServer(t, n, pool)
 	withServer := sample()
 
 	ctx := context.Background()
@@ -196,7 +169,7 @@ func TestScale(t *testing.T) {
 		}
 	}
 	core, err := bridge.NewCore(bridge.Config{
-		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(), PingInterval: time.Hour,
+		MSN: msn.Config{Server: srv.nsAddr, LoginURL: srv.loginURL, PingInterval: time.Hour,
 			DialTimeout: 10 * time.Second, RequestTimeout: 60 * time.Second, JoinTimeout: 30 * time.Second, AckTimeout: 30 * time.Second},
 		LoginRate:  5000,
 		LoginBurst: 100,
@@ -232,13 +205,11 @@ func TestScale(t *testing.T) {
 	// measured messages use open switboards, as in a conversation.
 	pairs := min(n, 1000)
 	chatOf := func(i int) (*bridge.Account, string) {
-		return core.Account(userHandle(i)), botHandle((i * 31) % pool)
+		return core.Account(userHandle(i)), botHandle(contactOf(i, 0, pool))
 	}
 	for i := range pairs {
 		acc, bot := chatOf(i)
-		if err := srv.BotSay(bot, acc.Handle(), "warm"); err != nil {
-			t.Fatal(err)
-		}
+		srv.say(bot, acc.Handle(), "warm")
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		if _, err := acc.SendText(sctx, "matrix", bridge.DirectChat(bot), "warm", bridge.Format{}); err != nil {
 			t.Fatalf("warm-up send: %v", err)
@@ -248,6 +219,7 @@ func TestScale(t *testing.T) {
 
 	// Traffic: rate messages per second, alternating directions, for seconds.
 	total := rate * seconds
+	sentAt := make(map[string]time.Time, total/2)
 	var sends sync.WaitGroup
 	var sendFailures atomic.Int64
 	interval := time.Second / time.Duration(rate)
@@ -258,14 +230,10 @@ func TestScale(t *testing.T) {
 		acc, bot := chatOf(k / 2 % pairs)
 		text := fmt.Sprintf("lat %d", k)
 		if k%2 == 0 {
-			if err := srv.BotSay(bot, acc.Handle(), text); err != nil {
-				t.Fatalf("BotSay: %v", err)
-			}
+			srv.say(bot, acc.Handle(), text)
 			continue
 		}
-		inbox.mu.Lock()
-		inbox.sent[text] = time.Now()
-		inbox.mu.Unlock()
+		sentAt[text] = time.Now()
 		sends.Add(1)
 		go func() {
 			defer sends.Done()
@@ -281,32 +249,40 @@ func TestScale(t *testing.T) {
 	sends.Wait()
 	inboundWant := int64((total + 1) / 2)
 	waitFor(t, "every message relayed", 2*time.Minute, func() bool {
-		inbox.mu.Lock()
-		got := len(inbox.got)
-		inbox.mu.Unlock()
-		return fe.messages.Load() == inboundWant && int64(got)+sendFailures.Load() == int64(total/2)
+		got := 0
+		for text := range sentAt {
+			if _, ok := srv.received(text); ok {
+				got++
+			}
+		}
+		return fe.messages.Load() == inboundWant && int64(got)+sendFailures.Load() == int64(len(sentAt)) || len(srv.errors()) > 0
 	})
+	if errs := srv.errors(); len(errs) > 0 {
+		t.Fatalf("BotSay failed: %v", errs[0])
+	}
 	after := sample()
 
 	fe.mu.Lock()
 	in := append([]time.Duration(nil), fe.inbound...)
 	fe.mu.Unlock()
-	inbox.mu.Lock()
-	out := append([]time.Duration(nil), inbox.got...)
-	inbox.mu.Unlock()
+	var out []time.Duration
+	for text, at := range sentAt {
+		if got, ok := srv.received(text); ok {
+			out = append(out, got.Sub(at))
+		}
+	}
 
 	perAccount := func(s memSample) float64 { return float64(s.heap-withServer.heap) / float64(n) / 1024 }
-	t.Logf("scale: %d accounts × %d contacts (%d bot contacts in msntest), GOMAXPROCS %d", n, contactsPerAccount, pool, runtime.GOMAXPROCS(0))
+	t.Logf("scale: %d accounts × %d contacts (%d bot contacts in msntest, in its own process), GOMAXPROCS %d", n, contactsPerAccount, pool, runtime.GOMAXPROCS(0))
 	t.Logf("before:           %s", base)
-	t.Logf("msntest loaded:   %s", withServer)
 	t.Logf("all logged in:    %s in %s (%.0f logins/s)", idle, loginTook.Round(10*time.Millisecond), float64(n)/loginTook.Seconds())
-	t.Logf("idle per account: %.1f KiB heap (client + core + frontend queues + msntest's session), %.2f goroutines",
+	t.Logf("idle per account: %.1f KiB heap (msn client + core account + frontend queue), %.2f goroutines",
 		perAccount(idle), float64(idle.goroutines-withServer.goroutines)/float64(n))
 	t.Logf("traffic:          %d messages in %s (%.0f msg/s offered), %d send failures",
 		total, trafficTook.Round(10*time.Millisecond), float64(total)/trafficTook.Seconds(), sendFailures.Load())
 	t.Logf("MSN → frontend, bridge share (client parsed MSG → HandleEvent): p50 %s, p99 %s, max %s (%d messages)",
 		percentile(in, 0.5), percentile(in, 0.99), percentile(in, 1), len(in))
-	t.Logf("frontend → MSN (SendText called → contact received it at msntest, an upper bound of the bridge share): p50 %s, p99 %s, max %s (%d messages)",
+	t.Logf("frontend → MSN (SendText called → contact received it in msntest's process, an upper bound of the bridge share): p50 %s, p99 %s, max %s (%d messages)",
 		percentile(out, 0.5), percentile(out, 0.99), percentile(out, 1), len(out))
 	t.Logf("after traffic:    %s; %.1f KiB heap per account", after, perAccount(after))
 	if sendFailures.Load() > 0 {
