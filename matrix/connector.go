@@ -216,6 +216,15 @@ func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Da
 	return fe, nil
 }
 
+// NewWithConnector is New around a MatrixConnector of the caller's (such as the fake of
+// matrix/matrixtest, to run the frontend headless in tests), with bcfg as the bridge section.
+func NewWithConnector(core *bridge.Core, cfg Config, mx bridgev2.MatrixConnector, bcfg *bridgeconfig.BridgeConfig, db *dbutil.Database, log zerolog.Logger) (*Frontend, error) {
+	if core == nil || mx == nil || bcfg == nil || db == nil {
+		return nil, errors.New("matrix frontend needs a core, a matrix connector, a bridge config and a database")
+	}
+	return newFrontend(core, cfg, mx, bcfg, db, log)
+}
+
 // newFrontend builds the frontend around any MatrixConnector (tests use a fake one).
 func newFrontend(core *bridge.Core, cfg Config, mx bridgev2.MatrixConnector, bcfg *bridgeconfig.BridgeConfig, db *dbutil.Database, log zerolog.Logger) (*Frontend, error) {
 	conn, err := NewConnector(core, cfg)
