@@ -140,7 +140,9 @@ func TestScale(t *testing.T) {
 	rate = envInt("SCALE_RATE", rate)
 	seconds = envInt("SCALE_SECONDS", seconds)
 	pool := max(contactsPerAccount, n/10)
-	need := uint64(6*n + 1000)
+	// This process holds one notification-server socket per account and one switchboard socket
+	// per chat (up to 1,000), plus the database and the child's pipes.
+	need := uint64(n + 2*min(n, 1000) + 1000)
 	nofile := raiseFileLimit(t, need)
 	if nofile > 0 && nofile < need {
 		t.Skipf("open-files limit %d is below the %d this size needs", nofile, need)
