@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -189,6 +190,18 @@ func (e *e2eEnv) startHomeserver() {
 func (e *e2eEnv) readLog() string {
 	data, _ := os.ReadFile(e.logPath)
 	return string(data)
+}
+
+// countRows counts a table's rows in the bridge's SQLite database (read-only, beside the
+// running bridge).
+func (e *e2eEnv) countRows(table string) int {
+	e.t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "bridge.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	must(e.t, err)
+	defer db.Close()
+	var n int
+	must(e.t, db.QueryRow("SELECT count(*) FROM "+table).Scan(&n))
+	return n
 }
 
 // bridgeProc is one run of the bridge binary.
@@ -405,6 +418,11 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if e.srv.LoggedIn(alice) {
 		t.Error("a refused login left a session on MSN")
 	}
+	for _, table := range []string{"msn_account", "msn_credential"} {
+		if n := e.countRows(table); n != 0 {
+			t.Errorf("%d rows in %s after a refused login", n, table)
+		}
+	}
 
 	// The real login.
 	u.send(ctx, mgmt, "login")
@@ -470,6 +488,10 @@ func TestBinaryEndToEnd(t *testing.T) {
 	badTransactions(t, e)
 	u.send(ctx, portal, "still bridged after bad requests")
 	u.waitMessage(ctx, portal, echoGhost, "still bridged after bad requests", e2eWait)
+
+	if n := e.countRows("msn_credential"); n != 1 {
+		t.Errorf("%d stored credentials after the login, want 1", n)
+	}
 
 	// SIGTERM: an ordered shutdown, exit 0, the MSN session closed.
 	if code := p.stop(t); code != 0 {
@@ -555,6 +577,7 @@ func badTransactions(t *testing.T, e *e2eEnv) {
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
+		t.Logf("bad transaction %q: status %d", tt.name, resp.StatusCode)
 		if resp.StatusCode < 400 || resp.StatusCode > 499 {
 			t.Errorf("%s: status %d, want 4xx", tt.name, resp.StatusCode)
 		}
