@@ -58,7 +58,7 @@ func TestLinkedAccountEndToEnd(t *testing.T) {
 	if m.AllowedMentions == nil || m.AllowedMentions.Parse == nil || len(m.AllowedMentions.Parse) != 0 {
 		t.Errorf("allowed_mentions %+v, want parse: []", m.AllowedMentions)
 	}
-	if m.Content != `hi \*alice\* @everyone` {
+	if m.Content != `hi \*alice\* \@everyone` {
 		t.Errorf("content %q", m.Content)
 	}
 	if topic := h.dc.Channel(bobCh).Topic; topic != "🟢 Online · building" {
