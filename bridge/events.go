@@ -396,29 +396,36 @@ var (
 // NormalizeHandle lower-cases and trims a handle.
 func NormalizeHandle(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
 
-// ValidateHandle normalises h and checks it looks like an MSN handle: an e-mail address or a
-// tel: number, without spaces or control characters.
+// ValidateHandle normalises h and checks it looks like an MSN handle: an e-mail address of
+// ASCII letters, digits and . _ - + ' (what MSN and its revival servers accept), or a tel:
+// number. Keeping handles to that set also keeps every frontend's id for a contact short and
+// valid (a Matrix user id may not exceed 255 bytes).
 func ValidateHandle(h string) (string, error) {
 	h = NormalizeHandle(h)
 	if h == "" || len(h) > 129 {
 		return "", ErrInvalidHandle
 	}
-	for _, r := range h {
-		if r <= ' ' || r == 0x7f || r == '%' {
-			return "", ErrInvalidHandle
-		}
-	}
 	if strings.HasPrefix(h, "tel:") {
-		if len(h) == 4 {
+		if len(h) == 4 || strings.Trim(h[4:], "0123456789+") != "" {
 			return "", ErrInvalidHandle
 		}
 		return h, nil
+	}
+	for i := 0; i < len(h); i++ {
+		if !handleByte(h[i]) {
+			return "", ErrInvalidHandle
+		}
 	}
 	at := strings.IndexByte(h, '@')
 	if at <= 0 || at == len(h)-1 || strings.Count(h, "@") != 1 {
 		return "", ErrInvalidHandle
 	}
 	return h, nil
+}
+
+func handleByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' ||
+		c == '+' || c == '\'' || c == '@'
 }
 
 // messageID builds the deterministic id of a message.
