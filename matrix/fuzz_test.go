@@ -17,6 +17,7 @@ import (
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/matrix/matrixtest"
 	"github.com/msn-bridge/msn-bridge/msn"
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
@@ -228,7 +229,7 @@ func FuzzGhostID(f *testing.F) {
 type commandEnv struct {
 	ctx  context.Context
 	fe   *Frontend
-	fm   *fakeMatrix
+	fm   *matrixtest.Matrix
 	core *bridge.Core
 	user *bridgev2.User
 	room id.RoomID
@@ -265,7 +266,7 @@ func newCommandEnv(tb testing.TB) *commandEnv {
 		PresenceWindow: 20 * time.Millisecond,
 	}, bridge.Options{Store: store, Log: log})
 	fail(err)
-	fm := newFakeMatrix()
+	fm := matrixtest.New()
 	cfg := DefaultConfig()
 	cfg.Presence.Rate, cfg.Presence.Burst = 1000, 1000
 	fe, err := newFrontend(core, cfg, fm, testBridgeConfig(), db, log)
@@ -297,20 +298,16 @@ func newCommandEnv(tb testing.TB) *commandEnv {
 // run runs one command in the management room and returns the bot's replies and whether the
 // command processor caught a panic.
 func (e *commandEnv) run(msg string) (replies []string, panicked bool) {
-	e.fm.mu.Lock()
-	evBefore, stBefore := len(e.fm.events), len(e.fm.statuses)
-	e.fm.mu.Unlock()
-	evtID := id.EventID(fmt.Sprintf("$fuzz%d", e.fm.seq.Add(1)))
+	evBefore, stBefore := len(e.fm.Events("")), len(e.fm.Statuses())
+	evtID := id.EventID(fmt.Sprintf("$fuzz%d", e.fm.NextID()))
 	e.fe.Bridge().Commands.Handle(e.ctx, e.room, evtID, e.user, msg, "")
-	e.fm.mu.Lock()
-	defer e.fm.mu.Unlock()
 	bot := e.fm.BotIntent().GetMXID()
-	for _, ev := range e.fm.events[evBefore:] {
+	for _, ev := range e.fm.Events("")[evBefore:] {
 		if m, ok := ev.Content.Parsed.(*event.MessageEventContent); ok && ev.Type == event.EventMessage && ev.RoomID == e.room && ev.Sender == bot {
 			replies = append(replies, m.Body)
 		}
 	}
-	for _, st := range e.fm.statuses[stBefore:] {
+	for _, st := range e.fm.Statuses()[stBefore:] {
 		if st.Info != nil && st.Info.SourceEventID == evtID && st.Status.ErrorAsMessage {
 			panicked = true
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/matrix/matrixtest"
 	"github.com/msn-bridge/msn-bridge/msn"
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
@@ -85,7 +86,7 @@ type glueEnv struct {
 	db    *dbutil.Database
 	key   []byte
 	core  *bridge.Core
-	fm    *fakeMatrix
+	fm    *matrixtest.Matrix
 	fe    *Frontend
 	log   zerolog.Logger
 	mxCfg Config
@@ -162,7 +163,7 @@ func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbu
 func (e *glueEnv) start() {
 	t := e.t
 	e.core = newTestCore(t, e.ctx, e.srv, e.db, e.key, e.log)
-	e.fm = newFakeMatrix()
+	e.fm = matrixtest.New()
 	fe, err := newFrontend(e.core, e.mxCfg, e.fm, testBridgeConfig(), e.db, e.log)
 	must(t, err)
 	e.fe = fe
@@ -221,10 +222,11 @@ func (e *glueEnv) waitState(want string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, testWait)
 	defer cancel()
-	if !e.fm.waitFor(ctx, func() bool {
-		return len(e.fm.states) > 0 && string(e.fm.states[len(e.fm.states)-1].StateEvent) == want
+	if !e.fm.WaitFor(ctx, func() bool {
+		states := e.fm.States()
+		return len(states) > 0 && string(states[len(states)-1].StateEvent) == want
 	}) {
-		e.t.Fatalf("bridge state never became %s (states: %+v)", want, e.fm.states)
+		e.t.Fatalf("bridge state never became %s (states: %+v)", want, e.fm.States())
 	}
 }
 
@@ -251,13 +253,13 @@ func (e *glueEnv) portal(contact string) *database.Portal {
 }
 
 // waitMessage waits for a message event in room from sender whose body contains text.
-func (e *glueEnv) waitMessage(room id.RoomID, sender id.UserID, text string) *sentEvent {
+func (e *glueEnv) waitMessage(room id.RoomID, sender id.UserID, text string) *matrixtest.Event {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, testWait)
 	defer cancel()
-	var found *sentEvent
-	e.fm.waitFor(ctx, func() bool {
-		for _, ev := range e.fm.messagesIn(room) {
+	var found *matrixtest.Event
+	e.fm.WaitFor(ctx, func() bool {
+		for _, ev := range e.fm.Messages(room) {
 			if msg, ok := ev.Content.Parsed.(*event.MessageEventContent); ok && (sender == "" || ev.Sender == sender) && strings.Contains(msg.Body, text) {
 				found = ev
 				return true
@@ -273,7 +275,7 @@ func (e *glueEnv) waitMessage(room id.RoomID, sender id.UserID, text string) *se
 
 // sendMatrix queues a Matrix message from alice into room.
 func (e *glueEnv) sendMatrix(room id.RoomID, content *event.MessageEventContent) id.EventID {
-	evtID := id.EventID(fmt.Sprintf("$mx%d", e.fm.seq.Add(1)))
+	evtID := id.EventID(fmt.Sprintf("$mx%d", e.fm.NextID()))
 	e.fe.Bridge().QueueMatrixEvent(e.ctx, &event.Event{
 		Type: event.EventMessage, RoomID: room, Sender: aliceMX, ID: evtID,
 		Timestamp: time.Now().UnixMilli(),
@@ -287,8 +289,8 @@ func (e *glueEnv) waitStatus(evtID id.EventID) *bridgev2.MessageStatus {
 	ctx, cancel := context.WithTimeout(e.ctx, testWait)
 	defer cancel()
 	var st *bridgev2.MessageStatus
-	e.fm.waitFor(ctx, func() bool {
-		for _, s := range e.fm.statuses {
+	e.fm.WaitFor(ctx, func() bool {
+		for _, s := range e.fm.Statuses() {
 			if s.Info != nil && s.Info.SourceEventID == evtID {
 				st = s.Status
 				return true
@@ -311,14 +313,10 @@ func (e *glueEnv) command(room id.RoomID, cmd string) string {
 		room, err = u.GetManagementRoom(e.ctx)
 		must(e.t, err)
 	}
-	e.fm.mu.Lock()
-	before := len(e.fm.messagesIn(room))
-	e.fm.mu.Unlock()
-	e.fe.Bridge().Commands.Handle(e.ctx, room, id.EventID(fmt.Sprintf("$cmd%d", e.fm.seq.Add(1))), u, cmd, "")
-	e.fm.mu.Lock()
-	defer e.fm.mu.Unlock()
+	before := len(e.fm.Messages(room))
+	e.fe.Bridge().Commands.Handle(e.ctx, room, id.EventID(fmt.Sprintf("$cmd%d", e.fm.NextID())), u, cmd, "")
 	var replies []string
-	for _, ev := range e.fm.messagesIn(room)[before:] {
+	for _, ev := range e.fm.Messages(room)[before:] {
 		if msg, ok := ev.Content.Parsed.(*event.MessageEventContent); ok && ev.Sender == e.fm.BotIntent().GetMXID() {
 			replies = append(replies, msg.Body)
 		}
@@ -370,9 +368,7 @@ func TestMessagesBothWays(t *testing.T) {
 	if msg := ev.Content.Parsed.(*event.MessageEventContent); msg.MsgType != event.MsgText {
 		t.Fatalf("msgtype %s", msg.MsgType)
 	}
-	e.fm.mu.Lock()
-	name := e.fm.names[ghostMXID(bob)]
-	e.fm.mu.Unlock()
+	name := e.fm.Name(ghostMXID(bob))
 	if name != "Bobby (MSN)" {
 		t.Fatalf("ghost display name %q, want %q", name, "Bobby (MSN)")
 	}
@@ -464,15 +460,18 @@ func TestPresenceMirrored(t *testing.T) {
 	e := newGlueEnv(t, nil)
 	e.mustLogin()
 	ghost := ghostMXID(bob)
+	if _, ok := e.fm.GhostIntent(makeUserID(bob)).(PresenceSetter); !ok {
+		t.Fatal("the fake's ghost intents are not PresenceSetters")
+	}
 	waitPresence := func(p event.Presence, msg string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(e.ctx, testWait)
 		defer cancel()
-		if !e.fm.waitFor(ctx, func() bool {
-			l := e.fm.presence[ghost]
+		if !e.fm.WaitFor(ctx, func() bool {
+			l := e.fm.Presence(ghost)
 			return len(l) > 0 && l[len(l)-1].Presence == p && l[len(l)-1].StatusMsg == msg
 		}) {
-			t.Fatalf("presence of %s never became %s %q (got %+v)", ghost, p, msg, e.fm.presence[ghost])
+			t.Fatalf("presence of %s never became %s %q (got %+v)", ghost, p, msg, e.fm.Presence(ghost))
 		}
 	}
 	waitPresence(event.PresenceOnline, "Online - bot things")
@@ -480,8 +479,8 @@ func TestPresenceMirrored(t *testing.T) {
 	waitPresence(event.PresenceUnavailable, "Out to lunch - eating")
 	must(t, e.srv.SetPresence(bob, "FLN", ""))
 	waitPresence(event.PresenceOffline, "")
-	if _, ok := e.fm.presence[ghostMXID(carol)]; ok {
-		t.Fatalf("offline carol got a presence update: %+v", e.fm.presence[ghostMXID(carol)])
+	if l := e.fm.Presence(ghostMXID(carol)); len(l) > 0 {
+		t.Fatalf("offline carol got a presence update: %+v", l)
 	}
 }
 
@@ -608,7 +607,7 @@ func TestCapabilities(t *testing.T) {
 
 func TestIDs(t *testing.T) {
 	for _, h := range []string{"bob@example.com", "tel:+15551234", "a.b+c@x.org"} {
-		fm := newFakeMatrix()
+		fm := matrixtest.New()
 		mxid := fm.FormatGhostMXID(makeUserID(h))
 		back, ok := fm.ParseGhostMXID(mxid)
 		if !ok || string(back) != h {
@@ -667,8 +666,8 @@ func TestTypingAndNudge(t *testing.T) {
 	must(t, e.srv.BotTyping(bob, alice))
 	ctx, cancel := context.WithTimeout(e.ctx, testWait)
 	defer cancel()
-	if !e.fm.waitFor(ctx, func() bool {
-		for _, ty := range e.fm.typing {
+	if !e.fm.WaitFor(ctx, func() bool {
+		for _, ty := range e.fm.Typing() {
 			if ty.RoomID == portal.MXID && ty.UserID == ghostMXID(bob) && ty.Timeout == bridge.TypingTimeout {
 				return true
 			}
@@ -679,9 +678,8 @@ func TestTypingAndNudge(t *testing.T) {
 	}
 	must(t, e.srv.BotSay(bob, alice, "second"))
 	e.waitMessage(portal.MXID, ghostMXID(bob), "second")
-	e.fm.mu.Lock()
-	last := e.fm.typing[len(e.fm.typing)-1]
-	e.fm.mu.Unlock()
+	typing := e.fm.Typing()
+	last := typing[len(typing)-1]
 	if last.Timeout != 0 {
 		t.Fatalf("typing not cleared before the message: %+v", last)
 	}
@@ -736,16 +734,12 @@ func TestGroupChatMembership(t *testing.T) {
 		t.Fatal("group portal never created")
 	}
 	e.waitMessage(room, ghostMXID(carol), "hi all")
-	member := func(u id.UserID) event.Membership {
-		e.fm.mu.Lock()
-		defer e.fm.mu.Unlock()
-		return e.fm.rooms[room].members[u]
-	}
+	member := func(u id.UserID) event.Membership { return e.fm.Membership(room, u) }
 	if member(ghostMXID(bob)) != event.MembershipJoin || member(ghostMXID(carol)) != event.MembershipJoin {
 		t.Fatalf("group members bob=%s carol=%s", member(ghostMXID(bob)), member(ghostMXID(carol)))
 	}
 	must(t, c.handleEvent(e.ctx, acc, bridge.ChatMembership{Chat: chat, Handle: bob, Joined: false}))
-	if !e.fm.waitFor(ctx, func() bool { return e.fm.rooms[room].members[ghostMXID(bob)] == event.MembershipLeave }) {
+	if !e.fm.WaitFor(ctx, func() bool { return member(ghostMXID(bob)) == event.MembershipLeave }) {
 		t.Fatal("bob's leave was not mirrored")
 	}
 	must(t, c.handleEvent(e.ctx, acc, bridge.ChatMembership{Chat: chat, Handle: alice, Joined: false}))
@@ -762,9 +756,8 @@ func TestAccountStateMapping(t *testing.T) {
 	e.mustLogin()
 	must(t, e.srv.Kick(alice)) // OUT OTH: logged in elsewhere
 	e.waitState("BAD_CREDENTIALS")
-	e.fm.mu.Lock()
-	last := e.fm.states[len(e.fm.states)-1]
-	e.fm.mu.Unlock()
+	states := e.fm.States()
+	last := states[len(states)-1]
 	if last.Error != "msn-logged-in-elsewhere" || !strings.Contains(last.Message, "another location") {
 		t.Fatalf("state %+v, want logged in elsewhere", last)
 	}

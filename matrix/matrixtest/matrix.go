@@ -1,5 +1,6 @@
 // Package matrixtest provides an in-memory bridgev2.MatrixConnector for running the Matrix
-// frontend headless in tests of other packages (matrix's own tests keep their copy).
+// frontend headless in tests (matrix's own and other packages'). It must not import matrix, so
+// that matrix's in-package tests can use it.
 package matrixtest
 
 import (
@@ -243,6 +244,24 @@ func (fm *Matrix) Name(user id.UserID) string {
 	fm.mu.Lock()
 	defer fm.mu.Unlock()
 	return fm.names[user]
+}
+
+// Typing returns the typing notifications sent, oldest first.
+func (fm *Matrix) Typing() []Typing {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	return append([]Typing(nil), fm.typing...)
+}
+
+// Membership returns user's membership in roomID as the fake last recorded it ("" when it
+// recorded none).
+func (fm *Matrix) Membership(roomID id.RoomID, user id.UserID) event.Membership {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	if r := fm.rooms[roomID]; r != nil {
+		return r.members[user]
+	}
+	return ""
 }
 
 // NextID returns a fresh number, for ids of injected events.
