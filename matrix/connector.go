@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,7 +214,29 @@ func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Da
 		return nil, err
 	}
 	fe.mx = mx
+	// The appservice API reads whole request bodies into memory before checking them; a
+	// homeserver never sends transactions anywhere near this size, so cap them.
+	mx.AS.Middleware = append(mx.AS.Middleware, limitBody(MaxTransactionBytes))
 	return fe, nil
+}
+
+// MaxTransactionBytes caps the body of any request to the appservice API (transactions are
+// batches of events; Synapse sends at most 100 PDUs and 100 EDUs per transaction).
+const MaxTransactionBytes = 16 << 20
+
+// limitBody makes reading a request body past n bytes fail, so the handler answers with an
+// error instead of buffering an arbitrarily large request.
+func limitBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > n {
+				http.Error(w, `{"errcode":"M_TOO_LARGE","error":"request body too large"}`, http.StatusRequestEntityTooLarge)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // NewWithConnector is New around a MatrixConnector of the caller's (such as the fake of
