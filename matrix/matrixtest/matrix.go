@@ -38,6 +38,7 @@ type Matrix struct {
 	names     map[id.UserID]string
 	typing    []Typing
 	changedCh chan struct{}
+	up        chan struct{} // closed while the fake answers requests (see SetDown)
 }
 
 type room struct {
@@ -70,12 +71,51 @@ type Typing struct {
 
 // New returns an empty fake homeserver named "test".
 func New() *Matrix {
+	up := make(chan struct{})
+	close(up)
 	return &Matrix{
 		server:    "test",
 		rooms:     map[id.RoomID]*room{},
 		presence:  map[id.UserID][]mautrix.ReqPresence{},
 		names:     map[id.UserID]string{},
 		changedCh: make(chan struct{}),
+		up:        up,
+	}
+}
+
+// ErrDown is returned by a request whose ctx ended while the fake was down.
+var ErrDown = errors.New("matrixtest: homeserver down")
+
+// SetDown takes the fake homeserver down (true) or brings it back (false). While it is down,
+// every request of an intent (sending events and state, rooms, membership, profile, presence,
+// typing) and every message or bridge status waits until it is back up, as mautrix's HTTP
+// client retries a homeserver that does not answer; a request whose ctx ends first fails with
+// ErrDown and records nothing. Nothing is lost or recorded twice across an outage.
+func (fm *Matrix) SetDown(down bool) {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	select {
+	case <-fm.up:
+		if down {
+			fm.up = make(chan struct{})
+		}
+	default:
+		if !down {
+			close(fm.up)
+		}
+	}
+}
+
+// wait blocks while the fake is down (see SetDown).
+func (fm *Matrix) wait(ctx context.Context) error {
+	fm.mu.Lock()
+	up := fm.up
+	fm.mu.Unlock()
+	select {
+	case <-up:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrDown, ctx.Err())
 	}
 }
 
@@ -142,6 +182,9 @@ func (fm *Matrix) BotIntent() bridgev2.MatrixAPI {
 }
 
 func (fm *Matrix) SendBridgeStatus(ctx context.Context, state *status.BridgeState) error {
+	if err := fm.wait(ctx); err != nil {
+		return err
+	}
 	fm.mu.Lock()
 	defer fm.mu.Unlock()
 	fm.states = append(fm.states, *state)
@@ -150,6 +193,9 @@ func (fm *Matrix) SendBridgeStatus(ctx context.Context, state *status.BridgeStat
 }
 
 func (fm *Matrix) SendMessageStatus(ctx context.Context, st *bridgev2.MessageStatus, info *bridgev2.MessageStatusEventInfo) {
+	if fm.wait(ctx) != nil {
+		return
+	}
 	fm.mu.Lock()
 	defer fm.mu.Unlock()
 	fm.statuses = append(fm.statuses, Status{Status: st, Info: info})
@@ -314,6 +360,9 @@ func (fi *intent) record(roomID id.RoomID, t event.Type, content *event.Content,
 }
 
 func (fi *intent) SendMessage(ctx context.Context, roomID id.RoomID, eventType event.Type, content *event.Content, extra *bridgev2.MatrixSendExtra) (*mautrix.RespSendEvent, error) {
+	if err := fi.fm.wait(ctx); err != nil {
+		return nil, err
+	}
 	var ts time.Time
 	if extra != nil {
 		ts = extra.Timestamp
@@ -325,6 +374,9 @@ func (fi *intent) SendMessage(ctx context.Context, roomID id.RoomID, eventType e
 }
 
 func (fi *intent) SendState(ctx context.Context, roomID id.RoomID, eventType event.Type, stateKey string, content *event.Content, ts time.Time) (*mautrix.RespSendEvent, error) {
+	if err := fi.fm.wait(ctx); err != nil {
+		return nil, err
+	}
 	if eventType == event.StateMember {
 		if m, ok := content.Parsed.(*event.MemberEventContent); ok {
 			fi.fm.setMember(roomID, id.UserID(stateKey), m.Membership)
@@ -352,6 +404,9 @@ func (fi *intent) MarkUnread(ctx context.Context, roomID id.RoomID, unread bool)
 	return nil
 }
 func (fi *intent) MarkTyping(ctx context.Context, roomID id.RoomID, typingType bridgev2.TypingType, timeout time.Duration) error {
+	if err := fi.fm.wait(ctx); err != nil {
+		return err
+	}
 	fi.fm.mu.Lock()
 	defer fi.fm.mu.Unlock()
 	fi.fm.typing = append(fi.fm.typing, Typing{RoomID: roomID, UserID: fi.mxid, Timeout: timeout})
@@ -371,6 +426,9 @@ func (fi *intent) UploadMediaStream(ctx context.Context, roomID id.RoomID, size 
 	return "", nil, errors.New("no media")
 }
 func (fi *intent) SetDisplayName(ctx context.Context, name string) error {
+	if err := fi.fm.wait(ctx); err != nil {
+		return err
+	}
 	fi.fm.mu.Lock()
 	defer fi.fm.mu.Unlock()
 	fi.fm.names[fi.mxid] = name
@@ -384,6 +442,9 @@ func (fi *intent) SetExtraProfileMeta(ctx context.Context, data any) error { ret
 func (fi *intent) SetProfile(ctx context.Context, data any) error          { return nil }
 
 func (fi *intent) CreateRoom(ctx context.Context, req *mautrix.ReqCreateRoom) (id.RoomID, error) {
+	if err := fi.fm.wait(ctx); err != nil {
+		return "", err
+	}
 	roomID := id.RoomID(fmt.Sprintf("!room%d:%s", fi.fm.seq.Add(1), fi.fm.server))
 	fi.fm.setMember(roomID, fi.mxid, event.MembershipJoin)
 	for _, u := range req.Invite {
@@ -398,10 +459,16 @@ func (fi *intent) DeleteRoom(ctx context.Context, roomID id.RoomID, puppetsOnly 
 	return nil
 }
 func (fi *intent) EnsureJoined(ctx context.Context, roomID id.RoomID, params ...bridgev2.EnsureJoinedParams) error {
+	if err := fi.fm.wait(ctx); err != nil {
+		return err
+	}
 	fi.fm.setMember(roomID, fi.mxid, event.MembershipJoin)
 	return nil
 }
 func (fi *intent) EnsureInvited(ctx context.Context, roomID id.RoomID, userID id.UserID) error {
+	if err := fi.fm.wait(ctx); err != nil {
+		return err
+	}
 	fi.fm.setMember(roomID, userID, event.MembershipInvite)
 	return nil
 }
@@ -417,6 +484,9 @@ func (fi *intent) GetEvent(ctx context.Context, roomID id.RoomID, eventID id.Eve
 
 // SetPresence records the ghost's presence.
 func (fi *intent) SetPresence(ctx context.Context, req mautrix.ReqPresence) error {
+	if err := fi.fm.wait(ctx); err != nil {
+		return err
+	}
 	fi.fm.mu.Lock()
 	defer fi.fm.mu.Unlock()
 	fi.fm.presence[fi.mxid] = append(fi.fm.presence[fi.mxid], req)
