@@ -1,7 +1,8 @@
 // Package soak holds the bridge's fault soak: many MSN accounts on one core against msntest,
-// mirrored into Discord (the real frontend against discordtest) and into a model of the Matrix
-// frontend, chatting both ways while faults are injected at random from a seeded generator. At
-// the end every message must have been delivered exactly once or reported failed to its sender.
+// mirrored into Discord (the real frontend against discordtest) and into Matrix (the real
+// frontend, bridgev2 with the MSN connector, on matrixtest's fake homeserver), chatting both
+// ways while faults are injected at random from a seeded generator. At the end every message
+// must have been delivered exactly once or reported failed to its sender.
 //
 // Run it with
 //

@@ -22,6 +22,7 @@ import (
 	"github.com/msn-bridge/msn-bridge/discord"
 	"github.com/msn-bridge/msn-bridge/discord/discordtest"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/matrix"
 	"github.com/msn-bridge/msn-bridge/msn"
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
@@ -130,7 +131,7 @@ type soakEnv struct {
 	dc       *discordtest.Server
 	core     *bridge.Core
 	fe       *discord.Frontend
-	mx       *matrixModel
+	mx       *matrixSide
 	tr       *tracker
 	faults   *faultLog
 	users    []string
@@ -177,7 +178,7 @@ func TestSoak(t *testing.T) {
 	const nContacts = 3
 
 	e := &soakEnv{
-		t: t, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), mx: newMatrixModel(), tr: newTracker(),
+		t: t, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), tr: newTracker(),
 		faults:   &faultLog{at: map[string][]time.Time{}, counts: map[string]int{}},
 		contacts: map[string][]string{}, channels: map[string]string{},
 	}
@@ -190,7 +191,7 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	var bg sync.WaitGroup
 	bg.Add(2)
-	go func() { defer bg.Done(); e.traffic(ctx, &bg) }()
+	go func() { defer bg.Done(); e.traffic(ctx) }()
 	go func() { defer bg.Done(); e.inject(ctx, &bg) }()
 	<-ctx.Done()
 	cancel()
@@ -297,6 +298,16 @@ func (e *soakEnv) startBridge() {
 		defer cancel()
 		_ = e.core.Stop(ctx)
 	})
+	// As the bridge's main does: frontends first, then the core.
+	e.mx = newMatrixSide(t, e.core, db, zerolog.ErrorLevel)
+	if err = e.mx.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e.mx.stop(ctx)
+	})
 	e.fe, err = discord.New(e.core, discord.Config{
 		Enabled: true, Token: e.dc.Token(), GuildID: e.dc.GuildID(),
 		RosterDebounce: 500 * time.Millisecond, TopicDebounce: 200 * time.Millisecond,
@@ -314,35 +325,34 @@ func (e *soakEnv) startBridge() {
 		defer cancel()
 		e.fe.Stop(ctx)
 	})
-	e.core.AddFrontend(e.mx)
 	if err = e.core.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// loginAll logs every account in for the Discord owner and links a Matrix user to it.
+// loginAll logs every account in through the Matrix login flow of its own Matrix user and
+// links the Discord owner to it.
 func (e *soakEnv) loginAll() {
 	t := e.t
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	owner := bridge.FrontendUser{Frontend: discord.FrontendName, UserID: e.owner}
 	for _, u := range e.users {
-		if _, err := e.core.Login(ctx, owner, u, "pw-"+u); err != nil {
+		if err := e.mx.login(ctx, u, "pw-"+u); err != nil {
 			t.Fatalf("login %s: %v", u, err)
 		}
-		code, _, err := e.core.IssueLinkCode(ctx, u, owner)
+		code, _, err := e.core.IssueLinkCode(ctx, u, bridge.FrontendUser{Frontend: matrix.FrontendName, UserID: string(mxUserOf(u))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		mxUser := bridge.FrontendUser{Frontend: "matrix", UserID: "@" + strings.TrimSuffix(u, "@example.com") + ":test"}
-		if _, err = e.core.RedeemLinkCode(ctx, code, mxUser); err != nil {
+		if _, err = e.core.RedeemLinkCode(ctx, code, owner); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 // warmUp sends one tracked message from every contact, which makes the Discord frontend create
-// the contact's channel, and waits for every channel.
+// the contact's channel and the Matrix frontend the contact's portal, and waits for both.
 func (e *soakEnv) warmUp() {
 	for _, u := range e.users {
 		for _, c := range e.contacts[u] {
@@ -364,6 +374,12 @@ func (e *soakEnv) warmUp() {
 			}
 		}
 	}
+	for !e.mx.findRooms(e.contacts) {
+		if time.Now().After(deadline) {
+			e.t.Fatal("not every contact has a Matrix portal")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (e *soakEnv) sayFromContact(user, contact string) {
@@ -376,8 +392,8 @@ func (e *soakEnv) sayFromContact(user, contact string) {
 }
 
 // traffic sends about 25 messages a second, each from a random side of a random chat, until ctx
-// ends. Matrix sends run on their own goroutines (they block until MSN answers), counted in wg.
-func (e *soakEnv) traffic(ctx context.Context, wg *sync.WaitGroup) {
+// ends.
+func (e *soakEnv) traffic(ctx context.Context) {
 	tick := time.NewTicker(40 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -406,23 +422,18 @@ func (e *soakEnv) traffic(ctx context.Context, wg *sync.WaitGroup) {
 				e.tr.mu.Unlock()
 			}
 		default:
-			acc := e.core.Account(u)
 			m := e.tr.add(fromMatrix, u, c)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sent, err := e.mx.send(context.Background(), acc, c, m.token+" from matrix")
-				m.mu.Lock()
-				m.attempted, m.done = sent, true
-				m.failed, m.sendErr = err != nil, err
-				m.mu.Unlock()
-			}()
+			sent := e.mx.send(m, m.token+" from matrix")
+			m.mu.Lock()
+			m.attempted, m.done = sent, true
+			m.mu.Unlock()
 		}
 	}
 }
 
 // inject applies a random fault every 250 ms until ctx ends. Faults that heal by themselves
-// (a contact coming back, the homeserver coming back) run on goroutines counted in wg.
+// (a contact coming back, the homeserver coming back, the Matrix frontend restarting) run on
+// goroutines counted in wg.
 func (e *soakEnv) inject(ctx context.Context, wg *sync.WaitGroup) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -467,16 +478,22 @@ func (e *soakEnv) inject(ctx context.Context, wg *sync.WaitGroup) {
 				}()
 			}
 		case 6:
-			if !e.mx.isDown() {
-				e.faults.note("matrix homeserver down", "")
-				e.mx.setDown(true)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					time.Sleep(heal)
-					e.mx.setDown(false)
-				}()
-			}
+			restart := e.intn(2) == 0
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if restart {
+					ok, err := e.mx.restart()
+					if err != nil {
+						e.t.Errorf("matrix frontend restart: %v", err)
+					}
+					if ok {
+						e.faults.note("matrix frontend restarted", "")
+					}
+				} else if e.mx.outage(heal) {
+					e.faults.note("matrix homeserver down", "")
+				}
+			}()
 		case 7:
 			if e.dc.DropGateway() > 0 {
 				e.faults.note("discord gateway dropped", "")
@@ -491,9 +508,8 @@ func (e *soakEnv) inject(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// restore brings every contact and the homeserver back.
+// restore brings every contact back (the Matrix faults have ended: inject waited for them).
 func (e *soakEnv) restore() {
-	e.mx.setDown(false)
 	for _, u := range e.users {
 		for _, c := range e.contacts[u] {
 			_ = e.ms.SetPresence(c, "NLN", "")
@@ -544,22 +560,25 @@ func (e *soakEnv) scanDiscord() discordView {
 	return v
 }
 
-// settle waits until every send has returned and Discord's failure reports and deliveries stop
-// changing (5 s without change), or until max. It returns how long it waited.
+// settle waits until every send has returned (a Matrix send: its message status came back) and
+// the deliveries and failure reports on both sides stop changing (5 s without change), or
+// until max. It returns how long it waited.
 func (e *soakEnv) settle(max time.Duration) time.Duration {
 	start := time.Now()
 	last, stable := "", time.Now()
 	for time.Since(start) < max {
 		pending := 0
 		v := e.scanDiscord()
+		mv := e.mx.scan(e.userSet())
 		for _, m := range e.tr.messages() {
 			m.mu.Lock()
-			if !m.done || m.dir == fromDiscord && m.attempted && e.tr.botCount(m.token) == 0 && !v.failed[m.token] {
+			if !m.done || m.dir == fromDiscord && m.attempted && e.tr.botCount(m.token) == 0 && !v.failed[m.token] ||
+				m.dir == fromMatrix && m.attempted && !mv.status[m.token] {
 				pending++
 			}
 			m.mu.Unlock()
 		}
-		sig := fmt.Sprint(pending, len(v.fromContact), len(v.mirrored), len(v.failed), e.botTotal())
+		sig := fmt.Sprint(pending, len(v.fromContact), len(v.mirrored), len(v.failed), e.botTotal(), mv.events, mv.statuses)
 		if sig != last {
 			last, stable = sig, time.Now()
 		}
@@ -569,6 +588,14 @@ func (e *soakEnv) settle(max time.Duration) time.Duration {
 		time.Sleep(250 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+func (e *soakEnv) userSet() map[string]bool {
+	users := map[string]bool{}
+	for _, u := range e.users {
+		users[u] = true
+	}
+	return users
 }
 
 func (e *soakEnv) botTotal() int {
@@ -585,6 +612,10 @@ func (e *soakEnv) botTotal() int {
 type tally struct {
 	sent, delivered, failed, deliveredReported, lost, transport, dup int
 	mirrorOK, mirrorLost, mirrorDup                                  int
+	// mxStopped counts messages shown on Discord exactly once but not on Matrix because the
+	// core emitted them while the Matrix frontend was stopped (a restart): the core hands a
+	// removed frontend no events (Core.RemoveFrontend), and MSN has no history to fetch.
+	mxStopped int
 }
 
 func (a *tally) add(b tally) {
@@ -598,6 +629,7 @@ func (a *tally) add(b tally) {
 	a.mirrorOK += b.mirrorOK
 	a.mirrorLost += b.mirrorLost
 	a.mirrorDup += b.mirrorDup
+	a.mxStopped += b.mxStopped
 }
 
 type report struct {
@@ -613,14 +645,16 @@ type report struct {
 // message that reached neither, on an account whose MSN transport was cut (connection dropped,
 // OUT, switchboards closed) within 5 s after it was sent, was lost by the MSN transport before
 // the bridge could see it (MSN has no delivery guarantee there) and is counted apart; any other
-// miss is lost by the bridge.
+// miss is lost by the bridge. A message shown on Discord exactly once and not on Matrix, sent
+// within 5 s before or during a restart of the Matrix frontend, is counted apart (mxStopped).
 //
 // User → contact: the contact's bot received it exactly once (delivered), or the sender was told
-// (a ❌ on the Discord message, a failed Matrix status); a message that arrived and was also
+// (a ❌ on the Discord message, a failed message status on Matrix); a message that arrived and was also
 // reported (an ACK timeout: "may not have arrived") is counted as delivered and reported. A
 // message MSN accepted is mirrored to the other frontend exactly once.
 func (e *soakEnv) report() report {
 	v := e.scanDiscord()
+	mv := e.mx.scan(e.userSet())
 	r := report{by: map[direction]*tally{}}
 	for _, d := range directions {
 		r.by[d] = &tally{}
@@ -636,8 +670,7 @@ func (e *soakEnv) report() report {
 		t.sent = 1
 		switch m.dir {
 		case fromContact, fromEcho:
-			mxGot, _ := e.mx.counts(m.token)
-			dcGot := v.fromContact[m.token]
+			mxGot, dcGot := mv.received[m.token], v.fromContact[m.token]
 			switch {
 			case failed:
 				t.failed = 1
@@ -648,13 +681,15 @@ func (e *soakEnv) report() report {
 				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s duplicated: matrix %d, discord %d", m.dir, m.token, m.contact, m.account, mxGot, dcGot))
 			case mxGot == 1 && dcGot == 1:
 				t.delivered = 1
+			case mxGot == 0 && dcGot == 1 && e.mx.stoppedAround(m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second)):
+				t.mxStopped = 1
 			default:
 				t.lost = 1
 				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s lost: matrix %d, discord %d", m.dir, m.token, m.contact, m.account, mxGot, dcGot))
 			}
 		case fromDiscord, fromMatrix:
 			got := e.tr.botCount(m.token)
-			reported := failed
+			reported := mv.failed[m.token]
 			if m.dir == fromDiscord {
 				reported = v.failed[m.token]
 			}
@@ -675,13 +710,15 @@ func (e *soakEnv) report() report {
 			if got == 1 && !reported {
 				var mirrors int
 				if m.dir == fromDiscord {
-					_, mirrors = e.mx.counts(m.token)
+					mirrors = mv.mirrored[m.token]
 				} else {
 					mirrors = v.mirrored[m.token]
 				}
 				switch {
 				case mirrors == 1:
 					t.mirrorOK = 1
+				case mirrors == 0 && m.dir == fromDiscord && e.mx.stoppedAround(m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second)):
+					t.mxStopped = 1
 				case mirrors == 0:
 					t.mirrorLost = 1
 					r.details = append(r.details, fmt.Sprintf("%s %s not mirrored to the other frontend", m.dir, m.token))
@@ -704,10 +741,10 @@ func (e *soakEnv) print(r report, seed uint64, duration, elapsed, settled time.D
 	fmt.Fprintf(&b, "soak: %d accounts × %d contacts, seed %d, %s of traffic and faults, settled in %s (total %s)\n",
 		len(e.users), len(e.contacts[e.users[0]]), seed, duration, settled.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond))
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "direction\tsent\tdelivered\treported-failed\tdelivered+reported\tlost\tduplicated\tlost-by-msn-transport\tmirrored\tmirror-lost\tmirror-dup\t")
+	fmt.Fprintln(w, "direction\tsent\tdelivered\treported-failed\tdelivered+reported\tlost\tduplicated\tlost-by-msn-transport\tmirrored\tmirror-lost\tmirror-dup\tmatrix-stopped\t")
 	row := func(name string, t tally) {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, t.sent, t.delivered, t.failed,
-			t.deliveredReported, t.lost, t.dup, t.transport, t.mirrorOK, t.mirrorLost, t.mirrorDup)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, t.sent, t.delivered, t.failed,
+			t.deliveredReported, t.lost, t.dup, t.transport, t.mirrorOK, t.mirrorLost, t.mirrorDup, t.mxStopped)
 	}
 	for _, d := range directions {
 		row(string(d), *r.by[d])
@@ -725,11 +762,17 @@ func (e *soakEnv) print(r report, seed uint64, duration, elapsed, settled time.D
 		fmt.Fprintf(&b, " %s=%d", k, e.faults.counts[k])
 	}
 	e.faults.mu.Unlock()
+	mv := e.mx.scan(e.userSet())
+	failed := 0
+	for range mv.failed {
+		failed++
+	}
 	e.mx.mu.Lock()
-	fmt.Fprintf(&b, "\nmatrix model: %d events, %d delivered while the homeserver was down (held, then shown)", e.mx.events, e.mx.stalls)
+	fmt.Fprintf(&b, "\nmatrix: %d messages sent by ghosts, %d message statuses (%d messages failed), %d homeserver outages, %d frontend restarts",
+		mv.events, mv.statuses, failed, e.mx.outages, e.mx.restarts)
 	e.mx.mu.Unlock()
 	fmt.Fprintf(&b, "\ndiscord: %d 429s answered, %d gateway resumes", e.dc.Count429(), e.dc.Stats().Resumes)
-	fmt.Fprintf(&b, "\nsummary: delivered %d / reported-failed %d / lost %d / duplicated %d (+%d delivered and reported, %d lost by the msn transport)",
-		r.total.delivered, r.total.failed, r.total.lost, r.total.dup, r.total.deliveredReported, r.total.transport)
+	fmt.Fprintf(&b, "\nsummary: delivered %d / reported-failed %d / lost %d / duplicated %d (+%d delivered and reported, %d lost by the msn transport, %d not shown on Matrix while its frontend was stopped)",
+		r.total.delivered, r.total.failed, r.total.lost, r.total.dup, r.total.deliveredReported, r.total.transport, r.total.mxStopped)
 	e.t.Log("\n" + b.String())
 }
