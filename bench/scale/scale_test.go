@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,6 +203,9 @@ func TestScale(t *testing.T) {
 	loginTook := time.Since(start)
 	time.Sleep(time.Second) // let the presence burst of the logins settle
 	idle := sample()
+	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
+		writeHeapProfile(t, path)
+	}
 
 	// Chats: up to 1,000 (account, contact) pairs, warmed up with one message each way so the
 	// measured messages use open switboards, as in a conversation.
@@ -289,6 +293,20 @@ func TestScale(t *testing.T) {
 	t.Logf("after traffic:    %s; %.1f KiB heap per account", after, perAccount(after))
 	if sendFailures.Load() > 0 {
 		t.Errorf("%d sends failed", sendFailures.Load())
+	}
+}
+
+// writeHeapProfile writes a heap profile (after a GC, so in-use figures are live memory) to path,
+// for go tool pprof -top -inuse_space.
+func writeHeapProfile(t *testing.T, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
 	}
 }
 
