@@ -33,17 +33,22 @@ func viewOf(c *Contact) presenceView {
 // and schedules flushes (Account does both, flushing one window after the first change).
 type presenceCoalescer struct {
 	published map[string]presenceView // what frontends have been told
-	pending   map[string]presenceView // latest state since the last flush
+	// pending is the latest state since the last flush; nil between bursts, because a map
+	// keeps its buckets when cleared and most accounts are idle most of the time.
+	pending map[string]presenceView
 }
 
 func newPresenceCoalescer() *presenceCoalescer {
-	return &presenceCoalescer{published: map[string]presenceView{}, pending: map[string]presenceView{}}
+	return &presenceCoalescer{published: map[string]presenceView{}}
 }
 
 // update records the latest state of a contact. It reports whether this is the first pending
 // change since the last flush (the owner then schedules one).
 func (p *presenceCoalescer) update(v presenceView) (first bool) {
 	first = len(p.pending) == 0
+	if p.pending == nil {
+		p.pending = make(map[string]presenceView)
+	}
 	p.pending[v.Handle] = v
 	return first
 }
@@ -74,15 +79,16 @@ func (p *presenceCoalescer) flush() []Event {
 		}
 		p.published[h] = v
 	}
-	clear(p.pending)
+	p.pending = nil
 	return out
 }
 
 // reset forgets pending changes and takes contacts as what frontends now know (after a
 // ContactSnapshot has been emitted).
 func (p *presenceCoalescer) reset(contacts []Contact) {
-	clear(p.pending)
-	clear(p.published)
+	p.pending = nil
+	// A new map rather than clear: it is sized for this list, not for the largest one seen.
+	p.published = make(map[string]presenceView, len(contacts))
 	for i := range contacts {
 		p.published[contacts[i].Handle] = viewOf(&contacts[i])
 	}
