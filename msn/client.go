@@ -41,6 +41,20 @@ func (s Status) Valid() bool {
 	return false
 }
 
+// statuses are the status constants, for interning.
+var statuses = [...]Status{StatusOnline, StatusBusy, StatusIdle, StatusBRB, StatusAway, StatusPhone, StatusLunch, StatusHidden, StatusOffline}
+
+// intern returns the constant equal to s (s itself when it is not one), so that a status kept
+// per contact neither allocates nor keeps the line it was read from.
+func (s Status) intern() Status {
+	for _, k := range statuses {
+		if s == k {
+			return k
+		}
+	}
+	return s
+}
+
 // Defaults applied by NewClient to zero Config fields.
 const (
 	DefaultClientVersion   = "7.0.0816"

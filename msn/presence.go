@@ -130,7 +130,7 @@ func (c *Client) handlePresence(cmd *Command) {
 		c.log.Debug().Str("command", cmd.Name).Msg("Ignoring short presence line")
 		return
 	}
-	st := Status(args[0])
+	st := Status(args[0]).intern()
 	if !st.Valid() {
 		c.log.Debug().Str("status", truncate(args[0], 8)).Msg("Unknown contact status, assuming online")
 		st = StatusOnline
@@ -152,12 +152,18 @@ func (c *Client) handlePresence(cmd *Command) {
 	c.mu.Lock()
 	if ct := c.contacts[ev.Handle]; ct != nil {
 		// Copies: a Reader's tokens share their line's memory, which the contact would keep.
-		ct.Status, ct.Capabilities = Status(strings.Clone(string(ev.Status))), ev.Capabilities
+		// The event then carries the contact's own strings (and the contact's handle), so that
+		// whoever keeps them (the bridge's model) neither keeps the line nor a second copy.
+		ct.Status, ct.Capabilities = ev.Status, ev.Capabilities
 		if ev.MSNObject != ct.MSNObject {
 			ct.MSNObject = strings.Clone(ev.MSNObject)
 		}
 		if ev.FriendlyName != "" && ev.FriendlyName != ct.FriendlyName {
 			ct.FriendlyName = strings.Clone(ev.FriendlyName)
+		}
+		ev.Handle, ev.MSNObject = ct.Handle, ct.MSNObject
+		if ev.FriendlyName != "" {
+			ev.FriendlyName = ct.FriendlyName
 		}
 	}
 	c.mu.Unlock()
@@ -172,6 +178,7 @@ func (c *Client) handleFLN(cmd *Command) {
 	c.mu.Lock()
 	if ct := c.contacts[h]; ct != nil {
 		ct.Status = StatusOffline
+		h = ct.Handle // not the line's memory
 	}
 	c.mu.Unlock()
 	c.emit(&PresenceChanged{Handle: h, Status: StatusOffline})
