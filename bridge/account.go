@@ -29,7 +29,7 @@ type Account struct {
 	profile  ownProfile
 	gen      uint64 // generation of the current session; events of older ones are ignored
 	live     *liveSession
-	contacts map[string]*msn.Contact
+	contacts map[string]*contact
 	chats    map[string]*chatState // by MSN session id
 	queues   map[string]*frontendQueue
 	presence *presenceCoalescer
@@ -80,7 +80,7 @@ func newAccount(core *Core, rec *AccountRecord) *Account {
 		handle:   rec.Handle,
 		log:      core.log.With().Str("account", rec.Handle).Logger(),
 		profile:  ownProfile{Status: rec.DesiredStatus, PSM: rec.PSM, Name: rec.FriendlyName},
-		contacts: map[string]*msn.Contact{},
+		contacts: map[string]*contact{},
 		chats:    map[string]*chatState{},
 		queues:   map[string]*frontendQueue{},
 		presence: newPresenceCoalescer(),
@@ -179,7 +179,33 @@ func (a *Account) PendingRequests() []Contact {
 	return out
 }
 
-func neutralContact(c *msn.Contact) Contact {
+// contact is the core's model of one contact: the fields of msn.Contact that the neutral
+// model shows, with current media kept rendered. The client's own fields that the core never
+// shows (GUID, capabilities, msnobj) are not copied: the core keeps a model of every contact of
+// every account, and this is half the size of an msn.Contact.
+type contact struct {
+	Handle       string
+	StoredName   string
+	FriendlyName string
+	Status       msn.Status
+	PSM          string
+	Media        string // msn.CurrentMedia.Render()
+	Groups       []string
+	Lists        msn.List
+}
+
+// contactFrom takes an msn.Contact (a copy the session handed out) into the model.
+func contactFrom(c *msn.Contact) *contact {
+	return &contact{Handle: c.Handle, StoredName: c.StoredName, FriendlyName: c.FriendlyName, Status: c.Status,
+		PSM: c.PSM, Media: c.Media.Render(), Groups: c.Groups, Lists: c.Lists}
+}
+
+// DisplayName is msn.Contact.DisplayName.
+func (c *contact) DisplayName() string {
+	return msn.Contact{Handle: c.Handle, StoredName: c.StoredName, FriendlyName: c.FriendlyName}.DisplayName()
+}
+
+func neutralContact(c *contact) Contact {
 	status := StatusFromMSN(string(c.Status))
 	code := string(c.Status)
 	if code == "" {
@@ -191,7 +217,7 @@ func neutralContact(c *msn.Contact) Contact {
 		Status:    status,
 		MSNStatus: code,
 		PSM:       c.PSM,
-		Media:     c.Media.Render(),
+		Media:     c.Media,
 		Forward:   c.Lists&msn.ListForward != 0,
 		Allowed:   c.Lists&msn.ListAllow != 0,
 		Blocked:   c.Lists&msn.ListBlock != 0,

@@ -39,10 +39,10 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if live.online {
 			return
 		}
-		a.contacts = make(map[string]*msn.Contact, len(e.Contacts))
+		a.contacts = make(map[string]*contact, len(e.Contacts))
 		for i := range e.Contacts {
-			c := e.Contacts[i]
-			a.contacts[c.Handle] = &c
+			c := contactFrom(&e.Contacts[i])
+			a.contacts[c.Handle] = c
 		}
 	case *msn.PresenceChanged:
 		c := a.contactLocked(e.Handle)
@@ -51,12 +51,11 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if e.FriendlyName != "" {
 			c.FriendlyName = e.FriendlyName
 		}
-		c.Capabilities, c.MSNObject = e.Capabilities, e.MSNObject
 		a.presenceChangedLocked(c)
 	case *msn.PersonalMessageChanged:
 		c := a.contactLocked(e.Handle)
 		delete(a.carriedPSM, c.Handle)
-		c.PSM, c.Media = e.PSM, e.Media
+		c.PSM, c.Media = e.PSM, e.Media.Render()
 		a.presenceChangedLocked(c)
 	case *msn.ListChanged:
 		a.listChangedLocked(e)
@@ -159,22 +158,22 @@ func (a *Account) sessionOnlineLocked(live *liveSession) {
 func (a *Account) resyncLocked(live *liveSession) {
 	contacts := live.sess.Contacts()
 	prev := a.contacts
-	a.contacts = make(map[string]*msn.Contact, len(contacts))
+	a.contacts = make(map[string]*contact, len(contacts))
 	clear(a.carriedStatus)
 	clear(a.carriedPSM)
 	for i := range contacts {
-		c := contacts[i]
+		c := contactFrom(&contacts[i])
 		if old, ok := prev[c.Handle]; ok {
 			if StatusFromMSN(string(c.Status)) == StatusOffline && StatusFromMSN(string(old.Status)) != StatusOffline {
-				c.Status, c.Capabilities, c.MSNObject = old.Status, old.Capabilities, old.MSNObject
+				c.Status = old.Status
 				a.carriedStatus[c.Handle] = true
 			}
-			if c.PSM == "" && c.Media.Render() == "" && (old.PSM != "" || old.Media.Render() != "") {
+			if c.PSM == "" && c.Media == "" && (old.PSM != "" || old.Media != "") {
 				c.PSM, c.Media = old.PSM, old.Media
 				a.carriedPSM[c.Handle] = true
 			}
 		}
-		a.contacts[c.Handle] = &c
+		a.contacts[c.Handle] = c
 	}
 	if len(a.carriedStatus) > 0 || len(a.carriedPSM) > 0 {
 		gen := live.gen
@@ -192,13 +191,13 @@ func (a *Account) endPresenceGrace(gen uint64) {
 	}
 	for h := range a.carriedStatus {
 		if c, ok := a.contacts[h]; ok {
-			c.Status, c.Capabilities, c.MSNObject = msn.StatusOffline, 0, ""
+			c.Status = msn.StatusOffline
 			a.presenceChangedLocked(c)
 		}
 	}
 	for h := range a.carriedPSM {
 		if c, ok := a.contacts[h]; ok {
-			c.PSM, c.Media = "", msn.CurrentMedia{}
+			c.PSM, c.Media = "", ""
 			a.presenceChangedLocked(c)
 		}
 	}
@@ -212,18 +211,18 @@ func (a *Account) emitSnapshotLocked() {
 	a.emitLocked(ContactSnapshot{Contacts: snap}, "")
 }
 
-func (a *Account) contactLocked(handle string) *msn.Contact {
+func (a *Account) contactLocked(handle string) *contact {
 	h := NormalizeHandle(handle)
 	c, ok := a.contacts[h]
 	if !ok {
-		c = &msn.Contact{Handle: h, Status: msn.StatusOffline}
+		c = &contact{Handle: h, Status: msn.StatusOffline}
 		a.contacts[h] = c
 	}
 	return c
 }
 
 // presenceChangedLocked feeds the coalescer and schedules a flush one window later.
-func (a *Account) presenceChangedLocked(c *msn.Contact) {
+func (a *Account) presenceChangedLocked(c *contact) {
 	nc := neutralContact(c)
 	a.presence.update(viewOf(&nc))
 	if !a.armed {
@@ -255,9 +254,6 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 	}
 	if e.Name != "" {
 		c.StoredName = e.Name
-	}
-	if e.GUID != "" {
-		c.GUID = e.GUID
 	}
 	if before == c.Lists {
 		return
