@@ -714,6 +714,11 @@ func (c *Client) Close() error {
 	ns := c.ns
 	online := c.state == stateOnline
 	started := c.state != stateNew
+	if c.out == nil {
+		// Decided before OUT goes out: the server's answer may close the connection, and the
+		// reader must then report the session as closed by us, not as lost.
+		c.out = &DisconnectError{Reason: ReasonClosed}
+	}
 	c.mu.Unlock()
 	if online && ns != nil {
 		_ = ns.send(&Command{Name: "OUT"})
