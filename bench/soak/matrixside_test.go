@@ -1,10 +1,8 @@
 package soak
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -54,7 +52,7 @@ type matrixSide struct {
 }
 
 func newMatrixSide(t *testing.T, core *bridge.Core, db *dbutil.Database, level zerolog.Level) *matrixSide {
-	log := zerolog.New(noDoublePuppet{zerolog.NewTestWriter(t)}).Level(level)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(level)
 	return &matrixSide{t: t, core: core, db: db, log: log, fm: matrixtest.New(),
 		rooms: map[string]id.RoomID{}, sent: map[id.EventID]*tracked{}}
 }
@@ -284,15 +282,4 @@ func (s *matrixSide) scan(users map[string]bool) matrixView {
 		}
 	}
 	return v
-}
-
-// noDoublePuppet drops bridgev2's error that the fake homeserver offers no double puppeting
-// (logged at every login and start), and writes everything else to the soak's log.
-type noDoublePuppet struct{ w io.Writer }
-
-func (w noDoublePuppet) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte(`"action":"setup double puppet"`)) {
-		return len(p), nil
-	}
-	return w.w.Write(p)
 }

@@ -53,7 +53,10 @@ type Event struct {
 	Type    event.Type
 	ID      id.EventID
 	Content *event.Content
-	TS      time.Time
+	TS      time.Time // the event's timestamp as the bridge gave it (now when it gave none)
+	// Recorded is when the fake received the event (the moment the bridge's request reached
+	// the homeserver).
+	Recorded time.Time
 }
 
 // Status is one message status sent by the bridge.
@@ -173,8 +176,10 @@ func (fm *Matrix) GhostIntent(userID networkid.UserID) bridgev2.MatrixAPI {
 	return &intent{fm: fm, mxid: fm.FormatGhostMXID(userID)}
 }
 
+// NewUserIntent answers as bridgev2's Matrix connector does on a homeserver without double
+// puppeting configured: no intent and no error.
 func (fm *Matrix) NewUserIntent(ctx context.Context, userID id.UserID, accessToken string) (bridgev2.MatrixAPI, string, error) {
-	return nil, accessToken, errors.New("double puppeting is not supported by the fake")
+	return nil, accessToken, nil
 }
 
 func (fm *Matrix) BotIntent() bridgev2.MatrixAPI {
@@ -349,12 +354,13 @@ func (fi *intent) IsDoublePuppet() bool { return false }
 func (fi *intent) record(roomID id.RoomID, t event.Type, content *event.Content, ts time.Time) id.EventID {
 	fm := fi.fm
 	evtID := id.EventID(fmt.Sprintf("$ev%d", fm.seq.Add(1)))
+	now := time.Now()
 	if ts.IsZero() {
-		ts = time.Now()
+		ts = now
 	}
 	fm.mu.Lock()
 	defer fm.mu.Unlock()
-	fm.events = append(fm.events, &Event{RoomID: roomID, Sender: fi.mxid, Type: t, ID: evtID, Content: content, TS: ts})
+	fm.events = append(fm.events, &Event{RoomID: roomID, Sender: fi.mxid, Type: t, ID: evtID, Content: content, TS: ts, Recorded: now})
 	fm.changed()
 	return evtID
 }
