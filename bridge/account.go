@@ -489,7 +489,12 @@ func (a *Account) run(ctx context.Context, loop *runLoop, password string, live 
 	for {
 		if live == nil {
 			if attempt == 0 {
-				a.setState(AccountState{State: StateConnecting})
+				a.mu.Lock()
+				// Load already shows a stored account connecting.
+				if a.state.State != StateConnecting {
+					a.setStateLocked(AccountState{State: StateConnecting})
+				}
+				a.mu.Unlock()
 			}
 			if err := a.core.limiter.Wait(ctx); err != nil {
 				return

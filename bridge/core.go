@@ -82,9 +82,10 @@ type Options struct {
 }
 
 // Core owns every Account, the store, the login rate limiter and the registered frontends.
-// Create it with NewCore, register frontends with AddFrontend, then Start. All methods are safe
-// for concurrent use. Long-lived work (connection loops, presence timers) hangs off the Core's
-// own background context, never a caller's.
+// Create it with NewCore, Load the stored accounts, register frontends with AddFrontend (or
+// start frontends that do), then Start. All methods are safe for concurrent use. Long-lived
+// work (connection loops, presence timers) hangs off the Core's own background context, never
+// a caller's.
 type Core struct {
 	cfg     Config
 	store   *Store
@@ -101,6 +102,8 @@ type Core struct {
 	mu        sync.Mutex
 	accounts  map[string]*Account
 	frontends map[string]Frontend
+	loaded    bool           // Load took the stored accounts in
+	pending   []pendingLogin // loaded accounts for Start to log in
 	started   bool
 	stopping  bool
 	actions   sync.WaitGroup
@@ -229,18 +232,18 @@ func (c *Core) accountList() []*Account {
 	return out
 }
 
-// Start loads the stored accounts, attaches registered frontends to them, and starts logging
-// back in those that were logged in, through the login rate limiter (so it returns quickly and
-// the logins proceed in the background). It fails with ErrWrongKey when stored credentials
-// exist and none can be decrypted; an account whose credentials alone cannot be decrypted is
-// stopped with StopKeyError.
-func (c *Core) Start(ctx context.Context) error {
+// Load reads the stored accounts and their links into the core, without logging any in: from
+// then on Account finds them, and frontends registered with AddFrontend are attached to the
+// accounts they own, so a frontend started before the core sees every stored account (an
+// account about to log in is StateConnecting) instead of none. Start loads first when Load was
+// not called. Load fails when no stored password can be decrypted (a wrong credentials key);
+// calling it again after it succeeded is a no-op.
+func (c *Core) Load(ctx context.Context) error {
 	c.mu.Lock()
-	if c.started || c.stopping {
+	if c.loaded || c.stopping {
 		c.mu.Unlock()
-		return fmt.Errorf("%w: core already started", ErrInvalidArgument)
+		return nil
 	}
-	c.started = true
 	c.mu.Unlock()
 
 	recs, err := c.store.ListAccounts(ctx)
@@ -251,11 +254,7 @@ func (c *Core) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	type pending struct {
-		acc      *Account
-		password string
-	}
-	var toStart []pending
+	var toStart []pendingLogin
 	var keyFailures, tried int
 	accounts := make([]*Account, 0, len(recs))
 	for _, rec := range recs {
@@ -279,18 +278,29 @@ func (c *Core) Start(ctx context.Context) error {
 		} else if err != nil {
 			return err
 		}
-		toStart = append(toStart, pending{acc, password})
+		acc.state = AccountState{State: StateConnecting}
+		c.metrics.accountState(StateLoggedOut, StateConnecting)
+		toStart = append(toStart, pendingLogin{acc, password})
 	}
 	if tried > 0 && keyFailures == tried {
 		for _, a := range accounts {
 			c.metrics.accountState(a.state.State, "")
 		}
-		return fmt.Errorf("failed to start: %w", ErrWrongKey)
+		return fmt.Errorf("failed to decrypt any stored password: %w", ErrWrongKey)
 	}
 	c.mu.Lock()
+	if c.loaded {
+		c.mu.Unlock()
+		for _, a := range accounts {
+			c.metrics.accountState(a.state.State, "")
+		}
+		return nil
+	}
+	c.loaded = true
 	for _, a := range accounts {
 		c.accounts[a.handle] = a
 	}
+	c.pending = toStart
 	c.mu.Unlock()
 	for _, a := range accounts {
 		c.attachOwned(a, "")
@@ -298,10 +308,41 @@ func (c *Core) Start(ctx context.Context) error {
 	if keyFailures > 0 {
 		c.log.Error().Int("accounts", keyFailures).Msg("Stored credentials of some accounts cannot be decrypted")
 	}
+	c.log.Info().Int("accounts", len(accounts)).Int("to_log_in", len(toStart)).Msg("Loaded stored accounts")
+	return nil
+}
+
+// pendingLogin is a loaded account that Start logs in.
+type pendingLogin struct {
+	acc      *Account
+	password string
+}
+
+// Start loads the stored accounts (see Load) unless that was done, then logs in those stored as
+// logged in, through the login rate limiter: it returns quickly and the logins go on in the
+// background. It fails as Load does; an account whose credentials alone cannot be decrypted is
+// stopped with StopKeyError.
+func (c *Core) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started || c.stopping {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: core already started", ErrInvalidArgument)
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	if err := c.Load(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	toStart := c.pending
+	c.pending = nil
+	n := len(c.accounts)
+	c.mu.Unlock()
 	for _, p := range toStart {
 		p.acc.startLoop(p.password, nil)
 	}
-	c.log.Info().Int("accounts", len(accounts)).Int("logging_in", len(toStart)).Msg("Bridge core started")
+	c.log.Info().Int("accounts", n).Int("logging_in", len(toStart)).Msg("Bridge core started")
 	return nil
 }
 

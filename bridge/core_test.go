@@ -339,6 +339,63 @@ func TestRestartRelogsStoredAccounts(t *testing.T) {
 	}
 }
 
+// TestLoadBeforeStart: a frontend started between Load and Start (as the bridge starts its
+// frontends) finds the stored account, connecting, and attached; Start then logs it in without
+// a second Connecting, and no login happens before Start.
+func TestLoadBeforeStart(t *testing.T) {
+	ctx := context.Background()
+	store := testStore(t)
+	srv := newFakeServer()
+	core := newTestCore(t, store, srv, Config{})
+	loggedIn(t, core, &recorder{name: "matrix"})
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := core.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	logins := srv.loginCount()
+
+	core2 := newTestCore(t, store, srv, Config{})
+	if err := core2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := core2.Load(ctx); err != nil {
+		t.Fatalf("second Load: %v", err)
+	}
+	acc := core2.Account("alice@example.com")
+	if acc == nil || !acc.IsOwner(matrixUser) {
+		t.Fatal("Load did not restore the account and its owner")
+	}
+	if st := acc.State().State; st != StateConnecting {
+		t.Fatalf("state after Load: %s, want %s", st, StateConnecting)
+	}
+	mx := &recorder{name: "matrix"}
+	core2.AddFrontend(mx)
+	mx.waitFor(t, "the loaded state", hasState(StateConnecting))
+	if got := acc.Attached(); len(got) != 1 || got[0] != "matrix" {
+		t.Fatalf("attached after Load: %v", got)
+	}
+	if n := srv.loginCount(); n != logins {
+		t.Fatalf("%d logins before Start", n-logins)
+	}
+	if err := core2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evts := mx.waitFor(t, "online", hasState(StateOnline))
+	connecting := 0
+	for _, e := range evts {
+		if st, ok := e.(AccountState); ok && st.State == StateConnecting {
+			connecting++
+		}
+	}
+	if connecting != 1 {
+		t.Fatalf("%d Connecting states, want 1: %v", connecting, evts)
+	}
+	if err := core2.Start(ctx); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("second Start: %v", err)
+	}
+}
+
 // TestStartRateLimit restores 1,000 accounts and checks that every login waited for the global
 // limiter and that the limiter's slots never exceed the configured rate.
 func TestStartRateLimit(t *testing.T) {

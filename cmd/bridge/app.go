@@ -89,9 +89,9 @@ func newAppWithLogger(cfg *Config, log zerolog.Logger) (*App, error) {
 // Core returns the bridge core.
 func (a *App) Core() *bridge.Core { return a.core }
 
-// Start upgrades the database, starts the frontends (so each is listening before MSN events
-// flow), then logs the stored accounts back in at the configured rate. On error everything
-// already started is stopped again.
+// Start upgrades the database, loads the stored accounts, starts the frontends (so each is
+// listening before MSN events flow), then logs the stored accounts back in at the configured
+// rate. On error everything already started is stopped again.
 func (a *App) Start(ctx context.Context) error {
 	if err := a.core.Store().Upgrade(ctx); err != nil {
 		return fmt.Errorf("failed to upgrade the database: %w", err)
@@ -103,6 +103,12 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		a.metrics = m
 		a.log.Info().Str("address", m.Addr()).Msg("Serving /metrics and /health")
+	}
+	// The stored accounts first, so the frontends find them when they start (and show them
+	// connecting, not missing), then the frontends, then the logins.
+	if err := a.core.Load(ctx); err != nil {
+		a.Stop()
+		return fmt.Errorf("failed to load the stored accounts: %w", err)
 	}
 	if a.matrix != nil {
 		if err := a.matrix.Start(ctx); err != nil {
