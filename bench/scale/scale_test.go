@@ -4,52 +4,28 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
+	"github.com/msn-bridge/msn-bridge/matrix"
 	"github.com/msn-bridge/msn-bridge/msn"
 )
 
 const contactsPerAccount = 100
-
-// latencyFrontend is a frontend named "matrix" attached to every account. It stands where the
-// Matrix glue's HandleEvent is (the glue itself needs a fake MatrixConnector that is not
-// importable from here), and measures, for each message from a contact, the bridge's share:
-// from the msn client parsing the MSG (Message.Time, taken by the client when it read it) to
-// HandleEvent.
-type latencyFrontend struct {
-	mu       sync.Mutex
-	inbound  []time.Duration
-	messages atomic.Int64
-	events   atomic.Int64
-}
-
-func (f *latencyFrontend) Name() string { return "matrix" }
-
-func (f *latencyFrontend) HandleEvent(_ context.Context, _ *bridge.Account, evt bridge.Event) error {
-	f.events.Add(1)
-	if m, ok := evt.(bridge.Message); ok && !m.FromMe && strings.HasPrefix(m.Text, "lat ") {
-		d := time.Since(m.Time)
-		f.messages.Add(1)
-		f.mu.Lock()
-		f.inbound = append(f.inbound, d)
-		f.mu.Unlock()
-	}
-	return nil
-}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -81,17 +57,28 @@ func rssBytes() uint64 {
 type memSample struct {
 	rss, heap  uint64
 	goroutines int
+	ms         runtime.MemStats
 }
 
 func sample() memSample {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{rss: rssBytes(), heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine()}
+	return memSample{rss: rssBytes(), heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine(), ms: ms}
 }
 
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
 func (m memSample) String() string {
-	return fmt.Sprintf("RSS %.1f MiB, heap %.1f MiB, %d goroutines", float64(m.rss)/(1<<20), float64(m.heap)/(1<<20), m.goroutines)
+	return fmt.Sprintf("RSS %.1f MiB, heap %.1f MiB, %d goroutines", mib(m.rss), mib(m.heap), m.goroutines)
+}
+
+// detail is where the runtime's memory is: live heap, heap spans kept but not live, stacks,
+// the runtime's own structures, and what was returned to the OS.
+func (m memSample) detail() string {
+	return fmt.Sprintf("heap in use %.1f MiB (live %.1f), heap idle not released %.1f MiB, stacks %.1f MiB, runtime other %.1f MiB, released %.1f MiB, sys %.1f MiB",
+		mib(m.ms.HeapInuse), mib(m.ms.HeapAlloc), mib(m.ms.HeapIdle-m.ms.HeapReleased), mib(m.ms.StackInuse),
+		mib(m.ms.MSpanInuse+m.ms.MCacheInuse+m.ms.BuckHashSys+m.ms.GCSys+m.ms.OtherSys), mib(m.ms.HeapReleased), mib(m.ms.Sys))
 }
 
 // raiseFileLimit lifts the open-files limit to want (each account holds a client and a server
@@ -129,9 +116,10 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(len(ds)-1, int(p*float64(len(ds))))]
 }
 
-// TestScale logs N accounts with 100 contacts each in, then relays messages at a fixed rate both
-// ways over a set of chats, and reports memory, goroutines, login time and the bridge's share
-// of the relay latency. It asserts only counts: every account online, every message relayed.
+// TestScale logs N accounts with 100 contacts each in, with the Matrix frontend attached to
+// every one, then relays messages at a fixed rate both ways over a set of chats, and reports
+// memory, goroutines, login time and the bridge's share of the relay latency. It asserts only
+// counts: every account online, every message relayed, no login shown an error on Matrix.
 func TestScale(t *testing.T) {
 	n, rate, seconds := 200, 200, 5
 	if os.Getenv("MSN_SCALE") == "1" {
@@ -155,6 +143,10 @@ func TestScale(t *testing.T) {
 
 	ctx := context.Background()
 	db := pgtest.Open(t, pgtest.SQLiteDriver, pgtest.SQLiteDSN(t))
+	// The bridge's defaults (database.max_open_conns and max_idle_conns in config.example.yaml):
+	// every SQLite connection has its own page cache, outside the Go heap.
+	db.RawDB.SetMaxOpenConns(5)
+	db.RawDB.SetMaxIdleConns(2)
 	cipher, err := bridge.NewCipher(make([]byte, bridge.KeySize))
 	if err != nil {
 		t.Fatal(err)
@@ -164,15 +156,18 @@ func TestScale(t *testing.T) {
 	if err = store.Upgrade(ctx); err != nil {
 		t.Fatal(err)
 	}
-	owner := bridge.FrontendUser{Frontend: "matrix", UserID: "@owner:test"}
 	for i := range n {
 		rec := &bridge.AccountRecord{Handle: userHandle(i), DesiredStatus: bridge.StatusOnline, LoggedIn: true}
+		owner := bridge.FrontendUser{Frontend: matrix.FrontendName, UserID: string(mxUserOf(i))}
 		if err = store.SaveLogin(ctx, rec, "pw", owner); err != nil {
 			t.Fatal(err)
 		}
 	}
+	provisionMatrix(ctx, t, db, n)
+	stored := sample()
+
 	core, err := bridge.NewCore(bridge.Config{
-		MSN: msn.Config{Server: srv.nsAddr, LoginURL: srv.loginURL, PingInterval: time.Hour,
+		MSN: msn.Config{Server: srv.nsAddr, LoginURL: srv.loginURL,
 			DialTimeout: 10 * time.Second, RequestTimeout: 60 * time.Second, JoinTimeout: 30 * time.Second, AckTimeout: 30 * time.Second},
 		LoginRate:  5000,
 		LoginBurst: 100,
@@ -180,9 +175,13 @@ func TestScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe := &latencyFrontend{}
-	core.AddFrontend(fe)
+	// As the bridge starts: the stored accounts loaded, the frontend (it connects the stored
+	// logins to them), then the logins.
 	start := time.Now()
+	if err = core.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mx := startMatrix(ctx, t, core, db, log)
 	if err = core.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -201,14 +200,14 @@ func TestScale(t *testing.T) {
 		return online == n
 	})
 	loginTook := time.Since(start)
-	time.Sleep(time.Second) // let the presence burst of the logins settle
+	time.Sleep(2 * time.Second) // let the presence burst of the logins settle
 	idle := sample()
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
 	}
 
 	// Chats: up to 1,000 (account, contact) pairs, warmed up with one message each way so the
-	// measured messages use open switboards, as in a conversation.
+	// measured messages use open switchboards and existing portals, as in a conversation.
 	pairs := min(n, 1000)
 	chatOf := func(i int) (*bridge.Account, string) {
 		return core.Account(userHandle(i)), botHandle(contactOf(i, 0, pool))
@@ -216,61 +215,74 @@ func TestScale(t *testing.T) {
 	for i := range pairs {
 		acc, bot := chatOf(i)
 		srv.say(bot, acc.Handle(), "warm")
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if _, err := acc.SendText(sctx, "matrix", bridge.DirectChat(bot), "warm", bridge.Format{}); err != nil {
-			t.Fatalf("warm-up send: %v", err)
+	}
+	rooms := make([]id.RoomID, pairs)
+	waitFor(t, "a portal for every chat", 5*time.Minute, func() bool {
+		for i := range pairs {
+			if rooms[i] == "" {
+				_, bot := chatOf(i)
+				if rooms[i] = mx.room(ctx, i, bot); rooms[i] == "" {
+					return false
+				}
+			}
 		}
-		cancel()
+		return true
+	})
+	// Then one more message each way: bridgev2 looks a portal's membership of the login up
+	// again after it made the room, once.
+	for i := range pairs {
+		acc, bot := chatOf(i)
+		srv.say(bot, acc.Handle(), "warm again")
+		mx.send(i, rooms[i], fmt.Sprintf("warm %d", i))
+	}
+	waitFor(t, "the warm-up messages relayed", 5*time.Minute, func() bool {
+		got, _ := mx.inbound("warm again")
+		ok, failed := mx.outcomes("warm ")
+		return got == pairs && ok+len(failed) == pairs
+	})
+	if _, failed := mx.outcomes("warm "); len(failed) > 0 {
+		t.Fatalf("%d warm-up sends failed, first %q", len(failed), failed[0])
 	}
 
 	// Traffic: rate messages per second, alternating directions, for seconds.
 	total := rate * seconds
 	sentAt := make(map[string]time.Time, total/2)
-	var sends sync.WaitGroup
-	var sendFailures atomic.Int64
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
 	trafficStart := time.Now()
 	for k := range total {
 		<-tick.C
-		acc, bot := chatOf(k / 2 % pairs)
+		i := k / 2 % pairs
+		acc, bot := chatOf(i)
 		text := fmt.Sprintf("lat %d", k)
 		if k%2 == 0 {
 			srv.say(bot, acc.Handle(), text)
 			continue
 		}
 		sentAt[text] = time.Now()
-		sends.Add(1)
-		go func() {
-			defer sends.Done()
-			sctx, cancel := context.WithTimeout(ctx, time.Minute)
-			defer cancel()
-			if _, err := acc.SendText(sctx, "matrix", bridge.DirectChat(bot), text, bridge.Format{}); err != nil {
-				sendFailures.Add(1)
-			}
-		}()
+		mx.send(i, rooms[i], text)
 	}
 	tick.Stop()
 	trafficTook := time.Since(trafficStart)
-	sends.Wait()
-	inboundWant := int64((total + 1) / 2)
+	inboundWant := (total + 1) / 2
 	waitFor(t, "every message relayed", 2*time.Minute, func() bool {
-		got := 0
+		got, _ := mx.inbound("lat ")
+		ok, failed := mx.outcomes("lat ")
+		received := 0
 		for text := range sentAt {
 			if _, ok := srv.received(text); ok {
-				got++
+				received++
 			}
 		}
-		return fe.messages.Load() == inboundWant && int64(got)+sendFailures.Load() == int64(len(sentAt)) || len(srv.errors()) > 0
+		return got == inboundWant && ok+len(failed) == len(sentAt) && received+len(failed) == len(sentAt) || len(srv.errors()) > 0
 	})
 	if errs := srv.errors(); len(errs) > 0 {
 		t.Fatalf("BotSay failed: %v", errs[0])
 	}
 	after := sample()
 
-	fe.mu.Lock()
-	in := append([]time.Duration(nil), fe.inbound...)
-	fe.mu.Unlock()
+	_, in := mx.inbound("lat ")
+	_, failed := mx.outcomes("lat ")
 	var out []time.Duration
 	for text, at := range sentAt {
 		if got, ok := srv.received(text); ok {
@@ -279,21 +291,36 @@ func TestScale(t *testing.T) {
 	}
 
 	perAccount := func(s memSample) float64 { return float64(s.heap-withServer.heap) / float64(n) / 1024 }
-	t.Logf("scale: %d accounts × %d contacts (%d bot contacts in msntest, in its own process), GOMAXPROCS %d", n, contactsPerAccount, pool, runtime.GOMAXPROCS(0))
+	t.Logf("scale: %d accounts × %d contacts (%d bot contacts in msntest, in its own process), Matrix frontend on matrixtest, GOMAXPROCS %d, GOMEMLIMIT %s",
+		n, contactsPerAccount, pool, runtime.GOMAXPROCS(0), memLimit())
 	t.Logf("before:           %s", base)
+	t.Logf("stored:           %s (core and bridgev2 rows of every account written)", stored)
 	t.Logf("all logged in:    %s in %s (%.0f logins/s)", idle, loginTook.Round(10*time.Millisecond), float64(n)/loginTook.Seconds())
-	t.Logf("idle per account: %.1f KiB heap (msn client + core account + frontend queue), %.2f goroutines",
+	t.Logf("idle memory:      %s", idle.detail())
+	t.Logf("idle per account: %.1f KiB heap (msn client + core account + Matrix login), %.2f goroutines",
 		perAccount(idle), float64(idle.goroutines-withServer.goroutines)/float64(n))
-	t.Logf("traffic:          %d messages in %s (%.0f msg/s offered), %d send failures",
-		total, trafficTook.Round(10*time.Millisecond), float64(total)/trafficTook.Seconds(), sendFailures.Load())
-	t.Logf("MSN → frontend, bridge share (client parsed MSG → HandleEvent): p50 %s, p99 %s, max %s (%d messages)",
+	t.Logf("traffic:          %d messages in %s (%.0f msg/s offered), %d sends reported failed",
+		total, trafficTook.Round(10*time.Millisecond), float64(total)/trafficTook.Seconds(), len(failed))
+	t.Logf("MSN → Matrix, bridge share (client parsed MSG → ghost's event reached the homeserver): p50 %s, p99 %s, max %s (%d messages)",
 		percentile(in, 0.5), percentile(in, 0.99), percentile(in, 1), len(in))
-	t.Logf("frontend → MSN (SendText called → contact received it in msntest's process, an upper bound of the bridge share): p50 %s, p99 %s, max %s (%d messages)",
+	t.Logf("Matrix → MSN (event handed to bridgev2 → contact received it in msntest's process, an upper bound of the bridge share): p50 %s, p99 %s, max %s (%d messages)",
 		percentile(out, 0.5), percentile(out, 0.99), percentile(out, 1), len(out))
 	t.Logf("after traffic:    %s; %.1f KiB heap per account", after, perAccount(after))
-	if sendFailures.Load() > 0 {
-		t.Errorf("%d sends failed", sendFailures.Load())
+	t.Logf("after traffic:    %s", after.detail())
+	if len(failed) > 0 {
+		t.Errorf("%d sends reported failed, first %q", len(failed), failed[0])
 	}
+	if bad := mx.badStates(); len(bad) > 0 {
+		t.Errorf("%d logins were shown an error state on Matrix, first: %s", len(bad), bad[0])
+	}
+}
+
+// memLimit is the runtime's soft memory limit, "none" when unset.
+func memLimit() string {
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		return fmt.Sprintf("%.0f MiB", mib(uint64(l)))
+	}
+	return "none"
 }
 
 // writeHeapProfile writes a heap profile (after a GC, so in-use figures are live memory) to path,
