@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"strings"
 	"sync"
@@ -36,6 +37,9 @@ type MSNConnector struct {
 	log      zerolog.Logger
 	nameTmpl *template.Template
 	presence *presenceManager
+
+	// ghostLocks serialise the name updates of one ghost (chosen by handle) across logins.
+	ghostLocks [64]sync.Mutex
 
 	loadedMu sync.Mutex
 	loaded   chan struct{} // closed and replaced whenever a UserLogin is loaded
@@ -155,7 +159,7 @@ func (mc *MSNConnector) userLogin(ctx context.Context, handle string) (*bridgev2
 		mc.loadedMu.Lock()
 		ch := mc.loaded
 		mc.loadedMu.Unlock()
-		login, err := mc.Bridge.GetExistingUserLoginByID(ctx, id)
+		login, err := mc.existingLogin(ctx, id)
 		if err != nil || login != nil {
 			return login, err
 		}
@@ -180,6 +184,34 @@ func (mc *MSNConnector) userLogin(ctx context.Context, handle string) (*bridgev2
 	}
 }
 
+// lockGhost locks the ghost of handle for a name update and returns its unlock.
+func (mc *MSNConnector) lockGhost(handle string) (unlock func()) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(handle))
+	mu := &mc.ghostLocks[h.Sum32()%uint32(len(mc.ghostLocks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+// existingLogin returns the stored UserLogin id (nil when there is none), loading its user, and
+// with it the user's logins, when bridgev2 has not loaded them yet. It does not use
+// Bridge.GetExistingUserLoginByID for a login that is not loaded: bridgev2 v0.32.0 then loads
+// the login twice (once with its user, then again), leaving a second UserLogin with a client and
+// a bridge state goroutine of its own.
+func (mc *MSNConnector) existingLogin(ctx context.Context, id networkid.UserLoginID) (*bridgev2.UserLogin, error) {
+	if login := mc.Bridge.GetCachedUserLoginByID(id); login != nil {
+		return login, nil
+	}
+	row, err := mc.Bridge.DB.UserLogin.GetByID(ctx, id)
+	if err != nil || row == nil {
+		return nil, err
+	}
+	if _, err = mc.Bridge.GetUserByMXID(ctx, row.UserMXID); err != nil {
+		return nil, err
+	}
+	return mc.Bridge.GetCachedUserLoginByID(id), nil
+}
+
 // Frontend is the Matrix frontend: a bridgev2 bridge whose network connector mirrors the core's
 // accounts. It implements bridge.Frontend.
 type Frontend struct {
@@ -191,6 +223,9 @@ type Frontend struct {
 
 	mu      sync.Mutex
 	started bool
+	// beforeStartLogins, when set (by tests), runs between the frontend's registration with the
+	// core (whose deliveries may then begin) and bridgev2 loading the stored logins.
+	beforeStartLogins func()
 }
 
 var _ bridge.Frontend = (*Frontend)(nil)
@@ -290,6 +325,9 @@ func (f *Frontend) Start(ctx context.Context) error {
 		return fmt.Errorf("failed to start matrix connectors: %w", err)
 	}
 	f.core.AddFrontend(f)
+	if f.beforeStartLogins != nil {
+		f.beforeStartLogins()
+	}
 	if err := f.br.StartLogins(ctx); err != nil {
 		return fmt.Errorf("failed to start matrix logins: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -159,7 +160,8 @@ func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbu
 	return core
 }
 
-// start builds a core and the frontend on the same database and starts both.
+// start builds a core and the frontend on the same database and starts them as the bridge
+// does: the stored accounts loaded, the frontend started, then the logins.
 func (e *glueEnv) start() {
 	t := e.t
 	e.core = newTestCore(t, e.ctx, e.srv, e.db, e.key, e.log)
@@ -167,6 +169,7 @@ func (e *glueEnv) start() {
 	fe, err := newFrontend(e.core, e.mxCfg, e.fm, testBridgeConfig(), e.db, e.log)
 	must(t, err)
 	e.fe = fe
+	must(t, e.core.Load(e.ctx))
 	must(t, fe.Start(e.ctx))
 	must(t, e.core.Start(e.ctx))
 	t.Cleanup(e.stop)
@@ -714,6 +717,11 @@ func TestTypingAndNudge(t *testing.T) {
 func TestGroupChatMembership(t *testing.T) {
 	e := newGlueEnv(t, nil)
 	e.mustLogin()
+	// The login's contact snapshot names the ghosts; bridgev2 reads a ghost's name without its
+	// lock when it makes a room, so the room waits until the names are set.
+	if !e.fm.WaitFor(e.ctx, func() bool { return e.fm.Name(ghostMXID(bob)) != "" && e.fm.Name(ghostMXID(carol)) != "" }) {
+		t.Fatal("ghosts never named")
+	}
 	c := e.clientOf()
 	acc := e.core.Account(alice)
 	chat := bridge.GroupChat("sb42")
@@ -800,4 +808,63 @@ func TestFirstLoginDoesNotWaitForItself(t *testing.T) {
 	if n := e.fe.Connector().loginWaits.Load(); n != 0 {
 		t.Fatalf("events waited %d times for the UserLogin", n)
 	}
+}
+
+// A restart shows the stored login connecting and then connected, never as logged out or
+// needing a new login, and bridgev2 holds the login once (one bridge state goroutine), even
+// though the core delivers the account's first events while bridgev2 is still loading logins.
+func TestRestartShowsLoginConnected(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	e.stop()
+	waitServer(t, func() bool { return !e.srv.LoggedIn(alice) })
+	waitGoroutines(t, "BridgeStateQueue).loop", 0)
+
+	// As start does, but bridgev2 loads the stored logins only once the core's delivery of the
+	// account's first events to the frontend has loaded the login itself.
+	e.core = newTestCore(t, e.ctx, e.srv, e.db, e.key, e.log)
+	e.fm = matrixtest.New()
+	fe, err := newFrontend(e.core, e.mxCfg, e.fm, testBridgeConfig(), e.db, e.log)
+	must(t, err)
+	e.fe = fe
+	fe.beforeStartLogins = func() {
+		for i := 0; i < 500 && fe.br.GetCachedUserLoginByID("alice@example.com") == nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	must(t, e.core.Load(e.ctx))
+	must(t, fe.Start(e.ctx))
+	if fe.br.GetCachedUserLoginByID("alice@example.com") == nil {
+		t.Fatal("the core's first delivery never loaded the login")
+	}
+	must(t, e.core.Start(e.ctx))
+	waitServer(t, func() bool { return e.srv.LoggedIn(alice) })
+	e.waitState("CONNECTED")
+	for _, st := range e.fm.States() {
+		if st.UserID != "" && st.StateEvent != "CONNECTING" && st.StateEvent != "CONNECTED" {
+			t.Errorf("restart showed state %s (%s: %s)", st.StateEvent, st.Error, st.Message)
+		}
+	}
+	waitGoroutines(t, "BridgeStateQueue).loop", 1)
+}
+
+// waitGoroutines waits (bounded) until exactly want goroutines have fn on their stack.
+func waitGoroutines(t *testing.T, fn string, want int) {
+	t.Helper()
+	var got int
+	for range 100 {
+		var b strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+		got = 0
+		for _, g := range strings.Split(b.String(), "\n\n") {
+			if strings.Contains(g, fn) {
+				got++
+			}
+		}
+		if got == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%d goroutines in %s, want %d", got, fn, want)
 }
