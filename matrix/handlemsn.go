@@ -141,6 +141,10 @@ func (c *MSNClient) updateGhost(ctx context.Context, handle, name string, author
 		c.log.Warn().Err(err).Str("contact", handle).Msg("Failed to get ghost")
 		return
 	}
+	// A ghost is shared by every account that has the contact, and their events are delivered
+	// concurrently: the name is read and updated under the ghost's lock.
+	unlock := c.main.lockGhost(handle)
+	defer unlock()
 	if ghost.Name != "" && (!authoritative || name == "" || name == handle) {
 		return
 	}
