@@ -9,5 +9,6 @@
 //
 // MSN_SCALE=1 runs the full size (10,000 accounts, 1,000 msg/s); SCALE_ACCOUNTS, SCALE_RATE and
 // SCALE_SECONDS override the size, the message rate and the traffic duration. SCALE_HEAPPROFILE=path
-// writes a heap profile of the idle state (everyone logged in) for go tool pprof.
+// writes a heap profile of the idle state (everyone logged in) for go tool pprof, and the
+// goroutines of that moment beside it (path.goroutines.txt).
 package scale

@@ -106,7 +106,8 @@ func (s *matrixSide) room(ctx context.Context, i int, bot string) id.RoomID {
 		return r
 	}
 	key := networkid.PortalKey{ID: networkid.PortalID(bot), Receiver: networkid.UserLoginID(userHandle(i))}
-	portal, err := s.fe.Bridge().GetExistingPortalByKey(ctx, key)
+	// The stored row: the cached Portal is bridgev2's to change.
+	portal, err := s.fe.Bridge().DB.Portal.GetByKey(ctx, key)
 	if err != nil || portal == nil || portal.MXID == "" {
 		return ""
 	}

@@ -204,6 +204,10 @@ func TestScale(t *testing.T) {
 	idle := sample()
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
+		if f, err := os.Create(path + ".goroutines.txt"); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+			f.Close()
+		}
 	}
 
 	// Chats: up to 1,000 (account, contact) pairs, warmed up with one message each way so the
