@@ -170,14 +170,16 @@ type Client struct {
 
 	ctx    context.Context // lifetime of the session, cancelled by shutdown
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // goroutines started by the client (ping, QRY, switchboards)
+	// wg counts the goroutines started by the client (QRY answers, keepalive steps) and every
+	// keepalive step still scheduled; switchboards have their own (sb.wg).
+	wg sync.WaitGroup
 
 	mu       sync.Mutex
 	state    clientState
 	ns       *conn
 	protocol string
 	self     Self
-	contacts map[string]*Contact
+	contacts map[string]*contact
 	groups   map[string]*Group
 	groupSeq []string // group ids in arrival order
 	out      *DisconnectError
@@ -186,13 +188,14 @@ type Client struct {
 	syncLSG  int
 	lastLST  string
 	sb       sbManager
+	ka       keepalive
+	// otherGUIDs holds, by handle, the contact ids that are not GUIDs of one letter case
+	// (guidOther); nil when there are none.
+	otherGUIDs map[string]string
 
 	syncSignal chan struct{}
-	qng        chan int
 
-	events       *eventQueue
-	eventsDone   chan struct{}
-	eventGoID    atomic.Uint64
+	events       eventQueue
 	shutdownOnce sync.Once
 }
 
@@ -227,15 +230,13 @@ func NewClient(cfg Config, handle, password string, h Handler) (*Client, error) 
 		handler:    h,
 		log:        cfg.Log.With().Str("component", "msn").Str("handle", handle).Logger(),
 		pp:         pp,
-		contacts:   make(map[string]*Contact),
+		contacts:   make(map[string]*contact),
 		groups:     make(map[string]*Group),
 		syncSignal: make(chan struct{}, 1),
-		qng:        make(chan int, 1),
-		eventsDone: make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.self = Self{Handle: handle, Status: StatusOffline, Capabilities: cfg.Capabilities}
-	c.events = newEventQueue(cfg.MaxQueuedEvents)
+	c.events.init(cfg.MaxQueuedEvents, c.deliverEvent)
 	c.sb.init()
 	return c, nil
 }
@@ -278,14 +279,15 @@ func (c *Client) Login(ctx context.Context) error {
 	c.state = stateLoggingIn
 	c.mu.Unlock()
 
-	go c.runEvents()
 	// Stop the login when the client is closed meanwhile.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel)
 	defer stop()
 
-	if err := c.login(ctx); err != nil {
+	err := c.login(ctx)
+	c.pp = nil // a Client logs in once: its Passport client (and own transport) are garbage now
+	if err != nil {
 		c.mu.Lock()
 		ns, out := c.ns, c.out
 		c.mu.Unlock()
@@ -310,13 +312,14 @@ func (c *Client) Login(ctx context.Context) error {
 		return fmt.Errorf("login aborted: %w", ErrClosed)
 	}
 	c.state = stateOnline
-	self := c.self
 	proto := c.protocol
 	ns := c.ns
-	c.wg.Add(1)
-	go c.pingLoop(ns)
+	c.ka.ns = ns
+	c.keepaliveArmLocked(0) // the first PNG right away, to learn the server's interval
+	// Released under c.mu, in the same step as stateOnline: a shutdown that follows sees the
+	// session online and queues Disconnected behind LoggedIn.
+	c.events.release(&LoggedIn{Self: c.self, Protocol: proto})
 	c.mu.Unlock()
-	c.events.release(&LoggedIn{Self: self, Protocol: proto})
 	c.log.Info().Str("protocol", proto).Msg("Logged in")
 	// The connection may have died between the last reply and now.
 	if err := ns.Err(); err != nil {
@@ -618,10 +621,7 @@ func (c *Client) handleNS(cmd *Command) {
 		if err != nil {
 			n = -1
 		}
-		select {
-		case c.qng <- n:
-		default:
-		}
+		c.handleQNG(n)
 	case "RNG":
 		c.handleRNG(cmd)
 	case "OUT":
@@ -693,6 +693,7 @@ func (c *Client) shutdown(cause *DisconnectError) {
 		wasOnline := c.state == stateOnline
 		c.state = stateClosed
 		ns := c.ns
+		c.keepaliveStopLocked()
 		c.mu.Unlock()
 		c.cancel()
 		if ns != nil {
@@ -707,13 +708,14 @@ func (c *Client) shutdown(cause *DisconnectError) {
 }
 
 // Close logs out (OUT), closes every connection and waits for the client's goroutines,
-// including the event goroutine unless Close is called from the handler itself. It is
-// idempotent and safe to call at any time, also concurrently with Login (which then fails).
+// including the delivery of the remaining events (the handler call in progress, the queued
+// events and Disconnected) unless Close is called from the handler itself, where it returns
+// without waiting for the delivery it runs on. It is idempotent and safe to call at any time,
+// also concurrently with Login (which then fails).
 func (c *Client) Close() error {
 	c.mu.Lock()
 	ns := c.ns
 	online := c.state == stateOnline
-	started := c.state != stateNew
 	if c.out == nil {
 		// Decided before OUT goes out: the server's answer may close the connection, and the
 		// reader must then report the session as closed by us, not as lost.
@@ -729,59 +731,96 @@ func (c *Client) Close() error {
 	}
 	c.waitSessions()
 	c.wg.Wait()
-	if started && c.eventGoID.Load() != goid() {
-		<-c.eventsDone
+	if !c.events.onDelivery() {
+		c.events.wait()
 	}
 	return nil
 }
 
-// pingLoop sends PNG at the server's interval and declares the connection dead when a QNG does
-// not come back within PingTimeout.
-func (c *Client) pingLoop(ns *conn) {
-	defer c.wg.Done()
-	interval := time.Duration(0) // first ping right away, to learn the server's interval
-	for {
-		timer := time.NewTimer(interval)
-		select {
-		case <-timer.C:
-		case <-ns.Closed():
-			timer.Stop()
-			return
-		case <-c.ctx.Done():
-			timer.Stop()
-			return
-		}
-		select { // drop a stale QNG
-		case <-c.qng:
-		default:
-		}
-		if err := ns.send(&Command{Name: "PNG"}); err != nil {
-			return
-		}
-		wait := time.NewTimer(c.cfg.PingTimeout)
-		select {
-		case n := <-c.qng:
-			wait.Stop()
-			interval = time.Duration(n) * time.Second
-			if n < 0 {
-				interval = 45 * time.Second
-			}
-			interval = min(max(interval, minServerPingInterval), maxServerPingInterval)
-		case <-wait.C:
-			c.log.Warn().Dur("timeout", c.cfg.PingTimeout).Msg("No answer to keepalive, dropping connection")
-			ns.closeWith(fmt.Errorf("no QNG within %s: %w", c.cfg.PingTimeout, ErrTimeout))
-			return
-		case <-ns.Closed():
-			wait.Stop()
-			return
-		case <-c.ctx.Done():
-			wait.Stop()
-			return
-		}
-		if c.cfg.PingInterval > 0 {
-			interval = c.cfg.PingInterval
-		}
+// keepalive is the state of the NS keepalive (PROTOCOL.md §3.10), guarded by Client.mu. It runs
+// no goroutine of its own: one timer at a time is scheduled, either for the next PNG or, while a
+// PNG is unanswered, for its PingTimeout deadline. Each scheduled step counts in Client.wg until
+// it has run or been stopped, so Close waits for a PNG being written.
+type keepalive struct {
+	ns      *conn
+	timer   *time.Timer   // the scheduled step, nil when none
+	gen     uint32        // bumped by every arm and stop: a step of an older arm does nothing
+	waiting bool          // a PNG is out and its QNG has not come yet
+	next    time.Duration // the interval the last QNG asked for, clamped (0 before)
+}
+
+// keepaliveArmLocked schedules the next keepalive step in d, replacing the scheduled one. c.mu
+// must be held with the session online, so that the Add never races with Close's Wait.
+func (c *Client) keepaliveArmLocked(d time.Duration) {
+	c.keepaliveStopLocked()
+	gen := c.ka.gen
+	c.wg.Add(1)
+	c.ka.timer = time.AfterFunc(d, func() {
+		defer c.wg.Done()
+		c.keepaliveStep(gen)
+	})
+}
+
+// keepaliveStopLocked cancels the scheduled step; a step already running does nothing more
+// than finish its write. c.mu must be held.
+func (c *Client) keepaliveStopLocked() {
+	c.ka.gen++
+	if c.ka.timer != nil && c.ka.timer.Stop() {
+		c.wg.Done() // the step will not run
 	}
+	c.ka.timer = nil
+}
+
+// keepaliveStep runs on its timer's goroutine. At a PNG's deadline it declares the connection
+// dead; otherwise it sends PNG (which may block on a slow socket, but never blocks the reader)
+// and schedules the deadline, unless the QNG has already come.
+func (c *Client) keepaliveStep(gen uint32) {
+	c.mu.Lock()
+	if gen != c.ka.gen || c.state != stateOnline {
+		c.mu.Unlock()
+		return
+	}
+	ns := c.ka.ns
+	c.ka.timer = nil
+	if c.ka.waiting {
+		c.ka.waiting = false
+		c.mu.Unlock()
+		c.log.Warn().Dur("timeout", c.cfg.PingTimeout).Msg("No answer to keepalive, dropping connection")
+		ns.closeWith(fmt.Errorf("no QNG within %s: %w", c.cfg.PingTimeout, ErrTimeout))
+		return
+	}
+	c.ka.waiting = true // a QNG that comes from now on answers this PNG
+	c.mu.Unlock()
+	if err := ns.send(&Command{Name: "PNG"}); err != nil {
+		return // the connection is closed: its reader ends the session
+	}
+	c.mu.Lock()
+	if gen == c.ka.gen && c.ka.waiting && c.state == stateOnline {
+		c.keepaliveArmLocked(c.cfg.PingTimeout)
+	}
+	c.mu.Unlock()
+}
+
+// handleQNG takes the answer to a PNG (n: seconds until the next one, -1 when unreadable) and
+// schedules the next PNG. A QNG while no PNG is out is ignored. It runs on the reader goroutine
+// and does not block.
+func (c *Client) handleQNG(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ka.waiting || c.state != stateOnline {
+		return
+	}
+	c.ka.waiting = false
+	interval := time.Duration(n) * time.Second
+	if n < 0 {
+		interval = 45 * time.Second
+	}
+	interval = min(max(interval, minServerPingInterval), maxServerPingInterval)
+	c.ka.next = interval
+	if c.cfg.PingInterval > 0 {
+		interval = c.cfg.PingInterval
+	}
+	c.keepaliveArmLocked(interval)
 }
 
 // handleCHL answers a challenge on a separate goroutine (the reply wait must not block the
@@ -824,108 +863,135 @@ func (c *Client) emit(ev Event) {
 	}
 }
 
-func (c *Client) runEvents() {
-	c.eventGoID.Store(goid())
-	defer close(c.eventsDone)
-	c.events.run(func(ev Event) {
-		if c.handler == nil {
-			return
+// deliverEvent hands one event to the handler, on the event queue's delivery goroutine. A
+// panic in the handler is logged, and the next event is delivered.
+func (c *Client) deliverEvent(ev Event) {
+	if c.handler == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error().Str("panic", fmt.Sprint(r)).Msg("Event handler panicked")
 		}
-		defer func() {
-			if r := recover(); r != nil {
-				c.log.Error().Str("panic", fmt.Sprint(r)).Msg("Event handler panicked")
-			}
-		}()
-		c.handler(ev)
-	})
+	}()
+	c.handler(ev)
 }
 
-// eventQueue is the bounded FIFO between the reader goroutines and the event goroutine. Pushes
-// never block. While held (during Login) events are kept back, to be released after LoggedIn
-// or discarded.
+// eventQueue is the bounded FIFO between the goroutines that produce events (connection
+// readers, callers of Client methods) and the handler. Pushes never block. No goroutine waits on
+// an empty queue: a push that makes events deliverable while no delivery runs starts a delivery
+// goroutine, which hands the events to deliver one at a time and in order and exits when it
+// finds the queue empty. The start and that check are both made under mu, so an event is
+// either taken by the running delivery or starts the next one, and there is never more than
+// one delivery goroutine. While held (during Login) events are kept back, to be released after
+// LoggedIn or discarded.
 type eventQueue struct {
-	mu    sync.Mutex
-	items []Event
-	held  bool
-	ended bool
-	max   int
-	wake  chan struct{}
+	deliver func(Event)
+	max     int
+
+	mu      sync.Mutex
+	items   []Event
+	held    bool
+	ended   bool
+	running bool // a delivery goroutine runs: set when it is started, cleared by it, under mu
+
+	wg  sync.WaitGroup // the delivery goroutine
+	gid atomic.Uint64  // id of the latest delivery goroutine, 0 before the first (never reused)
 }
 
-func newEventQueue(max int) *eventQueue {
-	return &eventQueue{held: true, max: max, wake: make(chan struct{}, 1)}
+func (q *eventQueue) init(max int, deliver func(Event)) {
+	q.held, q.max, q.deliver = true, max, deliver
 }
 
 // push appends ev; it reports false when the queue is full (force bypasses the bound) and
 // drops events pushed after finish.
 func (q *eventQueue) push(ev Event, force bool) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.ended {
-		q.mu.Unlock()
 		return true
 	}
 	if !force && len(q.items) >= q.max {
-		q.mu.Unlock()
 		return false
 	}
 	q.items = append(q.items, ev)
-	q.mu.Unlock()
-	q.signal()
+	q.startLocked()
 	return true
 }
 
-func (q *eventQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+// startLocked starts a delivery goroutine when events are deliverable and none runs. q.mu must
+// be held and the queue not finished: after finish no delivery starts, so wait misses none.
+func (q *eventQueue) startLocked() {
+	if q.running || q.held || len(q.items) == 0 {
+		return
 	}
+	q.running = true
+	q.wg.Add(1)
+	go q.run()
 }
 
-// release puts first in front of the held events and lets them all through.
+// release puts first in front of the held events and lets them all through. It does nothing
+// after finish; Login releases under Client.mu in the step that marks the session online, which
+// orders it before the shutdown's finish.
 func (q *eventQueue) release(first Event) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ended {
+		return
+	}
 	q.items = append([]Event{first}, q.items...)
 	q.held = false
-	q.mu.Unlock()
-	q.signal()
+	q.startLocked()
 }
 
+// discard drops the queued events.
 func (q *eventQueue) discard() {
 	q.mu.Lock()
 	q.items = nil
 	q.mu.Unlock()
 }
 
-// finish accepts no more events; run returns once the queued ones are delivered.
+// finish accepts no more events; a delivery that runs still delivers the queued ones.
 func (q *eventQueue) finish() {
 	q.mu.Lock()
 	q.ended = true
 	q.mu.Unlock()
-	q.signal()
 }
 
-func (q *eventQueue) run(deliver func(Event)) {
+// wait returns when no delivery goroutine runs. After finish none can start, so it then
+// returns once every queued event is delivered. It must not be called from the delivery
+// goroutine (see onDelivery), where it would wait for itself.
+func (q *eventQueue) wait() { q.wg.Wait() }
+
+// onDelivery reports whether the calling goroutine is the queue's delivery goroutine, that is,
+// whether the caller runs inside the handler.
+func (q *eventQueue) onDelivery() bool {
+	id := q.gid.Load()
+	return id != 0 && id == goid()
+}
+
+// run is the delivery goroutine: it delivers batches until it finds the queue empty.
+func (q *eventQueue) run() {
+	defer q.wg.Done()
+	q.gid.Store(goid())
 	for {
 		q.mu.Lock()
-		if len(q.items) > 0 && !q.held {
-			batch := q.items
-			q.items = nil
-			q.mu.Unlock()
-			for _, ev := range batch {
-				deliver(ev)
-			}
-			continue
-		}
-		if q.ended {
+		if len(q.items) == 0 {
+			q.running = false
 			q.mu.Unlock()
 			return
 		}
+		batch := q.items
+		q.items = nil
 		q.mu.Unlock()
-		<-q.wake
+		for i, ev := range batch {
+			batch[i] = nil // delivered events are not kept by the rest of the batch
+			q.deliver(ev)
+		}
 	}
 }
 
-// goid returns the current goroutine's id. It lets Close know whether it runs on the event
+// goid returns the current goroutine's id. It lets Close know whether it runs on the delivery
 // goroutine, where waiting for that goroutine would deadlock.
 func goid() uint64 {
 	var buf [32]byte

@@ -1,7 +1,6 @@
 package msn
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -136,15 +135,17 @@ func ServerPayloads(name string, args []string) bool {
 
 // Reader splits a byte stream into Commands. It is not safe for concurrent use.
 type Reader struct {
-	br       *bufio.Reader
 	rule     PayloadRule
 	maxLine  int
 	maxBytes int
+	buf      readBuffer
 }
 
 // NewReader returns a Reader that frames payloads with rule and the default limits.
 func NewReader(r io.Reader, rule PayloadRule) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 4096), rule: rule, maxLine: MaxLineLength, maxBytes: MaxPayloadSize}
+	rd := &Reader{rule: rule, maxLine: MaxLineLength, maxBytes: MaxPayloadSize}
+	rd.buf.init(r)
+	return rd
 }
 
 // SetLimits changes the longest line and the largest payload the Reader accepts.
@@ -200,7 +201,7 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 		if len(p) == cap(p) {
 			p = slices.Grow(p, min(n-len(p), cap(p)))
 		}
-		k, err := r.br.Read(p[len(p):min(n, cap(p))])
+		k, err := r.buf.read(p[len(p):min(n, cap(p))])
 		p = p[:len(p)+k]
 		if err != nil && len(p) < n {
 			if errors.Is(err, io.EOF) {
@@ -292,7 +293,7 @@ func isSpace(b byte) bool { return b == ' ' || b == '\t' }
 func (r *Reader) readLine() ([]byte, error) {
 	var buf []byte
 	for {
-		frag, err := r.br.ReadSlice('\n')
+		frag, err := r.buf.readSlice()
 		if len(buf)+len(frag) > r.maxLine+2 {
 			return nil, fmt.Errorf("%w (over %d bytes)", ErrLineTooLong, r.maxLine)
 		}
@@ -308,7 +309,7 @@ func (r *Reader) readLine() ([]byte, error) {
 				buf = buf[:n-1]
 			}
 			return buf, nil
-		case errors.Is(err, bufio.ErrBufferFull):
+		case err == errBufferFull:
 			buf = append(buf, frag...)
 		default:
 			if errors.Is(err, io.EOF) && len(buf)+len(frag) > 0 {

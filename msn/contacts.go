@@ -2,6 +2,7 @@ package msn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -105,20 +106,13 @@ type Self struct {
 	PromptOnAdd bool
 }
 
-func (c *Contact) clone() Contact {
-	cp := *c
-	cp.Groups = slices.Clone(c.Groups)
-	cp.Media.Args = slices.Clone(c.Media.Args)
-	return cp
-}
-
 // Contacts returns a snapshot of every contact, sorted by handle.
 func (c *Client) Contacts() []Contact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Contact, 0, len(c.contacts))
 	for _, ct := range c.contacts {
-		out = append(out, ct.clone())
+		out = append(out, c.publicLocked(ct))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Handle < out[j].Handle })
 	return out
@@ -132,7 +126,7 @@ func (c *Client) Contact(handle string) (Contact, bool) {
 	if !ok {
 		return Contact{}, false
 	}
-	return ct.clone(), true
+	return c.publicLocked(ct), true
 }
 
 // Groups returns the groups in the order the server listed them.
@@ -160,28 +154,275 @@ func (c *Client) Self() Self {
 func normHandle(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
 
 // contactLocked returns the entry for handle, creating it. c.mu must be held.
-func (c *Client) contactLocked(handle string) *Contact {
+func (c *Client) contactLocked(handle string) *contact {
 	h := normHandle(handle)
 	ct := c.contacts[h]
 	if ct == nil {
 		h = strings.Clone(h) // a Reader's tokens share their line's memory
-		ct = &Contact{Handle: h, Status: StatusOffline}
+		ct = &contact{handle: h, status: statusIndex(StatusOffline)}
 		c.contacts[h] = ct
 	}
 	return ct
 }
 
-// cloneStrings copies ss and its strings, so that keeping them does not keep the lines they
-// were cut from.
-func cloneStrings(ss []string) []string {
-	if ss == nil {
-		return nil
+// contact is the stored form of a Contact, 128 bytes against 232 (Contacts and Contact build
+// the public form on the way out). The status is an index into statuses, the GUID 16 bytes,
+// the personal message and current media one string (the media as its wire text, parsed on the
+// way out), the group ids one string. Strings that repeat are shared rather than copied: a
+// stored name equal to the handle, a friendly name equal to either, group ids with the group's
+// own id. Every string is the contact's own, never a piece of a protocol line.
+type contact struct {
+	handle   string
+	name     string // StoredName
+	friendly string // FriendlyName
+	msnobj   string // MSNObject
+	ubx      string // PSM, then the CurrentMedia wire text: ubx[:psmLen] and ubx[psmLen:]
+	groups   string // see setGroups
+	guid     [16]byte
+	caps     uint32
+	psmLen   uint32
+	lists    List
+	status   uint8 // index into statuses
+	flags    contactFlags
+}
+
+type contactFlags uint8
+
+const (
+	guidLower   contactFlags = 1 << iota // guid holds the GUID, written in lower case
+	guidUpper                            // guid holds the GUID, written in upper case
+	guidOther                            // the GUID is not 8-4-4-4-12 hex of one case: see Client.otherGUIDs
+	groupsMulti                          // groups holds several ids, each after its uvarint length
+	groupsEmpty                          // no group ids, but an empty list rather than none
+)
+
+const guidFlags = guidLower | guidUpper | guidOther
+
+// statusIndex returns the index of s in statuses (s is always one of them in a contact).
+func statusIndex(s Status) uint8 {
+	for i, k := range statuses {
+		if s == k {
+			return uint8(i)
+		}
 	}
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = strings.Clone(s)
+	return uint8(len(statuses) - 1) // StatusOffline
+}
+
+func (ct *contact) psm() string       { return ct.ubx[:ct.psmLen] }
+func (ct *contact) mediaText() string { return ct.ubx[ct.psmLen:] }
+
+// setUBX stores a personal message and the text of the current media ("" for none; psm is
+// then shared, not copied) and returns the stored PSM, for the event.
+func (ct *contact) setUBX(psm, media string) string {
+	if media == "" {
+		ct.ubx = psm
+	} else {
+		ct.ubx = psm + media
 	}
-	return out
+	ct.psmLen = uint32(len(psm))
+	return ct.psm()
+}
+
+// setName stores the stored name, sharing the handle's string when they are equal.
+func (ct *contact) setName(name string) {
+	switch name {
+	case ct.name:
+	case ct.handle:
+		ct.name = ct.handle
+	default:
+		ct.name = strings.Clone(name)
+	}
+}
+
+// setFriendly stores the friendly name, sharing the stored name's or the handle's string when
+// equal to one.
+func (ct *contact) setFriendly(name string) {
+	switch name {
+	case ct.friendly:
+	case ct.name:
+		ct.friendly = ct.name
+	case ct.handle:
+		ct.friendly = ct.handle
+	default:
+		ct.friendly = strings.Clone(name)
+	}
+}
+
+// groupIDs returns the contact's group ids as a new slice: nil for none, or an empty non-nil
+// slice when the list was emptied, as the []string this replaces was.
+func (ct *contact) groupIDs() []string {
+	switch {
+	case ct.flags&groupsMulti != 0:
+		var out []string
+		for s := ct.groups; s != ""; {
+			n, k := uvarintString(s)
+			if k <= 0 || n > uint64(len(s)-k) {
+				break // never written so
+			}
+			out = append(out, s[k:k+int(n)])
+			s = s[k+int(n):]
+		}
+		return out
+	case ct.groups != "":
+		return []string{ct.groups}
+	case ct.flags&groupsEmpty != 0:
+		return []string{}
+	}
+	return nil
+}
+
+// setGroups stores ids: nothing for none, the id itself for one (interned by the caller, so
+// that it costs no allocation), and for more, one string of each id after its length.
+func (ct *contact) setGroups(ids []string) {
+	ct.flags &^= groupsMulti | groupsEmpty
+	switch {
+	case len(ids) == 0:
+		ct.groups = ""
+		if ids != nil {
+			ct.flags |= groupsEmpty
+		}
+	case len(ids) == 1 && ids[0] != "":
+		ct.groups = ids[0]
+	default:
+		n := 0
+		for _, id := range ids {
+			n += binary.MaxVarintLen64 + len(id)
+		}
+		b := make([]byte, 0, n)
+		for _, id := range ids {
+			b = binary.AppendUvarint(b, uint64(len(id)))
+			b = append(b, id...)
+		}
+		ct.groups = string(b)
+		ct.flags |= groupsMulti
+	}
+}
+
+// uvarintString is binary.Uvarint on a string.
+func uvarintString(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		b := s[i]
+		if b < 0x80 {
+			return x | uint64(b)<<shift, i + 1
+		}
+		x |= uint64(b&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
+}
+
+// parseGUID parses 8-4-4-4-12 hex. lower and upper report whether the letters in it are all of
+// one case (both when it has none), so that it can be written back as it came.
+func parseGUID(s string) (g [16]byte, lower, upper, ok bool) {
+	if !isGUID(s) {
+		return g, false, false, false
+	}
+	lower, upper = true, true
+	j := 0
+	for i := 0; i < len(s); i += 2 {
+		if s[i] == '-' {
+			i--
+			continue
+		}
+		hi, lo := s[i], s[i+1]
+		for _, h := range [2]byte{hi, lo} {
+			switch {
+			case h >= 'a' && h <= 'f':
+				upper = false
+			case h >= 'A' && h <= 'F':
+				lower = false
+			}
+		}
+		g[j] = unhex(hi)<<4 | unhex(lo)
+		j++
+	}
+	return g, lower, upper, true
+}
+
+// formatGUID writes g as 8-4-4-4-12 hex.
+func formatGUID(g [16]byte, upper bool) string {
+	digits := "0123456789abcdef"
+	if upper {
+		digits = "0123456789ABCDEF"
+	}
+	var b [36]byte
+	j := 0
+	for i, x := range g {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = digits[x>>4], digits[x&15]
+		j += 2
+	}
+	return string(b[:])
+}
+
+// guidLocked returns the contact's GUID as it was received, "" when none. c.mu must be held.
+func (c *Client) guidLocked(ct *contact) string {
+	switch ct.flags & guidFlags {
+	case guidLower:
+		return formatGUID(ct.guid, false)
+	case guidUpper:
+		return formatGUID(ct.guid, true)
+	case guidOther:
+		return c.otherGUIDs[ct.handle]
+	}
+	return ""
+}
+
+// setGUIDLocked stores a contact's GUID (s is not empty). c.mu must be held.
+func (c *Client) setGUIDLocked(ct *contact, s string) {
+	ct.flags &^= guidFlags
+	g, lower, upper, ok := parseGUID(s)
+	switch {
+	case ok && lower:
+		ct.guid, ct.flags = g, ct.flags|guidLower
+	case ok && upper:
+		ct.guid, ct.flags = g, ct.flags|guidUpper
+	default:
+		if c.otherGUIDs == nil {
+			c.otherGUIDs = make(map[string]string)
+		}
+		c.otherGUIDs[ct.handle] = strings.Clone(s)
+		ct.flags |= guidOther
+		return
+	}
+	delete(c.otherGUIDs, ct.handle)
+}
+
+// deleteContactLocked removes a contact. c.mu must be held.
+func (c *Client) deleteContactLocked(ct *contact) {
+	delete(c.contacts, ct.handle)
+	delete(c.otherGUIDs, ct.handle)
+}
+
+// internGroupLocked returns the group's own copy of id when the group is known, a copy of id
+// otherwise. c.mu must be held.
+func (c *Client) internGroupLocked(id string) string {
+	if g := c.groups[id]; g != nil {
+		return g.ID
+	}
+	return strings.Clone(id)
+}
+
+// publicLocked returns the public form of a contact. c.mu must be held.
+func (c *Client) publicLocked(ct *contact) Contact {
+	return Contact{
+		Handle:       ct.handle,
+		GUID:         c.guidLocked(ct),
+		StoredName:   ct.name,
+		FriendlyName: ct.friendly,
+		Lists:        ct.lists,
+		Groups:       ct.groupIDs(),
+		Status:       statuses[ct.status],
+		Capabilities: ct.caps,
+		MSNObject:    ct.msnobj,
+		PSM:          ct.psm(),
+		Media:        ParseCurrentMedia(ct.mediaText()),
+	}
 }
 
 // lstEntry is one parsed LST line.
@@ -266,15 +507,18 @@ func (c *Client) handleLST(cmd *Command) {
 	c.syncLST++
 	if err == nil {
 		ct := c.contactLocked(e.Handle)
-		ct.Lists = e.Lists
+		ct.lists = e.Lists
 		if e.Name != "" {
-			ct.StoredName = strings.Clone(e.Name)
+			ct.setName(e.Name)
 		}
 		if e.GUID != "" {
-			ct.GUID = strings.Clone(e.GUID)
+			c.setGUIDLocked(ct, e.GUID)
 		}
-		ct.Groups = cloneStrings(e.Groups)
-		c.lastLST = ct.Handle
+		for i, g := range e.Groups {
+			e.Groups[i] = c.internGroupLocked(g)
+		}
+		ct.setGroups(e.Groups)
+		c.lastLST = ct.handle
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -291,6 +535,8 @@ func (c *Client) handleLSG(cmd *Command) {
 	c.mu.Lock()
 	c.syncLSG++
 	if id != "" {
+		// Copies: the group keeps neither the line nor, through its id, what contacts share.
+		name, id = strings.Clone(name), strings.Clone(id)
 		if _, ok := c.groups[id]; !ok {
 			c.groupSeq = append(c.groupSeq, id)
 		}
@@ -366,7 +612,7 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 		}
 	}
 	c.mu.Lock()
-	var ct *Contact
+	var ct *contact
 	if handle == "" && guid != "" {
 		ct = c.contactByGUIDLocked(guid)
 	} else if handle != "" {
@@ -377,32 +623,33 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 		return nil
 	}
 	if guid != "" {
-		ct.GUID = guid
+		c.setGUIDLocked(ct, guid)
 	}
 	if name != "" {
-		ct.StoredName = name
+		ct.setName(name)
 	}
 	if handle == "" && group != "" {
 		// "ADC t FL C=<id> <group>": a group membership, not a list change.
-		if !slices.Contains(ct.Groups, group) {
-			ct.Groups = append(ct.Groups, group)
+		if groups := ct.groupIDs(); !slices.Contains(groups, group) {
+			group = c.internGroupLocked(group)
+			ct.setGroups(append(groups, group))
 		}
 		g := c.groups[group]
 		c.mu.Unlock()
-		ev := &GroupChanged{Handle: ct.Handle, Added: true, Group: Group{ID: group}}
+		ev := &GroupChanged{Handle: ct.handle, Added: true, Group: Group{ID: group}}
 		if g != nil {
 			ev.Group = *g
 		}
 		c.emit(ev)
 		return nil
 	}
-	ct.Lists |= l
+	ct.lists |= l
 	if l == ListAllow {
-		ct.Lists &^= ListBlock
+		ct.lists &^= ListBlock
 	} else if l == ListBlock {
-		ct.Lists &^= ListAllow
+		ct.lists &^= ListAllow
 	}
-	ev := &ListChanged{Handle: ct.Handle, List: l, Added: true, Name: ct.StoredName, GUID: ct.GUID}
+	ev := &ListChanged{Handle: ct.handle, List: l, Added: true, Name: ct.name, GUID: c.guidLocked(ct)}
 	c.mu.Unlock()
 	c.emit(ev)
 	return ev
@@ -425,8 +672,10 @@ func (c *Client) applyREM(l List, args []string) {
 		return
 	}
 	if group != "" && l == ListForward {
-		ct.Groups = slices.DeleteFunc(ct.Groups, func(g string) bool { return g == group })
-		ev := &GroupChanged{Handle: ct.Handle, Group: Group{ID: group}}
+		if groups := ct.groupIDs(); groups != nil {
+			ct.setGroups(slices.DeleteFunc(groups, func(g string) bool { return g == group }))
+		}
+		ev := &GroupChanged{Handle: ct.handle, Group: Group{ID: group}}
 		if g := c.groups[group]; g != nil {
 			ev.Group = *g
 		}
@@ -434,25 +683,35 @@ func (c *Client) applyREM(l List, args []string) {
 		c.emit(ev)
 		return
 	}
-	ct.Lists &^= l
+	ct.lists &^= l
 	if l == ListForward {
-		ct.Groups = nil
+		ct.setGroups(nil)
 	}
-	ev := &ListChanged{Handle: ct.Handle, List: l, Added: false, Name: ct.StoredName, GUID: ct.GUID}
-	if ct.Lists == 0 {
-		delete(c.contacts, ct.Handle)
+	ev := &ListChanged{Handle: ct.handle, List: l, Added: false, Name: ct.name, GUID: c.guidLocked(ct)}
+	if ct.lists == 0 {
+		c.deleteContactLocked(ct)
 	}
 	c.mu.Unlock()
 	c.emit(ev)
 }
 
-func (c *Client) contactByGUIDLocked(guid string) *Contact {
+// contactByGUIDLocked finds the contact whose GUID equals guid, ignoring case. c.mu must be
+// held.
+func (c *Client) contactByGUIDLocked(guid string) *contact {
 	if guid == "" {
 		return nil
 	}
+	g, _, _, ok := parseGUID(guid)
 	for _, ct := range c.contacts {
-		if strings.EqualFold(ct.GUID, guid) {
-			return ct
+		switch ct.flags & guidFlags {
+		case guidLower, guidUpper:
+			if ok && ct.guid == g {
+				return ct
+			}
+		case guidOther:
+			if strings.EqualFold(c.otherGUIDs[ct.handle], guid) {
+				return ct
+			}
 		}
 	}
 	return nil
@@ -520,8 +779,8 @@ func (c *Client) RemoveFromList(ctx context.Context, list List, handle string) e
 	id := Encode(h)
 	if list == ListForward {
 		c.mu.Lock()
-		if ct := c.contacts[h]; ct != nil && ct.GUID != "" {
-			id = ct.GUID
+		if ct := c.contacts[h]; ct != nil && ct.flags&guidFlags != 0 {
+			id = c.guidLocked(ct)
 		}
 		c.mu.Unlock()
 	}
@@ -633,12 +892,12 @@ func (c *Client) AddGroup(ctx context.Context, name string) (Group, error) {
 	if id == "" {
 		return Group{}, fmt.Errorf("failed to add group: no group id in reply")
 	}
-	g := Group{ID: id, Name: name}
+	g := Group{ID: strings.Clone(id), Name: name} // the id is a piece of the reply line
 	c.mu.Lock()
-	if _, ok := c.groups[id]; !ok {
-		c.groupSeq = append(c.groupSeq, id)
+	if _, ok := c.groups[g.ID]; !ok {
+		c.groupSeq = append(c.groupSeq, g.ID)
 	}
-	c.groups[id] = &g
+	c.groups[g.ID] = &g
 	c.mu.Unlock()
 	c.emit(&GroupChanged{Group: g})
 	return g, nil
@@ -679,7 +938,9 @@ func (c *Client) RemoveGroup(ctx context.Context, id string) error {
 	delete(c.groups, id)
 	c.groupSeq = slices.DeleteFunc(c.groupSeq, func(s string) bool { return s == id })
 	for _, ct := range c.contacts {
-		ct.Groups = slices.DeleteFunc(ct.Groups, func(s string) bool { return s == id })
+		if groups := ct.groupIDs(); slices.Contains(groups, id) {
+			ct.setGroups(slices.DeleteFunc(groups, func(s string) bool { return s == id }))
+		}
 	}
 	c.mu.Unlock()
 	c.emit(&GroupChanged{Group: g, Removed: true})
@@ -739,11 +1000,11 @@ func (c *Client) contactGUID(handle string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ct := c.contacts[normHandle(handle)]
-	if ct == nil || ct.Lists&ListForward == 0 {
+	if ct == nil || ct.lists&ListForward == 0 {
 		return "", fmt.Errorf("%s: %w", truncate(handle, 64), ErrNotOnList)
 	}
-	if ct.GUID == "" {
-		return ct.Handle, nil
+	if ct.flags&guidFlags == 0 {
+		return ct.handle, nil
 	}
-	return ct.GUID, nil
+	return c.guidLocked(ct), nil
 }

@@ -32,8 +32,9 @@
 // context's end, the per-request timeout (Config.RequestTimeout, ErrTimeout) or the connection's
 // end (ErrClosed); none of them can hang forever.
 //
-// Events are delivered to the Handler from one event goroutine per Client, one at a time and in
-// the order they happened. The handler may call any Client method, blocking ones included: the
+// Events are delivered to the Handler one at a time and in the order they happened, from a
+// delivery goroutine that runs while events are queued (an idle Client has none; its only
+// goroutine is the notification server's reader, and the keepalive is a timer). The handler may call any Client method, blocking ones included: the
 // reader goroutines never wait for the handler, they append to a queue. The queue is bounded by
 // Config.MaxQueuedEvents; a handler that falls that far behind gets the session dropped
 // (Disconnected with ErrEventOverflow) instead of unbounded memory growth. While the handler
@@ -45,9 +46,9 @@
 // session: to reconnect, Close it and create a new one.
 //
 // Close sends OUT, closes every connection and waits for all goroutines the Client started,
-// including the event goroutine (unless Close is called from the handler, where it returns
-// without waiting for the handler's own goroutine). After Close returns, no goroutine of the
-// Client remains except, in that case, the event goroutine finishing its queue.
+// including the delivery of the events still queued (unless Close is called from the handler,
+// where it returns without waiting for the delivery it runs on). After Close returns, no
+// goroutine of the Client remains except, in that case, that delivery finishing the queue.
 //
 // Passwords and Passport tickets never appear in log lines or error strings.
 package msn

@@ -154,17 +154,15 @@ func (c *Client) handlePresence(cmd *Command) {
 		// Copies: a Reader's tokens share their line's memory, which the contact would keep.
 		// The event then carries the contact's own strings (and the contact's handle), so that
 		// whoever keeps them (the bridge's model) neither keeps the line nor a second copy.
-		ct.Status, ct.Capabilities = ev.Status, ev.Capabilities
-		if ev.MSNObject != ct.MSNObject {
-			ct.MSNObject = strings.Clone(ev.MSNObject)
+		ct.status, ct.caps = statusIndex(ev.Status), ev.Capabilities
+		if ev.MSNObject != ct.msnobj {
+			ct.msnobj = strings.Clone(ev.MSNObject)
 		}
-		if ev.FriendlyName != "" && ev.FriendlyName != ct.FriendlyName {
-			ct.FriendlyName = strings.Clone(ev.FriendlyName)
-		}
-		ev.Handle, ev.MSNObject = ct.Handle, ct.MSNObject
 		if ev.FriendlyName != "" {
-			ev.FriendlyName = ct.FriendlyName
+			ct.setFriendly(ev.FriendlyName)
+			ev.FriendlyName = ct.friendly
 		}
+		ev.Handle, ev.MSNObject = ct.handle, ct.msnobj
 	}
 	c.mu.Unlock()
 	c.emit(ev)
@@ -177,8 +175,8 @@ func (c *Client) handleFLN(cmd *Command) {
 	}
 	c.mu.Lock()
 	if ct := c.contacts[h]; ct != nil {
-		ct.Status = StatusOffline
-		h = ct.Handle // not the line's memory
+		ct.status = statusIndex(StatusOffline)
+		h = ct.handle // not the line's memory
 	}
 	c.mu.Unlock()
 	c.emit(&PresenceChanged{Handle: h, Status: StatusOffline})
@@ -189,14 +187,20 @@ func (c *Client) handleUBX(cmd *Command) {
 	if h == "" {
 		return
 	}
-	psm, media, err := ParseUBX(cmd.Payload)
+	psm, raw, err := parseUBX(cmd.Payload)
 	if err != nil {
 		c.log.Debug().Err(err).Str("contact", h).Msg("Ignoring malformed UBX")
 		return
 	}
+	media := ParseCurrentMedia(raw)
+	if media.IsZero() {
+		raw = ""
+	}
 	c.mu.Lock()
 	if ct := c.contacts[h]; ct != nil {
-		ct.PSM, ct.Media = psm, media
+		// The event carries the contact's own strings, as for presence.
+		psm = ct.setUBX(psm, raw)
+		h = ct.handle
 	}
 	c.mu.Unlock()
 	c.emit(&PersonalMessageChanged{Handle: h, PSM: psm, Media: media})

@@ -148,8 +148,17 @@ func (c CurrentMedia) IsZero() bool {
 // expansion is ever attempted), or on nesting deeper than 32 or more than 10000 tokens
 // (ErrUBXTooComplex).
 func ParseUBX(p []byte) (psm string, media CurrentMedia, err error) {
+	psm, raw, err := parseUBX(p)
+	if err != nil {
+		return "", CurrentMedia{}, err
+	}
+	return psm, ParseCurrentMedia(raw), nil
+}
+
+// parseUBX is ParseUBX with the current media left as its text, for ParseCurrentMedia.
+func parseUBX(p []byte) (psm, media string, err error) {
 	if len(bytes.TrimSpace(p)) == 0 {
-		return "", CurrentMedia{}, nil
+		return "", "", nil
 	}
 	var psmBuf, mediaBuf strings.Builder
 	var path []string
@@ -183,9 +192,9 @@ func ParseUBX(p []byte) (psm string, media CurrentMedia, err error) {
 		}
 	})
 	if err != nil {
-		return "", CurrentMedia{}, fmt.Errorf("failed to parse ubx payload: %w", err)
+		return "", "", fmt.Errorf("failed to parse ubx payload: %w", err)
 	}
-	return strings.TrimSpace(psmBuf.String()), ParseCurrentMedia(mediaBuf.String()), nil
+	return strings.TrimSpace(psmBuf.String()), mediaBuf.String(), nil
 }
 
 // BuildUUX builds the UUX payload "<Data><PSM>…</PSM><CurrentMedia>…</CurrentMedia></Data>",
