@@ -31,34 +31,45 @@ const (
 
 var fromPPRe = regexp.MustCompile(`from-PP='([^']*)'`)
 
-func newPassport(cfg Config) (*passport, error) {
-	var hc http.Client
-	own := cfg.HTTPClient == nil
-	if !own {
-		hc = *cfg.HTTPClient
-	} else {
-		tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.InsecureSkipVerify {
-			tcfg.InsecureSkipVerify = true // explicitly requested by the configuration
-		}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("failed to read passport ca file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%w: no certificate in passport ca file %s", ErrInvalidArgument, cfg.CAFile)
-			}
-			tcfg.RootCAs = pool
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tcfg
-		hc.Transport = tr
+// NewPassportHTTPClient returns the Passport HTTP client a Client makes for itself when
+// Config.HTTPClient is nil: a transport of its own with TLS 1.2 or later, certificates verified
+// against the system roots and Config.CAFile (not verified only with InsecureSkipVerify). Pass
+// it as Config.HTTPClient to share one connection pool between many Clients; a Client never
+// closes the connections of a client it was given.
+func NewPassportHTTPClient(cfg Config) (*http.Client, error) {
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.InsecureSkipVerify {
+		tcfg.InsecureSkipVerify = true // explicitly requested by the configuration
 	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read passport ca file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: no certificate in passport ca file %s", ErrInvalidArgument, cfg.CAFile)
+		}
+		tcfg.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tcfg
+	return &http.Client{Transport: tr}, nil
+}
+
+func newPassport(cfg Config) (*passport, error) {
+	own := cfg.HTTPClient == nil
+	shared := cfg.HTTPClient
+	if own {
+		var err error
+		if shared, err = NewPassportHTTPClient(cfg); err != nil {
+			return nil, err
+		}
+	}
+	hc := *shared // a copy: the redirect policy below is this client's
 	if hc.Timeout == 0 {
 		hc.Timeout = cfg.RequestTimeout
 		if hc.Timeout <= 0 {
