@@ -32,7 +32,7 @@ type Account struct {
 	contacts map[string]*contact
 	chats    map[string]*chatState // by MSN session id
 	queues   map[string]*frontendQueue
-	presence *presenceCoalescer
+	presence presenceCoalescer
 	armed    bool // a presence flush is scheduled
 	seq      uint64
 	// carriedStatus and carriedPSM are the contacts whose presence, and PSM, were carried over
@@ -52,8 +52,12 @@ type ownProfile struct {
 type liveSession struct {
 	sess    session
 	gen     uint64
-	disc    chan error // receives the Disconnected cause, once
 	started time.Time
+	// ended is set, with cause, when the session reports Disconnected; onEnd, set while the
+	// connection loop is parked on this session, is then called once. Guarded by Account.mu.
+	ended bool
+	cause error
+	onEnd func(cause error)
 	// restoringName is set while the account's chosen name is being restored after login:
 	// until the server reports that name, the names it reports (the one it had stored) are not
 	// adopted, so frontends never see the name flap. Guarded by Account.mu.
@@ -83,7 +87,6 @@ func newAccount(core *Core, rec *AccountRecord) *Account {
 		contacts: map[string]*contact{},
 		chats:    map[string]*chatState{},
 		queues:   map[string]*frontendQueue{},
-		presence: newPresenceCoalescer(),
 		state:    AccountState{State: StateLoggedOut},
 
 		carriedStatus: map[string]bool{},
@@ -192,6 +195,18 @@ type contact struct {
 	Media        string // msn.CurrentMedia.Render()
 	Groups       []string
 	Lists        msn.List
+	// announced is set once frontends have been told of the contact (in a ContactSnapshot or a
+	// presence flush): its changes are then compared with what they were told.
+	announced bool
+}
+
+// view returns the part of c that presence and profile events show.
+func (c *contact) view() presenceView {
+	code := string(c.Status)
+	if code == "" {
+		code = "FLN"
+	}
+	return presenceView{Handle: c.Handle, Status: StatusFromMSN(code), MSNStatus: code, Name: c.DisplayName(), PSM: c.PSM, Media: c.Media}
 }
 
 // contactFrom takes an msn.Contact (a copy the session handed out) into the model.
@@ -244,7 +259,7 @@ func (a *Account) attach(fe Frontend, held, ifNew bool) bool {
 		a.mu.Unlock()
 		return false
 	}
-	q := newFrontendQueue(fe, a, a.core.cfg.FrontendQueueSize, held, a.log, a.core.metrics)
+	q := newFrontendQueue(fe, a, a.core.cfg.FrontendQueueSize, held, a.core.metrics)
 	a.queues[fe.Name()] = q
 	q.push(a.state)
 	q.push(ContactSnapshot{Contacts: a.contactsLocked()})
@@ -382,7 +397,7 @@ func (a *Account) connect(ctx context.Context, password string) (*liveSession, e
 	a.mu.Lock()
 	a.gen++
 	prof := a.profile
-	live := &liveSession{gen: a.gen, disc: make(chan error, 1), restoringName: prof.Name != ""}
+	live := &liveSession{gen: a.gen, restoringName: prof.Name != ""}
 	a.mu.Unlock()
 
 	sess, err := a.core.dial(sessionConfig{
@@ -455,7 +470,7 @@ func (a *Account) startLoop(password string, first *liveSession) {
 	}
 	a.loop = loop
 	a.mu.Unlock()
-	go a.run(ctx, loop, password, first)
+	go a.run(ctx, loop, password, first, 0)
 }
 
 // stopLoop cancels the connection loop and waits until its session is closed (msn logs out
@@ -474,66 +489,102 @@ func (a *Account) stopLoop(ctx context.Context) {
 	}
 }
 
-func (a *Account) run(ctx context.Context, loop *runLoop, password string, live *liveSession) {
-	// The loop is cleared before a stop is emitted (see backoff) and again here for the other
-	// ways out, so that a Reconnect made as soon as anyone sees StateStopped starts a new loop.
-	defer func() {
-		a.mu.Lock()
-		if a.loop == loop {
-			a.loop = nil
-		}
-		a.mu.Unlock()
-		close(loop.done)
-	}()
-	attempt := 0
-	for {
-		if live == nil {
-			if attempt == 0 {
-				a.mu.Lock()
-				// Load already shows a stored account connecting.
-				if a.state.State != StateConnecting {
-					a.setStateLocked(AccountState{State: StateConnecting})
-				}
-				a.mu.Unlock()
+// run is the connection loop: it logs in (waiting for the login rate limiter, with backoff
+// after failures) until a session is online, then parks on it (see park) and returns. attempt
+// counts the failed attempts so far. The loop ends, clearing a.loop and closing loop.done, when
+// ctx ends or the reconnect policy stops the account.
+func (a *Account) run(ctx context.Context, loop *runLoop, password string, live *liveSession, attempt int) {
+	for live == nil {
+		if attempt == 0 {
+			a.mu.Lock()
+			// Load already shows a stored account connecting.
+			if a.state.State != StateConnecting {
+				a.setStateLocked(AccountState{State: StateConnecting})
 			}
-			if err := a.core.limiter.Wait(ctx); err != nil {
+			a.mu.Unlock()
+		}
+		if err := a.core.limiter.Wait(ctx); err != nil {
+			a.endLoop(loop)
+			return
+		}
+		var err error
+		live, err = a.connect(ctx, password)
+		if err != nil {
+			if ctx.Err() != nil {
+				a.endLoop(loop)
 				return
 			}
-			var err error
-			live, err = a.connect(ctx, password)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				attempt++
-				a.log.Warn().Err(err).Int("attempt", attempt).Msg("Failed to log in to MSN")
-				if !a.backoff(ctx, loop, err, attempt) {
-					return
-				}
-				continue
+			attempt++
+			a.log.Warn().Err(err).Int("attempt", attempt).Msg("Failed to log in to MSN")
+			if !a.backoff(ctx, loop, err, attempt) {
+				a.endLoop(loop)
+				return
 			}
 		}
-		a.persistState(true, AccountState{State: StateOnline})
-		var cause error
-		select {
-		case cause = <-live.disc:
-		case <-ctx.Done():
-			a.endSession(live)
-			return
-		}
-		a.endSession(live)
-		// A session that dropped soon after it started counts as a failed attempt, so a server
-		// that accepts logins and then kicks us cannot cause a fast loop.
-		if a.core.clock.Now().Sub(live.started) >= a.core.cfg.StableAfter {
-			attempt = 0
-		}
-		live = nil
-		attempt++
-		a.log.Info().Err(cause).Int("attempt", attempt).Msg("MSN session ended")
-		if !a.backoff(ctx, loop, cause, attempt) {
-			return
-		}
 	}
+	a.persistState(true, AccountState{State: StateOnline})
+	a.park(ctx, loop, password, live, attempt)
+}
+
+// park leaves the online session live to itself: no goroutine waits while it lasts. Whichever
+// comes first, its Disconnected or the end of ctx, resumes the loop once on a new goroutine
+// (see resume).
+func (a *Account) park(ctx context.Context, loop *runLoop, password string, live *liveSession, attempt int) {
+	var once sync.Once
+	var stopCtx func() bool
+	wake := func(cause error, stopping bool) {
+		once.Do(func() {
+			if !stopping && stopCtx != nil {
+				stopCtx()
+			}
+			go a.resume(ctx, loop, password, live, attempt, cause, stopping)
+		})
+	}
+	a.mu.Lock()
+	// Set under a.mu, before AfterFunc can fire, so wake reads it after it is written.
+	stopCtx = context.AfterFunc(ctx, func() { wake(nil, true) })
+	ended, cause := live.ended, live.cause
+	if !ended {
+		live.onEnd = func(cause error) { wake(cause, false) }
+	}
+	a.mu.Unlock()
+	if ended {
+		wake(cause, false)
+	}
+}
+
+// resume continues the loop after its parked session ended: it closes the session, then either
+// ends the loop (ctx ended) or applies the reconnect policy and logs in again.
+func (a *Account) resume(ctx context.Context, loop *runLoop, password string, live *liveSession, attempt int, cause error, stopping bool) {
+	a.endSession(live)
+	if stopping {
+		a.endLoop(loop)
+		return
+	}
+	// A session that dropped soon after it started counts as a failed attempt, so a server
+	// that accepts logins and then kicks us cannot cause a fast loop.
+	if a.core.clock.Now().Sub(live.started) >= a.core.cfg.StableAfter {
+		attempt = 0
+	}
+	attempt++
+	a.log.Info().Err(cause).Int("attempt", attempt).Msg("MSN session ended")
+	if !a.backoff(ctx, loop, cause, attempt) {
+		a.endLoop(loop)
+		return
+	}
+	a.run(ctx, loop, password, nil, attempt)
+}
+
+// endLoop marks the connection loop ended. The loop is cleared before a stop is emitted (see
+// backoff) and again here for the other ways out, so that a Reconnect made as soon as anyone
+// sees StateStopped starts a new loop.
+func (a *Account) endLoop(loop *runLoop) {
+	a.mu.Lock()
+	if a.loop == loop {
+		a.loop = nil
+	}
+	a.mu.Unlock()
+	close(loop.done)
 }
 
 // endSession closes a session and forgets it (its later events are ignored).

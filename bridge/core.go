@@ -109,12 +109,21 @@ type Core struct {
 	actions   sync.WaitGroup
 }
 
-// NewCore returns a Core. It does no I/O.
+// NewCore returns a Core. It does no network I/O; it reads cfg.MSN.CAFile when set.
 func NewCore(cfg Config, opts Options) (*Core, error) {
 	if opts.Store == nil {
 		return nil, fmt.Errorf("%w: no store", ErrInvalidArgument)
 	}
 	cfg.setDefaults()
+	if cfg.MSN.HTTPClient == nil && opts.dial == nil {
+		// One Passport client for every session: one connection pool, and no transport of
+		// its own in every account's client.
+		hc, err := msn.NewPassportHTTPClient(cfg.MSN)
+		if err != nil {
+			return nil, err
+		}
+		cfg.MSN.HTTPClient = hc
+	}
 	if opts.Clock == nil {
 		opts.Clock = SystemClock{}
 	}

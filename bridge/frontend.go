@@ -13,8 +13,9 @@ import (
 // Frontend is a place accounts are mirrored to (the Matrix connector, the Discord bot). One
 // Frontend value serves every account it is attached to.
 //
-// Delivery contract: for each (account, frontend) pair the core runs one goroutine that calls
-// HandleEvent with that account's events one at a time, in the order they happened. Different
+// Delivery contract: for each (account, frontend) pair the core calls HandleEvent with that
+// account's events one at a time, in the order they happened, from one goroutine at a time
+// (which exists only while there are events to deliver). Different
 // accounts, and different frontends of the same account, are delivered concurrently and
 // independently: a slow frontend delays only itself. HandleEvent may block (it holds up only
 // its own queue); ctx is cancelled when the frontend is detached without time to drain or the
@@ -67,47 +68,54 @@ type queued struct {
 	key string
 }
 
-// frontendQueue delivers one account's events to one frontend.
+// frontendQueue delivers one account's events to one frontend. No goroutine waits on an empty
+// queue: a push that makes events deliverable while no delivery runs starts a delivery
+// goroutine, which delivers one event at a time, in order, and exits when it finds nothing to
+// deliver. Both the start and that check are made under mu, so an event is either taken by the
+// running delivery or starts the next one, and there is never a second delivery goroutine.
 type frontendQueue struct {
 	fe       Frontend
 	acc      *Account
-	log      zerolog.Logger
 	metrics  *Metrics
 	capacity int
 
 	ctx    context.Context // cancelled to abandon delivery
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the delivery goroutine has exited
 
 	mu        sync.Mutex
-	items     *list.List // of queued
+	items     list.List // of queued
 	byKey     map[string]*list.Element
 	lossless  int // queued events without a key
 	dropped   int
 	dropChats []ChatID
 	closed    bool
 	held      bool          // events are queued but not delivered until resume
-	wake      chan struct{} // capacity 1
+	running   bool          // a delivery goroutine runs
+	exited    chan struct{} // made by close; closed once no delivery runs after it
 }
 
-func newFrontendQueue(fe Frontend, acc *Account, capacity int, held bool, log zerolog.Logger, metrics *Metrics) *frontendQueue {
+func newFrontendQueue(fe Frontend, acc *Account, capacity int, held bool, metrics *Metrics) *frontendQueue {
 	if capacity <= 0 {
 		capacity = DefaultFrontendQueueSize
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	q := &frontendQueue{
-		fe: fe, acc: acc, capacity: capacity, metrics: metrics,
-		log:    log.With().Str("frontend", fe.Name()).Logger(),
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		items:  list.New(),
-		byKey:  map[string]*list.Element{},
-		wake:   make(chan struct{}, 1),
-		held:   held,
+	return &frontendQueue{fe: fe, acc: acc, capacity: capacity, metrics: metrics, ctx: ctx, cancel: cancel, held: held}
+}
+
+// log is the account's logger with the frontend's name (made only to log: one per queue would
+// cost every account a copy of its context).
+func (q *frontendQueue) log() zerolog.Logger {
+	return q.acc.log.With().Str("frontend", q.fe.Name()).Logger()
+}
+
+// startLocked starts a delivery goroutine when something is deliverable and none runs. q.mu
+// must be held.
+func (q *frontendQueue) startLocked() {
+	if q.running || q.held || q.ctx.Err() != nil || (q.items.Len() == 0 && q.dropped == 0) {
+		return
 	}
+	q.running = true
 	go q.run()
-	return q
 }
 
 // push enqueues evt without blocking. It reports false when the event was discarded.
@@ -121,6 +129,8 @@ func (q *frontendQueue) push(evt Event) bool {
 	if key != "" {
 		if old, ok := q.byKey[key]; ok {
 			q.items.Remove(old)
+		} else if q.byKey == nil {
+			q.byKey = make(map[string]*list.Element)
 		}
 		q.byKey[key] = q.items.PushBack(queued{evt: evt, key: key})
 	} else if q.lossless >= q.capacity {
@@ -130,7 +140,8 @@ func (q *frontendQueue) push(evt Event) bool {
 		}
 		q.metrics.dropped(q.fe.Name(), 1)
 		if q.dropped == 1 {
-			q.log.Error().Int("queue_size", q.capacity).Str("event_type", evt.EventType()).
+			log := q.log()
+			log.Error().Int("queue_size", q.capacity).Str("event_type", evt.EventType()).
 				Msg("Frontend queue full, discarding events for this frontend")
 		}
 		return false
@@ -138,10 +149,7 @@ func (q *frontendQueue) push(evt Event) bool {
 		q.items.PushBack(queued{evt: evt})
 		q.lossless++
 	}
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.startLocked()
 	return true
 }
 
@@ -168,58 +176,44 @@ func chatOf(evt Event) ChatID {
 	return ""
 }
 
-// next pops the next event to deliver; ok is false when the queue is closed and empty, or
-// closed while held (what was held is discarded: the frontend never took the account on).
+// next pops the next event to deliver. When there is none (the queue is empty, held, or
+// delivery was abandoned) it marks the delivery ended and reports false; the delivery goroutine
+// must then return. A queue closed while held discards what was held: the frontend never took
+// the account on.
 func (q *frontendQueue) next() (evt Event, ok bool) {
-	for {
-		q.mu.Lock()
-		if q.held {
-			closed := q.closed
-			q.mu.Unlock()
-			if closed {
-				return nil, false
-			}
-			select {
-			case <-q.wake:
-			case <-q.ctx.Done():
-				return nil, false
-			}
-			continue
-		}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.held && q.ctx.Err() == nil {
 		if q.dropped > 0 {
 			evt = EventsDropped{Count: q.dropped, Chats: q.dropChats}
 			q.dropped, q.dropChats = 0, nil
-			q.mu.Unlock()
 			return evt, true
 		}
 		if front := q.items.Front(); front != nil {
 			item := q.items.Remove(front).(queued)
 			if item.key != "" {
 				delete(q.byKey, item.key)
+				if len(q.byKey) == 0 {
+					q.byKey = nil // a map keeps its buckets when emptied; most queues are idle
+				}
 			} else {
 				q.lossless--
 			}
-			q.mu.Unlock()
 			return item.evt, true
 		}
-		closed := q.closed
-		q.mu.Unlock()
-		if closed {
-			return nil, false
-		}
-		select {
-		case <-q.wake:
-		case <-q.ctx.Done():
-			return nil, false
-		}
 	}
+	q.running = false
+	if q.exited != nil {
+		close(q.exited)
+		q.exited = nil
+	}
+	return nil, false
 }
 
 func (q *frontendQueue) run() {
-	defer close(q.done)
 	for {
 		evt, ok := q.next()
-		if !ok || q.ctx.Err() != nil {
+		if !ok {
 			return
 		}
 		q.deliver(evt)
@@ -230,7 +224,8 @@ func (q *frontendQueue) deliver(evt Event) {
 	defer func() {
 		if r := recover(); r != nil {
 			q.metrics.frontendFailure(q.fe.Name())
-			q.log.Error().
+			log := q.log()
+			log.Error().
 				Str("event_type", evt.EventType()).
 				Str("panic", fmt.Sprint(r)).
 				Bytes("stack", debug.Stack()).
@@ -239,41 +234,44 @@ func (q *frontendQueue) deliver(evt Event) {
 	}()
 	if err := q.fe.HandleEvent(q.ctx, q.acc, evt); err != nil {
 		q.metrics.frontendFailure(q.fe.Name())
-		q.log.Warn().Err(err).Str("event_type", evt.EventType()).Msg("Frontend failed to handle event")
+		log := q.log()
+		log.Warn().Err(err).Str("event_type", evt.EventType()).Msg("Frontend failed to handle event")
 	}
 }
 
 // resume starts delivering the events of a held queue. It reports whether the queue was held.
 func (q *frontendQueue) resume() bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	was := q.held
 	q.held = false
-	q.mu.Unlock()
-	if was {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
-	}
+	q.startLocked()
 	return was
 }
 
 // close stops accepting events and waits until the queued ones are delivered or ctx is done;
 // then delivery is abandoned (the frontend's ctx is cancelled) and close waits for the delivery
-// goroutine to return from HandleEvent.
+// goroutine to return from HandleEvent. What a held queue holds is discarded. close is called
+// once.
 func (q *frontendQueue) close(ctx context.Context) {
 	q.mu.Lock()
 	q.closed = true
+	if q.held {
+		q.items.Init()
+		q.byKey, q.lossless, q.dropped, q.dropChats = nil, 0, 0, nil
+	}
+	exited := make(chan struct{})
+	if q.running {
+		q.exited = exited
+	} else {
+		close(exited)
+	}
 	q.mu.Unlock()
 	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	select {
-	case <-q.done:
+	case <-exited:
 	case <-ctx.Done():
 		q.cancel()
-		<-q.done
+		<-exited
 	}
 	q.cancel()
 }

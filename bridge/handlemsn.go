@@ -12,9 +12,16 @@ import (
 // that are no longer current.
 func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 	if d, ok := ev.(*msn.Disconnected); ok {
-		select {
-		case live.disc <- d.Err:
-		default:
+		a.mu.Lock()
+		if live.ended {
+			a.mu.Unlock()
+			return
+		}
+		live.ended, live.cause = true, d.Err
+		onEnd := live.onEnd
+		a.mu.Unlock()
+		if onEnd != nil {
+			onEnd(d.Err)
 		}
 		return
 	}
@@ -47,16 +54,18 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 	case *msn.PresenceChanged:
 		c := a.contactLocked(e.Handle)
 		delete(a.carriedStatus, c.Handle)
+		before := c.view()
 		c.Status = e.Status
 		if e.FriendlyName != "" {
 			c.FriendlyName = e.FriendlyName
 		}
-		a.presenceChangedLocked(c)
+		a.presenceChangedLocked(c, before)
 	case *msn.PersonalMessageChanged:
 		c := a.contactLocked(e.Handle)
 		delete(a.carriedPSM, c.Handle)
+		before := c.view()
 		c.PSM, c.Media = e.PSM, e.Media.Render()
-		a.presenceChangedLocked(c)
+		a.presenceChangedLocked(c, before)
 	case *msn.ListChanged:
 		a.listChangedLocked(e)
 	case *msn.ContactRequest:
@@ -191,14 +200,16 @@ func (a *Account) endPresenceGrace(gen uint64) {
 	}
 	for h := range a.carriedStatus {
 		if c, ok := a.contacts[h]; ok {
+			before := c.view()
 			c.Status = msn.StatusOffline
-			a.presenceChangedLocked(c)
+			a.presenceChangedLocked(c, before)
 		}
 	}
 	for h := range a.carriedPSM {
 		if c, ok := a.contacts[h]; ok {
+			before := c.view()
 			c.PSM, c.Media = "", ""
-			a.presenceChangedLocked(c)
+			a.presenceChangedLocked(c, before)
 		}
 	}
 	clear(a.carriedStatus)
@@ -206,9 +217,11 @@ func (a *Account) endPresenceGrace(gen uint64) {
 }
 
 func (a *Account) emitSnapshotLocked() {
-	snap := a.contactsLocked()
-	a.presence.reset(snap)
-	a.emitLocked(ContactSnapshot{Contacts: snap}, "")
+	a.presence.reset()
+	for _, c := range a.contacts {
+		c.announced = true
+	}
+	a.emitLocked(ContactSnapshot{Contacts: a.contactsLocked()}, "")
 }
 
 func (a *Account) contactLocked(handle string) *contact {
@@ -221,10 +234,10 @@ func (a *Account) contactLocked(handle string) *contact {
 	return c
 }
 
-// presenceChangedLocked feeds the coalescer and schedules a flush one window later.
-func (a *Account) presenceChangedLocked(c *contact) {
-	nc := neutralContact(c)
-	a.presence.update(viewOf(&nc))
+// presenceChangedLocked feeds the coalescer with a change of c (before is c's view before it)
+// and schedules a flush one window later.
+func (a *Account) presenceChangedLocked(c *contact, before presenceView) {
+	a.presence.update(c.Handle, before, c.announced)
 	if !a.armed {
 		a.armed = true
 		gen := a.gen
@@ -239,7 +252,15 @@ func (a *Account) flushPresence(gen uint64) {
 	if gen != a.gen {
 		return
 	}
-	for _, evt := range a.presence.flush() {
+	evts := a.presence.flush(func(h string) (presenceView, bool) {
+		c, ok := a.contacts[h]
+		if !ok {
+			return presenceView{}, false
+		}
+		c.announced = true
+		return c.view(), true
+	})
+	for _, evt := range evts {
 		a.emitLocked(evt, "")
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -1083,4 +1085,29 @@ func TestIntegrationGroupChat(t *testing.T) {
 			t.Errorf("group message in %s, want %s", m.Chat, cm.Chat)
 		}
 	})
+}
+
+// The core's own Passport client (shared by its sessions) verifies the server's certificate:
+// against msntest's self-signed one a login fails with a certificate error, not as bad
+// credentials, and succeeds once msn.ca_file trusts that certificate.
+func TestCorePassportClientVerifiesTLS(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.MSN.HTTPClient = nil
+	core := e.core(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, err := core.Login(ctx, matrixOwner, alice, alicePW)
+	var uerr x509.UnknownAuthorityError
+	if err == nil || errors.Is(err, bridge.ErrBadCredentials) || !errors.As(err, &uerr) {
+		t.Fatalf("login against an untrusted certificate: %v, want an unknown authority error", err)
+	}
+
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, e.srv.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MSN.CAFile = caFile
+	core2 := e.core(cfg)
+	e.login(core2, matrixOwner)
 }

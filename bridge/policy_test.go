@@ -63,48 +63,86 @@ func TestReconnectBackoffNeverExceedsMax(t *testing.T) {
 }
 
 func TestPresenceCoalescer(t *testing.T) {
-	p := newPresenceCoalescer()
-	p.reset([]Contact{{Handle: "bob@x", Name: "Bob", Status: StatusOffline, MSNStatus: "FLN"}})
+	// model is the owner's contact model; shown what frontends were told (as Account keeps it).
+	model := map[string]presenceView{"bob@x": {Handle: "bob@x", Name: "Bob", Status: StatusOffline, MSNStatus: "FLN"}}
+	shown := map[string]bool{"bob@x": true} // in the last snapshot
+	var p presenceCoalescer
+	set := func(v presenceView) {
+		p.update(v.Handle, model[v.Handle], shown[v.Handle])
+		model[v.Handle] = v
+	}
+	flush := func() []Event {
+		return p.flush(func(h string) (presenceView, bool) {
+			v, ok := model[h]
+			if ok {
+				shown[h] = true
+			}
+			return v, ok
+		})
+	}
 
 	// A burst becomes one update with the latest state.
 	for i := 0; i < 50; i++ {
-		p.update(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusAway, MSNStatus: "AWY"})
+		set(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusAway, MSNStatus: "AWY"})
 	}
-	p.update(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
-	evts := p.flush()
+	if p.pendingCount() != 1 {
+		t.Fatalf("%d pending after a burst of one contact", p.pendingCount())
+	}
+	set(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
+	evts := flush()
 	if len(evts) != 1 {
 		t.Fatalf("burst: %#v", evts)
 	}
 	if cp := evts[0].(ContactPresence); cp.Status != StatusOnline || cp.PSM != "hello" {
 		t.Fatalf("latest state must win: %#v", cp)
 	}
+	if p.pending != nil {
+		t.Fatal("the pending map is kept between bursts")
+	}
 
 	// Nothing changed: nothing emitted.
-	p.update(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
-	if evts := p.flush(); len(evts) != 0 {
+	set(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
+	if evts := flush(); len(evts) != 0 {
 		t.Fatalf("unchanged: %#v", evts)
 	}
 
-	// A name that flips and flips back within a window is never shown.
-	p.update(presenceView{Handle: "bob@x", Name: "B0b", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
-	p.update(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
-	if evts := p.flush(); len(evts) != 0 {
-		t.Fatalf("flapping name: %#v", evts)
+	// A state that changes and changes back within a window is never shown.
+	set(presenceView{Handle: "bob@x", Name: "B0b", Status: StatusBusy, MSNStatus: "BSY", PSM: "hello"})
+	set(presenceView{Handle: "bob@x", Name: "Bob", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
+	if evts := flush(); len(evts) != 0 {
+		t.Fatalf("flapping name and status: %#v", evts)
 	}
 
 	// A name change alone is a ContactProfile, not a presence update.
-	p.update(presenceView{Handle: "bob@x", Name: "Robert", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
-	evts = p.flush()
+	set(presenceView{Handle: "bob@x", Name: "Robert", Status: StatusOnline, MSNStatus: "NLN", PSM: "hello"})
+	evts = flush()
 	if len(evts) != 1 || evts[0].(ContactProfile).Name != "Robert" {
 		t.Fatalf("name change: %#v", evts)
 	}
 
-	// Several contacts: one update each, ordered by handle.
-	p.update(presenceView{Handle: "zed@x", Status: StatusBusy, MSNStatus: "BSY"})
-	p.update(presenceView{Handle: "amy@x", Status: StatusLunch, MSNStatus: "LUN"})
-	evts = p.flush()
+	// Contacts frontends were never told of: a presence update each, no profile, ordered by
+	// handle; one removed before the flush: nothing.
+	set(presenceView{Handle: "zed@x", Name: "Zed", Status: StatusBusy, MSNStatus: "BSY"})
+	set(presenceView{Handle: "amy@x", Name: "Amy", Status: StatusLunch, MSNStatus: "LUN"})
+	set(presenceView{Handle: "gone@x", Status: StatusOnline, MSNStatus: "NLN"})
+	delete(model, "gone@x")
+	evts = flush()
 	if len(evts) != 2 || evts[0].(ContactPresence).Handle != "amy@x" || evts[1].(ContactPresence).Handle != "zed@x" {
-		t.Fatalf("two contacts: %#v", evts)
+		t.Fatalf("new contacts: %#v", evts)
+	}
+	// Once told, their changes are compared with what was told.
+	set(presenceView{Handle: "zed@x", Name: "Zed", Status: StatusBusy, MSNStatus: "BSY"})
+	if evts := flush(); len(evts) != 0 {
+		t.Fatalf("unchanged new contact: %#v", evts)
+	}
+
+	// forget drops a pending change; reset drops them all.
+	set(presenceView{Handle: "amy@x", Name: "Amy", Status: StatusOnline, MSNStatus: "NLN"})
+	p.forget("amy@x")
+	set(presenceView{Handle: "zed@x", Name: "Zed", Status: StatusOnline, MSNStatus: "NLN"})
+	p.reset()
+	if evts := flush(); len(evts) != 0 {
+		t.Fatalf("after forget and reset: %#v", evts)
 	}
 }
 

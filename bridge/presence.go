@@ -22,43 +22,47 @@ type presenceView struct {
 	Media     string
 }
 
-func viewOf(c *Contact) presenceView {
-	return presenceView{Handle: c.Handle, Status: c.Status, MSNStatus: c.MSNStatus, Name: c.Name, PSM: c.PSM, Media: c.Media}
-}
-
 // presenceCoalescer turns a burst of presence changes (ILN/NLN/FLN/UBX) into at most one
 // ContactPresence and one ContactProfile per contact per flush, latest state wins, and nothing
 // when the state that frontends last saw did not change (so a name that flips and flips back
-// within a window is never shown). It is a plain data structure: the owner serialises access
-// and schedules flushes (Account does both, flushing one window after the first change).
+// within a window is never shown). It keeps only the contacts changed since the last flush,
+// each with what frontends were told of it before: the latest state is the owner's model, read
+// at flush. It is a plain data structure: the owner serialises access and schedules flushes
+// (Account does both, flushing one window after the first change).
 type presenceCoalescer struct {
-	published map[string]presenceView // what frontends have been told
-	// pending is the latest state since the last flush; nil between bursts, because a map
-	// keeps its buckets when cleared and most accounts are idle most of the time.
-	pending map[string]presenceView
+	// pending is nil between bursts, because a map keeps its buckets when cleared and most
+	// accounts are idle most of the time.
+	pending map[string]shownView
 }
 
-func newPresenceCoalescer() *presenceCoalescer {
-	return &presenceCoalescer{published: map[string]presenceView{}}
+// shownView is what frontends were told of a contact: view, or nothing when !known.
+type shownView struct {
+	view  presenceView
+	known bool
 }
 
-// update records the latest state of a contact. It reports whether this is the first pending
-// change since the last flush (the owner then schedules one).
-func (p *presenceCoalescer) update(v presenceView) (first bool) {
+// update records that the contact handle is changing; before is what frontends were last told
+// of it (known false: nothing). Only the first change of a window is recorded. It reports
+// whether this is the first pending change since the last flush (the owner then schedules
+// one).
+func (p *presenceCoalescer) update(handle string, before presenceView, known bool) (first bool) {
 	first = len(p.pending) == 0
 	if p.pending == nil {
-		p.pending = make(map[string]presenceView)
+		p.pending = make(map[string]shownView)
 	}
-	p.pending[v.Handle] = v
+	if _, ok := p.pending[handle]; !ok {
+		p.pending[handle] = shownView{view: before, known: known}
+	}
 	return first
 }
 
 // pendingCount is the number of contacts with a pending change.
 func (p *presenceCoalescer) pendingCount() int { return len(p.pending) }
 
-// flush returns the events for the pending changes, ordered by handle, and marks them
-// published.
-func (p *presenceCoalescer) flush() []Event {
+// flush returns the events for the pending changes, ordered by handle. current returns a
+// pending contact's latest state (false when it is gone, then nothing is emitted for it); it is
+// called once per pending contact, whose state frontends are told from then on.
+func (p *presenceCoalescer) flush(current func(handle string) (presenceView, bool)) []Event {
 	if len(p.pending) == 0 {
 		return nil
 	}
@@ -69,33 +73,25 @@ func (p *presenceCoalescer) flush() []Event {
 	slices.Sort(handles)
 	var out []Event
 	for _, h := range handles {
-		v := p.pending[h]
-		prev, known := p.published[h]
-		if !known || prev.Status != v.Status || prev.MSNStatus != v.MSNStatus || prev.PSM != v.PSM || prev.Media != v.Media {
+		v, ok := current(h)
+		if !ok {
+			continue
+		}
+		shown := p.pending[h]
+		prev := shown.view
+		if !shown.known || prev.Status != v.Status || prev.MSNStatus != v.MSNStatus || prev.PSM != v.PSM || prev.Media != v.Media {
 			out = append(out, ContactPresence{Handle: v.Handle, Status: v.Status, MSNStatus: v.MSNStatus, Name: v.Name, PSM: v.PSM, Media: v.Media})
 		}
-		if known && prev.Name != v.Name {
+		if shown.known && prev.Name != v.Name {
 			out = append(out, ContactProfile{Handle: v.Handle, Name: v.Name})
 		}
-		p.published[h] = v
 	}
 	p.pending = nil
 	return out
 }
 
-// reset forgets pending changes and takes contacts as what frontends now know (after a
-// ContactSnapshot has been emitted).
-func (p *presenceCoalescer) reset(contacts []Contact) {
-	p.pending = nil
-	// A new map rather than clear: it is sized for this list, not for the largest one seen.
-	p.published = make(map[string]presenceView, len(contacts))
-	for i := range contacts {
-		p.published[contacts[i].Handle] = viewOf(&contacts[i])
-	}
-}
+// reset forgets pending changes (after a ContactSnapshot has told frontends everything).
+func (p *presenceCoalescer) reset() { p.pending = nil }
 
-// forget drops a contact (removed from the list), so a later re-add is announced afresh.
-func (p *presenceCoalescer) forget(handle string) {
-	delete(p.pending, handle)
-	delete(p.published, handle)
-}
+// forget drops a contact's pending change (it was removed from the list).
+func (p *presenceCoalescer) forget(handle string) { delete(p.pending, handle) }
