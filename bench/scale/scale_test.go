@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,33 @@ import (
 )
 
 const contactsPerAccount = 100
+
+// tapFrontend is a second frontend attached to the accounts of the measured chats. It measures
+// the core's own share of a contact's message, which ends where a frontend is handed the event:
+// from the msn client parsing the MSG (Message.Time) to HandleEvent.
+type tapFrontend struct {
+	mu      sync.Mutex
+	inbound []time.Duration
+}
+
+func (f *tapFrontend) Name() string { return "tap" }
+
+func (f *tapFrontend) HandleEvent(_ context.Context, _ *bridge.Account, evt bridge.Event) error {
+	if m, ok := evt.(bridge.Message); ok && !m.FromMe && strings.HasPrefix(m.Text, "lat ") {
+		d := time.Since(m.Time)
+		f.mu.Lock()
+		f.inbound = append(f.inbound, d)
+		f.mu.Unlock()
+	}
+	return nil
+}
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -200,7 +228,10 @@ func TestScale(t *testing.T) {
 		return online == n
 	})
 	loginTook := time.Since(start)
-	time.Sleep(2 * time.Second) // let the presence burst of the logins settle
+	// Idle once the frontend has shown what the logins brought (every contact list and the
+	// presence that followed): the core's deliveries run only while they have events, so the
+	// goroutine count then stops changing.
+	settled := waitSettled(t, 5*time.Minute)
 	idle := sample()
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
@@ -248,7 +279,14 @@ func TestScale(t *testing.T) {
 		t.Fatalf("%d warm-up sends failed, first %q", len(failed), failed[0])
 	}
 
+	tap := &tapFrontend{}
+	for i := range pairs {
+		acc, _ := chatOf(i)
+		acc.Attach(tap)
+	}
+
 	// Traffic: rate messages per second, alternating directions, for seconds.
+	cpuBefore := cpuTime()
 	total := rate * seconds
 	sentAt := make(map[string]time.Time, total/2)
 	interval := time.Second / time.Duration(rate)
@@ -268,6 +306,7 @@ func TestScale(t *testing.T) {
 	}
 	tick.Stop()
 	trafficTook := time.Since(trafficStart)
+	cpuTraffic := cpuTime() - cpuBefore
 	inboundWant := (total + 1) / 2
 	waitFor(t, "every message relayed", 2*time.Minute, func() bool {
 		got, _ := mx.inbound("lat ")
@@ -299,12 +338,18 @@ func TestScale(t *testing.T) {
 		n, contactsPerAccount, pool, runtime.GOMAXPROCS(0), memLimit())
 	t.Logf("before:           %s", base)
 	t.Logf("stored:           %s (core and bridgev2 rows of every account written)", stored)
-	t.Logf("all logged in:    %s in %s (%.0f logins/s)", idle, loginTook.Round(10*time.Millisecond), float64(n)/loginTook.Seconds())
+	t.Logf("all logged in:    %s in %s (%.0f logins/s), idle %s later", idle, loginTook.Round(10*time.Millisecond), float64(n)/loginTook.Seconds(), settled.Round(100*time.Millisecond))
 	t.Logf("idle memory:      %s", idle.detail())
 	t.Logf("idle per account: %.1f KiB heap (msn client + core account + Matrix login), %.2f goroutines",
 		perAccount(idle), float64(idle.goroutines-withServer.goroutines)/float64(n))
 	t.Logf("traffic:          %d messages in %s (%.0f msg/s offered), %d sends reported failed",
 		total, trafficTook.Round(10*time.Millisecond), float64(total)/trafficTook.Seconds(), len(failed))
+	t.Logf("traffic CPU:       %.2f cores of this process (%s in %s)", cpuTraffic.Seconds()/trafficTook.Seconds(), cpuTraffic.Round(time.Millisecond), trafficTook.Round(10*time.Millisecond))
+	tap.mu.Lock()
+	coreShare := append([]time.Duration(nil), tap.inbound...)
+	tap.mu.Unlock()
+	t.Logf("MSN → frontend, core share (client parsed MSG → a frontend's HandleEvent): p50 %s, p99 %s, max %s (%d messages)",
+		percentile(coreShare, 0.5), percentile(coreShare, 0.99), percentile(coreShare, 1), len(coreShare))
 	t.Logf("MSN → Matrix, bridge share (client parsed MSG → ghost's event reached the homeserver): p50 %s, p99 %s, max %s (%d messages)",
 		percentile(in, 0.5), percentile(in, 0.99), percentile(in, 1), len(in))
 	t.Logf("Matrix → MSN (event handed to bridgev2 → contact received it in msntest's process, an upper bound of the bridge share): p50 %s, p99 %s, max %s (%d messages)",
@@ -339,6 +384,24 @@ func writeHeapProfile(t *testing.T, path string) {
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitSettled waits until the number of goroutines has not changed for 2 s (bounded by max),
+// and returns how long that took.
+func waitSettled(t *testing.T, max time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	last, since := runtime.NumGoroutine(), time.Now()
+	for time.Since(since) < 2*time.Second {
+		if time.Since(start) > max {
+			t.Fatalf("the goroutine count never settled (%d)", runtime.NumGoroutine())
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n := runtime.NumGoroutine(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return time.Since(start)
 }
 
 func waitFor(t *testing.T, what string, max time.Duration, cond func() bool) {
