@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,20 @@ type App struct {
 	metrics  *metricsServer
 }
 
+// applyMemoryLimit sets the runtime's soft memory limit to limit (a valid memory_limit), unless
+// it is empty or the GOMEMLIMIT environment variable (env) already set one, which wins.
+func applyMemoryLimit(limit, env string, log zerolog.Logger) {
+	n, err := parseMemoryLimit(limit)
+	switch {
+	case err != nil || n == 0:
+	case env != "":
+		log.Info().Str("gomemlimit", env).Msg("Memory limit from GOMEMLIMIT; memory_limit ignored")
+	default:
+		debug.SetMemoryLimit(n)
+		log.Info().Str("memory_limit", limit).Msg("Memory limit set")
+	}
+}
+
 // NewApp opens the database, loads the credentials key and builds the core and frontends. It
 // connects to nothing yet.
 func NewApp(cfg *Config) (*App, error) {
@@ -44,6 +59,7 @@ func NewApp(cfg *Config) (*App, error) {
 
 func newAppWithLogger(cfg *Config, log zerolog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, registry: newRegistry()}
+	applyMemoryLimit(cfg.MemoryLimit, os.Getenv("GOMEMLIMIT"), log)
 	key, err := bridge.LoadKey(cfg.MSN.Credentials, os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("failed to load the credentials key: %w", err)

@@ -34,6 +34,37 @@ type Config struct {
 	Database dbutil.Config     `yaml:"database"`
 	Logging  zeroconfig.Config `yaml:"logging"`
 	Metrics  MetricsConfig     `yaml:"metrics"`
+	// MemoryLimit is the Go runtime's soft memory limit, in GOMEMLIMIT's syntax ("" for none).
+	MemoryLimit string `yaml:"memory_limit"`
+}
+
+// minMemoryLimit is the smallest memory_limit accepted: below it the garbage collector would
+// run all the time for the bridge's own baseline.
+const minMemoryLimit = 64 << 20
+
+// parseMemoryLimit parses a size in GOMEMLIMIT's syntax: a whole number of bytes with an
+// optional unit B, KiB, MiB, GiB or TiB. "" is 0 (no limit).
+func parseMemoryLimit(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	num, unit := s, ""
+	if i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		num, unit = s[:i], s[i:]
+	}
+	shift := map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}
+	sh, ok := shift[unit]
+	if !ok || num == "" {
+		return 0, fmt.Errorf("must be a size such as 900MiB or 2GiB (units B, KiB, MiB, GiB, TiB), got %s", quote(s))
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > (1<<62)>>sh {
+		return 0, fmt.Errorf("%s is too large", quote(s))
+	}
+	if n<<sh < minMemoryLimit {
+		return 0, fmt.Errorf("must be at least 64MiB, got %s", quote(s))
+	}
+	return n << sh, nil
 }
 
 // MSNConfig is the `msn:` section: the network and the core.
@@ -344,6 +375,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Logging.Compile(); err != nil {
 		bad("logging", "%v", err)
+	}
+	if _, err := parseMemoryLimit(c.MemoryLimit); err != nil {
+		bad("memory_limit", "%v", err)
 	}
 	return errors.Join(errs...)
 }

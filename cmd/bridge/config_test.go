@@ -5,10 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
 
@@ -207,6 +209,12 @@ func TestValidateErrors(t *testing.T) {
 		{"discord without token", func(c *Config) { c.Discord.Enabled, c.Discord.GuildID = true, "123456789012345678" }, "discord.token: must be set"},
 		{"discord without guild", func(c *Config) { c.Discord.Enabled, c.Discord.Token = true, "abc.def.ghi" }, "discord.guild_id: must be a numeric"},
 		{"discord without both", func(c *Config) { c.Discord.Enabled = true }, "discord.guild_id"},
+		{"memory limit unit", func(c *Config) { c.MemoryLimit = "1GB" }, `memory_limit: must be a size such as 900MiB`},
+		{"memory limit number", func(c *Config) { c.MemoryLimit = "MiB" }, `memory_limit: must be a size`},
+		{"memory limit negative", func(c *Config) { c.MemoryLimit = "-5MiB" }, `memory_limit: must be a size`},
+		{"memory limit tiny", func(c *Config) { c.MemoryLimit = "10MiB" }, `memory_limit: must be at least 64MiB`},
+		{"memory limit huge", func(c *Config) { c.MemoryLimit = "99999999999TiB" }, `memory_limit: "99999999999TiB" is too large`},
+		{"memory limit spaces", func(c *Config) { c.MemoryLimit = "900 MiB" }, `memory_limit: must be a size`},
 		{"huge server", func(c *Config) { c.MSN.Server = huge }, "msn.server: must be host:port"},
 		{"NUL server", func(c *Config) { c.MSN.Server = "a\x00b:1863" }, "msn.server"},
 		{"NUL domain", func(c *Config) { c.Matrix.Homeserver.Domain = "local\x00host" }, "matrix.homeserver.domain"},
@@ -347,4 +355,30 @@ func indentLines(s string, n int) string {
 		}
 	}
 	return b.String()
+}
+
+func TestParseMemoryLimit(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "900MiB": 900 << 20, "2GiB": 2 << 30, "1TiB": 1 << 40, "67108864": 64 << 20, "65536KiB": 64 << 20, "67108864B": 64 << 20} {
+		if got, err := parseMemoryLimit(in); err != nil || got != want {
+			t.Errorf("parseMemoryLimit(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+func TestApplyMemoryLimit(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	applyMemoryLimit("900MiB", "", zerolog.Nop())
+	if got := debug.SetMemoryLimit(-1); got != 900<<20 {
+		t.Fatalf("memory limit %d, want 900 MiB", got)
+	}
+	debug.SetMemoryLimit(old)
+	applyMemoryLimit("900MiB", "2GiB", zerolog.Nop()) // GOMEMLIMIT set: the runtime's own wins
+	if got := debug.SetMemoryLimit(-1); got != old {
+		t.Fatalf("memory_limit overrode GOMEMLIMIT: %d", got)
+	}
+	applyMemoryLimit("", "", zerolog.Nop())
+	if got := debug.SetMemoryLimit(-1); got != old {
+		t.Fatalf("an empty memory_limit changed the limit: %d", got)
+	}
 }
