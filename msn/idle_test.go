@@ -244,7 +244,7 @@ func TestContactStoredForm(t *testing.T) {
 	cases := []Contact{
 		{Handle: "a@x.com", GUID: "0b7a1b22-4f3e-4c1a-9d2e-0123456789ab", StoredName: "a@x.com", FriendlyName: "a@x.com",
 			Lists: ListForward | ListAllow, Groups: []string{"g1"}, Status: StatusOnline, PSM: "hi"},
-		{Handle: "b@x.com", GUID: "0B7A1B22-4F3E-4C1A-9D2E-0123456789AB", StoredName: "Bee", FriendlyName: "Bee",
+		{Handle: "b@x.com", GUID: "0B7A1B22-4F3E-4C1A-9D2E-0123456789CD", StoredName: "Bee", FriendlyName: "Bee",
 			Groups: []string{"g1", "g2", strings.Repeat("g", 300)}, Status: StatusBusy,
 			PSM: "", Media: CurrentMedia{App: "", Type: "Music", Enabled: true, Format: "{0} - {1}", Args: []string{"Song", "Band"}}},
 		{Handle: "c@x.com", GUID: "not-a-guid", StoredName: "Cee", FriendlyName: "Sea", Groups: []string{}, Status: StatusIdle,
