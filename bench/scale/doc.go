@@ -1,7 +1,9 @@
 // Package scale measures the bridge at scale in one process: N logged-in MSN accounts with 100
-// contacts each, against msntest, on one core with a frontend attached to every account. It
-// reports RSS, goroutines, heap per account, the time to log everyone in, and the bridge's
-// share of message relay latency at a fixed message rate, both ways.
+// contacts each, against msntest (in a child process), on one core with the Matrix frontend
+// (bridgev2 with the MSN connector, on matrixtest) attached to every account. It reports RSS,
+// goroutines, heap per account, the time to log everyone in, and the bridge's share of message
+// relay latency at a fixed message rate, both ways. The runtime's memory limit is GOMEMLIMIT's
+// (the bridge's memory_limit), printed with the results.
 //
 // The default (200 accounts) is a smoke test that always runs:
 //
