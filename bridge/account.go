@@ -541,7 +541,7 @@ func (a *Account) park(ctx context.Context, loop *runLoop, password string, live
 		})
 	}
 	a.mu.Lock()
-	// Set under a.mu, before AfterFunc can fire, so wake reads it after it is written.
+	// Only a wake from the session's end reads stopCtx, and that runs after this lock is released.
 	stopCtx = context.AfterFunc(ctx, func() { wake(nil, true) })
 	ended, cause := live.ended, live.cause
 	if !ended {

@@ -298,7 +298,10 @@ func TestBadPasswordOnReconnectStops(t *testing.T) {
 	}
 }
 
-func TestRestartRelogsStoredAccounts(t *testing.T) {
+// storedLogin logs alice in on a core over a new store and stops the core, leaving alice stored
+// as logged in, as a bridge leaves its accounts when it stops.
+func storedLogin(t *testing.T) (*Store, *fakeServer) {
+	t.Helper()
 	ctx := context.Background()
 	store := testStore(t)
 	srv := newFakeServer()
@@ -315,6 +318,12 @@ func TestRestartRelogsStoredAccounts(t *testing.T) {
 	if _, err := core.Login(ctx, matrixUser, "alice@example.com", "pw"); !errors.Is(err, ErrStopping) {
 		t.Fatalf("login after stop: %v", err)
 	}
+	return store, srv
+}
+
+func TestRestartRelogsStoredAccounts(t *testing.T) {
+	ctx := context.Background()
+	store, srv := storedLogin(t)
 
 	core2 := newTestCore(t, store, srv, Config{})
 	mx := &recorder{name: "matrix"}
@@ -344,15 +353,7 @@ func TestRestartRelogsStoredAccounts(t *testing.T) {
 // a second Connecting, and no login happens before Start.
 func TestLoadBeforeStart(t *testing.T) {
 	ctx := context.Background()
-	store := testStore(t)
-	srv := newFakeServer()
-	core := newTestCore(t, store, srv, Config{})
-	loggedIn(t, core, &recorder{name: "matrix"})
-	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := core.Stop(stopCtx); err != nil {
-		t.Fatal(err)
-	}
+	store, srv := storedLogin(t)
 	logins := srv.loginCount()
 
 	core2 := newTestCore(t, store, srv, Config{})

@@ -3,48 +3,18 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"runtime/pprof"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/msn-bridge/msn-bridge/internal/testenv/goroutines"
 	"github.com/msn-bridge/msn-bridge/msn"
 )
-
-// coreGoroutines counts the goroutines the package's own (non-test) code started.
-func coreGoroutines() int {
-	var b strings.Builder
-	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
-	n := 0
-	for _, g := range strings.Split(b.String(), "\n\n") {
-		_, created, ok := strings.Cut(g, "\ncreated by github.com/msn-bridge/msn-bridge/bridge.")
-		if !ok {
-			continue
-		}
-		lines := strings.SplitN(created, "\n", 3)
-		if len(lines) < 2 {
-			continue
-		}
-		file, _, _ := strings.Cut(strings.TrimSpace(lines[1]), ":")
-		if !strings.HasSuffix(file, "_test.go") {
-			n++
-		}
-	}
-	return n
-}
 
 // waitCoreGoroutines fails t unless, within a bounded wait, the core runs exactly want.
 func waitCoreGoroutines(t *testing.T, when string, want int) {
 	t.Helper()
-	got := coreGoroutines()
-	for i := 0; i < 500 && got != want; i++ {
-		time.Sleep(10 * time.Millisecond)
-		got = coreGoroutines()
-	}
-	if got != want {
-		var b strings.Builder
-		_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-		t.Fatalf("%s: the core runs %d goroutines, want %d\n%s", when, got, want, b.String())
+	if got := goroutines.Await("github.com/msn-bridge/msn-bridge/bridge", want, 5*time.Second); got != want {
+		t.Fatalf("%s: the core runs %d goroutines, want %d\n%s", when, got, want, goroutines.Dump())
 	}
 }
 
@@ -55,7 +25,7 @@ func waitCoreGoroutines(t *testing.T, when string, want int) {
 func TestIdleAccountHoldsNoGoroutine(t *testing.T) {
 	core := newTestCore(t, testStore(t), newFakeServer(), Config{})
 	mx, dc := &recorder{name: "matrix"}, &recorder{name: "discord"}
-	before := coreGoroutines()
+	before := goroutines.Started("github.com/msn-bridge/msn-bridge/bridge")
 	acc := loggedIn(t, core, mx)
 	acc.Attach(dc)
 	mx.waitFor(t, "online", hasState(StateOnline))

@@ -7,53 +7,27 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/msn-bridge/msn-bridge/internal/testenv/goroutines"
 )
 
-// clientGoroutines counts the goroutines the package's own (non-test) code started: each
-// goroutine whose "created by" frame is in a file of this package that is not a test file.
-func clientGoroutines() int {
-	var b strings.Builder
-	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
-	n := 0
-	for _, g := range strings.Split(b.String(), "\n\n") {
-		_, created, ok := strings.Cut(g, "\ncreated by github.com/msn-bridge/msn-bridge/msn.")
-		if !ok {
-			continue
-		}
-		lines := strings.SplitN(created, "\n", 3)
-		if len(lines) < 2 {
-			continue
-		}
-		file, _, _ := strings.Cut(strings.TrimSpace(lines[1]), ":")
-		if !strings.HasSuffix(file, "_test.go") {
-			n++
-		}
-	}
-	return n
-}
+const pkgPath = "github.com/msn-bridge/msn-bridge/msn"
 
-// waitGoroutines waits, bounded, until clientGoroutines returns want, and returns what it saw.
-func waitGoroutines(want int) int {
-	got := clientGoroutines()
-	for i := 0; i < 200 && got != want; i++ {
-		time.Sleep(10 * time.Millisecond)
-		got = clientGoroutines()
-	}
-	return got
-}
+// waitGoroutines waits, bounded, until the package's code runs want goroutines, and returns
+// what it saw.
+func waitGoroutines(want int) int { return goroutines.Await(pkgPath, want, 2*time.Second) }
 
 // An idle logged-in client runs one goroutine, the notification server's reader: events are
 // delivered by a goroutine that exists only while there are events, and the keepalive is a
 // timer. Both still work: events keep coming after the delivery goroutine exited, and PNG goes
 // out at the server's interval.
 func TestIdleClientRunsOneGoroutine(t *testing.T) {
-	before := clientGoroutines()
+	before := goroutines.Started(pkgPath)
 	ns := newFakeServer(t)
 	ns.escargotNS(escargotSYN, escargotOnline)
 	pings := make(chan *fakeConn, 10)
