@@ -21,6 +21,7 @@ import (
 	msnbridge "github.com/msn-bridge/msn-bridge"
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/discord"
+	"github.com/msn-bridge/msn-bridge/internal/sqlitedb"
 	"github.com/msn-bridge/msn-bridge/matrix"
 	"github.com/msn-bridge/msn-bridge/msn"
 )
@@ -521,13 +522,26 @@ func checkCAFile(path string) error {
 	return nil
 }
 
+// DatabaseConfig is the database section as dbutil opens it: type sqlite names the SQLite
+// driver that keeps each connection's prepared statements (internal/sqlitedb), same DSNs.
+func (c *Config) DatabaseConfig() dbutil.Config {
+	d := c.Database
+	if d.Type == "sqlite" {
+		d.Type = sqlitedb.Driver
+	}
+	if d.ReadOnlyPool.Type == "sqlite" {
+		d.ReadOnlyPool.Type = sqlitedb.Driver
+	}
+	return d
+}
+
 // BridgeConfig assembles bridgev2's configuration from the matrix section and the shared
 // database and logging sections.
 func (c *Config) BridgeConfig() *bridgeconfig.Config {
 	mx := &c.Matrix
 	return &bridgeconfig.Config{
 		Bridge:       mx.Bridge,
-		Database:     c.Database,
+		Database:     c.DatabaseConfig(),
 		Homeserver:   mx.Homeserver,
 		AppService:   mx.AppService,
 		Matrix:       mx.Matrix,

@@ -15,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
 
 	msnbridge "github.com/msn-bridge/msn-bridge"
+	"github.com/msn-bridge/msn-bridge/internal/sqlitedb"
 )
 
 // validConfigYAML is a complete non-demo config: a real MSN server, tokens generated.
@@ -88,6 +89,27 @@ func TestValidConfig(t *testing.T) {
 	// Defaults the file left out are kept.
 	if cfg.MSN.RequestTimeout != 30*time.Second || cfg.Matrix.AppService.ID != "msn" {
 		t.Errorf("defaults lost: request_timeout %s, id %q", cfg.MSN.RequestTimeout, cfg.Matrix.AppService.ID)
+	}
+}
+
+// database.type sqlite opens the SQLite driver that keeps prepared statements; the DSN and
+// postgres are passed on as written.
+func TestDatabaseConfigDriver(t *testing.T) {
+	cfg := loadValid(t)
+	if cfg.Database.Type != "sqlite" || !strings.Contains(cfg.Database.URI, "synchronous(NORMAL)") {
+		t.Fatalf("example database section: type %q, uri %q", cfg.Database.Type, cfg.Database.URI)
+	}
+	cfg.Database.ReadOnlyPool.Type = "sqlite"
+	got := cfg.DatabaseConfig()
+	if got.Type != sqlitedb.Driver || got.ReadOnlyPool.Type != sqlitedb.Driver || got.URI != cfg.Database.URI {
+		t.Errorf("DatabaseConfig() = type %q, read-only type %q, uri %q", got.Type, got.ReadOnlyPool.Type, got.URI)
+	}
+	if cfg.BridgeConfig().Database.Type != sqlitedb.Driver {
+		t.Errorf("bridgev2's database type %q, want %q", cfg.BridgeConfig().Database.Type, sqlitedb.Driver)
+	}
+	cfg.Database.Type, cfg.Database.ReadOnlyPool.Type = "postgres", ""
+	if got = cfg.DatabaseConfig(); got.Type != "postgres" || got.ReadOnlyPool.Type != "" {
+		t.Errorf("postgres changed to type %q, read-only type %q", got.Type, got.ReadOnlyPool.Type)
 	}
 }
 

@@ -101,7 +101,7 @@ func runDemo(ctx context.Context, cfg *Config, dir string, out io.Writer) error 
 	cfg.MSN.Credentials.KeyFile = filepath.Join(dir, "msn-bridge.key")
 	cfg.Database.Type = "sqlite"
 	cfg.Database.URI = "file:" + filepath.Join(dir, "msn-bridge.db") +
-		"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
+		"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
 	cfg.Matrix.Enabled = true
 	cfg.Matrix.Connector.IgnoreUnsupportedServer = true
 	cfg.Matrix.Homeserver.Address = hs.URL

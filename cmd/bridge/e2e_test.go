@@ -153,7 +153,7 @@ matrix:
         as_token: ""
         hs_token: ""
 database:
-    uri: file:%s?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate
+    uri: file:%s?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_txlock=immediate
 logging:
     min_level: trace
     writers:

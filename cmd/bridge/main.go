@@ -20,8 +20,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	_ "github.com/lib/pq"  // database.type: postgres
-	_ "modernc.org/sqlite" // database.type: sqlite, pure Go
+	_ "github.com/lib/pq" // database.type: postgres
 
 	msnbridge "github.com/msn-bridge/msn-bridge"
 )

@@ -31,10 +31,11 @@ import (
 	"testing"
 	"time"
 
-	// The database/sql drivers dbutil opens: "postgres" and "sqlite".
+	// The database/sql drivers dbutil opens: "postgres" and the bridge's SQLite driver.
 	_ "github.com/lib/pq"
 	"go.mau.fi/util/dbutil"
-	_ "modernc.org/sqlite"
+
+	"github.com/msn-bridge/msn-bridge/internal/sqlitedb"
 )
 
 // EnvPostgres names the environment variable holding the administrative
@@ -45,12 +46,13 @@ const EnvPostgres = "MSN_BRIDGE_TEST_POSTGRES"
 const (
 	// PostgresDriver is github.com/lib/pq's driver name, the one mautrix uses.
 	PostgresDriver = "postgres"
-	// SQLiteDriver is modernc.org/sqlite's driver name.
-	SQLiteDriver = "sqlite"
+	// SQLiteDriver is the SQLite driver the bridge opens for database type sqlite:
+	// modernc.org/sqlite keeping each connection's prepared statements.
+	SQLiteDriver = sqlitedb.Driver
 )
 
 // sqliteParams are the connection parameters the bridge uses for SQLite.
-const sqliteParams = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
+const sqliteParams = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
 
 // adminTimeout bounds creating or dropping one database.
 const adminTimeout = 30 * time.Second
@@ -117,7 +119,8 @@ func Open(t testing.TB, driver, dsn string) *dbutil.Database {
 
 // SQLiteDSN returns a modernc.org/sqlite DSN for a new database file in a
 // temporary directory of t, with the pragmas the bridge uses (foreign keys,
-// WAL, 5 s busy timeout, immediate transactions). Open it with SQLiteDriver.
+// WAL, commits not flushed each (synchronous NORMAL), 5 s busy timeout, immediate
+// transactions). Open it with SQLiteDriver.
 func SQLiteDSN(t testing.TB) string {
 	t.Helper()
 	return "file:" + filepath.Join(t.TempDir(), "test.db") + "?" + sqliteParams

@@ -143,7 +143,7 @@ func TestWithDatabase(t *testing.T) {
 
 func TestSQLiteDSN(t *testing.T) {
 	dsn := SQLiteDSN(t)
-	for _, want := range []string{"file:", "/test.db?", "_pragma=foreign_keys(1)", "_pragma=journal_mode(WAL)", "_pragma=busy_timeout(5000)", "_txlock=immediate"} {
+	for _, want := range []string{"file:", "/test.db?", "_pragma=foreign_keys(1)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(NORMAL)", "_pragma=busy_timeout(5000)", "_txlock=immediate"} {
 		if !strings.Contains(dsn, want) {
 			t.Errorf("SQLiteDSN() = %q lacks %q", dsn, want)
 		}
