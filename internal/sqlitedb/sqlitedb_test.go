@@ -223,6 +223,34 @@ func TestErrorsLeaveTheConnectionUsable(t *testing.T) {
 	}
 }
 
+// A kept statement sees the schema as it is when it runs: an upgrade that changes a table
+// between two runs (SQLite prepares the statement again itself).
+func TestKeptStatementAfterSchemaChange(t *testing.T) {
+	db := open(t, Driver, 1)
+	const q = `SELECT * FROM message WHERE id=$1`
+	columns := func() []string {
+		r, err := db.Query(q, "m1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		cols, err := r.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cols
+	}
+	if got := columns(); len(got) != 3 {
+		t.Fatalf("columns before the upgrade: %q", got)
+	}
+	if _, err := db.Exec(`ALTER TABLE message ADD COLUMN edited INTEGER NOT NULL DEFAULT 0`); err != nil {
+		t.Fatal(err)
+	}
+	if got := columns(); len(got) != 4 || got[3] != "edited" {
+		t.Fatalf("columns after the upgrade: %q", got)
+	}
+}
+
 func TestColumnTypes(t *testing.T) {
 	db := open(t, Driver, 1)
 	for range 2 { // prepared, then kept
