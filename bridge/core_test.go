@@ -465,3 +465,73 @@ func TestStartRateLimit(t *testing.T) {
 		t.Fatalf("%d attempts spread over only %d seconds", n, len(perSecond))
 	}
 }
+
+// The msn client confirms each own status, PSM and name the core sets with an event that is
+// delivered after the call returned. A confirmation arriving after a newer value was set must
+// not undo it (nor show the old value on a frontend); a change the core did not make (another
+// client, the server) still is adopted.
+func TestLateOwnProfileConfirmation(t *testing.T) {
+	ctx := context.Background()
+	core := newTestCore(t, testStore(t), newFakeServer(), Config{})
+	mx := &recorder{name: "matrix"}
+	acc := loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+	sess := core.srv.session("alice@example.com")
+
+	for _, step := range []func() error{
+		func() error { return acc.SetName(ctx, "matrix", "Alice one") },
+		func() error { return acc.SetName(ctx, "matrix", " Alice two ") },
+		func() error { return acc.SetPSM(ctx, "matrix", "psm one") },
+		func() error { return acc.SetPSM(ctx, "matrix", "psm two") },
+		func() error { return acc.SetStatus(ctx, "matrix", StatusAway) },
+		func() error { return acc.SetStatus(ctx, "matrix", StatusBusy) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	// marker returns the events shown since the last marker, once those emitted before it
+	// were handled.
+	marker := func() []Event {
+		before := len(mx.events())
+		n++
+		sess.emit(&msn.TypingReceived{From: "bob@example.com", SessionID: fmt.Sprint("sb", n)})
+		evts := mx.waitFor(t, "the marker", func(evts []Event) bool { return countType[Typing](evts[before:]) == 1 })
+		return evts[before:]
+	}
+	profiles := func(evts []Event) (shown []OwnProfile) {
+		for _, e := range evts {
+			if p, ok := e.(OwnProfile); ok {
+				shown = append(shown, p)
+			}
+		}
+		return shown
+	}
+	marker()
+	// The first confirmation of each pair, late: after the second value was set.
+	sess.emit(&msn.OwnNameChanged{Name: "Alice one"})
+	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "psm one"})
+	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusAway})
+	if shown := profiles(marker()); len(shown) != 0 {
+		t.Fatalf("late confirmations of older values were shown: %+v", shown)
+	}
+	if st, psm, name := acc.Profile(); st != StatusBusy || psm != "psm two" || name != " Alice two " {
+		t.Fatalf("after late confirmations of older values: %v %q %q, want busy, psm two, the second name", st, psm, name)
+	}
+	// Then the second ones, and a name the core did not set.
+	sess.emit(&msn.OwnNameChanged{Name: "Alice two"})
+	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "psm two"})
+	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusBusy})
+	if shown := profiles(marker()); len(shown) != 0 {
+		t.Fatalf("confirmations of the current values were shown: %+v", shown)
+	}
+	sess.emit(&msn.OwnNameChanged{Name: "Set elsewhere"})
+	shown := profiles(marker())
+	if len(shown) != 1 || shown[0].Name != "Set elsewhere" || shown[0].PSM != "psm two" || shown[0].Status != StatusBusy {
+		t.Fatalf("profiles shown after a name set elsewhere: %+v, want one: Set elsewhere, psm two, busy", shown)
+	}
+	if st, psm, name := acc.Profile(); st != StatusBusy || psm != "psm two" || name != "Set elsewhere" {
+		t.Fatalf("profile %v %q %q, want busy, psm two, Set elsewhere", st, psm, name)
+	}
+}

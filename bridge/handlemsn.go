@@ -121,11 +121,20 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			}
 		}
 	case *msn.OwnStatusChanged:
+		if live.echoes[echoStatus].confirm(string(e.Status)) {
+			return
+		}
 		if st := StatusFromMSN(string(e.Status)); st != a.profile.Status && e.Status != msn.StatusOffline {
 			a.profile.Status = st
 			a.emitLocked(OwnProfile{Status: st, PSM: a.profile.PSM, Name: a.profile.Name}, "")
 		}
 	case *msn.OwnNameChanged:
+		if live.echoes[echoName].confirm(e.Name) {
+			if e.Name == a.profile.Name {
+				live.restoringName = false
+			}
+			return
+		}
 		if live.restoringName {
 			live.restoringName = e.Name != a.profile.Name
 			return
@@ -135,6 +144,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			a.emitLocked(OwnProfile{Status: a.profile.Status, PSM: a.profile.PSM, Name: e.Name}, "")
 		}
 	case *msn.OwnPersonalMessageChanged:
+		if live.echoes[echoPSM].confirm(e.PSM) {
+			return
+		}
 		if e.PSM != a.profile.PSM {
 			a.profile.PSM = e.PSM
 			a.emitLocked(OwnProfile{Status: a.profile.Status, PSM: e.PSM, Name: a.profile.Name}, "")
