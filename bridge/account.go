@@ -65,58 +65,6 @@ type liveSession struct {
 	// online is set once the session's login has been taken into the model (by connect or by
 	// the LoggedIn event, whichever comes first). Guarded by Account.mu.
 	online bool
-	// echoes are the own status, PSM and name the core set through this session whose
-	// confirmations (the msn client's Own*Changed events, delivered after the call returned)
-	// have not arrived yet. Guarded by Account.mu.
-	echoes [echoKinds]pendingEchoes
-}
-
-// The kinds of own profile value whose confirmations are tracked.
-type echoKind int
-
-const (
-	echoStatus echoKind = iota
-	echoPSM
-	echoName
-	echoKinds
-)
-
-// maxEchoes bounds the confirmations awaited per kind; the oldest is forgotten first (a call
-// that changed nothing in the msn client gets none).
-const maxEchoes = 8
-
-// pendingEchoes are values the core set, oldest first, awaiting the msn client's confirmation.
-// A confirmation of one of them is the core's own change coming back, late: by then the
-// profile may hold a newer value, which it must not undo.
-type pendingEchoes []string
-
-func (p *pendingEchoes) expect(v string) {
-	if len(*p) == maxEchoes {
-		*p = (*p)[1:]
-	}
-	*p = append(*p, v)
-}
-
-// forget drops the newest v (its call failed, so no confirmation comes).
-func (p *pendingEchoes) forget(v string) {
-	for i := len(*p) - 1; i >= 0; i-- {
-		if (*p)[i] == v {
-			*p = append((*p)[:i], (*p)[i+1:]...)
-			return
-		}
-	}
-}
-
-// confirm reports whether v is a value the core set and awaits, dropping it and every older
-// one (whose confirmations the msn client did not send: the value had not changed there).
-func (p *pendingEchoes) confirm(v string) bool {
-	for i, x := range *p {
-		if x == v {
-			*p = (*p)[i+1:]
-			return true
-		}
-	}
-	return false
 }
 
 type runLoop struct {

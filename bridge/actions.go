@@ -162,33 +162,33 @@ func (a *Account) SetStatus(ctx context.Context, origin string, status Status) e
 	if status == StatusOffline || status < 0 || status > StatusInvisible {
 		return fmt.Errorf("%w: status %d cannot be set", ErrInvalidArgument, status)
 	}
-	return a.updateProfile(ctx, origin, func(p *ownProfile) { p.Status = status }, echoStatus, string(toMSNStatus(status)), func(s session) error {
+	return a.updateProfile(ctx, origin, func(p *ownProfile) { p.Status = status }, func(s session) error {
 		return s.SetStatus(ctx, toMSNStatus(status))
 	})
 }
 
 // SetPSM changes the account's personal status message (stored and restored like SetStatus).
 func (a *Account) SetPSM(ctx context.Context, origin, psm string) error {
-	return a.updateProfile(ctx, origin, func(p *ownProfile) { p.PSM = psm }, echoPSM, psm, func(s session) error {
+	return a.updateProfile(ctx, origin, func(p *ownProfile) { p.PSM = psm }, func(s session) error {
 		return s.SetPSM(ctx, psm)
 	})
 }
 
 // SetName changes the account's friendly name (stored and restored like SetStatus).
 func (a *Account) SetName(ctx context.Context, origin, name string) error {
-	if strings.TrimSpace(name) == "" {
+	// MSN shows, and the msn client reports, the name trimmed.
+	name = strings.TrimSpace(name)
+	if name == "" {
 		return fmt.Errorf("%w: empty name", ErrInvalidArgument)
 	}
-	// The msn client reports the name trimmed.
-	return a.updateProfile(ctx, origin, func(p *ownProfile) { p.Name = name }, echoName, strings.TrimSpace(name), func(s session) error {
+	return a.updateProfile(ctx, origin, func(p *ownProfile) { p.Name = name }, func(s session) error {
 		return s.SetName(ctx, name)
 	})
 }
 
 // updateProfile changes the own profile, applies it to the live session and stores it. The
-// session confirms the change with an event (kind, echo) that arrives after apply returned,
-// perhaps after a newer change: it is awaited, so that it does not undo the newer one.
-func (a *Account) updateProfile(ctx context.Context, origin string, change func(*ownProfile), kind echoKind, echo string, apply func(session) error) error {
+// session's confirmation of the change (an Own*Changed event marked Requested) is then no news.
+func (a *Account) updateProfile(ctx context.Context, origin string, change func(*ownProfile), apply func(session) error) error {
 	if err := a.core.beginAction(); err != nil {
 		return err
 	}
@@ -198,17 +198,14 @@ func (a *Account) updateProfile(ctx context.Context, origin string, change func(
 	change(&a.profile)
 	next := a.profile
 	var sess session
-	live := a.live
-	if live != nil && a.state.State == StateOnline {
-		sess = live.sess
-		live.echoes[kind].expect(echo)
+	if a.live != nil && a.state.State == StateOnline {
+		sess = a.live.sess
 	}
 	a.mu.Unlock()
 	if sess != nil {
 		if err := apply(sess); err != nil {
 			a.mu.Lock()
 			a.profile = old
-			live.echoes[kind].forget(echo)
 			a.mu.Unlock()
 			return err
 		}

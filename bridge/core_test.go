@@ -466,10 +466,10 @@ func TestStartRateLimit(t *testing.T) {
 	}
 }
 
-// The msn client confirms each own status, PSM and name the core sets with an event that is
-// delivered after the call returned. A confirmation arriving after a newer value was set must
-// not undo it (nor show the old value on a frontend); a change the core did not make (another
-// client, the server) still is adopted.
+// The msn client confirms each own status, PSM and name the core sets with an event (marked
+// Requested) that is delivered after the call returned. A confirmation arriving after a newer
+// value was set must not undo it (nor show the old value on a frontend); a change the core did
+// not make (another client, the server) still is adopted.
 func TestLateOwnProfileConfirmation(t *testing.T) {
 	ctx := context.Background()
 	core := newTestCore(t, testStore(t), newFakeServer(), Config{})
@@ -510,19 +510,19 @@ func TestLateOwnProfileConfirmation(t *testing.T) {
 	}
 	marker()
 	// The first confirmation of each pair, late: after the second value was set.
-	sess.emit(&msn.OwnNameChanged{Name: "Alice one"})
-	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "psm one"})
-	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusAway})
+	sess.emit(&msn.OwnNameChanged{Name: "Alice one", Requested: true})
+	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "psm one", Requested: true})
+	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusAway, Requested: true})
 	if shown := profiles(marker()); len(shown) != 0 {
 		t.Fatalf("late confirmations of older values were shown: %+v", shown)
 	}
-	if st, psm, name := acc.Profile(); st != StatusBusy || psm != "psm two" || name != " Alice two " {
-		t.Fatalf("after late confirmations of older values: %v %q %q, want busy, psm two, the second name", st, psm, name)
+	if st, psm, name := acc.Profile(); st != StatusBusy || psm != "psm two" || name != "Alice two" {
+		t.Fatalf("after late confirmations of older values: %v %q %q, want busy, psm two, Alice two (trimmed)", st, psm, name)
 	}
 	// Then the second ones, and a name the core did not set.
-	sess.emit(&msn.OwnNameChanged{Name: "Alice two"})
-	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "psm two"})
-	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusBusy})
+	sess.emit(&msn.OwnNameChanged{Name: "Alice two", Requested: true})
+	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "psm two", Requested: true})
+	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusBusy, Requested: true})
 	if shown := profiles(marker()); len(shown) != 0 {
 		t.Fatalf("confirmations of the current values were shown: %+v", shown)
 	}

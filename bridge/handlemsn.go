@@ -120,8 +120,11 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 				a.emitLocked(ChatMembership{Chat: cs.id, Handle: a.handle, Joined: false}, "")
 			}
 		}
+	// An own change marked Requested is the confirmation of the core's own call (a profile
+	// change, or what connect restored): the profile already holds it, or a newer value that
+	// the confirmation, delivered late, must not undo.
 	case *msn.OwnStatusChanged:
-		if live.echoes[echoStatus].confirm(string(e.Status)) {
+		if e.Requested {
 			return
 		}
 		if st := StatusFromMSN(string(e.Status)); st != a.profile.Status && e.Status != msn.StatusOffline {
@@ -129,10 +132,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			a.emitLocked(OwnProfile{Status: st, PSM: a.profile.PSM, Name: a.profile.Name}, "")
 		}
 	case *msn.OwnNameChanged:
-		if live.echoes[echoName].confirm(e.Name) {
-			if e.Name == a.profile.Name {
-				live.restoringName = false
-			}
+		if e.Requested {
+			// The restored name confirmed ends the restore.
+			live.restoringName = live.restoringName && e.Name != a.profile.Name
 			return
 		}
 		if live.restoringName {
@@ -144,7 +146,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			a.emitLocked(OwnProfile{Status: a.profile.Status, PSM: a.profile.PSM, Name: e.Name}, "")
 		}
 	case *msn.OwnPersonalMessageChanged:
-		if live.echoes[echoPSM].confirm(e.PSM) {
+		if e.Requested {
 			return
 		}
 		if e.PSM != a.profile.PSM {

@@ -441,3 +441,35 @@ func TestHandlerMayCallClient(t *testing.T) {
 	waitEvent[*Disconnected](t, l, nil)
 	_ = c.Close()
 }
+
+// The own-profile events tell the client's own calls, confirmed by the server (Requested), from
+// changes the server reports: the SYN burst's name, a pushed PRP MFN or CHG.
+func TestOwnProfileEventsMarkRequested(t *testing.T) {
+	ns := newFakeServer(t)
+	ns.escargotNS(escargotSYN, escargotOnline)
+	ns.handle("PRP", func(fc *fakeConn, c *Command) {
+		fc.send("PRP "+strings.Join(c.Args, " "), "PRP MFN Pushed%20Name", "CHG 0 AWY 0")
+	})
+	c, l := login(t, testConfig(ns, passportServer(t), nil))
+	if ev := waitEvent[*OwnNameChanged](t, l, nil); ev.Name != "Alice A." || ev.Requested {
+		t.Errorf("the SYN burst's name: %+v, want Alice A., not requested", ev)
+	}
+	if ev := waitEvent[*OwnStatusChanged](t, l, nil); ev.Status != StatusOnline || !ev.Requested {
+		t.Errorf("Login's status: %+v, want NLN, requested", ev)
+	}
+	if ev := waitEvent[*OwnPersonalMessageChanged](t, l, nil); !ev.Requested {
+		t.Errorf("Login's personal message: %+v, want requested", ev)
+	}
+	if err := c.SetFriendlyName(context.Background(), "New Name"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitEvent[*OwnNameChanged](t, l, func(e *OwnNameChanged) bool { return e.Name == "New Name" }); !ev.Requested {
+		t.Errorf("SetFriendlyName's name: %+v, want requested", ev)
+	}
+	if ev := waitEvent[*OwnNameChanged](t, l, func(e *OwnNameChanged) bool { return e.Name == "Pushed Name" }); ev.Requested {
+		t.Errorf("a pushed name: %+v, want not requested", ev)
+	}
+	if ev := waitEvent[*OwnStatusChanged](t, l, func(e *OwnStatusChanged) bool { return e.Status == StatusAway }); ev.Requested {
+		t.Errorf("a pushed status: %+v, want not requested", ev)
+	}
+}

@@ -48,21 +48,30 @@ type PersonalMessageChanged struct {
 	Media  CurrentMedia
 }
 
+// The own-profile events below report a change of the account's own status, name or personal
+// message. Requested is set when the change is this client's own call (SetStatus, the status
+// of Login, SetFriendlyName, SetPersonalMessage) confirmed by the server: the event is then
+// delivered after the call returned, perhaps after a newer call, so it is not news to the
+// caller; unset, the change came from the server (the SYN burst, a push).
+
 // OwnStatusChanged is emitted when the server confirms a change of the account's own status,
 // including server-initiated "CHG 0" pushes.
 type OwnStatusChanged struct {
-	Status Status
+	Status    Status
+	Requested bool
 }
 
 // OwnNameChanged is emitted when the account's own friendly name is set or reported (PRP MFN).
 type OwnNameChanged struct {
-	Name string
+	Name      string
+	Requested bool
 }
 
 // OwnPersonalMessageChanged is emitted when the server acknowledges a new own personal message.
 type OwnPersonalMessageChanged struct {
-	PSM   string
-	Media CurrentMedia
+	PSM       string
+	Media     CurrentMedia
+	Requested bool
 }
 
 // ListChanged is emitted when a contact is added to or removed from one of the lists, by this

@@ -36,7 +36,7 @@ func (c *Client) changeStatus(ctx context.Context, status Status) error {
 	c.mu.Lock()
 	c.self.Status = got
 	c.mu.Unlock()
-	c.emit(&OwnStatusChanged{Status: got})
+	c.emit(&OwnStatusChanged{Status: got, Requested: true})
 	return nil
 }
 
@@ -71,7 +71,7 @@ func (c *Client) publishPSM(ctx context.Context, psm string, media *CurrentMedia
 	c.mu.Lock()
 	c.self.PSM, c.self.Media = psm, m
 	c.mu.Unlock()
-	c.emit(&OwnPersonalMessageChanged{PSM: psm, Media: m})
+	c.emit(&OwnPersonalMessageChanged{PSM: psm, Media: m, Requested: true})
 	return nil
 }
 
@@ -89,17 +89,19 @@ func (c *Client) SetFriendlyName(ctx context.Context, name string) error {
 	if _, err := c.request(ctx, "PRP", []string{"MFN", enc}, nil); err != nil {
 		return fmt.Errorf("failed to set friendly name: %w", err)
 	}
-	c.setOwnName(name)
+	c.setOwnName(name, true)
 	return nil
 }
 
-func (c *Client) setOwnName(name string) {
+// setOwnName records the own friendly name and reports it if it changed; requested tells
+// whether this client's SetFriendlyName made the change.
+func (c *Client) setOwnName(name string, requested bool) {
 	c.mu.Lock()
 	changed := c.self.FriendlyName != name
 	c.self.FriendlyName = name
 	c.mu.Unlock()
 	if changed {
-		c.emit(&OwnNameChanged{Name: name})
+		c.emit(&OwnNameChanged{Name: name, Requested: requested})
 	}
 }
 
@@ -111,7 +113,7 @@ func (c *Client) handlePRP(cmd *Command) {
 		args = args[1:]
 	}
 	if len(args) >= 2 && args[0] == "MFN" {
-		c.setOwnName(Decode(args[1]))
+		c.setOwnName(Decode(args[1]), false)
 	}
 }
 
