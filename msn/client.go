@@ -743,10 +743,9 @@ func (c *Client) Close() error {
 // it has run or been stopped, so Close waits for a PNG being written.
 type keepalive struct {
 	ns      *conn
-	timer   *time.Timer   // the scheduled step, nil when none
-	gen     uint32        // bumped by every arm and stop: a step of an older arm does nothing
-	waiting bool          // a PNG is out and its QNG has not come yet
-	next    time.Duration // the interval the last QNG asked for, clamped (0 before)
+	timer   *time.Timer // the scheduled step, nil when none
+	gen     uint32      // bumped by every arm and stop: a step of an older arm does nothing
+	waiting bool        // a PNG is out and its QNG has not come yet
 }
 
 // keepaliveArmLocked schedules the next keepalive step in d, replacing the scheduled one. c.mu
@@ -816,7 +815,6 @@ func (c *Client) handleQNG(n int) {
 		interval = 45 * time.Second
 	}
 	interval = min(max(interval, minServerPingInterval), maxServerPingInterval)
-	c.ka.next = interval
 	if c.cfg.PingInterval > 0 {
 		interval = c.cfg.PingInterval
 	}

@@ -82,7 +82,7 @@ type conn struct {
 
 type cached struct {
 	query string
-	stmt  driver.Stmt
+	stmt  baseStmt
 	busy  bool
 }
 
@@ -121,11 +121,12 @@ func (c *conn) prepared(ctx context.Context, query string) (*cached, error) {
 		return nil, err
 	}
 	c.prepares++
-	if _, ok := st.(baseStmt); !ok {
+	bs, ok := st.(baseStmt)
+	if !ok {
 		_ = st.Close()
 		return nil, nil
 	}
-	e := &cached{query: query, stmt: st}
+	e := &cached{query: query, stmt: bs}
 	c.stmts[query] = c.lru.PushFront(e)
 	c.evict()
 	return e, nil
@@ -155,7 +156,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	}
 	e.busy = true
 	defer func() { e.busy = false }()
-	return e.stmt.(baseStmt).ExecContext(ctx, args)
+	return e.stmt.ExecContext(ctx, args)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -167,7 +168,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		return c.baseConn.QueryContext(ctx, query, args)
 	}
 	e.busy = true
-	r, err := e.stmt.(baseStmt).QueryContext(ctx, args)
+	r, err := e.stmt.QueryContext(ctx, args)
 	if err != nil {
 		e.busy = false
 		return nil, err
