@@ -15,7 +15,9 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"reflect"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers "sqlite", which Driver wraps
 )
@@ -84,6 +86,8 @@ type cached struct {
 	query string
 	stmt  baseStmt
 	busy  bool
+	// returning is set for a statement with a RETURNING clause (see writesRows).
+	returning bool
 }
 
 // The statement interfaces conn uses; modernc's stmt has them.
@@ -126,7 +130,7 @@ func (c *conn) prepared(ctx context.Context, query string) (*cached, error) {
 		_ = st.Close()
 		return nil, nil
 	}
-	e := &cached{query: query, stmt: bs}
+	e := &cached{query: query, stmt: bs, returning: writesRows(query)}
 	c.stmts[query] = c.lru.PushFront(e)
 	c.evict()
 	return e, nil
@@ -165,7 +169,11 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		return nil, err
 	}
 	if e == nil {
-		return c.baseConn.QueryContext(ctx, query, args)
+		r, err := c.baseConn.QueryContext(ctx, query, args)
+		if err != nil || !writesRows(query) {
+			return r, err
+		}
+		return wrapRows(r, true, nil), nil
 	}
 	e.busy = true
 	r, err := e.stmt.QueryContext(ctx, args)
@@ -173,7 +181,37 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		e.busy = false
 		return nil, err
 	}
-	return wrapRows(r, func() { e.busy = false }), nil
+	return wrapRows(r, e.returning, func() { e.busy = false }), nil
+}
+
+// writesRows reports whether query has a RETURNING clause, which only a statement that writes
+// can have (a SELECT holding the word elsewhere, in a string or a name, is only drained).
+//
+// SQLite runs its WAL hook, and with it the automatic checkpoint, when a step finishes a
+// statement that committed. A write whose rows are read with QueryRow (bridgev2 stores each
+// message with INSERT … RETURNING rowid) ends in sqlite3_reset instead, and the hook then runs
+// in the next statement that finishes on the connection: in the scale benchmark, bridgev2's
+// duplicate check before a message went to Matrix paid for the checkpoint, fsyncs included,
+// that an earlier insert had owed. Rows of such a statement are read to the end before they
+// close, so the write pays for its own checkpoint.
+func writesRows(query string) bool {
+	for i := 0; ; {
+		j := strings.IndexAny(query[i:], "rR")
+		if j < 0 {
+			return false
+		}
+		i += j
+		if len(query)-i >= len("returning") && strings.EqualFold(query[i:i+len("returning")], "returning") &&
+			(i == 0 || !isWordByte(query[i-1])) &&
+			(i+len("returning") == len(query) || !isWordByte(query[i+len("returning")])) {
+			return true
+		}
+		i++
+	}
+}
+
+func isWordByte(b byte) bool {
+	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }
 
 // Close closes the kept statements, then the connection.
@@ -209,14 +247,40 @@ func (c *conn) Ping(ctx context.Context) error {
 	return nil
 }
 
-// rows are a kept statement's results; closing them frees the statement for the next query.
+// rows are a kept statement's results, or a writing statement's (drain); closing them reads
+// what is left of a writing statement's, then frees the statement for the next query.
 type rows struct {
 	driver.Rows
+	drain   bool
 	release func()
 }
 
+// Next reads the next row. After the last one (or an error) drain is off: stepping a finished
+// SQLite statement again would run it again.
+func (r *rows) Next(dest []driver.Value) error {
+	err := r.Rows.Next(dest)
+	if err != nil {
+		r.drain = false
+	}
+	return err
+}
+
 func (r *rows) Close() error {
-	err := r.Rows.Close()
+	var err error
+	if r.drain {
+		r.drain = false
+		dest := make([]driver.Value, len(r.Rows.Columns()))
+		for err == nil {
+			err = r.Rows.Next(dest)
+		}
+		// Next stops at the first error or io.EOF, and is not called again.
+		if err == io.EOF {
+			err = nil
+		}
+	}
+	if cerr := r.Rows.Close(); err == nil {
+		err = cerr
+	}
 	if r.release != nil {
 		r.release()
 		r.release = nil
@@ -238,11 +302,11 @@ type columnTyper interface {
 	driver.RowsColumnTypeScanType
 }
 
-func wrapRows(r driver.Rows, release func()) driver.Rows {
+func wrapRows(r driver.Rows, drain bool, release func()) driver.Rows {
 	if t, ok := r.(columnTyper); ok {
-		return &typedRows{rows: rows{Rows: r, release: release}, types: t}
+		return &typedRows{rows: rows{Rows: r, drain: drain, release: release}, types: t}
 	}
-	return &rows{Rows: r, release: release}
+	return &rows{Rows: r, drain: drain, release: release}
 }
 
 func (r *typedRows) ColumnTypeDatabaseTypeName(i int) string {

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,6 +308,124 @@ func TestConcurrentUse(t *testing.T) {
 // message it bridges to Matrix, with the statement kept and prepared each time:
 //
 //	go test -run '^$' -bench Query ./internal/sqlitedb/
+//
+// A write read with QueryRow (INSERT … RETURNING) pays for the automatic checkpoint it owes:
+// with wal_autocheckpoint(1) the database file holds the row as soon as Scan returns, rather
+// than after the next statement on the connection finishes.
+func TestReturningWritePaysItsCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	db, err := sql.Open(Driver, "file:"+path+params+"&_pragma=wal_autocheckpoint(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err = db.Exec(`CREATE TABLE blob (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	const blob = 256 << 10
+	for round := range 3 {
+		before := size()
+		var id int64
+		if err = db.QueryRow(`INSERT INTO blob (b) VALUES ($1) RETURNING id`, make([]byte, blob)).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if after := size(); after < before+blob {
+			t.Fatalf("round %d: database file %d bytes after the insert, %d before: the insert's checkpoint did not run", round, after, before)
+		}
+	}
+}
+
+// The rows of a write read to the end by the caller are not stepped again when they close
+// (SQLite would run the finished statement a second time), and a multi-row RETURNING read with
+// QueryRow inserts each row once.
+func TestReturningWriteRunsOnce(t *testing.T) {
+	db := open(t, Driver, 1)
+	count := func() (n int) {
+		if err := db.QueryRow(`SELECT count(*) FROM message`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	start := count()
+	var id string
+	if err := db.QueryRow(`INSERT INTO message (id, room) VALUES ('a1', 'r'), ('a2', 'r'), ('a3', 'r') RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := db.Query(`INSERT INTO message (id, room) VALUES ('b1', 'r'), ('b2', 'r') RETURNING id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rs.Next() {
+		if err = rs.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err = rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err = rs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != start+5 || strings.Join(ids, ",") != "b1,b2" {
+		t.Fatalf("%d rows added, returned %v; want 5 and [b1 b2]", got-start, ids)
+	}
+	// Unprepared, as when the kept statement is busy: its rows open in the same transaction.
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const insert = `INSERT INTO message (id, room) VALUES ($1, 'r') RETURNING id`
+	if rs, err = tx.Query(insert, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+	}
+	if err = tx.QueryRow(insert, "c2").Scan(&id); err != nil || id != "c2" {
+		t.Fatalf("unprepared insert: %q, %v", id, err)
+	}
+	if err = rs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err = tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	start += 2
+	// A write that fails (a duplicate key) reports it, and nothing more is written.
+	if err = db.QueryRow(`INSERT INTO message (id, room) VALUES ('a1', 'r') RETURNING id`).Scan(&id); err == nil {
+		t.Fatal("a duplicate insert reported no error")
+	}
+	if got := count(); got != start+5 {
+		t.Fatalf("%d rows after the failed insert, want %d", got-start, 5)
+	}
+}
+
+func TestWritesRows(t *testing.T) {
+	for query, want := range map[string]bool{
+		"INSERT INTO message (rowid) VALUES (1) RETURNING rowid": true,
+		"UPDATE t SET a = 1\n\t\tRETURNING bridge_id, user_mxid": true,
+		"delete from t returning *":                              true,
+		"INSERT INTO t VALUES (1) RETURNING(a)":                  true,
+		"SELECT returning_at, is_returning FROM t":               false,
+		"SELECT * FROM message WHERE room = $1":                  false,
+		"":                                                       false,
+		"r":                                                      false,
+	} {
+		if got := writesRows(query); got != want {
+			t.Errorf("writesRows(%q) = %v, want %v", query, got, want)
+		}
+	}
+}
+
 func BenchmarkQuery(b *testing.B) {
 	const q = `SELECT id, room, body FROM message WHERE (room=$1 OR room='') AND id=$2`
 	for _, driverName := range []string{Driver, base} {
