@@ -11,6 +11,11 @@
 //
 // MSN_SCALE=1 runs the full size (10,000 accounts, 1,000 msg/s); SCALE_ACCOUNTS, SCALE_RATE and
 // SCALE_SECONDS override the size, the message rate and the traffic duration. SCALE_HEAPPROFILE=path
-// writes a heap profile of the idle state (everyone logged in) for go tool pprof, and the
-// goroutines of that moment beside it (path.goroutines.txt).
+// writes a heap profile of the idle state (everyone logged in) for go tool pprof, the goroutines
+// of that moment beside it (path.goroutines.txt), and a profile after the traffic (path.after:
+// with the idle one as -base and -sample_index=alloc_space, what the traffic allocated).
+// During the traffic, SCALE_CPUPROFILE=path writes a CPU profile and SCALE_TRACE=path the first
+// 3 s of an execution trace (go tool trace -pprof=syscall, sched, sync: where the message path
+// waited); SCALE_LATDUMP=path writes each contact message's parse time and bridge share, in
+// nanoseconds, one per line, for a timeline of the tail.
 package scale

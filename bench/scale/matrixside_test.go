@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -187,4 +188,23 @@ func (s *matrixSide) badStates() []string {
 		}
 	}
 	return out
+}
+
+// dumpInbound writes, for each contact message with prefix, the unix nanoseconds it was parsed
+// and its bridge share in nanoseconds, one per line, for a timeline of the tail.
+func (s *matrixSide) dumpInbound(t *testing.T, path, prefix string) {
+	var b strings.Builder
+	for _, ev := range s.fm.Messages("") {
+		if _, ghost := s.fm.ParseGhostMXID(ev.Sender); !ghost {
+			continue
+		}
+		msg, ok := ev.Content.Parsed.(*event.MessageEventContent)
+		if !ok || !strings.HasPrefix(msg.Body, prefix) {
+			continue
+		}
+		fmt.Fprintf(&b, "%d %d %s\n", ev.TS.UnixNano(), ev.Recorded.Sub(ev.TS).Nanoseconds(), ev.RoomID)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -286,12 +287,37 @@ func TestScale(t *testing.T) {
 	}
 
 	// Traffic: rate messages per second, alternating directions, for seconds.
-	cpuBefore := cpuTime()
+	cpuBefore, serverCPUBefore := cpuTime(), srv.cpuTime()
 	total := rate * seconds
 	sentAt := make(map[string]time.Time, total/2)
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
 	trafficStart := time.Now()
+	if path := os.Getenv("SCALE_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err = pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	if path := os.Getenv("SCALE_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err = trace.Start(f); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(3 * time.Second)
+			trace.Stop()
+			f.Close()
+		}()
+	}
 	for k := range total {
 		<-tick.C
 		i := k / 2 % pairs
@@ -306,7 +332,7 @@ func TestScale(t *testing.T) {
 	}
 	tick.Stop()
 	trafficTook := time.Since(trafficStart)
-	cpuTraffic := cpuTime() - cpuBefore
+	cpuTraffic, serverCPU := cpuTime()-cpuBefore, srv.cpuTime()-serverCPUBefore
 	inboundWant := (total + 1) / 2
 	waitFor(t, "every message relayed", 2*time.Minute, func() bool {
 		got, _ := mx.inbound("lat ")
@@ -323,8 +349,15 @@ func TestScale(t *testing.T) {
 		t.Fatalf("BotSay failed: %v", errs[0])
 	}
 	after := sample()
+	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
+		// With the idle profile as -base, what the traffic allocated (-sample_index=alloc_space).
+		writeHeapProfile(t, path+".after")
+	}
 
 	_, in := mx.inbound("lat ")
+	if path := os.Getenv("SCALE_LATDUMP"); path != "" {
+		mx.dumpInbound(t, path, "lat ")
+	}
 	_, failed := mx.outcomes("lat ")
 	var out []time.Duration
 	for text, at := range sentAt {
@@ -344,7 +377,8 @@ func TestScale(t *testing.T) {
 		perAccount(idle), float64(idle.goroutines-withServer.goroutines)/float64(n))
 	t.Logf("traffic:          %d messages in %s (%.0f msg/s offered), %d sends reported failed",
 		total, trafficTook.Round(10*time.Millisecond), float64(total)/trafficTook.Seconds(), len(failed))
-	t.Logf("traffic CPU:       %.2f cores of this process (%s in %s)", cpuTraffic.Seconds()/trafficTook.Seconds(), cpuTraffic.Round(time.Millisecond), trafficTook.Round(10*time.Millisecond))
+	t.Logf("traffic CPU:       %.2f cores of this process (%s in %s), %.2f of msntest's", cpuTraffic.Seconds()/trafficTook.Seconds(),
+		cpuTraffic.Round(time.Millisecond), trafficTook.Round(10*time.Millisecond), serverCPU.Seconds()/trafficTook.Seconds())
 	tap.mu.Lock()
 	coreShare := append([]time.Duration(nil), tap.inbound...)
 	tap.mu.Unlock()

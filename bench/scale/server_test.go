@@ -171,3 +171,24 @@ func (p *serverProc) errors() []string {
 	defer p.mu.Unlock()
 	return append([]string(nil), p.errs...)
 }
+
+// cpuTime is the CPU time the child has used (0 when /proc cannot tell).
+func (p *serverProc) cpuTime() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which ends with the last ')'): utime and stime are
+	// the 12th and 13th, in clock ticks (100 per second on Linux).
+	rest := string(b)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100)
+}
