@@ -160,18 +160,24 @@ func (s *matrixSide) outcomes(prefix string) (ok int, failed []string) {
 // each the bridge's share of its latency: from the msn client parsing the MSG (the message's
 // timestamp, which the bridge gives the event) to the event reaching the homeserver.
 func (s *matrixSide) inbound(prefix string) (count int, lat []time.Duration) {
+	for _, ev := range s.inboundEvents(prefix) {
+		lat = append(lat, ev.Recorded.Sub(ev.TS))
+	}
+	return len(lat), lat
+}
+
+// inboundEvents are the contacts' messages with prefix that ghosts sent into portals.
+func (s *matrixSide) inboundEvents(prefix string) []*matrixtest.Event {
+	var out []*matrixtest.Event
 	for _, ev := range s.fm.Messages("") {
 		if _, ghost := s.fm.ParseGhostMXID(ev.Sender); !ghost {
 			continue
 		}
-		msg, ok := ev.Content.Parsed.(*event.MessageEventContent)
-		if !ok || !strings.HasPrefix(msg.Body, prefix) {
-			continue
+		if msg, ok := ev.Content.Parsed.(*event.MessageEventContent); ok && strings.HasPrefix(msg.Body, prefix) {
+			out = append(out, ev)
 		}
-		count++
-		lat = append(lat, ev.Recorded.Sub(ev.TS))
 	}
-	return count, lat
+	return out
 }
 
 // badStates returns the bridge states other than connecting or connected sent for logins.
@@ -190,18 +196,11 @@ func (s *matrixSide) badStates() []string {
 	return out
 }
 
-// dumpInbound writes, for each contact message with prefix, the unix nanoseconds it was parsed
-// and its bridge share in nanoseconds, one per line, for a timeline of the tail.
+// dumpInbound writes, for each contact message with prefix, the unix nanoseconds it was parsed,
+// its bridge share in nanoseconds and its room, one per line, for a timeline of the tail.
 func (s *matrixSide) dumpInbound(t *testing.T, path, prefix string) {
 	var b strings.Builder
-	for _, ev := range s.fm.Messages("") {
-		if _, ghost := s.fm.ParseGhostMXID(ev.Sender); !ghost {
-			continue
-		}
-		msg, ok := ev.Content.Parsed.(*event.MessageEventContent)
-		if !ok || !strings.HasPrefix(msg.Body, prefix) {
-			continue
-		}
+	for _, ev := range s.inboundEvents(prefix) {
 		fmt.Fprintf(&b, "%d %d %s\n", ev.TS.UnixNano(), ev.Recorded.Sub(ev.TS).Nanoseconds(), ev.RoomID)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
