@@ -293,31 +293,7 @@ func TestScale(t *testing.T) {
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
 	trafficStart := time.Now()
-	if path := os.Getenv("SCALE_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err = pprof.StartCPUProfile(f); err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
-	}
-	if path := os.Getenv("SCALE_TRACE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err = trace.Start(f); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			time.Sleep(3 * time.Second)
-			trace.Stop()
-			f.Close()
-		}()
-	}
+	stopProfiles := startTrafficProfiles(t)
 	for k := range total {
 		<-tick.C
 		i := k / 2 % pairs
@@ -331,6 +307,7 @@ func TestScale(t *testing.T) {
 		mx.send(i, rooms[i], text)
 	}
 	tick.Stop()
+	stopProfiles()
 	trafficTook := time.Since(trafficStart)
 	cpuTraffic, serverCPU := cpuTime()-cpuBefore, srv.cpuTime()-serverCPUBefore
 	inboundWant := (total + 1) / 2
@@ -395,6 +372,42 @@ func TestScale(t *testing.T) {
 	}
 	if bad := mx.badStates(); len(bad) > 0 {
 		t.Errorf("%d logins were shown an error state on Matrix, first: %s", len(bad), bad[0])
+	}
+}
+
+// startTrafficProfiles starts the CPU profile (SCALE_CPUPROFILE) and the execution trace
+// (SCALE_TRACE, its first 3 s) of the traffic; the returned func stops both.
+func startTrafficProfiles(t *testing.T) (stop func()) {
+	create := func(env string) *os.File {
+		path := os.Getenv(env)
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	var stops []func()
+	if f := create("SCALE_CPUPROFILE"); f != nil {
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if f := create("SCALE_TRACE"); f != nil {
+		if err := trace.Start(f); err != nil {
+			t.Fatal(err)
+		}
+		stopTrace := sync.OnceFunc(func() { trace.Stop(); f.Close() })
+		time.AfterFunc(3*time.Second, stopTrace)
+		stops = append(stops, stopTrace)
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
 	}
 }
 

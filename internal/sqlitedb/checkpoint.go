@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -30,11 +29,9 @@ const (
 	FallbackCheckpointPages = 10000
 )
 
-// checkpointEvery is CheckpointInterval, shorter in tests.
+// checkpointEvery is CheckpointInterval, shorter in tests. A checkpointer reads it when it
+// starts.
 var checkpointEvery = CheckpointInterval
-
-// runningCheckpointers counts the checkpointers' goroutines, for tests.
-var runningCheckpointers atomic.Int32
 
 // connector opens the connections of one sql.DB and owns its checkpointer, which DB.Close
 // stops (database/sql closes a connector that is an io.Closer).
@@ -93,14 +90,14 @@ func (c *connector) adopt(ctx context.Context, cn *conn) error {
 		if managed && !c.closed {
 			c.managed = true
 			c.stop, c.done = make(chan struct{}), make(chan struct{})
-			runningCheckpointers.Add(1)
-			go c.checkpoints(c.stop, c.done)
+			go c.checkpoints(checkpointEvery, c.stop, c.done)
 		}
 	}
 	if !c.managed {
 		return nil
 	}
-	_, err := cn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = "+strconv.Itoa(FallbackCheckpointPages), nil)
+	// On the driver's connection: a statement run once per connection is not worth keeping.
+	_, err := cn.baseConn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = "+strconv.Itoa(FallbackCheckpointPages), nil)
 	return err
 }
 
@@ -118,7 +115,7 @@ func (c *connector) wantsCheckpointer(ctx context.Context, cn *conn) (bool, erro
 			return false, err
 		}
 	}
-	mode, err := queryString(ctx, cn, "PRAGMA journal_mode")
+	mode, err := queryString(ctx, cn.baseConn, "PRAGMA journal_mode")
 	if err != nil {
 		return false, err
 	}
@@ -139,18 +136,17 @@ func (c *connector) Close() error {
 	return nil
 }
 
-// checkpoints runs a passive checkpoint every checkpointEvery on a connection of its own
-// (opened again after an error), until stop closes.
-func (c *connector) checkpoints(stop <-chan struct{}, done chan<- struct{}) {
+// checkpoints runs a passive checkpoint every interval on a connection of its own (opened
+// again after an error), until stop closes.
+func (c *connector) checkpoints(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	defer runningCheckpointers.Add(-1)
 	var cn driver.Conn
 	defer func() {
 		if cn != nil {
 			_ = cn.Close()
 		}
 	}()
-	tick := time.NewTicker(checkpointEvery)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -165,11 +161,12 @@ func (c *connector) checkpoints(stop <-chan struct{}, done chan<- struct{}) {
 					return err
 				}
 			}
-			q, ok := cn.(driver.QueryerContext)
+			x, ok := cn.(driver.ExecerContext)
 			if !ok {
 				return errMissingInterfaces
 			}
-			_, err = queryString(context.Background(), q, "PRAGMA wal_checkpoint(PASSIVE)")
+			// Its row (busy, frames in the WAL, frames copied) is not needed.
+			_, err = x.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)", nil)
 			return err
 		}()
 		// After an error the next tick opens a new connection; until one works the pool's
@@ -181,7 +178,7 @@ func (c *connector) checkpoints(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// queryString runs query and returns the first column of its first row as a string.
+// queryString runs query and returns the first column of its first row, a string.
 func queryString(ctx context.Context, q driver.QueryerContext, query string) (string, error) {
 	rs, err := q.QueryContext(ctx, query, nil)
 	if err != nil {
@@ -195,13 +192,6 @@ func queryString(ctx context.Context, q driver.QueryerContext, query string) (st
 		}
 		return "", err
 	}
-	switch v := dest[0].(type) {
-	case string:
-		return v, nil
-	case []byte:
-		return string(v), nil
-	case int64:
-		return strconv.Itoa(int(v)), nil
-	}
-	return "", nil
+	v, _ := dest[0].(string)
+	return v, nil
 }

@@ -6,7 +6,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/msn-bridge/msn-bridge/internal/testenv/goroutines"
 )
+
+const pkg = "github.com/msn-bridge/msn-bridge/internal/sqlitedb"
 
 // fastCheckpoints makes the checkpointers of databases opened during the test run every 10 ms.
 func fastCheckpoints(t *testing.T) {
@@ -37,7 +41,7 @@ func fileSize(t *testing.T, path string) int64 {
 // statement of theirs checkpointing it. DB.Close stops the checkpointer.
 func TestCheckpointerCopiesTheWAL(t *testing.T) {
 	fastCheckpoints(t)
-	before := runningCheckpointers.Load()
+	before := goroutines.Started(pkg)
 	path := filepath.Join(t.TempDir(), "t.db")
 	db, err := sql.Open(Driver, "file:"+path+params)
 	if err != nil {
@@ -50,7 +54,7 @@ func TestCheckpointerCopiesTheWAL(t *testing.T) {
 	if got := autocheckpoint(t, db); got != FallbackCheckpointPages {
 		t.Fatalf("the pool's wal_autocheckpoint is %d, want %d", got, FallbackCheckpointPages)
 	}
-	if got := runningCheckpointers.Load() - before; got != 1 {
+	if got := goroutines.Started(pkg) - before; got != 1 {
 		t.Fatalf("%d checkpointers running, want 1", got)
 	}
 	// 256 KiB is 64 pages, far below the pool's own threshold.
@@ -69,8 +73,8 @@ func TestCheckpointerCopiesTheWAL(t *testing.T) {
 	if err = db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := runningCheckpointers.Load(); got != before {
-		t.Fatalf("%d checkpointers running after Close, want %d", got, before)
+	if got := goroutines.Started(pkg); got != before {
+		t.Fatalf("%d checkpointers running after Close, want %d:\n%s", got, before, goroutines.Dump())
 	}
 }
 
@@ -97,7 +101,7 @@ func TestNoCheckpointer(t *testing.T) {
 		"query only":  {"file:" + existing + params + "&_query_only=true", 1000},
 	} {
 		t.Run(name, func(t *testing.T) {
-			before := runningCheckpointers.Load()
+			before := goroutines.Started(pkg)
 			db, err := sql.Open(Driver, c.dsn)
 			if err != nil {
 				t.Fatal(err)
@@ -106,7 +110,7 @@ func TestNoCheckpointer(t *testing.T) {
 			if got := autocheckpoint(t, db); got != c.pages {
 				t.Errorf("wal_autocheckpoint %d, want %d", got, c.pages)
 			}
-			if got := runningCheckpointers.Load() - before; got != 0 {
+			if got := goroutines.Started(pkg) - before; got != 0 {
 				t.Errorf("%d checkpointers started, want none", got)
 			}
 		})
