@@ -375,8 +375,9 @@ func TestScale(t *testing.T) {
 	}
 }
 
-// startTrafficProfiles starts the CPU profile (SCALE_CPUPROFILE) and the execution trace
-// (SCALE_TRACE, its first 3 s) of the traffic; the returned func stops both.
+// startTrafficProfiles starts the CPU profile (SCALE_CPUPROFILE), the execution trace
+// (SCALE_TRACE, its first 3 s) and the lock and blocking profiles (SCALE_MUTEXPROFILE) of the
+// traffic; the returned func stops them.
 func startTrafficProfiles(t *testing.T) (stop func()) {
 	create := func(env string) *os.File {
 		path := os.Getenv(env)
@@ -403,6 +404,22 @@ func startTrafficProfiles(t *testing.T) (stop func()) {
 		stopTrace := sync.OnceFunc(func() { trace.Stop(); f.Close() })
 		time.AfterFunc(3*time.Second, stopTrace)
 		stops = append(stops, stopTrace)
+	}
+	if path := os.Getenv("SCALE_MUTEXPROFILE"); path != "" {
+		// Where goroutines waited on a lock (the .mutex file) or blocked at all (.block, events
+		// of 100 µs and more) during the traffic.
+		runtime.SetMutexProfileFraction(1)
+		runtime.SetBlockProfileRate(int((100 * time.Microsecond).Nanoseconds()))
+		stops = append(stops, func() {
+			for _, name := range []string{"mutex", "block"} {
+				if f, err := os.Create(path + "." + name); err == nil {
+					_ = pprof.Lookup(name).WriteTo(f, 0)
+					f.Close()
+				}
+			}
+			runtime.SetMutexProfileFraction(0)
+			runtime.SetBlockProfileRate(0)
+		})
 	}
 	return func() {
 		for _, stop := range stops {
