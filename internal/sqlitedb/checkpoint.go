@@ -38,7 +38,6 @@ var checkpointEvery = CheckpointInterval
 type connector struct {
 	d    *cachingDriver
 	name string
-	w    *writer
 
 	mu      sync.Mutex
 	decided bool // whether this database gets a checkpointer is known
@@ -54,7 +53,7 @@ var (
 )
 
 func (d *cachingDriver) OpenConnector(name string) (driver.Connector, error) {
-	return &connector{d: d, name: name, w: newWriter()}, nil
+	return &connector{d: d, name: name}, nil
 }
 
 func (c *connector) Driver() driver.Driver { return c.d }
@@ -72,7 +71,6 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 		_ = cn.Close()
 		return nil, err
 	}
-	cn.(*conn).w = c.w
 	return cn, nil
 }
 
