@@ -412,10 +412,15 @@ func startTrafficProfiles(t *testing.T) (stop func()) {
 		runtime.SetBlockProfileRate(int((100 * time.Microsecond).Nanoseconds()))
 		stops = append(stops, func() {
 			for _, name := range []string{"mutex", "block"} {
-				if f, err := os.Create(path + "." + name); err == nil {
-					_ = pprof.Lookup(name).WriteTo(f, 0)
-					f.Close()
+				f, err := os.Create(path + "." + name)
+				if err != nil {
+					t.Error(err)
+					continue
 				}
+				if err = pprof.Lookup(name).WriteTo(f, 0); err != nil {
+					t.Error(err)
+				}
+				f.Close()
 			}
 			runtime.SetMutexProfileFraction(0)
 			runtime.SetBlockProfileRate(0)
