@@ -295,6 +295,15 @@ func (c *Client) Login(ctx context.Context) error {
 			err = fmt.Errorf("failed to log in: %w", out)
 		}
 		c.events.discard()
+		c.mu.Lock()
+		dropped := len(c.sb.invites)
+		c.sb.invites = nil
+		c.mu.Unlock()
+		if dropped > 0 {
+			// Not answered, so nothing was taken: the contacts' clients see no one join and
+			// tell their users the messages were not delivered.
+			c.log.Warn().Int("invitations", dropped).Msg("Login failed: not answering the switchboard invitations received during it")
+		}
 		c.shutdown(&DisconnectError{Reason: ReasonClosed, Err: err})
 		if ns != nil {
 			_ = ns.Close()
@@ -319,8 +328,12 @@ func (c *Client) Login(ctx context.Context) error {
 	// Released under c.mu, in the same step as stateOnline: a shutdown that follows sees the
 	// session online and queues Disconnected behind LoggedIn.
 	c.events.release(&LoggedIn{Self: c.self, Protocol: proto})
+	invites := c.takeInvitesLocked()
 	c.mu.Unlock()
 	c.log.Info().Str("protocol", proto).Msg("Logged in")
+	for _, inv := range invites {
+		go c.answerInvite(inv)
+	}
 	// The connection may have died between the last reply and now.
 	if err := ns.Err(); err != nil {
 		c.onNSClosed(ns, err)

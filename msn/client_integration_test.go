@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/msn-bridge/msn-bridge/msn"
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
@@ -116,4 +120,139 @@ func TestIntegrationLoginEventOrder(t *testing.T) {
 			t.Fatal("ContactListSynced not delivered")
 		}
 	}
+}
+
+// TestIntegrationInvitationDuringLogin has a contact start a conversation while the client is
+// authenticated but still downloading its list (SYN held up by the server). The invitation is
+// answered once logged in and the message delivered after LoggedIn; when the login fails
+// instead, the invitation is left unanswered (so the contact's side is not told "delivered")
+// and the log says so.
+func TestIntegrationInvitationDuringLogin(t *testing.T) {
+	// start logs alice in with SYN held up and has bob invite her once USR OK is in.
+	start := func(t *testing.T) (*msntest.Server, *msn.Client, chan msn.Event, chan error, *lockedBuffer, context.Context) {
+		srv := msntest.New(msntest.Options{
+			Accounts: []msntest.AccountSpec{
+				{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
+				{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: "NLN"},
+			},
+			Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
+		})
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		t.Cleanup(cancel)
+		srv.SetDelay("SYN", 300*time.Millisecond)
+		events := make(chan msn.Event, 256)
+		logs := &lockedBuffer{}
+		c, err := msn.NewClient(msn.Config{Server: srv.NSAddr(), NexusURL: srv.HTTPSNexusURL(), PingInterval: time.Hour,
+			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}},
+			Log:        zerolog.New(logs)},
+			"alice@example.com", "alicepw", func(ev msn.Event) {
+				select {
+				case events <- ev:
+				default:
+					t.Errorf("event channel full, dropped %T", ev)
+				}
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		loginErr := make(chan error, 1)
+		go func() { loginErr <- c.Login(ctx) }()
+		for !srv.LoggedIn("alice@example.com") {
+			select {
+			case err := <-loginErr:
+				t.Fatalf("Login returned %v before the invitation was sent", err)
+			case <-ctx.Done():
+				t.Fatal("alice never authenticated")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		if err := srv.BotSay("bob@example.com", "alice@example.com", "are you there?"); err != nil {
+			t.Fatal(err)
+		}
+		return srv, c, events, loginErr, logs, ctx
+	}
+
+	t.Run("delivered after login", func(t *testing.T) {
+		_, _, events, loginErr, _, ctx := start(t)
+		select {
+		case err := <-loginErr:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatal("Login did not return")
+		}
+		seenLoggedIn := false
+		for {
+			select {
+			case ev := <-events:
+				switch ev := ev.(type) {
+				case *msn.LoggedIn:
+					seenLoggedIn = true
+				case *msn.MessageReceived:
+					if !seenLoggedIn {
+						t.Fatal("message delivered before LoggedIn")
+					}
+					if ev.From != "bob@example.com" || ev.Text != "are you there?" {
+						t.Fatalf("got %+v", ev)
+					}
+					return
+				}
+			case <-ctx.Done():
+				t.Fatal("the message sent during login was not delivered")
+			}
+		}
+	})
+
+	t.Run("login fails", func(t *testing.T) {
+		srv, c, events, loginErr, logs, ctx := start(t)
+		for !strings.Contains(logs.String(), "Switchboard invitation during login") {
+			select {
+			case <-ctx.Done():
+				t.Fatal("the invitation never reached the client")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		if err := srv.DropConnection("alice@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-loginErr:
+			if err == nil {
+				t.Fatal("Login succeeded on a dropped connection")
+			}
+		case <-ctx.Done():
+			t.Fatal("Login did not return")
+		}
+		_ = c.Close()
+		if n := len(events); n != 0 {
+			t.Errorf("%d events delivered after a failed login", n)
+		}
+		if !strings.Contains(logs.String(), `"invitations":1`) {
+			t.Errorf("the log does not report the unanswered invitation:\n%s", logs.String())
+		}
+	})
+}
+
+// lockedBuffer is an io.Writer for logs written from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

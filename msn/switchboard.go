@@ -23,7 +23,13 @@ type sbManager struct {
 	opening  map[string]*openCall // outgoing one-to-one sessions being opened, by contact
 	chunks   *ChunkAssembler
 	seq      int
+	// invites are the invitations (RNG) that arrived while logging in. Login answers them once
+	// the session is online: a message taken before then could only be held or lost.
+	invites []invite
 }
+
+// invite is one switchboard invitation: "RNG <sid> <host:port> CKI <cookie> …".
+type invite struct{ sid, addr, cookie string }
 
 type openCall struct {
 	done chan struct{}
@@ -253,23 +259,43 @@ func (c *Client) handleRNG(cmd *Command) {
 	if len(cmd.Args) < 4 {
 		return
 	}
-	sid, addr, cookie := cmd.Args[0], cmd.Args[1], cmd.Args[3]
+	inv := invite{sid: cmd.Args[0], addr: cmd.Args[1], cookie: cmd.Args[3]}
 	c.mu.Lock()
-	if c.state != stateOnline || len(c.sb.sessions) >= c.cfg.MaxSessions {
+	full := len(c.sb.sessions)+len(c.sb.invites) >= c.cfg.MaxSessions
+	switch {
+	case full || c.state == stateNew || c.state == stateClosed:
 		c.mu.Unlock()
-		c.log.Warn().Msg("Ignoring switchboard invitation")
+		c.log.Warn().Bool("too_many_sessions", full).Msg("Ignoring switchboard invitation")
+		return
+	case c.state == stateLoggingIn:
+		// Authenticated, still downloading the list: answered when Login completes.
+		c.sb.invites = append(c.sb.invites, inv)
+		c.mu.Unlock()
+		c.log.Debug().Msg("Switchboard invitation during login, answering once logged in")
 		return
 	}
 	c.sb.wg.Add(1)
 	c.mu.Unlock()
-	go func() {
-		defer c.sb.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JoinTimeout)
-		defer cancel()
-		if err := c.answer(ctx, sid, addr, cookie); err != nil {
-			c.log.Warn().Err(err).Msg("Failed to answer switchboard invitation")
-		}
-	}()
+	go c.answerInvite(inv)
+}
+
+// takeInvitesLocked returns the invitations held during login, counted in sb.wg, and forgets
+// them; c.mu must be held. The caller starts answerInvite for each.
+func (c *Client) takeInvitesLocked() []invite {
+	invs := c.sb.invites
+	c.sb.invites = nil
+	c.sb.wg.Add(len(invs))
+	return invs
+}
+
+// answerInvite joins the invited session within JoinTimeout; it is counted in sb.wg.
+func (c *Client) answerInvite(inv invite) {
+	defer c.sb.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.JoinTimeout)
+	defer cancel()
+	if err := c.answer(ctx, inv.sid, inv.addr, inv.cookie); err != nil {
+		c.log.Warn().Err(err).Msg("Failed to answer switchboard invitation")
+	}
 }
 
 func (c *Client) answer(ctx context.Context, sid, addr, cookie string) error {
