@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/bridgev2/status"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -28,6 +29,8 @@ type MSNClient struct {
 	typingIn  map[typingKey]bool         // contacts shown typing, to clear on their message
 	typingOut map[bridge.ChatID]*typingLoop
 	lastState bridge.AccountStateKind
+
+	sends sendQueue // the owner's messages on their way to MSN
 }
 
 type typingKey struct {
@@ -55,6 +58,7 @@ func newMSNClient(mc *MSNConnector, login *bridgev2.UserLogin) *MSNClient {
 		groups:    map[bridge.ChatID][]string{},
 		typingIn:  map[typingKey]bool{},
 		typingOut: map[bridge.ChatID]*typingLoop{},
+		sends:     sendQueue{chats: map[bridge.ChatID]*chatSends{}, inFlight: map[id.EventID]bool{}},
 	}
 }
 
@@ -96,8 +100,9 @@ func (c *MSNClient) Connect(ctx context.Context) {
 	c.sendBridgeState(acc.State())
 }
 
-// Disconnect stops typing notifications. The MSN session belongs to the core and stays up;
-// the frontend is detached by Frontend.Stop or a logout.
+// Disconnect stops typing notifications and waits (drainTimeout at most) for the owner's
+// queued messages to be sent and their statuses to go out. The MSN session belongs to the core
+// and stays up; the frontend is detached by Frontend.Stop or a logout.
 func (c *MSNClient) Disconnect() {
 	c.mu.Lock()
 	loops := c.typingOut
@@ -105,6 +110,9 @@ func (c *MSNClient) Disconnect() {
 	c.mu.Unlock()
 	for _, l := range loops {
 		l.stop()
+	}
+	if !c.drain(drainTimeout) {
+		c.log.Warn().Msg("Messages still on their way to MSN after disconnecting; their statuses follow when they are sent")
 	}
 }
 

@@ -8,18 +8,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/net/html"
 	"maunium.net/go/mautrix/bridgev2"
-	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
 
-// HandleMatrixMessage sends a Matrix message to MSN and blocks until MSN acknowledged it (the
-// core splits long texts). Every failure comes back as a bridgev2.MessageStatus error with a
-// human reason, which bridgev2 shows as the message's status and an error notice.
+// HandleMatrixMessage queues a Matrix message for MSN and returns at once with Pending: the
+// chat's worker (sendqueue.go) sends it in order behind the chat's earlier messages, waits for
+// MSN's ACK (the core splits long texts), stores its row and sends its status. What cannot be
+// sent at all fails here. Every failure comes back as a bridgev2.MessageStatus with a human
+// reason, which bridgev2 shows as the message's status and an error notice.
 func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
 	acc, err := c.mustAccount()
 	if err != nil {
@@ -46,15 +48,11 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 			"MSN can only carry text messages", true)
 	}
 	c.stopTypingTo(chat)
-	id, err := acc.SendText(ctx, FrontendName, chat, text, f)
-	if err != nil {
-		return nil, sendErrorStatus(err)
+	if !c.push(&outgoing{acc: acc, msg: msg, chat: chat, text: text, format: f, log: *zerolog.Ctx(ctx)}) {
+		return nil, failStatus(errors.New("send queue full"), event.MessageStatusGenericError,
+			fmt.Sprintf("%d messages are still waiting to be sent to this chat; send it again later", maxQueuedSends), false)
 	}
-	return &bridgev2.MatrixMessageResponse{DB: &database.Message{
-		ID:        makeMessageID(id),
-		SenderID:  makeUserID(c.handle),
-		Timestamp: time.Now(),
-	}}, nil
+	return &bridgev2.MatrixMessageResponse{Pending: true}, nil
 }
 
 func (c *MSNClient) ownName(acc *bridge.Account) string {

@@ -1,0 +1,189 @@
+package matrix
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/database"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/msn-bridge/msn-bridge/bridge"
+)
+
+// maxQueuedSends bounds the owner's messages waiting for one chat; past it a message fails at
+// once ("… messages are still waiting …") instead of growing the queue. A variable for tests.
+var maxQueuedSends = 256
+
+const (
+	// sendTimeout bounds one message's way to MSN (the core has shorter ACK timeouts of its own).
+	sendTimeout = 2 * time.Minute
+	// drainTimeout is how long Disconnect waits for the queued messages to be sent.
+	drainTimeout = 10 * time.Second
+)
+
+// sendQueue carries the owner's Matrix messages to MSN off bridgev2's portal loop, one chat at a
+// time and in order. HandleMatrixMessage queues a message and returns Pending, so the portal goes
+// on with the contact's messages while MSN's ACK is awaited; the chat's worker then sends it,
+// stores its row and sends its message status (success, or the failure the owner is shown).
+//
+// A worker runs only while its chat has messages: the push that finds none running starts one,
+// and it exits when it finds the chat's queue empty, both under mu.
+type sendQueue struct {
+	mu       sync.Mutex
+	chats    map[bridge.ChatID]*chatSends
+	inFlight map[id.EventID]bool // queued or being sent, to ignore a redelivered event
+	wg       sync.WaitGroup      // running workers
+}
+
+type chatSends struct {
+	items []*outgoing
+}
+
+// outgoing is one Matrix message on its way to MSN.
+type outgoing struct {
+	acc    *bridge.Account
+	msg    *bridgev2.MatrixMessage
+	chat   bridge.ChatID
+	text   string
+	format bridge.Format
+	log    zerolog.Logger
+}
+
+// push queues o behind the chat's earlier messages and reports whether it was taken: false
+// when the chat has maxQueuedSends waiting. A message whose event is already queued or being
+// sent (a redelivered transaction) is taken and dropped.
+func (c *MSNClient) push(o *outgoing) bool {
+	q := &c.sends
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evtID := o.msg.Event.ID
+	if q.inFlight[evtID] {
+		o.log.Debug().Msg("Message already on its way to MSN, ignoring the repeat")
+		return true
+	}
+	cs := q.chats[o.chat]
+	if cs == nil {
+		cs = &chatSends{}
+		q.chats[o.chat] = cs
+		q.wg.Add(1)
+		go c.runSends(o.chat, cs)
+	} else if len(cs.items) >= maxQueuedSends {
+		return false
+	}
+	cs.items = append(cs.items, o)
+	q.inFlight[evtID] = true
+	return true
+}
+
+// runSends is the worker of one chat: it sends the queued messages one at a time and exits
+// when none is left.
+func (c *MSNClient) runSends(chat bridge.ChatID, cs *chatSends) {
+	q := &c.sends
+	defer q.wg.Done()
+	for {
+		q.mu.Lock()
+		if len(cs.items) == 0 {
+			delete(q.chats, chat)
+			q.mu.Unlock()
+			return
+		}
+		o := cs.items[0]
+		cs.items[0] = nil
+		cs.items = cs.items[1:]
+		q.mu.Unlock()
+		c.deliver(o)
+		q.mu.Lock()
+		delete(q.inFlight, o.msg.Event.ID)
+		q.mu.Unlock()
+	}
+}
+
+// drain waits up to timeout for every queued message to be sent and reports whether they were.
+func (c *MSNClient) drain(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		c.sends.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// deliver sends o to MSN and reports the outcome to Matrix: on success the message's row is
+// stored (as bridgev2 stores a message its connector returns) and a success status is sent;
+// otherwise a failure status with the reason.
+func (c *MSNClient) deliver(o *outgoing) {
+	// The status and the row outlive the send's deadline.
+	bg := o.log.WithContext(context.Background())
+	ctx, cancel := context.WithTimeout(bg, sendTimeout)
+	msgID, err := o.acc.SendText(ctx, FrontendName, o.chat, o.text, o.format)
+	cancel()
+	if err != nil {
+		o.log.Debug().Err(err).Msg("Failed to send message to MSN")
+		c.sendStatus(bg, o.msg.Event, "", sendErrorStatus(err))
+		return
+	}
+	portal := o.msg.Portal
+	row := &database.Message{
+		ID:         makeMessageID(msgID),
+		MXID:       o.msg.Event.ID,
+		Room:       portal.PortalKey,
+		SenderID:   makeUserID(c.handle),
+		SenderMXID: o.msg.Event.Sender,
+		Timestamp:  time.Now(),
+		SendTxnID:  o.msg.InputTransactionID,
+	}
+	if o.msg.ReplyTo != nil {
+		row.ReplyTo.MessageID = o.msg.ReplyTo.ID
+		row.ReplyTo.PartID = &o.msg.ReplyTo.PartID
+	}
+	if root := o.msg.ThreadRoot; root != nil {
+		row.ThreadRoot = root.ID
+		if root.ThreadRoot != "" {
+			row.ThreadRoot = root.ThreadRoot
+		}
+	}
+	br := portal.Bridge
+	if br.Config.OutgoingMessageReID {
+		row.MXID = br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, row.ID, row.PartID)
+	}
+	// bridgev2 makes sure the sender's ghost row exists before storing a message; so do we.
+	br.GetGhostByID(bg, row.SenderID)
+	if err := br.DB.Message.Insert(bg, row); err != nil {
+		o.log.Err(err).Msg("Failed to save sent message to database")
+	}
+	c.sendStatus(bg, o.msg.Event, row.MXID, nil)
+}
+
+// sendStatus sends the message status of evt: success when err is nil, else the failure err
+// describes (a bridgev2.MessageStatus from failStatus, or any error, as bridgev2 wraps it).
+func (c *MSNClient) sendStatus(ctx context.Context, evt *event.Event, newID id.EventID, err error) {
+	info := bridgev2.StatusEventInfoFromEvent(evt)
+	var ms bridgev2.MessageStatus
+	if err == nil {
+		ms.Status = event.MessageStatusSuccess
+		if newID != evt.ID {
+			info.NewEventID = newID
+		}
+	} else {
+		ms = bridgev2.WrapErrorInStatus(err)
+		if ms.Status == "" {
+			ms.Status = event.MessageStatusRetriable
+		}
+		if ms.ErrorReason == "" {
+			ms.ErrorReason = event.MessageStatusGenericError
+		}
+		if ms.InternalError == nil {
+			ms.InternalError = err
+		}
+	}
+	c.main.Bridge.Matrix.SendMessageStatus(ctx, &ms, info)
+}
