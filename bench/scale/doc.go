@@ -20,4 +20,9 @@
 // where goroutines waited, blocks of 100 µs and more); SCALE_LATDUMP=path writes each contact
 // message's parse time and bridge share, in nanoseconds, one per line, for a timeline of the
 // tail.
+//
+// The traffic is paced by the clock: message k is due k intervals after the start, so a
+// generator that fell behind catches up and the rate offered is the rate asked for. The traffic
+// line reports the hypervisor's steal during it (from /proc/stat): on a shared virtual machine
+// the tail follows it, and figures taken while it is high measure the neighbours.
 package scale
