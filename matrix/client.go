@@ -10,7 +10,6 @@ import (
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/bridgev2/status"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -58,7 +57,6 @@ func newMSNClient(mc *MSNConnector, login *bridgev2.UserLogin) *MSNClient {
 		groups:    map[bridge.ChatID][]string{},
 		typingIn:  map[typingKey]bool{},
 		typingOut: map[bridge.ChatID]*typingLoop{},
-		sends:     sendQueue{chats: map[bridge.ChatID]*chatSends{}, inFlight: map[id.EventID]bool{}},
 	}
 }
 

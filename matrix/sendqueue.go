@@ -60,6 +60,9 @@ func (c *MSNClient) push(o *outgoing) bool {
 	q := &c.sends
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.chats == nil { // most logins never send: no maps until one does
+		q.chats, q.inFlight = map[bridge.ChatID]*chatSends{}, map[id.EventID]bool{}
+	}
 	evtID := o.msg.Event.ID
 	if q.inFlight[evtID] {
 		o.log.Debug().Msg("Message already on its way to MSN, ignoring the repeat")

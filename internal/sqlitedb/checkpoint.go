@@ -38,6 +38,7 @@ var checkpointEvery = CheckpointInterval
 type connector struct {
 	d    *cachingDriver
 	name string
+	w    *writer
 
 	mu      sync.Mutex
 	decided bool // whether this database gets a checkpointer is known
@@ -53,7 +54,7 @@ var (
 )
 
 func (d *cachingDriver) OpenConnector(name string) (driver.Connector, error) {
-	return &connector{d: d, name: name}, nil
+	return &connector{d: d, name: name, w: newWriter()}, nil
 }
 
 func (c *connector) Driver() driver.Driver { return c.d }
@@ -71,6 +72,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 		_ = cn.Close()
 		return nil, err
 	}
+	cn.(*conn).w = c.w
 	return cn, nil
 }
 

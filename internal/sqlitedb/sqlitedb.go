@@ -10,7 +10,8 @@
 //
 // The driver also keeps SQLite's WAL checkpoints off the queries' path: a write with a
 // RETURNING clause pays for the checkpoint it owes (see writesRows), and a database in WAL mode
-// is checkpointed in the background (see CheckpointInterval).
+// is checkpointed in the background (see CheckpointInterval), and the writes of one sql.DB queue
+// in the process instead of polling SQLite's lock (see writer.go).
 package sqlitedb
 
 import (
@@ -84,6 +85,10 @@ type conn struct {
 	lru   list.List                // front: most recently used
 	// prepares counts the statements prepared to keep, for tests.
 	prepares int
+	// w is the writer's turn of the connection's sql.DB (see writer.go), tx the transaction
+	// running on the connection.
+	w  *writer
+	tx *tx
 }
 
 type cached struct {
@@ -92,6 +97,8 @@ type cached struct {
 	busy  bool
 	// returning is set for a statement with a RETURNING clause (see writesRows).
 	returning bool
+	// writes is set for a statement that writes (see writes).
+	writes bool
 }
 
 // The statement interfaces conn uses; modernc's stmt has them.
@@ -134,7 +141,7 @@ func (c *conn) prepared(ctx context.Context, query string) (*cached, error) {
 		_ = st.Close()
 		return nil, nil
 	}
-	e := &cached{query: query, stmt: bs, returning: writesRows(query)}
+	e := &cached{query: query, stmt: bs, returning: writesRows(query), writes: writes(query)}
 	c.stmts[query] = c.lru.PushFront(e)
 	c.evict()
 	return e, nil
@@ -160,8 +167,10 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		return nil, err
 	}
 	if e == nil {
+		defer c.turn(ctx, writes(query))()
 		return c.baseConn.ExecContext(ctx, query, args)
 	}
+	defer c.turn(ctx, e.writes)()
 	e.busy = true
 	defer func() { e.busy = false }()
 	return e.stmt.ExecContext(ctx, args)
@@ -173,19 +182,27 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		return nil, err
 	}
 	if e == nil {
+		w := writes(query)
+		release := c.turn(ctx, w)
 		r, err := c.baseConn.QueryContext(ctx, query, args)
-		if err != nil || !writesRows(query) {
-			return r, err
+		if err != nil {
+			release()
+			return nil, err
 		}
-		return wrapRows(r, true, nil), nil
+		if !w && !writesRows(query) {
+			return r, nil
+		}
+		return wrapRows(r, writesRows(query), release), nil
 	}
+	release := c.turn(ctx, e.writes)
 	e.busy = true
 	r, err := e.stmt.QueryContext(ctx, args)
 	if err != nil {
 		e.busy = false
+		release()
 		return nil, err
 	}
-	return wrapRows(r, e.returning, func() { e.busy = false }), nil
+	return wrapRows(r, e.returning, func() { e.busy = false; release() }), nil
 }
 
 // writesRows reports whether query has a RETURNING clause, which only a statement that writes
@@ -202,8 +219,12 @@ func writesRows(query string) bool { return returningClause.MatchString(query) }
 
 var returningClause = regexp.MustCompile(`(?i)\breturning\b`)
 
-// Close closes the kept statements, then the connection.
+// Close closes the kept statements, then the connection (and the transaction on it, if one is
+// left: its writer's turn is given back).
 func (c *conn) Close() error {
+	if c.tx != nil {
+		c.tx.end()
+	}
 	for _, el := range c.stmts {
 		_ = el.Value.(*cached).stmt.Close()
 	}
