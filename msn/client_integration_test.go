@@ -74,9 +74,10 @@ func TestIntegrationChat(t *testing.T) {
 	}
 }
 
-// TestIntegrationLoginEventOrder checks the documented order: LoggedIn first, then
-// ContactListSynced after it.
-func TestIntegrationLoginEventOrder(t *testing.T) {
+// startAliceAndBob starts msntest with alice (to log in) and her friend bob, online without a
+// socket; it is closed when the test ends.
+func startAliceAndBob(t *testing.T) *msntest.Server {
+	t.Helper()
 	srv := msntest.New(msntest.Options{
 		Accounts: []msntest.AccountSpec{
 			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
@@ -87,7 +88,14 @@ func TestIntegrationLoginEventOrder(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestIntegrationLoginEventOrder checks the documented order: LoggedIn first, then
+// ContactListSynced after it.
+func TestIntegrationLoginEventOrder(t *testing.T) {
+	srv := startAliceAndBob(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	events := make(chan msn.Event, 64)
@@ -130,17 +138,7 @@ func TestIntegrationLoginEventOrder(t *testing.T) {
 func TestIntegrationInvitationDuringLogin(t *testing.T) {
 	// start logs alice in with SYN held up and has bob invite her once USR OK is in.
 	start := func(t *testing.T) (*msntest.Server, *msn.Client, chan msn.Event, chan error, *lockedBuffer, context.Context) {
-		srv := msntest.New(msntest.Options{
-			Accounts: []msntest.AccountSpec{
-				{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-				{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: "NLN"},
-			},
-			Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
-		})
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
+		srv := startAliceAndBob(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		t.Cleanup(cancel)
 		srv.SetDelay("SYN", 300*time.Millisecond)

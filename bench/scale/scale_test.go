@@ -69,14 +69,11 @@ func cpuTicks() (total, steal uint64) {
 	if len(fields) < 9 || fields[0] != "cpu" {
 		return 0, 0
 	}
-	for i, f := range fields[1:] {
+	// user, nice, system, idle, iowait, irq, softirq, steal; guest time is in user already.
+	for _, f := range fields[1:9] {
 		v, _ := strconv.ParseUint(f, 10, 64)
-		if i < 8 { // user … steal; guest time is counted in user already
-			total += v
-		}
-		if i == 7 {
-			steal = v
-		}
+		total += v
+		steal = v // the last one read is steal
 	}
 	return total, steal
 }
