@@ -10,10 +10,12 @@
 //	go test -tags nocrypto -run TestScale -v ./bench/scale/
 //
 // MSN_SCALE=1 runs the full size (10,000 accounts, 1,000 msg/s); SCALE_ACCOUNTS, SCALE_RATE and
-// SCALE_SECONDS override the size, the message rate and the traffic duration. SCALE_HEAPPROFILE=path
+// SCALE_SECONDS override the size, the message rate and the traffic duration, SCALE_DBCONNS the
+// database pool (the example config's max_open_conns, as many idle). SCALE_HEAPPROFILE=path
 // writes a heap profile of the idle state (everyone logged in) for go tool pprof, the goroutines
 // of that moment beside it (path.goroutines.txt), and a profile after the traffic (path.after:
-// with the idle one as -base and -sample_index=alloc_space, what the traffic allocated).
+// with the idle one as -base and -sample_index=alloc_space, what the traffic allocated) with
+// its goroutines (path.after.goroutines.txt).
 // During the traffic, SCALE_CPUPROFILE=path writes a CPU profile and SCALE_TRACE=path the first
 // 3 s of an execution trace (go tool trace -pprof=syscall, sched, sync: where the message path
 // waited), SCALE_MUTEXPROFILE=path the lock and blocking profiles (path.mutex, path.block:
@@ -23,6 +25,8 @@
 //
 // The traffic is paced by the clock: message k is due k intervals after the start, so a
 // generator that fell behind catches up and the rate offered is the rate asked for. The traffic
-// line reports the hypervisor's steal during it (from /proc/stat): on a shared virtual machine
-// the tail follows it, and figures taken while it is high measure the neighbours.
+// line reports the hypervisor's steal during it (from /proc/stat), and the wake-up line how late
+// a goroutine sleeping 1 ms woke, measured in the same seconds: on a virtual machine whose idle
+// CPUs halt, every hand-off on the message path can wait as long, and a run whose wake-ups
+// were late measures the machine more than the bridge.
 package scale

@@ -19,8 +19,11 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/id"
 
+	msnbridge "github.com/msn-bridge/msn-bridge"
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
 	"github.com/msn-bridge/msn-bridge/matrix"
@@ -85,6 +88,41 @@ func stealShare(total0, steal0, total1, steal1 uint64) float64 {
 		return 0
 	}
 	return float64(steal1-steal0) / float64(total1-total0)
+}
+
+// wakeProbe measures how late this process runs a goroutine that is due to wake: one goroutine
+// sleeps 1 ms over and over and records by how much each sleep overran. On a virtual machine
+// whose idle CPUs halt, most of it is the hypervisor's delay in running a halted virtual CPU
+// again, and every hand-off on the message path (the msn reader, the frontend's delivery,
+// bridgev2's portal loop, the homeserver's handler) can pay the same delay.
+type wakeProbe struct {
+	stop, done chan struct{}
+	late       []time.Duration
+}
+
+func startWakeProbe() *wakeProbe {
+	p := &wakeProbe{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			start := time.Now()
+			time.Sleep(time.Millisecond)
+			p.late = append(p.late, time.Since(start)-time.Millisecond)
+		}
+	}()
+	return p
+}
+
+// finish stops the probe and returns the overrun of every sleep.
+func (p *wakeProbe) finish() []time.Duration {
+	close(p.stop)
+	<-p.done
+	return p.late
 }
 
 func envInt(name string, def int) int {
@@ -203,10 +241,18 @@ func TestScale(t *testing.T) {
 
 	ctx := context.Background()
 	db := pgtest.Open(t, pgtest.SQLiteDriver, pgtest.SQLiteDSN(t))
-	// The bridge's defaults (database.max_open_conns and max_idle_conns in config.example.yaml):
-	// every SQLite connection has its own page cache, outside the Go heap.
-	db.RawDB.SetMaxOpenConns(5)
-	db.RawDB.SetMaxIdleConns(2)
+	// The bridge's pool (database.max_open_conns in config.example.yaml; for SQLite the bridge
+	// keeps as many idle, see cmd/bridge's DatabaseConfig): every SQLite connection has its own
+	// page cache, outside the Go heap.
+	var example struct {
+		Database dbutil.Config `yaml:"database"`
+	}
+	if err := yaml.Unmarshal(msnbridge.ExampleConfig, &example); err != nil {
+		t.Fatal(err)
+	}
+	conns := envInt("SCALE_DBCONNS", example.Database.MaxOpenConns)
+	db.RawDB.SetMaxOpenConns(conns)
+	db.RawDB.SetMaxIdleConns(max(conns, example.Database.MaxIdleConns))
 	cipher, err := bridge.NewCipher(make([]byte, bridge.KeySize))
 	if err != nil {
 		t.Fatal(err)
@@ -320,11 +366,13 @@ func TestScale(t *testing.T) {
 	// Traffic: rate messages per second, alternating directions, for seconds.
 	cpuBefore, serverCPUBefore := cpuTime(), srv.cpuTime()
 	ticks0, steal0 := cpuTicks()
+	pool0 := db.RawDB.Stats()
 	total := rate * seconds
 	sentAt := make(map[string]time.Time, total/2)
 	interval := time.Second / time.Duration(rate)
 	trafficStart := time.Now()
 	stopProfiles := startTrafficProfiles(t)
+	probe := startWakeProbe()
 	for k := range total {
 		// Message k is due at k intervals from the start: a loop that fell behind (a ticker
 		// drops the ticks it missed) catches up, so the rate offered is the rate asked for.
@@ -342,9 +390,11 @@ func TestScale(t *testing.T) {
 		mx.send(i, rooms[i], text)
 	}
 	stopProfiles()
+	wakeLate := probe.finish()
 	trafficTook := time.Since(trafficStart)
 	cpuTraffic, serverCPU := cpuTime()-cpuBefore, srv.cpuTime()-serverCPUBefore
 	ticks1, steal1 := cpuTicks()
+	pool1 := db.RawDB.Stats()
 	inboundWant := (total + 1) / 2
 	waitFor(t, "every message relayed", 2*time.Minute, func() bool {
 		got, _ := mx.inbound("lat ")
@@ -364,6 +414,10 @@ func TestScale(t *testing.T) {
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		// With the idle profile as -base, what the traffic allocated (-sample_index=alloc_space).
 		writeHeapProfile(t, path+".after")
+		if f, err := os.Create(path + ".after.goroutines.txt"); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+			f.Close()
+		}
 	}
 
 	_, in := mx.inbound("lat ")
@@ -392,6 +446,14 @@ func TestScale(t *testing.T) {
 	t.Logf("traffic CPU:       %.2f cores of this process (%s in %s), %.2f of msntest's; hypervisor steal %.1f%% of the machine's CPU time",
 		cpuTraffic.Seconds()/trafficTook.Seconds(), cpuTraffic.Round(time.Millisecond), trafficTook.Round(10*time.Millisecond),
 		serverCPU.Seconds()/trafficTook.Seconds(), 100*stealShare(ticks0, steal0, ticks1, steal1))
+	lateOver := 0
+	for _, d := range wakeLate {
+		if d > time.Millisecond {
+			lateOver++
+		}
+	}
+	t.Logf("wake-up lateness:  a goroutine sleeping 1 ms woke late by p50 %s, p99 %s, max %s; %d of %d sleeps more than 1 ms late",
+		percentile(wakeLate, 0.5), percentile(wakeLate, 0.99), percentile(wakeLate, 1), lateOver, len(wakeLate))
 	tap.mu.Lock()
 	coreShare := append([]time.Duration(nil), tap.inbound...)
 	tap.mu.Unlock()
@@ -403,6 +465,9 @@ func TestScale(t *testing.T) {
 		percentile(out, 0.5), percentile(out, 0.99), percentile(out, 1), len(out))
 	t.Logf("after traffic:    %s; %.1f KiB heap per account", after, perAccount(after))
 	t.Logf("after traffic:    %s", after.detail())
+	t.Logf("database pool:    during the traffic %d connections closed as more than the idle limit (each reopened: its schema read and statements parsed again), %d waits for a connection (%s in all); %d open of %d after",
+		pool1.MaxIdleClosed-pool0.MaxIdleClosed, pool1.WaitCount-pool0.WaitCount, (pool1.WaitDuration - pool0.WaitDuration).Round(time.Millisecond),
+		pool1.OpenConnections, pool1.MaxOpenConnections)
 	if len(failed) > 0 {
 		t.Errorf("%d sends reported failed, first %q", len(failed), failed[0])
 	}

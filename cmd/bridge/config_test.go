@@ -92,8 +92,8 @@ func TestValidConfig(t *testing.T) {
 	}
 }
 
-// database.type sqlite opens the SQLite driver that keeps prepared statements; the DSN and
-// postgres are passed on as written.
+// database.type sqlite opens the SQLite driver that keeps prepared statements, with as many
+// idle connections as open ones; the DSN and postgres are passed on as written.
 func TestDatabaseConfigDriver(t *testing.T) {
 	cfg := loadValid(t)
 	if cfg.Database.Type != "sqlite" || !strings.Contains(cfg.Database.URI, "synchronous(NORMAL)") {
@@ -107,9 +107,14 @@ func TestDatabaseConfigDriver(t *testing.T) {
 	if cfg.BridgeConfig().Database.Type != sqlitedb.Driver {
 		t.Errorf("bridgev2's database type %q, want %q", cfg.BridgeConfig().Database.Type, sqlitedb.Driver)
 	}
+	// SQLite keeps every connection it opens: a closed one loses its schema and statements.
+	cfg.Database.MaxOpenConns, cfg.Database.MaxIdleConns = 8, 2
+	if got = cfg.DatabaseConfig(); got.MaxOpenConns != 8 || got.MaxIdleConns != 8 {
+		t.Errorf("sqlite pool: %d open, %d idle; want 8 and 8", got.MaxOpenConns, got.MaxIdleConns)
+	}
 	cfg.Database.Type, cfg.Database.ReadOnlyPool.Type = "postgres", ""
-	if got = cfg.DatabaseConfig(); got.Type != "postgres" || got.ReadOnlyPool.Type != "" {
-		t.Errorf("postgres changed to type %q, read-only type %q", got.Type, got.ReadOnlyPool.Type)
+	if got = cfg.DatabaseConfig(); got.Type != "postgres" || got.ReadOnlyPool.Type != "" || got.MaxIdleConns != 2 {
+		t.Errorf("postgres changed to type %q, read-only type %q, %d idle", got.Type, got.ReadOnlyPool.Type, got.MaxIdleConns)
 	}
 }
 
