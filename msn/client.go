@@ -110,8 +110,10 @@ type Config struct {
 	// MaxQueuedEvents bounds the events waiting for the handler; when exceeded the client
 	// disconnects with ErrEventOverflow (default 10000).
 	MaxQueuedEvents int
-	// MaxSessions bounds the open switchboard sessions; invitations beyond it are ignored and
-	// sends fail (default 64).
+	// MaxSessions bounds the open switchboard sessions (default 64). At the limit, a new
+	// session (an invitation or a message to a contact without one) leaves the least recently
+	// active idle session first; when every session awaits an ACK, invitations are ignored and
+	// sends fail.
 	MaxSessions int
 
 	// Log receives the library's logs. Passwords and tickets are never logged.

@@ -254,3 +254,101 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestIntegrationSessionLimitLeavesTheIdlest: Escargot never closes an idle switchboard, so at
+// MaxSessions a new conversation must make room. With a limit of 2, a third contact's invitation
+// and a send to a contact without a session each leave the session active least recently.
+func TestIntegrationSessionLimitLeavesTheIdlest(t *testing.T) {
+	contacts := []string{"bob@example.com", "carol@example.com", "dave@example.com"}
+	opts := msntest.Options{Accounts: []msntest.AccountSpec{{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"}}}
+	for _, h := range contacts {
+		opts.Accounts = append(opts.Accounts, msntest.AccountSpec{Handle: h, Password: "pw", Name: h, Status: "NLN"})
+		opts.Friends = append(opts.Friends, [2]string{"alice@example.com", h})
+	}
+	srv := msntest.New(opts)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := make(chan msn.Event, 256)
+	c, err := msn.NewClient(msn.Config{Server: srv.NSAddr(), NexusURL: srv.HTTPSNexusURL(), PingInterval: time.Hour, MaxSessions: 2,
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}},
+		"alice@example.com", "alicepw", func(ev msn.Event) {
+			select {
+			case events <- ev:
+			default:
+				t.Errorf("event channel full, dropped %T", ev)
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	sessionOf := map[string]string{} // contact → session id of its message
+	var closed []string
+	// await reads events until a message from from arrives.
+	await := func(from string) {
+		t.Helper()
+		for {
+			select {
+			case ev := <-events:
+				switch ev := ev.(type) {
+				case *msn.MessageReceived:
+					if ev.From == from {
+						sessionOf[from] = ev.SessionID
+						return
+					}
+				case *msn.SessionClosed:
+					closed = append(closed, ev.SessionID)
+				}
+			case <-ctx.Done():
+				t.Fatalf("no message from %s (sessions closed so far: %v)", from, closed)
+			}
+		}
+	}
+	for _, h := range contacts {
+		if err := srv.BotSay(h, "alice@example.com", "hi from "+h); err != nil {
+			t.Fatal(err)
+		}
+		await(h)
+		time.Sleep(10 * time.Millisecond) // distinct last-activity times
+	}
+	// dave's invitation left bob's session, the idlest.
+	for len(closed) == 0 {
+		select {
+		case ev := <-events:
+			if sc, ok := ev.(*msn.SessionClosed); ok {
+				closed = append(closed, sc.SessionID)
+			}
+		case <-ctx.Done():
+			t.Fatal("no session was closed for dave's")
+		}
+	}
+	if closed[0] != sessionOf["bob@example.com"] {
+		t.Fatalf("closed session %s, want bob's %s (carol's %s, dave's %s)", closed[0], sessionOf["bob@example.com"],
+			sessionOf["carol@example.com"], sessionOf["dave@example.com"])
+	}
+	// Writing to bob again needs a new session: carol's goes, and the message is acknowledged.
+	if err := c.SendText(ctx, "bob@example.com", "back to you", nil); err != nil {
+		t.Fatalf("SendText to bob at the session limit: %v", err)
+	}
+	for len(closed) < 2 {
+		select {
+		case ev := <-events:
+			if sc, ok := ev.(*msn.SessionClosed); ok {
+				closed = append(closed, sc.SessionID)
+			}
+		case <-ctx.Done():
+			t.Fatal("no second session was closed for the send to bob")
+		}
+	}
+	if closed[1] != sessionOf["carol@example.com"] {
+		t.Errorf("second closed session %s, want carol's %s", closed[1], sessionOf["carol@example.com"])
+	}
+}

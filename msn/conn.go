@@ -175,6 +175,13 @@ func (c *conn) Close() error {
 }
 
 // Err returns why the connection closed, or nil while it is open.
+// awaiting reports whether a command sent on c still waits for its reply.
+func (c *conn) awaiting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) > 0
+}
+
 func (c *conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -67,10 +67,16 @@ func (c *Client) newSession(nc net.Conn, id string) (*session, error) {
 		_ = nc.Close()
 		return nil, ErrNotConnected
 	}
-	if len(c.sb.sessions) >= c.cfg.MaxSessions {
-		c.mu.Unlock()
-		_ = nc.Close()
-		return nil, fmt.Errorf("too many open sessions (%d): %w", c.cfg.MaxSessions, ErrClosed)
+	var evicted *session
+	if c.openSessionsLocked() >= c.cfg.MaxSessions {
+		if evicted = c.evictLocked(); evicted == nil {
+			c.mu.Unlock()
+			_ = nc.Close()
+			return nil, fmt.Errorf("too many open sessions (%d): %w", c.cfg.MaxSessions, ErrClosed)
+		}
+	}
+	if evicted != nil {
+		defer evicted.close()
 	}
 	if s.id == "" {
 		c.sb.seq++
@@ -113,6 +119,46 @@ func (s *session) onClosed(_ *conn, _ error) {
 		c.emit(&SessionClosed{SessionID: id})
 	}
 	c.sb.wg.Done()
+}
+
+// openSessionsLocked counts the sessions not being left; c.mu must be held.
+func (c *Client) openSessionsLocked() int {
+	n := 0
+	for s := range c.sb.sessions {
+		if !s.closing {
+			n++
+		}
+	}
+	return n
+}
+
+// evictLocked makes room at MaxSessions: it picks the session that was active least recently
+// among those open, joined and with no message awaiting its ACK, and marks it closing so that no
+// send picks it; the caller leaves it (close) once c.mu is released. It returns nil when every
+// session is busy. A server such as Escargot never closes an idle switchboard, and a contact's
+// client keeps one as long as its window is open, so without this an account that had talked to
+// MaxSessions contacts would refuse every new conversation. c.mu must be held.
+func (c *Client) evictLocked() *session {
+	lru := c.idlestLocked()
+	if lru != nil {
+		lru.closing = true
+		c.log.Info().Int("max_sessions", c.cfg.MaxSessions).Msg("Leaving the least recently active switchboard session for a new one")
+	}
+	return lru
+}
+
+// idlestLocked is the session evictLocked would pick, or nil; c.mu must be held.
+func (c *Client) idlestLocked() *session {
+	var lru *session
+	for s := range c.sb.sessions {
+		if !s.ready || s.closing || s.cn.awaiting() {
+			continue
+		}
+		if lru == nil || s.lastActive.Before(lru.lastActive) {
+			lru = s
+		}
+	}
+	return lru
 }
 
 // close leaves the session: OUT, then close the socket. It does not wait.
@@ -261,7 +307,8 @@ func (c *Client) handleRNG(cmd *Command) {
 	}
 	inv := invite{sid: cmd.Args[0], addr: cmd.Args[1], cookie: cmd.Args[3]}
 	c.mu.Lock()
-	full := len(c.sb.sessions)+len(c.sb.invites) >= c.cfg.MaxSessions
+	// At the limit an online client makes room (evictLocked) when it answers, in newSession.
+	full := c.openSessionsLocked()+len(c.sb.invites) >= c.cfg.MaxSessions && (c.state != stateOnline || c.idlestLocked() == nil)
 	switch {
 	case full || c.state == stateNew || c.state == stateClosed:
 		c.mu.Unlock()
