@@ -92,6 +92,28 @@ func startAliceAndBob(t *testing.T) *msntest.Server {
 	return srv
 }
 
+// newAlice makes (does not log in) a client for alice on srv with cfg, its server, nexus and a
+// one-hour ping interval filled in; its events go to the channel returned, and it is closed when
+// the test ends.
+func newAlice(t *testing.T, srv *msntest.Server, cfg msn.Config) (*msn.Client, chan msn.Event) {
+	t.Helper()
+	cfg.Server, cfg.NexusURL, cfg.PingInterval = srv.NSAddr(), srv.HTTPSNexusURL(), time.Hour
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
+	events := make(chan msn.Event, 256)
+	c, err := msn.NewClient(cfg, "alice@example.com", "alicepw", func(ev msn.Event) {
+		select {
+		case events <- ev:
+		default:
+			t.Errorf("event channel full, dropped %T", ev)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, events
+}
+
 // TestIntegrationLoginEventOrder checks the documented order: LoggedIn first, then
 // ContactListSynced after it.
 func TestIntegrationLoginEventOrder(t *testing.T) {
@@ -142,22 +164,8 @@ func TestIntegrationInvitationDuringLogin(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		t.Cleanup(cancel)
 		srv.SetDelay("SYN", 300*time.Millisecond)
-		events := make(chan msn.Event, 256)
 		logs := &lockedBuffer{}
-		c, err := msn.NewClient(msn.Config{Server: srv.NSAddr(), NexusURL: srv.HTTPSNexusURL(), PingInterval: time.Hour,
-			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}},
-			Log:        zerolog.New(logs)},
-			"alice@example.com", "alicepw", func(ev msn.Event) {
-				select {
-				case events <- ev:
-				default:
-					t.Errorf("event channel full, dropped %T", ev)
-				}
-			})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
+		c, events := newAlice(t, srv, msn.Config{Log: zerolog.New(logs)})
 		loginErr := make(chan error, 1)
 		go func() { loginErr <- c.Login(ctx) }()
 		for !srv.LoggedIn("alice@example.com") {
@@ -272,20 +280,7 @@ func TestIntegrationSessionLimitLeavesTheIdlest(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	events := make(chan msn.Event, 256)
-	c, err := msn.NewClient(msn.Config{Server: srv.NSAddr(), NexusURL: srv.HTTPSNexusURL(), PingInterval: time.Hour, MaxSessions: 2,
-		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}},
-		"alice@example.com", "alicepw", func(ev msn.Event) {
-			select {
-			case events <- ev:
-			default:
-				t.Errorf("event channel full, dropped %T", ev)
-			}
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c, events := newAlice(t, srv, msn.Config{MaxSessions: 2})
 	if err := c.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -319,17 +314,22 @@ func TestIntegrationSessionLimitLeavesTheIdlest(t *testing.T) {
 		await(h)
 		time.Sleep(10 * time.Millisecond) // distinct last-activity times
 	}
-	// dave's invitation left bob's session, the idlest.
-	for len(closed) == 0 {
-		select {
-		case ev := <-events:
-			if sc, ok := ev.(*msn.SessionClosed); ok {
-				closed = append(closed, sc.SessionID)
+	// awaitClosed reads events until n sessions have closed.
+	awaitClosed := func(n int, why string) {
+		t.Helper()
+		for len(closed) < n {
+			select {
+			case ev := <-events:
+				if sc, ok := ev.(*msn.SessionClosed); ok {
+					closed = append(closed, sc.SessionID)
+				}
+			case <-ctx.Done():
+				t.Fatalf("no session was closed for %s", why)
 			}
-		case <-ctx.Done():
-			t.Fatal("no session was closed for dave's")
 		}
 	}
+	// dave's invitation left bob's session, the idlest.
+	awaitClosed(1, "dave's")
 	if closed[0] != sessionOf["bob@example.com"] {
 		t.Fatalf("closed session %s, want bob's %s (carol's %s, dave's %s)", closed[0], sessionOf["bob@example.com"],
 			sessionOf["carol@example.com"], sessionOf["dave@example.com"])
@@ -338,16 +338,7 @@ func TestIntegrationSessionLimitLeavesTheIdlest(t *testing.T) {
 	if err := c.SendText(ctx, "bob@example.com", "back to you", nil); err != nil {
 		t.Fatalf("SendText to bob at the session limit: %v", err)
 	}
-	for len(closed) < 2 {
-		select {
-		case ev := <-events:
-			if sc, ok := ev.(*msn.SessionClosed); ok {
-				closed = append(closed, sc.SessionID)
-			}
-		case <-ctx.Done():
-			t.Fatal("no second session was closed for the send to bob")
-		}
-	}
+	awaitClosed(2, "the send to bob")
 	if closed[1] != sessionOf["carol@example.com"] {
 		t.Errorf("second closed session %s, want carol's %s", closed[1], sessionOf["carol@example.com"])
 	}
