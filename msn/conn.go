@@ -174,7 +174,6 @@ func (c *conn) Close() error {
 	return nil
 }
 
-// Err returns why the connection closed, or nil while it is open.
 // awaiting reports whether a command sent on c still waits for its reply.
 func (c *conn) awaiting() bool {
 	c.mu.Lock()
@@ -182,6 +181,7 @@ func (c *conn) awaiting() bool {
 	return len(c.pending) > 0
 }
 
+// Err returns why the connection closed, or nil while it is open.
 func (c *conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
