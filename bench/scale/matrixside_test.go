@@ -72,15 +72,7 @@ func startMatrix(ctx context.Context, t *testing.T, core *bridge.Core, db *dbuti
 	t.Helper()
 	// The bridge section of the example config (the bridge's defaults: portal event buffers,
 	// status notices, …), with every user of the fake homeserver allowed.
-	var example struct {
-		Matrix struct {
-			Bridge bridgeconfig.BridgeConfig `yaml:"bridge"`
-		} `yaml:"matrix"`
-	}
-	if err := yaml.Unmarshal(msnbridge.ExampleConfig, &example); err != nil {
-		t.Fatal(err)
-	}
-	bcfg := &example.Matrix.Bridge
+	bcfg := &readExample(t).Matrix.Bridge
 	bcfg.Permissions = bridgeconfig.PermissionConfig{"test": &bridgeconfig.PermissionLevelUser}
 	fm := matrixtest.New()
 	fe, err := matrix.NewWithConnector(core, matrix.DefaultConfig(), fm, bcfg, db, log)
@@ -206,4 +198,21 @@ func (s *matrixSide) dumpInbound(t *testing.T, path, prefix string) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// example is what the benchmark takes from config.example.yaml, the bridge's defaults.
+type example struct {
+	Database dbutil.Config `yaml:"database"`
+	Matrix   struct {
+		Bridge bridgeconfig.BridgeConfig `yaml:"bridge"`
+	} `yaml:"matrix"`
+}
+
+func readExample(t *testing.T) *example {
+	t.Helper()
+	var ex example
+	if err := yaml.Unmarshal(msnbridge.ExampleConfig, &ex); err != nil {
+		t.Fatal(err)
+	}
+	return &ex
 }

@@ -19,11 +19,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.mau.fi/util/dbutil"
-	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/id"
 
-	msnbridge "github.com/msn-bridge/msn-bridge"
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
 	"github.com/msn-bridge/msn-bridge/matrix"
@@ -244,15 +241,10 @@ func TestScale(t *testing.T) {
 	// The bridge's pool (database.max_open_conns in config.example.yaml; for SQLite the bridge
 	// keeps as many idle, see cmd/bridge's DatabaseConfig): every SQLite connection has its own
 	// page cache, outside the Go heap.
-	var example struct {
-		Database dbutil.Config `yaml:"database"`
-	}
-	if err := yaml.Unmarshal(msnbridge.ExampleConfig, &example); err != nil {
-		t.Fatal(err)
-	}
-	conns := envInt("SCALE_DBCONNS", example.Database.MaxOpenConns)
+	dbPool := readExample(t).Database
+	conns := envInt("SCALE_DBCONNS", dbPool.MaxOpenConns)
 	db.RawDB.SetMaxOpenConns(conns)
-	db.RawDB.SetMaxIdleConns(max(conns, example.Database.MaxIdleConns))
+	db.RawDB.SetMaxIdleConns(max(conns, dbPool.MaxIdleConns))
 	cipher, err := bridge.NewCipher(make([]byte, bridge.KeySize))
 	if err != nil {
 		t.Fatal(err)
@@ -313,10 +305,6 @@ func TestScale(t *testing.T) {
 	idle := sample()
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
-		if f, err := os.Create(path + ".goroutines.txt"); err == nil {
-			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
-			f.Close()
-		}
 	}
 
 	// Chats: up to 1,000 (account, contact) pairs, warmed up with one message each way so the
@@ -414,10 +402,6 @@ func TestScale(t *testing.T) {
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		// With the idle profile as -base, what the traffic allocated (-sample_index=alloc_space).
 		writeHeapProfile(t, path+".after")
-		if f, err := os.Create(path + ".after.goroutines.txt"); err == nil {
-			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
-			f.Close()
-		}
 	}
 
 	_, in := mx.inbound("lat ")
@@ -543,7 +527,8 @@ func memLimit() string {
 }
 
 // writeHeapProfile writes a heap profile (after a GC, so in-use figures are live memory) to path,
-// for go tool pprof -top -inuse_space.
+// for go tool pprof -top -inuse_space, and the goroutines of that moment beside it
+// (path.goroutines.txt).
 func writeHeapProfile(t *testing.T, path string) {
 	f, err := os.Create(path)
 	if err != nil {
@@ -552,6 +537,14 @@ func writeHeapProfile(t *testing.T, path string) {
 	defer f.Close()
 	runtime.GC()
 	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.Create(path + ".goroutines.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(g, 1); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -189,10 +189,11 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 			release()
 			return nil, err
 		}
-		if !w && !writesRows(query) {
+		returning := writesRows(query)
+		if !w && !returning {
 			return r, nil
 		}
-		return wrapRows(r, writesRows(query), release), nil
+		return wrapRows(r, returning, release), nil
 	}
 	release := c.turn(ctx, e.writes)
 	e.busy = true
