@@ -35,6 +35,10 @@ type Account struct {
 	presence presenceCoalescer
 	armed    bool // a presence flush is scheduled
 	seq      uint64
+	// ownCalls counts the core's own profile changes (SetStatus, SetPSM, SetName) waiting for
+	// the server: while one is, a change the server reports is older than it (see
+	// overtakenLocked).
+	ownCalls int
 	// carriedStatus and carriedPSM are the contacts whose presence, and PSM, were carried over
 	// from the previous session and not yet confirmed by the current one (see resyncLocked).
 	carriedStatus map[string]bool

@@ -200,13 +200,18 @@ func (a *Account) updateProfile(ctx context.Context, origin string, change func(
 	var sess session
 	if a.live != nil && a.state.State == StateOnline {
 		sess = a.live.sess
+		a.ownCalls++
 	}
 	a.mu.Unlock()
 	if sess != nil {
-		if err := apply(sess); err != nil {
-			a.mu.Lock()
+		err := apply(sess)
+		a.mu.Lock()
+		a.ownCalls--
+		if err != nil {
 			a.profile = old
-			a.mu.Unlock()
+		}
+		a.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -466,6 +466,84 @@ func TestStartRateLimit(t *testing.T) {
 	}
 }
 
+// A change of the own profile the server reports (not Requested) but that was overtaken by the
+// core's own change must not undo it: the name reported during login, delivered after the user
+// chose another, once replaced the choice, and the next profile change stored the old name.
+// Overtaken is either reported while the core's call waits for the server, or no longer the
+// session's value when delivered. A change made elsewhere after the core's is still adopted.
+func TestOvertakenOwnProfileReport(t *testing.T) {
+	ctx := context.Background()
+	store := testStore(t)
+	core := newTestCore(t, store, newFakeServer(), Config{})
+	mx := &recorder{name: "matrix"}
+	acc := loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+	sess := core.srv.session("alice@example.com")
+	marker := func(n int) []Event {
+		before := len(mx.events())
+		sess.emit(&msn.TypingReceived{From: "bob@example.com", SessionID: fmt.Sprint("sb", n)})
+		evts := mx.waitFor(t, "the marker", func(evts []Event) bool { return countType[Typing](evts[before:]) == 1 })
+		return evts[before:]
+	}
+	checkProfile := func(when string, wantStatus Status, wantPSM, wantName string) {
+		t.Helper()
+		if st, psm, name := acc.Profile(); st != wantStatus || psm != wantPSM || name != wantName {
+			t.Fatalf("%s: profile %v %q %q, want %v %q %q", when, st, psm, name, wantStatus, wantPSM, wantName)
+		}
+	}
+	if err := acc.SetName(ctx, "matrix", "Chosen"); err != nil {
+		t.Fatal(err)
+	}
+	if err := acc.SetStatus(ctx, "matrix", StatusBusy); err != nil {
+		t.Fatal(err)
+	}
+	marker(1)
+
+	// Reports of values the session no longer has, delivered late.
+	sess.emit(&msn.OwnNameChanged{Name: "Name at login"})
+	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusAway})
+	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "old psm"})
+	if n := countType[OwnProfile](marker(2)); n != 0 {
+		t.Fatalf("%d profiles shown for overtaken reports", n)
+	}
+	checkProfile("after overtaken reports", StatusBusy, "", "Chosen")
+	if err := acc.SetPSM(ctx, "matrix", "now"); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := store.GetAccount(ctx, "alice@example.com"); err != nil || rec.FriendlyName != "Chosen" || rec.DesiredStatus != StatusBusy {
+		t.Fatalf("stored after the next change: %+v, %v; want Chosen, busy", rec, err)
+	}
+
+	// A report while the core's own change waits for the server: the session still has the
+	// old name, and the new one is about to replace it.
+	entered, release := make(chan struct{}), make(chan struct{})
+	core.srv.mu.Lock()
+	sess.setHook = func() { close(entered); <-release }
+	core.srv.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- acc.SetName(ctx, "matrix", "Newest") }()
+	<-entered
+	sess.emit(&msn.OwnNameChanged{Name: "Chosen"})
+	if n := countType[OwnProfile](marker(3)); n != 0 {
+		t.Fatalf("%d profiles shown for a report during the core's own change", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	core.srv.mu.Lock()
+	sess.setHook = nil
+	core.srv.mu.Unlock()
+	checkProfile("after a report during the core's change", StatusBusy, "now", "Newest")
+
+	// Made elsewhere, after: adopted.
+	sess.reportOwn(func(s *msn.Self) { s.FriendlyName = "Elsewhere" }, &msn.OwnNameChanged{Name: "Elsewhere"})
+	if n := countType[OwnProfile](marker(4)); n != 1 {
+		t.Fatalf("%d profiles shown for a name set elsewhere, want 1", n)
+	}
+	checkProfile("after a name set elsewhere", StatusBusy, "now", "Elsewhere")
+}
+
 // The msn client confirms each own status, PSM and name the core sets with an event (marked
 // Requested) that is delivered after the call returned. A confirmation arriving after a newer
 // value was set must not undo it (nor show the old value on a frontend); a change the core did
@@ -526,7 +604,7 @@ func TestLateOwnProfileConfirmation(t *testing.T) {
 	if shown := profiles(marker()); len(shown) != 0 {
 		t.Fatalf("confirmations of the current values were shown: %+v", shown)
 	}
-	sess.emit(&msn.OwnNameChanged{Name: "Set elsewhere"})
+	sess.reportOwn(func(s *msn.Self) { s.FriendlyName = "Set elsewhere" }, &msn.OwnNameChanged{Name: "Set elsewhere"})
 	shown := profiles(marker())
 	if len(shown) != 1 || shown[0].Name != "Set elsewhere" || shown[0].PSM != "psm two" || shown[0].Status != StatusBusy {
 		t.Fatalf("profiles shown after a name set elsewhere: %+v, want one: Set elsewhere, psm two, busy", shown)

@@ -124,6 +124,40 @@ type fakeSession struct {
 	done    chan struct{}
 	endOnce sync.Once
 	started bool
+	// self is the session's own profile, as msn.Client keeps it: changed by the Set calls and
+	// by reportOwn before their events are delivered. Guarded by srv.mu.
+	self msn.Self
+	// setHook, when set, is called by the Set calls before they change self.
+	setHook func()
+}
+
+// Self returns the session's own profile (msn.Client.Self).
+func (f *fakeSession) Self() msn.Self {
+	f.srv.mu.Lock()
+	defer f.srv.mu.Unlock()
+	return f.self
+}
+
+// setSelf changes self as a Set call does, after setHook.
+func (f *fakeSession) setSelf(edit func(*msn.Self)) {
+	f.srv.mu.Lock()
+	hook := f.setHook
+	f.srv.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.srv.mu.Lock()
+	edit(&f.self)
+	f.srv.mu.Unlock()
+}
+
+// reportOwn is a change of the own profile made elsewhere, as the server reports it: the
+// session's state first, then the event (not Requested).
+func (f *fakeSession) reportOwn(edit func(*msn.Self), ev msn.Event) {
+	f.srv.mu.Lock()
+	edit(&f.self)
+	f.srv.mu.Unlock()
+	f.emit(ev)
 }
 
 func (f *fakeSession) Login(ctx context.Context) error {
@@ -153,8 +187,12 @@ func (f *fakeSession) Login(ctx context.Context) error {
 		return err
 	}
 	f.started = true
+	self := msn.Self{Handle: f.cfg.Handle, Status: toMSNStatus(f.cfg.Status)}
+	s.mu.Lock()
+	f.self = self
+	s.mu.Unlock()
 	go f.deliver()
-	f.events <- &msn.LoggedIn{Self: msn.Self{Handle: f.cfg.Handle, Status: toMSNStatus(f.cfg.Status)}, Protocol: "MSNP11"}
+	f.events <- &msn.LoggedIn{Self: self, Protocol: "MSNP11"}
 	f.events <- &msn.ContactListSynced{Contacts: contacts}
 	return nil
 }
@@ -207,11 +245,24 @@ func (f *fakeSession) SendText(ctx context.Context, contact, sessionID, text str
 	f.srv.sent = append(f.srv.sent, contact+sessionID+": "+text)
 	return nil
 }
-func (f *fakeSession) SendTyping(context.Context, string, string) error   { return nil }
-func (f *fakeSession) SendNudge(context.Context, string, string) error    { return nil }
-func (f *fakeSession) SetStatus(context.Context, msn.Status) error        { return nil }
-func (f *fakeSession) SetPSM(context.Context, string) error               { return nil }
-func (f *fakeSession) SetName(context.Context, string) error              { return nil }
+func (f *fakeSession) SendTyping(context.Context, string, string) error { return nil }
+func (f *fakeSession) SendNudge(context.Context, string, string) error  { return nil }
+
+func (f *fakeSession) SetStatus(_ context.Context, st msn.Status) error {
+	f.setSelf(func(s *msn.Self) { s.Status = st })
+	return nil
+}
+
+func (f *fakeSession) SetPSM(_ context.Context, psm string) error {
+	f.setSelf(func(s *msn.Self) { s.PSM = psm })
+	return nil
+}
+
+func (f *fakeSession) SetName(_ context.Context, name string) error {
+	f.setSelf(func(s *msn.Self) { s.FriendlyName = name })
+	return nil
+}
+
 func (f *fakeSession) AddContact(context.Context, string, string) error   { return nil }
 func (f *fakeSession) RemoveContact(context.Context, string) error        { return nil }
 func (f *fakeSession) BlockContact(context.Context, string) error         { return nil }

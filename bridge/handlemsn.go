@@ -127,6 +127,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if e.Requested {
 			return
 		}
+		if a.overtakenLocked(live, func(s msn.Self) bool { return s.Status != e.Status }) {
+			return
+		}
 		if st := StatusFromMSN(string(e.Status)); st != a.profile.Status && e.Status != msn.StatusOffline {
 			a.profile.Status = st
 			a.emitLocked(OwnProfile{Status: st, PSM: a.profile.PSM, Name: a.profile.Name}, "")
@@ -141,12 +144,18 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			live.restoringName = e.Name != a.profile.Name
 			return
 		}
+		if a.overtakenLocked(live, func(s msn.Self) bool { return s.FriendlyName != e.Name }) {
+			return
+		}
 		if e.Name != a.profile.Name {
 			a.profile.Name = e.Name
 			a.emitLocked(OwnProfile{Status: a.profile.Status, PSM: a.profile.PSM, Name: e.Name}, "")
 		}
 	case *msn.OwnPersonalMessageChanged:
 		if e.Requested {
+			return
+		}
+		if a.overtakenLocked(live, func(s msn.Self) bool { return s.PSM != e.PSM }) {
 			return
 		}
 		if e.PSM != a.profile.PSM {
@@ -156,6 +165,22 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 	case *msn.SystemMessage:
 		a.log.Info().Int("type", e.Type).Int("minutes", e.MinutesUntilShutdown).Msg("MSN server announcement")
 	}
+}
+
+// overtakenLocked reports whether a change of the own profile that the server reported, and
+// the core did not ask for, is older than what the core has since: one of the core's own
+// changes is waiting for the server (it will be the newer), or the session no longer has the
+// reported value (moved reports whether it moved). The session's state changes before its
+// event is delivered, so a value it no longer has was overtaken: by the core's own change,
+// whose confirmation follows, or by a later report. Adopting it would undo the user's choice
+// (the name reported during login, delivered after the user set another, was taken for a
+// change made elsewhere and stored).
+func (a *Account) overtakenLocked(live *liveSession, moved func(msn.Self) bool) bool {
+	if a.ownCalls > 0 {
+		return true
+	}
+	ms, ok := live.sess.(interface{ Self() msn.Self })
+	return ok && moved(ms.Self())
 }
 
 // sessionOnlineLocked takes a session that logged in into the model, once: the contact list
