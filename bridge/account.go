@@ -29,7 +29,7 @@ type Account struct {
 	profile  ownProfile
 	gen      uint64 // generation of the current session; events of older ones are ignored
 	live     *liveSession
-	contacts map[string]*contact
+	contacts contactSet
 	chats    map[string]*chatState // by MSN session id
 	queues   map[string]*frontendQueue
 	presence presenceCoalescer
@@ -84,14 +84,13 @@ type chatState struct {
 
 func newAccount(core *Core, rec *AccountRecord) *Account {
 	a := &Account{
-		core:     core,
-		handle:   rec.Handle,
-		log:      core.log.With().Str("account", rec.Handle).Logger(),
-		profile:  ownProfile{Status: rec.DesiredStatus, PSM: rec.PSM, Name: rec.FriendlyName},
-		contacts: map[string]*contact{},
-		chats:    map[string]*chatState{},
-		queues:   map[string]*frontendQueue{},
-		state:    AccountState{State: StateLoggedOut},
+		core:    core,
+		handle:  rec.Handle,
+		log:     core.log.With().Str("account", rec.Handle).Logger(),
+		profile: ownProfile{Status: rec.DesiredStatus, PSM: rec.PSM, Name: rec.FriendlyName},
+		chats:   map[string]*chatState{},
+		queues:  map[string]*frontendQueue{},
+		state:   AccountState{State: StateLoggedOut},
 
 		carriedStatus: map[string]bool{},
 		carriedPSM:    map[string]bool{},
@@ -156,11 +155,11 @@ func (a *Account) Contacts() []Contact {
 }
 
 func (a *Account) contactsLocked() []Contact {
-	out := make([]Contact, 0, len(a.contacts))
-	for _, c := range a.contacts {
-		out = append(out, neutralContact(c))
+	all := a.contacts.all()
+	out := make([]Contact, len(all))
+	for i := range all {
+		out[i] = neutralContact(&all[i])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Handle < out[j].Handle })
 	return out
 }
 
@@ -168,8 +167,8 @@ func (a *Account) contactsLocked() []Contact {
 func (a *Account) Contact(handle string) (Contact, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c, ok := a.contacts[NormalizeHandle(handle)]
-	if !ok {
+	c := a.contacts.get(NormalizeHandle(handle))
+	if c == nil {
 		return Contact{}, false
 	}
 	return neutralContact(c), true
@@ -186,63 +185,21 @@ func (a *Account) PendingRequests() []Contact {
 	return out
 }
 
-// contact is the core's model of one contact: the fields of msn.Contact that the neutral
-// model shows, with current media kept rendered. The client's own fields that the core never
-// shows (GUID, capabilities, msnobj) are not copied: the core keeps a model of every contact of
-// every account, and this is half the size of an msn.Contact.
-type contact struct {
-	Handle       string
-	StoredName   string
-	FriendlyName string
-	Status       msn.Status
-	PSM          string
-	Media        string // msn.CurrentMedia.Render()
-	Groups       []string
-	Lists        msn.List
-	// announced is set once frontends have been told of the contact (in a ContactSnapshot or a
-	// presence flush): its changes are then compared with what they were told.
-	announced bool
-}
-
-// view returns the part of c that presence and profile events show.
-func (c *contact) view() presenceView {
-	code := string(c.Status)
-	if code == "" {
-		code = "FLN"
-	}
-	return presenceView{Handle: c.Handle, Status: StatusFromMSN(code), MSNStatus: code, Name: c.DisplayName(), PSM: c.PSM, Media: c.Media}
-}
-
-// contactFrom takes an msn.Contact (a copy the session handed out) into the model.
-func contactFrom(c *msn.Contact) *contact {
-	return &contact{Handle: c.Handle, StoredName: c.StoredName, FriendlyName: c.FriendlyName, Status: c.Status,
-		PSM: c.PSM, Media: c.Media.Render(), Groups: c.Groups, Lists: c.Lists}
-}
-
-// DisplayName is msn.Contact.DisplayName.
-func (c *contact) DisplayName() string {
-	return msn.Contact{Handle: c.Handle, StoredName: c.StoredName, FriendlyName: c.FriendlyName}.DisplayName()
-}
-
 func neutralContact(c *contact) Contact {
-	status := StatusFromMSN(string(c.Status))
-	code := string(c.Status)
-	if code == "" {
-		code = "FLN"
-	}
+	v := c.view()
 	return Contact{
-		Handle:    c.Handle,
-		Name:      c.DisplayName(),
-		Status:    status,
-		MSNStatus: code,
-		PSM:       c.PSM,
-		Media:     c.Media,
-		Forward:   c.Lists&msn.ListForward != 0,
-		Allowed:   c.Lists&msn.ListAllow != 0,
-		Blocked:   c.Lists&msn.ListBlock != 0,
-		Reverse:   c.Lists&msn.ListReverse != 0,
-		Pending:   c.Lists&msn.ListPending != 0,
-		Groups:    slices.Clone(c.Groups),
+		Handle:    v.Handle,
+		Name:      v.Name,
+		Status:    v.Status,
+		MSNStatus: v.MSNStatus,
+		PSM:       v.PSM,
+		Media:     v.Media,
+		Forward:   c.lists&msn.ListForward != 0,
+		Allowed:   c.lists&msn.ListAllow != 0,
+		Blocked:   c.lists&msn.ListBlock != 0,
+		Reverse:   c.lists&msn.ListReverse != 0,
+		Pending:   c.lists&msn.ListPending != 0,
+		Groups:    c.Groups(),
 	}
 }
 

@@ -46,42 +46,42 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if live.online {
 			return
 		}
-		a.contacts = make(map[string]*contact, len(e.Contacts))
+		a.contacts = newContactSet(len(e.Contacts))
 		for i := range e.Contacts {
-			c := contactFrom(&e.Contacts[i])
-			a.contacts[c.Handle] = c
+			a.contacts.put(contactFrom(&e.Contacts[i]))
 		}
 	case *msn.PresenceChanged:
 		c := a.contactLocked(e.Handle)
-		delete(a.carriedStatus, c.Handle)
+		delete(a.carriedStatus, c.Handle())
 		before := c.view()
-		c.Status = e.Status
-		if e.FriendlyName != "" {
-			c.FriendlyName = e.FriendlyName
+		c.status = internStatus(e.Status)
+		if e.FriendlyName != "" && e.FriendlyName != c.FriendlyName() {
+			c.set(func(f *contactFields) { f[fieldFriendlyName] = e.FriendlyName })
 		}
 		a.presenceChangedLocked(c, before)
 	case *msn.PersonalMessageChanged:
 		c := a.contactLocked(e.Handle)
-		delete(a.carriedPSM, c.Handle)
+		delete(a.carriedPSM, c.Handle())
 		before := c.view()
-		c.PSM, c.Media = e.PSM, e.Media.Render()
+		c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = e.PSM, e.Media.Render() })
 		a.presenceChangedLocked(c, before)
 	case *msn.ListChanged:
 		a.listChangedLocked(e)
 	case *msn.ContactRequest:
 		c := a.contactLocked(e.Handle)
-		c.Lists |= msn.ListPending | msn.ListReverse
-		if e.Name != "" && c.StoredName == "" {
-			c.StoredName = e.Name
+		c.lists |= msn.ListPending | msn.ListReverse
+		if e.Name != "" && c.StoredName() == "" {
+			c.set(func(f *contactFields) { f[fieldStoredName] = e.Name })
 		}
-		a.emitLocked(ContactRequest{Handle: c.Handle, Name: c.DisplayName()}, "")
+		a.emitLocked(ContactRequest{Handle: c.Handle(), Name: c.DisplayName()}, "")
 	case *msn.GroupChanged:
 		if e.Handle != "" {
 			c := a.contactLocked(e.Handle)
-			if e.Added && !slices.Contains(c.Groups, e.Group.ID) {
-				c.Groups = append(c.Groups, e.Group.ID)
-			} else if !e.Added {
-				c.Groups = slices.DeleteFunc(c.Groups, func(g string) bool { return g == e.Group.ID })
+			groups := c.Groups()
+			if e.Added && !slices.Contains(groups, e.Group.ID) {
+				c.setGroups(append(groups, e.Group.ID))
+			} else if !e.Added && slices.Contains(groups, e.Group.ID) {
+				c.setGroups(slices.DeleteFunc(groups, func(g string) bool { return g == e.Group.ID }))
 			}
 		}
 	case *msn.MessageReceived:
@@ -206,22 +206,22 @@ func (a *Account) sessionOnlineLocked(live *liveSession) {
 func (a *Account) resyncLocked(live *liveSession) {
 	contacts := live.sess.Contacts()
 	prev := a.contacts
-	a.contacts = make(map[string]*contact, len(contacts))
+	a.contacts = newContactSet(len(contacts))
 	clear(a.carriedStatus)
 	clear(a.carriedPSM)
 	for i := range contacts {
-		c := contactFrom(&contacts[i])
-		if old, ok := prev[c.Handle]; ok {
-			if StatusFromMSN(string(c.Status)) == StatusOffline && StatusFromMSN(string(old.Status)) != StatusOffline {
-				c.Status = old.Status
-				a.carriedStatus[c.Handle] = true
+		c := a.contacts.put(contactFrom(&contacts[i]))
+		h := c.Handle()
+		if old := prev.get(h); old != nil {
+			if StatusFromMSN(string(c.status)) == StatusOffline && StatusFromMSN(string(old.status)) != StatusOffline {
+				c.status = old.status
+				a.carriedStatus[h] = true
 			}
-			if c.PSM == "" && c.Media == "" && (old.PSM != "" || old.Media != "") {
-				c.PSM, c.Media = old.PSM, old.Media
-				a.carriedPSM[c.Handle] = true
+			if psm, media := old.PSM(), old.Media(); c.PSM() == "" && c.Media() == "" && (psm != "" || media != "") {
+				c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = psm, media })
+				a.carriedPSM[h] = true
 			}
 		}
-		a.contacts[c.Handle] = c
 	}
 	if len(a.carriedStatus) > 0 || len(a.carriedPSM) > 0 {
 		gen := live.gen
@@ -238,16 +238,16 @@ func (a *Account) endPresenceGrace(gen uint64) {
 		return
 	}
 	for h := range a.carriedStatus {
-		if c, ok := a.contacts[h]; ok {
+		if c := a.contacts.get(h); c != nil {
 			before := c.view()
-			c.Status = msn.StatusOffline
+			c.status = msn.StatusOffline
 			a.presenceChangedLocked(c, before)
 		}
 	}
 	for h := range a.carriedPSM {
-		if c, ok := a.contacts[h]; ok {
+		if c := a.contacts.get(h); c != nil {
 			before := c.view()
-			c.PSM, c.Media = "", ""
+			c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = "", "" })
 			a.presenceChangedLocked(c, before)
 		}
 	}
@@ -257,26 +257,25 @@ func (a *Account) endPresenceGrace(gen uint64) {
 
 func (a *Account) emitSnapshotLocked() {
 	a.presence.reset()
-	for _, c := range a.contacts {
-		c.announced = true
+	all := a.contacts.all()
+	for i := range all {
+		all[i].announced = true
 	}
 	a.emitLocked(ContactSnapshot{Contacts: a.contactsLocked()}, "")
 }
 
 func (a *Account) contactLocked(handle string) *contact {
 	h := NormalizeHandle(handle)
-	c, ok := a.contacts[h]
-	if !ok {
-		c = &contact{Handle: h, Status: msn.StatusOffline}
-		a.contacts[h] = c
+	if c := a.contacts.get(h); c != nil {
+		return c
 	}
-	return c
+	return a.contacts.put(newContact(h, msn.StatusOffline))
 }
 
 // presenceChangedLocked feeds the coalescer with a change of c (before is c's view before it)
 // and schedules a flush one window later.
 func (a *Account) presenceChangedLocked(c *contact, before presenceView) {
-	a.presence.update(c.Handle, before, c.announced)
+	a.presence.update(c.Handle(), before, c.announced)
 	if !a.armed {
 		a.armed = true
 		gen := a.gen
@@ -292,8 +291,8 @@ func (a *Account) flushPresence(gen uint64) {
 		return
 	}
 	evts := a.presence.flush(func(h string) (presenceView, bool) {
-		c, ok := a.contacts[h]
-		if !ok {
+		c := a.contacts.get(h)
+		if c == nil {
 			return presenceView{}, false
 		}
 		c.announced = true
@@ -306,16 +305,16 @@ func (a *Account) flushPresence(gen uint64) {
 
 func (a *Account) listChangedLocked(e *msn.ListChanged) {
 	c := a.contactLocked(e.Handle)
-	before := c.Lists
+	before := c.lists
 	if e.Added {
-		c.Lists |= e.List
+		c.lists |= e.List
 	} else {
-		c.Lists &^= e.List
+		c.lists &^= e.List
 	}
-	if e.Name != "" {
-		c.StoredName = e.Name
+	if e.Name != "" && e.Name != c.StoredName() {
+		c.set(func(f *contactFields) { f[fieldStoredName] = e.Name })
 	}
-	if before == c.Lists {
+	if before == c.lists {
 		return
 	}
 	var kind ListChangeKind
@@ -336,9 +335,10 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 		return // allow/pending bookkeeping is visible through Contact and PendingRequests
 	}
 	a.emitLocked(ListChange{Kind: kind, Contact: neutralContact(c)}, "")
-	if c.Lists == 0 {
-		delete(a.contacts, c.Handle)
-		a.presence.forget(c.Handle)
+	if c.lists == 0 {
+		h := c.Handle()
+		a.contacts.remove(h)
+		a.presence.forget(h)
 	}
 }
 

@@ -1,0 +1,240 @@
+package bridge
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/msn-bridge/msn-bridge/msn"
+)
+
+// contact is the core's model of one contact: the fields of msn.Contact that the neutral
+// model shows, with current media kept rendered. The core keeps one for every contact of every
+// account (a million at 10,000 accounts of 100), so it is kept small and, above all, light for
+// the garbage collector: its six strings are one, rec, each field after its uvarint length (the
+// group ids a list of the same form inside the last), and its status is an interned constant.
+// A contact is then one allocation and one pointer into the heap instead of seven, and the
+// collector marks a million objects fewer. Reading a field costs a walk over the lengths before
+// it; setting one builds rec again, which only presence, name and list changes do.
+type contact struct {
+	rec    string
+	status msn.Status // interned: a constant of package msn, or the code as the server sent it
+	lists  msn.List
+	// announced is set once frontends have been told of the contact (in a ContactSnapshot or a
+	// presence flush): its changes are then compared with what they were told.
+	announced bool
+}
+
+// The fields of contact.rec, in order.
+const (
+	fieldHandle = iota
+	fieldStoredName
+	fieldFriendlyName
+	fieldPSM
+	fieldMedia
+	fieldGroups // the ids, each after its uvarint length
+	numFields
+)
+
+// contactFields is a contact's strings, unpacked.
+type contactFields [numFields]string
+
+func newContact(handle string, status msn.Status) contact {
+	var f contactFields
+	f[fieldHandle] = handle
+	return contact{rec: f.pack(), status: internStatus(status)}
+}
+
+// contactFrom takes an msn.Contact (a copy the session handed out) into the model.
+func contactFrom(c *msn.Contact) contact {
+	var f contactFields
+	f[fieldHandle], f[fieldStoredName], f[fieldFriendlyName] = c.Handle, c.StoredName, c.FriendlyName
+	f[fieldPSM], f[fieldMedia], f[fieldGroups] = c.PSM, c.Media.Render(), packList(c.Groups)
+	return contact{rec: f.pack(), status: internStatus(c.Status), lists: c.Lists}
+}
+
+func (c *contact) Handle() string       { return c.field(fieldHandle) }
+func (c *contact) StoredName() string   { return c.field(fieldStoredName) }
+func (c *contact) FriendlyName() string { return c.field(fieldFriendlyName) }
+func (c *contact) PSM() string          { return c.field(fieldPSM) }
+func (c *contact) Media() string        { return c.field(fieldMedia) }
+
+// Groups returns the group ids (a new slice; its strings share rec).
+func (c *contact) Groups() []string { return unpackList(c.field(fieldGroups)) }
+
+// fields unpacks every field; the strings share rec.
+func (c *contact) fields() contactFields {
+	var f contactFields
+	r := c.rec
+	for i := range f {
+		f[i], r = nextField(r)
+	}
+	return f
+}
+
+// set changes fields: edit changes the unpacked fields, and rec is built again from them.
+func (c *contact) set(edit func(f *contactFields)) {
+	f := c.fields()
+	edit(&f)
+	c.rec = f.pack()
+}
+
+func (c *contact) setGroups(ids []string) {
+	c.set(func(f *contactFields) { f[fieldGroups] = packList(ids) })
+}
+
+func (c *contact) field(i int) string {
+	r := c.rec
+	var s string
+	for range i + 1 {
+		s, r = nextField(r)
+	}
+	return s
+}
+
+// DisplayName is msn.Contact.DisplayName.
+func (c *contact) DisplayName() string {
+	f := c.fields()
+	return msn.Contact{Handle: f[fieldHandle], StoredName: f[fieldStoredName], FriendlyName: f[fieldFriendlyName]}.DisplayName()
+}
+
+// view returns the part of c that presence and profile events show.
+func (c *contact) view() presenceView {
+	code := string(c.status)
+	if code == "" {
+		code = "FLN"
+	}
+	f := c.fields()
+	name := msn.Contact{Handle: f[fieldHandle], StoredName: f[fieldStoredName], FriendlyName: f[fieldFriendlyName]}.DisplayName()
+	return presenceView{Handle: f[fieldHandle], Status: StatusFromMSN(code), MSNStatus: code, Name: name,
+		PSM: f[fieldPSM], Media: f[fieldMedia]}
+}
+
+func (f *contactFields) pack() string {
+	n := 0
+	for _, s := range f {
+		n += uvarintLen(len(s)) + len(s)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, s := range f {
+		writeField(&b, s)
+	}
+	return b.String()
+}
+
+func packList(items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, s := range items {
+		writeField(&b, s)
+	}
+	return b.String()
+}
+
+func unpackList(s string) []string {
+	var out []string
+	for s != "" {
+		var item string
+		item, s = nextField(s)
+		out = append(out, item)
+	}
+	return out
+}
+
+func writeField(b *strings.Builder, s string) {
+	n := uint(len(s))
+	for n >= 0x80 {
+		b.WriteByte(byte(n) | 0x80)
+		n >>= 7
+	}
+	b.WriteByte(byte(n))
+	b.WriteString(s)
+}
+
+// nextField splits the field at the start of r from the rest. r is always a rec (or a list)
+// that pack wrote, so its lengths are in range.
+func nextField(r string) (field, rest string) {
+	var n uint
+	for shift := uint(0); ; shift += 7 {
+		b := r[0]
+		r = r[1:]
+		n |= uint(b&0x7f) << shift
+		if b < 0x80 {
+			break
+		}
+	}
+	return r[:n], r[n:]
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for n >= 0x80 {
+		n >>= 7
+		l++
+	}
+	return l
+}
+
+// internStatus returns the msn constant equal to s, so that a contact's status never keeps
+// the memory it was read from (package msn hands out its constants; this is a safeguard).
+func internStatus(s msn.Status) msn.Status {
+	for _, k := range knownStatuses {
+		if s == k {
+			return k
+		}
+	}
+	return msn.Status(strings.Clone(string(s)))
+}
+
+var knownStatuses = [...]msn.Status{msn.StatusOnline, msn.StatusBusy, msn.StatusIdle, msn.StatusBRB,
+	msn.StatusAway, msn.StatusPhone, msn.StatusLunch, msn.StatusHidden, msn.StatusOffline}
+
+// contactSet is an account's contacts, sorted by handle: one slice of small values rather
+// than a map of pointers (see contact). A pointer that get or add returns is valid until the
+// next add or remove.
+type contactSet struct {
+	list []contact
+}
+
+func newContactSet(capacity int) contactSet {
+	return contactSet{list: make([]contact, 0, capacity)}
+}
+
+func (s *contactSet) len() int { return len(s.list) }
+
+func (s *contactSet) find(handle string) (int, bool) {
+	return slices.BinarySearchFunc(s.list, handle, func(c contact, h string) int {
+		return strings.Compare(c.Handle(), h)
+	})
+}
+
+// get returns the contact with handle (normalized), or nil.
+func (s *contactSet) get(handle string) *contact {
+	if i, ok := s.find(handle); ok {
+		return &s.list[i]
+	}
+	return nil
+}
+
+// put adds c, or replaces the contact with its handle, and returns where it is kept.
+func (s *contactSet) put(c contact) *contact {
+	i, ok := s.find(c.Handle())
+	if ok {
+		s.list[i] = c
+	} else {
+		s.list = slices.Insert(s.list, i, c)
+	}
+	return &s.list[i]
+}
+
+// remove drops the contact with handle, if there is one.
+func (s *contactSet) remove(handle string) {
+	if i, ok := s.find(handle); ok {
+		s.list = slices.Delete(s.list, i, i+1)
+	}
+}
+
+// all returns the contacts in handle order, for ranging by index (&s.all()[i]).
+func (s *contactSet) all() []contact { return s.list }
