@@ -4,17 +4,18 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/msn-bridge/msn-bridge/internal/packed"
 	"github.com/msn-bridge/msn-bridge/msn"
 )
 
 // contact is the core's model of one contact: the fields of msn.Contact that the neutral
 // model shows, with current media kept rendered. The core keeps one for every contact of every
 // account (a million at 10,000 accounts of 100), so it is kept small and, above all, light for
-// the garbage collector: its six strings are one, rec, each field after its uvarint length (the
-// group ids a list of the same form inside the last), and its status is an interned constant.
-// A contact is then one allocation and one pointer into the heap instead of seven, and the
-// collector marks a million objects fewer. Reading a field costs a walk over the lengths before
-// it; setting one builds rec again, which only presence, name and list changes do.
+// the garbage collector: its six strings are one, rec (package packed; the group ids a packed
+// list inside the last field), and its status is an interned constant. A contact is then one
+// allocation and one pointer into the heap instead of seven, and the collector marks a million
+// objects fewer. Setting a field builds rec again, which only presence, name, group and list
+// changes do.
 type contact struct {
 	rec    string
 	status msn.Status // interned: a constant of package msn, or the code as the server sent it
@@ -41,15 +42,15 @@ type contactFields [numFields]string
 func newContact(handle string, status msn.Status) contact {
 	var f contactFields
 	f[fieldHandle] = handle
-	return contact{rec: f.pack(), status: internStatus(status)}
+	return contact{rec: packed.Pack(f[:]...), status: internStatus(status)}
 }
 
 // contactFrom takes an msn.Contact (a copy the session handed out) into the model.
 func contactFrom(c *msn.Contact) contact {
 	var f contactFields
 	f[fieldHandle], f[fieldStoredName], f[fieldFriendlyName] = c.Handle, c.StoredName, c.FriendlyName
-	f[fieldPSM], f[fieldMedia], f[fieldGroups] = c.PSM, c.Media.Render(), packList(c.Groups)
-	return contact{rec: f.pack(), status: internStatus(c.Status), lists: c.Lists}
+	f[fieldPSM], f[fieldMedia], f[fieldGroups] = c.PSM, c.Media.Render(), packed.List(c.Groups)
+	return contact{rec: packed.Pack(f[:]...), status: internStatus(c.Status), lists: c.Lists}
 }
 
 func (c *contact) Handle() string       { return c.field(fieldHandle) }
@@ -59,15 +60,12 @@ func (c *contact) PSM() string          { return c.field(fieldPSM) }
 func (c *contact) Media() string        { return c.field(fieldMedia) }
 
 // Groups returns the group ids (a new slice; its strings share rec).
-func (c *contact) Groups() []string { return unpackList(c.field(fieldGroups)) }
+func (c *contact) Groups() []string { return packed.Items(c.field(fieldGroups)) }
 
 // fields unpacks every field; the strings share rec.
 func (c *contact) fields() contactFields {
 	var f contactFields
-	r := c.rec
-	for i := range f {
-		f[i], r = nextField(r)
-	}
+	packed.Unpack(c.rec, f[:])
 	return f
 }
 
@@ -75,21 +73,14 @@ func (c *contact) fields() contactFields {
 func (c *contact) set(edit func(f *contactFields)) {
 	f := c.fields()
 	edit(&f)
-	c.rec = f.pack()
+	c.rec = packed.Pack(f[:]...)
 }
 
 func (c *contact) setGroups(ids []string) {
-	c.set(func(f *contactFields) { f[fieldGroups] = packList(ids) })
+	c.rec = packed.Set(c.rec, fieldGroups, packed.List(ids))
 }
 
-func (c *contact) field(i int) string {
-	r := c.rec
-	var s string
-	for range i + 1 {
-		s, r = nextField(r)
-	}
-	return s
-}
+func (c *contact) field(i int) string { return packed.Field(c.rec, i) }
 
 // DisplayName is msn.Contact.DisplayName.
 func (c *contact) DisplayName() string {
@@ -107,74 +98,6 @@ func (c *contact) view() presenceView {
 	name := msn.Contact{Handle: f[fieldHandle], StoredName: f[fieldStoredName], FriendlyName: f[fieldFriendlyName]}.DisplayName()
 	return presenceView{Handle: f[fieldHandle], Status: StatusFromMSN(code), MSNStatus: code, Name: name,
 		PSM: f[fieldPSM], Media: f[fieldMedia]}
-}
-
-func (f *contactFields) pack() string {
-	n := 0
-	for _, s := range f {
-		n += uvarintLen(len(s)) + len(s)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, s := range f {
-		writeField(&b, s)
-	}
-	return b.String()
-}
-
-func packList(items []string) string {
-	if len(items) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	for _, s := range items {
-		writeField(&b, s)
-	}
-	return b.String()
-}
-
-func unpackList(s string) []string {
-	var out []string
-	for s != "" {
-		var item string
-		item, s = nextField(s)
-		out = append(out, item)
-	}
-	return out
-}
-
-func writeField(b *strings.Builder, s string) {
-	n := uint(len(s))
-	for n >= 0x80 {
-		b.WriteByte(byte(n) | 0x80)
-		n >>= 7
-	}
-	b.WriteByte(byte(n))
-	b.WriteString(s)
-}
-
-// nextField splits the field at the start of r from the rest. r is always a rec (or a list)
-// that pack wrote, so its lengths are in range.
-func nextField(r string) (field, rest string) {
-	var n uint
-	for shift := uint(0); ; shift += 7 {
-		b := r[0]
-		r = r[1:]
-		n |= uint(b&0x7f) << shift
-		if b < 0x80 {
-			break
-		}
-	}
-	return r[:n], r[n:]
-}
-
-func uvarintLen(n int) int {
-	l := 1
-	for n >= 0x80 {
-		n >>= 7
-		l++
-	}
-	return l
 }
 
 // internStatus returns the msn constant equal to s, so that a contact's status never keeps
