@@ -2,13 +2,14 @@ package msn
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/msn-bridge/msn-bridge/internal/packed"
 )
 
 // List is a set of contact-list bits (PROTOCOL.md §3.1).
@@ -159,32 +160,39 @@ func (c *Client) contactLocked(handle string) *contact {
 	ct := c.contacts[h]
 	if ct == nil {
 		h = strings.Clone(h) // a Reader's tokens share their line's memory
-		ct = &contact{handle: h, status: statusIndex(StatusOffline)}
+		ct = &contact{handle: h, rec: packed.Empty(recFields), status: statusIndex(StatusOffline)}
 		c.contacts[h] = ct
 	}
 	return ct
 }
 
-// contact is the stored form of a Contact, 128 bytes against 232 (Contacts and Contact build
-// the public form on the way out). The status is an index into statuses, the GUID 16 bytes,
-// the personal message and current media one string (the media as its wire text, parsed on the
-// way out), the group ids one string. Strings that repeat are shared rather than copied: a
-// stored name equal to the handle, a friendly name equal to either, group ids with the group's
-// own id. Every string is the contact's own, never a piece of a protocol line.
+// contact is the stored form of a Contact, 56 bytes against 232 (Contacts and Contact build
+// the public form on the way out). The client keeps one for every contact, so it is kept small
+// and light for the collector: besides the handle, its strings (stored and friendly name,
+// msnobj, PSM, the current media as its wire text, parsed on the way out, and the group ids)
+// are the fields of one packed string (internal/packed), so a contact is three objects and
+// three pointers whatever it holds. The status is an index into statuses, the GUID 16 bytes.
+// Every string is the contact's own, never a piece of a protocol line.
 type contact struct {
-	handle   string
-	name     string // StoredName
-	friendly string // FriendlyName
-	msnobj   string // MSNObject
-	ubx      string // PSM, then the CurrentMedia wire text: ubx[:psmLen] and ubx[psmLen:]
-	groups   string // see setGroups
-	guid     [16]byte
-	caps     uint32
-	psmLen   uint32
-	lists    List
-	status   uint8 // index into statuses
-	flags    contactFlags
+	handle string
+	rec    string // the fields below, packed
+	guid   [16]byte
+	caps   uint32
+	lists  List
+	status uint8 // index into statuses
+	flags  contactFlags
 }
+
+// The fields of contact.rec.
+const (
+	recName     = iota // StoredName
+	recFriendly        // FriendlyName
+	recMSNObject
+	recPSM
+	recMedia  // the CurrentMedia wire text
+	recGroups // the group ids, a packed list
+	recFields
+)
 
 type contactFlags uint8
 
@@ -192,7 +200,6 @@ const (
 	guidLower   contactFlags = 1 << iota // guid holds the GUID, written in lower case
 	guidUpper                            // guid holds the GUID, written in upper case
 	guidOther                            // the GUID is not 8-4-4-4-12 hex of one case: see Client.otherGUIDs
-	groupsMulti                          // groups holds several ids, each after its uvarint length
 	groupsEmpty                          // no group ids, but an empty list rather than none
 )
 
@@ -208,109 +215,39 @@ func statusIndex(s Status) uint8 {
 	return uint8(len(statuses) - 1) // StatusOffline
 }
 
-func (ct *contact) psm() string       { return ct.ubx[:ct.psmLen] }
-func (ct *contact) mediaText() string { return ct.ubx[ct.psmLen:] }
+func (ct *contact) name() string      { return packed.Field(ct.rec, recName) }
+func (ct *contact) friendly() string  { return packed.Field(ct.rec, recFriendly) }
+func (ct *contact) msnobj() string    { return packed.Field(ct.rec, recMSNObject) }
+func (ct *contact) psm() string       { return packed.Field(ct.rec, recPSM) }
+func (ct *contact) mediaText() string { return packed.Field(ct.rec, recMedia) }
 
-// setUBX stores a personal message and the text of the current media ("" for none; psm is
-// then shared, not copied) and returns the stored PSM, for the event.
+// setUBX stores a personal message and the text of the current media ("" for none) and
+// returns the stored PSM, for the event.
 func (ct *contact) setUBX(psm, media string) string {
-	if media == "" {
-		ct.ubx = psm
-	} else {
-		ct.ubx = psm + media
-	}
-	ct.psmLen = uint32(len(psm))
+	ct.rec = packed.Set(packed.Set(ct.rec, recPSM, psm), recMedia, media)
 	return ct.psm()
 }
 
-// setName stores the stored name, sharing the handle's string when they are equal.
-func (ct *contact) setName(name string) {
-	switch name {
-	case ct.name:
-	case ct.handle:
-		ct.name = ct.handle
-	default:
-		ct.name = strings.Clone(name)
-	}
-}
-
-// setFriendly stores the friendly name, sharing the stored name's or the handle's string when
-// equal to one.
-func (ct *contact) setFriendly(name string) {
-	switch name {
-	case ct.friendly:
-	case ct.name:
-		ct.friendly = ct.name
-	case ct.handle:
-		ct.friendly = ct.handle
-	default:
-		ct.friendly = strings.Clone(name)
-	}
-}
+func (ct *contact) setName(name string)     { ct.rec = packed.Set(ct.rec, recName, name) }
+func (ct *contact) setFriendly(name string) { ct.rec = packed.Set(ct.rec, recFriendly, name) }
+func (ct *contact) setMSNObject(obj string) { ct.rec = packed.Set(ct.rec, recMSNObject, obj) }
 
 // groupIDs returns the contact's group ids as a new slice: nil for none, or an empty non-nil
 // slice when the list was emptied, as the []string this replaces was.
 func (ct *contact) groupIDs() []string {
-	switch {
-	case ct.flags&groupsMulti != 0:
-		var out []string
-		for s := ct.groups; s != ""; {
-			n, k := uvarintString(s)
-			if k <= 0 || n > uint64(len(s)-k) {
-				break // never written so
-			}
-			out = append(out, s[k:k+int(n)])
-			s = s[k+int(n):]
-		}
-		return out
-	case ct.groups != "":
-		return []string{ct.groups}
-	case ct.flags&groupsEmpty != 0:
+	if ct.flags&groupsEmpty != 0 {
 		return []string{}
 	}
-	return nil
+	return packed.Items(packed.Field(ct.rec, recGroups))
 }
 
-// setGroups stores ids: nothing for none, the id itself for one (interned by the caller, so
-// that it costs no allocation), and for more, one string of each id after its length.
+// setGroups stores ids (nil for none, an empty slice for an emptied list).
 func (ct *contact) setGroups(ids []string) {
-	ct.flags &^= groupsMulti | groupsEmpty
-	switch {
-	case len(ids) == 0:
-		ct.groups = ""
-		if ids != nil {
-			ct.flags |= groupsEmpty
-		}
-	case len(ids) == 1 && ids[0] != "":
-		ct.groups = ids[0]
-	default:
-		n := 0
-		for _, id := range ids {
-			n += binary.MaxVarintLen64 + len(id)
-		}
-		b := make([]byte, 0, n)
-		for _, id := range ids {
-			b = binary.AppendUvarint(b, uint64(len(id)))
-			b = append(b, id...)
-		}
-		ct.groups = string(b)
-		ct.flags |= groupsMulti
+	ct.flags &^= groupsEmpty
+	if len(ids) == 0 && ids != nil {
+		ct.flags |= groupsEmpty
 	}
-}
-
-// uvarintString is binary.Uvarint on a string.
-func uvarintString(s string) (uint64, int) {
-	var x uint64
-	var shift uint
-	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
-		b := s[i]
-		if b < 0x80 {
-			return x | uint64(b)<<shift, i + 1
-		}
-		x |= uint64(b&0x7f) << shift
-		shift += 7
-	}
-	return 0, 0
+	ct.rec = packed.Set(ct.rec, recGroups, packed.List(ids))
 }
 
 // parseGUID parses 8-4-4-4-12 hex. lower and upper report whether the letters in it are all of
@@ -413,13 +350,13 @@ func (c *Client) publicLocked(ct *contact) Contact {
 	return Contact{
 		Handle:       ct.handle,
 		GUID:         c.guidLocked(ct),
-		StoredName:   ct.name,
-		FriendlyName: ct.friendly,
+		StoredName:   ct.name(),
+		FriendlyName: ct.friendly(),
 		Lists:        ct.lists,
 		Groups:       ct.groupIDs(),
 		Status:       statuses[ct.status],
 		Capabilities: ct.caps,
-		MSNObject:    ct.msnobj,
+		MSNObject:    ct.msnobj(),
 		PSM:          ct.psm(),
 		Media:        ParseCurrentMedia(ct.mediaText()),
 	}
@@ -649,7 +586,7 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 	} else if l == ListBlock {
 		ct.lists &^= ListAllow
 	}
-	ev := &ListChanged{Handle: ct.handle, List: l, Added: true, Name: ct.name, GUID: c.guidLocked(ct)}
+	ev := &ListChanged{Handle: ct.handle, List: l, Added: true, Name: ct.name(), GUID: c.guidLocked(ct)}
 	c.mu.Unlock()
 	c.emit(ev)
 	return ev
@@ -687,7 +624,7 @@ func (c *Client) applyREM(l List, args []string) {
 	if l == ListForward {
 		ct.setGroups(nil)
 	}
-	ev := &ListChanged{Handle: ct.handle, List: l, Added: false, Name: ct.name, GUID: c.guidLocked(ct)}
+	ev := &ListChanged{Handle: ct.handle, List: l, Added: false, Name: ct.name(), GUID: c.guidLocked(ct)}
 	if ct.lists == 0 {
 		c.deleteContactLocked(ct)
 	}

@@ -241,7 +241,8 @@ func TestContactStoredForm(t *testing.T) {
 			groups[i] = c.internGroupLocked(g)
 		}
 		ct.setGroups(groups)
-		ct.status, ct.caps, ct.msnobj = statusIndex(want.Status), want.Capabilities, want.MSNObject
+		ct.status, ct.caps = statusIndex(want.Status), want.Capabilities
+		ct.setMSNObject(want.MSNObject)
 		media := ""
 		if !want.Media.IsZero() {
 			media = want.Media.String()

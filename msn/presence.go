@@ -157,14 +157,12 @@ func (c *Client) handlePresence(cmd *Command) {
 		// The event then carries the contact's own strings (and the contact's handle), so that
 		// whoever keeps them (the bridge's model) neither keeps the line nor a second copy.
 		ct.status, ct.caps = statusIndex(ev.Status), ev.Capabilities
-		if ev.MSNObject != ct.msnobj {
-			ct.msnobj = strings.Clone(ev.MSNObject)
-		}
+		ct.setMSNObject(ev.MSNObject)
 		if ev.FriendlyName != "" {
 			ct.setFriendly(ev.FriendlyName)
-			ev.FriendlyName = ct.friendly
+			ev.FriendlyName = ct.friendly()
 		}
-		ev.Handle, ev.MSNObject = ct.handle, ct.msnobj
+		ev.Handle, ev.MSNObject = ct.handle, ct.msnobj()
 	}
 	c.mu.Unlock()
 	c.emit(ev)
