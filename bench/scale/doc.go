@@ -13,9 +13,10 @@
 // SCALE_SECONDS override the size, the message rate and the traffic duration, SCALE_DBCONNS the
 // database pool (the example config's max_open_conns, as many idle). SCALE_HEAPPROFILE=path
 // writes a heap profile of the idle state (everyone logged in) for go tool pprof, the goroutines
-// of that moment beside it (path.goroutines.txt), and a profile after the traffic (path.after:
-// with the idle one as -base and -sample_index=alloc_space, what the traffic allocated) with
-// its goroutines (path.after.goroutines.txt).
+// of that moment beside it (path.goroutines.txt), one right before the traffic (path.before,
+// after the warm-up; it collects, so the traffic then starts on a fresh heap) and one after it
+// (path.after: with path.before as -base and -sample_index=alloc_space, what the traffic
+// allocated), each with its goroutines.
 // During the traffic, SCALE_CPUPROFILE=path writes a CPU profile and SCALE_TRACE=path the first
 // 3 s of an execution trace (go tool trace -pprof=syscall, sched, sync: where the message path
 // waited), SCALE_MUTEXPROFILE=path the lock and blocking profiles (path.mutex, path.block:

@@ -358,6 +358,13 @@ func TestScale(t *testing.T) {
 	total := rate * seconds
 	sentAt := make(map[string]time.Time, total/2)
 	interval := time.Second / time.Duration(rate)
+	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
+		// With this one as -base, what the traffic allocated (-sample_index=alloc_space). It
+		// collects first, so the traffic starts on a fresh heap when profiling.
+		writeHeapProfile(t, path+".before")
+	}
+	var mem0, mem1 runtime.MemStats
+	runtime.ReadMemStats(&mem0)
 	trafficStart := time.Now()
 	stopProfiles := startTrafficProfiles(t)
 	probe := startWakeProbe()
@@ -395,12 +402,12 @@ func TestScale(t *testing.T) {
 		}
 		return got == inboundWant && ok+len(failed) == len(sentAt) && received+len(failed) == len(sentAt) || len(srv.errors()) > 0
 	})
+	runtime.ReadMemStats(&mem1)
 	if errs := srv.errors(); len(errs) > 0 {
 		t.Fatalf("BotSay failed: %v", errs[0])
 	}
 	after := sample()
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
-		// With the idle profile as -base, what the traffic allocated (-sample_index=alloc_space).
 		writeHeapProfile(t, path+".after")
 	}
 
@@ -430,6 +437,11 @@ func TestScale(t *testing.T) {
 	t.Logf("traffic CPU:       %.2f cores of this process (%s in %s), %.2f of msntest's; hypervisor steal %.1f%% of the machine's CPU time",
 		cpuTraffic.Seconds()/trafficTook.Seconds(), cpuTraffic.Round(time.Millisecond), trafficTook.Round(10*time.Millisecond),
 		serverCPU.Seconds()/trafficTook.Seconds(), 100*stealShare(ticks0, steal0, ticks1, steal1))
+	// From the start of the traffic until the last message was relayed: the allocations set
+	// how often the collector runs, and under the memory limit a collection in the traffic is
+	// what the p99 pays (docs/reliability.md, "the contacts, packed").
+	t.Logf("traffic memory:    %.1f KB and %.0f allocations per message (this process, everything it did meanwhile); %d collections",
+		float64(mem1.TotalAlloc-mem0.TotalAlloc)/float64(total)/1000, float64(mem1.Mallocs-mem0.Mallocs)/float64(total), mem1.NumGC-mem0.NumGC)
 	lateOver := 0
 	for _, d := range wakeLate {
 		if d > time.Millisecond {
