@@ -57,18 +57,19 @@ func (s Status) intern() Status {
 
 // Defaults applied by NewClient to zero Config fields.
 const (
-	DefaultClientVersion   = "7.0.0816"
-	DefaultCapabilities    = 0x40000000
-	DefaultDialTimeout     = 15 * time.Second
-	DefaultRequestTimeout  = 30 * time.Second
-	DefaultJoinTimeout     = 30 * time.Second
-	DefaultAckTimeout      = 30 * time.Second
-	DefaultPingTimeout     = 30 * time.Second
-	DefaultMaxQueuedEvents = 10000
-	DefaultMaxSessions     = 64
-	maxServerPingInterval  = 50 * time.Second
-	minServerPingInterval  = 5 * time.Second
-	maxLoginHops           = 5
+	DefaultClientVersion      = "7.0.0816"
+	DefaultCapabilities       = 0x40000000
+	DefaultDialTimeout        = 15 * time.Second
+	DefaultRequestTimeout     = 30 * time.Second
+	DefaultJoinTimeout        = 30 * time.Second
+	DefaultAckTimeout         = 30 * time.Second
+	DefaultPingTimeout        = 30 * time.Second
+	DefaultMaxQueuedEvents    = 10000
+	DefaultMaxSessions        = 64
+	DefaultSessionIdleTimeout = 10 * time.Minute
+	maxServerPingInterval     = 50 * time.Second
+	minServerPingInterval     = 5 * time.Second
+	maxLoginHops              = 5
 )
 
 // Config configures a Client. Server and one of NexusURL/LoginURL are required; every other zero
@@ -115,6 +116,14 @@ type Config struct {
 	// active idle session first; when every session awaits an ACK, invitations are ignored and
 	// sends fail.
 	MaxSessions int
+	// SessionIdleTimeout is how long a one-to-one switchboard session may go without a message
+	// either way before the client leaves it (default 10 minutes; negative: never). A server
+	// such as Escargot never closes an idle switchboard, so without it every conversation would
+	// keep its connection and reader until the contact closes the window, the account logs out
+	// or MaxSessions is reached. The next message either way opens a new session. Sessions that
+	// had more than one other participant are kept: they cannot be rejoined. Checked at each
+	// keepalive (PingInterval), so a session is left up to one interval late.
+	SessionIdleTimeout time.Duration
 
 	// Log receives the library's logs. Passwords and tickets are never logged.
 	Log zerolog.Logger
@@ -145,6 +154,9 @@ func (cfg *Config) setDefaults() {
 	def(&cfg.PingTimeout, DefaultPingTimeout)
 	if cfg.MaxQueuedEvents <= 0 {
 		cfg.MaxQueuedEvents = DefaultMaxQueuedEvents
+	}
+	if cfg.SessionIdleTimeout == 0 {
+		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -805,6 +817,7 @@ func (c *Client) keepaliveStep(gen uint32) {
 	}
 	c.ka.waiting = true // a QNG that comes from now on answers this PNG
 	c.mu.Unlock()
+	c.leaveIdleSessions()
 	if err := ns.send(&Command{Name: "PNG"}); err != nil {
 		return // the connection is closed: its reader ends the session
 	}

@@ -97,7 +97,10 @@ func startAliceAndBob(t *testing.T) *msntest.Server {
 // the test ends.
 func newAlice(t *testing.T, srv *msntest.Server, cfg msn.Config) (*msn.Client, chan msn.Event) {
 	t.Helper()
-	cfg.Server, cfg.NexusURL, cfg.PingInterval = srv.NSAddr(), srv.HTTPSNexusURL(), time.Hour
+	cfg.Server, cfg.NexusURL = srv.NSAddr(), srv.HTTPSNexusURL()
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = time.Hour
+	}
 	cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
 	events := make(chan msn.Event, 256)
 	c, err := msn.NewClient(cfg, "alice@example.com", "alicepw", func(ev msn.Event) {
@@ -261,6 +264,77 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A one-to-one session without a message for SessionIdleTimeout is left at the next keepalive,
+// and the next message to the contact opens a new one; with a negative timeout it stays.
+func TestIntegrationIdleSessionLeft(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		left    bool
+	}{{"timeout", 300 * time.Millisecond, true}, {"never", -1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := msntest.New(msntest.Options{
+				Accounts: []msntest.AccountSpec{
+					{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
+					{Handle: "bob@example.com", Password: "pw", Name: "Bob", Status: "NLN"},
+				},
+				Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
+			})
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, events := newAlice(t, srv, msn.Config{SessionIdleTimeout: tc.timeout, PingInterval: 100 * time.Millisecond})
+			if err := c.Login(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.BotSay("bob@example.com", "alice@example.com", "hi"); err != nil {
+				t.Fatal(err)
+			}
+			var session string
+			// Wait for bob's message, then for its session to close: up to 3 s when it
+			// should (the timeout and many keepalives), 1.5 s when it should not.
+			wait := time.After(20 * time.Second)
+			for session == "" {
+				select {
+				case ev := <-events:
+					if m, ok := ev.(*msn.MessageReceived); ok {
+						session = m.SessionID
+					}
+				case <-wait:
+					t.Fatal("bob's message never arrived")
+				}
+			}
+			limit := 1500 * time.Millisecond
+			if tc.left {
+				limit = 3 * time.Second
+			}
+			closed := false
+			deadline := time.After(limit)
+		loop:
+			for {
+				select {
+				case ev := <-events:
+					if sc, ok := ev.(*msn.SessionClosed); ok && sc.SessionID == session {
+						closed = true
+						break loop
+					}
+				case <-deadline:
+					break loop
+				}
+			}
+			if closed != tc.left {
+				t.Fatalf("session closed: %v, want %v", closed, tc.left)
+			}
+			if err := c.SendText(ctx, "bob@example.com", "still there?", nil); err != nil {
+				t.Fatalf("SendText after the idle session: %v", err)
+			}
+		})
+	}
 }
 
 // TestIntegrationSessionLimitLeavesTheIdlest: Escargot never closes an idle switchboard, so at

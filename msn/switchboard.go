@@ -161,6 +161,32 @@ func (c *Client) idlestLocked() *session {
 	return lru
 }
 
+// leaveIdleSessions leaves the one-to-one sessions without a message either way for
+// Config.SessionIdleTimeout, open and joined, with no message awaiting its ACK. A send that
+// picked one just before is not lost: a message not yet written when the session closes is sent
+// on a new session (errNotSent).
+func (c *Client) leaveIdleSessions() {
+	if c.cfg.SessionIdleTimeout < 0 {
+		return
+	}
+	now := time.Now()
+	var idle []*session
+	c.mu.Lock()
+	for s := range c.sb.sessions {
+		if s.ready && !s.closing && !s.everMulti && !s.cn.awaiting() && now.Sub(s.lastActive) >= c.cfg.SessionIdleTimeout {
+			s.closing = true
+			idle = append(idle, s)
+		}
+	}
+	c.mu.Unlock()
+	if len(idle) > 0 {
+		c.log.Debug().Int("sessions", len(idle)).Dur("idle_timeout", c.cfg.SessionIdleTimeout).Msg("Leaving idle switchboard sessions")
+	}
+	for _, s := range idle {
+		s.close()
+	}
+}
+
 // close leaves the session: OUT, then close the socket. It does not wait.
 func (s *session) close() {
 	s.c.mu.Lock()
