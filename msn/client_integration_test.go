@@ -275,17 +275,7 @@ func TestIntegrationIdleSessionLeft(t *testing.T) {
 		left    bool
 	}{{"timeout", 300 * time.Millisecond, true}, {"never", -1, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := msntest.New(msntest.Options{
-				Accounts: []msntest.AccountSpec{
-					{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-					{Handle: "bob@example.com", Password: "pw", Name: "Bob", Status: "NLN"},
-				},
-				Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
-			})
-			if err := srv.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Close)
+			srv := startAliceAndBob(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			c, events := newAlice(t, srv, msn.Config{SessionIdleTimeout: tc.timeout, PingInterval: 100 * time.Millisecond})
