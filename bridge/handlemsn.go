@@ -63,7 +63,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		c := a.contactLocked(e.Handle)
 		delete(a.carriedPSM, c.Handle())
 		before := c.view()
-		c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = e.PSM, e.Media.Render() })
+		if media := e.Media.Render(); e.PSM != c.PSM() || media != c.Media() {
+			c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = e.PSM, media })
+		}
 		a.presenceChangedLocked(c, before)
 	case *msn.ListChanged:
 		a.listChangedLocked(e)
