@@ -12,13 +12,13 @@ import (
 // model shows, with current media kept rendered. The core keeps one for every contact of every
 // account (a million at 10,000 accounts of 100), so it is kept small and, above all, light for
 // the garbage collector: its six strings are one, rec (package packed; the group ids a packed
-// list inside the last field), and its status is an interned constant. A contact is then one
-// allocation and one pointer into the heap instead of seven, and the collector marks a million
-// objects fewer. Setting a field builds rec again, which only presence, name, group and list
-// changes do.
+// list inside the last field); its status is one of package msn's constants, as the client
+// hands them out. A contact is then one allocation and one pointer into the heap instead of
+// seven, and the collector marks a million objects fewer. Setting a field to a new value builds
+// rec again, which only presence, name, group and list changes do.
 type contact struct {
 	rec    string
-	status msn.Status // interned: a constant of package msn, or the code as the server sent it
+	status msn.Status
 	lists  msn.List
 	// announced is set once frontends have been told of the contact (in a ContactSnapshot or a
 	// presence flush): its changes are then compared with what they were told.
@@ -42,7 +42,7 @@ type contactFields [numFields]string
 func newContact(handle string, status msn.Status) contact {
 	var f contactFields
 	f[fieldHandle] = handle
-	return contact{rec: packed.Pack(f[:]...), status: internStatus(status)}
+	return contact{rec: packed.Pack(f[:]...), status: status}
 }
 
 // contactFrom takes an msn.Contact (a copy the session handed out) into the model.
@@ -50,7 +50,7 @@ func contactFrom(c *msn.Contact) contact {
 	var f contactFields
 	f[fieldHandle], f[fieldStoredName], f[fieldFriendlyName] = c.Handle, c.StoredName, c.FriendlyName
 	f[fieldPSM], f[fieldMedia], f[fieldGroups] = c.PSM, c.Media.Render(), packed.List(c.Groups)
-	return contact{rec: packed.Pack(f[:]...), status: internStatus(c.Status), lists: c.Lists}
+	return contact{rec: packed.Pack(f[:]...), status: c.Status, lists: c.Lists}
 }
 
 func (c *contact) Handle() string       { return c.field(fieldHandle) }
@@ -69,22 +69,17 @@ func (c *contact) fields() contactFields {
 	return f
 }
 
-// set changes fields: edit changes the unpacked fields, and rec is built again from them.
-func (c *contact) set(edit func(f *contactFields)) {
-	f := c.fields()
-	edit(&f)
-	c.rec = packed.Pack(f[:]...)
-}
+// set changes field i to v; rec is built again only when v is new.
+func (c *contact) set(i int, v string) { c.rec = packed.Set(c.rec, i, v) }
 
-func (c *contact) setGroups(ids []string) {
-	c.rec = packed.Set(c.rec, fieldGroups, packed.List(ids))
-}
+func (c *contact) setGroups(ids []string) { c.set(fieldGroups, packed.List(ids)) }
 
 func (c *contact) field(i int) string { return packed.Field(c.rec, i) }
 
 // DisplayName is msn.Contact.DisplayName.
-func (c *contact) DisplayName() string {
-	f := c.fields()
+func (c *contact) DisplayName() string { return c.fields().displayName() }
+
+func (f contactFields) displayName() string {
 	return msn.Contact{Handle: f[fieldHandle], StoredName: f[fieldStoredName], FriendlyName: f[fieldFriendlyName]}.DisplayName()
 }
 
@@ -95,28 +90,13 @@ func (c *contact) view() presenceView {
 		code = "FLN"
 	}
 	f := c.fields()
-	name := msn.Contact{Handle: f[fieldHandle], StoredName: f[fieldStoredName], FriendlyName: f[fieldFriendlyName]}.DisplayName()
-	return presenceView{Handle: f[fieldHandle], Status: StatusFromMSN(code), MSNStatus: code, Name: name,
+	return presenceView{Handle: f[fieldHandle], Status: StatusFromMSN(code), MSNStatus: code, Name: f.displayName(),
 		PSM: f[fieldPSM], Media: f[fieldMedia]}
 }
 
-// internStatus returns the msn constant equal to s, so that a contact's status never keeps
-// the memory it was read from (package msn hands out its constants; this is a safeguard).
-func internStatus(s msn.Status) msn.Status {
-	for _, k := range knownStatuses {
-		if s == k {
-			return k
-		}
-	}
-	return msn.Status(strings.Clone(string(s)))
-}
-
-var knownStatuses = [...]msn.Status{msn.StatusOnline, msn.StatusBusy, msn.StatusIdle, msn.StatusBRB,
-	msn.StatusAway, msn.StatusPhone, msn.StatusLunch, msn.StatusHidden, msn.StatusOffline}
-
 // contactSet is an account's contacts, sorted by handle: one slice of small values rather
-// than a map of pointers (see contact). A pointer that get or add returns is valid until the
-// next add or remove.
+// than a map of pointers (see contact). A pointer that get or put returns is valid until the
+// next put or remove.
 type contactSet struct {
 	list []contact
 }
@@ -124,8 +104,6 @@ type contactSet struct {
 func newContactSet(capacity int) contactSet {
 	return contactSet{list: make([]contact, 0, capacity)}
 }
-
-func (s *contactSet) len() int { return len(s.list) }
 
 func (s *contactSet) find(handle string) (int, bool) {
 	return slices.BinarySearchFunc(s.list, handle, func(c contact, h string) int {

@@ -37,7 +37,7 @@ func TestContactFieldsRoundTrip(t *testing.T) {
 			}
 		}
 		check("stored", mc)
-		c.set(func(f *contactFields) { f[fieldPSM] = huge })
+		c.set(fieldPSM, huge)
 		mc.PSM = huge
 		check("PSM changed", mc)
 		c.setGroups(nil)
@@ -75,8 +75,8 @@ func TestContactSetOrder(t *testing.T) {
 		t.Fatal("a change through get's pointer was not kept")
 	}
 	s.put(newContact("c3@example.com", msn.StatusOnline))
-	if s.len() != 10 || s.get("c3@example.com").status != msn.StatusOnline {
-		t.Fatalf("put of a known handle: %d contacts, status %q", s.len(), s.get("c3@example.com").status)
+	if len(s.all()) != 10 || s.get("c3@example.com").status != msn.StatusOnline {
+		t.Fatalf("put of a known handle: %d contacts, status %q", len(s.all()), s.get("c3@example.com").status)
 	}
 	s.remove("c0@example.com")
 	s.remove("c9@example.com")

@@ -466,6 +466,20 @@ func TestStartRateLimit(t *testing.T) {
 	}
 }
 
+// eventMarker returns a func that emits a marker event on sess and returns the events mx was
+// shown since the previous marker, once those emitted before it were handled.
+func eventMarker(t *testing.T, mx *recorder, sess *fakeSession) func() []Event {
+	n := 0
+	return func() []Event {
+		t.Helper()
+		before := len(mx.events())
+		n++
+		sess.emit(&msn.TypingReceived{From: "bob@example.com", SessionID: fmt.Sprint("sb", n)})
+		evts := mx.waitFor(t, "the marker", func(evts []Event) bool { return countType[Typing](evts[before:]) == 1 })
+		return evts[before:]
+	}
+}
+
 // A change of the own profile the server reports (not Requested) but that was overtaken by the
 // core's own change must not undo it: the name reported during login, delivered after the user
 // chose another, once replaced the choice, and the next profile change stored the old name.
@@ -479,12 +493,7 @@ func TestOvertakenOwnProfileReport(t *testing.T) {
 	acc := loggedIn(t, core, mx)
 	mx.waitFor(t, "online", hasState(StateOnline))
 	sess := core.srv.session("alice@example.com")
-	marker := func(n int) []Event {
-		before := len(mx.events())
-		sess.emit(&msn.TypingReceived{From: "bob@example.com", SessionID: fmt.Sprint("sb", n)})
-		evts := mx.waitFor(t, "the marker", func(evts []Event) bool { return countType[Typing](evts[before:]) == 1 })
-		return evts[before:]
-	}
+	marker := eventMarker(t, mx, sess)
 	checkProfile := func(when string, wantStatus Status, wantPSM, wantName string) {
 		t.Helper()
 		if st, psm, name := acc.Profile(); st != wantStatus || psm != wantPSM || name != wantName {
@@ -497,13 +506,13 @@ func TestOvertakenOwnProfileReport(t *testing.T) {
 	if err := acc.SetStatus(ctx, "matrix", StatusBusy); err != nil {
 		t.Fatal(err)
 	}
-	marker(1)
+	marker()
 
 	// Reports of values the session no longer has, delivered late.
 	sess.emit(&msn.OwnNameChanged{Name: "Name at login"})
 	sess.emit(&msn.OwnStatusChanged{Status: msn.StatusAway})
 	sess.emit(&msn.OwnPersonalMessageChanged{PSM: "old psm"})
-	if n := countType[OwnProfile](marker(2)); n != 0 {
+	if n := countType[OwnProfile](marker()); n != 0 {
 		t.Fatalf("%d profiles shown for overtaken reports", n)
 	}
 	checkProfile("after overtaken reports", StatusBusy, "", "Chosen")
@@ -524,7 +533,7 @@ func TestOvertakenOwnProfileReport(t *testing.T) {
 	go func() { done <- acc.SetName(ctx, "matrix", "Newest") }()
 	<-entered
 	sess.emit(&msn.OwnNameChanged{Name: "Chosen"})
-	if n := countType[OwnProfile](marker(3)); n != 0 {
+	if n := countType[OwnProfile](marker()); n != 0 {
 		t.Fatalf("%d profiles shown for a report during the core's own change", n)
 	}
 	close(release)
@@ -538,7 +547,7 @@ func TestOvertakenOwnProfileReport(t *testing.T) {
 
 	// Made elsewhere, after: adopted.
 	sess.reportOwn(func(s *msn.Self) { s.FriendlyName = "Elsewhere" }, &msn.OwnNameChanged{Name: "Elsewhere"})
-	if n := countType[OwnProfile](marker(4)); n != 1 {
+	if n := countType[OwnProfile](marker()); n != 1 {
 		t.Fatalf("%d profiles shown for a name set elsewhere, want 1", n)
 	}
 	checkProfile("after a name set elsewhere", StatusBusy, "now", "Elsewhere")
@@ -568,16 +577,7 @@ func TestLateOwnProfileConfirmation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := 0
-	// marker returns the events shown since the last marker, once those emitted before it
-	// were handled.
-	marker := func() []Event {
-		before := len(mx.events())
-		n++
-		sess.emit(&msn.TypingReceived{From: "bob@example.com", SessionID: fmt.Sprint("sb", n)})
-		evts := mx.waitFor(t, "the marker", func(evts []Event) bool { return countType[Typing](evts[before:]) == 1 })
-		return evts[before:]
-	}
+	marker := eventMarker(t, mx, sess)
 	profiles := func(evts []Event) (shown []OwnProfile) {
 		for _, e := range evts {
 			if p, ok := e.(OwnProfile); ok {

@@ -54,18 +54,17 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		c := a.contactLocked(e.Handle)
 		delete(a.carriedStatus, c.Handle())
 		before := c.view()
-		c.status = internStatus(e.Status)
-		if e.FriendlyName != "" && e.FriendlyName != c.FriendlyName() {
-			c.set(func(f *contactFields) { f[fieldFriendlyName] = e.FriendlyName })
+		c.status = e.Status
+		if e.FriendlyName != "" {
+			c.set(fieldFriendlyName, e.FriendlyName)
 		}
 		a.presenceChangedLocked(c, before)
 	case *msn.PersonalMessageChanged:
 		c := a.contactLocked(e.Handle)
 		delete(a.carriedPSM, c.Handle())
 		before := c.view()
-		if media := e.Media.Render(); e.PSM != c.PSM() || media != c.Media() {
-			c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = e.PSM, media })
-		}
+		c.set(fieldPSM, e.PSM)
+		c.set(fieldMedia, e.Media.Render())
 		a.presenceChangedLocked(c, before)
 	case *msn.ListChanged:
 		a.listChangedLocked(e)
@@ -73,7 +72,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		c := a.contactLocked(e.Handle)
 		c.lists |= msn.ListPending | msn.ListReverse
 		if e.Name != "" && c.StoredName() == "" {
-			c.set(func(f *contactFields) { f[fieldStoredName] = e.Name })
+			c.set(fieldStoredName, e.Name)
 		}
 		a.emitLocked(ContactRequest{Handle: c.Handle(), Name: c.DisplayName()}, "")
 	case *msn.GroupChanged:
@@ -220,7 +219,8 @@ func (a *Account) resyncLocked(live *liveSession) {
 				a.carriedStatus[h] = true
 			}
 			if psm, media := old.PSM(), old.Media(); c.PSM() == "" && c.Media() == "" && (psm != "" || media != "") {
-				c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = psm, media })
+				c.set(fieldPSM, psm)
+				c.set(fieldMedia, media)
 				a.carriedPSM[h] = true
 			}
 		}
@@ -249,7 +249,8 @@ func (a *Account) endPresenceGrace(gen uint64) {
 	for h := range a.carriedPSM {
 		if c := a.contacts.get(h); c != nil {
 			before := c.view()
-			c.set(func(f *contactFields) { f[fieldPSM], f[fieldMedia] = "", "" })
+			c.set(fieldPSM, "")
+			c.set(fieldMedia, "")
 			a.presenceChangedLocked(c, before)
 		}
 	}
@@ -313,8 +314,8 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 	} else {
 		c.lists &^= e.List
 	}
-	if e.Name != "" && e.Name != c.StoredName() {
-		c.set(func(f *contactFields) { f[fieldStoredName] = e.Name })
+	if e.Name != "" {
+		c.set(fieldStoredName, e.Name)
 	}
 	if before == c.lists {
 		return

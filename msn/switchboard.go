@@ -151,7 +151,7 @@ func (c *Client) evictLocked() *session {
 func (c *Client) idlestLocked() *session {
 	var lru *session
 	for s := range c.sb.sessions {
-		if !s.ready || s.closing || s.cn.awaiting() {
+		if !s.leavableLocked() {
 			continue
 		}
 		if lru == nil || s.lastActive.Before(lru.lastActive) {
@@ -173,7 +173,7 @@ func (c *Client) leaveIdleSessions() {
 	var idle []*session
 	c.mu.Lock()
 	for s := range c.sb.sessions {
-		if s.ready && !s.closing && !s.everMulti && !s.cn.awaiting() && now.Sub(s.lastActive) >= c.cfg.SessionIdleTimeout {
+		if s.leavableLocked() && !s.everMulti && now.Sub(s.lastActive) >= c.cfg.SessionIdleTimeout {
 			s.closing = true
 			idle = append(idle, s)
 		}
@@ -186,6 +186,10 @@ func (c *Client) leaveIdleSessions() {
 		s.close()
 	}
 }
+
+// leavableLocked reports whether the session may be left for want of use: open, joined, and
+// with no message awaiting its ACK. Client.mu must be held.
+func (s *session) leavableLocked() bool { return s.ready && !s.closing && !s.cn.awaiting() }
 
 // close leaves the session: OUT, then close the socket. It does not wait.
 func (s *session) close() {
