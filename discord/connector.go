@@ -151,6 +151,8 @@ func (f *Frontend) Start(ctx context.Context) error {
 	s.AddHandler(f.onDisconnect)
 	s.AddHandler(f.onResumed)
 	s.AddHandler(f.onMessageCreate)
+	s.AddHandler(f.onMessageUpdate)
+	s.AddHandler(f.onMessageDelete)
 	s.AddHandler(f.onTypingStart)
 	s.AddHandler(f.onChannelDelete)
 	s.AddHandler(f.onInteraction)

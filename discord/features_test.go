@@ -314,3 +314,77 @@ func TestLoginRefused(t *testing.T) {
 		t.Fatal("a refused login left an account or channels behind")
 	}
 }
+
+// TestEditsAndDeletes: MSN cannot change or take back a message it delivered. An edit of the
+// owner's message is carried as a new message, "* " and the new text, once per change; an
+// update that is no edit sends nothing; deleting a delivered message says in the channel that
+// the contact still has it; an edit that fails is reported on the message.
+func TestEditsAndDeletes(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	owner := h.dc.OwnerID()
+	h.login()
+	bobCh := h.openChat(bob)
+
+	m := h.dc.InjectUserMessage(bobCh, owner, "helo bob")
+	h.waitFor("the message at bob", func() bool { return len(h.bobRx.got()) == 1 })
+	h.dc.InjectUserEdit(bobCh, m.ID, "hello bob")
+	h.waitFor("the edit at bob", func() bool { return len(h.bobRx.got()) == 2 })
+	if got := h.bobRx.got()[1]; got != "* hello bob" {
+		t.Errorf("edit carried as %q", got)
+	}
+
+	// The same text again (an edit that changed nothing MSN sees), and an update without
+	// edited_timestamp (a link preview arriving): nothing is sent. A later message shows that
+	// nothing was queued before it.
+	h.dc.InjectUserEdit(bobCh, m.ID, "hello bob")
+	preview := *h.dc.Messages(bobCh)[0].Message
+	preview.Content, preview.EditedTimestamp = "something else", nil
+	if err := h.dc.Dispatch("MESSAGE_UPDATE", &preview); err != nil {
+		t.Fatal(err)
+	}
+	h.dc.InjectUserMessage(bobCh, owner, "next")
+	h.waitFor("the next message at bob", func() bool { return len(h.bobRx.got()) >= 3 })
+	if got := h.bobRx.got(); len(got) != 3 || got[2] != "next" {
+		t.Errorf("bob received %q, want the next message third and last", got)
+	}
+
+	// Deleting the delivered message: a notice in the channel. Deleting someone else's message
+	// (here eve's, never sent to MSN) says nothing.
+	other := h.dc.InjectUserMessage(bobCh, h.eve, "not the owner")
+	h.dc.InjectUserDelete(bobCh, other.ID)
+	h.dc.InjectUserDelete(bobCh, m.ID)
+	notices := func() int {
+		n := 0
+		for _, x := range h.dc.Messages(bobCh) {
+			if strings.Contains(x.Content, "Deleted here only") {
+				n++
+			}
+		}
+		return n
+	}
+	h.waitFor("the delete notice", func() bool { return notices() == 1 })
+
+	// An edit to a contact gone offline fails, and says so on the message.
+	erinCh := h.openChat(erin)
+	em := h.dc.InjectUserMessage(erinCh, owner, "are you there")
+	h.waitFor("the first failure", func() bool { return len(failureReplies(h, erinCh, em.ID)) == 1 })
+	h.dc.InjectUserEdit(erinCh, em.ID, "are you there?")
+	h.waitFor("the edit's failure", func() bool { return len(failureReplies(h, erinCh, em.ID)) == 2 })
+	if got := failureReplies(h, erinCh, em.ID)[1]; !strings.HasPrefix(got, "❌ Edit not delivered: ") || !strings.Contains(got, "offline") {
+		t.Errorf("edit failure %q", got)
+	}
+	if notices() != 1 {
+		t.Errorf("%d delete notices, want 1", notices())
+	}
+}
+
+// failureReplies are the bot's failure replies to a message, in order.
+func failureReplies(h *harness, channelID, messageID string) []string {
+	var out []string
+	for _, x := range h.dc.Messages(channelID) {
+		if x.MessageReference != nil && x.MessageReference.MessageID == messageID && strings.HasPrefix(x.Content, "❌") {
+			out = append(out, x.Content)
+		}
+	}
+	return out
+}

@@ -24,35 +24,106 @@ type outgoingMsg struct {
 	chat      bridge.ChatID
 	channelID string
 	messageID string
-	text      string
+	text      string // as MSN receives it
+	carries   string // the Discord message's own text, remembered once it reached MSN
+	edit      bool   // a correction of a message already carried
 }
 
-// onMessageCreate takes the owner's messages in a contact or group channel to MSN. The bot's own
-// messages, every webhook's (ours included), other bots' and other users' are ignored.
-func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) {
-	if m.Message == nil || m.Author == nil || m.GuildID != "" && m.GuildID != f.cfg.GuildID {
-		return
+// editPrefix marks a Discord edit carried to MSN as a new message (MSN cannot change one it has
+// delivered): the correction convention of plain-text chat.
+const editPrefix = "* "
+
+// ownerMessage resolves a message event to the chat of its channel when it is the owner's own
+// message in a contact or group channel. The bot's own messages, every webhook's (ours
+// included), other bots' and other users' are not.
+func (f *Frontend) ownerMessage(m *discordgo.Message) (channelRef, bool) {
+	if m == nil || m.Author == nil || m.GuildID != "" && m.GuildID != f.cfg.GuildID {
+		return channelRef{}, false
 	}
 	if m.Author.ID == f.botID || m.WebhookID != "" || m.Author.Bot || m.Author.System {
-		return
+		return channelRef{}, false
 	}
 	if m.Type != discordgo.MessageTypeDefault && m.Type != discordgo.MessageTypeReply {
-		return
+		return channelRef{}, false
 	}
 	ref, ok := f.channel(m.ChannelID)
 	if !ok || ref.chat == "" {
-		return
+		return channelRef{}, false
 	}
 	if owner := ref.p.owner(); owner == "" || owner != m.Author.ID {
 		f.log.Debug().Str("channel_id", m.ChannelID).Str("user_id", m.Author.ID).
 			Msg("Ignoring a message from someone who does not own the account")
+		return channelRef{}, false
+	}
+	return ref, true
+}
+
+// onMessageCreate takes the owner's messages in a contact or group channel to MSN.
+func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) {
+	ref, ok := f.ownerMessage(m.Message)
+	if !ok {
 		return
 	}
 	text := discordToMSN(m.Message)
 	if strings.TrimSpace(text) == "" {
 		return
 	}
-	out := &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text}
+	f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text})
+}
+
+// onMessageUpdate carries the owner's edit of a message to MSN as a new message, the changed
+// text after editPrefix. Updates that are no edit (Discord sends one when a link's preview
+// arrives: no edited_timestamp) and edits that leave the text as it was carried are not sent.
+func (f *Frontend) onMessageUpdate(_ *discordgo.Session, m *discordgo.MessageUpdate) {
+	if m.Message == nil || m.EditedTimestamp == nil {
+		return
+	}
+	ref, ok := f.ownerMessage(m.Message)
+	if !ok {
+		return
+	}
+	text := discordToMSN(m.Message)
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	if was, ok := ref.p.carried.get(m.ID); ok && was == text {
+		return
+	}
+	f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID,
+		text: editPrefix + text, carries: text, edit: true})
+}
+
+// onMessageDelete tells the owner, in the channel, that a message they deleted on Discord after
+// it reached MSN stays with the contact: MSN cannot take a delivered message back. Deletes of
+// other messages (the bot's, the contacts', failed ones) say nothing.
+func (f *Frontend) onMessageDelete(_ *discordgo.Session, m *discordgo.MessageDelete) {
+	if m.Message == nil || m.GuildID != "" && m.GuildID != f.cfg.GuildID {
+		return
+	}
+	ref, ok := f.channel(m.ChannelID)
+	if !ok || ref.chat == "" {
+		return
+	}
+	if _, ok := ref.p.carried.take(m.ID); !ok {
+		return
+	}
+	done, ok := f.track()
+	if !ok {
+		return
+	}
+	go func() {
+		defer done()
+		ctx, cancel := context.WithTimeout(f.bgCtx, 30*time.Second)
+		defer cancel()
+		line := "🗑️ Deleted here only: MSN cannot take back a message it has delivered, so the contact still has it."
+		if _, err := ref.p.botSend(ctx, ref.chat, &discordgo.MessageSend{Content: line}); err != nil {
+			ref.p.log.Warn().Err(err).Str("channel_id", m.ChannelID).Msg("Failed to say a deleted message stays on MSN")
+		}
+	}()
+}
+
+// enqueue puts out in the portal's outbox; when that is full the owner is told at once.
+func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 	select {
 	case ref.p.outbox <- out:
 	default:
@@ -63,7 +134,7 @@ func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCre
 		defer done()
 		ctx, cancel := context.WithTimeout(f.bgCtx, 30*time.Second)
 		defer cancel()
-		ref.p.reportFailure(ctx, m.ChannelID, m.ID, "too many messages are waiting for MSN; try again in a moment")
+		ref.p.reportFailure(ctx, sentRef{out.channelID, out.messageID, out.edit}, "too many messages are waiting for MSN; try again in a moment")
 	}
 }
 
@@ -119,8 +190,9 @@ func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
 	defer cancel()
 	acc := p.account()
 	id, err := acc.SendText(sctx, FrontendName, out.chat, out.text, bridge.Format{})
-	p.sends.put(id, sentRef{channelID: out.channelID, messageID: out.messageID})
+	p.sends.put(id, sentRef{out.channelID, out.messageID, out.edit})
 	if err == nil {
+		p.carried.put(out.messageID, out.carries)
 		return
 	}
 	if ctx.Err() != nil {
@@ -130,7 +202,7 @@ func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
 	p.log.Info().Str("chat", string(out.chat)).Str("reason", why).Msg("Message not delivered to MSN")
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
-	p.reportFailure(rctx, out.channelID, out.messageID, why)
+	p.reportFailure(rctx, sentRef{out.channelID, out.messageID, out.edit}, why)
 }
 
 // failureText is a short reason for a failed action, fit for the user.

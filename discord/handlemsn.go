@@ -3,6 +3,7 @@ package discord
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -187,7 +188,8 @@ func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) er
 // elsewhere, as a line in the chat's channel.
 func (p *portal) showDeliveryFailure(ctx context.Context, e bridge.DeliveryFailure) error {
 	if ref, ok := p.sends.get(e.MessageID); ok {
-		p.reportFailure(ctx, ref.channelID, ref.messageID, e.Reason.Describe())
+		p.carried.take(ref.messageID) // not delivered after all: deleting it needs no notice
+		p.reportFailure(ctx, ref, e.Reason.Describe())
 		return nil
 	}
 	line := "⚠️ A message was not delivered: " + e.Reason.Describe()
@@ -200,21 +202,27 @@ func (p *portal) showDeliveryFailure(ctx context.Context, e bridge.DeliveryFailu
 	return nil
 }
 
-// reportFailure puts a ❌ on the user's message and replies why it was not delivered.
-func (p *portal) reportFailure(ctx context.Context, channelID, messageID, why string) {
+// reportFailure puts a ❌ on the user's message and replies why it (or its edit) was not
+// delivered.
+func (p *portal) reportFailure(ctx context.Context, ref sentRef, why string) {
 	s := p.f.s
+	channelID, messageID := ref.channelID, ref.messageID
+	what, whatGone := "Not delivered", "A message was not delivered"
+	if ref.edit {
+		what, whatGone = "Edit not delivered", "An edit was not delivered"
+	}
 	if err := s.MessageReactionAdd(channelID, messageID, "❌", discordgo.WithContext(ctx)); err != nil {
 		p.log.Warn().Err(err).Str("channel_id", channelID).Msg("Failed to react to an undelivered message")
 	}
 	_, err := s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
-		Content:         "❌ Not delivered: " + why + ".",
+		Content:         "❌ " + what + ": " + why + ".",
 		Reference:       &discordgo.MessageReference{MessageID: messageID, ChannelID: channelID, GuildID: p.f.cfg.GuildID},
 		AllowedMentions: noMentions(),
 	}, discordgo.WithContext(ctx))
 	if err != nil {
 		// The message may be gone (a reply to it fails); say it without the reference.
 		_, err = s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
-			Content: "❌ A message was not delivered: " + why + ".", AllowedMentions: noMentions(),
+			Content: "❌ " + whatGone + ": " + why + ".", AllowedMentions: noMentions(),
 		}, discordgo.WithContext(ctx))
 	}
 	if err != nil {
@@ -248,42 +256,56 @@ func (p *portal) postRequest(ctx context.Context, e bridge.ContactRequest) error
 	return nil
 }
 
-// sentIndex remembers which Discord message a core message id came from, for late delivery
-// failures. It keeps the last n entries.
-type sentIndex struct {
+// recentIndex keeps the last n values put, by key: which Discord message a core message id came
+// from (for late delivery failures), and what each of the owner's Discord messages carried to
+// MSN (for their edits and deletes).
+type recentIndex[V any] struct {
 	mu    sync.Mutex
 	n     int
 	order []string
-	refs  map[string]sentRef
+	vals  map[string]V
 }
 
 type sentRef struct {
 	channelID, messageID string
+	edit                 bool // the message's edit was sent, not the message
 }
 
-func newSentIndex(n int) *sentIndex {
-	return &sentIndex{n: n, refs: map[string]sentRef{}}
+func newRecentIndex[V any](n int) *recentIndex[V] {
+	return &recentIndex[V]{n: n, vals: map[string]V{}}
 }
 
-func (x *sentIndex) put(id string, ref sentRef) {
-	if id == "" {
+func (x *recentIndex[V]) put(key string, v V) {
+	if key == "" {
 		return
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.refs[id]; !ok {
-		x.order = append(x.order, id)
+	if _, ok := x.vals[key]; !ok {
+		x.order = append(x.order, key)
 	}
-	x.refs[id] = ref
+	x.vals[key] = v
 	for len(x.order) > x.n {
-		delete(x.refs, x.order[0])
+		delete(x.vals, x.order[0])
 		x.order = x.order[1:]
 	}
 }
 
-func (x *sentIndex) get(id string) (sentRef, bool) {
+func (x *recentIndex[V]) get(key string) (V, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	r, ok := x.refs[id]
-	return r, ok
+	v, ok := x.vals[key]
+	return v, ok
+}
+
+// take removes key's value and returns it.
+func (x *recentIndex[V]) take(key string) (V, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	v, ok := x.vals[key]
+	if ok {
+		delete(x.vals, key)
+		x.order = slices.DeleteFunc(x.order, func(k string) bool { return k == key })
+	}
+	return v, ok
 }

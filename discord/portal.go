@@ -22,10 +22,13 @@ type portal struct {
 	handle string
 	log    zerolog.Logger
 
-	wake   chan struct{}     // capacity 1: presence state changed
-	outbox chan *outgoingMsg // Discord → MSN, in order
-	setup  sync.Mutex        // serialises channel and webhook creation
-	sends  *sentIndex        // core message ids of messages sent from Discord
+	wake   chan struct{}         // capacity 1: presence state changed
+	outbox chan *outgoingMsg     // Discord → MSN, in order
+	setup  sync.Mutex            // serialises channel and webhook creation
+	sends  *recentIndex[sentRef] // core message id → the Discord message it was sent from
+	// carried: the owner's Discord message id → the text it last carried to MSN (its edits
+	// carry only a change; deleting one says it stays delivered).
+	carried *recentIndex[string]
 
 	mu           sync.Mutex
 	acc          *bridge.Account
@@ -82,7 +85,8 @@ func newPortal(f *Frontend, acc *bridge.Account) *portal {
 		log:       f.log.With().Str("account", acc.Handle()).Logger(),
 		wake:      make(chan struct{}, 1),
 		outbox:    make(chan *outgoingMsg, 256),
-		sends:     newSentIndex(512),
+		sends:     newRecentIndex[sentRef](512),
+		carried:   newRecentIndex[string](512),
 		contacts:  map[string]bridge.Contact{},
 		known:     map[string]knownChannel{},
 		chats:     map[bridge.ChatID]*chatChannel{},
