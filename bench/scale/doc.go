@@ -19,8 +19,10 @@
 // allocated), each with its goroutines.
 // During the traffic, SCALE_CPUPROFILE=path writes a CPU profile and SCALE_TRACE=path the first
 // 3 s of an execution trace (go tool trace -pprof=syscall, sched, sync: where the message path
-// waited), SCALE_MUTEXPROFILE=path the lock and blocking profiles (path.mutex, path.block:
-// where goroutines waited, blocks of 100 µs and more); SCALE_LATDUMP=path writes each contact
+// waited), SCALE_GCTRACE=path the last 3 s of one kept by a flight recorder, written 200 ms
+// after the first collection in the traffic ended (the window of most slow messages),
+// SCALE_MUTEXPROFILE=path the lock and blocking profiles (path.mutex, path.block: where
+// goroutines waited, blocks of 100 µs and more); SCALE_LATDUMP=path writes each contact
 // message's parse time and bridge share, in nanoseconds, one per line, for a timeline of the
 // tail.
 //

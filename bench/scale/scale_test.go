@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"runtime/trace"
 	"sort"
@@ -472,9 +473,9 @@ func TestScale(t *testing.T) {
 	}
 }
 
-// startTrafficProfiles starts the CPU profile (SCALE_CPUPROFILE), the execution trace
-// (SCALE_TRACE, its first 3 s) and the lock and blocking profiles (SCALE_MUTEXPROFILE) of the
-// traffic; the returned func stops them.
+// startTrafficProfiles starts the CPU profile (SCALE_CPUPROFILE), the execution traces
+// (SCALE_TRACE, its first 3 s; SCALE_GCTRACE, the seconds around its first collection) and the
+// lock and blocking profiles (SCALE_MUTEXPROFILE) of the traffic; the returned func stops them.
 func startTrafficProfiles(t *testing.T) (stop func()) {
 	create := func(env string) *os.File {
 		path := os.Getenv(env)
@@ -502,6 +503,9 @@ func startTrafficProfiles(t *testing.T) (stop func()) {
 		time.AfterFunc(3*time.Second, stopTrace)
 		stops = append(stops, stopTrace)
 	}
+	if path := os.Getenv("SCALE_GCTRACE"); path != "" {
+		stops = append(stops, traceFirstCollection(t, path))
+	}
 	if path := os.Getenv("SCALE_MUTEXPROFILE"); path != "" {
 		// Where goroutines waited on a lock (the .mutex file) or blocked at all (.block, events
 		// of 100 µs and more) during the traffic.
@@ -527,6 +531,57 @@ func startTrafficProfiles(t *testing.T) (stop func()) {
 		for _, stop := range stops {
 			stop()
 		}
+	}
+}
+
+// traceFirstCollection keeps an execution trace of the last seconds in a flight recorder and
+// writes it to path once the first collection that starts after the call has ended and 200 ms
+// more have passed: the window that holds most of the slow messages, for go tool trace. The
+// returned func stops it (writing nothing if no collection came).
+func traceFirstCollection(t *testing.T, path string) (stop func()) {
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: 3 * time.Second})
+	if err := fr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cycles := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	start := cycles()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if cycles() == start {
+				continue
+			}
+			time.Sleep(200 * time.Millisecond)
+			f, err := os.Create(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := fr.WriteTo(f); err != nil {
+				t.Error(err)
+			}
+			f.Close()
+			t.Logf("execution trace of the first collection in the traffic written to %s", path)
+			return
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		fr.Stop()
 	}
 }
 
