@@ -45,7 +45,7 @@ var msnRoomFeatures = &event.RoomFeatures{
 	File:                event.FileFeatureMap{},
 	Reply:               event.CapLevelRejected,
 	Thread:              event.CapLevelRejected,
-	Edit:                event.CapLevelRejected,
+	Edit:                event.CapLevelPartialSupport, // carried as a new message, see HandleMatrixEdit
 	Delete:              event.CapLevelRejected,
 	Reaction:            event.CapLevelRejected,
 	LocationMessage:     event.CapLevelRejected,

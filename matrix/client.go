@@ -45,6 +45,7 @@ var (
 	_ bridgev2.ContactListingNetworkAPI      = (*MSNClient)(nil)
 	_ bridgev2.UserSearchingNetworkAPI       = (*MSNClient)(nil)
 	_ bridgev2.TypingHandlingNetworkAPI      = (*MSNClient)(nil)
+	_ bridgev2.EditHandlingNetworkAPI        = (*MSNClient)(nil)
 )
 
 func newMSNClient(mc *MSNConnector, login *bridgev2.UserLogin) *MSNClient {

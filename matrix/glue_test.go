@@ -392,6 +392,43 @@ func TestMessagesBothWays(t *testing.T) {
 	}
 }
 
+// TestEditCarried: MSN cannot change a delivered message, so an edit reaches the contact as a
+// new message, "* " and the new text, and its status says whether it did.
+func TestEditCarried(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	e.srv.BotSay(bob, alice, "hi")
+	portal := e.portal(bob)
+	e.waitMessage(portal.MXID, ghostMXID(bob), "hi")
+
+	orig := e.sendMatrix(portal.MXID, &event.MessageEventContent{MsgType: event.MsgText, Body: "helo bob"})
+	e.bob.waitText(t, "helo bob")
+	if st := e.waitStatus(orig); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("message status %+v", st)
+	}
+	edit := e.sendMatrix(portal.MXID, editOf(orig, "hello bob"))
+	e.bob.waitText(t, "* hello bob")
+	if st := e.waitStatus(edit); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("edit status %+v, want success", st)
+	}
+
+	// An edit the server refuses (NAK) fails, saying why.
+	e.srv.NAKAll(true)
+	edit = e.sendMatrix(portal.MXID, editOf(orig, "hello, bob"))
+	if st := e.waitStatus(edit); st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "did not deliver") {
+		t.Fatalf("edit refused by MSN: status %s %q, want a failure saying why", st.Status, st.Message)
+	}
+}
+
+// editOf is a Matrix edit (m.replace) of target to body.
+func editOf(target id.EventID, body string) *event.MessageEventContent {
+	return &event.MessageEventContent{
+		MsgType: event.MsgText, Body: "* " + body,
+		NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: body},
+		RelatesTo:  &event.RelatesTo{Type: event.RelReplace, EventID: target},
+	}
+}
+
 func TestFormattedIncoming(t *testing.T) {
 	e := newGlueEnv(t, nil)
 	e.mustLogin()
@@ -596,7 +633,7 @@ func waitServer(t *testing.T, cond func() bool) {
 
 func TestCapabilities(t *testing.T) {
 	caps := msnRoomFeatures
-	if caps.Edit != event.CapLevelRejected || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelRejected ||
+	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelRejected ||
 		caps.Delete != event.CapLevelRejected || caps.Thread != event.CapLevelRejected || caps.ReadReceipts {
 		t.Fatalf("capabilities claim unsupported features: %+v", caps)
 	}

@@ -27,8 +27,58 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 	if err != nil {
 		return nil, failStatus(err, event.MessageStatusBridgeUnavailable, err.Error(), true)
 	}
-	content := msg.Content
+	text, f, err := c.msnText(ctx, acc, msg.Content)
+	if err != nil {
+		return nil, err
+	}
 	chat := chatOf(msg.Portal)
+	c.stopTypingTo(chat)
+	if !c.push(&outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, text: text, format: f, log: *zerolog.Ctx(ctx)}) {
+		return nil, queueFull()
+	}
+	return &bridgev2.MatrixMessageResponse{Pending: true}, nil
+}
+
+// queueFull is the status of a message refused because its chat's send queue is full.
+func queueFull() error {
+	return failStatus(errors.New("send queue full"), event.MessageStatusGenericError,
+		fmt.Sprintf("%d messages are still waiting to be sent to this chat; send it again later", maxQueuedSends), false)
+}
+
+// editPrefix marks an edit carried to MSN as a new message: MSN cannot change a message it has
+// delivered, and "* " before the new text is the plain-text chat convention for a correction.
+const editPrefix = "* "
+
+// HandleMatrixEdit carries the owner's edit to MSN as a new message, editPrefix and the new
+// text. It goes through the chat's send queue, after the messages queued before it, and returns
+// once MSN took it or refused it; bridgev2 then stores the edit and sends its status.
+func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit) error {
+	acc, err := c.mustAccount()
+	if err != nil {
+		return failStatus(err, event.MessageStatusBridgeUnavailable, err.Error(), true)
+	}
+	text, f, err := c.msnText(ctx, acc, msg.Content)
+	if err != nil {
+		return err
+	}
+	chat := chatOf(msg.Portal)
+	c.stopTypingTo(chat)
+	sent := make(chan error, 1)
+	if !c.push(&outgoing{acc: acc, evt: msg.Event, chat: chat, text: editPrefix + text, format: f,
+		log: *zerolog.Ctx(ctx), sent: sent}) {
+		return queueFull()
+	}
+	// Not bounded by ctx: the send goes on regardless, and its outcome is what the owner must
+	// be told; deliver bounds it by sendTimeout.
+	if err := <-sent; err != nil {
+		return sendErrorStatus(err)
+	}
+	return nil
+}
+
+// msnText renders a Matrix message's content as MSN text, or refuses it with the status the
+// owner is shown.
+func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *event.MessageEventContent) (string, bridge.Format, error) {
 	var text string
 	var f bridge.Format
 	switch content.MsgType {
@@ -40,19 +90,14 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio, event.CapMsgSticker:
 		text = c.mediaFallback(ctx, content)
 		if text == "" {
-			return nil, failStatus(errors.New("msn cannot carry files"), event.MessageStatusUnsupported,
+			return "", f, failStatus(errors.New("msn cannot carry files"), event.MessageStatusUnsupported,
 				"MSN cannot carry files or images; share a link to it instead", true)
 		}
 	default:
-		return nil, failStatus(fmt.Errorf("unsupported message type %s", content.MsgType), event.MessageStatusUnsupported,
+		return "", f, failStatus(fmt.Errorf("unsupported message type %s", content.MsgType), event.MessageStatusUnsupported,
 			"MSN can only carry text messages", true)
 	}
-	c.stopTypingTo(chat)
-	if !c.push(&outgoing{acc: acc, msg: msg, chat: chat, text: text, format: f, log: *zerolog.Ctx(ctx)}) {
-		return nil, failStatus(errors.New("send queue full"), event.MessageStatusGenericError,
-			fmt.Sprintf("%d messages are still waiting to be sent to this chat; send it again later", maxQueuedSends), false)
-	}
-	return &bridgev2.MatrixMessageResponse{Pending: true}, nil
+	return text, f, nil
 }
 
 func (c *MSNClient) ownName(acc *bridge.Account) string {

@@ -43,14 +43,17 @@ type chatSends struct {
 	items []*outgoing
 }
 
-// outgoing is one Matrix message on its way to MSN.
+// outgoing is one Matrix message, or the edit of one, on its way to MSN.
 type outgoing struct {
 	acc    *bridge.Account
-	msg    *bridgev2.MatrixMessage
+	evt    *event.Event
+	msg    *bridgev2.MatrixMessage // nil for an edit
 	chat   bridge.ChatID
 	text   string
 	format bridge.Format
 	log    zerolog.Logger
+	// sent, for an edit, receives the send's outcome (its row and status are bridgev2's).
+	sent chan<- error
 }
 
 // push queues o behind the chat's earlier messages and reports whether it was taken: false
@@ -63,7 +66,7 @@ func (c *MSNClient) push(o *outgoing) bool {
 	if q.chats == nil { // most logins never send: no maps until one does
 		q.chats, q.inFlight = map[bridge.ChatID]*chatSends{}, map[id.EventID]bool{}
 	}
-	evtID := o.msg.Event.ID
+	evtID := o.evt.ID
 	if q.inFlight[evtID] {
 		o.log.Debug().Msg("Message already on its way to MSN, ignoring the repeat")
 		return true
@@ -100,7 +103,7 @@ func (c *MSNClient) runSends(chat bridge.ChatID, cs *chatSends) {
 		q.mu.Unlock()
 		c.deliver(o)
 		q.mu.Lock()
-		delete(q.inFlight, o.msg.Event.ID)
+		delete(q.inFlight, o.evt.ID)
 		q.mu.Unlock()
 	}
 }
@@ -129,9 +132,13 @@ func (c *MSNClient) deliver(o *outgoing) {
 	ctx, cancel := context.WithTimeout(bg, sendTimeout)
 	msgID, err := o.acc.SendText(ctx, FrontendName, o.chat, o.text, o.format)
 	cancel()
+	if o.sent != nil {
+		o.sent <- err
+		return
+	}
 	if err != nil {
 		o.log.Debug().Err(err).Msg("Failed to send message to MSN")
-		c.sendStatus(bg, o.msg.Event, "", sendErrorStatus(err))
+		c.sendStatus(bg, o.evt, "", sendErrorStatus(err))
 		return
 	}
 	portal := o.msg.Portal
@@ -163,7 +170,7 @@ func (c *MSNClient) deliver(o *outgoing) {
 	if err := br.DB.Message.Insert(bg, row); err != nil {
 		o.log.Err(err).Msg("Failed to save sent message to database")
 	}
-	c.sendStatus(bg, o.msg.Event, row.MXID, nil)
+	c.sendStatus(bg, o.evt, row.MXID, nil)
 }
 
 // sendStatus sends the message status of evt: success when err is nil, else the failure err
