@@ -15,6 +15,11 @@ import (
 // returns an error a frontend can show: ErrNotConnected while the session is down, *SendError for
 // undelivered messages, ErrInvalidArgument/ErrInvalidHandle for bad input, or the MSN error.
 
+// CorrectionPrefix starts the text a frontend sends for an edit of a message already delivered:
+// MSN cannot change one, so the edit goes as a new message, and "* " before the new text is the
+// plain-text chat convention for a correction.
+const CorrectionPrefix = "* "
+
 // SendText sends text to chat and blocks until MSN acknowledged every part or one failed. It
 // returns the id of the Message event that shows the sent text on the other attached frontends.
 // The error is nil only when the whole text was delivered; a *SendError otherwise (Reason says

@@ -29,10 +29,6 @@ type outgoingMsg struct {
 	edit      bool   // a correction of a message already carried
 }
 
-// editPrefix marks a Discord edit carried to MSN as a new message (MSN cannot change one it has
-// delivered): the correction convention of plain-text chat.
-const editPrefix = "* "
-
 // ownerMessage resolves a message event to the chat of its channel when it is the owner's own
 // message in a contact or group channel. The bot's own messages, every webhook's (ours
 // included), other bots' and other users' are not.
@@ -72,7 +68,7 @@ func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCre
 }
 
 // onMessageUpdate carries the owner's edit of a message to MSN as a new message, the changed
-// text after editPrefix. Updates that are no edit (Discord sends one when a link's preview
+// text after bridge.CorrectionPrefix. Updates that are no edit (Discord sends one when a link's preview
 // arrives: no edited_timestamp) and edits that leave the text as it was carried are not sent.
 func (f *Frontend) onMessageUpdate(_ *discordgo.Session, m *discordgo.MessageUpdate) {
 	if m.Message == nil || m.EditedTimestamp == nil {
@@ -90,7 +86,7 @@ func (f *Frontend) onMessageUpdate(_ *discordgo.Session, m *discordgo.MessageUpd
 		return
 	}
 	f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID,
-		text: editPrefix + text, carries: text, edit: true})
+		text: bridge.CorrectionPrefix + text, carries: text, edit: true})
 }
 
 // onMessageDelete tells the owner, in the channel, that a message they deleted on Discord after
@@ -111,15 +107,13 @@ func (f *Frontend) onMessageDelete(_ *discordgo.Session, m *discordgo.MessageDel
 	if !ok {
 		return
 	}
-	go func() {
-		defer done()
-		ctx, cancel := context.WithTimeout(f.bgCtx, 30*time.Second)
-		defer cancel()
-		line := "🗑️ Deleted here only: MSN cannot take back a message it has delivered, so the contact still has it."
-		if _, err := ref.p.botSend(ctx, ref.chat, &discordgo.MessageSend{Content: line}); err != nil {
-			ref.p.log.Warn().Err(err).Str("channel_id", m.ChannelID).Msg("Failed to say a deleted message stays on MSN")
-		}
-	}()
+	defer done()
+	ctx, cancel := context.WithTimeout(f.bgCtx, 30*time.Second)
+	defer cancel()
+	line := "🗑️ Deleted here only: MSN cannot take back a message it has delivered, so the contact still has it."
+	if _, err := ref.p.botSend(ctx, ref.chat, &discordgo.MessageSend{Content: line}); err != nil {
+		ref.p.log.Warn().Err(err).Str("channel_id", m.ChannelID).Msg("Failed to say a deleted message stays on MSN")
+	}
 }
 
 // enqueue puts out in the portal's outbox; when that is full the owner is told at once.

@@ -45,12 +45,8 @@ func queueFull() error {
 		fmt.Sprintf("%d messages are still waiting to be sent to this chat; send it again later", maxQueuedSends), false)
 }
 
-// editPrefix marks an edit carried to MSN as a new message: MSN cannot change a message it has
-// delivered, and "* " before the new text is the plain-text chat convention for a correction.
-const editPrefix = "* "
-
-// HandleMatrixEdit carries the owner's edit to MSN as a new message, editPrefix and the new
-// text. It goes through the chat's send queue, after the messages queued before it, and returns
+// HandleMatrixEdit carries the owner's edit to MSN as a new message, bridge.CorrectionPrefix
+// and the new text. It goes through the chat's send queue, after the messages queued before it, and returns
 // once MSN took it or refused it; bridgev2 then stores the edit and sends its status.
 func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit) error {
 	acc, err := c.mustAccount()
@@ -64,7 +60,7 @@ func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEd
 	chat := chatOf(msg.Portal)
 	c.stopTypingTo(chat)
 	sent := make(chan error, 1)
-	if !c.push(&outgoing{acc: acc, evt: msg.Event, chat: chat, text: editPrefix + text, format: f,
+	if !c.push(&outgoing{acc: acc, evt: msg.Event, chat: chat, text: bridge.CorrectionPrefix + text, format: f,
 		log: *zerolog.Ctx(ctx), sent: sent}) {
 		return queueFull()
 	}
