@@ -491,3 +491,42 @@ func FuzzInteraction(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDiscordToMSN decodes any payload as a gateway message (MESSAGE_CREATE or MESSAGE_UPDATE
+// data) and renders it as MSN text: no panic on null or missing parts (mentions, a referenced
+// message, its author, attachments, stickers), the content's plain words kept, and each
+// attachment's link present.
+func FuzzDiscordToMSN(f *testing.F) {
+	for _, seed := range []string{
+		`{"id":"1","channel_id":"5","content":"hello","author":{"id":"42"}}`,
+		`{"content":"hi <@7> and <@!7>","mentions":[{"id":"7","username":"bob"}]}`,
+		`{"content":"hi <@7>","mentions":[null]}`,
+		`{"content":"x","attachments":[null,{"filename":"a.png","url":"https://cdn/a.png"}]}`,
+		`{"content":"x","sticker_items":[null,{"name":"wave"}]}`,
+		`{"type":19,"content":"reply","referenced_message":{"content":"orig","author":null}}`,
+		`{"type":19,"content":"reply","referenced_message":{"attachments":[null]}}`,
+		`{"type":19,"content":"reply","referenced_message":{"mentions":[null],"content":"<@1>"}}`,
+		`{"content":"` + strings.Repeat("<@1>", 1000) + `","mentions":[{"id":"1","username":"` + strings.Repeat("<@1>", 10) + `"}]}`,
+		`{}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var m discordgo.Message
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			return
+		}
+		if len(m.Mentions) > 50 {
+			m.Mentions = m.Mentions[:50] // Discord lists at most the users a 2000-character message names
+		}
+		got := discordToMSN(&m)
+		for _, a := range m.Attachments {
+			if a != nil && !strings.Contains(got, a.URL) {
+				t.Fatalf("attachment link %q missing from %q", a.URL, got)
+			}
+		}
+		if !strings.Contains(m.Content, "<@") && !strings.Contains(got, m.Content) {
+			t.Fatalf("content %q missing from %q", m.Content, got)
+		}
+	})
+}

@@ -145,25 +145,47 @@ func discordToMSN(m *discordgo.Message) string {
 			}
 		}
 		quoted := truncate(oneLine(r.Content), 120)
-		if quoted == "" && len(r.Attachments) > 0 {
+		if quoted == "" && len(r.Attachments) > 0 && r.Attachments[0] != nil {
 			quoted = "[" + r.Attachments[0].Filename + "]"
 		}
 		fmt.Fprintf(&b, "> %s: %s\n", who, quoted)
 	}
-	b.WriteString(m.ContentWithMentionsReplaced())
+	b.WriteString(mentionsReplaced(m))
 	for _, a := range m.Attachments {
+		if a == nil {
+			continue
+		}
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
 		fmt.Fprintf(&b, "📎 %s: %s", a.Filename, a.URL)
 	}
 	for _, s := range m.StickerItems {
+		if s == nil {
+			continue
+		}
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
 		fmt.Fprintf(&b, "[sticker: %s]", s.Name)
 	}
 	return b.String()
+}
+
+// mentionsReplaced is m's content with each user mention (<@id>, <@!id>) as @username, in one
+// pass: discordgo's ContentWithMentionsReplaced panics on a null entry in mentions and
+// rescans the content once per user.
+func mentionsReplaced(m *discordgo.Message) string {
+	var pairs []string
+	for _, u := range m.Mentions {
+		if u != nil && u.ID != "" {
+			pairs = append(pairs, "<@"+u.ID+">", "@"+u.Username, "<@!"+u.ID+">", "@"+u.Username)
+		}
+	}
+	if len(pairs) == 0 {
+		return m.Content
+	}
+	return strings.NewReplacer(pairs...).Replace(m.Content)
 }
 
 // outboxLoop sends the owner's messages to MSN one at a time, in order, until ctx ends. A
