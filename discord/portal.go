@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -332,6 +333,7 @@ func (p *portal) discover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to list guild channels: %w", err)
 	}
+	chans = nonNil(chans)
 	catName := categoryName(f.cfg.CategoryName, p.handle)
 	offName := categoryName(f.cfg.OfflineCategoryName, p.handle)
 	var catID, offID string
@@ -366,6 +368,7 @@ func (p *portal) discover(ctx context.Context) error {
 		if err != nil && !isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 			return fmt.Errorf("failed to list roster pins: %w", err)
 		}
+		pins = nonNil(pins)
 		sort.Slice(pins, func(i, j int) bool { return snowflakeLess(pins[i].ID, pins[j].ID) })
 		for _, m := range pins {
 			if m.Author != nil && m.Author.ID == f.botID {
@@ -634,7 +637,7 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 	if err != nil {
 		return nil, id, fmt.Errorf("failed to list webhooks: %w", err)
 	}
-	for _, h := range hooks {
+	for _, h := range nonNil(hooks) {
 		if h.Token != "" && (h.ApplicationID == p.f.appID || h.User != nil && h.User.ID == p.f.botID) {
 			wh = h
 			break
@@ -759,4 +762,10 @@ func snowflakeLess(a, b string) bool {
 		return len(a) < len(b)
 	}
 	return a < b
+}
+
+// nonNil drops the null entries a list from Discord's API may hold, which would otherwise end
+// the process when read.
+func nonNil[T any](xs []*T) []*T {
+	return slices.DeleteFunc(xs, func(x *T) bool { return x == nil })
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bwmarrin/discordgo"
 	"gopkg.in/yaml.v3"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
@@ -261,5 +262,16 @@ func TestTopicBudget(t *testing.T) {
 	// An hour of constant change costs about 2 edits per 10 minutes, not 3600.
 	if len(sent) > 13 || len(sent) < 10 {
 		t.Fatalf("%d topic edits in an hour of constant change", len(sent))
+	}
+}
+
+func TestNonNilDropsNullEntries(t *testing.T) {
+	a, b := &discordgo.Channel{ID: "1"}, &discordgo.Channel{ID: "2"}
+	got := nonNil([]*discordgo.Channel{nil, a, nil, nil, b, nil})
+	if len(got) != 2 || got[0] != a || got[1] != b {
+		t.Fatalf("nonNil kept %v", got)
+	}
+	if got := nonNil[discordgo.Channel](nil); len(got) != 0 {
+		t.Fatalf("nonNil(nil) = %v", got)
 	}
 }
