@@ -54,32 +54,34 @@ func (f *Frontend) ownerMessage(m *discordgo.Message) (channelRef, bool) {
 	return ref, true
 }
 
+// ownerText is ownerMessage with the message rendered as MSN text; false also when nothing is
+// left to send.
+func (f *Frontend) ownerText(m *discordgo.Message) (channelRef, string, bool) {
+	ref, ok := f.ownerMessage(m)
+	if !ok {
+		return channelRef{}, "", false
+	}
+	text := discordToMSN(m)
+	return ref, text, strings.TrimSpace(text) != ""
+}
+
 // onMessageCreate takes the owner's messages in a contact or group channel to MSN.
 func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) {
-	ref, ok := f.ownerMessage(m.Message)
-	if !ok {
-		return
+	if ref, text, ok := f.ownerText(m.Message); ok {
+		f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text})
 	}
-	text := discordToMSN(m.Message)
-	if strings.TrimSpace(text) == "" {
-		return
-	}
-	f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text})
 }
 
 // onMessageUpdate carries the owner's edit of a message to MSN as a new message, the changed
-// text after bridge.CorrectionPrefix. Updates that are no edit (Discord sends one when a link's preview
-// arrives: no edited_timestamp) and edits that leave the text as it was carried are not sent.
+// text after bridge.CorrectionPrefix. Updates that are no edit (Discord sends one when a link's
+// preview arrives: no edited_timestamp) and edits that leave the text as it was carried are not
+// sent.
 func (f *Frontend) onMessageUpdate(_ *discordgo.Session, m *discordgo.MessageUpdate) {
 	if m.Message == nil || m.EditedTimestamp == nil {
 		return
 	}
-	ref, ok := f.ownerMessage(m.Message)
+	ref, text, ok := f.ownerText(m.Message)
 	if !ok {
-		return
-	}
-	text := discordToMSN(m.Message)
-	if strings.TrimSpace(text) == "" {
 		return
 	}
 	if was, ok := ref.p.carried.get(m.ID); ok && was == text {

@@ -217,7 +217,7 @@ func (s *matrixSide) findRooms(contacts map[string][]string) bool {
 	return true
 }
 
-// send is the owner of account writing text in contact's portal. It reports false when nothing
+// send is the owner of account writing text in contact's portal (an edit of m.editOf when set). It reports false when nothing
 // could be written (the homeserver down or the frontend restarting); the outcome is the message
 // status the bridge sends later (see outcome).
 func (s *matrixSide) send(m *tracked, text string) bool {
@@ -228,10 +228,21 @@ func (s *matrixSide) send(m *tracked, text string) bool {
 	}
 	evtID := id.EventID(fmt.Sprintf("$soak%d", s.fm.NextID()))
 	s.sent[evtID] = m
+	m.mu.Lock()
+	m.matrixID = evtID
+	m.mu.Unlock()
+	content := &event.MessageEventContent{MsgType: event.MsgText, Body: text}
+	if m.editOf != "" {
+		content = &event.MessageEventContent{
+			MsgType: event.MsgText, Body: "* " + text,
+			NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: text},
+			RelatesTo:  &event.RelatesTo{Type: event.RelReplace, EventID: m.editOf},
+		}
+	}
 	s.fe.Bridge().QueueMatrixEvent(context.Background(), &event.Event{
 		Type: event.EventMessage, RoomID: s.rooms[m.contact], Sender: mxUserOf(m.account), ID: evtID,
 		Timestamp: time.Now().UnixMilli(),
-		Content:   event.Content{Parsed: &event.MessageEventContent{MsgType: event.MsgText, Body: text}},
+		Content:   event.Content{Parsed: content},
 	})
 	return true
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/discord"
@@ -57,7 +58,11 @@ type tracked struct {
 	failed    bool  // reported failed to the sender when sending
 	sendErr   error // the error reported, for the log
 	discordID string
-	done      bool // the send returned (Matrix) or was injected (others)
+	edit      bool       // a Discord edit of the message discordID
+	matrixID  id.EventID // the Matrix event that sent it
+	editOf    id.EventID // a Matrix edit of this event (set before the send, not changed)
+	edited    bool       // a Matrix message that has its edit
+	done      bool       // the send returned (Matrix) or was injected (others)
 }
 
 // tracker numbers messages and remembers every one.
@@ -66,13 +71,16 @@ type tracker struct {
 	mu   sync.Mutex
 	all  []*tracked
 	byID map[string]*tracked // Discord message id → message
+	// editOf: Discord message id → its one edit, carried to MSN as a message of its own (with
+	// the edit's token only, so that the original's token is not counted twice).
+	editOf map[string]*tracked
 
 	botMu  sync.Mutex
 	botGot map[string]int // token → times a contact bot received it
 }
 
 func newTracker() *tracker {
-	return &tracker{byID: map[string]*tracked{}, botGot: map[string]int{}}
+	return &tracker{byID: map[string]*tracked{}, editOf: map[string]*tracked{}, botGot: map[string]int{}}
 }
 
 func (tr *tracker) add(dir direction, account, contact string) *tracked {
@@ -391,6 +399,58 @@ func (e *soakEnv) sayFromContact(user, contact string) {
 	m.mu.Unlock()
 }
 
+func (e *soakEnv) sayFromDiscord(user, contact string) {
+	m := e.tr.add(fromDiscord, user, contact)
+	msg := e.dc.InjectUserMessage(e.channels[contact], e.owner, m.token+" from discord")
+	m.mu.Lock()
+	m.attempted, m.done = msg != nil, true
+	if msg != nil {
+		m.discordID = msg.ID
+	}
+	m.mu.Unlock()
+	if msg != nil {
+		e.tr.mu.Lock()
+		e.tr.byID[msg.ID] = m
+		e.tr.mu.Unlock()
+	}
+}
+
+// editFromDiscord edits the owner's latest message in the chat that has no edit yet; it
+// reports false when there is none.
+func (e *soakEnv) editFromDiscord(user, contact string) bool {
+	var orig *tracked
+	var origID string
+	e.tr.mu.Lock()
+	for i := len(e.tr.all) - 1; i >= 0 && orig == nil; i-- {
+		m := e.tr.all[i]
+		if m.dir != fromDiscord || m.account != user || m.contact != contact {
+			continue
+		}
+		m.mu.Lock()
+		id, edit := m.discordID, m.edit
+		m.mu.Unlock()
+		if id != "" && !edit && e.tr.editOf[id] == nil {
+			orig, origID = m, id
+		}
+	}
+	e.tr.mu.Unlock()
+	if orig == nil {
+		return false
+	}
+	m := e.tr.add(fromDiscord, user, contact)
+	m.mu.Lock()
+	m.edit, m.discordID = true, origID
+	m.mu.Unlock()
+	e.tr.mu.Lock()
+	e.tr.editOf[origID] = m
+	e.tr.mu.Unlock()
+	ok := e.dc.InjectUserEdit(e.channels[contact], origID, m.token+" from discord, edited")
+	m.mu.Lock()
+	m.attempted, m.done = ok, true
+	m.mu.Unlock()
+	return true
+}
+
 // traffic sends about 25 messages a second, each from a random side of a random chat, until ctx
 // ends.
 func (e *soakEnv) traffic(ctx context.Context) {
@@ -407,28 +467,62 @@ func (e *soakEnv) traffic(ctx context.Context) {
 		switch r := e.intn(10); {
 		case r < 4:
 			e.sayFromContact(u, c)
+		case r < 6:
+			e.sayFromDiscord(u, c)
 		case r < 7:
-			m := e.tr.add(fromDiscord, u, c)
-			msg := e.dc.InjectUserMessage(e.channels[c], e.owner, m.token+" from discord")
-			m.mu.Lock()
-			m.attempted, m.done = msg != nil, true
-			if msg != nil {
-				m.discordID = msg.ID
+			// The owner edits an earlier message of theirs in this chat (or writes one, when
+			// there is none left to edit).
+			if !e.editFromDiscord(u, c) {
+				e.sayFromDiscord(u, c)
 			}
-			m.mu.Unlock()
-			if msg != nil {
-				e.tr.mu.Lock()
-				e.tr.byID[msg.ID] = m
-				e.tr.mu.Unlock()
-			}
+		case r < 9:
+			e.sayFromMatrix(u, c, "")
 		default:
-			m := e.tr.add(fromMatrix, u, c)
-			sent := e.mx.send(m, m.token+" from matrix")
-			m.mu.Lock()
-			m.attempted, m.done = sent, true
-			m.mu.Unlock()
+			// The owner edits their latest Matrix message in this chat that has no edit yet.
+			if target := e.editTarget(u, c); target != "" {
+				e.sayFromMatrix(u, c, target)
+			} else {
+				e.sayFromMatrix(u, c, "")
+			}
 		}
 	}
+}
+
+// sayFromMatrix sends a message from the owner's Matrix account, or an edit of editOf.
+func (e *soakEnv) sayFromMatrix(user, contact string, editOf id.EventID) {
+	m := e.tr.add(fromMatrix, user, contact)
+	m.editOf = editOf
+	text := m.token + " from matrix"
+	if editOf != "" {
+		text += ", edited"
+	}
+	sent := e.mx.send(m, text)
+	m.mu.Lock()
+	m.attempted, m.done = sent, true
+	m.mu.Unlock()
+}
+
+// editTarget picks the owner's latest Matrix message in the chat that has no edit and is no
+// edit, and marks it edited; "" when there is none.
+func (e *soakEnv) editTarget(user, contact string) id.EventID {
+	e.tr.mu.Lock()
+	defer e.tr.mu.Unlock()
+	for i := len(e.tr.all) - 1; i >= 0; i-- {
+		m := e.tr.all[i]
+		if m.dir != fromMatrix || m.account != user || m.contact != contact || m.editOf != "" {
+			continue
+		}
+		m.mu.Lock()
+		target, edited := m.matrixID, m.edited
+		if target != "" && !edited {
+			m.edited = true
+		}
+		m.mu.Unlock()
+		if target != "" && !edited {
+			return target
+		}
+	}
+	return ""
 }
 
 // inject applies a random fault every 250 ms until ctx ends. Faults that heal by themselves
@@ -542,12 +636,18 @@ func (e *soakEnv) scanDiscord() discordView {
 				for _, tok := range tokens(m.Content) {
 					v.fromContact[tok]++
 				}
+			case strings.HasPrefix(m.Content, "❌ Edit not delivered") && m.MessageReference != nil:
+				if src := e.tr.editOf[m.MessageReference.MessageID]; src != nil {
+					v.failed[src.token] = true
+				}
 			case strings.HasPrefix(m.Content, "❌") && m.MessageReference != nil:
 				if src := byID[m.MessageReference.MessageID]; src != nil {
 					v.failed[src.token] = true
 				}
 			}
-			if len(m.Reactions) > 0 && byID[m.ID] != nil {
+			// A ❌ reaction says which message failed only while the message has no edit (one
+			// reaction serves both); the replies above say it either way.
+			if len(m.Reactions) > 0 && byID[m.ID] != nil && e.tr.editOf[m.ID] == nil {
 				for _, r := range m.Reactions {
 					if r.Emoji != nil && r.Emoji.Name == "❌" {
 						v.failed[byID[m.ID].token] = true
@@ -634,6 +734,8 @@ func (a *tally) add(b tally) {
 
 type report struct {
 	by      map[direction]*tally
+	edits   tally // the Discord edits, counted in discord→contact too
+	mxEdits tally // the Matrix edits, counted in matrix→contact too
 	total   tally
 	details []string
 }
@@ -730,6 +832,14 @@ func (e *soakEnv) report() report {
 		}
 		r.by[m.dir].add(t)
 		r.total.add(t)
+		m.mu.Lock()
+		if m.edit {
+			r.edits.add(t)
+		}
+		if m.editOf != "" {
+			r.mxEdits.add(t)
+		}
+		m.mu.Unlock()
 	}
 	r.total.lost += r.total.mirrorLost
 	r.total.dup += r.total.mirrorDup
@@ -750,6 +860,8 @@ func (e *soakEnv) print(r report, seed uint64, duration, elapsed, settled time.D
 		row(string(d), *r.by[d])
 	}
 	row("total", r.total)
+	row("of which discord edits", r.edits)
+	row("of which matrix edits", r.mxEdits)
 	_ = w.Flush()
 	e.faults.mu.Lock()
 	kinds := make([]string, 0, len(e.faults.counts))
