@@ -33,7 +33,7 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 	}
 	chat := chatOf(msg.Portal)
 	c.stopTypingTo(chat)
-	if !c.push(&outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, text: text, format: f, log: *zerolog.Ctx(ctx)}) {
+	if c.push(&outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, text: text, format: f, log: *zerolog.Ctx(ctx)}) == pushFull {
 		return nil, queueFull()
 	}
 	return &bridgev2.MatrixMessageResponse{Pending: true}, nil
@@ -46,8 +46,9 @@ func queueFull() error {
 }
 
 // HandleMatrixEdit carries the owner's edit to MSN as a new message, bridge.CorrectionPrefix
-// and the new text. It goes through the chat's send queue, after the messages queued before it, and returns
-// once MSN took it or refused it; bridgev2 then stores the edit and sends its status.
+// and the new text. It goes through the chat's send queue, after the messages queued before
+// it, and returns once MSN took it or refused it; bridgev2 then stores the edit and sends its
+// status.
 func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit) error {
 	acc, err := c.mustAccount()
 	if err != nil {
@@ -60,9 +61,14 @@ func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEd
 	chat := chatOf(msg.Portal)
 	c.stopTypingTo(chat)
 	sent := make(chan error, 1)
-	if !c.push(&outgoing{acc: acc, evt: msg.Event, chat: chat, text: bridge.CorrectionPrefix + text, format: f,
+	switch c.push(&outgoing{acc: acc, evt: msg.Event, chat: chat, text: bridge.CorrectionPrefix + text, format: f,
 		log: *zerolog.Ctx(ctx), sent: sent}) {
+	case pushFull:
 		return queueFull()
+	case pushRepeat:
+		// The first delivery of this event is on its way and its outcome reaches bridgev2
+		// (and the status the owner sees) when it is sent, after this one's.
+		return nil
 	}
 	// Not bounded by ctx: the send goes on regardless, and its outcome is what the owner must
 	// be told; deliver bounds it by sendTimeout.

@@ -56,10 +56,18 @@ type outgoing struct {
 	sent chan<- error
 }
 
-// push queues o behind the chat's earlier messages and reports whether it was taken: false
-// when the chat has maxQueuedSends waiting. A message whose event is already queued or being
-// sent (a redelivered transaction) is taken and dropped.
-func (c *MSNClient) push(o *outgoing) bool {
+// pushed is what push did with a message.
+type pushed int
+
+const (
+	pushQueued pushed = iota // behind the chat's earlier messages
+	pushRepeat               // its event is already queued or being sent: dropped
+	pushFull                 // the chat has maxQueuedSends waiting: refused
+)
+
+// push queues o behind the chat's earlier messages. A message whose event is already queued or
+// being sent (a redelivered transaction) is dropped, and one past maxQueuedSends refused.
+func (c *MSNClient) push(o *outgoing) pushed {
 	q := &c.sends
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -69,7 +77,7 @@ func (c *MSNClient) push(o *outgoing) bool {
 	evtID := o.evt.ID
 	if q.inFlight[evtID] {
 		o.log.Debug().Msg("Message already on its way to MSN, ignoring the repeat")
-		return true
+		return pushRepeat
 	}
 	cs := q.chats[o.chat]
 	if cs == nil {
@@ -78,11 +86,11 @@ func (c *MSNClient) push(o *outgoing) bool {
 		q.wg.Add(1)
 		go c.runSends(o.chat, cs)
 	} else if len(cs.items) >= maxQueuedSends {
-		return false
+		return pushFull
 	}
 	cs.items = append(cs.items, o)
 	q.inFlight[evtID] = true
-	return true
+	return pushQueued
 }
 
 // runSends is the worker of one chat: it sends the queued messages one at a time and exits
