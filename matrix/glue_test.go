@@ -420,6 +420,52 @@ func TestEditCarried(t *testing.T) {
 	}
 }
 
+// TestSlowEditDoesNotHoldThePortal: an edit MSN takes long to answer holds the portal for
+// editWait at most; the contact's messages go on, and MSN's later refusal comes as a failure
+// status after bridgev2's own.
+func TestSlowEditDoesNotHoldThePortal(t *testing.T) {
+	defer func(w time.Duration) { editWait = w }(editWait)
+	editWait = 100 * time.Millisecond
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	e.srv.BotSay(bob, alice, "hi")
+	portal := e.portal(bob)
+	e.waitMessage(portal.MXID, ghostMXID(bob), "hi")
+	orig := e.sendMatrix(portal.MXID, &event.MessageEventContent{MsgType: event.MsgText, Body: "helo bob"})
+	if st := e.waitStatus(orig); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("message status %+v", st)
+	}
+
+	// MSN answers the edit only after 3 s (later than the client waits for an ACK here).
+	e.srv.NAKAll(true)
+	e.srv.SetDelay("MSG", 3*time.Second)
+	edit := e.sendMatrix(portal.MXID, editOf(orig, "hello bob"))
+	editFailed := func() bool {
+		for _, st := range e.fm.Statuses() {
+			if st.Info != nil && st.Info.SourceEventID == edit && st.Status.Status == event.MessageStatusFail {
+				return st.Status.Message != ""
+			}
+		}
+		return false
+	}
+	e.srv.BotSay(bob, alice, "meanwhile")
+	e.waitMessage(portal.MXID, ghostMXID(bob), "meanwhile")
+	if editFailed() {
+		t.Fatal("the contact's message waited for the edit's outcome")
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, testWait)
+	defer cancel()
+	if !e.fm.WaitFor(ctx, editFailed) {
+		var got []string
+		for _, st := range e.fm.Statuses() {
+			if st.Info != nil && st.Info.SourceEventID == edit {
+				got = append(got, fmt.Sprintf("%s %q", st.Status.Status, st.Status.Message))
+			}
+		}
+		t.Fatalf("no failure status for the refused edit; its statuses: %v", got)
+	}
+}
+
 // editOf is a Matrix edit (m.replace) of target to body.
 func editOf(target id.EventID, body string) *event.MessageEventContent {
 	return &event.MessageEventContent{

@@ -47,8 +47,9 @@ func queueFull() error {
 
 // HandleMatrixEdit carries the owner's edit to MSN as a new message, bridge.CorrectionPrefix
 // and the new text. It goes through the chat's send queue, after the messages queued before
-// it, and returns once MSN took it or refused it; bridgev2 then stores the edit and sends its
-// status.
+// it, and returns once MSN took it or refused it, bridgev2 then storing the edit and sending its
+// status; or after editWait, so that a slow MSN does not hold up the portal's other events:
+// then a refusal comes as a failure status after bridgev2's.
 func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit) error {
 	acc, err := c.mustAccount()
 	if err != nil {
@@ -60,9 +61,9 @@ func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEd
 	}
 	chat := chatOf(msg.Portal)
 	c.stopTypingTo(chat)
-	sent := make(chan error, 1)
+	w := &editWaiter{waiting: true, outcome: make(chan error, 1)}
 	switch c.push(&outgoing{acc: acc, evt: msg.Event, chat: chat, text: bridge.CorrectionPrefix + text, format: f,
-		log: *zerolog.Ctx(ctx), sent: sent}) {
+		log: *zerolog.Ctx(ctx), edit: w}) {
 	case pushFull:
 		return queueFull()
 	case pushRepeat:
@@ -71,8 +72,8 @@ func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEd
 		return nil
 	}
 	// Not bounded by ctx: the send goes on regardless, and its outcome is what the owner must
-	// be told; deliver bounds it by sendTimeout.
-	if err := <-sent; err != nil {
+	// be told.
+	if ok, err := w.wait(); ok && err != nil {
 		return sendErrorStatus(err)
 	}
 	return nil

@@ -52,8 +52,53 @@ type outgoing struct {
 	text   string
 	format bridge.Format
 	log    zerolog.Logger
-	// sent, for an edit, receives the send's outcome (its row and status are bridgev2's).
-	sent chan<- error
+	// edit is set for an edit: HandleMatrixEdit waits for its outcome (bridgev2 stores the edit
+	// and sends its status) up to editWait, then leaves a failure for the worker to report.
+	edit *editWaiter
+}
+
+// editWait bounds how long an edit holds its portal (bridgev2 handles the portal's events one
+// at a time, and an edit has no pending state): past it the edit is reported sent and, should
+// MSN refuse it, its failure status follows. A variable for tests.
+var editWait = 5 * time.Second
+
+// editWaiter hands an edit's outcome to HandleMatrixEdit while it waits, or to the worker's
+// own failure status after it stopped waiting.
+type editWaiter struct {
+	mu      sync.Mutex
+	waiting bool
+	outcome chan error // capacity 1
+}
+
+// done records the send's outcome; it reports whether the waiter took it.
+func (w *editWaiter) done(err error) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.waiting {
+		w.outcome <- err
+	}
+	return w.waiting
+}
+
+// wait returns the outcome (ok), or ok false once editWait passed (the worker then reports
+// it).
+func (w *editWaiter) wait() (ok bool, err error) {
+	t := time.NewTimer(editWait)
+	defer t.Stop()
+	select {
+	case err = <-w.outcome:
+		return true, err
+	case <-t.C:
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waiting = false
+	select {
+	case err = <-w.outcome: // sent as the timer fired
+		return true, err
+	default:
+		return false, nil
+	}
 }
 
 // pushed is what push did with a message.
@@ -140,8 +185,11 @@ func (c *MSNClient) deliver(o *outgoing) {
 	ctx, cancel := context.WithTimeout(bg, sendTimeout)
 	msgID, err := o.acc.SendText(ctx, FrontendName, o.chat, o.text, o.format)
 	cancel()
-	if o.sent != nil {
-		o.sent <- err
+	if o.edit != nil {
+		if !o.edit.done(err) && err != nil {
+			o.log.Debug().Err(err).Msg("Failed to send edit to MSN")
+			c.sendStatus(bg, o.evt, "", sendErrorStatus(err))
+		}
 		return
 	}
 	if err != nil {
