@@ -271,6 +271,19 @@ func (f *Frontend) track() (done func(), ok bool) {
 	return f.wg.Done, true
 }
 
+// tracked runs fn, counted by track, with a context that ends after d or when the frontend
+// stops; it does nothing once the frontend has stopped.
+func (f *Frontend) tracked(d time.Duration, fn func(ctx context.Context)) {
+	done, ok := f.track()
+	if !ok {
+		return
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(f.bgCtx, d)
+	defer cancel()
+	fn(ctx)
+}
+
 // HandleEvent implements bridge.Frontend: it shows one event of acc in Discord. It may block on
 // Discord's rate limits (holding up only acc's queue); presence changes only update state and
 // wake the account's presence loop.

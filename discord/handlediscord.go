@@ -105,17 +105,12 @@ func (f *Frontend) onMessageDelete(_ *discordgo.Session, m *discordgo.MessageDel
 	if _, ok := ref.p.carried.take(m.ID); !ok {
 		return
 	}
-	done, ok := f.track()
-	if !ok {
-		return
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(f.bgCtx, 30*time.Second)
-	defer cancel()
-	line := "🗑️ Deleted here only: MSN cannot take back a message it has delivered, so the contact still has it."
-	if _, err := ref.p.botSend(ctx, ref.chat, &discordgo.MessageSend{Content: line}); err != nil {
-		ref.p.log.Warn().Err(err).Str("channel_id", m.ChannelID).Msg("Failed to say a deleted message stays on MSN")
-	}
+	f.tracked(30*time.Second, func(ctx context.Context) {
+		line := "🗑️ Deleted here only: MSN cannot take back a message it has delivered, so the contact still has it."
+		if _, err := ref.p.botSend(ctx, ref.chat, &discordgo.MessageSend{Content: line}); err != nil {
+			ref.p.log.Warn().Err(err).Str("channel_id", m.ChannelID).Msg("Failed to say a deleted message stays on MSN")
+		}
+	})
 }
 
 // enqueue puts out in the portal's outbox; when that is full the owner is told at once.
@@ -123,14 +118,9 @@ func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 	select {
 	case ref.p.outbox <- out:
 	default:
-		done, ok := f.track()
-		if !ok {
-			return
-		}
-		defer done()
-		ctx, cancel := context.WithTimeout(f.bgCtx, 30*time.Second)
-		defer cancel()
-		ref.p.reportFailure(ctx, sentRef{out.channelID, out.messageID, out.edit}, "too many messages are waiting for MSN; try again in a moment")
+		f.tracked(30*time.Second, func(ctx context.Context) {
+			ref.p.reportFailure(ctx, sentRef{out.channelID, out.messageID, out.edit}, "too many messages are waiting for MSN; try again in a moment")
+		})
 	}
 }
 
@@ -265,14 +255,9 @@ func (f *Frontend) onTypingStart(_ *discordgo.Session, t *discordgo.TypingStart)
 	}
 	p.typingOut[ref.chat] = now
 	p.mu.Unlock()
-	done, ok := f.track()
-	if !ok {
-		return
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(f.bgCtx, 10*time.Second)
-	defer cancel()
-	if err := p.account().SendTyping(ctx, ref.chat); err != nil {
-		p.log.Debug().Err(err).Str("chat", string(ref.chat)).Msg("Failed to send typing to MSN")
-	}
+	f.tracked(10*time.Second, func(ctx context.Context) {
+		if err := p.account().SendTyping(ctx, ref.chat); err != nil {
+			p.log.Debug().Err(err).Str("chat", string(ref.chat)).Msg("Failed to send typing to MSN")
+		}
+	})
 }

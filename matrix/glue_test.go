@@ -395,17 +395,7 @@ func TestMessagesBothWays(t *testing.T) {
 // TestEditCarried: MSN cannot change a delivered message, so an edit reaches the contact as a
 // new message, "* " and the new text, and its status says whether it did.
 func TestEditCarried(t *testing.T) {
-	e := newGlueEnv(t, nil)
-	e.mustLogin()
-	e.srv.BotSay(bob, alice, "hi")
-	portal := e.portal(bob)
-	e.waitMessage(portal.MXID, ghostMXID(bob), "hi")
-
-	orig := e.sendMatrix(portal.MXID, &event.MessageEventContent{MsgType: event.MsgText, Body: "helo bob"})
-	e.bob.waitText(t, "helo bob")
-	if st := e.waitStatus(orig); st.Status != event.MessageStatusSuccess {
-		t.Fatalf("message status %+v", st)
-	}
+	e, portal, orig := sentToBob(t)
 	edit := e.sendMatrix(portal.MXID, editOf(orig, "hello bob"))
 	e.bob.waitText(t, "* hello bob")
 	if st := e.waitStatus(edit); st.Status != event.MessageStatusSuccess {
@@ -426,15 +416,7 @@ func TestEditCarried(t *testing.T) {
 func TestSlowEditDoesNotHoldThePortal(t *testing.T) {
 	defer func(w time.Duration) { editWait = w }(editWait)
 	editWait = 100 * time.Millisecond
-	e := newGlueEnv(t, nil)
-	e.mustLogin()
-	e.srv.BotSay(bob, alice, "hi")
-	portal := e.portal(bob)
-	e.waitMessage(portal.MXID, ghostMXID(bob), "hi")
-	orig := e.sendMatrix(portal.MXID, &event.MessageEventContent{MsgType: event.MsgText, Body: "helo bob"})
-	if st := e.waitStatus(orig); st.Status != event.MessageStatusSuccess {
-		t.Fatalf("message status %+v", st)
-	}
+	e, portal, orig := sentToBob(t)
 
 	// MSN answers the edit only after 3 s (later than the client waits for an ACK here).
 	e.srv.NAKAll(true)
@@ -464,6 +446,23 @@ func TestSlowEditDoesNotHoldThePortal(t *testing.T) {
 		}
 		t.Fatalf("no failure status for the refused edit; its statuses: %v", got)
 	}
+}
+
+// sentToBob logs alice in, opens bob's portal and sends bob "helo bob" from Matrix; it returns
+// the portal and that message's event.
+func sentToBob(t *testing.T) (*glueEnv, *database.Portal, id.EventID) {
+	t.Helper()
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	e.srv.BotSay(bob, alice, "hi")
+	portal := e.portal(bob)
+	e.waitMessage(portal.MXID, ghostMXID(bob), "hi")
+	orig := e.sendMatrix(portal.MXID, &event.MessageEventContent{MsgType: event.MsgText, Body: "helo bob"})
+	e.bob.waitText(t, "helo bob")
+	if st := e.waitStatus(orig); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("message status %+v", st)
+	}
+	return e, portal, orig
 }
 
 // editOf is a Matrix edit (m.replace) of target to body.
