@@ -188,7 +188,11 @@ func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) er
 // elsewhere, as a line in the chat's channel.
 func (p *portal) showDeliveryFailure(ctx context.Context, e bridge.DeliveryFailure) error {
 	if ref, ok := p.sends.get(e.MessageID); ok {
-		p.carried.take(ref.messageID) // not delivered after all: deleting it needs no notice
+		if !ref.edit {
+			// Not delivered after all: deleting it needs no notice. (When an edit fails so,
+			// the contact still has the message it corrected.)
+			p.carried.take(ref.messageID)
+		}
 		p.reportFailure(ctx, ref, e.Reason.Describe())
 		return nil
 	}
