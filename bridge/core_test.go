@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -467,16 +468,23 @@ func TestStartRateLimit(t *testing.T) {
 }
 
 // eventMarker returns a func that emits a marker event on sess and returns the events mx was
-// shown since the previous marker, once those emitted before it were handled.
+// shown since the previous marker, once those emitted before it were handled. The window
+// starts where the previous marker ended, not when this one is called: an event emitted just
+// before the call may already have been shown by then.
 func eventMarker(t *testing.T, mx *recorder, sess *fakeSession) func() []Event {
-	n := 0
+	n, last := 0, 0
 	return func() []Event {
 		t.Helper()
-		before := len(mx.events())
 		n++
 		sess.emit(&msn.TypingReceived{From: "bob@example.com", SessionID: fmt.Sprint("sb", n)})
-		evts := mx.waitFor(t, "the marker", func(evts []Event) bool { return countType[Typing](evts[before:]) == 1 })
-		return evts[before:]
+		end := 0
+		evts := mx.waitFor(t, "the marker", func(evts []Event) bool {
+			end = last + 1 + slices.IndexFunc(evts[last:], func(e Event) bool { _, ok := e.(Typing); return ok })
+			return end > last
+		})
+		window := evts[last:end]
+		last = end
+		return window
 	}
 }
 
