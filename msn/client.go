@@ -193,7 +193,7 @@ type Client struct {
 	ns       *conn
 	protocol string
 	self     Self
-	contacts map[string]*contact
+	contacts contactStore
 	groups   map[string]*Group
 	groupSeq []string // group ids in arrival order
 	out      *DisconnectError
@@ -244,7 +244,6 @@ func NewClient(cfg Config, handle, password string, h Handler) (*Client, error) 
 		handler:    h,
 		log:        cfg.Log.With().Str("component", "msn").Str("handle", handle).Logger(),
 		pp:         pp,
-		contacts:   make(map[string]*contact),
 		groups:     make(map[string]*Group),
 		syncSignal: make(chan struct{}, 1),
 	}

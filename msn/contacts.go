@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/msn-bridge/msn-bridge/internal/packed"
 )
 
 // List is a set of contact-list bits (PROTOCOL.md §3.1).
@@ -111,11 +108,10 @@ type Self struct {
 func (c *Client) Contacts() []Contact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Contact, 0, len(c.contacts))
-	for _, ct := range c.contacts {
+	out := make([]Contact, 0, c.contacts.len())
+	for ct := range c.contacts.all() {
 		out = append(out, c.publicLocked(ct))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Handle < out[j].Handle })
 	return out
 }
 
@@ -123,7 +119,7 @@ func (c *Client) Contacts() []Contact {
 func (c *Client) Contact(handle string) (Contact, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ct, ok := c.contacts[normHandle(handle)]
+	ct, ok := c.contacts.get(normHandle(handle))
 	if !ok {
 		return Contact{}, false
 	}
@@ -155,44 +151,9 @@ func (c *Client) Self() Self {
 func normHandle(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
 
 // contactLocked returns the entry for handle, creating it. c.mu must be held.
-func (c *Client) contactLocked(handle string) *contact {
-	h := normHandle(handle)
-	ct := c.contacts[h]
-	if ct == nil {
-		h = strings.Clone(h) // a Reader's tokens share their line's memory
-		ct = &contact{handle: h, rec: packed.Empty(recFields), status: statusIndex(StatusOffline)}
-		c.contacts[h] = ct
-	}
-	return ct
+func (c *Client) contactLocked(handle string) contactRef {
+	return c.contacts.getOrAdd(normHandle(handle))
 }
-
-// contact is the stored form of a Contact, 56 bytes against 232 (Contacts and Contact build
-// the public form on the way out). The client keeps one for every contact, so it is kept small
-// and light for the collector: besides the handle, its strings (stored and friendly name,
-// msnobj, PSM, the current media as its wire text, parsed on the way out, and the group ids)
-// are the fields of one packed string (internal/packed), so a contact is three objects and
-// three pointers whatever it holds. The status is an index into statuses, the GUID 16 bytes.
-// Every string is the contact's own, never a piece of a protocol line.
-type contact struct {
-	handle string
-	rec    string // the fields below, packed
-	guid   [16]byte
-	caps   uint32
-	lists  List
-	status uint8 // index into statuses
-	flags  contactFlags
-}
-
-// The fields of contact.rec.
-const (
-	recName     = iota // StoredName
-	recFriendly        // FriendlyName
-	recMSNObject
-	recPSM
-	recMedia  // the CurrentMedia wire text
-	recGroups // the group ids, a packed list
-	recFields
-)
 
 type contactFlags uint8
 
@@ -213,41 +174,6 @@ func statusIndex(s Status) uint8 {
 		}
 	}
 	return uint8(len(statuses) - 1) // StatusOffline
-}
-
-func (ct *contact) name() string      { return packed.Field(ct.rec, recName) }
-func (ct *contact) friendly() string  { return packed.Field(ct.rec, recFriendly) }
-func (ct *contact) msnobj() string    { return packed.Field(ct.rec, recMSNObject) }
-func (ct *contact) psm() string       { return packed.Field(ct.rec, recPSM) }
-func (ct *contact) mediaText() string { return packed.Field(ct.rec, recMedia) }
-
-// setUBX stores a personal message and the text of the current media ("" for none) and
-// returns the stored PSM, for the event.
-func (ct *contact) setUBX(psm, media string) string {
-	ct.rec = packed.Set(packed.Set(ct.rec, recPSM, psm), recMedia, media)
-	return ct.psm()
-}
-
-func (ct *contact) setName(name string)     { ct.rec = packed.Set(ct.rec, recName, name) }
-func (ct *contact) setFriendly(name string) { ct.rec = packed.Set(ct.rec, recFriendly, name) }
-func (ct *contact) setMSNObject(obj string) { ct.rec = packed.Set(ct.rec, recMSNObject, obj) }
-
-// groupIDs returns the contact's group ids as a new slice: nil for none, or an empty non-nil
-// slice when the list was emptied, as the []string this replaces was.
-func (ct *contact) groupIDs() []string {
-	if ct.flags&groupsEmpty != 0 {
-		return []string{}
-	}
-	return packed.Items(packed.Field(ct.rec, recGroups))
-}
-
-// setGroups stores ids (nil for none, an empty slice for an emptied list).
-func (ct *contact) setGroups(ids []string) {
-	ct.flags &^= groupsEmpty
-	if len(ids) == 0 && ids != nil {
-		ct.flags |= groupsEmpty
-	}
-	ct.rec = packed.Set(ct.rec, recGroups, packed.List(ids))
 }
 
 // parseGUID parses 8-4-4-4-12 hex. lower and upper report whether the letters in it are all of
@@ -298,20 +224,20 @@ func formatGUID(g [16]byte, upper bool) string {
 }
 
 // guidLocked returns the contact's GUID as it was received, "" when none. c.mu must be held.
-func (c *Client) guidLocked(ct *contact) string {
+func (c *Client) guidLocked(ct contactRef) string {
 	switch ct.flags & guidFlags {
 	case guidLower:
 		return formatGUID(ct.guid, false)
 	case guidUpper:
 		return formatGUID(ct.guid, true)
 	case guidOther:
-		return c.otherGUIDs[ct.handle]
+		return c.otherGUIDs[ct.handle()]
 	}
 	return ""
 }
 
 // setGUIDLocked stores a contact's GUID (s is not empty). c.mu must be held.
-func (c *Client) setGUIDLocked(ct *contact, s string) {
+func (c *Client) setGUIDLocked(ct contactRef, s string) {
 	ct.flags &^= guidFlags
 	g, lower, upper, ok := parseGUID(s)
 	switch {
@@ -323,17 +249,17 @@ func (c *Client) setGUIDLocked(ct *contact, s string) {
 		if c.otherGUIDs == nil {
 			c.otherGUIDs = make(map[string]string)
 		}
-		c.otherGUIDs[ct.handle] = strings.Clone(s)
+		c.otherGUIDs[strings.Clone(ct.handle())] = strings.Clone(s)
 		ct.flags |= guidOther
 		return
 	}
-	delete(c.otherGUIDs, ct.handle)
+	delete(c.otherGUIDs, ct.handle())
 }
 
-// deleteContactLocked removes a contact. c.mu must be held.
-func (c *Client) deleteContactLocked(ct *contact) {
-	delete(c.contacts, ct.handle)
-	delete(c.otherGUIDs, ct.handle)
+// deleteContactLocked removes a contact (ct is then no longer valid). c.mu must be held.
+func (c *Client) deleteContactLocked(ct contactRef) {
+	delete(c.otherGUIDs, ct.handle())
+	c.contacts.remove(ct)
 }
 
 // internGroupLocked returns the group's own copy of id when the group is known, a copy of id
@@ -345,20 +271,22 @@ func (c *Client) internGroupLocked(id string) string {
 	return strings.Clone(id)
 }
 
-// publicLocked returns the public form of a contact. c.mu must be held.
-func (c *Client) publicLocked(ct *contact) Contact {
+// publicLocked returns the public form of a contact; its strings share one copy of the
+// contact's record, not the store. c.mu must be held.
+func (c *Client) publicLocked(ct contactRef) Contact {
+	f := ct.copyFields()
 	return Contact{
-		Handle:       ct.handle,
+		Handle:       f[recHandle],
 		GUID:         c.guidLocked(ct),
-		StoredName:   ct.name(),
-		FriendlyName: ct.friendly(),
+		StoredName:   f[recName],
+		FriendlyName: f[recFriendly],
 		Lists:        ct.lists,
-		Groups:       ct.groupIDs(),
+		Groups:       ct.groupIDsOf(f[recGroups]),
 		Status:       statuses[ct.status],
 		Capabilities: ct.caps,
-		MSNObject:    ct.msnobj(),
-		PSM:          ct.psm(),
-		Media:        ParseCurrentMedia(ct.mediaText()),
+		MSNObject:    f[recMSNObject],
+		PSM:          f[recPSM],
+		Media:        ParseCurrentMedia(f[recMedia]),
 	}
 }
 
@@ -455,7 +383,7 @@ func (c *Client) handleLST(cmd *Command) {
 			e.Groups[i] = c.internGroupLocked(g)
 		}
 		ct.setGroups(e.Groups)
-		c.lastLST = ct.handle
+		c.lastLST = strings.Clone(ct.handle())
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -549,13 +477,13 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 		}
 	}
 	c.mu.Lock()
-	var ct *contact
+	var ct contactRef
 	if handle == "" && guid != "" {
 		ct = c.contactByGUIDLocked(guid)
 	} else if handle != "" {
 		ct = c.contactLocked(handle)
 	}
-	if ct == nil {
+	if !ct.ok() {
 		c.mu.Unlock()
 		return nil
 	}
@@ -572,8 +500,8 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 			ct.setGroups(append(groups, group))
 		}
 		g := c.groups[group]
+		ev := &GroupChanged{Handle: strings.Clone(ct.handle()), Added: true, Group: Group{ID: group}}
 		c.mu.Unlock()
-		ev := &GroupChanged{Handle: ct.handle, Added: true, Group: Group{ID: group}}
 		if g != nil {
 			ev.Group = *g
 		}
@@ -586,7 +514,8 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 	} else if l == ListBlock {
 		ct.lists &^= ListAllow
 	}
-	ev := &ListChanged{Handle: ct.handle, List: l, Added: true, Name: ct.name(), GUID: c.guidLocked(ct)}
+	f := ct.copyFields()
+	ev := &ListChanged{Handle: f[recHandle], List: l, Added: true, Name: f[recName], GUID: c.guidLocked(ct)}
 	c.mu.Unlock()
 	c.emit(ev)
 	return ev
@@ -600,11 +529,11 @@ func (c *Client) applyREM(l List, args []string) {
 		group = args[1]
 	}
 	c.mu.Lock()
-	ct := c.contacts[normHandle(id)]
-	if ct == nil {
+	ct, _ := c.contacts.get(normHandle(id))
+	if !ct.ok() {
 		ct = c.contactByGUIDLocked(id)
 	}
-	if ct == nil {
+	if !ct.ok() {
 		c.mu.Unlock()
 		return
 	}
@@ -612,7 +541,7 @@ func (c *Client) applyREM(l List, args []string) {
 		if groups := ct.groupIDs(); groups != nil {
 			ct.setGroups(slices.DeleteFunc(groups, func(g string) bool { return g == group }))
 		}
-		ev := &GroupChanged{Handle: ct.handle, Group: Group{ID: group}}
+		ev := &GroupChanged{Handle: strings.Clone(ct.handle()), Group: Group{ID: group}}
 		if g := c.groups[group]; g != nil {
 			ev.Group = *g
 		}
@@ -624,7 +553,8 @@ func (c *Client) applyREM(l List, args []string) {
 	if l == ListForward {
 		ct.setGroups(nil)
 	}
-	ev := &ListChanged{Handle: ct.handle, List: l, Added: false, Name: ct.name(), GUID: c.guidLocked(ct)}
+	f := ct.copyFields()
+	ev := &ListChanged{Handle: f[recHandle], List: l, Added: false, Name: f[recName], GUID: c.guidLocked(ct)}
 	if ct.lists == 0 {
 		c.deleteContactLocked(ct)
 	}
@@ -634,24 +564,24 @@ func (c *Client) applyREM(l List, args []string) {
 
 // contactByGUIDLocked finds the contact whose GUID equals guid, ignoring case. c.mu must be
 // held.
-func (c *Client) contactByGUIDLocked(guid string) *contact {
+func (c *Client) contactByGUIDLocked(guid string) contactRef {
 	if guid == "" {
-		return nil
+		return contactRef{}
 	}
 	g, _, _, ok := parseGUID(guid)
-	for _, ct := range c.contacts {
+	for ct := range c.contacts.all() {
 		switch ct.flags & guidFlags {
 		case guidLower, guidUpper:
 			if ok && ct.guid == g {
 				return ct
 			}
 		case guidOther:
-			if strings.EqualFold(c.otherGUIDs[ct.handle], guid) {
+			if strings.EqualFold(c.otherGUIDs[ct.handle()], guid) {
 				return ct
 			}
 		}
 	}
-	return nil
+	return contactRef{}
 }
 
 // checkContactHandle validates a handle given by a caller: an e-mail address or "tel:<digits>".
@@ -716,7 +646,7 @@ func (c *Client) RemoveFromList(ctx context.Context, list List, handle string) e
 	id := Encode(h)
 	if list == ListForward {
 		c.mu.Lock()
-		if ct := c.contacts[h]; ct != nil && ct.flags&guidFlags != 0 {
+		if ct, ok := c.contacts.get(h); ok && ct.flags&guidFlags != 0 {
 			id = c.guidLocked(ct)
 		}
 		c.mu.Unlock()
@@ -874,7 +804,7 @@ func (c *Client) RemoveGroup(ctx context.Context, id string) error {
 	}
 	delete(c.groups, id)
 	c.groupSeq = slices.DeleteFunc(c.groupSeq, func(s string) bool { return s == id })
-	for _, ct := range c.contacts {
+	for ct := range c.contacts.all() {
 		if groups := ct.groupIDs(); slices.Contains(groups, id) {
 			ct.setGroups(slices.DeleteFunc(groups, func(s string) bool { return s == id }))
 		}
@@ -936,12 +866,12 @@ func (c *Client) RemoveFromGroup(ctx context.Context, handle, groupID string) er
 func (c *Client) contactGUID(handle string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ct := c.contacts[normHandle(handle)]
-	if ct == nil || ct.lists&ListForward == 0 {
+	ct, ok := c.contacts.get(normHandle(handle))
+	if !ok || ct.lists&ListForward == 0 {
 		return "", fmt.Errorf("%s: %w", truncate(handle, 64), ErrNotOnList)
 	}
 	if ct.flags&guidFlags == 0 {
-		return ct.handle, nil
+		return strings.Clone(ct.handle()), nil
 	}
 	return c.guidLocked(ct), nil
 }

@@ -152,17 +152,20 @@ func (c *Client) handlePresence(cmd *Command) {
 		}
 	}
 	c.mu.Lock()
-	if ct := c.contacts[ev.Handle]; ct != nil {
-		// Copies: a Reader's tokens share their line's memory, which the contact would keep.
-		// The event then carries the contact's own strings (and the contact's handle), so that
-		// whoever keeps them (the bridge's model) neither keeps the line nor a second copy.
+	if ct, ok := c.contacts.get(ev.Handle); ok {
+		// A Reader's tokens share their line's memory, which whoever keeps the event's strings
+		// (the bridge's model) would keep: the event carries one copy of the contact's record
+		// instead, for all of them.
 		ct.status, ct.caps = statusIndex(ev.Status), ev.Capabilities
 		ct.setMSNObject(ev.MSNObject)
 		if ev.FriendlyName != "" {
 			ct.setFriendly(ev.FriendlyName)
-			ev.FriendlyName = ct.friendly()
 		}
-		ev.Handle, ev.MSNObject = ct.handle, ct.msnobj()
+		f := ct.copyFields()
+		if ev.FriendlyName != "" {
+			ev.FriendlyName = f[recFriendly]
+		}
+		ev.Handle, ev.MSNObject = f[recHandle], f[recMSNObject]
 	}
 	c.mu.Unlock()
 	c.emit(ev)
@@ -174,9 +177,9 @@ func (c *Client) handleFLN(cmd *Command) {
 		return
 	}
 	c.mu.Lock()
-	if ct := c.contacts[h]; ct != nil {
+	if ct, ok := c.contacts.get(h); ok {
 		ct.status = statusIndex(StatusOffline)
-		h = ct.handle // not the line's memory
+		h = strings.Clone(ct.handle()) // neither the line's memory nor the store's
 	}
 	c.mu.Unlock()
 	c.emit(&PresenceChanged{Handle: h, Status: StatusOffline})
@@ -197,10 +200,11 @@ func (c *Client) handleUBX(cmd *Command) {
 		raw = ""
 	}
 	c.mu.Lock()
-	if ct := c.contacts[h]; ct != nil {
-		// The event carries the contact's own strings, as for presence.
-		psm = ct.setUBX(psm, raw)
-		h = ct.handle
+	if ct, ok := c.contacts.get(h); ok {
+		// The event carries a copy of the contact's record, as for presence.
+		ct.setUBX(psm, raw)
+		f := ct.copyFields()
+		psm, h = f[recPSM], f[recHandle]
 	}
 	c.mu.Unlock()
 	c.emit(&PersonalMessageChanged{Handle: h, PSM: psm, Media: media})
