@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/msn-bridge/msn-bridge/internal/packed"
 	"github.com/msn-bridge/msn-bridge/msn"
 )
 
@@ -155,10 +156,9 @@ func (a *Account) Contacts() []Contact {
 }
 
 func (a *Account) contactsLocked() []Contact {
-	all := a.contacts.all()
-	out := make([]Contact, len(all))
-	for i := range all {
-		out[i] = neutralContact(&all[i])
+	out := make([]Contact, a.contacts.len())
+	for i := range out {
+		out[i] = neutralContact(a.contacts.at(i))
 	}
 	return out
 }
@@ -168,7 +168,7 @@ func (a *Account) Contact(handle string) (Contact, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.contacts.get(NormalizeHandle(handle))
-	if c == nil {
+	if !c.ok() {
 		return Contact{}, false
 	}
 	return neutralContact(c), true
@@ -185,8 +185,10 @@ func (a *Account) PendingRequests() []Contact {
 	return out
 }
 
-func neutralContact(c *contact) Contact {
-	v := c.view()
+// neutralContact returns c in the neutral model; its strings share one copy of c's record.
+func neutralContact(c contactRef) Contact {
+	f := c.copyFields()
+	v := c.viewOf(f)
 	return Contact{
 		Handle:    v.Handle,
 		Name:      v.Name,
@@ -199,7 +201,7 @@ func neutralContact(c *contact) Contact {
 		Blocked:   c.lists&msn.ListBlock != 0,
 		Reverse:   c.lists&msn.ListReverse != 0,
 		Pending:   c.lists&msn.ListPending != 0,
-		Groups:    c.Groups(),
+		Groups:    packed.Items(f[fieldGroups]),
 	}
 }
 

@@ -48,13 +48,13 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 		a.contacts = newContactSet(len(e.Contacts))
 		for i := range e.Contacts {
-			a.contacts.put(contactFrom(&e.Contacts[i]))
+			a.contacts.put(&e.Contacts[i])
 		}
 	case *msn.PresenceChanged:
 		c := a.contactLocked(e.Handle)
 		delete(a.carriedStatus, c.Handle())
 		before := c.view()
-		c.status = e.Status
+		c.setStatus(e.Status)
 		if e.FriendlyName != "" {
 			c.set(fieldFriendlyName, e.FriendlyName)
 		}
@@ -74,7 +74,8 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if e.Name != "" && c.StoredName() == "" {
 			c.set(fieldStoredName, e.Name)
 		}
-		a.emitLocked(ContactRequest{Handle: c.Handle(), Name: c.DisplayName()}, "")
+		f := c.copyFields()
+		a.emitLocked(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()}, "")
 	case *msn.GroupChanged:
 		if e.Handle != "" {
 			c := a.contactLocked(e.Handle)
@@ -211,10 +212,10 @@ func (a *Account) resyncLocked(live *liveSession) {
 	clear(a.carriedStatus)
 	clear(a.carriedPSM)
 	for i := range contacts {
-		c := a.contacts.put(contactFrom(&contacts[i]))
-		h := c.Handle()
-		if old := prev.get(h); old != nil {
-			if StatusFromMSN(string(c.status)) == StatusOffline && StatusFromMSN(string(old.status)) != StatusOffline {
+		c := a.contacts.put(&contacts[i])
+		h := contacts[i].Handle
+		if old := prev.get(h); old.ok() {
+			if StatusFromMSN(string(c.Status())) == StatusOffline && StatusFromMSN(string(old.Status())) != StatusOffline {
 				c.status = old.status
 				a.carriedStatus[h] = true
 			}
@@ -240,14 +241,14 @@ func (a *Account) endPresenceGrace(gen uint64) {
 		return
 	}
 	for h := range a.carriedStatus {
-		if c := a.contacts.get(h); c != nil {
+		if c := a.contacts.get(h); c.ok() {
 			before := c.view()
-			c.status = msn.StatusOffline
+			c.setStatus(msn.StatusOffline)
 			a.presenceChangedLocked(c, before)
 		}
 	}
 	for h := range a.carriedPSM {
-		if c := a.contacts.get(h); c != nil {
+		if c := a.contacts.get(h); c.ok() {
 			before := c.view()
 			c.set(fieldPSM, "")
 			c.set(fieldMedia, "")
@@ -260,24 +261,23 @@ func (a *Account) endPresenceGrace(gen uint64) {
 
 func (a *Account) emitSnapshotLocked() {
 	a.presence.reset()
-	all := a.contacts.all()
-	for i := range all {
-		all[i].announced = true
+	for i := range a.contacts.len() {
+		a.contacts.at(i).announced = true
 	}
 	a.emitLocked(ContactSnapshot{Contacts: a.contactsLocked()}, "")
 }
 
-func (a *Account) contactLocked(handle string) *contact {
+func (a *Account) contactLocked(handle string) contactRef {
 	h := NormalizeHandle(handle)
-	if c := a.contacts.get(h); c != nil {
+	if c := a.contacts.get(h); c.ok() {
 		return c
 	}
-	return a.contacts.put(newContact(h, msn.StatusOffline))
+	return a.contacts.add(h, msn.StatusOffline)
 }
 
 // presenceChangedLocked feeds the coalescer with a change of c (before is c's view before it)
 // and schedules a flush one window later.
-func (a *Account) presenceChangedLocked(c *contact, before presenceView) {
+func (a *Account) presenceChangedLocked(c contactRef, before presenceView) {
 	a.presence.update(c.Handle(), before, c.announced)
 	if !a.armed {
 		a.armed = true
@@ -295,11 +295,11 @@ func (a *Account) flushPresence(gen uint64) {
 	}
 	evts := a.presence.flush(func(h string) (presenceView, bool) {
 		c := a.contacts.get(h)
-		if c == nil {
+		if !c.ok() {
 			return presenceView{}, false
 		}
 		c.announced = true
-		return c.view(), true
+		return c.copyView(), true
 	})
 	for _, evt := range evts {
 		a.emitLocked(evt, "")
