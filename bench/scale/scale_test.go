@@ -307,6 +307,7 @@ func TestScale(t *testing.T) {
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
 	}
+	idleGC := measureIdleCollections(t, os.Getenv("SCALE_GCPROFILE"))
 
 	// Chats: up to 1,000 (account, contact) pairs, warmed up with one message each way so the
 	// measured messages use open switchboards and existing portals, as in a conversation.
@@ -431,6 +432,7 @@ func TestScale(t *testing.T) {
 	t.Logf("stored:           %s (core and bridgev2 rows of every account written)", stored)
 	t.Logf("all logged in:    %s in %s (%.0f logins/s), idle %s later", idle, loginTook.Round(10*time.Millisecond), float64(n)/loginTook.Seconds(), settled.Round(100*time.Millisecond))
 	t.Logf("idle memory:      %s", idle.detail())
+	t.Logf("idle collection:  %s", idleGC)
 	t.Logf("idle per account: %.1f KiB heap (msn client + core account + Matrix login), %.2f goroutines",
 		perAccount(idle), float64(idle.goroutines-withServer.goroutines)/float64(n))
 	t.Logf("traffic:          %d messages in %s (%.0f msg/s offered), %d sends reported failed",
@@ -532,6 +534,40 @@ func startTrafficProfiles(t *testing.T) (stop func()) {
 			stop()
 		}
 	}
+}
+
+// measureIdleCollections runs three collections on the idle bridge and says what one costs:
+// its wall time (the two Ps mark as idle workers then, so the marking of a collection in the
+// traffic, at a quarter of the CPU and what is idle, takes longer) and the collector's CPU.
+// That is the part of the tail the heap's layout decides, with far less noise than the p99.
+// With path set, a CPU profile of the three is written there.
+func measureIdleCollections(t *testing.T, path string) string {
+	t.Helper()
+	if path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	gcCPU := func() float64 {
+		s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+		metrics.Read(s)
+		return s[0].Value.Float64()
+	}
+	var walls, cpus []time.Duration
+	for range 3 {
+		cpu0, start := gcCPU(), time.Now()
+		runtime.GC()
+		walls = append(walls, time.Since(start))
+		cpus = append(cpus, time.Duration((gcCPU()-cpu0)*float64(time.Second)))
+	}
+	return fmt.Sprintf("a forced collection takes %s (median of 3; %s–%s), %s of the collector's CPU",
+		percentile(walls, 0.5).Round(time.Millisecond), percentile(walls, 0).Round(time.Millisecond),
+		percentile(walls, 1).Round(time.Millisecond), percentile(cpus, 0.5).Round(time.Millisecond))
 }
 
 // traceFirstCollection keeps an execution trace of the last seconds in a flight recorder and
