@@ -2,6 +2,7 @@ package discord
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,6 +376,61 @@ func TestEditsAndDeletes(t *testing.T) {
 	}
 	if notices() != 1 {
 		t.Errorf("%d delete notices, want 1", notices())
+	}
+}
+
+// Deleting a message that has not reached MSN yet withdraws it: a message queued behind a slow
+// send is never sent, and the owner is told so. Deleting the one being sent cannot stop it, and
+// once it is delivered the owner is told the contact has it.
+func TestDeleteWithdrawsWhatIsNotSent(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	owner := h.dc.OwnerID()
+	h.login()
+	bobCh := h.openChat(bob)
+	h.ms.SetDelay("MSG", 1500*time.Millisecond)
+	sending := h.dc.InjectUserMessage(bobCh, owner, "on its way")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		ev, err := h.ms.WaitFor(ctx, alice, "MSG")
+		if err != nil {
+			t.Fatalf("the first message never reached the server: %v", err)
+		}
+		if strings.Contains(string(ev.Payload), "on its way") {
+			break
+		}
+	}
+	queued := h.dc.InjectUserMessage(bobCh, owner, "never mind")
+	h.dc.InjectUserEdit(bobCh, sending.ID, "on its way!")
+	// Gateway events are handled concurrently: the deletes come once both are queued, as a
+	// person's would.
+	h.fe.mu.Lock()
+	p := h.fe.portals[alice]
+	h.fe.mu.Unlock()
+	h.waitFor("both queued", func() bool {
+		p.pending.mu.Lock()
+		defer p.pending.mu.Unlock()
+		return p.pending.count[queued.ID] == 1 && p.pending.count[sending.ID] == 2
+	})
+	h.dc.InjectUserDelete(bobCh, queued.ID)
+	h.dc.InjectUserDelete(bobCh, sending.ID)
+	h.ms.SetDelay("MSG", 0)
+	notice := func(text string) int {
+		n := 0
+		for _, x := range h.dc.Messages(bobCh) {
+			if strings.Contains(x.Content, text) {
+				n++
+			}
+		}
+		return n
+	}
+	h.waitFor("both notices", func() bool {
+		return notice("Deleted before it was sent") == 1 && notice("the contact still has it") == 1
+	})
+	h.dc.InjectUserMessage(bobCh, owner, "last")
+	h.waitFor("the last message at bob", func() bool { got := h.bobRx.got(); return len(got) > 0 && got[len(got)-1] == "last" })
+	if got := h.bobRx.got(); !slices.Equal(got, []string{"on its way", "last"}) {
+		t.Errorf("bob received %q, want the message being sent and the last one, not the withdrawn one or the edit", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -102,22 +103,82 @@ func (f *Frontend) onMessageDelete(_ *discordgo.Session, m *discordgo.MessageDel
 	if !ok || ref.chat == "" {
 		return
 	}
+	if ref.p.pending.withdraw(m.ID) {
+		return // what is not sent yet will not be; the outbox says so once the last send ends
+	}
 	if _, ok := ref.p.carried.take(m.ID); !ok {
 		return
 	}
-	f.tracked(30*time.Second, func(ctx context.Context) {
-		line := "🗑️ Deleted here only: MSN cannot take back a message it has delivered, so the contact still has it."
-		if _, err := ref.p.botSend(ctx, ref.chat, &discordgo.MessageSend{Content: line}); err != nil {
-			ref.p.log.Warn().Err(err).Str("channel_id", m.ChannelID).Msg("Failed to say a deleted message stays on MSN")
-		}
-	})
+	f.tracked(30*time.Second, func(ctx context.Context) { ref.p.deletedNotice(ctx, ref.chat, true) })
+}
+
+// deletedNotice tells the owner, in the chat's channel, what became of a message they deleted:
+// still delivered (MSN cannot take it back), or withdrawn before it was sent.
+func (p *portal) deletedNotice(ctx context.Context, chat bridge.ChatID, delivered bool) {
+	line := "🗑️ Deleted here only: MSN cannot take back a message it has delivered, so the contact still has it."
+	if !delivered {
+		line = "🗑️ Deleted before it was sent: the contact will not get it."
+	}
+	if _, err := p.botSend(ctx, chat, &discordgo.MessageSend{Content: line}); err != nil {
+		p.log.Warn().Err(err).Str("chat", string(chat)).Msg("Failed to say what became of a deleted message")
+	}
+}
+
+// pendingSends are the owner's messages between their enqueue and the end of their send (the
+// message and its edits, each an item), so that deleting one on Discord withdraws the items
+// not sent yet. It holds at most what the outbox holds, and one being sent.
+type pendingSends struct {
+	mu        sync.Mutex
+	count     map[string]int  // Discord message id → its items queued or being sent
+	withdrawn map[string]bool // deleted on Discord while it had some
+}
+
+func (s *pendingSends) add(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.count == nil {
+		s.count, s.withdrawn = map[string]int{}, map[string]bool{}
+	}
+	s.count[id]++
+}
+
+// withdraw marks id deleted when it has items pending, and reports whether it had.
+func (s *pendingSends) withdraw(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.count[id] == 0 {
+		return false
+	}
+	s.withdrawn[id] = true
+	return true
+}
+
+func (s *pendingSends) isWithdrawn(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.withdrawn[id]
+}
+
+// done ends an item of id, and reports whether it was the last of a withdrawn message.
+func (s *pendingSends) done(id string) (lastWithdrawn bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.count[id]--; s.count[id] > 0 {
+		return false
+	}
+	lastWithdrawn = s.withdrawn[id]
+	delete(s.count, id)
+	delete(s.withdrawn, id)
+	return lastWithdrawn
 }
 
 // enqueue puts out in the portal's outbox; when that is full the owner is told at once.
 func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
+	ref.p.pending.add(out.messageID)
 	select {
 	case ref.p.outbox <- out:
 	default:
+		ref.p.pending.done(out.messageID)
 		f.tracked(30*time.Second, func(ctx context.Context) {
 			ref.p.reportFailure(ctx, sentRef{out.channelID, out.messageID, out.edit}, "too many messages are waiting for MSN; try again in a moment")
 		})
@@ -193,7 +254,15 @@ func (p *portal) outboxLoop(ctx context.Context) {
 	}
 }
 
+// sendToMSN sends one item of the outbox, unless its message was deleted on Discord meanwhile;
+// the last item of a deleted message ends with a notice of what became of it.
 func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
+	if p.pending.isWithdrawn(out.messageID) {
+		if p.pending.done(out.messageID) {
+			p.withdrawnNotice(ctx, out)
+		}
+		return
+	}
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	acc := p.account()
@@ -201,9 +270,12 @@ func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
 	p.sends.put(id, sentRef{out.channelID, out.messageID, out.edit})
 	if err == nil {
 		p.carried.put(out.messageID, out.carries)
-		return
 	}
-	if ctx.Err() != nil {
+	if p.pending.done(out.messageID) {
+		p.withdrawnNotice(ctx, out)
+		return // deleted: a failure of what it carried no longer matters to the owner
+	}
+	if err == nil || ctx.Err() != nil {
 		return
 	}
 	why := failureText(err)
@@ -211,6 +283,18 @@ func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
 	p.reportFailure(rctx, sentRef{out.channelID, out.messageID, out.edit}, why)
+}
+
+// withdrawnNotice is deletedNotice for a message deleted while some of it was pending: still
+// delivered when an earlier item of it reached MSN.
+func (p *portal) withdrawnNotice(ctx context.Context, out *outgoingMsg) {
+	if ctx.Err() != nil {
+		return
+	}
+	_, delivered := p.carried.take(out.messageID)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	p.deletedNotice(rctx, out.chat, delivered)
 }
 
 // failureText is a short reason for a failed action, fit for the user.

@@ -30,6 +30,7 @@ type portal struct {
 	// carried: the owner's Discord message id → the text it last carried to MSN (its edits
 	// carry only a change; deleting one says it stays delivered).
 	carried *recentIndex[string]
+	pending pendingSends // the owner's messages not yet sent, for deletes to withdraw
 
 	mu           sync.Mutex
 	acc          *bridge.Account
