@@ -307,7 +307,6 @@ func TestScale(t *testing.T) {
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
 	}
-	idleGC := measureIdleCollections(t, os.Getenv("SCALE_GCPROFILE"))
 
 	// Chats: up to 1,000 (account, contact) pairs, warmed up with one message each way so the
 	// measured messages use open switchboards and existing portals, as in a conversation.
@@ -412,6 +411,8 @@ func TestScale(t *testing.T) {
 	if path := os.Getenv("SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path+".after")
 	}
+	// After the traffic, so that the collections it forces do not move the traffic's own.
+	afterGC := measureCollections(t, os.Getenv("SCALE_GCPROFILE"))
 
 	_, in := mx.inbound("lat ")
 	if path := os.Getenv("SCALE_LATDUMP"); path != "" {
@@ -432,7 +433,6 @@ func TestScale(t *testing.T) {
 	t.Logf("stored:           %s (core and bridgev2 rows of every account written)", stored)
 	t.Logf("all logged in:    %s in %s (%.0f logins/s), idle %s later", idle, loginTook.Round(10*time.Millisecond), float64(n)/loginTook.Seconds(), settled.Round(100*time.Millisecond))
 	t.Logf("idle memory:      %s", idle.detail())
-	t.Logf("idle collection:  %s", idleGC)
 	t.Logf("idle per account: %.1f KiB heap (msn client + core account + Matrix login), %.2f goroutines",
 		perAccount(idle), float64(idle.goroutines-withServer.goroutines)/float64(n))
 	t.Logf("traffic:          %d messages in %s (%.0f msg/s offered), %d sends reported failed",
@@ -464,6 +464,7 @@ func TestScale(t *testing.T) {
 		percentile(out, 0.5), percentile(out, 0.99), percentile(out, 1), len(out))
 	t.Logf("after traffic:    %s; %.1f KiB heap per account", after, perAccount(after))
 	t.Logf("after traffic:    %s", after.detail())
+	t.Logf("a collection:     %s", afterGC)
 	t.Logf("database pool:    during the traffic %d connections closed as more than the idle limit (each reopened: its schema read and statements parsed again), %d waits for a connection (%s in all); %d open of %d after",
 		pool1.MaxIdleClosed-pool0.MaxIdleClosed, pool1.WaitCount-pool0.WaitCount, (pool1.WaitDuration - pool0.WaitDuration).Round(time.Millisecond),
 		pool1.OpenConnections, pool1.MaxOpenConnections)
@@ -536,12 +537,12 @@ func startTrafficProfiles(t *testing.T) (stop func()) {
 	}
 }
 
-// measureIdleCollections runs three collections on the idle bridge and says what one costs:
+// measureCollections runs three collections once the traffic is over and says what one costs:
 // its wall time (the two Ps mark as idle workers then, so the marking of a collection in the
 // traffic, at a quarter of the CPU and what is idle, takes longer) and the collector's CPU.
 // That is the part of the tail the heap's layout decides, with far less noise than the p99.
 // With path set, a CPU profile of the three is written there.
-func measureIdleCollections(t *testing.T, path string) string {
+func measureCollections(t *testing.T, path string) string {
 	t.Helper()
 	if path != "" {
 		f, err := os.Create(path)
