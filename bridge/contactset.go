@@ -132,14 +132,7 @@ func (s *contactSet) remove(handle string) {
 }
 
 func (s *contactSet) compactIfWasteful() {
-	if !s.arena.Wasteful() {
-		return
-	}
-	s.arena.Compact(func(move func(packed.Ref) packed.Ref) {
-		for i := range s.list {
-			s.list[i].rec = move(s.list[i].rec)
-		}
-	})
+	packed.CompactIfWasteful(&s.arena, s.list, func(c *contact) *packed.Ref { return &c.rec })
 }
 
 func (c contactRef) ok() bool { return c.contact != nil }

@@ -106,14 +106,7 @@ func (s *contactStore) all() iter.Seq[contactRef] {
 }
 
 func (s *contactStore) compactIfWasteful() {
-	if !s.arena.Wasteful() {
-		return
-	}
-	s.arena.Compact(func(move func(packed.Ref) packed.Ref) {
-		for i := range s.list {
-			s.list[i].rec = move(s.list[i].rec)
-		}
-	})
+	packed.CompactIfWasteful(&s.arena, s.list, func(c *contact) *packed.Ref { return &c.rec })
 }
 
 func (ct contactRef) field(i int) string { return ct.s.arena.Field(ct.rec, i) }

@@ -44,13 +44,7 @@ func (a *Arena) Add(fields ...string) Ref {
 // Set returns r with field i replaced by v, as a new record (r is then dead), or r itself when
 // field i already is v. r must have more than i fields.
 func (a *Arena) Set(r Ref, i int, v string) Ref {
-	rec := a.View(r)
-	rest := rec
-	for range i {
-		_, rest = next(rest)
-	}
-	head := rec[:len(rec)-len(rest)]
-	old, tail := next(rest)
+	head, old, tail := split(a.View(r), i)
 	if old == v {
 		return r
 	}
@@ -98,6 +92,20 @@ func (a *Arena) Compact(each func(move func(Ref) Ref)) {
 		off := len(a.buf)
 		a.buf = append(a.buf, old[r.off:r.off+r.n]...)
 		return Ref{uint32(off), r.n}
+	})
+}
+
+// CompactIfWasteful compacts a when it is Wasteful. Every element of list refers to one live
+// record, and ref returns where the element keeps its Ref.
+func CompactIfWasteful[T any](a *Arena, list []T, ref func(*T) *Ref) {
+	if !a.Wasteful() {
+		return
+	}
+	a.Compact(func(move func(Ref) Ref) {
+		for i := range list {
+			r := ref(&list[i])
+			*r = move(*r)
+		}
 	})
 }
 

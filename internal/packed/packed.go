@@ -51,12 +51,7 @@ func Unpack(rec string, out []string) {
 
 // Set returns rec with field i replaced by v (rec itself when field i already is v).
 func Set(rec string, i int, v string) string {
-	r := rec
-	for range i {
-		_, r = next(r)
-	}
-	head := rec[:len(rec)-len(r)]
-	old, tail := next(r)
+	head, old, tail := split(rec, i)
 	if old == v {
 		return rec
 	}
@@ -85,6 +80,16 @@ func Items(list string) []string {
 		out = append(out, item)
 	}
 	return out
+}
+
+// split cuts rec around field i: what is before it, the field, what is after it.
+func split(rec string, i int) (head, field, tail string) {
+	r := rec
+	for range i {
+		_, r = next(r)
+	}
+	field, tail = next(r)
+	return rec[:len(rec)-len(r)], field, tail
 }
 
 func write(b *strings.Builder, s string) {
