@@ -26,6 +26,10 @@
 // message's parse time and bridge share, in nanoseconds, one per line, for a timeline of the
 // tail.
 //
+// After the traffic, three forced collections say what one costs (wall time and the
+// collector's CPU: the part of the tail the heap's layout decides); SCALE_GCPROFILE=path writes
+// a CPU profile of them.
+//
 // The traffic is paced by the clock: message k is due k intervals after the start, so a
 // generator that fell behind catches up and the rate offered is the rate asked for. The traffic
 // line reports the hypervisor's steal during it (from /proc/stat), and the wake-up line how late
