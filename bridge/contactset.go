@@ -13,7 +13,7 @@ import (
 // contact of every account (a million at 10,000 accounts of 100), so it is made for the
 // garbage collector: the contacts are values without a pointer in one slice sorted by handle,
 // and each one's six strings are the fields of its record in the set's packed.Arena (the group
-// ids a packed list in the last field). An account's contacts are then three objects for the
+// ids a packed list in the last field). An account's contacts are then two objects for the
 // collector whatever they hold, where a string per contact made a million objects more to mark
 // at every collection. Setting a field appends the contact's record anew, which only presence,
 // name, group and list changes do.

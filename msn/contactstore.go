@@ -13,7 +13,7 @@ import (
 // accounts of 100, so the store is made for the collector: the contacts are values without a
 // pointer in one slice sorted by handle, and every string of theirs (the handle, stored and
 // friendly name, msnobj, PSM, the current media as its wire text, the group ids) is a field of
-// the contact's record in one packed.Arena. A client's contacts are then three objects for the
+// the contact's record in one packed.Arena. A client's contacts are then two objects for the
 // collector, whatever they hold, where a map of pointers to contacts with their strings was
 // three per contact and most of what each collection marked.
 //

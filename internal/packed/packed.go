@@ -1,23 +1,14 @@
 // Package packed keeps several strings in one: each after its uvarint length.
 //
 // The bridge keeps a model of every contact of every account, in the msn client and in the
-// core: a million contacts at 10,000 accounts of 100. A contact whose strings are fields of one
-// packed string is one allocation and one pointer for the garbage collector to follow instead
-// of one of each per string. Reading a field walks the lengths before it; changing one builds
-// the string again. The strings a field read returns share the packed string's memory.
+// core: a million contacts at 10,000 accounts of 100. A contact's strings are the fields of one
+// record, and an account's records live end to end in one Arena, so that the garbage collector
+// has a few objects an account to mark instead of one or more per contact. Reading a field walks
+// the lengths before it; changing one appends the record anew. The strings a read returns share
+// the record's memory.
 package packed
 
 import "strings"
-
-// Empty returns the packed form of n empty fields (n zero bytes; up to 16 without allocating).
-func Empty(n int) string {
-	if n <= len(zeros) {
-		return zeros[:n]
-	}
-	return strings.Repeat("\x00", n)
-}
-
-const zeros = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 // Pack packs fields.
 func Pack(fields ...string) string {
@@ -47,20 +38,6 @@ func Unpack(rec string, out []string) {
 	for i := range out {
 		out[i], rec = next(rec)
 	}
-}
-
-// Set returns rec with field i replaced by v (rec itself when field i already is v).
-func Set(rec string, i int, v string) string {
-	head, old, tail := split(rec, i)
-	if old == v {
-		return rec
-	}
-	var b strings.Builder
-	b.Grow(len(head) + uvarintLen(len(v)) + len(v) + len(tail))
-	b.WriteString(head)
-	write(&b, v)
-	b.WriteString(tail)
-	return b.String()
 }
 
 // List packs items as a list ("" for none): a packed string of any number of fields.
