@@ -11,7 +11,9 @@
 // The driver also keeps SQLite's WAL checkpoints off the queries' path: a write with a
 // RETURNING clause pays for the checkpoint it owes (see writesRows), and a database in WAL mode
 // is checkpointed in the background (see CheckpointInterval), and the writes of one sql.DB queue
-// in the process instead of polling SQLite's lock (see writer.go).
+// in the process instead of polling SQLite's lock (see writer.go). A statement whose context can
+// be cancelled but has no deadline runs without the goroutine modernc would start to interrupt
+// it (see statementContext).
 package sqlitedb
 
 import (
@@ -168,12 +170,20 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	}
 	if e == nil {
 		defer c.turn(ctx, writes(query))()
-		return c.baseConn.ExecContext(ctx, query, args)
+		sctx, err := statementContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return c.baseConn.ExecContext(sctx, query, args)
 	}
 	defer c.turn(ctx, e.writes)()
+	sctx, err := statementContext(ctx)
+	if err != nil {
+		return nil, err
+	}
 	e.busy = true
 	defer func() { e.busy = false }()
-	return e.stmt.ExecContext(ctx, args)
+	return e.stmt.ExecContext(sctx, args)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -184,7 +194,12 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if e == nil {
 		w := writes(query)
 		release := c.turn(ctx, w)
-		r, err := c.baseConn.QueryContext(ctx, query, args)
+		sctx, err := statementContext(ctx)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		r, err := c.baseConn.QueryContext(sctx, query, args)
 		if err != nil {
 			release()
 			return nil, err
@@ -196,14 +211,44 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		return wrapRows(r, returning, release), nil
 	}
 	release := c.turn(ctx, e.writes)
+	sctx, err := statementContext(ctx)
+	if err != nil {
+		release()
+		return nil, err
+	}
 	e.busy = true
-	r, err := e.stmt.QueryContext(ctx, args)
+	r, err := e.stmt.QueryContext(sctx, args)
 	if err != nil {
 		e.busy = false
 		release()
 		return nil, err
 	}
 	return wrapRows(r, e.returning, func() { e.busy = false; release() }), nil
+}
+
+// statementContext is the context a statement runs with in modernc's driver, which starts a
+// goroutine for every statement whose context can end, to interrupt the statement should it
+// end while it runs (and a shared-cache or busy wait with it). On bridgev2's message path that
+// was a goroutine for each of a message's queries, started and scheduled while the message
+// waited: in the scale benchmark a fifth of the waits for a CPU of bridgev2's per-event
+// goroutines, during a collection, were these goroutines' turn. A context that can be cancelled
+// but has no deadline (a portal's or a connection's lifetime, which ends at shutdown or a
+// deletion) gains nothing from that: its statements take microseconds and are better finished
+// than interrupted. So such a context is checked once, before the statement starts, and the
+// statement runs without its cancellation; a context with a deadline, a bound its caller set,
+// keeps the interruption. The writer's turn (writer.go) is waited for with the caller's context
+// either way.
+func statementContext(ctx context.Context) (context.Context, error) {
+	if ctx.Done() == nil {
+		return ctx, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if _, bounded := ctx.Deadline(); bounded {
+		return ctx, nil
+	}
+	return context.WithoutCancel(ctx), nil
 }
 
 // writesRows reports whether query has a RETURNING clause, which only a statement that writes

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -492,5 +493,69 @@ func BenchmarkBridgedMessage(b *testing.B) {
 				insert()
 			}
 		})
+	}
+}
+
+// goroutinesCreated is how many goroutines the process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// A statement whose context can be cancelled but has no deadline runs without a goroutine of
+// its own; one cancelled before it starts does not run.
+func TestCancellableStatementsStartNoGoroutine(t *testing.T) {
+	db := open(t, testDriver(t, 16), 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	update := func(ctx context.Context) error {
+		_, err := c.ExecContext(ctx, `UPDATE message SET body = $1 WHERE id = $2`, "x", "m1")
+		return err
+	}
+	if err := update(ctx); err != nil { // prepared and kept
+		t.Fatal(err)
+	}
+	const n = 200
+	before := goroutinesCreated()
+	for range n {
+		if err := update(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The checkpointer and the test runner may start one now and then; the driver used to start
+	// one per statement.
+	if started := goroutinesCreated() - before; started > n/10 {
+		t.Errorf("%d statements with a cancellable context started %d goroutines", n, started)
+	}
+
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	if _, err := c.ExecContext(done, `UPDATE message SET body = $1 WHERE id = $2`, "not run", "m2"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a statement with an ended context: err %v, want context.Canceled", err)
+	}
+	if b := body(t, db, "m2"); b != "body 2" {
+		t.Errorf("the statement with an ended context ran: body %q", b)
+	}
+}
+
+// A statement whose context has a deadline is still interrupted when the deadline passes.
+func TestDeadlineInterruptsStatement(t *testing.T) {
+	db := open(t, testDriver(t, 16), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var n int64
+	// Counts for ever, unless interrupted.
+	err := db.QueryRowContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c`).Scan(&n)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("an endless statement with a deadline: err %v, count %d; want context.DeadlineExceeded", err, n)
+	}
+	if got := body(t, db, "m3"); got != "body 3" {
+		t.Errorf("after the interruption: body %q", got)
 	}
 }

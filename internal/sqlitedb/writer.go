@@ -99,7 +99,12 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if !opts.ReadOnly {
 		release = c.turn(ctx, true)
 	}
-	t, err := c.baseConn.BeginTx(ctx, opts)
+	sctx, err := statementContext(ctx)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	t, err := c.baseConn.BeginTx(sctx, opts)
 	if err != nil {
 		release()
 		return nil, err
