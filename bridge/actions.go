@@ -26,21 +26,44 @@ const CorrectionPrefix = "* "
 // why: contact offline, NAK, timeout, switchboard closed, too long, not connected). When some
 // parts were delivered before the failure, the text is still shown elsewhere.
 func (a *Account) SendText(ctx context.Context, origin string, chat ChatID, text string, format Format) (string, error) {
-	if err := a.core.beginAction(); err != nil {
+	id := a.NewMessageID()
+	if err := a.SendTextAs(ctx, origin, chat, id, text, format); err != nil {
+		var se *SendError
+		if errors.As(err, &se) && se.Part > 0 {
+			return id, err
+		}
 		return "", err
+	}
+	return id, nil
+}
+
+// NewMessageID returns a message id of the account's own, for SendTextAs: a frontend that
+// stores its message before MSN has it (so that the owner can edit a message still on its
+// way) names it with one.
+func (a *Account) NewMessageID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seq++
+	return messageID(a.handle, a.core.clock.Now(), a.seq)
+}
+
+// SendTextAs is SendText with the id of the Message event given (from NewMessageID).
+func (a *Account) SendTextAs(ctx context.Context, origin string, chat ChatID, id, text string, format Format) error {
+	if err := a.core.beginAction(); err != nil {
+		return err
 	}
 	defer a.core.endAction()
 	if strings.TrimSpace(text) == "" {
-		return "", &SendError{Reason: FailureInvalid, Parts: 1, Err: fmt.Errorf("%w: empty message", ErrInvalidArgument)}
+		return &SendError{Reason: FailureInvalid, Parts: 1, Err: fmt.Errorf("%w: empty message", ErrInvalidArgument)}
 	}
 	contact, sessionID, err := a.target(chat)
 	if err != nil {
-		return "", &SendError{Reason: FailureInvalid, Parts: 1, Err: err}
+		return &SendError{Reason: FailureInvalid, Parts: 1, Err: err}
 	}
 	sess, err := a.connected()
 	if err != nil {
 		a.core.metrics.message("out", string(FailureNotConnected))
-		return "", &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
+		return &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
 	}
 	start := a.core.clock.Now()
 	err = sess.SendText(ctx, contact, sessionID, text, msnFormat(format))
@@ -53,19 +76,16 @@ func (a *Account) SendText(ctx context.Context, origin string, chat ChatID, text
 		a.core.metrics.message("out", "delivered")
 	}
 	if err != nil && sendErr.Part == 0 {
-		return "", sendErr
+		return sendErr
 	}
 	a.mu.Lock()
-	a.seq++
-	t := a.core.clock.Now()
-	id := messageID(a.handle, t, a.seq)
 	a.emitLocked(Message{ID: id, Chat: chat, Sender: a.handle, SenderName: a.profile.Name, Text: text,
-		Format: format, Time: t, FromMe: true, Origin: origin}, origin)
+		Format: format, Time: a.core.clock.Now(), FromMe: true, Origin: origin}, origin)
 	a.mu.Unlock()
 	if sendErr != nil {
-		return id, sendErr
+		return sendErr
 	}
-	return id, nil
+	return nil
 }
 
 // classifySend maps an msn send error to a *SendError.
