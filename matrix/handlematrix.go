@@ -11,17 +11,21 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/net/html"
 	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
 
-// HandleMatrixMessage queues a Matrix message for MSN and returns at once with Pending: the
-// chat's worker (sendqueue.go) sends it in order behind the chat's earlier messages, waits for
-// MSN's ACK (the core splits long texts), stores its row and sends its status. What cannot be
-// sent at all fails here. Every failure comes back as a bridgev2.MessageStatus with a human
-// reason, which bridgev2 shows as the message's status and an error notice.
+// HandleMatrixMessage queues a Matrix message for MSN, stores its row and returns at once with
+// Pending: the chat's worker (sendqueue.go) sends it in order behind the chat's
+// earlier messages, waits for MSN's ACK (the core splits long texts) and sends its status. The
+// row is stored without waiting for MSN so that an edit the owner makes while MSN has not
+// yet taken the message finds it (bridgev2 looks an edit's target up before the connector sees
+// the edit); the worker deletes it again should nothing of the message be delivered. What
+// cannot be sent at all fails here. Every failure comes back as a bridgev2.MessageStatus with a
+// human reason, which bridgev2 shows as the message's status and an error notice.
 func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
 	acc, err := c.mustAccount()
 	if err != nil {
@@ -33,10 +37,70 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 	}
 	chat := chatOf(msg.Portal)
 	c.stopTypingTo(chat)
-	if c.push(&outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, text: text, format: f, log: *zerolog.Ctx(ctx)}) == pushFull {
+	if c.sends.queued(msg.Event.ID) {
+		zerolog.Ctx(ctx).Debug().Msg("Message already on its way to MSN, ignoring the repeat")
+		return &bridgev2.MatrixMessageResponse{Pending: true}, nil
+	}
+	o := &outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, id: acc.NewMessageID(), text: text, format: f,
+		log: *zerolog.Ctx(ctx), stored: make(chan struct{})}
+	if c.push(o) != pushQueued {
 		return nil, queueFull()
 	}
+	// Stored while the worker may already send it (the send does not wait for the row); a
+	// worker that must delete the row waits for it. bridgev2 handles the portal's next event,
+	// an edit of this message say, only after this returns.
+	o.row = c.storeOutgoing(ctx, o)
+	close(o.stored)
 	return &bridgev2.MatrixMessageResponse{Pending: true}, nil
+}
+
+// storeOutgoing stores the row of o, a message of the owner, as bridgev2 stores a message its
+// connector returns; nil if it could not (the message is sent all the same, and only an edit
+// made before MSN took it fails).
+func (c *MSNClient) storeOutgoing(ctx context.Context, o *outgoing) *database.Message {
+	portal := o.msg.Portal
+	row := &database.Message{
+		ID:         makeMessageID(o.id),
+		MXID:       o.msg.Event.ID,
+		Room:       portal.PortalKey,
+		SenderID:   makeUserID(c.handle),
+		SenderMXID: o.msg.Event.Sender,
+		Timestamp:  time.Now(),
+		SendTxnID:  o.msg.InputTransactionID,
+	}
+	if o.msg.ReplyTo != nil {
+		row.ReplyTo.MessageID = o.msg.ReplyTo.ID
+		row.ReplyTo.PartID = &o.msg.ReplyTo.PartID
+	}
+	if root := o.msg.ThreadRoot; root != nil {
+		row.ThreadRoot = root.ID
+		if root.ThreadRoot != "" {
+			row.ThreadRoot = root.ThreadRoot
+		}
+	}
+	br := portal.Bridge
+	if br.Config.OutgoingMessageReID {
+		row.MXID = br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, row.ID, row.PartID)
+	}
+	// bridgev2 makes sure the sender's ghost row exists before storing a message; so do we.
+	br.GetGhostByID(ctx, row.SenderID)
+	if err := br.DB.Message.Insert(ctx, row); err != nil {
+		o.log.Err(err).Msg("Failed to save message to database")
+		return nil
+	}
+	return row
+}
+
+// dropRow deletes the row of o, a message of which MSN got nothing, once it is stored.
+func (c *MSNClient) dropRow(ctx context.Context, o *outgoing) {
+	<-o.stored
+	if o.row == nil {
+		return
+	}
+	if err := o.msg.Portal.Bridge.DB.Message.Delete(ctx, o.row.RowID); err != nil {
+		o.log.Err(err).Msg("Failed to delete the row of a message that was not sent")
+	}
+	o.row = nil
 }
 
 // queueFull is the status of a message refused because its chat's send queue is full.
@@ -63,7 +127,7 @@ func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEd
 	c.stopTypingTo(chat)
 	w := &editWaiter{waiting: true, outcome: make(chan error, 1)}
 	switch c.push(&outgoing{acc: acc, evt: msg.Event, chat: chat, text: bridge.CorrectionPrefix + text, format: f,
-		log: *zerolog.Ctx(ctx), edit: w}) {
+		log: *zerolog.Ctx(ctx), edit: w, target: string(msg.EditTarget.ID)}) {
 	case pushFull:
 		return queueFull()
 	case pushRepeat:
@@ -138,8 +202,12 @@ func failStatus(err error, reason event.MessageStatusReason, human string, certa
 		WithSendNotice(true)
 }
 
-// sendErrorStatus maps a core send error to a MessageStatus.
+// sendErrorStatus maps a core send error to a MessageStatus (one that is already a status is
+// kept).
 func sendErrorStatus(err error) error {
+	if errors.As(err, new(bridgev2.MessageStatus)) {
+		return err
+	}
 	var se *bridge.SendError
 	if !errors.As(err, &se) {
 		switch {

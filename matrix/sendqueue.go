@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -41,6 +42,11 @@ type sendQueue struct {
 
 type chatSends struct {
 	items []*outgoing
+	// unsent are the ids of the messages the worker could deliver nothing of, for the edits
+	// queued behind them. Only the worker uses it; it lives as long as the worker, which runs
+	// until the queue is empty, so an edit queued before its target's outcome was known finds
+	// it here.
+	unsent map[string]bool
 }
 
 // outgoing is one Matrix message, or the edit of one, on its way to MSN.
@@ -49,6 +55,10 @@ type outgoing struct {
 	evt    *event.Event
 	msg    *bridgev2.MatrixMessage // nil for an edit
 	chat   bridge.ChatID
+	id     string            // the message's id in the core (bridge.Account.NewMessageID); "" for an edit
+	row    *database.Message // the message's row, stored when it was queued (read after stored is closed); nil for an edit, or once deleted
+	stored chan struct{}     // closed once row is set; nil for an edit
+	target string            // for an edit: the id of the message it corrects
 	text   string
 	format bridge.Format
 	log    zerolog.Logger
@@ -110,6 +120,13 @@ const (
 	pushFull                 // the chat has maxQueuedSends waiting: refused
 )
 
+// queued reports whether the event is queued or being sent.
+func (q *sendQueue) queued(evtID id.EventID) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.inFlight[evtID]
+}
+
 // push queues o behind the chat's earlier messages. A message whose event is already queued or
 // being sent (a redelivered transaction) is dropped, and one past maxQueuedSends refused.
 func (c *MSNClient) push(o *outgoing) pushed {
@@ -154,7 +171,7 @@ func (c *MSNClient) runSends(chat bridge.ChatID, cs *chatSends) {
 		cs.items[0] = nil
 		cs.items = cs.items[1:]
 		q.mu.Unlock()
-		c.deliver(o)
+		c.deliver(o, cs)
 		q.mu.Lock()
 		delete(q.inFlight, o.evt.ID)
 		q.mu.Unlock()
@@ -176,14 +193,26 @@ func (c *MSNClient) drain(timeout time.Duration) bool {
 	}
 }
 
-// deliver sends o to MSN and reports the outcome to Matrix: on success the message's row is
-// stored (as bridgev2 stores a message its connector returns) and a success status is sent;
-// otherwise a failure status with the reason.
-func (c *MSNClient) deliver(o *outgoing) {
+// deliver sends o to MSN and reports the outcome to Matrix: a success status, or a failure
+// status with the reason. A message of which nothing was delivered loses its row; an edit of
+// such a message is not sent (the contact never saw what it corrects) and fails saying so.
+func (c *MSNClient) deliver(o *outgoing, cs *chatSends) {
 	// The status and the row outlive the send's deadline.
 	bg := o.log.WithContext(context.Background())
+	if o.edit != nil && cs.unsent[o.target] {
+		err := targetUnsent()
+		if !o.edit.done(err) {
+			c.sendStatus(bg, o.evt, "", err)
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(bg, sendTimeout)
-	msgID, err := o.acc.SendText(ctx, FrontendName, o.chat, o.text, o.format)
+	var err error
+	if o.edit != nil {
+		_, err = o.acc.SendText(ctx, FrontendName, o.chat, o.text, o.format)
+	} else {
+		err = o.acc.SendTextAs(ctx, FrontendName, o.chat, o.id, o.text, o.format)
+	}
 	cancel()
 	if o.edit != nil {
 		if !o.edit.done(err) && err != nil {
@@ -194,39 +223,29 @@ func (c *MSNClient) deliver(o *outgoing) {
 	}
 	if err != nil {
 		o.log.Debug().Err(err).Msg("Failed to send message to MSN")
+		var se *bridge.SendError
+		if !errors.As(err, &se) || se.Part == 0 {
+			c.dropRow(bg, o)
+			if cs.unsent == nil {
+				cs.unsent = map[string]bool{}
+			}
+			cs.unsent[o.id] = true
+		}
 		c.sendStatus(bg, o.evt, "", sendErrorStatus(err))
 		return
 	}
-	portal := o.msg.Portal
-	row := &database.Message{
-		ID:         makeMessageID(msgID),
-		MXID:       o.msg.Event.ID,
-		Room:       portal.PortalKey,
-		SenderID:   makeUserID(c.handle),
-		SenderMXID: o.msg.Event.Sender,
-		Timestamp:  time.Now(),
-		SendTxnID:  o.msg.InputTransactionID,
+	<-o.stored
+	mxid := o.evt.ID
+	if o.row != nil {
+		mxid = o.row.MXID
 	}
-	if o.msg.ReplyTo != nil {
-		row.ReplyTo.MessageID = o.msg.ReplyTo.ID
-		row.ReplyTo.PartID = &o.msg.ReplyTo.PartID
-	}
-	if root := o.msg.ThreadRoot; root != nil {
-		row.ThreadRoot = root.ID
-		if root.ThreadRoot != "" {
-			row.ThreadRoot = root.ThreadRoot
-		}
-	}
-	br := portal.Bridge
-	if br.Config.OutgoingMessageReID {
-		row.MXID = br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, row.ID, row.PartID)
-	}
-	// bridgev2 makes sure the sender's ghost row exists before storing a message; so do we.
-	br.GetGhostByID(bg, row.SenderID)
-	if err := br.DB.Message.Insert(bg, row); err != nil {
-		o.log.Err(err).Msg("Failed to save sent message to database")
-	}
-	c.sendStatus(bg, o.evt, row.MXID, nil)
+	c.sendStatus(bg, o.evt, mxid, nil)
+}
+
+// targetUnsent is the status of an edit of a message MSN got nothing of.
+func targetUnsent() error {
+	return failStatus(errors.New("edit target not sent"), event.MessageStatusGenericError,
+		"the message this corrects was not sent, so neither was the correction", true)
 }
 
 // sendStatus sends the message status of evt: success when err is nil, else the failure err

@@ -186,3 +186,68 @@ func TestStopWaitsForQueuedMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestEditOfMessageOnItsWay: the owner edits a message MSN has not taken yet; the edit finds
+// its target (stored when the message was queued) and follows it to the contact.
+func TestEditOfMessageOnItsWay(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	room := e.openPortal()
+
+	e.srv.SetDelay("MSG", 500*time.Millisecond)
+	orig := e.sendMatrix(room, textContent("helo bob"))
+	edit := e.sendMatrix(room, editOf(orig, "hello bob"))
+	if st := e.waitStatus(edit); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("status of the edit of a message on its way: %s %q, want success", st.Status, st.Message)
+	}
+	if st := e.waitStatus(orig); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("status of the message: %+v, want success", st)
+	}
+	e.bob.waitText(t, "* hello bob")
+	var got []string
+	for _, s := range e.bob.texts() {
+		if strings.Contains(s, "bob") {
+			got = append(got, s)
+		}
+	}
+	if want := []string{"helo bob", "* hello bob"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bob received %q, want %q", got, want)
+	}
+}
+
+// TestEditOfUnsentMessage: a message MSN refuses loses its row, and the edit queued behind it
+// is not sent (the contact never saw what it corrects) and fails saying so.
+func TestEditOfUnsentMessage(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	room := e.openPortal()
+
+	e.srv.NAKAll(true)
+	e.srv.SetDelay("MSG", 300*time.Millisecond)
+	orig := e.sendMatrix(room, textContent("never"))
+	edit := e.sendMatrix(room, editOf(orig, "never ever"))
+	if st := e.waitStatus(orig); st.Status == event.MessageStatusSuccess {
+		t.Fatalf("status of the refused message: %+v, want a failure", st)
+	}
+	if st := e.waitStatus(edit); st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "was not sent") {
+		t.Fatalf("status of the edit of a refused message: %s %q, want a failure saying its target was not sent", st.Status, st.Message)
+	}
+	row, err := e.fe.Bridge().DB.Message.GetPartByMXID(e.ctx, orig)
+	must(t, err)
+	if row != nil {
+		t.Fatalf("the refused message keeps its row: %+v", row)
+	}
+
+	e.srv.NAKAll(false)
+	e.srv.SetDelay("MSG", 0)
+	after := e.sendMatrix(room, textContent("after the refusal"))
+	if st := e.waitStatus(after); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("status of the next message: %+v, want success", st)
+	}
+	e.bob.waitText(t, "after the refusal")
+	for _, s := range e.bob.texts() {
+		if strings.Contains(s, "never") {
+			t.Fatalf("bob received %q", s)
+		}
+	}
+}
