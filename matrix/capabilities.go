@@ -46,7 +46,7 @@ var msnRoomFeatures = &event.RoomFeatures{
 	Reply:               event.CapLevelRejected,
 	Thread:              event.CapLevelRejected,
 	Edit:                event.CapLevelPartialSupport, // carried as a new message, see HandleMatrixEdit
-	Delete:              event.CapLevelRejected,
+	Delete:              event.CapLevelPartialSupport, // only a message not sent yet, see HandleMatrixMessageRemove
 	Reaction:            event.CapLevelRejected,
 	LocationMessage:     event.CapLevelRejected,
 	Poll:                event.CapLevelRejected,

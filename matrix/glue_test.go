@@ -679,7 +679,7 @@ func waitServer(t *testing.T, cond func() bool) {
 func TestCapabilities(t *testing.T) {
 	caps := msnRoomFeatures
 	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelRejected ||
-		caps.Delete != event.CapLevelRejected || caps.Thread != event.CapLevelRejected || caps.ReadReceipts {
+		caps.Delete != event.CapLevelPartialSupport || caps.Thread != event.CapLevelRejected || caps.ReadReceipts {
 		t.Fatalf("capabilities claim unsupported features: %+v", caps)
 	}
 	if !caps.TypingNotifications || caps.Formatting[event.FmtBold] < event.CapLevelPartialSupport {

@@ -103,6 +103,24 @@ func (c *MSNClient) dropRow(ctx context.Context, o *outgoing) {
 	o.row = nil
 }
 
+// HandleMatrixMessageRemove carries the owner's deletion of a message. MSN cannot take a message
+// back, so only one still waiting in its chat's send queue can be deleted: it is withdrawn,
+// with the edits queued behind it, and the contact never gets it. A deletion of the owner's
+// message once it is on its way or delivered fails, saying the contact has it; of a contact's
+// message, it succeeds (on MSN too a received message is only ever deleted on one's own side).
+func (c *MSNClient) HandleMatrixMessageRemove(ctx context.Context, msg *bridgev2.MatrixMessageRemove) error {
+	target := msg.TargetMessage
+	if target.SenderID != makeUserID(c.handle) {
+		return nil
+	}
+	if c.withdraw(chatOf(msg.Portal), string(target.ID)) {
+		zerolog.Ctx(ctx).Debug().Msg("Withdrew a deleted message before it was sent")
+		return nil
+	}
+	return failStatus(errors.New("message already sent"), event.MessageStatusUnsupported,
+		"MSN cannot take a message back: the contact has it, or it is already on its way", true)
+}
+
 // queueFull is the status of a message refused because its chat's send queue is full.
 func queueFull() error {
 	return failStatus(errors.New("send queue full"), event.MessageStatusGenericError,
@@ -130,6 +148,11 @@ func (c *MSNClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEd
 		log: *zerolog.Ctx(ctx), edit: w, target: string(msg.EditTarget.ID)}) {
 	case pushFull:
 		return queueFull()
+	case pushBehindTarget:
+		// The message it corrects is still waiting: the edit would hold the portal (and the
+		// owner's deletion of that message, say) until both are sent. Its failure, if it fails,
+		// comes as a status later.
+		return nil
 	case pushRepeat:
 		// The first delivery of this event is on its way and its outcome reaches bridgev2
 		// (and the status the owner sees) when it is sent, after this one's.

@@ -3,6 +3,7 @@ package matrix
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,6 +119,9 @@ const (
 	pushQueued pushed = iota // behind the chat's earlier messages
 	pushRepeat               // its event is already queued or being sent: dropped
 	pushFull                 // the chat has maxQueuedSends waiting: refused
+	// pushBehindTarget: an edit queued while the message it corrects is still waiting too; its
+	// outcome is not waited for (see HandleMatrixEdit).
+	pushBehindTarget
 )
 
 // queued reports whether the event is queued or being sent.
@@ -150,9 +154,56 @@ func (c *MSNClient) push(o *outgoing) pushed {
 	} else if len(cs.items) >= maxQueuedSends {
 		return pushFull
 	}
+	res := pushQueued
+	if o.edit != nil && slices.ContainsFunc(cs.items, func(m *outgoing) bool { return m.edit == nil && m.id == o.target }) {
+		res = pushBehindTarget
+		o.edit.waiting = false // before the worker can see it
+	}
 	cs.items = append(cs.items, o)
 	q.inFlight[evtID] = true
-	return pushQueued
+	return res
+}
+
+// withdraw takes the message with the core id msgID out of chat's queue, with the edits queued
+// behind it, if the worker has not started sending it; it reports whether it did. The statuses
+// of the message and its edits say that they were not sent, and why.
+func (c *MSNClient) withdraw(chat bridge.ChatID, msgID string) bool {
+	q := &c.sends
+	q.mu.Lock()
+	cs := q.chats[chat]
+	if cs == nil {
+		q.mu.Unlock()
+		return false
+	}
+	var gone []*outgoing
+	kept := cs.items[:0]
+	for _, o := range cs.items {
+		switch {
+		case o.edit == nil && o.id == msgID, len(gone) > 0 && o.edit != nil && o.target == msgID:
+			gone = append(gone, o)
+		default:
+			kept = append(kept, o)
+			continue
+		}
+		delete(q.inFlight, o.evt.ID)
+	}
+	clear(cs.items[len(kept):])
+	cs.items = kept
+	q.mu.Unlock()
+	for _, o := range gone {
+		bg := o.log.WithContext(context.Background())
+		if o.edit == nil {
+			c.sendStatus(bg, o.evt, "", failStatus(errors.New("deleted before it was sent"), event.MessageStatusGenericError,
+				"deleted before it was sent: the contact will not get it", true))
+			continue
+		}
+		err := failStatus(errors.New("edit target deleted"), event.MessageStatusGenericError,
+			"the message this corrects was deleted before it was sent, so the correction was not sent either", true)
+		if !o.edit.done(err) {
+			c.sendStatus(bg, o.evt, "", err)
+		}
+	}
+	return len(gone) > 0
 }
 
 // runSends is the worker of one chat: it sends the queued messages one at a time and exits

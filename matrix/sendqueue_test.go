@@ -1,11 +1,13 @@
 package matrix
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -187,6 +189,28 @@ func TestStopWaitsForQueuedMessages(t *testing.T) {
 	}
 }
 
+// waitFailure waits for a failure status of evtID (an edit may have bridgev2's success first,
+// see HandleMatrixEdit) and returns it.
+func (e *glueEnv) waitFailure(evtID id.EventID) *bridgev2.MessageStatus {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, testWait)
+	defer cancel()
+	var st *bridgev2.MessageStatus
+	e.fm.WaitFor(ctx, func() bool {
+		for _, s := range e.fm.Statuses() {
+			if s.Info != nil && s.Info.SourceEventID == evtID && s.Status.Status != event.MessageStatusSuccess {
+				st = s.Status
+				return true
+			}
+		}
+		return false
+	})
+	if st == nil {
+		e.t.Fatalf("no failure status for %s", evtID)
+	}
+	return st
+}
+
 // TestEditOfMessageOnItsWay: the owner edits a message MSN has not taken yet; the edit finds
 // its target (stored when the message was queued) and follows it to the contact.
 func TestEditOfMessageOnItsWay(t *testing.T) {
@@ -229,7 +253,7 @@ func TestEditOfUnsentMessage(t *testing.T) {
 	if st := e.waitStatus(orig); st.Status == event.MessageStatusSuccess {
 		t.Fatalf("status of the refused message: %+v, want a failure", st)
 	}
-	if st := e.waitStatus(edit); st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "was not sent") {
+	if st := e.waitFailure(edit); !strings.Contains(st.Message, "was not sent") {
 		t.Fatalf("status of the edit of a refused message: %s %q, want a failure saying its target was not sent", st.Status, st.Message)
 	}
 	row, err := e.fe.Bridge().DB.Message.GetPartByMXID(e.ctx, orig)
@@ -249,5 +273,68 @@ func TestEditOfUnsentMessage(t *testing.T) {
 		if strings.Contains(s, "never") {
 			t.Fatalf("bob received %q", s)
 		}
+	}
+}
+
+// redact has alice delete target in room; it returns the redaction's event.
+func (e *glueEnv) redact(room id.RoomID, target id.EventID) id.EventID {
+	evtID := id.EventID(fmt.Sprintf("$mx%d", e.fm.NextID()))
+	e.fe.Bridge().QueueMatrixEvent(e.ctx, &event.Event{
+		Type: event.EventRedaction, RoomID: room, Sender: aliceMX, ID: evtID, Redacts: target,
+		Timestamp: time.Now().UnixMilli(),
+		Content:   event.Content{Parsed: &event.RedactionEventContent{Redacts: target}},
+	})
+	return evtID
+}
+
+// TestDeleteWithdrawsWhatIsNotSent: the owner deletes a message still waiting in its chat's
+// queue: it is withdrawn with its edit, and the contact gets neither; deleting one MSN already
+// took fails, saying the contact has it; deleting the contact's message succeeds.
+func TestDeleteWithdrawsWhatIsNotSent(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	room := e.openPortal()
+
+	e.srv.SetDelay("MSG", 500*time.Millisecond)
+	first := e.sendMatrix(room, textContent("first"))
+	second := e.sendMatrix(room, textContent("second, regretted"))
+	edit := e.sendMatrix(room, editOf(second, "second, regretted twice"))
+	third := e.sendMatrix(room, textContent("third"))
+	del := e.redact(room, second)
+	if st := e.waitStatus(del); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("deleting a message not sent yet: %s %q, want success", st.Status, st.Message)
+	}
+	if st := e.waitStatus(second); st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "will not get it") {
+		t.Fatalf("status of the withdrawn message: %s %q", st.Status, st.Message)
+	}
+	if st := e.waitFailure(edit); !strings.Contains(st.Message, "deleted before it was sent") {
+		t.Fatalf("status of the withdrawn message's edit: %s %q", st.Status, st.Message)
+	}
+	for _, evtID := range []id.EventID{first, third} {
+		if st := e.waitStatus(evtID); st.Status != event.MessageStatusSuccess {
+			t.Fatalf("status of %s: %+v, want success", evtID, st)
+		}
+	}
+	e.bob.waitText(t, "third")
+	var got []string
+	for _, s := range e.bob.texts() {
+		if s != "hello" {
+			got = append(got, s)
+		}
+	}
+	if want := []string{"first", "third"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bob received %q, want %q", got, want)
+	}
+	if row, err := e.fe.Bridge().DB.Message.GetPartByMXID(e.ctx, second); err != nil || row != nil {
+		t.Fatalf("row of the withdrawn message: %+v, %v", row, err)
+	}
+
+	e.srv.SetDelay("MSG", 0)
+	if st := e.waitStatus(e.redact(room, first)); st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "contact has it") {
+		t.Fatalf("deleting a delivered message: %s %q, want a failure saying the contact has it", st.Status, st.Message)
+	}
+	hello := e.waitMessage(room, ghostMXID(bob), "hello")
+	if st := e.waitStatus(e.redact(room, hello.ID)); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("deleting the contact's message: %s %q, want success", st.Status, st.Message)
 	}
 }
