@@ -59,10 +59,12 @@ type outgoing struct {
 	id     string            // the message's id in the core (bridge.Account.NewMessageID); "" for an edit
 	row    *database.Message // the message's row, stored when it was queued (read after stored is closed); nil for an edit, or once deleted
 	stored chan struct{}     // closed once row is set; nil for an edit
-	target string            // for an edit: the id of the message it corrects
-	text   string
-	format bridge.Format
-	log    zerolog.Logger
+	// storeFirst: the worker stores the row, as it sends (see HandleMatrixMessage).
+	storeFirst bool
+	target     string // for an edit: the id of the message it corrects
+	text       string
+	format     bridge.Format
+	log        zerolog.Logger
 	// edit is set for an edit: HandleMatrixEdit waits for its outcome (bridgev2 stores the edit
 	// and sends its status) up to editWait, then leaves a failure for the worker to report.
 	edit *editWaiter
@@ -117,6 +119,7 @@ type pushed int
 
 const (
 	pushQueued pushed = iota // behind the chat's earlier messages
+	pushFirst                // a message the chat's new worker sends at once (and stores the row of)
 	pushRepeat               // its event is already queued or being sent: dropped
 	pushFull                 // the chat has maxQueuedSends waiting: refused
 	// pushBehindTarget: an edit queued while the message it corrects is still waiting too; its
@@ -146,15 +149,19 @@ func (c *MSNClient) push(o *outgoing) pushed {
 		return pushRepeat
 	}
 	cs := q.chats[o.chat]
+	res := pushQueued
 	if cs == nil {
 		cs = &chatSends{}
 		q.chats[o.chat] = cs
 		q.wg.Add(1)
 		go c.runSends(o.chat, cs)
+		if o.edit == nil {
+			// The new worker takes o first, at once: it stores the row itself.
+			res, o.storeFirst = pushFirst, true // before the worker can see it
+		}
 	} else if len(cs.items) >= maxQueuedSends {
 		return pushFull
 	}
-	res := pushQueued
 	if o.edit != nil && slices.ContainsFunc(cs.items, func(m *outgoing) bool { return m.edit == nil && m.id == o.target }) {
 		res = pushBehindTarget
 		o.edit.waiting = false // before the worker can see it
@@ -256,6 +263,13 @@ func (c *MSNClient) deliver(o *outgoing, cs *chatSends) {
 			c.sendStatus(bg, o.evt, "", err)
 		}
 		return
+	}
+	if o.storeFirst {
+		// While MSN's answer is awaited, not before the send.
+		go func() {
+			o.row = c.storeOutgoing(bg, o)
+			close(o.stored)
+		}()
 	}
 	ctx, cancel := context.WithTimeout(bg, sendTimeout)
 	var err error

@@ -211,6 +211,22 @@ func (e *glueEnv) waitFailure(evtID id.EventID) *bridgev2.MessageStatus {
 	return st
 }
 
+// waitRow waits until the row of the owner's message evtID is stored (an edit the owner makes
+// after that finds it, see HandleMatrixMessage).
+func (e *glueEnv) waitRow(evtID id.EventID) {
+	e.t.Helper()
+	for deadline := time.Now().Add(testWait); ; time.Sleep(5 * time.Millisecond) {
+		row, err := e.fe.Bridge().DB.Message.GetPartByMXID(e.ctx, evtID)
+		must(e.t, err)
+		if row != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no row stored for %s", evtID)
+		}
+	}
+}
+
 // TestEditOfMessageOnItsWay: the owner edits a message MSN has not taken yet; the edit finds
 // its target (stored when the message was queued) and follows it to the contact.
 func TestEditOfMessageOnItsWay(t *testing.T) {
@@ -220,6 +236,10 @@ func TestEditOfMessageOnItsWay(t *testing.T) {
 
 	e.srv.SetDelay("MSG", 500*time.Millisecond)
 	orig := e.sendMatrix(room, textContent("helo bob"))
+	e.waitRow(orig)
+	if st := e.statusOf(orig); st != nil {
+		t.Fatalf("the message was sent before the edit was made (status %s)", *st)
+	}
 	edit := e.sendMatrix(room, editOf(orig, "hello bob"))
 	if st := e.waitStatus(edit); st.Status != event.MessageStatusSuccess {
 		t.Fatalf("status of the edit of a message on its way: %s %q, want success", st.Status, st.Message)
@@ -249,6 +269,7 @@ func TestEditOfUnsentMessage(t *testing.T) {
 	e.srv.NAKAll(true)
 	e.srv.SetDelay("MSG", 300*time.Millisecond)
 	orig := e.sendMatrix(room, textContent("never"))
+	e.waitRow(orig)
 	edit := e.sendMatrix(room, editOf(orig, "never ever"))
 	if st := e.waitStatus(orig); st.Status == event.MessageStatusSuccess {
 		t.Fatalf("status of the refused message: %+v, want a failure", st)
