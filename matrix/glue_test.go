@@ -289,12 +289,19 @@ func (e *glueEnv) sendMatrix(room id.RoomID, content *event.MessageEventContent)
 
 func (e *glueEnv) waitStatus(evtID id.EventID) *bridgev2.MessageStatus {
 	e.t.Helper()
+	return e.waitStatusWhere(evtID, "message status", func(*bridgev2.MessageStatus) bool { return true })
+}
+
+// waitStatusWhere waits for the first status of evtID that ok accepts (what names it in the
+// failure) and returns it.
+func (e *glueEnv) waitStatusWhere(evtID id.EventID, what string, ok func(*bridgev2.MessageStatus) bool) *bridgev2.MessageStatus {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, testWait)
 	defer cancel()
 	var st *bridgev2.MessageStatus
 	e.fm.WaitFor(ctx, func() bool {
 		for _, s := range e.fm.Statuses() {
-			if s.Info != nil && s.Info.SourceEventID == evtID {
+			if s.Info != nil && s.Info.SourceEventID == evtID && ok(s.Status) {
 				st = s.Status
 				return true
 			}
@@ -302,7 +309,7 @@ func (e *glueEnv) waitStatus(evtID id.EventID) *bridgev2.MessageStatus {
 		return false
 	})
 	if st == nil {
-		e.t.Fatalf("no message status for %s", evtID)
+		e.t.Fatalf("no %s for %s", what, evtID)
 	}
 	return st
 }

@@ -1,7 +1,6 @@
 package matrix
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -193,22 +192,9 @@ func TestStopWaitsForQueuedMessages(t *testing.T) {
 // see HandleMatrixEdit) and returns it.
 func (e *glueEnv) waitFailure(evtID id.EventID) *bridgev2.MessageStatus {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, testWait)
-	defer cancel()
-	var st *bridgev2.MessageStatus
-	e.fm.WaitFor(ctx, func() bool {
-		for _, s := range e.fm.Statuses() {
-			if s.Info != nil && s.Info.SourceEventID == evtID && s.Status.Status != event.MessageStatusSuccess {
-				st = s.Status
-				return true
-			}
-		}
-		return false
+	return e.waitStatusWhere(evtID, "failure status", func(st *bridgev2.MessageStatus) bool {
+		return st.Status != event.MessageStatusSuccess
 	})
-	if st == nil {
-		e.t.Fatalf("no failure status for %s", evtID)
-	}
-	return st
 }
 
 // waitRow waits until the row of the owner's message evtID is stored (an edit the owner makes
