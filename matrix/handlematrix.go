@@ -47,8 +47,10 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 	o := &outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, id: acc.NewMessageID(), text: text, format: f,
 		log: *zerolog.Ctx(ctx), stored: make(chan struct{})}
 	switch c.push(o) {
-	case pushFull, pushRepeat:
+	case pushFull:
 		return nil, queueFull()
+	case pushRepeat: // queued meanwhile (checked above): its first delivery reports
+		return &bridgev2.MatrixMessageResponse{Pending: true}, nil
 	case pushQueued:
 		// It waits behind the chat's earlier messages: its row is stored now, before bridgev2
 		// handles the portal's next event (an edit or a deletion of this message, say). A
