@@ -19,16 +19,16 @@ import (
 )
 
 // HandleMatrixMessage queues a Matrix message for MSN, stores its row and returns at once with
-// Pending: the chat's worker (sendqueue.go) sends it in order behind the chat's
-// earlier messages, waits for MSN's ACK (the core splits long texts) and sends its status. The
-// row is stored without waiting for MSN so that an edit or a deletion the owner makes while
-// MSN has not yet taken the message finds it (bridgev2 looks the target up before the
-// connector sees the edit); the worker deletes it again should nothing of the message be
-// delivered. Only an edit handled within the row's write of a message sent at once (events
-// replayed together by the homeserver) can miss it, and then fails as one of an unknown
-// message, saying so. What
-// cannot be sent at all fails here. Every failure comes back as a bridgev2.MessageStatus with a
-// human reason, which bridgev2 shows as the message's status and an error notice.
+// Pending: the chat's worker (sendqueue.go) sends it in order behind the chat's earlier
+// messages, waits for MSN's ACK (the core splits long texts) and sends its status. The row is
+// stored without waiting for MSN so that an edit or a deletion the owner makes while MSN has
+// not yet taken the message finds it (bridgev2 looks the target up before the connector sees
+// the event); the worker deletes it again should nothing of the message be delivered. Only an
+// edit or a deletion handled within the row's write of a message sent at once (events replayed
+// together by the homeserver) can miss it, and then fails as one of an unknown message, saying
+// so. What cannot be sent at all fails here. Every failure comes back as a
+// bridgev2.MessageStatus with a human reason, which bridgev2 shows as the message's status and
+// an error notice.
 func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
 	acc, err := c.mustAccount()
 	if err != nil {
@@ -40,32 +40,30 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 	}
 	chat := chatOf(msg.Portal)
 	c.stopTypingTo(chat)
-	if c.sends.queued(msg.Event.ID) {
-		zerolog.Ctx(ctx).Debug().Msg("Message already on its way to MSN, ignoring the repeat")
-		return &bridgev2.MatrixMessageResponse{Pending: true}, nil
-	}
 	o := &outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, id: acc.NewMessageID(), text: text, format: f,
 		log: *zerolog.Ctx(ctx), stored: make(chan struct{})}
 	switch c.push(o) {
 	case pushFull:
 		return nil, queueFull()
-	case pushRepeat: // queued meanwhile (checked above): its first delivery reports
-		return &bridgev2.MatrixMessageResponse{Pending: true}, nil
 	case pushQueued:
+		if o.storeFirst {
+			// Sent at once: the worker stores the row as it sends, which keeps the database
+			// write off the portal's loop (at 10,000 accounts the write there doubled the slow
+			// contact messages in the scale benchmark, docs/reliability.md).
+			break
+		}
 		// It waits behind the chat's earlier messages: its row is stored now, before bridgev2
-		// handles the portal's next event (an edit or a deletion of this message, say). A
-		// message sent at once has its row stored by the worker as it sends, which keeps the
-		// database write off the portal's loop: at 10,000 accounts the write there doubled the
-		// slow contact messages in the scale benchmark (docs/reliability.md).
+		// handles the portal's next event (an edit or a deletion of this message, say).
 		o.row = c.storeOutgoing(ctx, o)
 		close(o.stored)
 	}
+	// pushRepeat: the first delivery of this event reports its outcome.
 	return &bridgev2.MatrixMessageResponse{Pending: true}, nil
 }
 
 // storeOutgoing stores the row of o, a message of the owner, as bridgev2 stores a message its
 // connector returns; nil if it could not (the message is sent all the same, and only an edit
-// made before MSN took it fails).
+// or a deletion made before MSN took it fails).
 func (c *MSNClient) storeOutgoing(ctx context.Context, o *outgoing) *database.Message {
 	portal := o.msg.Portal
 	row := &database.Message{

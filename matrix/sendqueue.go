@@ -57,9 +57,10 @@ type outgoing struct {
 	msg    *bridgev2.MatrixMessage // nil for an edit
 	chat   bridge.ChatID
 	id     string            // the message's id in the core (bridge.Account.NewMessageID); "" for an edit
-	row    *database.Message // the message's row, stored when it was queued (read after stored is closed); nil for an edit, or once deleted
+	row    *database.Message // the message's row (read once stored is closed); nil for an edit, or once deleted
 	stored chan struct{}     // closed once row is set; nil for an edit
-	// storeFirst: the worker stores the row, as it sends (see HandleMatrixMessage).
+	// storeFirst: the chat's new worker sends the message at once and stores its row as it
+	// sends; otherwise HandleMatrixMessage stores it when queued. Set by push.
 	storeFirst bool
 	target     string // for an edit: the id of the message it corrects
 	text       string
@@ -118,21 +119,13 @@ func (w *editWaiter) wait() (ok bool, err error) {
 type pushed int
 
 const (
-	pushQueued pushed = iota // behind the chat's earlier messages
-	pushFirst                // a message the chat's new worker sends at once (and stores the row of)
+	pushQueued pushed = iota // behind the chat's earlier messages, or first for a new worker (storeFirst)
 	pushRepeat               // its event is already queued or being sent: dropped
 	pushFull                 // the chat has maxQueuedSends waiting: refused
 	// pushBehindTarget: an edit queued while the message it corrects is still waiting too; its
 	// outcome is not waited for (see HandleMatrixEdit).
 	pushBehindTarget
 )
-
-// queued reports whether the event is queued or being sent.
-func (q *sendQueue) queued(evtID id.EventID) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.inFlight[evtID]
-}
 
 // push queues o behind the chat's earlier messages. A message whose event is already queued or
 // being sent (a redelivered transaction) is dropped, and one past maxQueuedSends refused.
@@ -155,10 +148,9 @@ func (c *MSNClient) push(o *outgoing) pushed {
 		q.chats[o.chat] = cs
 		q.wg.Add(1)
 		go c.runSends(o.chat, cs)
-		if o.edit == nil {
-			// The new worker takes o first, at once: it stores the row itself.
-			res, o.storeFirst = pushFirst, true // before the worker can see it
-		}
+		// The new worker takes o first, at once: it stores the row itself (set before the
+		// worker can see o).
+		o.storeFirst = o.edit == nil
 	} else if len(cs.items) >= maxQueuedSends {
 		return pushFull
 	}
