@@ -95,7 +95,7 @@ type Options struct {
 // verifyFunc checks a password without logging in (msn.VerifyCredentials).
 type verifyFunc func(ctx context.Context, handle, password string) error
 
-// Core owns every Account, the store, the login rate limiter and the registered frontends.
+// Core owns every Account, the store, the login rate limiters and the registered frontends.
 // Create it with NewCore, Load the stored accounts, register frontends with AddFrontend (or
 // start frontends that do), then Start. All methods are safe for concurrent use. Long-lived
 // work (connection loops, presence timers) hangs off the Core's own background context, never
@@ -584,10 +584,12 @@ func (c *Core) prove(ctx context.Context, h, password string) error {
 	if err := c.attempts.Wait(ctx); err != nil {
 		return err
 	}
-	if err := c.verify(ctx, h, password); err != nil {
+	err := c.verify(ctx, h, password)
+	if err != nil {
 		c.metrics.loginAttempt(loginResult(err))
 		return c.loginFailed(h, err)
 	}
+	c.metrics.loginAttempt("success")
 	return nil
 }
 
