@@ -186,3 +186,34 @@ func TestIntegrationLoginWhileStoppedChangesNothing(t *testing.T) {
 		t.Fatalf("state after the owner's login: %+v", s)
 	}
 }
+
+func TestIntegrationOwnerNewPasswordReplacesSession(t *testing.T) {
+	e := newEnv(t)
+	mx := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), mx)
+	acc := e.login(core, matrixOwner)
+	ctx := ctxT(t)
+	const newPW = "alice-New-pw-2024"
+	if err := e.srv.SetPassword(alice, newPW); err != nil {
+		t.Fatal(err)
+	}
+	checks := e.passportChecks(alice)
+
+	// A stranger who learnt the new password is told the account is bridged, and nothing else
+	// happens: MSN proved the password without a session.
+	if _, err := core.Login(ctx, eveDiscord, alice, newPW); !errors.Is(err, bridge.ErrAlreadyBridged) {
+		t.Fatalf("stranger with the new password: %v", err)
+	}
+	if e.passportChecks(alice) != checks+1 || e.logins() != 1 {
+		t.Fatalf("%d Passport checks, %d logins after the stranger's attempt", e.passportChecks(alice)-checks, e.logins())
+	}
+
+	// The owner's new password replaces the session and the stored password.
+	if got, err := core.Login(ctx, matrixOwner, alice, newPW); err != nil || got != acc {
+		t.Fatalf("owner's new password: %v", err)
+	}
+	waitUntil(t, "the new session online", func() bool { return e.logins() == 2 && acc.State().State == bridge.StateOnline })
+	if pw, err := core.Store().Credentials(ctx, alice); err != nil || pw != newPW {
+		t.Fatalf("stored credentials not replaced: %v", err)
+	}
+}

@@ -95,3 +95,38 @@ func TestLoginAttemptsLimitedPerUser(t *testing.T) {
 		t.Errorf("the reconnect waited %v, want the 1 s backoff alone", waited)
 	}
 }
+
+// TestLoginGateBoundedAndForgets: the users tracked stay bounded however many try, and a user's
+// refused passwords are forgotten once they have been quiet for loginMemory.
+func TestLoginGateBoundedAndForgets(t *testing.T) {
+	clock := newFakeClock()
+	g := newLoginGate(10*time.Second, 2, clock)
+	for i := range maxLoginUsers + 100 {
+		if err := g.admit(FrontendUser{"matrix", fmt.Sprintf("@u%d:x", i)}); err != nil {
+			t.Fatalf("user %d: %v", i, err)
+		}
+	}
+	if n := len(g.users); n > maxLoginUsers {
+		t.Fatalf("%d users tracked, want at most %d", n, maxLoginUsers)
+	}
+
+	mallory := FrontendUser{"discord", "666"}
+	for range 3 {
+		_ = clock.SleepUntil(context.Background(), clock.Now().Add(10*time.Second))
+		if err := g.admit(mallory); err != nil {
+			t.Fatal(err)
+		}
+		g.done(mallory, ErrBadCredentials)
+	}
+	if err := g.admit(mallory); !errors.Is(err, ErrTooManyAttempts) {
+		t.Fatalf("after 3 refused passwords: %v, want a lockout", err)
+	}
+	_ = clock.SleepUntil(context.Background(), clock.Now().Add(loginMemory+time.Second))
+	if err := g.admit(mallory); err != nil {
+		t.Fatalf("after a quiet hour: %v", err)
+	}
+	g.done(mallory, ErrBadCredentials)
+	if err := g.admit(mallory); err != nil {
+		t.Fatalf("one refusal after the quiet hour locked out: %v", err)
+	}
+}
