@@ -107,7 +107,7 @@ type Core struct {
 	metrics *Metrics
 	clock   Clock
 	limiter *RateLimiter // the logins the core makes itself
-	// attempts is the budget of the logins users ask for, gate their limit per user.
+	// attempts is the budget of the logins users ask for; gate limits each user's.
 	attempts *RateLimiter
 	gate     *loginGate
 	policy   ReconnectPolicy
@@ -122,8 +122,8 @@ type Core struct {
 	frontends map[string]Frontend
 	loaded    bool           // Load took the stored accounts in
 	pending   []pendingLogin // loaded accounts for Start to log in
-	// loggingIn holds, by handle, the logins past their password check; each channel is closed
-	// when its login ends.
+	// loggingIn marks, by handle, the login holding the handle's lock (see lockHandle); its
+	// channel is closed when that login ends.
 	loggingIn map[string]chan struct{}
 	started   bool
 	stopping  bool
