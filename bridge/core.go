@@ -24,9 +24,19 @@ type Config struct {
 	// Options.Log.
 	MSN msn.Config `yaml:"-"`
 	// LoginRate is the number of MSN login attempts per second allowed across all accounts
-	// (default 2); LoginBurst how many may start at once (default 5).
+	// (default 2); LoginBurst how many may start at once (default 5). The logins the core makes
+	// itself (stored accounts at Start, reconnects) and those users ask for each have a budget
+	// of that size, so that users' attempts never delay a reconnect: the server sees at most
+	// twice the rate.
 	LoginRate  float64 `yaml:"login_rate"`
 	LoginBurst int     `yaml:"login_burst"`
+	// UserLoginInterval is how often one frontend user may attempt a login once
+	// UserLoginBurst attempts are spent (defaults DefaultUserLoginInterval and
+	// DefaultUserLoginBurst). After more than UserLoginBurst refused passwords in a row, each
+	// further refusal locks the user out for twice as long as the one before, from two
+	// intervals up to 15 minutes.
+	UserLoginInterval time.Duration `yaml:"user_login_interval"`
+	UserLoginBurst    int           `yaml:"user_login_burst"`
 	// Reconnect tunes the backoff after a lost session or failed re-login.
 	Reconnect ReconnectConfig `yaml:"reconnect"`
 	// StableAfter is how long a session must last for the backoff to start over (default 1 min).
@@ -78,10 +88,14 @@ type Options struct {
 	// Rand is the jitter source of the reconnect backoff (uniform in [0, 1)); nil is math/rand.
 	Rand func() float64
 
-	dial dialFunc // tests replace the MSN client
+	dial   dialFunc   // tests replace the MSN client
+	verify verifyFunc // and the credential check
 }
 
-// Core owns every Account, the store, the login rate limiter and the registered frontends.
+// verifyFunc checks a password without logging in (msn.VerifyCredentials).
+type verifyFunc func(ctx context.Context, handle, password string) error
+
+// Core owns every Account, the store, the login rate limiters and the registered frontends.
 // Create it with NewCore, Load the stored accounts, register frontends with AddFrontend (or
 // start frontends that do), then Start. All methods are safe for concurrent use. Long-lived
 // work (connection loops, presence timers) hangs off the Core's own background context, never
@@ -92,9 +106,13 @@ type Core struct {
 	log     zerolog.Logger
 	metrics *Metrics
 	clock   Clock
-	limiter *RateLimiter
-	policy  ReconnectPolicy
-	dial    dialFunc
+	limiter *RateLimiter // the logins the core makes itself
+	// attempts is the budget of the logins users ask for; gate limits each user's.
+	attempts *RateLimiter
+	gate     *loginGate
+	policy   ReconnectPolicy
+	dial     dialFunc
+	verify   verifyFunc
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -104,6 +122,9 @@ type Core struct {
 	frontends map[string]Frontend
 	loaded    bool           // Load took the stored accounts in
 	pending   []pendingLogin // loaded accounts for Start to log in
+	// loggingIn marks, by handle, the login holding the handle's lock (see lockHandle); its
+	// channel is closed when that login ends.
+	loggingIn map[string]chan struct{}
 	started   bool
 	stopping  bool
 	actions   sync.WaitGroup
@@ -136,13 +157,23 @@ func NewCore(cfg Config, opts Options) (*Core, error) {
 		metrics:   opts.Metrics,
 		clock:     opts.Clock,
 		limiter:   NewRateLimiter(cfg.LoginRate, cfg.LoginBurst, opts.Clock),
+		attempts:  NewRateLimiter(cfg.LoginRate, cfg.LoginBurst, opts.Clock),
+		gate:      newLoginGate(cfg.UserLoginInterval, cfg.UserLoginBurst, opts.Clock),
 		policy:    ReconnectPolicy{Config: cfg.Reconnect, Rand: opts.Rand},
 		dial:      opts.dial,
+		verify:    opts.verify,
 		accounts:  map[string]*Account{},
 		frontends: map[string]Frontend{},
+		loggingIn: map[string]chan struct{}{},
 	}
 	if c.dial == nil {
 		c.dial = msnDialer(cfg.MSN)
+	}
+	if c.verify == nil {
+		mc := cfg.MSN
+		c.verify = func(ctx context.Context, handle, password string) error {
+			return msn.VerifyCredentials(ctx, mc, handle, password)
+		}
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	return c, nil
@@ -151,7 +182,7 @@ func NewCore(cfg Config, opts Options) (*Core, error) {
 // Store returns the core's store.
 func (c *Core) Store() *Store { return c.store }
 
-// Limiter returns the global login rate limiter.
+// Limiter returns the rate limiter of the logins the core makes itself (Start, reconnects).
 func (c *Core) Limiter() *RateLimiter { return c.limiter }
 
 func (c *Core) beginAction() error {
@@ -443,18 +474,31 @@ type LoginOptions struct {
 }
 
 // Login logs handle in to MSN with password on behalf of owner, blocking until MSN accepted or
-// refused it (ctx bounds the wait, including the wait for the login rate limiter). Only a
+// refused it (ctx bounds the wait, including the waits for the rate limiters). Only a
 // successful login stores anything: the account, the password (encrypted) and owner's link.
 // Then the owner's frontend, if registered, is attached, and the session is kept alive by the
 // reconnect policy. It is LoginWith with zero options.
 //
-// If the account is already connected and password matches the stored one, no second MSN
-// login is made (it would kick the first with OUT OTH): owner is just linked. A different
-// password replaces the session after the new one has logged in successfully.
+// The password of a login of a known account is proved before anything of the account is
+// touched: by a constant-time match with the stored one, or else by MSN without starting a
+// session (msn.VerifyCredentials), which leaves a live session alone. A refused password
+// changes nothing, running or stopped, and fails as it would for an unknown handle, so an
+// attempt does not tell whether a handle is bridged. Once the password is proved:
+//   - a user who is not an owner gets ErrAlreadyBridged (owners attach other users and
+//     frontends with IssueLinkCode);
+//   - an owner whose account runs with the same password is just attached again, without a
+//     second MSN login (it would kick the first with OUT OTH);
+//   - otherwise (a new password, or a stopped account) the account is logged in with it,
+//     replacing the running session.
 //
-// Errors: ErrInvalidHandle, ErrLinkedElsewhere (another user of owner's frontend owns the
-// account), *LoginError (errors.Is ErrBadCredentials for a refused password; Retryable for a
-// busy or unreachable server), ErrStopping.
+// Each frontend user has a limit of attempts of their own (Config.UserLoginInterval and
+// UserLoginBurst), tightening after refused passwords; refused attempts fail with
+// *TooManyAttemptsError. Users' attempts share one budget of Config.LoginRate, apart from the
+// core's own logins.
+//
+// Errors: ErrInvalidHandle, ErrAlreadyBridged, *TooManyAttemptsError, *LoginError (errors.Is
+// ErrBadCredentials for a refused password; Retryable for a busy or unreachable server),
+// ErrStopping.
 func (c *Core) Login(ctx context.Context, owner FrontendUser, handle, password string) (*Account, error) {
 	return c.LoginWith(ctx, owner, handle, password, LoginOptions{})
 }
@@ -479,14 +523,120 @@ func (c *Core) LoginWith(ctx context.Context, owner FrontendUser, handle, passwo
 	if owner.Frontend == "" || owner.UserID == "" {
 		return nil, fmt.Errorf("%w: no owner", ErrInvalidArgument)
 	}
+	if err = c.gate.admit(owner); err != nil {
+		c.log.Info().Str("owner", owner.String()).Msg("Login attempt refused: too many attempts")
+		return nil, err
+	}
+	acc, err := c.login(ctx, owner, h, password, held)
+	c.gate.done(owner, err)
+	return acc, err
+}
+
+// login is LoginWith once the attempt is admitted.
+func (c *Core) login(ctx context.Context, owner FrontendUser, h, password, held string) (*Account, error) {
+	proved := false
+	for {
+		known, err := c.known(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		if known && !proved {
+			if err = c.prove(ctx, h, password); err != nil {
+				return nil, err
+			}
+			proved = true
+		}
+		unlock, err := c.lockHandle(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		// The account may have been logged in by someone else while the lock was awaited.
+		if !proved {
+			if known, err = c.known(ctx, h); err != nil || known {
+				unlock()
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		defer unlock()
+		return c.loginLocked(ctx, owner, h, password, held)
+	}
+}
+
+// known reports whether the core has an account h, or links to one.
+func (c *Core) known(ctx context.Context, h string) (bool, error) {
+	if c.Account(h) != nil {
+		return true, nil
+	}
+	links, err := c.store.LinksFor(ctx, h)
+	return len(links) > 0, err
+}
+
+// prove checks password for the known account h without touching it: a constant-time match
+// with the stored password needs no network; otherwise MSN checks it up to the Passport ticket,
+// which ends no session. A refusal is the *LoginError a login with that password returns.
+func (c *Core) prove(ctx context.Context, h, password string) error {
+	if stored, err := c.store.Credentials(ctx, h); err == nil && subtle.ConstantTimeCompare([]byte(stored), []byte(password)) == 1 {
+		return nil
+	}
+	if err := c.attempts.Wait(ctx); err != nil {
+		return err
+	}
+	err := c.verify(ctx, h, password)
+	if err != nil {
+		c.metrics.loginAttempt(loginResult(err))
+		return c.loginFailed(h, err)
+	}
+	c.metrics.loginAttempt("success")
+	return nil
+}
+
+// loginFailed returns the error of a refused or failed login of h (the same whether h is
+// known or not) and logs it.
+func (c *Core) loginFailed(h string, err error) error {
+	lerr := &LoginError{Handle: h, Retryable: msn.Retryable(err), Err: publicError(err)}
+	c.log.Info().Err(lerr.Err).Str("account", h).Msg("MSN login failed")
+	return lerr
+}
+
+// lockHandle waits until no other login of h is past its password check, then marks this one
+// so until unlock is called. Only proved logins, and first logins of unknown handles, take it,
+// so an attempt with a wrong password cannot hold up the owner's.
+func (c *Core) lockHandle(ctx context.Context, h string) (unlock func(), err error) {
+	for {
+		c.mu.Lock()
+		busy, ok := c.loggingIn[h]
+		if !ok {
+			mine := make(chan struct{})
+			c.loggingIn[h] = mine
+			c.mu.Unlock()
+			return func() {
+				c.mu.Lock()
+				delete(c.loggingIn, h)
+				c.mu.Unlock()
+				close(mine)
+			}, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// loginLocked is the login of h once its password is proved (or h is unknown), with the
+// handle's lock held.
+func (c *Core) loginLocked(ctx context.Context, owner FrontendUser, h, password, held string) (*Account, error) {
 	links, err := c.store.LinksFor(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range links {
-		if l.Frontend == owner.Frontend && l.UserID != owner.UserID {
-			return nil, ErrLinkedElsewhere
-		}
+	if len(links) > 0 && !slices.Contains(links, owner) {
+		return nil, ErrAlreadyBridged
 	}
 
 	existing := c.Account(h)
@@ -503,30 +653,38 @@ func (c *Core) LoginWith(ctx context.Context, owner FrontendUser, handle, passwo
 	}
 
 	acc := existing
+	var before AccountState
+	wasRunning := false
 	if acc == nil {
 		acc = newAccount(c, &AccountRecord{Handle: h, DesiredStatus: StatusOnline})
+	} else {
+		before, wasRunning = acc.State(), acc.isRunning()
 	}
-	if err = c.limiter.Wait(ctx); err != nil {
+	if err = c.attempts.Wait(ctx); err != nil {
+		if existing == nil {
+			c.metrics.accountState(StateLoggedOut, "")
+		}
 		return nil, err
 	}
-	if existing != nil {
+	if wasRunning {
 		// Log the old session out first: two logins of one account kick each other.
 		existing.stopLoop(ctx)
 	}
 	acc.setState(AccountState{State: StateConnecting})
 	live, err := acc.connect(ctx, password)
 	if err != nil {
-		lerr := &LoginError{Handle: h, Retryable: msn.Retryable(err), Err: publicError(err)}
-		if existing != nil {
+		switch {
+		case wasRunning:
 			// Keep the account going with its stored password.
 			if old, cerr := c.store.Credentials(c.bgCtx, h); cerr == nil {
 				existing.startLoop(old, nil)
 			}
-		} else {
+		case existing != nil:
+			existing.setState(before)
+		default:
 			c.metrics.accountState(StateConnecting, "")
 		}
-		c.log.Info().Err(lerr.Err).Str("account", h).Msg("MSN login failed")
-		return nil, lerr
+		return nil, c.loginFailed(h, err)
 	}
 	rec := &AccountRecord{Handle: h, Created: c.clock.Now(), DesiredStatus: StatusOnline, LoggedIn: true, State: string(StateOnline)}
 	if existing != nil {

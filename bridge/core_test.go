@@ -68,18 +68,19 @@ func TestLoginStoresOnlyOnSuccess(t *testing.T) {
 		t.Fatalf("AccountsFor: %v", got)
 	}
 
-	// Same password again from another frontend: linked, no second MSN login (it would kick
-	// the first).
+	// The right password from another frontend, or another matrix user, does not attach: only
+	// the owner does, with a link code. No second MSN login is made (it would kick the first).
 	before := srv.loginCount()
-	if _, err := core.Login(ctx, discordUser, "alice@example.com", "right"); err != nil {
-		t.Fatal(err)
+	for _, u := range []FrontendUser{discordUser, {"matrix", "@eve:x"}} {
+		if _, err := core.Login(ctx, u, "alice@example.com", "right"); !errors.Is(err, ErrAlreadyBridged) {
+			t.Fatalf("%v: %v", u, err)
+		}
+		if acc.IsOwner(u) {
+			t.Fatalf("%v linked by a login", u)
+		}
 	}
 	if srv.loginCount() != before {
 		t.Fatal("a second MSN login was made for an already connected account")
-	}
-	// Another matrix user cannot take the account.
-	if _, err := core.Login(ctx, FrontendUser{"matrix", "@eve:x"}, "alice@example.com", "right"); !errors.Is(err, ErrLinkedElsewhere) {
-		t.Fatalf("other matrix user: %v", err)
 	}
 }
 

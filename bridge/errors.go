@@ -20,6 +20,11 @@ var (
 	ErrNotOwner = errors.New("account is not linked to this user")
 	// ErrLinkedElsewhere means another user of the same frontend already owns the account.
 	ErrLinkedElsewhere = errors.New("account is already linked to another user of this frontend")
+	// ErrAlreadyBridged means a login with the right password was made for an account that
+	// other users own: only its owner attaches another frontend or user, with a link code.
+	ErrAlreadyBridged = errors.New("account is already bridged: its owner can attach another frontend with link-code")
+	// ErrTooManyAttempts is matched by *TooManyAttemptsError.
+	ErrTooManyAttempts = errors.New("too many login attempts")
 	// ErrInvalidLinkCode means a link code is unknown, already used or expired.
 	ErrInvalidLinkCode = errors.New("invalid or expired link code")
 	// ErrInvalidHandle means a string is not an MSN handle (an e-mail address or tel: number).
@@ -50,6 +55,24 @@ func (e *LoginError) Error() string {
 }
 
 func (e *LoginError) Unwrap() error { return e.Err }
+
+// TooManyAttemptsError is returned by Core.Login when the frontend user made too many login
+// attempts, or had too many passwords refused, recently. Nothing was tried; RetryAfter says when
+// the next attempt will be admitted. errors.Is(err, ErrTooManyAttempts) matches it.
+type TooManyAttemptsError struct {
+	RetryAfter time.Duration
+}
+
+func (e *TooManyAttemptsError) Error() string {
+	return fmt.Sprintf("too many login attempts, try again in %d s", e.Seconds())
+}
+
+// Seconds is RetryAfter in whole seconds, rounded up, at least 1.
+func (e *TooManyAttemptsError) Seconds() int {
+	return max(1, int((e.RetryAfter+time.Second-1)/time.Second))
+}
+
+func (e *TooManyAttemptsError) Unwrap() error { return ErrTooManyAttempts }
 
 // SendFailure classifies why a message or nudge was not delivered, so frontends can show it.
 type SendFailure string

@@ -79,10 +79,12 @@ type fakeServer struct {
 	contacts  map[string][]msn.Contact
 	down      bool
 	logins    int
-	active    map[string]*fakeSession
-	sent      []string
-	sendErr   error
-	onLogin   func(handle string) // called for every login attempt
+	// verifications counts the password checks made without a session.
+	verifications int
+	active        map[string]*fakeSession
+	sent          []string
+	sendErr       error
+	onLogin       func(handle string) // called for every login attempt
 }
 
 func newFakeServer() *fakeServer {
@@ -92,6 +94,26 @@ func newFakeServer() *fakeServer {
 func (s *fakeServer) dial(cfg sessionConfig) (session, error) {
 	fs := &fakeSession{srv: s, cfg: cfg, events: make(chan msn.Event, 1024), done: make(chan struct{})}
 	return fs, nil
+}
+
+// verify checks a password as Passport does, without a session.
+func (s *fakeServer) verify(_ context.Context, handle, password string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.verifications++
+	switch {
+	case s.down:
+		return fmt.Errorf("failed to connect: %w", msn.ErrTimeout)
+	case s.passwords[handle] != password:
+		return &msn.CredentialsError{}
+	}
+	return nil
+}
+
+func (s *fakeServer) verificationCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.verifications
 }
 
 func (s *fakeServer) loginCount() int {
@@ -375,7 +397,7 @@ type testCore struct {
 func newTestCore(t *testing.T, store *Store, srv *fakeServer, cfg Config) *testCore {
 	t.Helper()
 	clock := newFakeClock()
-	core, err := NewCore(cfg, Options{Store: store, Log: zerolog.Nop(), Clock: clock, dial: srv.dial, Rand: func() float64 { return 0.5 }})
+	core, err := NewCore(cfg, Options{Store: store, Log: zerolog.Nop(), Clock: clock, dial: srv.dial, verify: srv.verify, Rand: func() float64 { return 0.5 }})
 	if err != nil {
 		t.Fatal(err)
 	}

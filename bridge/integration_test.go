@@ -450,7 +450,11 @@ func TestIntegrationTwoFrontends(t *testing.T) {
 	acc := e.login(core, matrixOwner)
 	ctx := ctxT(t)
 	before := e.logins()
-	if _, err := core.Login(ctx, discordOwner, alice, alicePW); err != nil {
+	code, _, err := core.IssueLinkCode(ctx, alice, matrixOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.RedeemLinkCode(ctx, code, discordOwner); err != nil {
 		t.Fatal(err)
 	}
 	if e.logins() != before {

@@ -388,7 +388,12 @@ func (f *Frontend) loginSubmit(ctx context.Context, i *discordgo.Interaction, us
 // loginError explains a failed login to the user.
 func loginError(err error) string {
 	var le *bridge.LoginError
+	var tm *bridge.TooManyAttemptsError
 	switch {
+	case errors.As(err, &tm):
+		return fmt.Sprintf("Too many login attempts. Try again in %d s.", tm.Seconds())
+	case errors.Is(err, bridge.ErrAlreadyBridged):
+		return "That MSN account is already bridged for someone else. If it is yours, run `link-code` in Matrix and use the code here with `/msn link`."
 	case errors.Is(err, bridge.ErrBadCredentials):
 		return "MSN refused that e-mail or password."
 	case errors.Is(err, bridge.ErrInvalidHandle):

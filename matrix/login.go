@@ -132,7 +132,12 @@ func (pl *PasswordLogin) SubmitUserInput(ctx context.Context, input map[string]s
 // the password.
 func loginErrorMessage(err error) error {
 	var lerr *bridge.LoginError
+	var tm *bridge.TooManyAttemptsError
 	switch {
+	case errors.As(err, &tm):
+		return fmt.Errorf("too many login attempts, try again in %d s", tm.Seconds())
+	case errors.Is(err, bridge.ErrAlreadyBridged):
+		return errors.New("that MSN account is already bridged for someone else: only its owner can add another user, with a link code")
 	case errors.Is(err, bridge.ErrBadCredentials):
 		return errors.New("MSN refused the e-mail address or password")
 	case errors.Is(err, bridge.ErrLinkedElsewhere):

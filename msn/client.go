@@ -208,6 +208,8 @@ type Client struct {
 	otherGUIDs map[string]string
 
 	syncSignal chan struct{}
+	// verifyOnly makes the handshake stop at the Passport ticket (see VerifyCredentials).
+	verifyOnly bool
 
 	events       eventQueue
 	shutdownOnce sync.Once
@@ -501,6 +503,9 @@ func (c *Client) handshake(ctx context.Context, cn *conn) (redirect string, agai
 	ticket, err := c.pp.login(ctx, c.handle, c.password, challenge)
 	if err != nil {
 		return "", false, err
+	}
+	if c.verifyOnly {
+		return "", false, nil
 	}
 	ok, err := cn.call(ctx, t, "USR", []string{"TWN", "S", ticket}, nil)
 	if err != nil {

@@ -328,6 +328,12 @@ func (c *Config) Validate() error {
 	if m.Core.LoginBurst < 1 {
 		bad("msn.login_burst", "must be at least 1, got %d", m.Core.LoginBurst)
 	}
+	if m.Core.UserLoginInterval <= 0 {
+		bad("msn.user_login_interval", "must be above 0, got %s", m.Core.UserLoginInterval)
+	}
+	if m.Core.UserLoginBurst < 1 {
+		bad("msn.user_login_burst", "must be at least 1, got %d", m.Core.UserLoginBurst)
+	}
 	if m.Core.Reconnect.Max < m.Core.Reconnect.Initial {
 		bad("msn.reconnect.max", "must not be below msn.reconnect.initial")
 	}

@@ -204,6 +204,8 @@ func TestValidateErrors(t *testing.T) {
 		{"negative stable_after", func(c *Config) { c.MSN.Core.StableAfter = -1 }, "msn.stable_after"},
 		{"login_rate 0", func(c *Config) { c.MSN.Core.LoginRate = 0 }, "msn.login_rate: must be above 0"},
 		{"login_burst 0", func(c *Config) { c.MSN.Core.LoginBurst = 0 }, "msn.login_burst: must be at least 1"},
+		{"user_login_interval 0", func(c *Config) { c.MSN.Core.UserLoginInterval = 0 }, "msn.user_login_interval: must be above 0"},
+		{"user_login_burst 0", func(c *Config) { c.MSN.Core.UserLoginBurst = 0 }, "msn.user_login_burst: must be at least 1"},
 		{"reconnect max below initial", func(c *Config) { c.MSN.Core.Reconnect.Initial, c.MSN.Core.Reconnect.Max = time.Minute, time.Second }, "msn.reconnect.max: must not be below"},
 		{"tiny queue", func(c *Config) { c.MSN.Core.FrontendQueueSize = 1 }, "msn.frontend_queue_size"},
 		{"no frontend", func(c *Config) { c.Matrix.Enabled, c.Discord.Enabled = false, false }, "matrix.enabled: enable at least one"},
