@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
 
+	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/dendrite"
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
@@ -127,7 +128,7 @@ func runDemo(ctx context.Context, cfg *Config, dir string, out io.Writer) error 
 	}
 	defer func() {
 		if err := hs.Stop(); err != nil {
-			log.Warn().Err(err).Msg("Failed to stop Dendrite")
+			log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to stop Dendrite")
 		}
 	}()
 	if err := hs.RegisterUser(ctx, demoMatrixUser, demoMatrixPass); err != nil && !errors.Is(err, mautrix.MUserInUse) {
