@@ -46,6 +46,8 @@ type Account struct {
 	carriedPSM    map[string]bool
 
 	loop *runLoop // the connection loop, nil when not running
+
+	send *sendGate // paces what the owner sends to MSN; made by the first send (see gate)
 }
 
 type ownProfile struct {

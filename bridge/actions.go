@@ -60,13 +60,22 @@ func (a *Account) SendTextAs(ctx context.Context, origin string, chat ChatID, id
 	if err != nil {
 		return &SendError{Reason: FailureInvalid, Parts: 1, Err: err}
 	}
-	sess, err := a.connected()
+	if _, err = a.connected(); err != nil {
+		a.core.metrics.message("out", string(FailureNotConnected))
+		return &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
+	}
+	f := msnFormat(format)
+	if err = a.gate().wait(ctx, textCost(text, f)); err != nil {
+		a.core.metrics.message("out", string(FailureRateLimited))
+		return &SendError{Reason: FailureRateLimited, Parts: 1, Err: err}
+	}
+	sess, err := a.connected() // the session may have ended while the send waited its turn
 	if err != nil {
 		a.core.metrics.message("out", string(FailureNotConnected))
 		return &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
 	}
 	start := a.core.clock.Now()
-	err = sess.SendText(ctx, contact, sessionID, text, msnFormat(format))
+	err = sess.SendText(ctx, contact, sessionID, text, f)
 	a.core.metrics.sendDuration(a.core.clock.Now().Sub(start).Seconds())
 	var sendErr *SendError
 	if err != nil {
@@ -96,6 +105,8 @@ func classifySend(err error) *SendError {
 		out.Part, out.Parts = me.Part, me.Parts
 	}
 	switch {
+	case errors.Is(err, ErrRateLimited):
+		out.Reason = FailureRateLimited
 	case errors.Is(err, msn.ErrContactOffline):
 		out.Reason = FailureContactOffline
 	case errors.Is(err, msn.ErrNAK):
@@ -141,7 +152,8 @@ func (a *Account) target(chat ChatID) (contact, sessionID string, err error) {
 }
 
 // SendTyping tells the chat the owner is typing. Call it at most every few seconds while they
-// type; MSN has no "stopped typing".
+// type; MSN has no "stopped typing". It counts against the account's send rate, but is dropped
+// (nil error) rather than queued while other sends wait their turn.
 func (a *Account) SendTyping(ctx context.Context, chat ChatID) error {
 	if err := a.core.beginAction(); err != nil {
 		return err
@@ -149,6 +161,12 @@ func (a *Account) SendTyping(ctx context.Context, chat ChatID) error {
 	defer a.core.endAction()
 	contact, sessionID, err := a.target(chat)
 	if err != nil {
+		return err
+	}
+	if _, err = a.connected(); err != nil {
+		return err
+	}
+	if ok, err := a.gate().waitTyping(ctx); !ok {
 		return err
 	}
 	sess, err := a.connected()
@@ -159,6 +177,8 @@ func (a *Account) SendTyping(ctx context.Context, chat ChatID) error {
 }
 
 // SendNudge sends a nudge ("buzz") to a one-to-one chat and shows it on the other frontends.
+// It counts against the account's send rate as SendLimitConfig.NudgeCost messages, waiting its
+// turn like a message.
 func (a *Account) SendNudge(ctx context.Context, origin string, chat ChatID) error {
 	if err := a.core.beginAction(); err != nil {
 		return err
@@ -167,6 +187,12 @@ func (a *Account) SendNudge(ctx context.Context, origin string, chat ChatID) err
 	contact, sessionID, err := a.target(chat)
 	if err != nil {
 		return err
+	}
+	if _, err = a.connected(); err != nil {
+		return &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
+	}
+	if err = a.gate().wait(ctx, a.core.cfg.SendLimit.NudgeCost); err != nil {
+		return &SendError{Reason: FailureRateLimited, Parts: 1, Err: err}
 	}
 	sess, err := a.connected()
 	if err != nil {
