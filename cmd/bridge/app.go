@@ -68,6 +68,9 @@ func newAppWithLogger(cfg *Config, log zerolog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to load the credentials key: %w", err)
 	}
+	if err = prepareDatabase(cfg.Database, log); err != nil {
+		return nil, fmt.Errorf("failed to prepare the database: %w", err)
+	}
 	a.db, err = dbutil.NewFromConfig("msn-bridge", cfg.DatabaseConfig(), dbutil.ZeroLogger(log.With().Str("component", "database").Logger()))
 	if err != nil {
 		return nil, fmt.Errorf("failed to open the database: %w", err)

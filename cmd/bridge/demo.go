@@ -70,6 +70,7 @@ func runDemo(ctx context.Context, cfg *Config, dir string, out io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("failed to set up logging: %w", err)
 	}
+	warnIfExposed(*log, "demo's data directory", dir)
 
 	network, err := startDemoNetwork(*log)
 	if err != nil {
@@ -233,6 +234,9 @@ func demoRegistration(cfg *Config, path string) ([]byte, error) {
 	cfg.Matrix.AppService.HSToken = reg.ServerToken
 	if err := reg.Save(path); err != nil {
 		return nil, fmt.Errorf("failed to save %s: %w", path, err)
+	}
+	if err := saveRegistrationMode(path); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(path)
 }

@@ -140,6 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Failed to start:", bridge.ScrubError(err))
 		return exitStartup
 	}
+	warnIfExposed(app.log, "config file", path)
 	if err := app.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "Bridge stopped with an error:", bridge.ScrubError(err))
 		return exitRuntime
