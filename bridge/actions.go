@@ -23,8 +23,9 @@ const CorrectionPrefix = "* "
 // SendText sends text to chat and blocks until MSN acknowledged every part or one failed. It
 // returns the id of the Message event that shows the sent text on the other attached frontends.
 // The error is nil only when the whole text was delivered; a *SendError otherwise (Reason says
-// why: contact offline, NAK, timeout, switchboard closed, too long, not connected). When some
-// parts were delivered before the failure, the text is still shown elsewhere.
+// why: contact offline, NAK, timeout, switchboard closed, too long, not connected, rate limited).
+// When some parts were delivered before the failure, the text is still shown elsewhere. The send
+// first waits its turn under the account's send rate (Config.SendLimit), which ctx also bounds.
 func (a *Account) SendText(ctx context.Context, origin string, chat ChatID, text string, format Format) (string, error) {
 	id := a.NewMessageID()
 	if err := a.SendTextAs(ctx, origin, chat, id, text, format); err != nil {
