@@ -46,6 +46,8 @@ type Account struct {
 	carriedPSM    map[string]bool
 
 	loop *runLoop // the connection loop, nil when not running
+
+	send *sendGate // paces what the owner sends to MSN; made by the first send (see gate)
 }
 
 type ownProfile struct {
@@ -478,7 +480,7 @@ func (a *Account) run(ctx context.Context, loop *runLoop, password string, live 
 				return
 			}
 			attempt++
-			a.log.Warn().Err(err).Int("attempt", attempt).Msg("Failed to log in to MSN")
+			a.log.Warn().Err(ScrubError(err)).Int("attempt", attempt).Msg("Failed to log in to MSN")
 			if !a.backoff(ctx, loop, err, attempt) {
 				a.endLoop(loop)
 				return
@@ -530,7 +532,7 @@ func (a *Account) resume(ctx context.Context, loop *runLoop, password string, li
 		attempt = 0
 	}
 	attempt++
-	a.log.Info().Err(cause).Int("attempt", attempt).Msg("MSN session ended")
+	a.log.Info().Err(ScrubError(cause)).Int("attempt", attempt).Msg("MSN session ended")
 	if !a.backoff(ctx, loop, cause, attempt) {
 		a.endLoop(loop)
 		return
@@ -573,7 +575,7 @@ func (a *Account) backoff(ctx context.Context, loop *runLoop, err error, attempt
 			return false
 		}
 		st := AccountState{State: StateStopped, Reason: d.Reason, Err: publicError(err)}
-		a.log.Warn().Err(err).Str("reason", string(d.Reason)).Msg("Account stopped, not reconnecting")
+		a.log.Warn().Err(ScrubError(err)).Str("reason", string(d.Reason)).Msg("Account stopped, not reconnecting")
 		a.persistState(false, st)
 		a.mu.Lock()
 		if a.loop == loop {
@@ -589,7 +591,8 @@ func (a *Account) backoff(ctx context.Context, loop *runLoop, err error, attempt
 	return a.core.clock.SleepUntil(ctx, next) == nil
 }
 
-// publicError maps a login or disconnect error to what may be shown to a user.
+// publicError maps a login or disconnect error to what may be shown to a user, with no URL
+// path or query in its text.
 func publicError(err error) error {
 	if err == nil {
 		return nil
@@ -597,7 +600,7 @@ func publicError(err error) error {
 	if errors.Is(err, msn.ErrBadCredentials) {
 		return ErrBadCredentials
 	}
-	return err
+	return ScrubError(err)
 }
 
 func reconnectLabel(err error) string {

@@ -23,8 +23,9 @@ const CorrectionPrefix = "* "
 // SendText sends text to chat and blocks until MSN acknowledged every part or one failed. It
 // returns the id of the Message event that shows the sent text on the other attached frontends.
 // The error is nil only when the whole text was delivered; a *SendError otherwise (Reason says
-// why: contact offline, NAK, timeout, switchboard closed, too long, not connected). When some
-// parts were delivered before the failure, the text is still shown elsewhere.
+// why: contact offline, NAK, timeout, switchboard closed, too long, not connected, rate limited).
+// When some parts were delivered before the failure, the text is still shown elsewhere. The send
+// first waits its turn under the account's send rate (Config.SendLimit), which ctx also bounds.
 func (a *Account) SendText(ctx context.Context, origin string, chat ChatID, text string, format Format) (string, error) {
 	id := a.NewMessageID()
 	if err := a.SendTextAs(ctx, origin, chat, id, text, format); err != nil {
@@ -60,13 +61,22 @@ func (a *Account) SendTextAs(ctx context.Context, origin string, chat ChatID, id
 	if err != nil {
 		return &SendError{Reason: FailureInvalid, Parts: 1, Err: err}
 	}
-	sess, err := a.connected()
+	if _, err = a.connected(); err != nil {
+		a.core.metrics.message("out", string(FailureNotConnected))
+		return &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
+	}
+	f := msnFormat(format)
+	if err = a.gate().wait(ctx, textCost(text, f)); err != nil {
+		a.core.metrics.message("out", string(FailureRateLimited))
+		return &SendError{Reason: FailureRateLimited, Parts: 1, Err: err}
+	}
+	sess, err := a.connected() // the session may have ended while the send waited its turn
 	if err != nil {
 		a.core.metrics.message("out", string(FailureNotConnected))
 		return &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
 	}
 	start := a.core.clock.Now()
-	err = sess.SendText(ctx, contact, sessionID, text, msnFormat(format))
+	err = sess.SendText(ctx, contact, sessionID, text, f)
 	a.core.metrics.sendDuration(a.core.clock.Now().Sub(start).Seconds())
 	var sendErr *SendError
 	if err != nil {
@@ -96,6 +106,8 @@ func classifySend(err error) *SendError {
 		out.Part, out.Parts = me.Part, me.Parts
 	}
 	switch {
+	case errors.Is(err, ErrRateLimited):
+		out.Reason = FailureRateLimited
 	case errors.Is(err, msn.ErrContactOffline):
 		out.Reason = FailureContactOffline
 	case errors.Is(err, msn.ErrNAK):
@@ -141,7 +153,8 @@ func (a *Account) target(chat ChatID) (contact, sessionID string, err error) {
 }
 
 // SendTyping tells the chat the owner is typing. Call it at most every few seconds while they
-// type; MSN has no "stopped typing".
+// type; MSN has no "stopped typing". It counts against the account's send rate, but is dropped
+// (nil error) rather than queued while other sends wait their turn.
 func (a *Account) SendTyping(ctx context.Context, chat ChatID) error {
 	if err := a.core.beginAction(); err != nil {
 		return err
@@ -149,6 +162,12 @@ func (a *Account) SendTyping(ctx context.Context, chat ChatID) error {
 	defer a.core.endAction()
 	contact, sessionID, err := a.target(chat)
 	if err != nil {
+		return err
+	}
+	if _, err = a.connected(); err != nil {
+		return err
+	}
+	if ok, err := a.gate().waitTyping(ctx); !ok {
 		return err
 	}
 	sess, err := a.connected()
@@ -159,6 +178,8 @@ func (a *Account) SendTyping(ctx context.Context, chat ChatID) error {
 }
 
 // SendNudge sends a nudge ("buzz") to a one-to-one chat and shows it on the other frontends.
+// It counts against the account's send rate as SendLimitConfig.NudgeCost messages, waiting its
+// turn like a message.
 func (a *Account) SendNudge(ctx context.Context, origin string, chat ChatID) error {
 	if err := a.core.beginAction(); err != nil {
 		return err
@@ -167,6 +188,12 @@ func (a *Account) SendNudge(ctx context.Context, origin string, chat ChatID) err
 	contact, sessionID, err := a.target(chat)
 	if err != nil {
 		return err
+	}
+	if _, err = a.connected(); err != nil {
+		return &SendError{Reason: FailureNotConnected, Parts: 1, Err: err}
+	}
+	if err = a.gate().wait(ctx, a.core.cfg.SendLimit.NudgeCost); err != nil {
+		return &SendError{Reason: FailureRateLimited, Parts: 1, Err: err}
 	}
 	sess, err := a.connected()
 	if err != nil {

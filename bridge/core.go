@@ -52,6 +52,8 @@ type Config struct {
 	FrontendQueueSize int `yaml:"frontend_queue_size"`
 	// LinkCodeTTL is how long a link code stays valid (default 10 min).
 	LinkCodeTTL time.Duration `yaml:"link_code_ttl"`
+	// SendLimit paces what each account sends to MSN.
+	SendLimit SendLimitConfig `yaml:"send_limit"`
 }
 
 func (c *Config) setDefaults() {
@@ -77,6 +79,7 @@ func (c *Config) setDefaults() {
 		c.LinkCodeTTL = 10 * time.Minute
 	}
 	c.Reconnect = c.Reconnect.withDefaults()
+	c.SendLimit = c.SendLimit.withDefaults()
 }
 
 // Options are the collaborators of a Core. Store is required.

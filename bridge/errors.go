@@ -87,6 +87,7 @@ const (
 	FailureNotConnected      SendFailure = "not_connected"
 	FailureHidden            SendFailure = "hidden"
 	FailureInvalid           SendFailure = "invalid"
+	FailureRateLimited       SendFailure = "rate_limited"
 	FailureOther             SendFailure = "other"
 )
 
@@ -109,6 +110,8 @@ func (f SendFailure) Describe() string {
 		return "you cannot start conversations while appearing offline"
 	case FailureInvalid:
 		return "the message cannot be sent to MSN"
+	case FailureRateLimited:
+		return "too many messages at once: this one was not sent (MSN takes only a few per second)"
 	default:
 		return "the message could not be sent"
 	}

@@ -267,8 +267,19 @@ func (f *fakeSession) SendText(ctx context.Context, contact, sessionID, text str
 	f.srv.sent = append(f.srv.sent, contact+sessionID+": "+text)
 	return nil
 }
-func (f *fakeSession) SendTyping(context.Context, string, string) error { return nil }
-func (f *fakeSession) SendNudge(context.Context, string, string) error  { return nil }
+func (f *fakeSession) SendTyping(_ context.Context, contact, sessionID string) error {
+	f.srv.mu.Lock()
+	defer f.srv.mu.Unlock()
+	f.srv.sent = append(f.srv.sent, contact+sessionID+": (typing)")
+	return nil
+}
+
+func (f *fakeSession) SendNudge(_ context.Context, contact, sessionID string) error {
+	f.srv.mu.Lock()
+	defer f.srv.mu.Unlock()
+	f.srv.sent = append(f.srv.sent, contact+sessionID+": (nudge)")
+	return nil
+}
 
 func (f *fakeSession) SetStatus(_ context.Context, st msn.Status) error {
 	f.setSelf(func(s *msn.Self) { s.Status = st })

@@ -235,7 +235,7 @@ func (q *frontendQueue) deliver(evt Event) {
 	if err := q.fe.HandleEvent(q.ctx, q.acc, evt); err != nil {
 		q.metrics.frontendFailure(q.fe.Name())
 		log := q.log()
-		log.Warn().Err(err).Str("event_type", evt.EventType()).Msg("Frontend failed to handle event")
+		log.Warn().Err(ScrubError(err)).Str("event_type", evt.EventType()).Msg("Frontend failed to handle event")
 	}
 }
 

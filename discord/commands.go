@@ -144,7 +144,7 @@ func (f *Frontend) reply(ctx context.Context, i *discordgo.Interaction, text str
 		Data: &discordgo.InteractionResponseData{Content: text, Flags: discordgo.MessageFlagsEphemeral, AllowedMentions: noMentions()},
 	}, discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to answer an interaction")
+		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to answer an interaction")
 	}
 }
 
@@ -156,7 +156,7 @@ func (f *Frontend) deferReply(ctx context.Context, i *discordgo.Interaction) boo
 		Data: &discordgo.InteractionResponseData{Flags: discordgo.MessageFlagsEphemeral},
 	}, discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to defer an interaction")
+		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to defer an interaction")
 		return false
 	}
 	return true
@@ -167,7 +167,7 @@ func (f *Frontend) finish(ctx context.Context, i *discordgo.Interaction, text st
 	_, err := f.s.InteractionResponseEdit(i, &discordgo.WebhookEdit{Content: &text, AllowedMentions: noMentions()},
 		discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to edit an interaction answer")
+		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to edit an interaction answer")
 	}
 }
 
@@ -219,7 +219,7 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 		case errors.Is(err, bridge.ErrLinkedElsewhere):
 			f.finish(ctx, i, "❌ That MSN account is already mirrored to another Discord user.")
 		case err != nil:
-			f.finish(ctx, i, "❌ Could not link the account: "+err.Error())
+			f.finish(ctx, i, "❌ Could not link the account: "+bridge.ScrubError(err).Error())
 		default:
 			f.finish(ctx, i, "✅ **"+acc.Handle()+"** is now mirrored here too (same MSN session). Your contacts will appear in its category.")
 		}
@@ -332,7 +332,7 @@ func (f *Frontend) openLoginModal(ctx context.Context, i *discordgo.Interaction)
 		},
 	}, discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to open the login modal")
+		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to open the login modal")
 	}
 }
 
@@ -371,7 +371,7 @@ func (f *Frontend) loginSubmit(ctx context.Context, i *discordgo.Interaction, us
 	owner := bridge.FrontendUser{Frontend: FrontendName, UserID: user}
 	acc, err := f.core.Login(lctx, owner, email, password)
 	if err != nil {
-		f.log.Info().Err(err).Str("user_id", user).Msg("MSN login from Discord failed")
+		f.log.Info().Err(bridge.ScrubError(err)).Str("user_id", user).Msg("MSN login from Discord failed")
 		f.finish(ctx, i, "❌ "+loginError(err))
 		return
 	}
@@ -436,7 +436,7 @@ func (f *Frontend) listRequests(ctx context.Context, i *discordgo.Interaction, a
 	_, err := f.s.InteractionResponseEdit(i, &discordgo.WebhookEdit{Content: &text, Components: &rows, AllowedMentions: noMentions()},
 		discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to list contact requests")
+		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to list contact requests")
 	}
 }
 

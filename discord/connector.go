@@ -238,7 +238,7 @@ func (f *Frontend) closeSession() {
 	}
 	f.s.ShouldReconnectOnError = false
 	if err := f.s.Close(); err != nil {
-		f.log.Debug().Err(err).Msg("Failed to close the Discord session cleanly")
+		f.log.Debug().Err(bridge.ScrubError(err)).Msg("Failed to close the Discord session cleanly")
 	}
 }
 

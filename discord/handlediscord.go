@@ -120,7 +120,7 @@ func (p *portal) deletedNotice(ctx context.Context, chat bridge.ChatID, delivere
 		line = "🗑️ Deleted before it was sent: the contact will not get it."
 	}
 	if _, err := p.botSend(ctx, chat, &discordgo.MessageSend{Content: line}); err != nil {
-		p.log.Warn().Err(err).Str("chat", string(chat)).Msg("Failed to say what became of a deleted message")
+		p.log.Warn().Err(bridge.ScrubError(err)).Str("chat", string(chat)).Msg("Failed to say what became of a deleted message")
 	}
 }
 
@@ -318,7 +318,7 @@ func failureText(err error) string {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "MSN did not answer in time"
 	}
-	return err.Error()
+	return bridge.ScrubError(err).Error()
 }
 
 // onTypingStart tells MSN the owner is typing in a contact channel, throttled per chat.
@@ -341,7 +341,7 @@ func (f *Frontend) onTypingStart(_ *discordgo.Session, t *discordgo.TypingStart)
 	p.mu.Unlock()
 	f.tracked(10*time.Second, func(ctx context.Context) {
 		if err := p.account().SendTyping(ctx, ref.chat); err != nil {
-			p.log.Debug().Err(err).Str("chat", string(ref.chat)).Msg("Failed to send typing to MSN")
+			p.log.Debug().Err(bridge.ScrubError(err)).Str("chat", string(ref.chat)).Msg("Failed to send typing to MSN")
 		}
 	})
 }

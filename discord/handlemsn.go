@@ -216,7 +216,7 @@ func (p *portal) reportFailure(ctx context.Context, ref sentRef, why string) {
 		what, whatGone = "Edit not delivered", "An edit was not delivered"
 	}
 	if err := s.MessageReactionAdd(channelID, messageID, "❌", discordgo.WithContext(ctx)); err != nil {
-		p.log.Warn().Err(err).Str("channel_id", channelID).Msg("Failed to react to an undelivered message")
+		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", channelID).Msg("Failed to react to an undelivered message")
 	}
 	_, err := s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
 		Content:         "❌ " + what + ": " + why + ".",
@@ -230,7 +230,7 @@ func (p *portal) reportFailure(ctx context.Context, ref sentRef, why string) {
 		}, discordgo.WithContext(ctx))
 	}
 	if err != nil {
-		p.log.Warn().Err(err).Str("channel_id", channelID).Msg("Failed to report an undelivered message")
+		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", channelID).Msg("Failed to report an undelivered message")
 	}
 }
 

@@ -2,6 +2,8 @@ package discord
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -71,16 +73,21 @@ type harness struct {
 	eve   string // a guild member who owns nothing
 	gen   string // #general
 	cfg   Config
+	opts  harnessOpts
 }
 
 type harnessOpts struct {
 	cfg  func(*Config)
 	fake func(*discordtest.Options)
+	// logs, when set, receives the core's and the frontend's log at trace level.
+	logs io.Writer
+	// client, when set, is the frontend's HTTP client in place of the fake's own.
+	client func(*http.Client) *http.Client
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, bobRx: &recorder{}}
+	h := &harness{t: t, bobRx: &recorder{}, opts: o}
 	h.ms = msntest.New(msntest.Options{
 		Accounts: []msntest.AccountSpec{
 			{Handle: alice, Password: alicePW, Name: "Alice"},
@@ -149,6 +156,9 @@ func (h *harness) startBridge() {
 	t := h.t
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	if h.opts.logs != nil {
+		log = zerolog.New(h.opts.logs).Level(zerolog.TraceLevel)
+	}
 	core, err := bridge.NewCore(bridge.Config{
 		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL()},
 		PresenceWindow: 50 * time.Millisecond,
@@ -162,7 +172,11 @@ func (h *harness) startBridge() {
 		defer cancel()
 		_ = core.Stop(ctx)
 	})
-	fe, err := New(core, h.cfg, log, WithHTTPClient(h.dc.HTTPClient()))
+	client := h.dc.HTTPClient()
+	if h.opts.client != nil {
+		client = h.opts.client(client)
+	}
+	fe, err := New(core, h.cfg, log, WithHTTPClient(client))
 	if err != nil {
 		t.Fatal(err)
 	}

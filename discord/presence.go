@@ -233,7 +233,7 @@ func (p *portal) presenceWork(ctx context.Context) time.Time {
 			if ctx.Err() != nil {
 				return time.Time{}
 			}
-			p.log.Warn().Err(err).Msg("Failed to update the roster message")
+			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to update the roster message")
 			p.mu.Lock()
 			p.rosterRetry = p.f.now().Add(failureBackoff)
 			p.mu.Unlock()
@@ -309,7 +309,7 @@ func (p *portal) applyTopic(ctx context.Context, j topicJob) {
 		p.forgetChannel(j.id)
 	case ctx.Err() != nil:
 	default:
-		p.log.Warn().Err(err).Str("channel_id", j.id).Msg("Failed to update a channel topic")
+		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", j.id).Msg("Failed to update a channel topic")
 		p.mu.Lock()
 		j.ch.topicRetry = done.Add(failureBackoff)
 		p.mu.Unlock()
@@ -349,7 +349,7 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 		}
 	case ctx.Err() != nil:
 	default:
-		p.log.Warn().Err(err).Str("channel_id", j.id).Msg("Failed to move a contact channel")
+		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", j.id).Msg("Failed to move a contact channel")
 		j.ch.parentRetry = now.Add(failureBackoff)
 	}
 }
@@ -572,7 +572,7 @@ func (p *portal) flushRoster(ctx context.Context) error {
 			return fail(fmt.Errorf("failed to post the roster message: %w", err))
 		}
 		if err = s.ChannelMessagePin(chID, m.ID, discordgo.WithContext(ctx)); err != nil {
-			p.log.Warn().Err(err).Msg("Failed to pin the roster message")
+			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to pin the roster message")
 		}
 		if i < len(msgs) {
 			msgs[i], hashes[i] = m.ID, h

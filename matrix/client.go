@@ -125,7 +125,7 @@ func (c *MSNClient) LogoutRemote(ctx context.Context) {
 	c.Disconnect()
 	err := c.main.Core.Logout(ctx, c.owner, c.handle)
 	if err != nil && !errors.Is(err, bridge.ErrAccountNotFound) {
-		c.log.Warn().Err(err).Msg("Failed to log out of the core")
+		c.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to log out of the core")
 	}
 }
 

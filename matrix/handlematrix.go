@@ -92,7 +92,7 @@ func (c *MSNClient) storeOutgoing(ctx context.Context, o *outgoing) *database.Me
 	// bridgev2 makes sure the sender's ghost row exists before storing a message; so do we.
 	br.GetGhostByID(ctx, row.SenderID)
 	if err := br.DB.Message.Insert(ctx, row); err != nil {
-		o.log.Err(err).Msg("Failed to save message to database")
+		o.log.Err(bridge.ScrubError(err)).Msg("Failed to save message to database")
 		return nil
 	}
 	return row
@@ -105,7 +105,7 @@ func (c *MSNClient) dropRow(ctx context.Context, o *outgoing) {
 		return
 	}
 	if err := o.msg.Portal.Bridge.DB.Message.Delete(ctx, o.row.RowID); err != nil {
-		o.log.Err(err).Msg("Failed to delete the row of a message that was not sent")
+		o.log.Err(bridge.ScrubError(err)).Msg("Failed to delete the row of a message that was not sent")
 	}
 	o.row = nil
 }
@@ -246,7 +246,7 @@ func sendErrorStatus(err error) error {
 		case errors.Is(err, bridge.ErrStopping):
 			return failStatus(err, event.MessageStatusBridgeUnavailable, "the bridge is shutting down", true)
 		}
-		return failStatus(err, event.MessageStatusNetworkError, "the message could not be sent: "+err.Error(), false)
+		return failStatus(err, event.MessageStatusNetworkError, "the message could not be sent: "+bridge.ScrubError(err).Error(), false)
 	}
 	if errors.Is(err, bridge.ErrUnknownChat) {
 		return failStatus(err, event.MessageStatusUnsupported, "this MSN group conversation has ended", true)
@@ -418,7 +418,7 @@ func (c *MSNClient) HandleMatrixTyping(ctx context.Context, msg *bridgev2.Matrix
 			err := acc.SendTyping(sctx, chat)
 			scancel()
 			if err != nil {
-				c.log.Debug().Err(err).Str("chat", string(chat)).Msg("Failed to send typing notification")
+				c.log.Debug().Err(bridge.ScrubError(err)).Str("chat", string(chat)).Msg("Failed to send typing notification")
 				return
 			}
 			select {

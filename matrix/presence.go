@@ -270,7 +270,7 @@ func (pm *presenceManager) send(ctx context.Context, id networkid.UserID) {
 	log := pm.log.With().Str("ghost", string(id)).Logger()
 	ghost, err := br.GetGhostByID(ctx, id)
 	if err != nil {
-		log.Warn().Err(err).Msg("Failed to get ghost for presence")
+		log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to get ghost for presence")
 		return
 	}
 	target := presenceTarget(ghost.Intent)
@@ -280,7 +280,7 @@ func (pm *presenceManager) send(ctx context.Context, id networkid.UserID) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err = target.SetPresence(sctx, req); err != nil {
-		log.Warn().Err(err).Msg("Failed to set ghost presence")
+		log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to set ghost presence")
 		return
 	}
 	pm.mu.Lock()

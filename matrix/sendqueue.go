@@ -273,13 +273,13 @@ func (c *MSNClient) deliver(o *outgoing, cs *chatSends) {
 	cancel()
 	if o.edit != nil {
 		if !o.edit.done(err) && err != nil {
-			o.log.Debug().Err(err).Msg("Failed to send edit to MSN")
+			o.log.Debug().Err(bridge.ScrubError(err)).Msg("Failed to send edit to MSN")
 			c.sendStatus(bg, o.evt, "", sendErrorStatus(err))
 		}
 		return
 	}
 	if err != nil {
-		o.log.Debug().Err(err).Msg("Failed to send message to MSN")
+		o.log.Debug().Err(bridge.ScrubError(err)).Msg("Failed to send message to MSN")
 		var se *bridge.SendError
 		if !errors.As(err, &se) || se.Part == 0 {
 			c.dropRow(bg, o)

@@ -68,6 +68,9 @@ func newAppWithLogger(cfg *Config, log zerolog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to load the credentials key: %w", err)
 	}
+	if err = prepareDatabase(cfg.Database, log); err != nil {
+		return nil, fmt.Errorf("failed to prepare the database: %w", err)
+	}
 	a.db, err = dbutil.NewFromConfig("msn-bridge", cfg.DatabaseConfig(), dbutil.ZeroLogger(log.With().Str("component", "database").Logger()))
 	if err != nil {
 		return nil, fmt.Errorf("failed to open the database: %w", err)
@@ -159,13 +162,13 @@ func (a *App) Stop() {
 		a.matrix.Stop(ctx)
 	}
 	if err := a.core.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		a.log.Warn().Err(err).Msg("MSN sessions did not stop cleanly")
+		a.log.Warn().Err(bridge.ScrubError(err)).Msg("MSN sessions did not stop cleanly")
 	}
 	if a.metrics != nil {
 		a.metrics.Shutdown(ctx)
 	}
 	if err := a.db.Close(); err != nil {
-		a.log.Warn().Err(err).Msg("Failed to close the database")
+		a.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to close the database")
 	}
 	a.log.Info().Msg("Bridge stopped")
 }
@@ -175,7 +178,7 @@ func (a *App) Stop() {
 func (a *App) Run(ctx context.Context) error {
 	if err := a.Start(ctx); err != nil {
 		if ctx.Err() != nil {
-			a.log.Info().Err(err).Msg("Stopped while starting")
+			a.log.Info().Err(bridge.ScrubError(err)).Msg("Stopped while starting")
 			return nil
 		}
 		return err

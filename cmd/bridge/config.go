@@ -337,6 +337,20 @@ func (c *Config) Validate() error {
 	if m.Core.Reconnect.Max < m.Core.Reconnect.Initial {
 		bad("msn.reconnect.max", "must not be below msn.reconnect.initial")
 	}
+	if sl := m.Core.SendLimit; sl.Rate <= 0 || sl.Rate > 1000 {
+		bad("msn.send_limit.rate", "must be above 0 and at most 1000 per second, got %v", sl.Rate)
+	}
+	for _, n := range []struct {
+		key   string
+		value int
+	}{
+		{"msn.send_limit.burst", m.Core.SendLimit.Burst}, {"msn.send_limit.queue_size", m.Core.SendLimit.QueueSize},
+		{"msn.send_limit.nudge_cost", m.Core.SendLimit.NudgeCost},
+	} {
+		if n.value < 1 {
+			bad(n.key, "must be at least 1, got %d", n.value)
+		}
+	}
 	if m.Core.FrontendQueueSize < 16 {
 		bad("msn.frontend_queue_size", "must be at least 16, got %d", m.Core.FrontendQueueSize)
 	}

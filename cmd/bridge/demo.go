@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
 
+	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/dendrite"
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
@@ -69,6 +70,7 @@ func runDemo(ctx context.Context, cfg *Config, dir string, out io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("failed to set up logging: %w", err)
 	}
+	warnIfExposed(*log, "demo's data directory", dir)
 
 	network, err := startDemoNetwork(*log)
 	if err != nil {
@@ -127,7 +129,7 @@ func runDemo(ctx context.Context, cfg *Config, dir string, out io.Writer) error 
 	}
 	defer func() {
 		if err := hs.Stop(); err != nil {
-			log.Warn().Err(err).Msg("Failed to stop Dendrite")
+			log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to stop Dendrite")
 		}
 	}()
 	if err := hs.RegisterUser(ctx, demoMatrixUser, demoMatrixPass); err != nil && !errors.Is(err, mautrix.MUserInUse) {
@@ -232,6 +234,9 @@ func demoRegistration(cfg *Config, path string) ([]byte, error) {
 	cfg.Matrix.AppService.HSToken = reg.ServerToken
 	if err := reg.Save(path); err != nil {
 		return nil, fmt.Errorf("failed to save %s: %w", path, err)
+	}
+	if err := saveRegistrationMode(path); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(path)
 }

@@ -606,8 +606,8 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 }
 
 // checkNoSecrets looks for the MSN password, every Passport ticket msntest issued and the
-// appservice tokens in the bridge's whole log (trace level), in every database file and in
-// every bot message the user saw.
+// appservice tokens in the bridge's whole log (trace level), in every database file (each of
+// which must be private to the bridge's user) and in every bot message the user saw.
 func checkNoSecrets(t *testing.T, e *e2eEnv, u *mxUser) {
 	t.Helper()
 	secrets := map[string]string{
@@ -641,6 +641,9 @@ func checkNoSecrets(t *testing.T, e *e2eEnv, u *mxUser) {
 		t.Error("no database files found")
 	}
 	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %#o, want 0600", filepath.Base(f), st.Mode().Perm())
+		}
 		data, err := os.ReadFile(f)
 		must(t, err)
 		for name, s := range secrets {

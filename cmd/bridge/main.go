@@ -23,6 +23,7 @@ import (
 	_ "github.com/lib/pq" // database.type: postgres
 
 	msnbridge "github.com/msn-bridge/msn-bridge"
+	"github.com/msn-bridge/msn-bridge/bridge"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".
@@ -125,7 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if cfg.Demo() {
 		if err := runDemo(ctx, cfg, o.demoDir, stdout); err != nil {
-			fmt.Fprintln(stderr, "Demo failed:", err)
+			fmt.Fprintln(stderr, "Demo failed:", bridge.ScrubError(err))
 			return exitRuntime
 		}
 		return exitOK
@@ -136,11 +137,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	app, err := NewApp(cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "Failed to start:", err)
+		fmt.Fprintln(stderr, "Failed to start:", bridge.ScrubError(err))
 		return exitStartup
 	}
+	warnIfExposed(app.log, "config file", path)
 	if err := app.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "Bridge stopped with an error:", err)
+		fmt.Fprintln(stderr, "Bridge stopped with an error:", bridge.ScrubError(err))
 		return exitRuntime
 	}
 	return exitOK

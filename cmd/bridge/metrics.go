@@ -52,7 +52,7 @@ func startMetrics(addr string, reg *prometheus.Registry, core *bridge.Core, log 
 	}
 	go func() {
 		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Err(err).Msg("Metrics server failed")
+			log.Err(bridge.ScrubError(err)).Msg("Metrics server failed")
 		}
 	}()
 	return m, nil
@@ -62,6 +62,6 @@ func (m *metricsServer) Addr() string { return m.ln.Addr().String() }
 
 func (m *metricsServer) Shutdown(ctx context.Context) {
 	if err := m.srv.Shutdown(ctx); err != nil {
-		m.log.Warn().Err(err).Msg("Failed to stop the metrics server cleanly")
+		m.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to stop the metrics server cleanly")
 	}
 }

@@ -32,7 +32,7 @@ func generateRegistration(configPath, regPath string, cfg *Config) error {
 	if err := reg.Save(regPath); err != nil {
 		return fmt.Errorf("failed to save %s: %w", regPath, err)
 	}
-	return nil
+	return saveRegistrationMode(regPath)
 }
 
 // setConfigStrings sets dotted keys of a YAML file to string values and replaces the file
