@@ -164,6 +164,7 @@ func (c *MSNClient) queueMessage(m bridge.Message) {
 	if m.Chat == "" || strings.TrimSpace(text) == "" {
 		return
 	}
+	text = truncateBody(text, c.main.Config.MaxMessageSize)
 	c.stopTypingFrom(m.Chat, m.Sender)
 	evt := &simplevent.Message[bridge.Message]{
 		EventMeta: simplevent.EventMeta{
@@ -189,7 +190,8 @@ func (c *MSNClient) queueMessage(m bridge.Message) {
 }
 
 // formatToMatrix renders an MSN message with its whole-message style as Matrix content. The
-// text is escaped in the formatted body and mentions no one.
+// text is escaped in the formatted body and mentions no one. The style is dropped when the
+// formatted body would not fit in the event beside the plain one.
 func formatToMatrix(text string, f bridge.Format) *event.MessageEventContent {
 	content := &event.MessageEventContent{MsgType: event.MsgText, Body: text, Mentions: &event.Mentions{}}
 	colored := isHexColor(f.Color) && !strings.EqualFold(f.Color, "000000")
@@ -210,6 +212,9 @@ func formatToMatrix(text string, f bridge.Format) *event.MessageEventContent {
 		if colored {
 			color := "#" + strings.ToLower(f.Color)
 			body = `<font color="` + color + `" data-mx-color="` + color + `">` + body + `</font>`
+		}
+		if encodedLen(text)+encodedLen(body) > maxEventText {
+			return content
 		}
 		content.Format = event.FormatHTML
 		content.FormattedBody = body

@@ -3,6 +3,8 @@ package matrix
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -220,6 +222,44 @@ func TestContactMessageIsText(t *testing.T) {
 		t.Errorf("unstyled message has a formatted body %q", msg.FormattedBody)
 	}
 	assertLiteral(t, "message", msg, "<b>bold?</b> @room https://matrix.to/#/@alice:test "+hostileMarkup)
+}
+
+var truncatedRe = regexp.MustCompile(`… \(message truncated, (\d+) characters not shown\)$`)
+
+func TestHugeMessageIsOneTruncatedEvent(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	unit := `x<"é ` // escaped quotes and a two-byte character make the JSON longer than the text
+	text := strings.Repeat(unit, (1<<20-1024)/len(unit))
+	must(t, e.srv.BotSay(bob, alice, text))
+	must(t, e.srv.BotSay(bob, alice, "after the big one"))
+	portal := e.portal(bob)
+	e.waitMessage(portal.MXID, ghostMXID(bob), "after the big one")
+	var bodies []string
+	for _, ev := range e.fm.Messages(portal.MXID) {
+		if msg, ok := ev.Content.Parsed.(*event.MessageEventContent); ok && ev.Sender == ghostMXID(bob) {
+			bodies = append(bodies, msg.Body)
+		}
+	}
+	if len(bodies) != 2 {
+		t.Fatalf("%d events from bob, want the big message as one and the next", len(bodies))
+	}
+	body := bodies[0]
+	m := truncatedRe.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("big message does not end with the truncation note: …%q", body[max(0, len(body)-100):])
+	}
+	kept := strings.TrimSuffix(body, m[0])
+	if !strings.HasPrefix(text, kept) || len(kept) < 8<<10 {
+		t.Errorf("shown part (%d bytes) is not a long prefix of the message", len(kept))
+	}
+	hidden, _ := strconv.Atoi(m[1])
+	if want := utf8.RuneCountInString(text) - utf8.RuneCountInString(kept); hidden != want {
+		t.Errorf("note says %d characters not shown, want %d", hidden, want)
+	}
+	if n := encodedLen(body); n > DefaultConfig().MaxMessageSize {
+		t.Errorf("body takes %d bytes of the event, over the %d cap", n, DefaultConfig().MaxMessageSize)
+	}
 }
 
 func TestServerErrorIsTextInStateNotice(t *testing.T) {

@@ -20,6 +20,10 @@ import (
 // maxErrorShown caps an error's text shown in a notice.
 const maxErrorShown = 300
 
+// maxEventText bounds the body and formatted body of one event together (as encodedLen counts
+// them), leaving room under the homeservers' 64 KiB event limit for the rest of the event.
+const maxEventText = 56 << 10
+
 // maxCodeShown caps inline code in a notice (a command with a handle in it).
 const maxCodeShown = 200
 
@@ -134,6 +138,11 @@ func isASCIIPunct(c byte) bool {
 	return c >= '!' && c <= '/' || c >= ':' && c <= '@' || c >= '[' && c <= '`' || c >= '{' && c <= '~'
 }
 
+// truncationNote is appended to a message cut short; the Discord frontend uses the same words.
+func truncationNote(hidden int) string {
+	return fmt.Sprintf("… (message truncated, %d characters not shown)", hidden)
+}
+
 // encodedLen is the size of s inside an event's canonical JSON, where homeservers measure the
 // 64 KiB event limit: quotes, backslashes and control characters are escaped, the rest is UTF-8.
 func encodedLen(s string) int {
@@ -152,4 +161,26 @@ func encodedByteLen(c byte) int {
 		return 6
 	}
 	return 1
+}
+
+// truncateBody cuts a message body so that it, with the note that says how much was cut,
+// takes at most limit bytes of an event (encodedLen). The cut falls on a character boundary;
+// limit <= 0 means no cap.
+func truncateBody(text string, limit int) string {
+	if limit <= 0 || encodedLen(text) <= limit {
+		return text
+	}
+	total := utf8.RuneCountInString(text)
+	// The note's length depends on the count it shows; reserve room for the longest.
+	budget := limit - encodedLen(truncationNote(total))
+	used, cut := 0, 0
+	for cut < len(text) {
+		_, size := utf8.DecodeRuneInString(text[cut:])
+		if used += encodedLen(text[cut : cut+size]); used > budget {
+			break
+		}
+		cut += size
+	}
+	kept := strings.TrimRight(text[:cut], " \t\n")
+	return kept + truncationNote(total-utf8.RuneCountInString(kept))
 }
