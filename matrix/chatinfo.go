@@ -54,11 +54,11 @@ func (c *MSNClient) groupInfo(chat bridge.ChatID) *bridgev2.ChatInfo {
 				name = ct.Name
 			}
 		}
-		names = append(names, name)
+		names = append(names, bridge.CleanLine(name, bridge.MaxShownName))
 	}
 	name := "MSN group chat"
 	if len(names) > 0 {
-		name = "MSN: " + strings.Join(names, ", ")
+		name = bridge.CleanLine("MSN: "+strings.Join(names, ", "), maxRoomName)
 	}
 	return &bridgev2.ChatInfo{
 		Name: &name,

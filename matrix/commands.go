@@ -3,13 +3,14 @@ package matrix
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/commands"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -19,6 +20,9 @@ var HelpSectionMSN = commands.HelpSection{Name: "MSN", Order: 15}
 
 // commandTimeout bounds one command's wait for MSN.
 const commandTimeout = 30 * time.Second
+
+// maxArgShown caps a command argument quoted back in a reply.
+const maxArgShown = 40
 
 func (mc *MSNConnector) commandHandlers() []commands.CommandHandler {
 	h := func(name, args, desc string, fn func(ce *commands.Event, c *MSNClient, acc *bridge.Account)) commands.CommandHandler {
@@ -109,7 +113,8 @@ func humanError(err error) string {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "MSN did not answer in time"
 	}
-	return err.Error()
+	// Replies are rendered as Markdown; the error may quote the server.
+	return escapeMarkdown(err.Error(), maxErrorShown)
 }
 
 func handleAction(done string, fn func(ctx context.Context, acc *bridge.Account, handle string) error) func(*commands.Event, *MSNClient, *bridge.Account) {
@@ -129,7 +134,7 @@ func handleAction(done string, fn func(ctx context.Context, acc *bridge.Account,
 			ce.Reply("Failed: %s", humanError(err))
 			return
 		}
-		ce.Reply(done, handle)
+		ce.Reply(done, escapeMarkdown(handle, 0))
 	}
 }
 
@@ -141,7 +146,8 @@ func cmdStatus(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
 	}
 	st, err := bridge.ParseStatus(ce.Args[0])
 	if err != nil || st == bridge.StatusOffline {
-		ce.Reply("Unknown status %q. Use one of online, busy, away, brb, phone, lunch, invisible.", ce.Args[0])
+		ce.Reply("Unknown status %s. Use one of online, busy, away, brb, phone, lunch, invisible.",
+			escapeMarkdown(strconv.Quote(bridge.CleanLine(ce.Args[0], maxArgShown)), 0))
 		return
 	}
 	ctx, cancel := cmdCtx(ce)
@@ -196,46 +202,56 @@ func cmdName(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
 	ce.Reply("Friendly name set.")
 }
 
+// replyNotices answers a command with notices that may carry remote text.
+func replyNotices(ce *commands.Event, notices ...*notice) {
+	for _, n := range notices {
+		if _, err := ce.Bot.SendMessage(ce.Ctx, ce.OrigRoomID, event.EventMessage, &event.Content{Parsed: n.content()}, nil); err != nil {
+			ce.Log.Err(err).Msg("Failed to reply to command")
+			return
+		}
+	}
+}
+
 func cmdRequests(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
 	reqs := acc.PendingRequests()
 	if len(reqs) == 0 {
 		ce.Reply("No pending contact requests.")
 		return
 	}
-	var b strings.Builder
-	b.WriteString("Pending contact requests (answer with `accept <email>` or `decline <email>`):\n\n")
+	items := make([]*notice, 0, len(reqs))
 	for _, r := range reqs {
-		fmt.Fprintf(&b, "* %s", r.Handle)
+		it := new(notice).remote(r.Handle, bridge.MaxShownName)
 		if r.Name != "" && r.Name != r.Handle {
-			fmt.Fprintf(&b, " (%s)", r.Name)
+			it.text(" (").remote(r.Name, bridge.MaxShownName).text(")")
 		}
-		b.WriteString("\n")
+		items = append(items, it)
 	}
-	ce.Reply("%s", b.String())
+	header := new(notice).text("Pending contact requests (answer with ").code("accept <email>").
+		text(" or ").code("decline <email>").text("):")
+	replyNotices(ce, listNotices(header, items)...)
 }
 
 func cmdContacts(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
-	var b strings.Builder
-	n := 0
+	var items []*notice
 	for _, ct := range acc.Contacts() {
 		if !ct.Forward {
 			continue
 		}
-		n++
-		fmt.Fprintf(&b, "* %s (%s): %s", ct.Name, ct.Handle, ct.Status)
+		it := new(notice).remote(ct.Name, bridge.MaxShownName).text(" (").remote(ct.Handle, bridge.MaxShownName).
+			text("): " + ct.Status.String())
 		if ct.PSM != "" {
-			fmt.Fprintf(&b, " - %s", ct.PSM)
+			it.text(" - ").remote(ct.PSM, bridge.MaxShownPSM)
 		}
 		if ct.Blocked {
-			b.WriteString(" [blocked]")
+			it.text(" [blocked]")
 		}
-		b.WriteString("\n")
+		items = append(items, it)
 	}
-	if n == 0 {
+	if len(items) == 0 {
 		ce.Reply("Your contact list is empty.")
 		return
 	}
-	ce.Reply("%d contacts:\n\n%s", n, b.String())
+	replyNotices(ce, listNotices(new(notice).textf("%d contacts:", len(items)), items)...)
 }
 
 func cmdNudge(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
@@ -261,7 +277,7 @@ func cmdLinkCode(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
 		return
 	}
 	ce.Reply("Link code for %s: `%s`\n\nUse `/msn link %s` in Discord before %s UTC. It works once.",
-		acc.Handle(), code, code, expires.UTC().Format(time.TimeOnly))
+		escapeMarkdown(acc.Handle(), 0), code, code, expires.UTC().Format(time.TimeOnly))
 }
 
 func cmdReconnect(ce *commands.Event, c *MSNClient, acc *bridge.Account) {

@@ -31,7 +31,18 @@ type Config struct {
 	IgnoreUnsupportedServer bool `yaml:"ignore_unsupported_server"`
 	// LoginTimeout bounds a login attempt from the login command (default 60s).
 	LoginTimeout time.Duration `yaml:"login_timeout"`
+	// MaxMessageSize is the most bytes of text an MSN message shows in its Matrix event (as
+	// the event's JSON counts them); a longer message is cut and ends with a note of how many
+	// characters were not shown. Homeservers refuse events over 64 KiB, formatted body included.
+	MaxMessageSize int `yaml:"max_message_size"`
 }
+
+// Bounds of Config.MaxMessageSize: the upper one leaves room for a formatted body and the rest
+// of the event under the homeservers' 64 KiB limit.
+const (
+	minMessageSize = 1 << 10
+	maxMessageSize = 32 << 10
+)
 
 // PresenceConfig tunes ghost presence.
 type PresenceConfig struct {
@@ -58,6 +69,7 @@ func DefaultConfig() Config {
 		DisplaynameTemplate: "{{.Name}} (MSN)",
 		NudgeText:           "nudged you",
 		LoginTimeout:        time.Minute,
+		MaxMessageSize:      16 << 10,
 	}
 }
 
@@ -90,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LoginTimeout < 0 {
 		bad("login_timeout", "must not be negative, got %s", c.LoginTimeout)
+	}
+	if c.MaxMessageSize < minMessageSize || c.MaxMessageSize > maxMessageSize {
+		bad("max_message_size", "must be between %d and %d bytes, got %d", minMessageSize, maxMessageSize, c.MaxMessageSize)
 	}
 	return errors.Join(errs...)
 }

@@ -374,14 +374,16 @@ func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bri
 	return client.handleEvent(ctx, acc, evt)
 }
 
-// renderName renders a ghost's display name.
+// renderName renders a ghost's display name from the contact's handle and friendly name,
+// both cleaned to one line and capped first, the result capped again.
 func (mc *MSNConnector) renderName(handle, name string) string {
-	if strings.TrimSpace(name) == "" {
+	handle = bridge.CleanLine(handle, bridge.MaxShownName)
+	if name = bridge.CleanLine(name, bridge.MaxShownName); name == "" {
 		name = handle
 	}
 	var b strings.Builder
 	if err := mc.nameTmpl.Execute(&b, displaynameParams{Name: name, Handle: handle}); err != nil || b.Len() == 0 {
 		return name
 	}
-	return b.String()
+	return bridge.CleanLine(b.String(), maxDisplayName)
 }

@@ -3,6 +3,7 @@ package matrix
 import (
 	"context"
 	"crypto/rand"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +243,63 @@ func TestEndToEndDendrite(t *testing.T) {
 	_, err = cli.SendText(ctx, portal, "yes, after a restart")
 	must(t, err)
 	inbox.waitTextWithin(t, "yes, after a restart", dendriteBackoffWait)
+
+	// A contact's name and messages are text. The ghost's display name is cleaned and capped.
+	must(t, srv.SetFriendlyName(bob, hostileName))
+	wantName := cleanedName + " (MSN)"
+	for deadline := time.Now().Add(e2eWait); ; time.Sleep(100 * time.Millisecond) {
+		dn, err := cli.GetDisplayName(ctx, bobGhost)
+		if err == nil && dn.DisplayName == wantName {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ghost display name %+v (%v), want %q", dn, err, wantName)
+		}
+	}
+	// A message that pings the room and carries HTML and pills mentions no one, and the
+	// homeserver highlights nothing for it. (Homeservers without intentional mentions still
+	// highlight a message that contains the user's own name, as they would for anyone.)
+	ping := "@room look <b>here</b> https://matrix.to/#/" + string(botMXID) + " " + hostileMarkup
+	must(t, srv.BotSay(bob, alice, ping))
+	evt := user.waitMessage(ctx, portal, bobGhost, "look <b>here</b>")
+	if msg := evt.Content.AsMessage(); msg.Body != ping || msg.FormattedBody != "" ||
+		msg.Mentions == nil || len(msg.Mentions.UserIDs) > 0 || msg.Mentions.Room {
+		t.Errorf("hostile message arrived as %+v", msg)
+	}
+	if highlighted(ctx, t, cli, evt.ID) {
+		t.Errorf("the homeserver highlighted %s for the user", evt.ID)
+	}
+}
+
+// highlighted reports whether the user's notification for evtID asks for a highlight. It
+// waits for the homeserver to list the notification (a message in a DM notifies).
+func highlighted(ctx context.Context, t *testing.T, cli *mautrix.Client, evtID id.EventID) bool {
+	t.Helper()
+	var resp struct {
+		Notifications []struct {
+			Actions []any `json:"actions"`
+			Event   struct {
+				ID id.EventID `json:"event_id"`
+			} `json:"event"`
+		} `json:"notifications"`
+	}
+	for deadline := time.Now().Add(e2eWait); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		_, err := cli.MakeRequest(ctx, http.MethodGet, cli.BuildClientURL("v3", "notifications"), nil, &resp)
+		if err != nil {
+			t.Fatalf("failed to get notifications: %v", err)
+		}
+		for _, n := range resp.Notifications {
+			if n.Event.ID != evtID {
+				continue
+			}
+			for _, a := range n.Actions {
+				if m, ok := a.(map[string]any); ok && m["set_tweak"] == "highlight" && m["value"] != false {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	t.Fatalf("no notification for %s", evtID)
+	return false
 }

@@ -13,7 +13,6 @@ import (
 	"maunium.net/go/mautrix/bridgev2/simplevent"
 	"maunium.net/go/mautrix/bridgev2/status"
 	"maunium.net/go/mautrix/event"
-	"maunium.net/go/mautrix/format"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -47,12 +46,13 @@ func (c *MSNClient) handleEvent(ctx context.Context, acc *bridge.Account, evt br
 	case bridge.DeliveryFailure:
 		c.handleDeliveryFailure(ctx, e)
 	case bridge.ContactRequest:
-		name := ""
+		n := new(notice).remote(e.Handle, bridge.MaxShownName)
 		if e.Name != "" && e.Name != e.Handle {
-			name = " (" + e.Name + ")"
+			n.text(" (").remote(e.Name, bridge.MaxShownName).text(")")
 		}
-		c.notice(ctx, fmt.Sprintf("%s%s added you to their MSN contact list. Reply `accept %s` to allow them (and add them back) or `decline %s`.",
-			e.Handle, name, e.Handle, e.Handle))
+		n.text(" added you to their MSN contact list. Reply ").code("accept " + e.Handle).
+			text(" to allow them (and add them back) or ").code("decline " + e.Handle).text(".")
+		c.notice(ctx, n)
 	case bridge.ListChange:
 		switch e.Kind {
 		case bridge.ListAdded:
@@ -61,7 +61,7 @@ func (c *MSNClient) handleEvent(ctx context.Context, acc *bridge.Account, evt br
 			c.log.Debug().Str("contact", e.Contact.Handle).Msg("Contact removed the account from their list")
 		}
 	case bridge.EventsDropped:
-		c.notice(ctx, fmt.Sprintf("The bridge fell behind and %d MSN events (possibly messages) could not be shown here.", e.Count))
+		c.notice(ctx, new(notice).textf("The bridge fell behind and %d MSN events (possibly messages) could not be shown here.", e.Count))
 	case bridge.OwnProfile:
 		// Shown by MSN clients only; nothing to mirror on Matrix.
 	}
@@ -118,7 +118,8 @@ func (c *MSNClient) sendBridgeState(st bridge.AccountState) {
 		if st.Err != nil && st.Reason != bridge.StopBadCredentials {
 			bs.Info = map[string]any{"go_error": st.Err.Error()}
 			if st.Reason == bridge.StopServerGone || st.Reason == "" {
-				bs.Message += ": " + st.Err.Error()
+				// bridgev2 renders the message as Markdown; the error may quote the server.
+				bs.Message += ": " + escapeMarkdown(st.Err.Error(), maxErrorShown)
 			}
 		}
 	case bridge.StateLoggedOut:
@@ -159,9 +160,11 @@ func (c *MSNClient) senderOf(handle string, fromMe bool) bridgev2.EventSender {
 }
 
 func (c *MSNClient) queueMessage(m bridge.Message) {
-	if m.Chat == "" || strings.TrimSpace(m.Text) == "" {
+	text := bridge.CleanText(m.Text)
+	if m.Chat == "" || strings.TrimSpace(text) == "" {
 		return
 	}
+	text = truncateBody(text, c.main.Config.MaxMessageSize)
 	c.stopTypingFrom(m.Chat, m.Sender)
 	evt := &simplevent.Message[bridge.Message]{
 		EventMeta: simplevent.EventMeta{
@@ -179,17 +182,20 @@ func (c *MSNClient) queueMessage(m bridge.Message) {
 		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m bridge.Message) (*bridgev2.ConvertedMessage, error) {
 			return &bridgev2.ConvertedMessage{Parts: []*bridgev2.ConvertedMessagePart{{
 				Type:    event.EventMessage,
-				Content: formatToMatrix(m.Text, m.Format),
+				Content: formatToMatrix(text, m.Format),
 			}}}, nil
 		},
 	}
 	c.login.QueueRemoteEvent(evt)
 }
 
-// formatToMatrix renders an MSN message with its whole-message style as Matrix content.
+// formatToMatrix renders an MSN message with its whole-message style as Matrix content. The
+// text is escaped in the formatted body and mentions no one. The style is dropped when the
+// formatted body would not fit in the event beside the plain one.
 func formatToMatrix(text string, f bridge.Format) *event.MessageEventContent {
-	content := &event.MessageEventContent{MsgType: event.MsgText, Body: text}
-	if f.Bold || f.Italic || f.Underline || f.Strikethrough || isHexColor(f.Color) {
+	content := &event.MessageEventContent{MsgType: event.MsgText, Body: text, Mentions: &event.Mentions{}}
+	colored := isHexColor(f.Color) && !strings.EqualFold(f.Color, "000000")
+	if f.Bold || f.Italic || f.Underline || f.Strikethrough || colored {
 		body := strings.ReplaceAll(html.EscapeString(text), "\n", "<br>")
 		if f.Bold {
 			body = "<b>" + body + "</b>"
@@ -203,9 +209,12 @@ func formatToMatrix(text string, f bridge.Format) *event.MessageEventContent {
 		if f.Strikethrough {
 			body = "<del>" + body + "</del>"
 		}
-		if isHexColor(f.Color) && !strings.EqualFold(f.Color, "000000") {
+		if colored {
 			color := "#" + strings.ToLower(f.Color)
 			body = `<font color="` + color + `" data-mx-color="` + color + `">` + body + `</font>`
+		}
+		if encodedLen(text)+encodedLen(body) > maxEventText {
+			return content
 		}
 		content.Format = event.FormatHTML
 		content.FormattedBody = body
@@ -331,26 +340,26 @@ func (c *MSNClient) handleDeliveryFailure(ctx context.Context, f bridge.Delivery
 		c.sendRoomNotice(ctx, portal, "A message could not be delivered: "+reason)
 		return
 	}
-	c.notice(ctx, fmt.Sprintf("A message to %s could not be delivered: %s", f.Chat, reason))
+	c.notice(ctx, new(notice).text("A message to ").remote(string(f.Chat), bridge.MaxShownName).
+		text(" could not be delivered: ").text(reason))
 }
 
 // notice posts a notice from the bridge bot in the user's management room.
-func (c *MSNClient) notice(ctx context.Context, markdown string) {
+func (c *MSNClient) notice(ctx context.Context, n *notice) {
 	room, err := c.login.User.GetManagementRoom(ctx)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("Failed to get management room")
 		return
 	}
-	content := format.RenderMarkdown(markdown, true, false)
-	content.MsgType = event.MsgNotice
-	if _, err = c.main.Bridge.Bot.SendMessage(ctx, room, event.EventMessage, &event.Content{Parsed: &content}, nil); err != nil {
+	if _, err = c.main.Bridge.Bot.SendMessage(ctx, room, event.EventMessage, &event.Content{Parsed: n.content()}, nil); err != nil {
 		c.log.Warn().Err(err).Msg("Failed to send notice to management room")
 	}
 }
 
-// sendRoomNotice posts a notice from the bridge bot in a portal.
+// sendRoomNotice posts a plain notice of the bridge's own wording from the bridge bot in a
+// portal.
 func (c *MSNClient) sendRoomNotice(ctx context.Context, portal *bridgev2.Portal, text string) {
-	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: text}
+	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: text, Mentions: &event.Mentions{}}
 	if _, err := c.main.Bridge.Bot.SendMessage(ctx, portal.MXID, event.EventMessage, &event.Content{Parsed: content}, nil); err != nil {
 		c.log.Warn().Err(err).Stringer("room_id", portal.MXID).Msg("Failed to send notice to portal")
 	}

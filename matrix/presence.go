@@ -45,7 +45,8 @@ func presenceTarget(intent bridgev2.MatrixAPI) PresenceSetter {
 
 // matrixPresence maps an MSN status to Matrix presence and status_msg: online; unavailable for
 // busy, away, be right back, on the phone, out to lunch and idle; offline otherwise. The
-// status message is the status word, the PSM and the current media, joined by " - ".
+// status message is the status word, the PSM and the current media, joined by " - ", each
+// cleaned to one line and capped.
 func matrixPresence(st bridge.Status, psm, media string) (event.Presence, string) {
 	var p event.Presence
 	switch {
@@ -57,10 +58,10 @@ func matrixPresence(st bridge.Status, psm, media string) (event.Presence, string
 		return event.PresenceOffline, ""
 	}
 	parts := []string{capitalize(st.String())}
-	if psm = strings.TrimSpace(psm); psm != "" {
+	if psm = bridge.CleanLine(psm, bridge.MaxShownPSM); psm != "" {
 		parts = append(parts, psm)
 	}
-	if media = strings.TrimSpace(media); media != "" {
+	if media = bridge.CleanLine(media, bridge.MaxShownPSM); media != "" {
 		parts = append(parts, media)
 	}
 	return p, strings.Join(parts, " - ")

@@ -228,6 +228,7 @@ func TestValidateErrors(t *testing.T) {
 		{"encryption without build", func(c *Config) { c.Matrix.Encryption.Allow = true }, "matrix.encryption.allow: end-to-bridge encryption needs a build"},
 		{"connector option", func(c *Config) { c.Matrix.Connector.LoginTimeout = -1 }, "matrix.login_timeout: must not be negative"},
 		{"connector presence", func(c *Config) { c.Matrix.Connector.Presence.RefreshInterval = time.Second }, "matrix.presence.refresh_interval"},
+		{"connector message size", func(c *Config) { c.Matrix.Connector.MaxMessageSize = 100 }, "matrix.max_message_size: must be between 1024 and 32768"},
 		{"database sqlite3", func(c *Config) { c.Database.Type = "sqlite3" }, `database.type: use sqlite (the pure-Go driver), got "sqlite3"`},
 		{"database mysql", func(c *Config) { c.Database.Type = "mysql" }, `database.type: must be sqlite or postgres, got "mysql"`},
 		{"database uri empty", func(c *Config) { c.Database.URI = "" }, "database.uri: must not be empty"},

@@ -4,7 +4,9 @@
 package matrixtest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -376,7 +378,38 @@ func (fi *intent) SendMessage(ctx context.Context, roomID id.RoomID, eventType e
 	if content.Parsed == nil && content.Raw != nil {
 		_ = content.ParseRaw(eventType)
 	}
+	if err := checkSize(content); err != nil {
+		return nil, err
+	}
 	return &mautrix.RespSendEvent{EventID: fi.record(roomID, eventType, content, ts)}, nil
+}
+
+// MaxContentSize is the largest event content the fake accepts, in bytes of JSON. Homeservers
+// refuse events over 64 KiB; the content alone being over it is enough to be refused.
+const MaxContentSize = 64 << 10
+
+// checkSize refuses content whose JSON is over MaxContentSize, as a homeserver does, with
+// M_TOO_LARGE. The size is measured as canonical JSON has it, without the HTML escaping
+// (\u003c for <) of encoding/json.
+func checkSize(content *event.Content) error {
+	data, err := json.Marshal(content)
+	if err != nil {
+		return fmt.Errorf("failed to encode content: %w", err)
+	}
+	var generic any
+	if err = json.Unmarshal(data, &generic); err != nil {
+		return fmt.Errorf("failed to decode content: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err = enc.Encode(generic); err != nil {
+		return fmt.Errorf("failed to encode content: %w", err)
+	}
+	if n := buf.Len() - 1; n > MaxContentSize {
+		return mautrix.MTooLarge.WithMessage("event content of %d bytes is over %d", n, MaxContentSize)
+	}
+	return nil
 }
 
 func (fi *intent) SendState(ctx context.Context, roomID id.RoomID, eventType event.Type, stateKey string, content *event.Content, ts time.Time) (*mautrix.RespSendEvent, error) {
