@@ -84,6 +84,11 @@ type Config struct {
 	CAFile string
 	// InsecureSkipVerify disables TLS certificate verification for Passport. Tests only.
 	InsecureSkipVerify bool
+	// AllowInsecurePassport allows plain http:// for the nexus, the login URL and the DALogin
+	// the nexus names, which sends the password in clear. Only for a local test server. Without
+	// it such URLs are refused (ErrInsecurePassport). Either way the password is replayed in a
+	// redirect only to the login URL's own origin.
+	AllowInsecurePassport bool
 	// HTTPClient replaces the Passport HTTP client (its redirect policy is overridden: redirects
 	// are followed by hand). CAFile and InsecureSkipVerify are ignored when it is set.
 	HTTPClient *http.Client
