@@ -150,7 +150,7 @@ func (h *harness) startBridge() {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	core, err := bridge.NewCore(bridge.Config{
-		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL()},
+		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL(), AllowInsecurePassport: true},
 		PresenceWindow: 50 * time.Millisecond,
 	}, bridge.Options{Store: h.store, Log: log})
 	if err != nil {

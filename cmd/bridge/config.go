@@ -82,6 +82,9 @@ type MSNConfig struct {
 	JoinTimeout        time.Duration `yaml:"join_timeout"`
 	AckTimeout         time.Duration `yaml:"ack_timeout"`
 
+	// AllowInsecurePassport allows plain http:// Passport URLs (the password in clear).
+	AllowInsecurePassport bool `yaml:"allow_insecure_passport"`
+
 	Core        bridge.Config    `yaml:",inline"`
 	Credentials bridge.KeyConfig `yaml:"credentials"`
 }
@@ -293,6 +296,8 @@ func (c *Config) Validate() error {
 	for _, u := range []struct{ key, value string }{{"msn.nexus_url", m.NexusURL}, {"msn.login_url", m.LoginURL}} {
 		if u.value != "" && !validHTTPURL(u.value) {
 			bad(u.key, "must be an http(s) URL, got %s", quote(u.value))
+		} else if strings.HasPrefix(strings.ToLower(u.value), "http:") && !m.AllowInsecurePassport {
+			bad(u.key, "must be https: the password travels in this request (plain http only for a local test server, with msn.allow_insecure_passport), got %s", quote(u.value))
 		}
 	}
 	if m.CAFile != "" {
@@ -575,5 +580,7 @@ func (c *Config) MSNClientConfig() msn.Config {
 		RequestTimeout:     m.RequestTimeout,
 		JoinTimeout:        m.JoinTimeout,
 		AckTimeout:         m.AckTimeout,
+
+		AllowInsecurePassport: m.AllowInsecurePassport,
 	}
 }
