@@ -100,24 +100,31 @@ func startAliceAndBob(t *testing.T) *msntest.Server {
 // the test ends.
 func newAlice(t *testing.T, srv *msntest.Server, cfg msn.Config) (*msn.Client, chan msn.Event) {
 	t.Helper()
-	cfg.Server, cfg.NexusURL = srv.NSAddr(), srv.HTTPSNexusURL()
-	if cfg.PingInterval == 0 {
-		cfg.PingInterval = time.Hour
-	}
-	cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
 	events := make(chan msn.Event, 256)
-	c, err := msn.NewClient(cfg, "alice@example.com", "alicepw", func(ev msn.Event) {
+	c := newAliceWith(t, srv, cfg, func(ev msn.Event) {
 		select {
 		case events <- ev:
 		default:
 			t.Errorf("event channel full, dropped %T", ev)
 		}
 	})
+	return c, events
+}
+
+// newAliceWith is newAlice with the events going to h.
+func newAliceWith(t *testing.T, srv *msntest.Server, cfg msn.Config, h msn.Handler) *msn.Client {
+	t.Helper()
+	cfg.Server, cfg.NexusURL = srv.NSAddr(), srv.HTTPSNexusURL()
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = time.Hour
+	}
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
+	c, err := msn.NewClient(cfg, "alice@example.com", "alicepw", h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return c, events
+	return c
 }
 
 // TestIntegrationLoginEventOrder checks the documented order: LoggedIn first, then

@@ -55,6 +55,8 @@ var (
 	// Config.AllowInsecurePassport, or a login redirect to another origin than the login URL.
 	// Retrying does not help.
 	ErrInsecurePassport = errors.New("passport credentials refused for an insecure or foreign url")
+	// ErrContactListFull means the contact list holds Config.MaxContacts contacts already.
+	ErrContactListFull = errors.New("contact list full")
 	// ErrEventOverflow means the event handler fell too far behind (Config.MaxQueuedEvents) and
 	// the client disconnected rather than grow its queue without bound.
 	ErrEventOverflow = errors.New("event queue overflow")
