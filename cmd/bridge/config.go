@@ -84,6 +84,8 @@ type MSNConfig struct {
 
 	// AllowInsecurePassport allows plain http:// Passport URLs (the password in clear).
 	AllowInsecurePassport bool `yaml:"allow_insecure_passport"`
+	// MaxContacts bounds each account's contacts, on all lists together.
+	MaxContacts int `yaml:"max_contacts"`
 
 	Core        bridge.Config    `yaml:",inline"`
 	Credentials bridge.KeyConfig `yaml:"credentials"`
@@ -113,6 +115,10 @@ type MetricsConfig struct {
 
 // tokenPlaceholder is what the example config holds until -g writes real tokens.
 const tokenPlaceholder = "This value is generated when generating the registration"
+
+// maxMaxContacts is the largest msn.max_contacts accepted: far above any real list, low
+// enough that one account cannot hold the bridge's memory.
+const maxMaxContacts = 100_000
 
 // maxConfigSize bounds how much of a config file is read: a real config is a few dozen KiB,
 // and a path such as /dev/zero must not make the bridge read forever.
@@ -326,6 +332,9 @@ func (c *Config) Validate() error {
 		if d.value < 0 {
 			bad(d.key, "must not be negative, got %s", d.value)
 		}
+	}
+	if m.MaxContacts < 1 || m.MaxContacts > maxMaxContacts {
+		bad("msn.max_contacts", "must be between 1 and %d, got %d", maxMaxContacts, m.MaxContacts)
 	}
 	if m.Core.LoginRate <= 0 {
 		bad("msn.login_rate", "must be above 0, got %v", m.Core.LoginRate)
@@ -582,5 +591,6 @@ func (c *Config) MSNClientConfig() msn.Config {
 		AckTimeout:         m.AckTimeout,
 
 		AllowInsecurePassport: m.AllowInsecurePassport,
+		MaxContacts:           m.MaxContacts,
 	}
 }

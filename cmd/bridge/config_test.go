@@ -187,6 +187,8 @@ func TestValidateErrors(t *testing.T) {
 		{"bad login url scheme", func(c *Config) { c.MSN.LoginURL = "ftp://h/login" }, "msn.login_url: must be an http(s) URL"},
 		{"bad nexus url scheme", func(c *Config) { c.MSN.NexusURL = "javascript:alert(1)" }, "msn.nexus_url: must be an http(s) URL"},
 		{"url without host", func(c *Config) { c.MSN.LoginURL = "https://" }, "msn.login_url"},
+		{"max_contacts 0", func(c *Config) { c.MSN.MaxContacts = 0 }, "msn.max_contacts: must be between 1 and 100000, got 0"},
+		{"max_contacts huge", func(c *Config) { c.MSN.MaxContacts = 1 << 30 }, "msn.max_contacts: must be between 1 and 100000"},
 		{"plain http login url", func(c *Config) { c.MSN.LoginURL = "http://h/login2.srf" }, "msn.login_url: must be https"},
 		{"plain http nexus url", func(c *Config) { c.MSN.NexusURL = "HTTP://h/rdr/pprdr.asp" }, "msn.nexus_url: must be https"},
 		{"missing ca_file", func(c *Config) { c.MSN.CAFile = filepath.Join(dir, "nope.pem") }, "msn.ca_file: cannot be read"},
@@ -423,6 +425,9 @@ func TestInsecurePassportOptIn(t *testing.T) {
 	}
 	if !cfg.MSNClientConfig().AllowInsecurePassport {
 		t.Error("the opt-in does not reach the MSN client config")
+	}
+	if got := cfg.MSNClientConfig().MaxContacts; got != 1000 {
+		t.Errorf("max_contacts %d reaches the MSN client config, want the default 1000", got)
 	}
 	var logs bytes.Buffer
 	warnInsecurePassport(&cfg.MSN, zerolog.New(&logs))
