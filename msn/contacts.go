@@ -426,18 +426,14 @@ func isGUID(s string) bool {
 
 func (c *Client) handleLST(cmd *Command) {
 	e, err := parseLST(cmd.Args)
-	if err == nil && !validContactHandle(e.Handle) {
+	valid := err == nil && validContactHandle(e.Handle)
+	if err == nil && !valid {
 		c.badHandle(cmd.Name, e.Handle)
-		c.mu.Lock()
-		c.syncLST++
-		c.mu.Unlock()
-		c.signalSync()
-		return
 	}
 	c.mu.Lock()
-	c.syncLST++
+	c.syncLST++ // counted even when dropped: the SYN announced it
 	ct, ok := contactRef{}, false
-	if err == nil && e.Lists != 0 {
+	if valid && e.Lists != 0 {
 		ct, ok = c.contactLocked(e.Handle)
 	}
 	if ok {
