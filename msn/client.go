@@ -131,8 +131,8 @@ type Config struct {
 	// keepalive (PingInterval), so a session is left up to one interval late.
 	SessionIdleTimeout time.Duration
 	// MaxContacts bounds the contacts the client keeps, on all lists together (default 1000,
-	// the forward-list limit of the later MSN service). What the server lists or adds beyond it
-	// is ignored, with one warning per Client, and AddToList refuses a new handle with
+	// above what an MSN client would list). What the server lists or adds beyond it is
+	// ignored, with one warning per Client, and AddToList refuses a new handle with
 	// ErrContactListFull: a server cannot make the client, or whatever mirrors its contacts,
 	// grow without bound.
 	MaxContacts int
