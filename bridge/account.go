@@ -44,6 +44,8 @@ type Account struct {
 	// from the previous session and not yet confirmed by the current one (see resyncLocked).
 	carriedStatus map[string]bool
 	carriedPSM    map[string]bool
+	// listFullLogged is set once the account has logged that its contacts reached maxContacts.
+	listFullLogged bool
 
 	loop *runLoop // the connection loop, nil when not running
 

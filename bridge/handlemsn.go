@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 
@@ -30,6 +31,10 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 	if live.gen != a.gen {
 		return
 	}
+	if h, ok := checkEventHandles(ev); !ok {
+		a.log.Debug().Str("event", fmt.Sprintf("%T", ev)).Int("length", len(h)).Msg("Ignoring an MSN event with an invalid handle")
+		return
+	}
 	switch e := ev.(type) {
 	case *msn.LoggedIn:
 		// A chosen name is the desired one: connect restores it right after login, and keeps
@@ -46,12 +51,18 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if live.online {
 			return
 		}
-		a.contacts = newContactSet(len(e.Contacts))
-		for i := range e.Contacts {
-			a.contacts.put(&e.Contacts[i])
+		contacts := a.capContactsLocked(e.Contacts)
+		a.contacts = newContactSet(len(contacts))
+		for i := range contacts {
+			a.contacts.put(&contacts[i])
 		}
 	case *msn.PresenceChanged:
-		c := a.contactLocked(e.Handle)
+		// Only a contact's: a server sending presence for strangers must not make them contacts.
+		c := a.contacts.get(NormalizeHandle(e.Handle))
+		if !c.ok() {
+			a.log.Debug().Str("contact", e.Handle).Msg("Ignoring presence of a handle that is not a contact")
+			return
+		}
 		delete(a.carriedStatus, c.Handle())
 		before := c.view()
 		c.setStatus(e.Status)
@@ -60,7 +71,11 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 		a.presenceChangedLocked(c, before)
 	case *msn.PersonalMessageChanged:
-		c := a.contactLocked(e.Handle)
+		c := a.contacts.get(NormalizeHandle(e.Handle))
+		if !c.ok() {
+			a.log.Debug().Str("contact", e.Handle).Msg("Ignoring the personal message of a handle that is not a contact")
+			return
+		}
 		delete(a.carriedPSM, c.Handle())
 		before := c.view()
 		c.set(fieldPSM, e.PSM)
@@ -69,7 +84,10 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 	case *msn.ListChanged:
 		a.listChangedLocked(e)
 	case *msn.ContactRequest:
-		c := a.contactLocked(e.Handle)
+		c, ok := a.contactLocked(e.Handle)
+		if !ok {
+			return
+		}
 		c.lists |= msn.ListPending | msn.ListReverse
 		if e.Name != "" && c.StoredName() == "" {
 			c.set(fieldStoredName, e.Name)
@@ -77,8 +95,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		f := c.copyFields()
 		a.emitLocked(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()}, "")
 	case *msn.GroupChanged:
-		if e.Handle != "" {
-			c := a.contactLocked(e.Handle)
+		if c := a.contacts.get(NormalizeHandle(e.Handle)); c.ok() {
 			groups := c.Groups()
 			if e.Added && !slices.Contains(groups, e.Group.ID) {
 				c.setGroups(append(groups, e.Group.ID))
@@ -206,7 +223,7 @@ func (a *Account) sessionOnlineLocked(live *liveSession) {
 // until the server says otherwise; what the server has not confirmed by the end of
 // Config.PresenceGrace is taken as gone (offline, no PSM) then, through the usual coalescing.
 func (a *Account) resyncLocked(live *liveSession) {
-	contacts := live.sess.Contacts()
+	contacts := a.capContactsLocked(live.sess.Contacts())
 	prev := a.contacts
 	a.contacts = newContactSet(len(contacts))
 	clear(a.carriedStatus)
@@ -267,12 +284,75 @@ func (a *Account) emitSnapshotLocked() {
 	a.emitLocked(ContactSnapshot{Contacts: a.contactsLocked()}, "")
 }
 
-func (a *Account) contactLocked(handle string) contactRef {
+// contactLocked returns the contact with handle (valid), adding it unless the account has
+// maxContacts already: ok is then false, and the first time the account says so in its log.
+func (a *Account) contactLocked(handle string) (c contactRef, ok bool) {
 	h := NormalizeHandle(handle)
 	if c := a.contacts.get(h); c.ok() {
-		return c
+		return c, true
 	}
-	return a.contacts.add(h, msn.StatusOffline)
+	if a.contacts.len() >= a.maxContacts() {
+		a.listFullLocked()
+		return contactRef{}, false
+	}
+	return a.contacts.add(h, msn.StatusOffline), true
+}
+
+// maxContacts is the most contacts the account keeps: Config.MSN.MaxContacts, which the MSN
+// client keeps too, so that neither a server nor a session can grow the model without bound.
+func (a *Account) maxContacts() int {
+	if n := a.core.cfg.MSN.MaxContacts; n > 0 {
+		return n
+	}
+	return msn.DefaultMaxContacts
+}
+
+// capContactsLocked returns the first maxContacts of contacts (a session's list).
+func (a *Account) capContactsLocked(contacts []msn.Contact) []msn.Contact {
+	if max := a.maxContacts(); len(contacts) > max {
+		a.listFullLocked()
+		return contacts[:max]
+	}
+	return contacts
+}
+
+// listFullLocked logs, once per account, that its contact list reached maxContacts.
+func (a *Account) listFullLocked() {
+	if !a.listFullLogged {
+		a.listFullLogged = true
+		a.log.Warn().Int("max_contacts", a.maxContacts()).Msg("Contact list full, ignoring contacts beyond the limit")
+	}
+}
+
+// checkEventHandles checks the handles an MSN event names (package msn checks them already; the
+// core does not depend on it): ok is false, with the first invalid one, when one is not a
+// valid handle.
+func checkEventHandles(ev msn.Event) (string, bool) {
+	var hs []string
+	switch e := ev.(type) {
+	case *msn.PresenceChanged:
+		hs = []string{e.Handle}
+	case *msn.PersonalMessageChanged:
+		hs = []string{e.Handle}
+	case *msn.ListChanged:
+		hs = []string{e.Handle}
+	case *msn.ContactRequest:
+		hs = []string{e.Handle}
+	case *msn.MessageReceived:
+		hs = append([]string{e.From}, e.Participants...)
+	case *msn.TypingReceived:
+		hs = []string{e.From}
+	case *msn.NudgeReceived:
+		hs = []string{e.From}
+	case *msn.ParticipantJoined:
+		hs = []string{e.Handle}
+	}
+	for _, h := range hs {
+		if _, err := ValidateHandle(h); err != nil {
+			return h, false
+		}
+	}
+	return "", true
 }
 
 // presenceChangedLocked feeds the coalescer with a change of c (before is c's view before it)
@@ -307,7 +387,16 @@ func (a *Account) flushPresence(gen uint64) {
 }
 
 func (a *Account) listChangedLocked(e *msn.ListChanged) {
-	c := a.contactLocked(e.Handle)
+	c := a.contacts.get(NormalizeHandle(e.Handle))
+	if e.Added && !c.ok() {
+		var ok bool
+		if c, ok = a.contactLocked(e.Handle); !ok {
+			return
+		}
+	}
+	if !c.ok() {
+		return // a removal from a list of a handle the account does not have
+	}
 	before := c.lists
 	if e.Added {
 		c.lists |= e.List

@@ -3,12 +3,14 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/bridge/bridgetest"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
 // TestIntegrationHostileServer feeds one account's MSN connection what a broken or hostile
@@ -117,5 +119,87 @@ func TestIntegrationHostileServer(t *testing.T) {
 			return e.logins() == i+2 && acc.State().State == bridge.StateOnline && e.srv.Online(alice)
 		})
 		daveStillFine(tc.name)
+	}
+}
+
+// TestIntegrationHostileServerStrangers has the server send presence and personal messages for
+// 20,000 handles on none of alice's lists, and an 8 KB handle in every kind of line that
+// carries one. Alice's account gains no contact, the frontend hears of none of them, and the
+// presence of a real contact still arrives after the flood.
+func TestIntegrationHostileServerStrangers(t *testing.T) {
+	e := newEnvWith(t, func(o *msntest.Options) { o.MaxPendingOutput = 64 << 20 })
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	contacts := map[string]bool{}
+	for _, c := range acc.Contacts() {
+		contacts[c.Handle] = true
+	}
+	from := len(fe.Events())
+
+	var batch strings.Builder
+	for i := range 20_000 {
+		h := fmt.Sprintf("stranger%05d@evil.example", i)
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&batch, "NLN NLN %s Buy%%20now 0 0\r\n", h)
+		case 1:
+			fmt.Fprintf(&batch, "ILN 9 BSY %s Buy%%20now 0\r\n", h)
+		default:
+			psm := "<Data><PSM>spam</PSM><CurrentMedia></CurrentMedia></Data>"
+			fmt.Fprintf(&batch, "UBX %s %d\r\n%s", h, len(psm), psm)
+		}
+		if batch.Len() > 256<<10 || i == 19_999 {
+			if err := e.srv.InjectLine(alice, []byte(batch.String())); err != nil {
+				t.Fatal(err)
+			}
+			batch.Reset()
+		}
+	}
+	long := strings.Repeat("a", 8<<10) + "@evil.example"
+	psm := "<Data><PSM>x</PSM></Data>"
+	for _, line := range []string{
+		"NLN NLN " + long + " Long 0\r\n",
+		"ILN 9 NLN " + long + " Long 0\r\n",
+		"FLN " + long + "\r\n",
+		fmt.Sprintf("UBX %s %d\r\n%s", long, len(psm), psm),
+		"ADC 0 RL N=" + long + " F=Long\r\n",
+		"ADC 0 FL N=" + long + " F=Long C=9e1a0c3d-aaaa-bbbb-cccc-ddddeeeeffff\r\n",
+	} {
+		if err := e.srv.InjectLine(alice, []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.srv.SetPresence(bob, "BSY", "after the flood"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "bob busy after the flood", func(p bridge.ContactPresence) bool {
+		return p.Handle == bob && p.Status == bridge.StatusBusy
+	})
+	for _, r := range fe.Events()[from:] {
+		var h string
+		switch ev := r.Event.(type) {
+		case bridge.ContactPresence:
+			h = ev.Handle
+		case bridge.ContactProfile:
+			h = ev.Handle
+		case bridge.ListChange:
+			h = ev.Contact.Handle
+		case bridge.ContactRequest:
+			h = ev.Handle
+		case bridge.ContactSnapshot:
+			if len(ev.Contacts) != len(contacts) {
+				t.Fatalf("a snapshot of %d contacts, want %d", len(ev.Contacts), len(contacts))
+			}
+		}
+		if h != "" && !contacts[h] {
+			t.Fatalf("the frontend got %T for %.80q", r.Event, h)
+		}
+	}
+	if got := acc.Contacts(); len(got) != len(contacts) {
+		t.Fatalf("alice has %d contacts, want %d", len(got), len(contacts))
+	}
+	if n := e.logins(); n != 1 {
+		t.Fatalf("the flood dropped alice's session: %d logins", n)
 	}
 }

@@ -341,7 +341,7 @@ func TestIntegrationLogin(t *testing.T) {
 		}
 		down.Close() // its addresses now refuse connections
 		cfg := e.config()
-		cfg.MSN.Server, cfg.MSN.NexusURL, cfg.MSN.HTTPClient = down.NSAddr(), down.NexusURL(), nil
+		cfg.MSN.Server, cfg.MSN.NexusURL, cfg.MSN.HTTPClient = down.NSAddr(), down.HTTPSNexusURL(), nil
 		downCore := e.core(cfg)
 		_, err := downCore.Login(ctx, matrixOwner, alice, alicePW)
 		var le *bridge.LoginError

@@ -20,6 +20,7 @@ func TestReconnectCarriesPresenceOver(t *testing.T) {
 	core.srv.mu.Unlock()
 	mx.waitFor(t, "online", hasState(StateOnline))
 	sess := core.srv.session("alice@example.com")
+	sess.emit(&msn.ListChanged{Handle: carol, List: msn.ListForward, Added: true, Name: "Carol"})
 	sess.emit(&msn.PresenceChanged{Handle: bob, Status: msn.StatusOnline, Initial: true})
 	sess.emit(&msn.PersonalMessageChanged{Handle: bob, PSM: "fishing"})
 	sess.emit(&msn.PresenceChanged{Handle: carol, Status: msn.StatusBusy, Initial: true})

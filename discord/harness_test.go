@@ -160,7 +160,7 @@ func (h *harness) startBridge() {
 		log = zerolog.New(h.opts.logs).Level(zerolog.TraceLevel)
 	}
 	core, err := bridge.NewCore(bridge.Config{
-		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL()},
+		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL(), AllowInsecurePassport: true},
 		PresenceWindow: 50 * time.Millisecond,
 	}, bridge.Options{Store: h.store, Log: log})
 	if err != nil {

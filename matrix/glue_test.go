@@ -152,7 +152,7 @@ func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbu
 	store := bridge.NewStore(db, cipher, log)
 	must(t, store.Upgrade(ctx))
 	core, err := bridge.NewCore(bridge.Config{
-		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(),
+		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(), AllowInsecurePassport: true,
 			RequestTimeout: 5 * time.Second, JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second},
 		PresenceWindow: 20 * time.Millisecond,
 	}, bridge.Options{Store: store, Log: log})

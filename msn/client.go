@@ -66,6 +66,7 @@ const (
 	DefaultPingTimeout        = 30 * time.Second
 	DefaultMaxQueuedEvents    = 10000
 	DefaultMaxSessions        = 64
+	DefaultMaxContacts        = 1000
 	DefaultSessionIdleTimeout = 10 * time.Minute
 	maxServerPingInterval     = 50 * time.Second
 	minServerPingInterval     = 5 * time.Second
@@ -84,6 +85,11 @@ type Config struct {
 	CAFile string
 	// InsecureSkipVerify disables TLS certificate verification for Passport. Tests only.
 	InsecureSkipVerify bool
+	// AllowInsecurePassport allows plain http:// for the nexus, the login URL and the DALogin
+	// the nexus names, which sends the password in clear. Only for a local test server. Without
+	// it such URLs are refused (ErrInsecurePassport). Either way the password is replayed in a
+	// redirect only to the login URL's own origin.
+	AllowInsecurePassport bool
 	// HTTPClient replaces the Passport HTTP client (its redirect policy is overridden: redirects
 	// are followed by hand). CAFile and InsecureSkipVerify are ignored when it is set.
 	HTTPClient *http.Client
@@ -124,6 +130,12 @@ type Config struct {
 	// had more than one other participant are kept: they cannot be rejoined. Checked at each
 	// keepalive (PingInterval), so a session is left up to one interval late.
 	SessionIdleTimeout time.Duration
+	// MaxContacts bounds the contacts the client keeps, on all lists together (default 1000,
+	// above what an MSN client would list). What the server lists or adds beyond it is
+	// ignored, with one warning per Client, and AddToList refuses a new handle with
+	// ErrContactListFull: a server cannot make the client, or whatever mirrors its contacts,
+	// grow without bound.
+	MaxContacts int
 
 	// Log receives the library's logs. Passwords and tickets are never logged.
 	Log zerolog.Logger
@@ -160,6 +172,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.MaxContacts <= 0 {
+		cfg.MaxContacts = DefaultMaxContacts
 	}
 }
 
@@ -206,6 +221,11 @@ type Client struct {
 	// otherGUIDs holds, by handle, the contact ids that are not GUIDs of one letter case
 	// (guidOther); nil when there are none.
 	otherGUIDs map[string]string
+	// listFullLogged is set once the client has logged that its list reached MaxContacts.
+	listFullLogged bool
+	// badHandleLogged is set once the client has logged a server line with an invalid handle
+	// at warn level; the later ones are logged at debug level.
+	badHandleLogged atomic.Bool
 
 	syncSignal chan struct{}
 	// verifyOnly makes the handshake stop at the Passport ticket (see VerifyCredentials).

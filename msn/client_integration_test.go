@@ -3,11 +3,14 @@ package msn_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +42,7 @@ func TestIntegrationChat(t *testing.T) {
 	}
 	got := make(chan *msn.MessageReceived, 1)
 	mk := func(handle, pw string, h msn.Handler) *msn.Client {
-		c, err := msn.NewClient(msn.Config{Server: srv.NSAddr(), NexusURL: srv.NexusURL(), CAFile: caFile, PingInterval: time.Hour}, handle, pw, h)
+		c, err := msn.NewClient(msn.Config{Server: srv.NSAddr(), NexusURL: srv.HTTPSNexusURL(), CAFile: caFile, PingInterval: time.Hour}, handle, pw, h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,24 +100,31 @@ func startAliceAndBob(t *testing.T) *msntest.Server {
 // the test ends.
 func newAlice(t *testing.T, srv *msntest.Server, cfg msn.Config) (*msn.Client, chan msn.Event) {
 	t.Helper()
-	cfg.Server, cfg.NexusURL = srv.NSAddr(), srv.HTTPSNexusURL()
-	if cfg.PingInterval == 0 {
-		cfg.PingInterval = time.Hour
-	}
-	cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
 	events := make(chan msn.Event, 256)
-	c, err := msn.NewClient(cfg, "alice@example.com", "alicepw", func(ev msn.Event) {
+	c := newAliceWith(t, srv, cfg, func(ev msn.Event) {
 		select {
 		case events <- ev:
 		default:
 			t.Errorf("event channel full, dropped %T", ev)
 		}
 	})
+	return c, events
+}
+
+// newAliceWith is newAlice with the events going to h.
+func newAliceWith(t *testing.T, srv *msntest.Server, cfg msn.Config, h msn.Handler) *msn.Client {
+	t.Helper()
+	cfg.Server, cfg.NexusURL = srv.NSAddr(), srv.HTTPSNexusURL()
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = time.Hour
+	}
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
+	c, err := msn.NewClient(cfg, "alice@example.com", "alicepw", h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return c, events
+	return c
 }
 
 // TestIntegrationLoginEventOrder checks the documented order: LoggedIn first, then
@@ -405,5 +415,46 @@ func TestIntegrationSessionLimitLeavesTheIdlest(t *testing.T) {
 	awaitClosed(2, "the send to bob")
 	if closed[1] != sessionOf["carol@example.com"] {
 		t.Errorf("second closed session %s, want carol's %s", closed[1], sessionOf["carol@example.com"])
+	}
+}
+
+// TestIntegrationPassportRedirectElsewhere is a Passport login server that redirects to a
+// server of someone else (another loopback port, plain http). The client must not send the
+// password there, must fail the login with ErrInsecurePassport and must not treat it as
+// retryable.
+func TestIntegrationPassportRedirectElsewhere(t *testing.T) {
+	srv := startAliceAndBob(t)
+	var got, leaked atomic.Int32
+	trap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		if strings.Contains(r.Header.Get("Authorization"), "alicepw") {
+			leaked.Add(1)
+		}
+	}))
+	defer trap.Close()
+	for _, loc := range []string{trap.URL + "/login2.srf", strings.Replace(srv.HTTPSLoginURL(), "https://", "http://", 1)} {
+		srv.PassportRedirectTo(loc)
+		c, _ := newAlice(t, srv, msn.Config{})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := c.Login(ctx)
+		cancel()
+		if !errors.Is(err, msn.ErrInsecurePassport) || msn.Retryable(err) {
+			t.Fatalf("redirect to %s: Login = %v, want a lasting ErrInsecurePassport", loc, err)
+		}
+		if strings.Contains(err.Error(), "alicepw") {
+			t.Fatalf("password in error: %v", err)
+		}
+	}
+	if got.Load() != 0 || leaked.Load() != 0 {
+		t.Fatalf("the other server got %d requests, %d with the password", got.Load(), leaked.Load())
+	}
+	// The same origin is still followed.
+	srv.PassportRedirectTo("")
+	srv.PassportRedirect(true)
+	c, _ := newAlice(t, srv, msn.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Login(ctx); err != nil {
+		t.Fatalf("same-origin redirect: %v", err)
 	}
 }

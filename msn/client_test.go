@@ -473,3 +473,27 @@ func TestOwnProfileEventsMarkRequested(t *testing.T) {
 		t.Errorf("a pushed status: %+v, want not requested", ev)
 	}
 }
+
+// TestSyncDropsInvalidHandles is a SYN listing handles no contact can have: the login still
+// completes (the dropped lines count toward the announced total), with the valid contacts only
+// and nothing of the others in the events.
+func TestSyncDropsInvalidHandles(t *testing.T) {
+	ns := newFakeServer(t)
+	ns.escargotNS([]string{
+		"LST N=" + strings.Repeat("x", 8<<10) + "@evil.example F=Long 11",
+		"LST N=bob@example.com F=Bob C=" + bobGUID + " 11",
+		"LST N=eve%20smith@evil.example F=Eve 24",
+		"LST N=%3Cscript%3E@evil.example F=Eve 24",
+		"LST N=dave@example.com F=Dave 0",
+	}, escargotOnline)
+	c, l := login(t, testConfig(ns, passportServer(t), nil))
+	got := c.Contacts()
+	if len(got) != 1 || got[0].Handle != "bob@example.com" {
+		t.Fatalf("contacts = %+v, want bob only", got)
+	}
+	for _, ev := range l.all() {
+		if r, ok := ev.(*ContactRequest); ok {
+			t.Errorf("contact request from %.80q", r.Handle)
+		}
+	}
+}

@@ -150,9 +150,67 @@ func (c *Client) Self() Self {
 
 func normHandle(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
 
-// contactLocked returns the entry for handle, creating it. c.mu must be held.
-func (c *Client) contactLocked(handle string) contactRef {
-	return c.contacts.getOrAdd(normHandle(handle))
+// contactLocked returns the contact with handle h (normalized and valid), adding it unless
+// the list holds Config.MaxContacts already: ok is then false, and the first time the client
+// says so in its log. c.mu must be held.
+func (c *Client) contactLocked(h string) (ct contactRef, ok bool) {
+	if ct, ok := c.contacts.get(h); ok {
+		return ct, true
+	}
+	if c.contacts.len() >= c.cfg.MaxContacts {
+		if !c.listFullLogged {
+			c.listFullLogged = true
+			c.log.Warn().Int("max_contacts", c.cfg.MaxContacts).
+				Msg("Contact list full, ignoring the contacts the server lists or adds beyond it")
+		}
+		return contactRef{}, false
+	}
+	return c.contacts.getOrAdd(h), true
+}
+
+// validContactHandle reports whether h, normalized, is a contact handle: an e-mail address of
+// at most 129 bytes of ASCII letters, digits and "._-+'" with one '@' inside, or "tel:" and up
+// to 60 digits after an optional '+'.
+func validContactHandle(h string) bool {
+	if strings.HasPrefix(h, "tel:") {
+		return len(h) <= 64 && isNumber(strings.TrimPrefix(h[4:], "+"))
+	}
+	if len(h) < 3 || len(h) > 129 {
+		return false
+	}
+	if at := strings.IndexByte(h, '@'); at <= 0 || at == len(h)-1 || strings.Count(h, "@") != 1 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		b := h[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || strings.IndexByte("._-+'@", b) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// serverHandle decodes and normalizes a handle the server sent in a cmd line and checks it
+// (validContactHandle). An invalid one is for dropping the line: ok is false and the client
+// logs it (badHandle).
+func (c *Client) serverHandle(cmd, raw string) (string, bool) {
+	h := normHandle(Decode(raw))
+	if !validContactHandle(h) {
+		c.badHandle(cmd, raw)
+		return "", false
+	}
+	return h, true
+}
+
+// badHandle logs a server line dropped for its invalid handle: the client's first at warn
+// level, the rest at debug level, so that a server sending many does not flood the log.
+func (c *Client) badHandle(cmd, raw string) {
+	ev := c.log.Debug()
+	if c.badHandleLogged.CompareAndSwap(false, true) {
+		ev = c.log.Warn()
+	}
+	ev.Str("command", truncate(cmd, 8)).Int("length", len(raw)).Str("handle", truncate(raw, 64)).
+		Msg("Ignoring a server line with an invalid contact handle")
 }
 
 type contactFlags uint8
@@ -368,10 +426,17 @@ func isGUID(s string) bool {
 
 func (c *Client) handleLST(cmd *Command) {
 	e, err := parseLST(cmd.Args)
+	valid := err == nil && validContactHandle(e.Handle)
+	if err == nil && !valid {
+		c.badHandle(cmd.Name, e.Handle)
+	}
 	c.mu.Lock()
-	c.syncLST++
-	if err == nil {
-		ct := c.contactLocked(e.Handle)
+	c.syncLST++ // counted even when dropped: the SYN announced it
+	ct, ok := contactRef{}, false
+	if valid && e.Lists != 0 {
+		ct, ok = c.contactLocked(e.Handle)
+	}
+	if ok {
 		ct.lists = e.Lists
 		if e.Name != "" {
 			ct.setName(e.Name)
@@ -467,7 +532,10 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 	for _, a := range args {
 		switch {
 		case strings.HasPrefix(a, "N="):
-			handle = normHandle(Decode(a[2:]))
+			var ok bool
+			if handle, ok = c.serverHandle("ADC", a[2:]); !ok {
+				return nil
+			}
 		case strings.HasPrefix(a, "F="):
 			name = Decode(a[2:])
 		case strings.HasPrefix(a, "C="):
@@ -481,7 +549,7 @@ func (c *Client) applyADC(l List, args []string) *ListChanged {
 	if handle == "" && guid != "" {
 		ct = c.contactByGUIDLocked(guid)
 	} else if handle != "" {
-		ct = c.contactLocked(handle)
+		ct, _ = c.contactLocked(handle)
 	}
 	if !ct.ok() {
 		c.mu.Unlock()
@@ -584,13 +652,11 @@ func (c *Client) contactByGUIDLocked(guid string) contactRef {
 	return contactRef{}
 }
 
-// checkContactHandle validates a handle given by a caller: an e-mail address or "tel:<digits>".
+// checkContactHandle validates a handle given by a caller (validContactHandle): an e-mail
+// address or "tel:<digits>".
 func checkContactHandle(handle string) (string, error) {
 	h := normHandle(handle)
-	if strings.HasPrefix(h, "tel:") && len(h) > 4 && len(h) <= 64 && isNumber(strings.TrimPrefix(h[4:], "+")) {
-		return h, nil
-	}
-	if !validHandle(h) {
+	if !validContactHandle(h) {
 		return "", fmt.Errorf("%w: %q is not a valid handle", ErrInvalidArgument, truncate(handle, 64))
 	}
 	return h, nil
@@ -618,18 +684,32 @@ func (c *Client) AddToList(ctx context.Context, list List, handle, name string) 
 		}
 		args = append(args, "F="+enc)
 	}
-	reply, err := c.request(ctx, "ADC", args, nil)
+	c.mu.Lock()
+	_, known := c.contacts.get(h)
+	full := !known && c.contacts.len() >= c.cfg.MaxContacts
+	c.mu.Unlock()
+	if full {
+		return fmt.Errorf("failed to add %s to %s: %w (%d)", h, code, ErrContactListFull, c.cfg.MaxContacts)
+	}
+	ns, err := c.online()
 	if err != nil {
 		return fmt.Errorf("failed to add %s to %s: %w", h, code, err)
 	}
-	rest := reply.Args[1:]
-	if len(rest) > 0 {
-		rest = rest[1:]
+	// The reply is applied on the reader goroutine, before the lines after it: the ILN of a
+	// contact just added follows the reply, and is only taken for a contact on a list.
+	apply := func(reply *Command) {
+		rest := reply.Args[1:]
+		if len(rest) > 0 {
+			rest = rest[1:]
+		}
+		if !slices.ContainsFunc(rest, func(a string) bool { return strings.HasPrefix(a, "N=") }) {
+			rest = append(rest, "N="+h)
+		}
+		c.applyADC(list, rest)
 	}
-	if !slices.ContainsFunc(rest, func(a string) bool { return strings.HasPrefix(a, "N=") }) {
-		rest = append(rest, "N="+h)
+	if _, err := ns.callHook(ctx, c.cfg.RequestTimeout, apply, "ADC", args, nil); err != nil {
+		return fmt.Errorf("failed to add %s to %s: %w", h, code, err)
 	}
-	c.applyADC(list, rest)
 	return nil
 }
 

@@ -50,6 +50,13 @@ var (
 	// ErrAccountRestricted means the server refuses the account itself (errors 923, 924, 927,
 	// 930, or USR OK with the restricted flag).
 	ErrAccountRestricted = errors.New("account may not use messenger")
+	// ErrInsecurePassport means the password would have gone where it must not: a Passport URL
+	// (configured, named by the nexus or by a redirect) over plain http without
+	// Config.AllowInsecurePassport, or a login redirect to another origin than the login URL.
+	// Retrying does not help.
+	ErrInsecurePassport = errors.New("passport credentials refused for an insecure or foreign url")
+	// ErrContactListFull means the contact list holds Config.MaxContacts contacts already.
+	ErrContactListFull = errors.New("contact list full")
 	// ErrEventOverflow means the event handler fell too far behind (Config.MaxQueuedEvents) and
 	// the client disconnected rather than grow its queue without bound.
 	ErrEventOverflow = errors.New("event queue overflow")
@@ -202,13 +209,20 @@ func (e *DisconnectError) ShouldReconnect() bool {
 type PassportError struct {
 	StatusCode int    // HTTP status, 0 when the failure is not an HTTP status
 	Reason     string // what went wrong, never containing the password or ticket
+	Err        error  // the sentinel behind it (ErrInsecurePassport), or nil
 }
 
+func (e *PassportError) Unwrap() error { return e.Err }
+
 func (e *PassportError) Error() string {
+	msg := "passport login failed: " + e.Reason
 	if e.StatusCode != 0 {
-		return fmt.Sprintf("passport login failed: http status %d: %s", e.StatusCode, e.Reason)
+		msg = fmt.Sprintf("passport login failed: http status %d: %s", e.StatusCode, e.Reason)
 	}
-	return "passport login failed: " + e.Reason
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
 }
 
 // CredentialsError is a refusal of the account or password. It unwraps to ErrBadCredentials;
@@ -254,7 +268,7 @@ func Retryable(err error) bool {
 	}
 	if errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrAccountRestricted) ||
 		errors.Is(err, ErrNoCommonVersion) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, ErrInvalidArgument) {
+		errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrInsecurePassport) {
 		return false
 	}
 	var de *DisconnectError

@@ -288,13 +288,15 @@ func (s *syncBuffer) String() string {
 
 func testConfig(ns *fakeServer, pp *httptest.Server, logw *syncBuffer) Config {
 	cfg := Config{
-		Server:         ns.addr(),
-		NexusURL:       pp.URL + "/rdr/pprdr.asp",
-		DialTimeout:    5 * time.Second,
-		RequestTimeout: 5 * time.Second,
-		JoinTimeout:    5 * time.Second,
-		AckTimeout:     5 * time.Second,
-		PingInterval:   time.Hour,
+		Server:   ns.addr(),
+		NexusURL: pp.URL + "/rdr/pprdr.asp",
+		// The fake Passport is plain http on loopback.
+		AllowInsecurePassport: true,
+		DialTimeout:           5 * time.Second,
+		RequestTimeout:        5 * time.Second,
+		JoinTimeout:           5 * time.Second,
+		AckTimeout:            5 * time.Second,
+		PingInterval:          time.Hour,
 	}
 	if logw != nil {
 		cfg.Log = zerolog.New(logw).Level(zerolog.TraceLevel)

@@ -229,7 +229,7 @@ func TestContactStoredForm(t *testing.T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, want := range cases {
-		ct := c.contactLocked(want.Handle)
+		ct := c.contacts.getOrAdd(want.Handle)
 		ct.lists = want.Lists
 		ct.setName(want.StoredName)
 		ct.setFriendly(want.FriendlyName)

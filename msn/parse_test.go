@@ -201,7 +201,7 @@ func FuzzHandleNS(f *testing.F) {
 		if len(data) > maxHandleNSInput {
 			return
 		}
-		c, err := NewClient(Config{Server: "127.0.0.1:1", LoginURL: "http://127.0.0.1:1/", Log: zerolog.Nop()}, testHandle, "pw", nil)
+		c, err := NewClient(Config{Server: "127.0.0.1:1", LoginURL: "http://127.0.0.1:1/", AllowInsecurePassport: true, Log: zerolog.Nop()}, testHandle, "pw", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

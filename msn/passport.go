@@ -19,6 +19,9 @@ type passport struct {
 	hc       *http.Client
 	nexusURL string
 	loginURL string
+	// insecure allows plain http:// for the nexus, the login and the DALogin the nexus names
+	// (Config.AllowInsecurePassport).
+	insecure bool
 	// ownTransport is set when hc's transport was made for this client: login then closes its
 	// idle connections, which would otherwise stay open for 90 s after every login.
 	ownTransport bool
@@ -76,17 +79,52 @@ func newPassport(cfg Config) (*passport, error) {
 			hc.Timeout = DefaultRequestTimeout
 		}
 	}
-	// Redirects are followed by hand: the Authorization header must be replayed.
+	// Redirects are followed by hand: the Authorization header must be replayed, and only to
+	// where it may go (login).
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	p := &passport{hc: &hc, nexusURL: cfg.NexusURL, loginURL: cfg.LoginURL, insecure: cfg.AllowInsecurePassport, ownTransport: own}
 	for _, u := range []string{cfg.NexusURL, cfg.LoginURL} {
 		if u == "" {
 			continue
 		}
-		if _, err := url.Parse(u); err != nil {
+		pu, err := url.Parse(u)
+		if err != nil {
 			return nil, fmt.Errorf("%w: bad passport url: %w", ErrInvalidArgument, err)
 		}
+		if err := p.checkScheme(pu); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
 	}
-	return &passport{hc: &hc, nexusURL: cfg.NexusURL, loginURL: cfg.LoginURL, ownTransport: own}, nil
+	return p, nil
+}
+
+// checkScheme refuses a Passport URL that is not https, or http without p.insecure: the login
+// request carries the password, and the nexus decides where it goes.
+func (p *passport) checkScheme(u *url.URL) error {
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+		return nil
+	case u.Scheme == "http" && u.Host != "" && p.insecure:
+		return nil
+	case u.Scheme == "http" && u.Host != "":
+		return fmt.Errorf("%w: plain http passport url for %s (allowed only with AllowInsecurePassport, for a local test server)", ErrInsecurePassport, truncate(u.Host, 64))
+	}
+	return fmt.Errorf("%w: passport url is not an absolute https url", ErrInsecurePassport)
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port (a missing port is
+// the scheme's default).
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if u.Scheme == "https" {
+			return "443"
+		}
+		return "80"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
 }
 
 // login returns the from-PP ticket for handle/password and the USR TWN S challenge. The
@@ -103,10 +141,17 @@ func (p *passport) login(ctx context.Context, handle, password, challenge string
 			return "", err
 		}
 	}
+	origin, err := url.Parse(loginURL)
+	if err != nil {
+		return "", &PassportError{Reason: "bad login url"}
+	}
+	if err := p.checkScheme(origin); err != nil {
+		return "", &PassportError{Reason: "login url refused", Err: err}
+	}
 	auth := "Passport1.4 " + passportOrg + ",sign-in=" + passportEscape(handle) + ",pwd=" + passportEscape(password) + "," + challenge
-	target := loginURL
+	target := origin
 	for hop := 0; hop <= maxPassportRedirects; hop++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 		if err != nil {
 			return "", &PassportError{Reason: "bad login url"}
 		}
@@ -136,7 +181,12 @@ func (p *passport) login(ctx context.Context, handle, password, challenge string
 			if err != nil {
 				return "", &PassportError{StatusCode: resp.StatusCode, Reason: "bad redirect location"}
 			}
-			target = next.String()
+			// The password is replayed only to the login server's own origin: a redirect to
+			// another host, port or scheme (https to http) would hand it to whoever is there.
+			if !sameOrigin(origin, next) {
+				return "", &PassportError{StatusCode: resp.StatusCode, Reason: "redirect to another origin refused (" + truncate(next.Scheme+"://"+next.Host, 80) + ")", Err: ErrInsecurePassport}
+			}
+			target = next
 		default:
 			return "", &PassportError{StatusCode: resp.StatusCode, Reason: "unexpected answer from the login server"}
 		}
@@ -144,7 +194,9 @@ func (p *passport) login(ctx context.Context, handle, password, challenge string
 	return "", &PassportError{Reason: fmt.Sprintf("more than %d redirects", maxPassportRedirects)}
 }
 
-// nexus asks the nexus for the login URL (DALogin), adding https:// when it has no scheme.
+// nexus asks the nexus for the login URL (DALogin), adding https:// when it has no scheme. The
+// DALogin may be on another host (that hop is the protocol's), but must be https unless
+// p.insecure.
 func (p *passport) nexus(ctx context.Context) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.nexusURL, nil)
 	if err != nil {
@@ -165,8 +217,12 @@ func (p *passport) nexus(ctx context.Context) (string, error) {
 	if !strings.Contains(login, "://") {
 		login = "https://" + login
 	}
-	if _, err := url.Parse(login); err != nil {
+	lu, err := url.Parse(login)
+	if err != nil {
 		return "", &PassportError{Reason: "nexus gave a bad DALogin"}
+	}
+	if err := p.checkScheme(lu); err != nil {
+		return "", &PassportError{Reason: "nexus gave a DALogin that is refused", Err: err}
 	}
 	return login, nil
 }

@@ -44,7 +44,7 @@ func TestPassportClosesIdleConnections(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	p, err := newPassport(Config{NexusURL: srv.URL + "/rdr/pprdr.asp"})
+	p, err := newPassport(Config{NexusURL: srv.URL + "/rdr/pprdr.asp", AllowInsecurePassport: true})
 	if err != nil {
 		t.Fatal(err)
 	}

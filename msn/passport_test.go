@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -184,5 +186,130 @@ func TestParseDALogin(t *testing.T) {
 		if got := parseDALogin(in); got != want {
 			t.Errorf("parseDALogin(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// credentialTrap is a Passport server an attacker holds: it counts the requests it gets and
+// those that carry the password.
+type credentialTrap struct {
+	srv      *httptest.Server
+	requests atomic.Int32
+	leaked   atomic.Int32
+}
+
+func newCredentialTrap(t *testing.T, tls bool) *credentialTrap {
+	t.Helper()
+	trap := &credentialTrap{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trap.requests.Add(1)
+		if strings.Contains(r.Header.Get("Authorization"), "pwd=") {
+			trap.leaked.Add(1)
+		}
+		w.Header().Set("Authentication-Info", "Passport1.4 da-status=success,from-PP='stolen'")
+	})
+	if tls {
+		trap.srv = httptest.NewTLSServer(h)
+	} else {
+		trap.srv = httptest.NewServer(h)
+	}
+	t.Cleanup(trap.srv.Close)
+	return trap
+}
+
+// TestPassportCredentialsStayWithTheLoginServer is a hostile or compromised login server (or
+// nexus) that points the client elsewhere: another port, another host name, plain http. The
+// password must never reach that place, and the login must fail with ErrInsecurePassport,
+// not be retried. The plain-http opt-in of a test server changes none of it.
+func TestPassportCredentialsStayWithTheLoginServer(t *testing.T) {
+	tlsTrap := newCredentialTrap(t, true)
+	httpTrap := newCredentialTrap(t, false)
+	httpsPort := tlsTrap.srv.Listener.Addr().(*net.TCPAddr).Port
+	tests := []struct {
+		name     string
+		insecure bool
+		// location is where the login server redirects, nexus what the nexus names as
+		// DALogin ("" = the login server itself).
+		location func(self string) string
+		nexus    func(self string) string
+		trap     *credentialTrap
+	}{
+		{name: "redirect to another https port", location: func(string) string { return tlsTrap.srv.URL + "/login" }, trap: tlsTrap},
+		{name: "redirect to plain http", location: func(string) string { return httpTrap.srv.URL + "/login" }, trap: httpTrap},
+		{name: "redirect to plain http with the opt-in", insecure: true, location: func(string) string { return httpTrap.srv.URL + "/login" }, trap: httpTrap},
+		{name: "redirect to another host name", location: func(string) string { return "https://localhost:" + strconv.Itoa(httpsPort) + "/login" }, trap: tlsTrap},
+		{name: "redirect to the same host over http", location: func(self string) string { return "http" + strings.TrimPrefix(self, "https") + "/login?hop" }, trap: tlsTrap},
+		{name: "nexus names a plain http login", nexus: func(string) string { return "DALogin=" + httpTrap.srv.URL + "/login" }, trap: httpTrap},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tlsTrap.requests.Store(0)
+			tlsTrap.leaked.Store(0)
+			httpTrap.requests.Store(0)
+			httpTrap.leaked.Store(0)
+			var srv *httptest.Server
+			srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/rdr/pprdr.asp":
+					w.Header().Set("PassportURLs", tt.nexus(srv.URL))
+				case "/login":
+					w.Header().Set("Authentication-Info", "Passport1.4 da-status=redir")
+					w.Header().Set("Location", tt.location(srv.URL))
+					w.WriteHeader(http.StatusFound)
+				}
+			}))
+			defer srv.Close()
+			cfg := Config{HTTPClient: srv.Client(), AllowInsecurePassport: tt.insecure}
+			if tt.nexus != nil {
+				cfg.NexusURL = srv.URL + "/rdr/pprdr.asp"
+			} else {
+				cfg.LoginURL = srv.URL + "/login"
+			}
+			p, err := newPassport(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := p.login(context.Background(), testHandle, testPassword, "ct=1")
+			if !errors.Is(err, ErrInsecurePassport) || Retryable(err) {
+				t.Fatalf("login = %q, %v; want a lasting ErrInsecurePassport", tok, err)
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("password in error: %v", err)
+			}
+			if n := tt.trap.leaked.Load(); n != 0 {
+				t.Fatalf("the password reached the other server %d times", n)
+			}
+			if n := tt.trap.requests.Load(); n != 0 {
+				t.Errorf("the other server got %d requests", n)
+			}
+		})
+	}
+}
+
+// TestPassportRefusesPlainHTTP checks the configured URLs: https only, plain http only with the
+// explicit opt-in, anything else never.
+func TestPassportRefusesPlainHTTP(t *testing.T) {
+	trap := newCredentialTrap(t, false)
+	for _, cfg := range []Config{
+		{LoginURL: trap.srv.URL + "/login"},
+		{NexusURL: trap.srv.URL + "/rdr/pprdr.asp"},
+		{LoginURL: "ftp://127.0.0.1/login", AllowInsecurePassport: true},
+		{LoginURL: "127.0.0.1/login"},
+	} {
+		if _, err := newPassport(cfg); !errors.Is(err, ErrInvalidArgument) || !errors.Is(err, ErrInsecurePassport) {
+			t.Errorf("newPassport(%q, %q, insecure %v) = %v", cfg.LoginURL, cfg.NexusURL, cfg.AllowInsecurePassport, err)
+		}
+	}
+	if _, err := NewClient(Config{Server: "127.0.0.1:1", LoginURL: trap.srv.URL + "/login"}, testHandle, testPassword, nil); !errors.Is(err, ErrInsecurePassport) {
+		t.Errorf("NewClient with a plain http login url: %v", err)
+	}
+	if n := trap.requests.Load(); n != 0 {
+		t.Fatalf("the plain http server got %d requests", n)
+	}
+	p, err := newPassport(Config{LoginURL: trap.srv.URL + "/login", AllowInsecurePassport: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := p.login(context.Background(), testHandle, testPassword, "ct=1"); err != nil || tok != "stolen" {
+		t.Fatalf("with the opt-in: %q %v", tok, err)
 	}
 }

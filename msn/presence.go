@@ -118,7 +118,9 @@ func (c *Client) handlePRP(cmd *Command) {
 }
 
 // handlePresence handles "ILN <trid> <status> <handle> <name> <caps> [<msnobj>]" and
-// "NLN <status> <handle> <name> <caps> [<msnobj>]".
+// "NLN <status> <handle> <name> <caps> [<msnobj>]". Presence of a handle on none of the lists
+// is ignored: a server sending it for strangers would otherwise make each one a contact
+// downstream.
 func (c *Client) handlePresence(cmd *Command) {
 	args := cmd.Args
 	initial := cmd.Name == "ILN"
@@ -132,12 +134,16 @@ func (c *Client) handlePresence(cmd *Command) {
 		c.log.Debug().Str("command", cmd.Name).Msg("Ignoring short presence line")
 		return
 	}
+	h, ok := c.serverHandle(cmd.Name, args[1])
+	if !ok {
+		return
+	}
 	st := Status(args[0]).intern()
 	if !st.Valid() {
 		c.log.Debug().Str("status", truncate(args[0], 8)).Msg("Unknown contact status, assuming online")
 		st = StatusOnline
 	}
-	ev := &PresenceChanged{Handle: normHandle(Decode(args[1])), Status: st, Initial: initial}
+	ev := &PresenceChanged{Status: st, Initial: initial}
 	if len(args) > 2 {
 		ev.FriendlyName = Decode(args[2])
 	}
@@ -152,42 +158,63 @@ func (c *Client) handlePresence(cmd *Command) {
 		}
 	}
 	c.mu.Lock()
-	if ct, ok := c.contacts.get(ev.Handle); ok {
-		// A Reader's tokens share their line's memory, which whoever keeps the event's strings
-		// (the bridge's model) would keep: the event carries one copy of the contact's record
-		// instead, for all of them.
-		ct.status, ct.caps = statusIndex(ev.Status), ev.Capabilities
-		ct.setMSNObject(ev.MSNObject)
-		if ev.FriendlyName != "" {
-			ct.setFriendly(ev.FriendlyName)
-		}
-		f := ct.copyFields()
-		if ev.FriendlyName != "" {
-			ev.FriendlyName = f[recFriendly]
-		}
-		ev.Handle, ev.MSNObject = f[recHandle], f[recMSNObject]
+	ct, ok := c.listedLocked(h)
+	if !ok {
+		c.mu.Unlock()
+		c.ignoreStranger(cmd.Name, h)
+		return
 	}
+	// A Reader's tokens share their line's memory, which whoever keeps the event's strings (the
+	// bridge's model) would keep: the event carries one copy of the contact's record instead,
+	// for all of them.
+	ct.status, ct.caps = statusIndex(ev.Status), ev.Capabilities
+	ct.setMSNObject(ev.MSNObject)
+	if ev.FriendlyName != "" {
+		ct.setFriendly(ev.FriendlyName)
+	}
+	f := ct.copyFields()
+	if ev.FriendlyName != "" {
+		ev.FriendlyName = f[recFriendly]
+	}
+	ev.Handle, ev.MSNObject = f[recHandle], f[recMSNObject]
 	c.mu.Unlock()
 	c.emit(ev)
 }
 
+// listedLocked returns the contact with handle h when it is on at least one list. c.mu must
+// be held.
+func (c *Client) listedLocked(h string) (contactRef, bool) {
+	ct, ok := c.contacts.get(h)
+	return ct, ok && ct.lists != 0
+}
+
+// ignoreStranger logs a presence line dropped because its handle is on none of the lists.
+func (c *Client) ignoreStranger(cmd, h string) {
+	c.log.Debug().Str("command", cmd).Str("contact", h).Msg("Ignoring presence of a handle on none of the lists")
+}
+
 func (c *Client) handleFLN(cmd *Command) {
-	h := normHandle(Decode(cmd.Arg(0)))
-	if h == "" {
+	h, ok := c.serverHandle(cmd.Name, cmd.Arg(0))
+	if !ok {
 		return
 	}
 	c.mu.Lock()
-	if ct, ok := c.contacts.get(h); ok {
+	ct, ok := c.listedLocked(h)
+	if ok {
 		ct.status = statusIndex(StatusOffline)
 		h = strings.Clone(ct.handle()) // neither the line's memory nor the store's
 	}
 	c.mu.Unlock()
+	if !ok {
+		c.ignoreStranger(cmd.Name, h)
+		return
+	}
 	c.emit(&PresenceChanged{Handle: h, Status: StatusOffline})
 }
 
 func (c *Client) handleUBX(cmd *Command) {
-	h := normHandle(Decode(cmd.Arg(0)))
-	if h == "" {
+	h, ok := c.serverHandle(cmd.Name, cmd.Arg(0))
+	if !ok {
 		return
 	}
 	psm, raw, err := parseUBX(cmd.Payload)
@@ -200,13 +227,18 @@ func (c *Client) handleUBX(cmd *Command) {
 		raw = ""
 	}
 	c.mu.Lock()
-	if ct, ok := c.contacts.get(h); ok {
+	ct, ok := c.listedLocked(h)
+	if ok {
 		// The event carries a copy of the contact's record, as for presence.
 		ct.setUBX(psm, raw)
 		f := ct.copyFields()
 		psm, h = f[recPSM], f[recHandle]
 	}
 	c.mu.Unlock()
+	if !ok {
+		c.ignoreStranger(cmd.Name, h)
+		return
+	}
 	c.emit(&PersonalMessageChanged{Handle: h, PSM: psm, Media: media})
 }
 

@@ -230,13 +230,13 @@ func (s *session) handle(cmd *Command) {
 		if len(args) == 0 {
 			return
 		}
-		h := normHandle(Decode(args[0]))
+		h, ok := c.serverHandle(cmd.Name, args[0])
+		if !ok || h == c.handle {
+			return
+		}
 		name := ""
 		if len(args) > 1 {
 			name = Decode(args[1])
-		}
-		if h == "" || h == c.handle {
-			return
 		}
 		c.mu.Lock()
 		s.members[h] = name
@@ -282,7 +282,10 @@ func (s *session) handle(cmd *Command) {
 
 func (s *session) handleMSG(cmd *Command) {
 	c := s.c
-	from := normHandle(Decode(cmd.Arg(0)))
+	from, ok := c.serverHandle(cmd.Name, cmd.Arg(0))
+	if !ok {
+		return
+	}
 	fromName := Decode(cmd.Arg(1))
 	m, err := ParseMIME(cmd.Payload)
 	if err != nil {
@@ -334,6 +337,11 @@ func (s *session) handleMSG(cmd *Command) {
 func (c *Client) handleRNG(cmd *Command) {
 	if len(cmd.Args) < 4 {
 		return
+	}
+	if len(cmd.Args) > 4 {
+		if _, ok := c.serverHandle(cmd.Name, cmd.Args[4]); !ok {
+			return
+		}
 	}
 	inv := invite{sid: cmd.Args[0], addr: cmd.Args[1], cookie: cmd.Args[3]}
 	c.mu.Lock()

@@ -307,3 +307,41 @@ func TestTypingAndNudge(t *testing.T) {
 		t.Errorf("messages = %q", got)
 	}
 }
+
+// TestSwitchboardInvalidHandles is a switchboard that names participants and senders no valid
+// contact has (8 KB long, with a space, with markup): their lines are dropped, no event names
+// them, and the session keeps working for the real participant.
+func TestSwitchboardInvalidHandles(t *testing.T) {
+	c, l, _, sb := loginWithSB(t)
+	if err := c.SendText(context.Background(), "bob@example.com", "hi", nil); err != nil {
+		t.Fatal(err)
+	}
+	sb.mu.Lock()
+	fc := sb.lastConn
+	sb.mu.Unlock()
+	long := strings.Repeat("b", 8<<10) + "@evil.example"
+	text := "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+	for _, h := range []string{long, "eve%20smith@evil.example", "%3Cb%3Eeve%3C%2Fb%3E@evil.example", "eve"} {
+		fc.send("JOI "+h+" Eve", "IRO 0 1 1 "+h+" Eve")
+		fc.sendPayload("MSG "+h+" Eve", text+"from a bad handle")
+	}
+	fc.sendPayload("MSG bob@example.com Bob", text+"after")
+	waitEvent(t, l, func(m *MessageReceived) bool { return m.Text == "after" })
+	for _, ev := range l.all() {
+		switch e := ev.(type) {
+		case *ParticipantJoined:
+			if e.Handle != "bob@example.com" {
+				t.Errorf("joined: %.80q", e.Handle)
+			}
+		case *MessageReceived:
+			if e.From != "bob@example.com" {
+				t.Errorf("message from %.80q", e.From)
+			}
+		}
+	}
+	for id, members := range c.Sessions() {
+		if len(members) != 1 || members[0] != "bob@example.com" {
+			t.Errorf("session %s members %.200q", id, members)
+		}
+	}
+}

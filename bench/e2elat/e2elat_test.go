@@ -158,7 +158,7 @@ func TestEndToEndLatency(t *testing.T) {
 	store := bridge.NewStore(db, cipher, log)
 	must(t, store.Upgrade(ctx))
 	core, err := bridge.NewCore(bridge.Config{
-		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL()},
+		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(), AllowInsecurePassport: true},
 	}, bridge.Options{Store: store, Log: log})
 	must(t, err)
 	cfg := matrix.DefaultConfig()

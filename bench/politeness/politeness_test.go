@@ -112,7 +112,7 @@ func TestPoliteness(t *testing.T) {
 	}
 
 	core, err := bridge.NewCore(bridge.Config{
-		MSN: msn.Config{Server: proxy.addr(), LoginURL: srv.LoginURL(), PingInterval: time.Hour,
+		MSN: msn.Config{Server: proxy.addr(), LoginURL: srv.LoginURL(), AllowInsecurePassport: true, PingInterval: time.Hour,
 			DialTimeout: 5 * time.Second, RequestTimeout: 20 * time.Second},
 		LoginRate:  loginRate,
 		LoginBurst: loginBurst,

@@ -289,7 +289,7 @@ func (e *soakEnv) startBridge() {
 	}
 	e.core, err = bridge.NewCore(bridge.Config{
 		MSN: msn.Config{
-			Server: e.ms.NSAddr(), LoginURL: e.ms.LoginURL(),
+			Server: e.ms.NSAddr(), LoginURL: e.ms.LoginURL(), AllowInsecurePassport: true,
 			PingInterval: time.Hour, DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second,
 			JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second,
 		},

@@ -47,6 +47,19 @@ func applyMemoryLimit(limit, env string, log zerolog.Logger) {
 	}
 }
 
+// warnInsecurePassport logs a warning for each switch that weakens how the MSN password
+// travels to Passport, so that one left on by mistake shows at every start.
+func warnInsecurePassport(m *MSNConfig, log zerolog.Logger) {
+	if m.InsecureSkipVerify {
+		log.Warn().Str("key", "msn.insecure_skip_verify").
+			Msg("Passport TLS certificates are not verified: anyone between the bridge and the server can read MSN passwords. Only for a local test server")
+	}
+	if m.AllowInsecurePassport {
+		log.Warn().Str("key", "msn.allow_insecure_passport").
+			Msg("Passport may run over plain http: MSN passwords can travel in clear. Only for a local test server")
+	}
+}
+
 // NewApp opens the database, loads the credentials key and builds the core and frontends. It
 // connects to nothing yet.
 func NewApp(cfg *Config) (*App, error) {
@@ -60,6 +73,7 @@ func NewApp(cfg *Config) (*App, error) {
 func newAppWithLogger(cfg *Config, log zerolog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, registry: newRegistry()}
 	applyMemoryLimit(cfg.MemoryLimit, os.Getenv("GOMEMLIMIT"), log)
+	warnInsecurePassport(&cfg.MSN, log)
 	key, err := bridge.LoadKey(cfg.MSN.Credentials, os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("failed to load the credentials key: %w", err)

@@ -82,6 +82,11 @@ type MSNConfig struct {
 	JoinTimeout        time.Duration `yaml:"join_timeout"`
 	AckTimeout         time.Duration `yaml:"ack_timeout"`
 
+	// AllowInsecurePassport allows plain http:// Passport URLs (the password in clear).
+	AllowInsecurePassport bool `yaml:"allow_insecure_passport"`
+	// MaxContacts bounds each account's contacts, on all lists together.
+	MaxContacts int `yaml:"max_contacts"`
+
 	Core        bridge.Config    `yaml:",inline"`
 	Credentials bridge.KeyConfig `yaml:"credentials"`
 }
@@ -110,6 +115,10 @@ type MetricsConfig struct {
 
 // tokenPlaceholder is what the example config holds until -g writes real tokens.
 const tokenPlaceholder = "This value is generated when generating the registration"
+
+// maxMaxContacts is the largest msn.max_contacts accepted: far above any real list, low
+// enough that one account cannot hold the bridge's memory.
+const maxMaxContacts = 100_000
 
 // maxConfigSize bounds how much of a config file is read: a real config is a few dozen KiB,
 // and a path such as /dev/zero must not make the bridge read forever.
@@ -293,6 +302,8 @@ func (c *Config) Validate() error {
 	for _, u := range []struct{ key, value string }{{"msn.nexus_url", m.NexusURL}, {"msn.login_url", m.LoginURL}} {
 		if u.value != "" && !validHTTPURL(u.value) {
 			bad(u.key, "must be an http(s) URL, got %s", quote(u.value))
+		} else if strings.HasPrefix(strings.ToLower(u.value), "http:") && !m.AllowInsecurePassport {
+			bad(u.key, "must be https: the password travels in this request (plain http only for a local test server, with msn.allow_insecure_passport), got %s", quote(u.value))
 		}
 	}
 	if m.CAFile != "" {
@@ -321,6 +332,9 @@ func (c *Config) Validate() error {
 		if d.value < 0 {
 			bad(d.key, "must not be negative, got %s", d.value)
 		}
+	}
+	if m.MaxContacts < 1 || m.MaxContacts > maxMaxContacts {
+		bad("msn.max_contacts", "must be between 1 and %d, got %d", maxMaxContacts, m.MaxContacts)
 	}
 	if m.Core.LoginRate <= 0 {
 		bad("msn.login_rate", "must be above 0, got %v", m.Core.LoginRate)
@@ -595,5 +609,8 @@ func (c *Config) MSNClientConfig() msn.Config {
 		RequestTimeout:     m.RequestTimeout,
 		JoinTimeout:        m.JoinTimeout,
 		AckTimeout:         m.AckTimeout,
+
+		AllowInsecurePassport: m.AllowInsecurePassport,
+		MaxContacts:           m.MaxContacts,
 	}
 }

@@ -187,6 +187,10 @@ func TestValidateErrors(t *testing.T) {
 		{"bad login url scheme", func(c *Config) { c.MSN.LoginURL = "ftp://h/login" }, "msn.login_url: must be an http(s) URL"},
 		{"bad nexus url scheme", func(c *Config) { c.MSN.NexusURL = "javascript:alert(1)" }, "msn.nexus_url: must be an http(s) URL"},
 		{"url without host", func(c *Config) { c.MSN.LoginURL = "https://" }, "msn.login_url"},
+		{"max_contacts 0", func(c *Config) { c.MSN.MaxContacts = 0 }, "msn.max_contacts: must be between 1 and 100000, got 0"},
+		{"max_contacts huge", func(c *Config) { c.MSN.MaxContacts = 1 << 30 }, "msn.max_contacts: must be between 1 and 100000"},
+		{"plain http login url", func(c *Config) { c.MSN.LoginURL = "http://h/login2.srf" }, "msn.login_url: must be https"},
+		{"plain http nexus url", func(c *Config) { c.MSN.NexusURL = "HTTP://h/rdr/pprdr.asp" }, "msn.nexus_url: must be https"},
 		{"missing ca_file", func(c *Config) { c.MSN.CAFile = filepath.Join(dir, "nope.pem") }, "msn.ca_file: cannot be read"},
 		{"ca_file is a directory", func(c *Config) { c.MSN.CAFile = dir }, "msn.ca_file"},
 		{"ca_file not PEM", func(c *Config) { c.MSN.CAFile = notPEM }, "msn.ca_file: " + quote(notPEM) + " holds no PEM"},
@@ -414,5 +418,40 @@ func TestApplyMemoryLimit(t *testing.T) {
 	applyMemoryLimit("", "", zerolog.Nop())
 	if got := debug.SetMemoryLimit(-1); got != old {
 		t.Fatalf("an empty memory_limit changed the limit: %d", got)
+	}
+}
+
+// Plain http Passport URLs are accepted only with msn.allow_insecure_passport, which (as
+// msn.insecure_skip_verify) is then a warning at every start, naming its key.
+func TestInsecurePassportOptIn(t *testing.T) {
+	cfg := loadValid(t)
+	cfg.MSN.LoginURL, cfg.MSN.NexusURL = "http://127.0.0.1:1080/login2.srf", "http://127.0.0.1:1080/rdr/pprdr.asp"
+	cfg.MSN.AllowInsecurePassport = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("plain http with the opt-in: %v", err)
+	}
+	if !cfg.MSNClientConfig().AllowInsecurePassport {
+		t.Error("the opt-in does not reach the MSN client config")
+	}
+	if got := cfg.MSNClientConfig().MaxContacts; got != 1000 {
+		t.Errorf("max_contacts %d reaches the MSN client config, want the default 1000", got)
+	}
+	var logs bytes.Buffer
+	warnInsecurePassport(&cfg.MSN, zerolog.New(&logs))
+	cfg.MSN.InsecureSkipVerify = true
+	warnInsecurePassport(&cfg.MSN, zerolog.New(&logs))
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("got %d warnings, want 3:\n%s", len(lines), logs.String())
+	}
+	for i, key := range []string{"msn.allow_insecure_passport", "msn.insecure_skip_verify", "msn.allow_insecure_passport"} {
+		if !strings.Contains(lines[i], `"level":"warn"`) || !strings.Contains(lines[i], `"key":"`+key+`"`) {
+			t.Errorf("warning %d = %s, want a warning naming %s", i, lines[i], key)
+		}
+	}
+	logs.Reset()
+	warnInsecurePassport(&loadValid(t).MSN, zerolog.New(&logs))
+	if logs.Len() != 0 {
+		t.Errorf("a safe config warns: %s", logs.String())
 	}
 }

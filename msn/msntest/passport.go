@@ -27,8 +27,9 @@ type ticket struct {
 
 // passportFaults are the injected Passport failures.
 type passportFaults struct {
-	status   int  // answer every login with this HTTP status (0 = none)
-	redirect bool // answer the first login request of each exchange with 302
+	status     int    // answer every login with this HTTP status (0 = none)
+	redirect   bool   // answer the first login request of each exchange with 302
+	redirectTo string // answer every login request with 302 to this location ("" = none)
 }
 
 // initTLS creates a self-signed ECDSA certificate for 127.0.0.1 and localhost.
@@ -141,6 +142,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	f := s.faults
 	s.mu.Unlock()
+	if f.redirectTo != "" {
+		w.Header().Set("Authentication-Info", "Passport1.4 da-status=redir")
+		w.Header().Set("Location", f.redirectTo)
+		w.WriteHeader(http.StatusFound)
+		return
+	}
 	if f.redirect && r.URL.Query().Get("hop") == "" {
 		w.Header().Set("Authentication-Info", "Passport1.4 da-status=redir")
 		base := s.LoginURL()
@@ -243,5 +250,14 @@ func (s *Server) PassportFault(status int) {
 func (s *Server) PassportRedirect(on bool) {
 	s.mu.Lock()
 	s.faults.redirect = on
+	s.mu.Unlock()
+}
+
+// PassportRedirectTo makes the login answer every request with a 302 to location (another
+// host, plain http…), as a hostile or misconfigured Passport server might, until called with
+// "".
+func (s *Server) PassportRedirectTo(location string) {
+	s.mu.Lock()
+	s.faults.redirectTo = location
 	s.mu.Unlock()
 }
