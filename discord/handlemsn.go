@@ -38,7 +38,7 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 	if m.Chat.IsGroup() {
 		p.noteMember(m.Chat, m.Sender)
 	}
-	for _, part := range splitMessage(text) {
+	for _, part := range splitMessageN(text, p.f.cfg.MaxPartsPerMessage) {
 		if _, err := p.execute(ctx, m.Chat, &discordgo.WebhookParams{
 			Content:         part,
 			Username:        username,

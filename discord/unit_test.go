@@ -47,6 +47,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative duration", func(c *Config) { c.TopicWindow = -time.Second }, []string{"topic_window"}},
 		{"roster too fast", func(c *Config) { c.RosterDebounce = 10 * time.Millisecond }, []string{"roster_debounce"}},
 		{"no topic budget", func(c *Config) { c.TopicEditsPerWindow = -1 }, []string{"topic_edits_per_window"}},
+		{"too many parts", func(c *Config) { c.MaxPartsPerMessage = 500 }, []string{"max_parts_per_message"}},
+		{"negative parts", func(c *Config) { c.MaxPartsPerMessage = -1 }, []string{"max_parts_per_message"}},
 		{"login too long", func(c *Config) { c.LoginTimeout = time.Hour }, []string{"login_timeout"}},
 		{"same categories", func(c *Config) {
 			c.OnlineOfflineCategories = true
