@@ -74,6 +74,13 @@ func escapeMarkdown(text string) string {
 	return b.String()
 }
 
+// shown makes a piece of remote text (a name, PSM, handle or server-sent reason) fit for a
+// line of a bot notice, a topic or an embed: one line without control or bidirectional
+// formatting characters, at most max characters, every Markdown character escaped.
+func shown(s string, max int) string {
+	return escapeMarkdown(bridge.CleanLine(s, max))
+}
+
 // isMassMentionAt reports whether s starts with @everyone or @here.
 func isMassMentionAt(s string) bool {
 	return len(s) >= 5 && strings.EqualFold(s[:5], "@here") ||

@@ -16,7 +16,7 @@ import (
 // showMessage posts an MSN message through the chat's webhook under the sender's friendly name.
 // Messages the owner sent from another frontend are shown too, marked with where they came from.
 func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
-	text := renderMSN(m.Text, m.Format)
+	text := renderMSN(bridge.CleanText(m.Text), m.Format)
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
@@ -26,7 +26,7 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 			name = c.Name
 		}
 	}
-	username := sanitizeUsername(name, m.Sender)
+	username := sanitizeUsername(bridge.CleanLine(name, bridge.MaxShownName), bridge.CleanLine(m.Sender, bridge.MaxShownName))
 	if m.FromMe {
 		suffix := " (you"
 		if m.Origin != "" {
@@ -56,7 +56,7 @@ func (p *portal) showNudge(ctx context.Context, n bridge.Nudge) error {
 	if c, ok := p.account().Contact(n.Sender); ok && c.Name != "" {
 		who = c.Name
 	}
-	line := "*📳 " + escapeMarkdown(who) + " sent you a nudge!*"
+	line := "*📳 " + shown(who, bridge.MaxShownName) + " sent you a nudge!*"
 	if n.FromMe {
 		line = "*📳 You sent a nudge"
 		if n.Origin != "" {
@@ -117,10 +117,10 @@ func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) er
 	}
 	acc := p.account() // before p.mu: name is called with it held
 	name := func(h string) string {
-		if c, ok := acc.Contact(h); ok && c.Name != "" && c.Name != h {
-			return escapeMarkdown(c.Name) + " (" + h + ")"
+		if c, ok := acc.Contact(h); ok {
+			return contactLabel(c)
 		}
-		return h
+		return shown(h, bridge.MaxShownName)
 	}
 	p.mu.Lock()
 	ch := p.chats[e.Chat]
@@ -193,12 +193,13 @@ func (p *portal) showDeliveryFailure(ctx context.Context, e bridge.DeliveryFailu
 			// the contact still has the message it corrected.)
 			p.carried.take(ref.messageID)
 		}
-		p.reportFailure(ctx, ref, e.Reason.Describe())
+		p.reportFailure(ctx, ref, shown(e.Reason.Describe(), maxShownError))
 		return nil
 	}
-	line := "⚠️ A message was not delivered: " + e.Reason.Describe()
+	why := shown(e.Reason.Describe(), maxShownError)
+	line := "⚠️ A message was not delivered: " + why
 	if e.Origin != "" && e.Origin != FrontendName {
-		line = "⚠️ A message sent via " + e.Origin + " was not delivered: " + e.Reason.Describe()
+		line = "⚠️ A message sent via " + e.Origin + " was not delivered: " + why
 	}
 	if _, err := p.botSend(ctx, e.Chat, &discordgo.MessageSend{Content: line}); err != nil {
 		return fmt.Errorf("failed to show a delivery failure: %w", err)

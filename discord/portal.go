@@ -2,6 +2,8 @@ package discord
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,7 +49,7 @@ type portal struct {
 	contacts     map[string]bridge.Contact
 	own          bridge.OwnProfile
 	haveOwn      bool
-	known        map[string]knownChannel // existing channels by name, from discovery
+	known        map[string]*knownChannel // the category's contact and group channels, by id
 	chats        map[bridge.ChatID]*chatChannel
 	lastState    bridge.AccountStateKind
 	lastStopNote string
@@ -90,7 +92,7 @@ func newPortal(f *Frontend, acc *bridge.Account) *portal {
 		sends:     newRecentIndex[sentRef](512),
 		carried:   newRecentIndex[string](512),
 		contacts:  map[string]bridge.Contact{},
-		known:     map[string]knownChannel{},
+		known:     map[string]*knownChannel{},
 		chats:     map[bridge.ChatID]*chatChannel{},
 		typingOut: map[bridge.ChatID]time.Time{},
 	}
@@ -218,7 +220,7 @@ func (p *portal) handleState(ctx context.Context, st bridge.AccountState) error 
 		if prev != bridge.StateReconnecting {
 			line = "🔄 Lost the connection to MSN; reconnecting…"
 			if st.Err != nil {
-				line = fmt.Sprintf("🔄 Lost the connection to MSN (%s); reconnecting…", st.Err)
+				line = "🔄 Lost the connection to MSN (" + shown(st.Err.Error(), maxShownError) + "); reconnecting…"
 			}
 		}
 	case bridge.StateStopped:
@@ -250,6 +252,9 @@ func (p *portal) handleState(ctx context.Context, st bridge.AccountState) error 
 	return p.notice(ctx, line)
 }
 
+// maxShownError caps an error's text in a notice.
+const maxShownError = 300
+
 // stopLine describes why an account stopped, for its owner.
 func stopLine(st bridge.AccountState) string {
 	switch st.Reason {
@@ -265,7 +270,7 @@ func stopLine(st bridge.AccountState) string {
 		return ""
 	}
 	if st.Err != nil {
-		return "⚠️ The MSN session stopped: " + st.Err.Error()
+		return "⚠️ The MSN session stopped: " + shown(st.Err.Error(), maxShownError)
 	}
 	return "⚠️ The MSN session stopped."
 }
@@ -311,11 +316,13 @@ func (p *portal) noteListChange(ctx context.Context, e bridge.ListChange) error 
 	return p.notice(ctx, line)
 }
 
+// contactLabel names a contact in a notice: "**name** (handle)", both cleaned and escaped.
 func contactLabel(c bridge.Contact) string {
-	if c.Name != "" && c.Name != c.Handle {
-		return fmt.Sprintf("**%s** (%s)", escapeMarkdown(c.Name), c.Handle)
+	handle := shown(c.Handle, bridge.MaxShownName)
+	if name := bridge.CleanLine(c.Name, bridge.MaxShownName); name != "" && name != c.Handle {
+		return "**" + escapeMarkdown(name) + "** (" + handle + ")"
 	}
-	return c.Handle
+	return handle
 }
 
 // Layout.
@@ -351,7 +358,7 @@ func (p *portal) discover(ctx context.Context) error {
 			}
 		}
 	}
-	known := map[string]knownChannel{}
+	known := map[string]*knownChannel{}
 	var rosterID string
 	for _, c := range chans {
 		if c.Type != discordgo.ChannelTypeGuildText || c.ParentID == "" || (c.ParentID != catID && c.ParentID != offID) {
@@ -361,7 +368,7 @@ func (p *portal) discover(ctx context.Context) error {
 			rosterID = c.ID
 			continue
 		}
-		known[c.Name] = knownChannel{id: c.ID, parent: c.ParentID}
+		known[c.ID] = &knownChannel{id: c.ID, name: c.Name, parent: c.ParentID, topic: c.Topic, handle: topicHandle(c.Topic)}
 	}
 	var msgs []string
 	if rosterID != "" {
@@ -389,7 +396,7 @@ func (p *portal) discover(ctx context.Context) error {
 	// Bind the contact channels found, so topics are maintained and messages routed.
 	p.mu.Lock()
 	for handle := range p.contacts {
-		p.adoptLocked(bridge.DirectChat(handle))
+		p.adoptLocked(bridge.DirectChat(handle), true)
 	}
 	p.mu.Unlock()
 	p.log.Debug().Str("category_id", catID).Str("roster_channel_id", rosterID).Int("contact_channels", len(known)).
@@ -397,32 +404,141 @@ func (p *portal) discover(ctx context.Context) error {
 	return nil
 }
 
-// adoptLocked binds the existing channel of chat found by discovery, if any. p.mu is held.
-func (p *portal) adoptLocked(chat bridge.ChatID) {
+// adoptLocked binds the existing channel of chat found by discovery, if any. A contact's
+// channel is the one whose topic starts with the contact's exact handle (names are not one to
+// one: "bob.smith@x" and "bob-smith@x" give the same); a channel already bound to another chat
+// is never taken. A channel of an earlier version, without the handle in its topic, is taken by
+// name only for a contact on the list (contact) whose name no other contact shares; its topic is
+// then rewritten with the handle. p.mu is held.
+func (p *portal) adoptLocked(chat bridge.ChatID, contact bool) {
 	if ch, ok := p.chats[chat]; ok && ch.id != "" {
 		return
 	}
-	name := chatChannelName(chat)
-	k, ok := p.known[name]
-	if !ok {
+	var k *knownChannel
+	if chat.IsGroup() {
+		k = p.knownByNameLocked(chatChannelName(chat))
+	} else {
+		handle := chat.Contact()
+		for _, c := range p.known {
+			if c.handle == handle && !p.boundElsewhereLocked(c.id, chat) {
+				k = c
+				break
+			}
+		}
+		if k == nil && contact {
+			k = p.legacyChannelLocked(chat)
+		}
+	}
+	if k == nil || p.boundElsewhereLocked(k.id, chat) {
 		return
+	}
+	if !chat.IsGroup() {
+		k.handle = chat.Contact()
 	}
 	ch := p.chats[chat]
 	if ch == nil {
 		ch = &chatChannel{chat: chat}
 		p.chats[chat] = ch
 	}
-	// The topic it has is unknown (edited by an earlier run or by hand): set it once.
-	ch.id, ch.name, ch.webhook, ch.topic, ch.parent = k.id, name, nil, "\x00unknown", k.parent
+	ch.id, ch.name, ch.webhook, ch.topic, ch.parent = k.id, k.name, nil, k.topic, k.parent
 	ch.topicPending, ch.parentPending = time.Time{}, time.Time{}
 	p.refreshChannelLocked(chat)
 	p.f.bindChannel(k.id, channelRef{p: p, chat: chat})
 }
 
-// knownChannel is an existing channel found by discovery.
+// knownByNameLocked returns the unmarked channel named name (a group chat's), or nil. p.mu is
+// held.
+func (p *portal) knownByNameLocked(name string) *knownChannel {
+	for _, c := range p.known {
+		if c.name == name && c.handle == "" {
+			return c
+		}
+	}
+	return nil
+}
+
+// legacyChannelLocked returns the unmarked channel carrying chat's name when chat's contact is
+// on the list and is the only contact with that name, or nil. p.mu is held.
+func (p *portal) legacyChannelLocked(chat bridge.ChatID) *knownChannel {
+	handle := chat.Contact()
+	if _, ok := p.contacts[handle]; !ok {
+		return nil
+	}
+	name := chatChannelName(chat)
+	k := p.knownByNameLocked(name)
+	if k == nil || topicHandle(k.topic) != "" {
+		return nil
+	}
+	for h := range p.contacts {
+		if h != handle && chatChannelName(bridge.DirectChat(h)) == name {
+			return nil
+		}
+	}
+	return k
+}
+
+// boundElsewhereLocked reports whether channel id mirrors something other than chat of this
+// portal. p.mu is held (the frontend's lock is taken after it).
+func (p *portal) boundElsewhereLocked(id string, chat bridge.ChatID) bool {
+	ref, ok := p.f.channel(id)
+	if ok && (ref.p != p || ref.chat != chat) {
+		return true
+	}
+	for c, ch := range p.chats {
+		if c != chat && ch.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// knownChannel is an existing contact or group channel of the account's categories: found by
+// discovery or created since.
 type knownChannel struct {
 	id     string
+	name   string
 	parent string
+	topic  string
+	handle string // the exact contact handle its topic names; "" for a group or an old channel
+}
+
+// uniqueChannelNameLocked is the name of a new channel for chat: chatChannelName, with a short
+// suffix stable for the chat when another channel of the account already has that name. p.mu
+// is held.
+func (p *portal) uniqueChannelNameLocked(chat bridge.ChatID) string {
+	name := chatChannelName(chat)
+	taken := func(n string) bool {
+		for _, c := range p.known {
+			if c.name == n {
+				return true
+			}
+		}
+		return n == p.f.cfg.RosterChannelName
+	}
+	if !taken(name) {
+		return name
+	}
+	sum := sha256.Sum256([]byte(chat))
+	suffix := "-" + hex.EncodeToString(sum[:3])
+	return strings.TrimRight(name[:min(len(name), 100-len(suffix))], "-") + suffix
+}
+
+// topicMarker is how a contact channel's topic starts: the exact handle in a code span.
+func topicMarker(handle string) string {
+	return "`" + strings.ReplaceAll(bridge.CleanLine(handle, 0), "`", "'") + "`"
+}
+
+// topicHandle returns the handle a topic starts with (see topicMarker), or "".
+func topicHandle(topic string) string {
+	rest, ok := strings.CutPrefix(topic, "`")
+	if !ok {
+		return ""
+	}
+	h, _, ok := strings.Cut(rest, "`")
+	if !ok {
+		return ""
+	}
+	return h
 }
 
 // ensureCategory returns the account's category, creating it private to the owner and the bot.
@@ -542,7 +658,8 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 		return nil, err
 	}
 	p.mu.Lock()
-	p.adoptLocked(chat)
+	_, isContact := p.contacts[chat.Contact()]
+	p.adoptLocked(chat, isContact && !chat.IsGroup())
 	ch = p.chats[chat]
 	p.mu.Unlock()
 	if ch != nil && ch.id != "" {
@@ -551,12 +668,12 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 	for attempt := 0; ; attempt++ {
 		p.mu.Lock()
 		topic, parentOffline := p.topicForLocked(chat)
+		name := p.uniqueChannelNameLocked(chat)
 		p.mu.Unlock()
 		cat, err := p.ensureCategory(ctx, parentOffline && p.f.cfg.OnlineOfflineCategories)
 		if err != nil {
 			return nil, err
 		}
-		name := chatChannelName(chat)
 		c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
 			Name:     name,
 			Type:     discordgo.ChannelTypeGuildText,
@@ -587,7 +704,11 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 		ch.topic, ch.wantTopic, ch.topicPending = topic, topic, time.Time{}
 		ch.parent, ch.wantParent, ch.parentPending = cat, cat, time.Time{}
 		ch.topicEdits = nil
-		p.known[name] = knownChannel{id: c.ID, parent: cat}
+		k := &knownChannel{id: c.ID, name: c.Name, parent: cat, topic: topic}
+		if !chat.IsGroup() {
+			k.handle = chat.Contact()
+		}
+		p.known[c.ID] = k
 		p.mu.Unlock()
 		p.f.bindChannel(c.ID, channelRef{p: p, chat: chat})
 		p.log.Debug().Str("chat", string(chat)).Str("channel_id", c.ID).Msg("Created a contact channel")
@@ -610,11 +731,7 @@ func (p *portal) forgetChannel(id string) {
 	if p.offlineCatID == id {
 		p.offlineCatID = ""
 	}
-	for name, k := range p.known {
-		if k.id == id {
-			delete(p.known, name)
-		}
-	}
+	delete(p.known, id)
 	for _, ch := range p.chats {
 		if ch.id == id {
 			ch.id, ch.webhook = "", nil

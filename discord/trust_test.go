@@ -2,10 +2,13 @@ package discord
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -79,5 +82,200 @@ func BenchmarkSplitMessage(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestImpostorCannotTakeContactChannel: bob.smith is a contact with a channel; bob-smith, whose
+// handle gives the same channel name and who is not a contact, writes after a restart. The
+// channel stays bob.smith's (the owner's reply reaches bob.smith, not the impostor) and the
+// impostor gets a channel of its own under another name.
+func TestImpostorCannotTakeContactChannel(t *testing.T) {
+	const smith, impostor = "bob.smith@example.com", "bob-smith@example.com"
+	h := newHarness(t, harnessOpts{})
+	smithRx, impRx := &recorder{}, &recorder{}
+	if err := h.ms.AddBot(smith, "x", "Bob Smith", smithRx.bot); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.AddBot(impostor, "x", "Bob Smith", impRx.bot); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.AddFriends(alice, smith); err != nil {
+		t.Fatal(err)
+	}
+	h.login()
+	if err := h.ms.BotSay(smith, alice, "hello from the real bob"); err != nil {
+		t.Fatal(err)
+	}
+	var smithCh *discordgo.Channel
+	h.waitFor("bob.smith's channel", func() bool {
+		smithCh = h.dc.ChannelByName("bob-smith-at-example-com")
+		return smithCh != nil && len(h.webhookMessages(smithCh.ID)) == 1
+	})
+	if !strings.Contains(smithCh.Topic, "`"+smith+"`") {
+		t.Errorf("topic %q does not show the exact handle", smithCh.Topic)
+	}
+
+	h.stopBridge()
+	h.startBridge()
+	h.waitFor("alice online again", func() bool {
+		acc := h.core.Account(alice)
+		return acc != nil && acc.State().State == bridge.StateOnline
+	})
+	if err := h.ms.BotSay(impostor, alice, "it is me, bob, write here"); err != nil {
+		t.Fatal(err)
+	}
+	var impCh *discordgo.Channel
+	h.waitFor("the impostor's message", func() bool {
+		for _, c := range h.dc.Channels() {
+			for _, m := range h.webhookMessages(c.ID) {
+				if strings.Contains(m.Content, "write here") {
+					impCh = c
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if impCh.ID == smithCh.ID {
+		t.Fatal("the impostor's message was shown in bob.smith's channel")
+	}
+	if impCh.Name == smithCh.Name {
+		t.Errorf("both channels are named %q", impCh.Name)
+	}
+	if !strings.Contains(impCh.Topic, "`"+impostor+"`") {
+		t.Errorf("impostor channel topic %q does not show its handle", impCh.Topic)
+	}
+
+	h.dc.InjectUserMessage(smithCh.ID, h.dc.OwnerID(), "reply for the real bob")
+	h.waitFor("the reply at bob.smith", func() bool { return slices.Contains(smithRx.got(), "reply for the real bob") })
+	if got := impRx.got(); len(got) != 0 {
+		t.Errorf("the impostor received %q", got)
+	}
+}
+
+// Hostile text: a contact's name, PSM and message, chosen by a stranger.
+const (
+	hostileHandle = "mallory_x_@example.com"
+	hostileName   = "**Boss** <@123> @here [click](https://evil.example) \u202egnp.exe"
+	hostilePSM    = "# heading <@&456> __under__ \u2066@everyone\u2069"
+	hostileMsg    = "@everyone <@123> <@&456> [free](https://evil.example) **loud**"
+)
+
+// TestHostileTextStaysText: every notice, embed, topic and webhook name that shows a hostile
+// contact's name, PSM or handle shows it literally (escaped, one line, no bidirectional
+// controls), its message mentions no one, and every post suppresses mentions except the
+// owner's ping on a contact request.
+func TestHostileTextStaysText(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	if err := h.ms.AddBot(hostileHandle, "x", hostileName, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.AddFriends(alice, hostileHandle); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.SetPresence(hostileHandle, "NLN", hostilePSM); err != nil {
+		t.Fatal(err)
+	}
+	h.login()
+	owner := h.dc.OwnerID()
+	h.waitFor("the hostile contact in the roster", func() bool {
+		_, r := h.roster()
+		return strings.Contains(r, "mallory")
+	})
+	acc := h.core.Account(alice)
+	ctx := context.Background()
+	if err := h.fe.HandleEvent(ctx, acc, bridge.ContactRequest{Handle: "mallory2@example.com", Name: hostileName}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.BotNudge(hostileHandle, alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.BotSay(hostileHandle, alice, hostileMsg); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fe.HandleEvent(ctx, acc, bridge.ListChange{Kind: bridge.ListRemovedYou,
+		Contact: bridge.Contact{Handle: hostileHandle, Name: hostileName}}); err != nil {
+		t.Fatal(err)
+	}
+	var ch *discordgo.Channel
+	h.waitFor("the nudge and the message", func() bool {
+		if ch = h.dc.ChannelByName(chatChannelName(bridge.DirectChat(hostileHandle))); ch == nil {
+			return false
+		}
+		msgs := h.dc.Messages(ch.ID)
+		return len(msgs) >= 2 && len(h.webhookMessages(ch.ID)) == 1
+	})
+	iid, tok := h.slash(owner, h.gen, "requests", nil)
+	h.answer(iid, tok)
+
+	type shownText struct{ where, text string }
+	var all []shownText
+	for _, c := range h.dc.Channels() {
+		all = append(all, shownText{"topic of " + c.Name, c.Topic}, shownText{"name of channel", c.Name})
+		for _, m := range h.dc.Messages(c.ID) {
+			where := "message in " + c.Name
+			if m.Type != discordgo.MessageTypeDefault && m.Type != discordgo.MessageTypeReply {
+				continue // system messages (pins)
+			}
+			all = append(all, shownText{where, m.Content})
+			// A webhook's username is shown as is, without Markdown: it must only be clean.
+			if u := m.Author.Username; strings.ContainsAny(u, "\u202e\u2066@") {
+				t.Errorf("author in %s: %q", c.Name, u)
+			}
+			for _, e := range m.Embeds {
+				all = append(all, shownText{"embed title", e.Title})
+				for _, f := range e.Fields {
+					all = append(all, shownText{"embed field", f.Name}, shownText{"embed field", f.Value})
+				}
+			}
+			if m.Author.ID == owner {
+				continue
+			}
+			am := m.AllowedMentions
+			switch {
+			case am == nil || am.Parse == nil || len(am.Parse) != 0 || len(am.Roles) != 0:
+				t.Errorf("%s %q: allowed_mentions %+v", where, m.Content, am)
+			case len(am.Users) > 1 || len(am.Users) == 1 && am.Users[0] != owner:
+				t.Errorf("%s %q: may mention %v", where, m.Content, am.Users)
+			}
+			for _, u := range m.Mentions {
+				if u.ID != owner {
+					t.Errorf("%s %q mentions %s", where, m.Content, u.ID)
+				}
+			}
+			if m.MentionEveryone || len(m.MentionRoles) > 0 {
+				t.Errorf("%s %q mentions everyone or a role", where, m.Content)
+			}
+		}
+	}
+	if o := h.dc.Original(tok); o != nil {
+		all = append(all, shownText{"/msn requests", o.Content})
+	}
+	raw := []string{"**Boss**", "[click](", "[free](", "**loud**", "__under__", "\u202e", "\u2066"}
+	mentions := []string{"<@123>", "<@&456>", "@here", "@everyone"}
+	seen := 0
+	for _, s := range all {
+		if strings.Contains(s.text, "Boss") || strings.Contains(s.text, "loud") {
+			seen++
+		}
+		for _, r := range raw {
+			if strings.Contains(s.text, r) {
+				t.Errorf("%s shows %q raw: %q", s.where, r, s.text)
+			}
+		}
+		for _, m := range mentions {
+			for i := strings.Index(s.text, m); i >= 0; i = strings.Index(s.text[i+1:], m) + i + 1 {
+				if i == 0 || s.text[i-1] != '\\' {
+					t.Errorf("%s has an unescaped %q: %q", s.where, m, s.text)
+					break
+				}
+				if strings.Index(s.text[i+1:], m) < 0 {
+					break
+				}
+			}
+		}
+	}
+	if seen < 5 {
+		t.Errorf("the hostile name was shown only %d times; the test saw too little", seen)
 	}
 }

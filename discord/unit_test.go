@@ -162,10 +162,10 @@ func TestTopicFor(t *testing.T) {
 		c    bridge.Contact
 		want string
 	}{
-		{bridge.Contact{Status: bridge.StatusOnline, PSM: "hi\nthere"}, "🟢 Online · hi there"},
-		{bridge.Contact{Status: bridge.StatusBRB}, "🟡 Be right back"},
-		{bridge.Contact{Status: bridge.StatusPhone, PSM: "x"}, "🔴 On the phone · x"},
-		{bridge.Contact{Status: bridge.StatusOffline, PSM: "stale"}, "⚫ Offline"},
+		{bridge.Contact{Handle: bob, Status: bridge.StatusOnline, PSM: "hi\nthere"}, "`bob@example.com` · 🟢 Online · hi there"},
+		{bridge.Contact{Handle: bob, Status: bridge.StatusBRB}, "`bob@example.com` · 🟡 Be right back"},
+		{bridge.Contact{Handle: "b_o_b@x.com", Status: bridge.StatusPhone, PSM: "*x*"}, "`b_o_b@x.com` · 🔴 On the phone · \\*x\\*"},
+		{bridge.Contact{Handle: bob, Status: bridge.StatusOffline, PSM: "stale"}, "`bob@example.com` · ⚫ Offline"},
 	} {
 		if got := topicFor(tc.c); got != tc.want {
 			t.Errorf("topicFor(%+v) = %q, want %q", tc.c, got, tc.want)
