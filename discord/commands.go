@@ -248,8 +248,11 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 	switch sub.Name {
 	case "logout":
 		err := f.core.Logout(actx, owner, handle)
-		if err == nil && p != nil {
-			_ = p.notice(actx, "👋 Logged out of MSN by <@"+user+">.")
+		if lp := f.portalByHandle(handle); err == nil && lp != nil {
+			// The account's channels stay, for their history, but only for a Discord owner
+			// it still has.
+			lp.syncPermissions(actx)
+			_ = lp.notice(actx, "👋 Logged out of MSN by <@"+user+">.")
 		}
 		result(err, "✅ Logged out of **"+handle+"** here.")
 	case "status":

@@ -51,6 +51,10 @@ type portal struct {
 	haveOwn      bool
 	known        map[string]*knownChannel // the category's contact and group channels, by id
 	chats        map[bridge.ChatID]*chatChannel
+	// permsFor is the Discord owner the channels' overwrites were last written for; permsOK
+	// says they were (all of them), so an owner change is seen by comparing.
+	permsFor     string
+	permsOK      bool
 	lastState    bridge.AccountStateKind
 	lastStopNote string
 	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
@@ -358,6 +362,24 @@ func (p *portal) discover(ctx context.Context) error {
 			}
 		}
 	}
+	// Every channel of the account gets the overwrites of its current owner: an earlier owner
+	// must not keep reading.
+	want := p.overwrites()
+	owner := p.owner()
+	var stale []string
+	for _, c := range chans {
+		if (c.ID == catID || c.ID == offID || c.ParentID != "" && (c.ParentID == catID || c.ParentID == offID)) &&
+			!sameOverwrites(c.PermissionOverwrites, want) {
+			stale = append(stale, c.ID)
+		}
+	}
+	permsOK := true
+	for _, id := range stale {
+		if err := p.writeOverwrites(ctx, id, want); err != nil {
+			permsOK = false
+			p.log.Warn().Err(err).Str("channel_id", id).Msg("Failed to update a channel's permissions")
+		}
+	}
 	known := map[string]*knownChannel{}
 	var rosterID string
 	for _, c := range chans {
@@ -386,6 +408,7 @@ func (p *portal) discover(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.discovered = true
+	p.permsFor, p.permsOK = owner, permsOK
 	p.categoryID, p.offlineCatID, p.rosterID = catID, offID, rosterID
 	p.rosterMsgs, p.rosterHashes = msgs, make([]string, len(msgs))
 	p.known = known
@@ -591,6 +614,78 @@ func (p *portal) overwrites() []*discordgo.PermissionOverwrite {
 	return ows
 }
 
+// syncPermissions rewrites the overwrites of every channel of the account when its Discord
+// owner changed since they were written (a login, a link, a logout): only the current owner
+// and the bot may see them. It does nothing before discovery, which checks them itself. A
+// channel that cannot be updated leaves the account marked, so the next event tries again.
+func (p *portal) syncPermissions(ctx context.Context) {
+	owner := p.owner()
+	p.mu.Lock()
+	done := !p.discovered || p.permsOK && p.permsFor == owner
+	p.mu.Unlock()
+	if done {
+		return
+	}
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	owner = p.owner()
+	want := p.overwrites()
+	p.mu.Lock()
+	ids := make([]string, 0, len(p.known)+3)
+	for _, id := range []string{p.categoryID, p.offlineCatID, p.rosterID} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	for id := range p.known {
+		ids = append(ids, id)
+	}
+	p.mu.Unlock()
+	ok := true
+	for _, id := range ids {
+		err := p.writeOverwrites(ctx, id, want)
+		switch {
+		case isUnknown(err, discordgo.ErrCodeUnknownChannel):
+			p.forgetChannel(id)
+		case err != nil:
+			ok = false
+			p.log.Warn().Err(err).Str("channel_id", id).Msg("Failed to update a channel's permissions")
+		}
+	}
+	p.mu.Lock()
+	p.permsFor, p.permsOK = owner, ok
+	p.mu.Unlock()
+	p.log.Info().Int("channels", len(ids)).Bool("owner_linked", owner != "").Msg("Channel permissions set for the account's owner")
+}
+
+// writeOverwrites replaces a channel's permission overwrites, under a bucket of its own so
+// that it never waits behind the channel's topic edits.
+func (p *portal) writeOverwrites(ctx context.Context, id string, ows []*discordgo.PermissionOverwrite) error {
+	body := map[string]any{"permission_overwrites": ows}
+	_, err := p.f.s.RequestWithBucketID("PATCH", discordgo.EndpointChannel(id), body,
+		discordgo.EndpointChannel(id)+"#permissions", discordgo.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("failed to set channel permissions: %w", err)
+	}
+	return nil
+}
+
+// sameOverwrites reports whether two overwrite lists grant and deny the same, in any order.
+func sameOverwrites(a, b []*discordgo.PermissionOverwrite) bool {
+	a, b = nonNil(a), nonNil(b)
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y *discordgo.PermissionOverwrite) bool {
+			return x.ID == y.ID && x.Type == y.Type && x.Allow == y.Allow && x.Deny == y.Deny
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
 // ensureRoster returns the roster channel, creating the category and channel when needed.
 func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 	p.mu.Lock()
@@ -612,11 +707,12 @@ func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 		return id, nil
 	}
 	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-		Name:     p.f.cfg.RosterChannelName,
-		Type:     discordgo.ChannelTypeGuildText,
-		Topic:    "Contacts of " + p.handle + " on MSN, live. Use /msn here to manage the account.",
-		ParentID: cat,
-		Position: 0,
+		Name:                 p.f.cfg.RosterChannelName,
+		Type:                 discordgo.ChannelTypeGuildText,
+		Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
+		ParentID:             cat,
+		Position:             0,
+		PermissionOverwrites: p.overwrites(),
 	}, discordgo.WithContext(ctx))
 	if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
 		p.mu.Lock()
@@ -675,10 +771,11 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 			return nil, err
 		}
 		c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-			Name:     name,
-			Type:     discordgo.ChannelTypeGuildText,
-			Topic:    topic,
-			ParentID: cat,
+			Name:                 name,
+			Type:                 discordgo.ChannelTypeGuildText,
+			Topic:                topic,
+			ParentID:             cat,
+			PermissionOverwrites: p.overwrites(),
 		}, discordgo.WithContext(ctx))
 		if (isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err)) && attempt == 0 {
 			p.mu.Lock()

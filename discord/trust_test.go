@@ -279,3 +279,73 @@ func TestHostileTextStaysText(t *testing.T) {
 		t.Errorf("the hostile name was shown only %d times; the test saw too little", seen)
 	}
 }
+
+// TestPermissionsFollowOwner: eve links alice's account and sees its channels; after eve logs
+// out she sees none of them, and after frank logs in to the same account only frank does.
+func TestPermissionsFollowOwner(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	frank := h.dc.AddUser("frank")
+	h.loginAs(h.eve, alice, alicePW)
+	if err := h.ms.BotSay(bob, alice, "hello eve"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("bob's channel", func() bool {
+		c := h.dc.ChannelByName("bob-at-example-com")
+		return c != nil && len(h.webhookMessages(c.ID)) == 1
+	})
+	// accountChannels are alice's category and the channels in it.
+	accountChannels := func() []*discordgo.Channel {
+		var cat string
+		for _, c := range h.dc.Channels() {
+			if c.Type == discordgo.ChannelTypeGuildCategory && c.Name == "MSN — "+alice {
+				cat = c.ID
+			}
+		}
+		var out []*discordgo.Channel
+		for _, c := range h.dc.Channels() {
+			if cat != "" && (c.ID == cat || c.ParentID == cat) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	sees := func(user string) (n int) {
+		for _, c := range accountChannels() {
+			if h.dc.CanView(user, c.ID) {
+				n++
+			}
+		}
+		return n
+	}
+	h.waitFor("the roster channel", func() bool { return len(accountChannels()) == 3 })
+	if n, all := sees(h.eve), len(accountChannels()); n != all {
+		t.Fatalf("eve, the owner, sees %d of %d channels", n, all)
+	}
+	if n := sees(frank); n != 0 {
+		t.Fatalf("frank sees %d channels of an account he does not own", n)
+	}
+
+	iid, tok := h.slash(h.eve, h.rosterChannel(alice).ID, "logout", nil)
+	if _, text := h.answer(iid, tok); !strings.Contains(text, "Logged out") {
+		t.Fatalf("logout answered %q", text)
+	}
+	h.waitFor("eve's access removed", func() bool { return sees(h.eve) == 0 })
+
+	h.loginAs(frank, alice, alicePW)
+	h.waitFor("frank's access", func() bool { return sees(frank) == len(accountChannels()) })
+	if n := sees(h.eve); n != 0 {
+		t.Errorf("eve still sees %d channels after frank took the account", n)
+	}
+	// A channel created from now on is frank's too, and not eve's.
+	if err := h.ms.BotSay(carol, alice, "hello frank"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("carol's channel", func() bool {
+		c := h.dc.ChannelByName("carol-at-example-com")
+		return c != nil && len(h.webhookMessages(c.ID)) == 1
+	})
+	carolCh := h.dc.ChannelByName("carol-at-example-com").ID
+	if !h.dc.CanView(frank, carolCh) || h.dc.CanView(h.eve, carolCh) {
+		t.Errorf("carol's channel: frank sees it %v, eve sees it %v", h.dc.CanView(frank, carolCh), h.dc.CanView(h.eve, carolCh))
+	}
+}
