@@ -144,7 +144,7 @@ func (f *Frontend) reply(ctx context.Context, i *discordgo.Interaction, text str
 		Data: &discordgo.InteractionResponseData{Content: text, Flags: discordgo.MessageFlagsEphemeral, AllowedMentions: noMentions()},
 	}, discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to answer an interaction")
+		f.log.Warn().Err(withoutURL(err)).Msg("Failed to answer an interaction")
 	}
 }
 
@@ -156,7 +156,7 @@ func (f *Frontend) deferReply(ctx context.Context, i *discordgo.Interaction) boo
 		Data: &discordgo.InteractionResponseData{Flags: discordgo.MessageFlagsEphemeral},
 	}, discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to defer an interaction")
+		f.log.Warn().Err(withoutURL(err)).Msg("Failed to defer an interaction")
 		return false
 	}
 	return true
@@ -167,7 +167,7 @@ func (f *Frontend) finish(ctx context.Context, i *discordgo.Interaction, text st
 	_, err := f.s.InteractionResponseEdit(i, &discordgo.WebhookEdit{Content: &text, AllowedMentions: noMentions()},
 		discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to edit an interaction answer")
+		f.log.Warn().Err(withoutURL(err)).Msg("Failed to edit an interaction answer")
 	}
 }
 
@@ -434,7 +434,7 @@ func (f *Frontend) listRequests(ctx context.Context, i *discordgo.Interaction, a
 	_, err := f.s.InteractionResponseEdit(i, &discordgo.WebhookEdit{Content: &text, Components: &rows, AllowedMentions: noMentions()},
 		discordgo.WithContext(ctx))
 	if err != nil {
-		f.log.Warn().Err(err).Msg("Failed to list contact requests")
+		f.log.Warn().Err(withoutURL(err)).Msg("Failed to list contact requests")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
 
@@ -38,16 +39,50 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 	if m.Chat.IsGroup() {
 		p.noteMember(m.Chat, m.Sender)
 	}
-	for _, part := range splitMessageN(text, p.f.cfg.MaxPartsPerMessage) {
+	parts := splitMessageN(text, p.f.cfg.MaxPartsPerMessage)
+	for i, part := range parts {
 		if _, err := p.execute(ctx, m.Chat, &discordgo.WebhookParams{
 			Content:         part,
 			Username:        username,
 			AllowedMentions: noMentions(),
 		}); err != nil {
-			return fmt.Errorf("failed to show an msn message: %w", err)
+			err = fmt.Errorf("failed to show an msn message: %w", err)
+			if ctx.Err() == nil {
+				p.reportUnshown(ctx, m, parts[i:], err)
+			}
+			return err
 		}
 	}
 	return nil
+}
+
+// reportUnshown tells the owner, in the chat's channel (or the roster channel when that fails
+// too), that an MSN message could not be posted, with as much of its text as a bot message
+// holds.
+func (p *portal) reportUnshown(ctx context.Context, m bridge.Message, parts []string, cause error) {
+	from := "you"
+	if !m.FromMe {
+		c, _ := p.account().Contact(m.Sender)
+		if c.Handle == "" {
+			c = bridge.Contact{Handle: m.Sender, Name: m.SenderName}
+		}
+		from = contactLabel(c)
+	}
+	head := "⚠️ A message from " + from + " could not be shown here (" + shown(cause.Error(), maxShownError) + "). It said:\n"
+	body := parts[0]
+	if len(parts) > 1 {
+		body += fmt.Sprintf("\n*… and %d more parts.*", len(parts)-1)
+	}
+	line := head + body
+	if utf8.RuneCountInString(line) > maxMessageLen {
+		end, _ := runeOffset(body, maxMessageLen-utf8.RuneCountInString(head)-1)
+		line = head + body[:cutPoint(body[:end])] + "…"
+	}
+	if _, err := p.botSend(ctx, m.Chat, &discordgo.MessageSend{Content: line}); err != nil {
+		if err = p.notice(ctx, line); err != nil {
+			p.log.Warn().Err(withoutURL(err)).Msg("Failed to report an MSN message that could not be shown")
+		}
+	}
 }
 
 // showNudge posts a nudge as an italic system line.

@@ -6,6 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -890,7 +894,9 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 		if err != nil {
 			return nil, err
 		}
-		m, err := p.f.s.WebhookExecute(wh.ID, wh.Token, true, params, discordgo.WithContext(ctx))
+		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return p.f.s.WebhookExecute(wh.ID, wh.Token, true, params, discordgo.WithContext(ctx))
+		})
 		switch {
 		case err == nil:
 			return m, nil
@@ -905,11 +911,64 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 			p.log.Info().Str("channel_id", chID).Msg("Channel was deleted, recreating it")
 			p.forgetChannel(chID)
 		default:
-			return nil, fmt.Errorf("failed to execute webhook: %w", err)
+			return nil, fmt.Errorf("failed to execute webhook: %w", withoutURL(err))
 		}
 		lastErr = err
 	}
 	return nil, fmt.Errorf("failed to post after recreating the channel and webhook: %w", lastErr)
+}
+
+// retryDelays are the waits before each new attempt of a request that failed transiently.
+var retryDelays = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}
+
+// retryTransient runs do until it succeeds, fails for good, ctx ends, or it failed transiently
+// (see transient) once more than retryDelays has waits for.
+func retryTransient[T any](ctx context.Context, do func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := do()
+		if err == nil || attempt == len(retryDelays) || !transient(ctx, err) {
+			return v, err
+		}
+		t := time.NewTimer(retryDelays[attempt])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+	}
+}
+
+// transient reports whether a failed request may work when sent again: a network failure, or
+// a 500, 502, 503 or 504 from Discord (discordgo retries only 502, and only at once).
+func transient(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	var re *discordgo.RESTError
+	if errors.As(err, &re) {
+		if re.Response == nil {
+			return false
+		}
+		switch re.Response.StatusCode {
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// withoutURL drops the request URL from a network error: the URL of a webhook or of an
+// interaction's followup holds its token.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("network error: %w", ue.Err)
+	}
+	return err
 }
 
 // botSend posts a bot message in chat's channel (creating it when needed), retrying once on a

@@ -2,6 +2,11 @@ package discord
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +16,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/discord/discordtest"
 )
 
 // TestSplitCapsParts cuts a huge message into at most the configured number of parts, the last
@@ -347,5 +353,71 @@ func TestPermissionsFollowOwner(t *testing.T) {
 	carolCh := h.dc.ChannelByName("carol-at-example-com").ID
 	if !h.dc.CanView(frank, carolCh) || h.dc.CanView(h.eve, carolCh) {
 		t.Errorf("carol's channel: frank sees it %v, eve sees it %v", h.dc.CanView(frank, carolCh), h.dc.CanView(h.eve, carolCh))
+	}
+}
+
+// TestWebhookFailuresRetriedOrReported: webhook executes that fail on the network or with 5xx
+// are retried, so the message arrives once; when they keep failing, the owner is told in the
+// channel, with the text, and no webhook token is shown.
+func TestWebhookFailuresRetriedOrReported(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.login()
+	if err := h.ms.BotSay(bob, alice, "first"); err != nil {
+		t.Fatal(err)
+	}
+	var bobCh string
+	h.waitFor("bob's channel", func() bool {
+		c := h.dc.ChannelByName("bob-at-example-com")
+		if c != nil {
+			bobCh = c.ID
+		}
+		return c != nil && len(h.webhookMessages(c.ID)) == 1
+	})
+
+	const execute = "POST /webhooks/{w}/{tok}"
+	h.dc.InjectFault(execute, 1, discordtest.NetworkFailure)
+	h.dc.InjectFault(execute, 1, http.StatusServiceUnavailable)
+	h.dc.InjectFault(execute, 1, http.StatusInternalServerError)
+	if err := h.ms.BotSay(bob, alice, "survives the outage"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the message after retries", func() bool { return len(h.webhookMessages(bobCh)) == 2 })
+	if got := h.webhookMessages(bobCh)[1].Content; got != "survives the outage" {
+		t.Errorf("second message %q", got)
+	}
+
+	h.dc.InjectFault(execute, 100, http.StatusGatewayTimeout)
+	if err := h.ms.BotSay(bob, alice, "lost in the outage"); err != nil {
+		t.Fatal(err)
+	}
+	var notice string
+	h.waitFor("the failure reported to the owner", func() bool {
+		for _, m := range h.dc.Messages(bobCh) {
+			if m.WebhookID == "" && strings.Contains(m.Content, "could not be shown") {
+				notice = m.Content
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(notice, "lost in the outage") {
+		t.Errorf("notice %q lacks the message text", notice)
+	}
+	for _, w := range h.dc.Webhooks() {
+		if strings.Contains(notice, w.Token) {
+			t.Errorf("notice %q shows a webhook token", notice)
+		}
+	}
+}
+
+// TestNetworkErrorWithoutURL: a network failure's error names no URL (a webhook's holds its
+// token), and counts as transient.
+func TestNetworkErrorWithoutURL(t *testing.T) {
+	err := fmt.Errorf("failed: %w", &url.Error{Op: "Post", URL: "https://discord.com/api/v9/webhooks/1/SECRET?wait=true", Err: io.EOF})
+	if !transient(context.Background(), err) {
+		t.Error("network error not transient")
+	}
+	if got := withoutURL(err).Error(); strings.Contains(got, "SECRET") || !errors.Is(withoutURL(err), io.EOF) {
+		t.Errorf("withoutURL = %q", got)
 	}
 }
