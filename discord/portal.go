@@ -875,10 +875,14 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 	return wh, id, nil
 }
 
-// execute posts params through chat's webhook, creating the channel and webhook as needed. A
-// deleted webhook (10015) is recreated and a deleted channel (10003) recreated, each retried
-// once.
+// execute posts params through chat's webhook, creating the channel and webhook as needed,
+// with every mention suppressed unless params says otherwise. A deleted webhook (10015) is
+// recreated and a deleted channel (10003) recreated, each retried once; a transient failure is
+// retried with backoff (retryTransient).
 func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discordgo.WebhookParams) (*discordgo.Message, error) {
+	if params.AllowedMentions == nil {
+		params.AllowedMentions = noMentions()
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		ch, err := p.ensureChat(ctx, chat)

@@ -421,3 +421,14 @@ func TestNetworkErrorWithoutURL(t *testing.T) {
 		t.Errorf("withoutURL = %q", got)
 	}
 }
+
+// TestFailureTextIsText: an error's text, which may carry a server's words, is shown escaped
+// and on one line.
+func TestFailureTextIsText(t *testing.T) {
+	got := failureText(errors.New("refused: **x** <@1> @everyone\n\u202eline"))
+	for _, raw := range []string{"**x**", " <@1>", " @everyone", "\n", "\u202e"} {
+		if strings.Contains(got, raw) {
+			t.Errorf("failureText shows %q raw: %q", raw, got)
+		}
+	}
+}
