@@ -232,6 +232,16 @@ func splitMessageN(text string, maxParts int) []string {
 	return out
 }
 
+// fitMessage cuts a bot line that would exceed Discord's limit (a big group's member list,
+// say), marking the cut with "…".
+func fitMessage(s string) string {
+	if _, whole := runeOffset(s, maxMessageLen); whole {
+		return s
+	}
+	end, _ := runeOffset(s, maxMessageLen-1)
+	return s[:cutPoint(s[:end])] + "…"
+}
+
 // truncatedNote is the line that ends a message cut short, hidden characters not shown.
 func truncatedNote(hidden int) string {
 	return "\n*… message truncated, " + strconv.Itoa(hidden) + " characters not shown.*"

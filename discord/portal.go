@@ -283,8 +283,9 @@ func stopLine(st bridge.AccountState) string {
 	return "⚠️ The MSN session stopped."
 }
 
-// notice posts a bot line in the roster channel.
+// notice posts a bot line in the roster channel, cut to Discord's limit.
 func (p *portal) notice(ctx context.Context, text string) error {
+	text = fitMessage(text)
 	id, err := p.ensureRoster(ctx)
 	if err != nil {
 		return err
@@ -981,6 +982,7 @@ func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo
 	if msg.AllowedMentions == nil {
 		msg.AllowedMentions = noMentions()
 	}
+	msg.Content = fitMessage(msg.Content)
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
 		ch, err := p.ensureChat(ctx, chat)

@@ -432,3 +432,28 @@ func TestFailureTextIsText(t *testing.T) {
 		}
 	}
 }
+
+// TestBigGroupLineFits: a group of many long handles is announced in one line cut to Discord's
+// limit instead of a post Discord refuses.
+func TestBigGroupLineFits(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.login()
+	var members []string
+	for i := range 40 {
+		members = append(members, fmt.Sprintf("%s%02d@example.com", strings.Repeat("m", 100), i))
+	}
+	chat := bridge.GroupChat("77")
+	if err := h.fe.HandleEvent(context.Background(), h.core.Account(alice),
+		bridge.ChatMembership{Chat: chat, Handle: members[0], Joined: true, Members: members}); err != nil {
+		t.Fatal(err)
+	}
+	g := h.dc.ChannelByName("group-77")
+	if g == nil {
+		t.Fatal("no group channel")
+	}
+	msgs := h.dc.Messages(g.ID)
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Content, "*👥 Group conversation with") ||
+		utf8.RuneCountInString(msgs[0].Content) > maxMessageLen {
+		t.Fatalf("group line: %d messages", len(msgs))
+	}
+}
