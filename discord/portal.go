@@ -621,18 +621,27 @@ func (p *portal) overwrites() []*discordgo.PermissionOverwrite {
 
 // syncPermissions rewrites the overwrites of every channel of the account when its Discord
 // owner changed since they were written (a login, a link, a logout): only the current owner
-// and the bot may see them. It does nothing before discovery, which checks them itself. A
-// channel that cannot be updated leaves the account marked, so the next event tries again.
+// and the bot may see them. Before discovery it discovers, which checks them all. A channel
+// that cannot be updated leaves the account marked, so the next event tries again.
 func (p *portal) syncPermissions(ctx context.Context) {
 	owner := p.owner()
 	p.mu.Lock()
-	done := !p.discovered || p.permsOK && p.permsFor == owner
+	done := p.discovered && p.permsOK && p.permsFor == owner
 	p.mu.Unlock()
 	if done {
 		return
 	}
 	p.setup.Lock()
 	defer p.setup.Unlock()
+	p.mu.Lock()
+	discovered := p.discovered
+	p.mu.Unlock()
+	if !discovered {
+		if err := p.discover(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn().Err(err).Msg("Failed to find the account's Discord channels")
+		}
+		return
+	}
 	owner = p.owner()
 	want := p.overwrites()
 	p.mu.Lock()

@@ -457,3 +457,31 @@ func TestBigGroupLineFits(t *testing.T) {
 		t.Fatalf("group line: %d messages", len(msgs))
 	}
 }
+
+// TestPermissionsCheckedAtDiscovery: the account's Discord owner changed while the bridge was
+// stopped; at start the channels' overwrites are rewritten for the new owner, and the old one
+// loses access, even when it logs out before anything else happened.
+func TestPermissionsCheckedAtDiscovery(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	frank := h.dc.AddUser("frank")
+	h.loginAs(h.eve, alice, alicePW)
+	var roster *discordgo.Channel
+	h.waitFor("the roster channel", func() bool { roster = h.rosterChannel(alice); return roster != nil })
+	if !h.dc.CanView(h.eve, roster.ID) {
+		t.Fatal("the owner cannot see the roster")
+	}
+	h.stopBridge()
+	ctx := context.Background()
+	if _, err := h.store.RemoveLink(ctx, bridge.FrontendUser{Frontend: FrontendName, UserID: h.eve}, alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.AddLink(ctx, bridge.FrontendUser{Frontend: FrontendName, UserID: frank}, alice); err != nil {
+		t.Fatal(err)
+	}
+	h.startBridge()
+	h.waitFor("frank's access", func() bool { return h.dc.CanView(frank, roster.ID) })
+	cat := roster.ParentID
+	if h.dc.CanView(h.eve, roster.ID) || h.dc.CanView(h.eve, cat) {
+		t.Error("eve still sees the account after it passed to frank")
+	}
+}
