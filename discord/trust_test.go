@@ -485,3 +485,59 @@ func TestPermissionsCheckedAtDiscovery(t *testing.T) {
 		t.Error("eve still sees the account after it passed to frank")
 	}
 }
+
+// TestOldChannelAdoptedForItsContactOnly: a channel of an earlier version (named after the
+// contact, no handle in its topic) is still used for the contact on the list it was made for,
+// and gets the handle in its topic; a stranger whose handle gives the same name does not get it.
+func TestOldChannelAdoptedForItsContactOnly(t *testing.T) {
+	const catID, oldID = "900000000000000001", "900000000000000002"
+	const stranger = "bob@example-com"
+	h := newHarness(t, harnessOpts{fake: func(o *discordtest.Options) {
+		o.Channels = []*discordgo.Channel{
+			{ID: "900000000000000003", Name: "general", Type: discordgo.ChannelTypeGuildText},
+			{ID: catID, Name: "MSN — " + alice, Type: discordgo.ChannelTypeGuildCategory},
+			{ID: oldID, Name: "bob-at-example-com", Type: discordgo.ChannelTypeGuildText, ParentID: catID, Topic: "🟢 Online · building"},
+		}
+	}})
+	strangerRx := &recorder{}
+	if err := h.ms.AddBot(stranger, "x", "Bob", strangerRx.bot); err != nil {
+		t.Fatal(err)
+	}
+	h.login()
+	if err := h.ms.BotSay(stranger, alice, "from the stranger"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.BotSay(bob, alice, "from bob"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("bob's message in the old channel", func() bool {
+		ms := h.webhookMessages(oldID)
+		return len(ms) > 0 && ms[len(ms)-1].Content == "from bob"
+	})
+	h.waitFor("the stranger's message elsewhere", func() bool {
+		for _, c := range h.dc.Channels() {
+			if c.ID == oldID {
+				continue
+			}
+			for _, m := range h.webhookMessages(c.ID) {
+				if m.Content == "from the stranger" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	for _, m := range h.webhookMessages(oldID) {
+		if m.Content == "from the stranger" {
+			t.Error("the stranger's message was shown in bob's old channel")
+		}
+	}
+	h.waitFor("the handle in the old channel's topic", func() bool {
+		return strings.HasPrefix(h.dc.Channel(oldID).Topic, "`"+bob+"`")
+	})
+	h.dc.InjectUserMessage(oldID, h.dc.OwnerID(), "reply in the old channel")
+	h.waitFor("the reply at bob", func() bool { return slices.Contains(h.bobRx.got(), "reply in the old channel") })
+	if got := strangerRx.got(); len(got) != 0 {
+		t.Errorf("the stranger received %q", got)
+	}
+}
