@@ -17,6 +17,7 @@ import (
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/discord/discordtest"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
 // TestSplitCapsParts cuts a huge message into at most the configured number of parts, the last
@@ -182,6 +183,13 @@ func TestHostileTextStaysText(t *testing.T) {
 	if err := h.ms.SetPresence(hostileHandle, "NLN", hostilePSM); err != nil {
 		t.Fatal(err)
 	}
+	// A stranger with the same name asks to be a contact: it is listed by /msn requests.
+	if err := h.ms.AddBot("mallory3@example.com", "x", hostileName, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ms.AddContact("mallory3@example.com", alice, msntest.FL|msntest.AL); err != nil {
+		t.Fatal(err)
+	}
 	h.login()
 	owner := h.dc.OwnerID()
 	h.waitFor("the hostile contact in the roster", func() bool {
@@ -254,7 +262,9 @@ func TestHostileTextStaysText(t *testing.T) {
 			}
 		}
 	}
-	if o := h.dc.Original(tok); o != nil {
+	if o := h.dc.Original(tok); o == nil || !strings.Contains(o.Content, "mallory3") {
+		t.Errorf("/msn requests answered %+v", o)
+	} else {
 		all = append(all, shownText{"/msn requests", o.Content})
 	}
 	raw := []string{"**Boss**", "[click](", "[free](", "**loud**", "__under__", "\u202e", "\u2066"}
