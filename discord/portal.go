@@ -382,7 +382,7 @@ func (p *portal) discover(ctx context.Context) error {
 	for _, id := range stale {
 		if err := p.writeOverwrites(ctx, id, want); err != nil {
 			permsOK = false
-			p.log.Warn().Err(err).Str("channel_id", id).Msg("Failed to update a channel's permissions")
+			p.permissionsFailed(id, err)
 		}
 	}
 	known := map[string]*knownChannel{}
@@ -663,7 +663,7 @@ func (p *portal) syncPermissions(ctx context.Context) {
 			p.forgetChannel(id)
 		case err != nil:
 			ok = false
-			p.log.Warn().Err(err).Str("channel_id", id).Msg("Failed to update a channel's permissions")
+			p.permissionsFailed(id, err)
 		}
 	}
 	p.mu.Lock()
@@ -672,8 +672,21 @@ func (p *portal) syncPermissions(ctx context.Context) {
 	p.log.Info().Int("channels", len(ids)).Bool("owner_linked", owner != "").Msg("Channel permissions set for the account's owner")
 }
 
-// writeOverwrites replaces a channel's permission overwrites, under a bucket of its own so
-// that it never waits behind the channel's topic edits.
+// permissionsFailed logs a channel whose overwrites could not be rewritten; without the
+// Manage Permissions (Manage Roles) permission the bot can never rewrite them, which leaves an
+// earlier owner reading, so that is an error an admin must fix.
+func (p *portal) permissionsFailed(id string, err error) {
+	if isUnknown(err, discordgo.ErrCodeMissingPermissions) || isUnknown(err, discordgo.ErrCodeMissingAccess) {
+		p.log.Error().Err(err).Str("channel_id", id).
+			Msg("The bot may not change channel permissions: give it Manage Permissions, or an earlier owner keeps access")
+		return
+	}
+	p.log.Warn().Err(withoutURL(err)).Str("channel_id", id).Msg("Failed to update a channel's permissions")
+}
+
+// writeOverwrites replaces a channel's permission overwrites (Discord requires Manage
+// Permissions for it), under a bucket of its own so that it never waits behind the channel's
+// topic edits.
 func (p *portal) writeOverwrites(ctx context.Context, id string, ows []*discordgo.PermissionOverwrite) error {
 	body := map[string]any{"permission_overwrites": ows}
 	_, err := p.f.s.RequestWithBucketID("PATCH", discordgo.EndpointChannel(id), body,
