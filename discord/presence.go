@@ -383,7 +383,7 @@ const (
 	maxEmbedsPerMsg  = 10
 	maxCharsPerMsg   = 5800 // Discord: 6000 across all embeds of a message
 	maxRosterPages   = 10
-	maxFieldNameLen  = 120
+	maxFieldNameLen  = 100 // escaped, at most twice as long: Discord allows 256
 	maxFieldPSMLen   = 200
 	maxFieldMediaLen = 120
 	footerRoom       = 60 // for the "… and N more" footer

@@ -551,3 +551,16 @@ func TestOldChannelAdoptedForItsContactOnly(t *testing.T) {
 		t.Errorf("the stranger received %q", got)
 	}
 }
+
+// TestRosterFieldFitsWhenEscaped: a name made only of Markdown characters, escaped, still fits
+// Discord's 256 characters of an embed field name, with its status and block mark.
+func TestRosterFieldFitsWhenEscaped(t *testing.T) {
+	f := contactField(bridge.Contact{Handle: bob, Name: strings.Repeat("*_", 200), Status: bridge.StatusPhone, Blocked: true,
+		PSM: strings.Repeat("<@1>", 300), Media: strings.Repeat("`", 300)})
+	if n := utf8.RuneCountInString(f.Name); n > 256 {
+		t.Errorf("field name of %d characters", n)
+	}
+	if n := utf8.RuneCountInString(f.Value); n > 1024 {
+		t.Errorf("field value of %d characters", n)
+	}
+}
