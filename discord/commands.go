@@ -88,7 +88,7 @@ func (f *Frontend) requestButtons(account, contact string) discordgo.ActionsRow 
 		return t
 	}
 	return discordgo.ActionsRow{Components: []discordgo.MessageComponent{
-		discordgo.Button{Label: "Accept " + truncate(contact, 60), Style: discordgo.SuccessButton, CustomID: token(true)},
+		discordgo.Button{Label: "Accept " + bridge.CleanLine(contact, 60), Style: discordgo.SuccessButton, CustomID: token(true)},
 		discordgo.Button{Label: "Decline", Style: discordgo.DangerButton, CustomID: token(false)},
 	}}
 }
@@ -221,7 +221,7 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 		case err != nil:
 			f.finish(ctx, i, "❌ Could not link the account: "+bridge.ScrubError(err).Error())
 		default:
-			f.finish(ctx, i, "✅ **"+acc.Handle()+"** is now mirrored here too (same MSN session). Your contacts will appear in its category.")
+			f.finish(ctx, i, "✅ **"+shown(acc.Handle(), bridge.MaxShownName)+"** is now mirrored here too (same MSN session). Your contacts will appear in its category.")
 		}
 		return
 	}
@@ -248,8 +248,11 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 	switch sub.Name {
 	case "logout":
 		err := f.core.Logout(actx, owner, handle)
-		if err == nil && p != nil {
-			_ = p.notice(actx, "👋 Logged out of MSN by <@"+user+">.")
+		if lp := f.portalByHandle(handle); err == nil && lp != nil {
+			// The account's channels stay, for their history, but only for a Discord owner
+			// it still has.
+			lp.syncPermissions(actx)
+			_ = lp.notice(actx, "👋 Logged out of MSN by <@"+user+">.")
 		}
 		result(err, "✅ Logged out of **"+handle+"** here.")
 	case "status":
@@ -264,13 +267,13 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 	case "name":
 		result(acc.SetName(actx, FrontendName, opt("name")), "✅ Display name set.")
 	case "add":
-		result(acc.AddContact(actx, email, ""), "✅ Added **"+email+"**.")
+		result(acc.AddContact(actx, email, ""), "✅ Added **"+shown(email, bridge.MaxShownName)+"**.")
 	case "remove":
-		result(acc.RemoveContact(actx, email), "✅ Removed **"+email+"**.")
+		result(acc.RemoveContact(actx, email), "✅ Removed **"+shown(email, bridge.MaxShownName)+"**.")
 	case "block":
-		result(acc.Block(actx, email), "✅ Blocked **"+email+"**.")
+		result(acc.Block(actx, email), "✅ Blocked **"+shown(email, bridge.MaxShownName)+"**.")
 	case "unblock":
-		result(acc.Unblock(actx, email), "✅ Unblocked **"+email+"**.")
+		result(acc.Unblock(actx, email), "✅ Unblocked **"+shown(email, bridge.MaxShownName)+"**.")
 	case "requests":
 		f.listRequests(ctx, i, acc)
 	case "chat":
@@ -477,8 +480,8 @@ func (f *Frontend) requestButton(ctx context.Context, i *discordgo.Interaction, 
 	}
 	f.mu.Unlock()
 	if a.accept {
-		f.finish(ctx, i, "✅ Accepted **"+a.contact+"** and added them to your contacts.")
+		f.finish(ctx, i, "✅ Accepted **"+shown(a.contact, bridge.MaxShownName)+"** and added them to your contacts.")
 	} else {
-		f.finish(ctx, i, "✅ Declined **"+a.contact+"**.")
+		f.finish(ctx, i, "✅ Declined **"+shown(a.contact, bridge.MaxShownName)+"**.")
 	}
 }

@@ -51,6 +51,9 @@ type Config struct {
 	TypingInterval time.Duration `yaml:"typing_interval"`
 	// LoginTimeout bounds a /msn login.
 	LoginTimeout time.Duration `yaml:"login_timeout"`
+	// MaxPartsPerMessage caps the Discord posts one MSN message becomes (Discord takes 2000
+	// characters per post); the last part says how much was not shown.
+	MaxPartsPerMessage int `yaml:"max_parts_per_message"`
 }
 
 // DefaultConfig returns the defaults (the values of ExampleConfig), disabled and without a
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		TopicWindow:         10 * time.Minute,
 		TypingInterval:      8 * time.Second,
 		LoginTimeout:        60 * time.Second,
+		MaxPartsPerMessage:  5,
 	}
 }
 
@@ -94,6 +98,9 @@ func (c Config) withDefaults() Config {
 	dur(&c.LoginTimeout, d.LoginTimeout)
 	if c.TopicEditsPerWindow == 0 {
 		c.TopicEditsPerWindow = d.TopicEditsPerWindow
+	}
+	if c.MaxPartsPerMessage == 0 {
+		c.MaxPartsPerMessage = d.MaxPartsPerMessage
 	}
 	return c
 }
@@ -149,11 +156,17 @@ func (c Config) Validate() error {
 	if c.TopicEditsPerWindow < 1 {
 		bad("topic_edits_per_window", "must be at least 1, got %d", c.TopicEditsPerWindow)
 	}
+	if c.MaxPartsPerMessage < 1 || c.MaxPartsPerMessage > maxPartsCap {
+		bad("max_parts_per_message", "must be between 1 and %d, got %d", maxPartsCap, c.MaxPartsPerMessage)
+	}
 	if c.LoginTimeout > 0 && c.LoginTimeout > 14*time.Minute {
 		bad("login_timeout", "must be under 14m (interaction tokens expire after 15m), got %s", c.LoginTimeout)
 	}
 	return errors.Join(errs...)
 }
+
+// maxPartsCap bounds max_parts_per_message: beyond it one message floods a channel.
+const maxPartsCap = 50
 
 func isSnowflake(s string) bool {
 	if s == "" || len(s) > 20 {

@@ -299,6 +299,7 @@ func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bri
 	}
 	ctx, cancel := mergeCancel(ctx, f.bgCtx)
 	defer cancel()
+	p.syncPermissions(ctx)
 	return p.handleEvent(ctx, evt)
 }
 

@@ -117,7 +117,7 @@ func TestAccountStopsOthersKeepWorking(t *testing.T) {
 	h.waitFor("both rosters", func() bool {
 		_, a := h.rosterOf(alice)
 		_, g := h.rosterOf("grace@example.com")
-		return strings.Contains(a, "Erin") && strings.Contains(g, bobName)
+		return strings.Contains(a, "Erin") && strings.Contains(g, escapeMarkdown(bobName))
 	})
 
 	if err := h.ms.Kick(alice); err != nil {
@@ -202,7 +202,7 @@ func TestOnlineOfflineCategories(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitFor("moved back", func() bool { return h.dc.Channel(daveCh).ParentID == online })
-	h.waitFor("topic", func() bool { return h.dc.Channel(daveCh).Topic == "🟢 Online · back" })
+	h.waitFor("topic", func() bool { return h.dc.Channel(daveCh).Topic == "`"+dave+"` · 🟢 Online · back" })
 	if n := h.dc.Count429(); n != 0 {
 		t.Errorf("%d 429s: %v", n, h.dc.Routes429())
 	}

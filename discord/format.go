@@ -1,6 +1,7 @@
 package discord
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -71,6 +72,13 @@ func escapeMarkdown(text string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// shown makes a piece of remote text (a name, PSM, handle or server-sent reason) fit for a
+// line of a bot notice, a topic or an embed: one line without control or bidirectional
+// formatting characters, at most max characters, every Markdown character escaped.
+func shown(s string, max int) string {
+	return escapeMarkdown(bridge.CleanLine(s, max))
 }
 
 // isMassMentionAt reports whether s starts with @everyone or @here.
@@ -189,28 +197,84 @@ func oneLine(s string) string {
 }
 
 // splitMessage cuts text into pieces of at most maxMessageLen characters, preferring line
-// breaks, then spaces. Invalid UTF-8 becomes U+FFFD, whether or not the text is cut.
-func splitMessage(text string) []string {
+// breaks, then spaces. Invalid UTF-8 becomes U+FFFD, whether or not the text is cut. It is
+// splitMessageN without a cap on the parts.
+func splitMessage(text string) []string { return splitMessageN(text, 0) }
+
+// splitMessageN is splitMessage in one pass over text, with at most maxParts parts (<= 0: no
+// cap). When the text needs more, the last part is cut short and ends with a line saying how
+// many characters are not shown, so a huge message costs a bounded number of posts.
+func splitMessageN(text string, maxParts int) []string {
 	text = strings.ToValidUTF8(text, "\uFFFD")
 	var out []string
-	for utf8.RuneCountInString(text) > maxMessageLen {
-		r := []rune(text)
-		cut := maxMessageLen
-		window := string(r[:maxMessageLen])
-		if i := strings.LastIndex(window, "\n"); i > maxMessageLen/2 {
-			cut = utf8.RuneCountInString(window[:i]) + 1
-		} else if i := strings.LastIndex(window, " "); i > maxMessageLen/2 {
-			cut = utf8.RuneCountInString(window[:i]) + 1
+	for text != "" {
+		last := maxParts > 0 && len(out) == maxParts-1
+		end, whole := runeOffset(text, maxMessageLen)
+		if whole {
+			out = append(out, text)
+			break
 		}
-		// Never between a backslash and the character it escapes.
-		if part := string(r[:cut]); (len(part)-len(strings.TrimRight(part, "\\")))%2 == 1 && cut > 1 {
-			cut--
+		if !last {
+			cut := cutPoint(text[:end])
+			out = append(out, text[:cut])
+			text = text[cut:]
+			continue
 		}
-		out = append(out, string(r[:cut]))
-		text = string(r[cut:])
-	}
-	if text != "" {
-		out = append(out, text)
+		// The last part allowed: cut it short to leave room for the note. The note's number
+		// has at most as many digits as the text's length.
+		note := truncatedNote(len(text))
+		end, _ = runeOffset(text, maxMessageLen-utf8.RuneCountInString(note))
+		cut := cutPoint(text[:end])
+		hidden := utf8.RuneCountInString(text[cut:])
+		out = append(out, text[:cut]+truncatedNote(hidden))
+		break
 	}
 	return out
+}
+
+// fitMessage cuts a bot line that would exceed Discord's limit (a big group's member list,
+// say), marking the cut with "…".
+func fitMessage(s string) string {
+	if _, whole := runeOffset(s, maxMessageLen); whole {
+		return s
+	}
+	end, _ := runeOffset(s, maxMessageLen-1)
+	return s[:cutPoint(s[:end])] + "…"
+}
+
+// truncatedNote is the line that ends a message cut short, hidden characters not shown.
+func truncatedNote(hidden int) string {
+	return "\n*… message truncated, " + strconv.Itoa(hidden) + " characters not shown.*"
+}
+
+// runeOffset returns the byte offset of the n-th character of s, and whether s has at most n
+// characters (the offset is then len(s)).
+func runeOffset(s string, n int) (int, bool) {
+	i := 0
+	for ; n > 0 && i < len(s); n-- {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return i, i == len(s)
+}
+
+// cutPoint returns where to end a part that window (a prefix of the text) bounds: after its
+// last line break or space in its second half, else at its end; never between a backslash and
+// the character it escapes.
+func cutPoint(window string) int {
+	cut := len(window)
+	half := len(window) / 2
+	if i := strings.LastIndexByte(window, '\n'); i >= half && i > 0 {
+		cut = i + 1
+	} else if i := strings.LastIndexByte(window, ' '); i >= half && i > 0 {
+		cut = i + 1
+	}
+	if n := len(window[:cut]) - len(strings.TrimRight(window[:cut], "\\")); n%2 == 1 && cut > 1 {
+		cut--
+	}
+	return cut
 }

@@ -25,7 +25,7 @@ func TestLinkedAccountEndToEnd(t *testing.T) {
 	h.waitFor("roster with every contact", func() bool {
 		id, r := h.roster()
 		rosterID = id
-		return strings.Contains(section(r, "🟢 Online"), bobName) &&
+		return strings.Contains(section(r, "🟢 Online"), escapeMarkdown(bobName)) &&
 			strings.Contains(section(r, "🟢 Online"), "building") &&
 			strings.Contains(section(r, "🟡 Away"), "Carol") &&
 			strings.Contains(section(r, "🔴 Busy"), "Dave") &&
@@ -61,7 +61,7 @@ func TestLinkedAccountEndToEnd(t *testing.T) {
 	if m.Content != `hi \*alice\* \@everyone` {
 		t.Errorf("content %q", m.Content)
 	}
-	if topic := h.dc.Channel(bobCh).Topic; topic != "🟢 Online · building" {
+	if topic := h.dc.Channel(bobCh).Topic; topic != "`"+bob+"` · 🟢 Online · building" {
 		t.Errorf("new channel topic %q", topic)
 	}
 
@@ -108,7 +108,7 @@ func TestLinkedAccountEndToEnd(t *testing.T) {
 		}
 		return false
 	})
-	if topic := h.dc.Channel(erinCh).Topic; topic != "⚫ Offline" {
+	if topic := h.dc.Channel(erinCh).Topic; topic != "`"+erin+"` · ⚫ Offline" {
 		t.Errorf("offline topic %q", topic)
 	}
 
@@ -241,9 +241,9 @@ func TestPresenceStorm(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		bob:   "🔴 Busy · final bob",
-		carol: "🟡 Away · final carol",
-		dave:  "⚫ Offline",
+		bob:   "`" + bob + "` · 🔴 Busy · final bob",
+		carol: "`" + carol + "` · 🟡 Away · final carol",
+		dave:  "`" + dave + "` · ⚫ Offline",
 	}
 	h.waitFor("final topics", func() bool {
 		for c, topic := range want {

@@ -297,8 +297,13 @@ func (p *portal) withdrawnNotice(ctx context.Context, out *outgoingMsg) {
 	p.deletedNotice(rctx, out.chat, delivered)
 }
 
-// failureText is a short reason for a failed action, fit for the user.
+// failureText is a short reason for a failed action, fit for the user: an error's text may
+// carry a server's words, so it is cleaned and escaped as remote text is.
 func failureText(err error) string {
+	return shown(failureReason(err), maxShownError)
+}
+
+func failureReason(err error) string {
 	var se *bridge.SendError
 	var stopped *bridge.StoppedError
 	switch {

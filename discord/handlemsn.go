@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
 
@@ -16,7 +17,7 @@ import (
 // showMessage posts an MSN message through the chat's webhook under the sender's friendly name.
 // Messages the owner sent from another frontend are shown too, marked with where they came from.
 func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
-	text := renderMSN(m.Text, m.Format)
+	text := renderMSN(bridge.CleanText(m.Text), m.Format)
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
@@ -26,7 +27,7 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 			name = c.Name
 		}
 	}
-	username := sanitizeUsername(name, m.Sender)
+	username := sanitizeUsername(bridge.CleanLine(name, bridge.MaxShownName), bridge.CleanLine(m.Sender, bridge.MaxShownName))
 	if m.FromMe {
 		suffix := " (you"
 		if m.Origin != "" {
@@ -38,16 +39,50 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 	if m.Chat.IsGroup() {
 		p.noteMember(m.Chat, m.Sender)
 	}
-	for _, part := range splitMessage(text) {
+	parts := splitMessageN(text, p.f.cfg.MaxPartsPerMessage)
+	for i, part := range parts {
 		if _, err := p.execute(ctx, m.Chat, &discordgo.WebhookParams{
 			Content:         part,
 			Username:        username,
 			AllowedMentions: noMentions(),
 		}); err != nil {
-			return fmt.Errorf("failed to show an msn message: %w", err)
+			err = fmt.Errorf("failed to show an msn message: %w", err)
+			if ctx.Err() == nil {
+				p.reportUnshown(ctx, m, parts[i:], err)
+			}
+			return err
 		}
 	}
 	return nil
+}
+
+// reportUnshown tells the owner, in the chat's channel (or the roster channel when that fails
+// too), that an MSN message could not be posted, with as much of its text as a bot message
+// holds.
+func (p *portal) reportUnshown(ctx context.Context, m bridge.Message, parts []string, cause error) {
+	from := "you"
+	if !m.FromMe {
+		c, _ := p.account().Contact(m.Sender)
+		if c.Handle == "" {
+			c = bridge.Contact{Handle: m.Sender, Name: m.SenderName}
+		}
+		from = contactLabel(c)
+	}
+	head := "⚠️ A message from " + from + " could not be shown here (" + shown(cause.Error(), maxShownError) + "). It said:\n"
+	body := parts[0]
+	if len(parts) > 1 {
+		body += fmt.Sprintf("\n*… and %d more parts.*", len(parts)-1)
+	}
+	line := head + body
+	if utf8.RuneCountInString(line) > maxMessageLen {
+		end, _ := runeOffset(body, maxMessageLen-utf8.RuneCountInString(head)-1)
+		line = head + body[:cutPoint(body[:end])] + "…"
+	}
+	if _, err := p.botSend(ctx, m.Chat, &discordgo.MessageSend{Content: line}); err != nil {
+		if err = p.notice(ctx, line); err != nil {
+			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to report an MSN message that could not be shown")
+		}
+	}
 }
 
 // showNudge posts a nudge as an italic system line.
@@ -56,7 +91,7 @@ func (p *portal) showNudge(ctx context.Context, n bridge.Nudge) error {
 	if c, ok := p.account().Contact(n.Sender); ok && c.Name != "" {
 		who = c.Name
 	}
-	line := "*📳 " + escapeMarkdown(who) + " sent you a nudge!*"
+	line := "*📳 " + shown(who, bridge.MaxShownName) + " sent you a nudge!*"
 	if n.FromMe {
 		line = "*📳 You sent a nudge"
 		if n.Origin != "" {
@@ -117,10 +152,10 @@ func (p *portal) showMembership(ctx context.Context, e bridge.ChatMembership) er
 	}
 	acc := p.account() // before p.mu: name is called with it held
 	name := func(h string) string {
-		if c, ok := acc.Contact(h); ok && c.Name != "" && c.Name != h {
-			return escapeMarkdown(c.Name) + " (" + h + ")"
+		if c, ok := acc.Contact(h); ok {
+			return contactLabel(c)
 		}
-		return h
+		return shown(h, bridge.MaxShownName)
 	}
 	p.mu.Lock()
 	ch := p.chats[e.Chat]
@@ -193,12 +228,13 @@ func (p *portal) showDeliveryFailure(ctx context.Context, e bridge.DeliveryFailu
 			// the contact still has the message it corrected.)
 			p.carried.take(ref.messageID)
 		}
-		p.reportFailure(ctx, ref, e.Reason.Describe())
+		p.reportFailure(ctx, ref, shown(e.Reason.Describe(), maxShownError))
 		return nil
 	}
-	line := "⚠️ A message was not delivered: " + e.Reason.Describe()
+	why := shown(e.Reason.Describe(), maxShownError)
+	line := "⚠️ A message was not delivered: " + why
 	if e.Origin != "" && e.Origin != FrontendName {
-		line = "⚠️ A message sent via " + e.Origin + " was not delivered: " + e.Reason.Describe()
+		line = "⚠️ A message sent via " + e.Origin + " was not delivered: " + why
 	}
 	if _, err := p.botSend(ctx, e.Chat, &discordgo.MessageSend{Content: line}); err != nil {
 		return fmt.Errorf("failed to show a delivery failure: %w", err)

@@ -2,8 +2,14 @@ package discord
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -47,8 +53,12 @@ type portal struct {
 	contacts     map[string]bridge.Contact
 	own          bridge.OwnProfile
 	haveOwn      bool
-	known        map[string]knownChannel // existing channels by name, from discovery
+	known        map[string]*knownChannel // the category's contact and group channels, by id
 	chats        map[bridge.ChatID]*chatChannel
+	// permsFor is the Discord owner the channels' overwrites were last written for; permsOK
+	// says they were (all of them), so an owner change is seen by comparing.
+	permsFor     string
+	permsOK      bool
 	lastState    bridge.AccountStateKind
 	lastStopNote string
 	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
@@ -90,7 +100,7 @@ func newPortal(f *Frontend, acc *bridge.Account) *portal {
 		sends:     newRecentIndex[sentRef](512),
 		carried:   newRecentIndex[string](512),
 		contacts:  map[string]bridge.Contact{},
-		known:     map[string]knownChannel{},
+		known:     map[string]*knownChannel{},
 		chats:     map[bridge.ChatID]*chatChannel{},
 		typingOut: map[bridge.ChatID]time.Time{},
 	}
@@ -218,7 +228,7 @@ func (p *portal) handleState(ctx context.Context, st bridge.AccountState) error 
 		if prev != bridge.StateReconnecting {
 			line = "🔄 Lost the connection to MSN; reconnecting…"
 			if st.Err != nil {
-				line = fmt.Sprintf("🔄 Lost the connection to MSN (%s); reconnecting…", st.Err)
+				line = "🔄 Lost the connection to MSN (" + shown(st.Err.Error(), maxShownError) + "); reconnecting…"
 			}
 		}
 	case bridge.StateStopped:
@@ -250,6 +260,9 @@ func (p *portal) handleState(ctx context.Context, st bridge.AccountState) error 
 	return p.notice(ctx, line)
 }
 
+// maxShownError caps an error's text in a notice.
+const maxShownError = 300
+
 // stopLine describes why an account stopped, for its owner.
 func stopLine(st bridge.AccountState) string {
 	switch st.Reason {
@@ -265,13 +278,14 @@ func stopLine(st bridge.AccountState) string {
 		return ""
 	}
 	if st.Err != nil {
-		return "⚠️ The MSN session stopped: " + st.Err.Error()
+		return "⚠️ The MSN session stopped: " + shown(st.Err.Error(), maxShownError)
 	}
 	return "⚠️ The MSN session stopped."
 }
 
-// notice posts a bot line in the roster channel.
+// notice posts a bot line in the roster channel, cut to Discord's limit.
 func (p *portal) notice(ctx context.Context, text string) error {
+	text = fitMessage(text)
 	id, err := p.ensureRoster(ctx)
 	if err != nil {
 		return err
@@ -311,11 +325,13 @@ func (p *portal) noteListChange(ctx context.Context, e bridge.ListChange) error 
 	return p.notice(ctx, line)
 }
 
+// contactLabel names a contact in a notice: "**name** (handle)", both cleaned and escaped.
 func contactLabel(c bridge.Contact) string {
-	if c.Name != "" && c.Name != c.Handle {
-		return fmt.Sprintf("**%s** (%s)", escapeMarkdown(c.Name), c.Handle)
+	handle := shown(c.Handle, bridge.MaxShownName)
+	if name := bridge.CleanLine(c.Name, bridge.MaxShownName); name != "" && name != c.Handle {
+		return "**" + escapeMarkdown(name) + "** (" + handle + ")"
 	}
-	return c.Handle
+	return handle
 }
 
 // Layout.
@@ -351,7 +367,25 @@ func (p *portal) discover(ctx context.Context) error {
 			}
 		}
 	}
-	known := map[string]knownChannel{}
+	// Every channel of the account gets the overwrites of its current owner: an earlier owner
+	// must not keep reading.
+	want := p.overwrites()
+	owner := p.owner()
+	var stale []string
+	for _, c := range chans {
+		if (c.ID == catID || c.ID == offID || c.ParentID != "" && (c.ParentID == catID || c.ParentID == offID)) &&
+			!sameOverwrites(c.PermissionOverwrites, want) {
+			stale = append(stale, c.ID)
+		}
+	}
+	permsOK := true
+	for _, id := range stale {
+		if err := p.writeOverwrites(ctx, id, want); err != nil {
+			permsOK = false
+			p.permissionsFailed(id, err)
+		}
+	}
+	known := map[string]*knownChannel{}
 	var rosterID string
 	for _, c := range chans {
 		if c.Type != discordgo.ChannelTypeGuildText || c.ParentID == "" || (c.ParentID != catID && c.ParentID != offID) {
@@ -361,7 +395,7 @@ func (p *portal) discover(ctx context.Context) error {
 			rosterID = c.ID
 			continue
 		}
-		known[c.Name] = knownChannel{id: c.ID, parent: c.ParentID}
+		known[c.ID] = &knownChannel{id: c.ID, name: c.Name, parent: c.ParentID, topic: c.Topic, handle: topicHandle(c.Topic)}
 	}
 	var msgs []string
 	if rosterID != "" {
@@ -379,6 +413,7 @@ func (p *portal) discover(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.discovered = true
+	p.permsFor, p.permsOK = owner, permsOK
 	p.categoryID, p.offlineCatID, p.rosterID = catID, offID, rosterID
 	p.rosterMsgs, p.rosterHashes = msgs, make([]string, len(msgs))
 	p.known = known
@@ -389,7 +424,7 @@ func (p *portal) discover(ctx context.Context) error {
 	// Bind the contact channels found, so topics are maintained and messages routed.
 	p.mu.Lock()
 	for handle := range p.contacts {
-		p.adoptLocked(bridge.DirectChat(handle))
+		p.adoptLocked(bridge.DirectChat(handle), true)
 	}
 	p.mu.Unlock()
 	p.log.Debug().Str("category_id", catID).Str("roster_channel_id", rosterID).Int("contact_channels", len(known)).
@@ -397,32 +432,141 @@ func (p *portal) discover(ctx context.Context) error {
 	return nil
 }
 
-// adoptLocked binds the existing channel of chat found by discovery, if any. p.mu is held.
-func (p *portal) adoptLocked(chat bridge.ChatID) {
+// adoptLocked binds the existing channel of chat found by discovery, if any. A contact's
+// channel is the one whose topic starts with the contact's exact handle (names are not one to
+// one: "bob.smith@x" and "bob-smith@x" give the same); a channel already bound to another chat
+// is never taken. A channel of an earlier version, without the handle in its topic, is taken by
+// name only for a contact on the list (contact) whose name no other contact shares; its topic is
+// then rewritten with the handle. p.mu is held.
+func (p *portal) adoptLocked(chat bridge.ChatID, contact bool) {
 	if ch, ok := p.chats[chat]; ok && ch.id != "" {
 		return
 	}
-	name := chatChannelName(chat)
-	k, ok := p.known[name]
-	if !ok {
+	var k *knownChannel
+	if chat.IsGroup() {
+		k = p.knownByNameLocked(chatChannelName(chat))
+	} else {
+		handle := chat.Contact()
+		for _, c := range p.known {
+			if c.handle == handle && !p.boundElsewhereLocked(c.id, chat) {
+				k = c
+				break
+			}
+		}
+		if k == nil && contact {
+			k = p.legacyChannelLocked(chat)
+		}
+	}
+	if k == nil || p.boundElsewhereLocked(k.id, chat) {
 		return
+	}
+	if !chat.IsGroup() {
+		k.handle = chat.Contact()
 	}
 	ch := p.chats[chat]
 	if ch == nil {
 		ch = &chatChannel{chat: chat}
 		p.chats[chat] = ch
 	}
-	// The topic it has is unknown (edited by an earlier run or by hand): set it once.
-	ch.id, ch.name, ch.webhook, ch.topic, ch.parent = k.id, name, nil, "\x00unknown", k.parent
+	ch.id, ch.name, ch.webhook, ch.topic, ch.parent = k.id, k.name, nil, k.topic, k.parent
 	ch.topicPending, ch.parentPending = time.Time{}, time.Time{}
 	p.refreshChannelLocked(chat)
 	p.f.bindChannel(k.id, channelRef{p: p, chat: chat})
 }
 
-// knownChannel is an existing channel found by discovery.
+// knownByNameLocked returns the unmarked channel named name (a group chat's), or nil. p.mu is
+// held.
+func (p *portal) knownByNameLocked(name string) *knownChannel {
+	for _, c := range p.known {
+		if c.name == name && c.handle == "" {
+			return c
+		}
+	}
+	return nil
+}
+
+// legacyChannelLocked returns the unmarked channel carrying chat's name when chat's contact is
+// on the list and is the only contact with that name, or nil. p.mu is held.
+func (p *portal) legacyChannelLocked(chat bridge.ChatID) *knownChannel {
+	handle := chat.Contact()
+	if _, ok := p.contacts[handle]; !ok {
+		return nil
+	}
+	name := chatChannelName(chat)
+	k := p.knownByNameLocked(name)
+	if k == nil || topicHandle(k.topic) != "" {
+		return nil
+	}
+	for h := range p.contacts {
+		if h != handle && chatChannelName(bridge.DirectChat(h)) == name {
+			return nil
+		}
+	}
+	return k
+}
+
+// boundElsewhereLocked reports whether channel id mirrors something other than chat of this
+// portal. p.mu is held (the frontend's lock is taken after it).
+func (p *portal) boundElsewhereLocked(id string, chat bridge.ChatID) bool {
+	ref, ok := p.f.channel(id)
+	if ok && (ref.p != p || ref.chat != chat) {
+		return true
+	}
+	for c, ch := range p.chats {
+		if c != chat && ch.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// knownChannel is an existing contact or group channel of the account's categories: found by
+// discovery or created since.
 type knownChannel struct {
 	id     string
+	name   string
 	parent string
+	topic  string
+	handle string // the exact contact handle its topic names; "" for a group or an old channel
+}
+
+// uniqueChannelNameLocked is the name of a new channel for chat: chatChannelName, with a short
+// suffix stable for the chat when another channel of the account already has that name. p.mu
+// is held.
+func (p *portal) uniqueChannelNameLocked(chat bridge.ChatID) string {
+	name := chatChannelName(chat)
+	taken := func(n string) bool {
+		for _, c := range p.known {
+			if c.name == n {
+				return true
+			}
+		}
+		return n == p.f.cfg.RosterChannelName
+	}
+	if !taken(name) {
+		return name
+	}
+	sum := sha256.Sum256([]byte(chat))
+	suffix := "-" + hex.EncodeToString(sum[:3])
+	return strings.TrimRight(name[:min(len(name), 100-len(suffix))], "-") + suffix
+}
+
+// topicMarker is how a contact channel's topic starts: the exact handle in a code span.
+func topicMarker(handle string) string {
+	return "`" + strings.ReplaceAll(bridge.CleanLine(handle, 0), "`", "'") + "`"
+}
+
+// topicHandle returns the handle a topic starts with (see topicMarker), or "".
+func topicHandle(topic string) string {
+	rest, ok := strings.CutPrefix(topic, "`")
+	if !ok {
+		return ""
+	}
+	h, _, ok := strings.Cut(rest, "`")
+	if !ok {
+		return ""
+	}
+	return h
 }
 
 // ensureCategory returns the account's category, creating it private to the owner and the bot.
@@ -475,6 +619,100 @@ func (p *portal) overwrites() []*discordgo.PermissionOverwrite {
 	return ows
 }
 
+// syncPermissions rewrites the overwrites of every channel of the account when its Discord
+// owner changed since they were written (a login, a link, a logout): only the current owner
+// and the bot may see them. Before discovery it discovers, which checks them all. A channel
+// that cannot be updated leaves the account marked, so the next event tries again.
+func (p *portal) syncPermissions(ctx context.Context) {
+	owner := p.owner()
+	p.mu.Lock()
+	done := p.discovered && p.permsOK && p.permsFor == owner
+	p.mu.Unlock()
+	if done {
+		return
+	}
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	p.mu.Lock()
+	discovered := p.discovered
+	p.mu.Unlock()
+	if !discovered {
+		if err := p.discover(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn().Err(err).Msg("Failed to find the account's Discord channels")
+		}
+		return
+	}
+	owner = p.owner()
+	want := p.overwrites()
+	p.mu.Lock()
+	ids := make([]string, 0, len(p.known)+3)
+	for _, id := range []string{p.categoryID, p.offlineCatID, p.rosterID} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	for id := range p.known {
+		ids = append(ids, id)
+	}
+	p.mu.Unlock()
+	ok := true
+	for _, id := range ids {
+		err := p.writeOverwrites(ctx, id, want)
+		switch {
+		case isUnknown(err, discordgo.ErrCodeUnknownChannel):
+			p.forgetChannel(id)
+		case err != nil:
+			ok = false
+			p.permissionsFailed(id, err)
+		}
+	}
+	p.mu.Lock()
+	p.permsFor, p.permsOK = owner, ok
+	p.mu.Unlock()
+	p.log.Info().Int("channels", len(ids)).Bool("owner_linked", owner != "").Msg("Channel permissions set for the account's owner")
+}
+
+// permissionsFailed logs a channel whose overwrites could not be rewritten; without the
+// Manage Permissions (Manage Roles) permission the bot can never rewrite them, which leaves an
+// earlier owner reading, so that is an error an admin must fix.
+func (p *portal) permissionsFailed(id string, err error) {
+	if isUnknown(err, discordgo.ErrCodeMissingPermissions) || isUnknown(err, discordgo.ErrCodeMissingAccess) {
+		p.log.Error().Err(err).Str("channel_id", id).
+			Msg("The bot may not change channel permissions: give it Manage Permissions, or an earlier owner keeps access")
+		return
+	}
+	p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", id).Msg("Failed to update a channel's permissions")
+}
+
+// writeOverwrites replaces a channel's permission overwrites (Discord requires Manage
+// Permissions for it), under a bucket of its own so that it never waits behind the channel's
+// topic edits.
+func (p *portal) writeOverwrites(ctx context.Context, id string, ows []*discordgo.PermissionOverwrite) error {
+	body := map[string]any{"permission_overwrites": ows}
+	_, err := p.f.s.RequestWithBucketID("PATCH", discordgo.EndpointChannel(id), body,
+		discordgo.EndpointChannel(id)+"#permissions", discordgo.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("failed to set channel permissions: %w", err)
+	}
+	return nil
+}
+
+// sameOverwrites reports whether two overwrite lists grant and deny the same, in any order.
+func sameOverwrites(a, b []*discordgo.PermissionOverwrite) bool {
+	a, b = nonNil(a), nonNil(b)
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y *discordgo.PermissionOverwrite) bool {
+			return x.ID == y.ID && x.Type == y.Type && x.Allow == y.Allow && x.Deny == y.Deny
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
 // ensureRoster returns the roster channel, creating the category and channel when needed.
 func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 	p.mu.Lock()
@@ -496,11 +734,12 @@ func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 		return id, nil
 	}
 	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-		Name:     p.f.cfg.RosterChannelName,
-		Type:     discordgo.ChannelTypeGuildText,
-		Topic:    "Contacts of " + p.handle + " on MSN, live. Use /msn here to manage the account.",
-		ParentID: cat,
-		Position: 0,
+		Name:                 p.f.cfg.RosterChannelName,
+		Type:                 discordgo.ChannelTypeGuildText,
+		Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
+		ParentID:             cat,
+		Position:             0,
+		PermissionOverwrites: p.overwrites(),
 	}, discordgo.WithContext(ctx))
 	if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
 		p.mu.Lock()
@@ -542,7 +781,8 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 		return nil, err
 	}
 	p.mu.Lock()
-	p.adoptLocked(chat)
+	_, isContact := p.contacts[chat.Contact()]
+	p.adoptLocked(chat, isContact && !chat.IsGroup())
 	ch = p.chats[chat]
 	p.mu.Unlock()
 	if ch != nil && ch.id != "" {
@@ -551,17 +791,18 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 	for attempt := 0; ; attempt++ {
 		p.mu.Lock()
 		topic, parentOffline := p.topicForLocked(chat)
+		name := p.uniqueChannelNameLocked(chat)
 		p.mu.Unlock()
 		cat, err := p.ensureCategory(ctx, parentOffline && p.f.cfg.OnlineOfflineCategories)
 		if err != nil {
 			return nil, err
 		}
-		name := chatChannelName(chat)
 		c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-			Name:     name,
-			Type:     discordgo.ChannelTypeGuildText,
-			Topic:    topic,
-			ParentID: cat,
+			Name:                 name,
+			Type:                 discordgo.ChannelTypeGuildText,
+			Topic:                topic,
+			ParentID:             cat,
+			PermissionOverwrites: p.overwrites(),
 		}, discordgo.WithContext(ctx))
 		if (isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err)) && attempt == 0 {
 			p.mu.Lock()
@@ -587,7 +828,11 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 		ch.topic, ch.wantTopic, ch.topicPending = topic, topic, time.Time{}
 		ch.parent, ch.wantParent, ch.parentPending = cat, cat, time.Time{}
 		ch.topicEdits = nil
-		p.known[name] = knownChannel{id: c.ID, parent: cat}
+		k := &knownChannel{id: c.ID, name: c.Name, parent: cat, topic: topic}
+		if !chat.IsGroup() {
+			k.handle = chat.Contact()
+		}
+		p.known[c.ID] = k
 		p.mu.Unlock()
 		p.f.bindChannel(c.ID, channelRef{p: p, chat: chat})
 		p.log.Debug().Str("chat", string(chat)).Str("channel_id", c.ID).Msg("Created a contact channel")
@@ -610,11 +855,7 @@ func (p *portal) forgetChannel(id string) {
 	if p.offlineCatID == id {
 		p.offlineCatID = ""
 	}
-	for name, k := range p.known {
-		if k.id == id {
-			delete(p.known, name)
-		}
-	}
+	delete(p.known, id)
 	for _, ch := range p.chats {
 		if ch.id == id {
 			ch.id, ch.webhook = "", nil
@@ -657,10 +898,14 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 	return wh, id, nil
 }
 
-// execute posts params through chat's webhook, creating the channel and webhook as needed. A
-// deleted webhook (10015) is recreated and a deleted channel (10003) recreated, each retried
-// once.
+// execute posts params through chat's webhook, creating the channel and webhook as needed,
+// with every mention suppressed unless params says otherwise. A deleted webhook (10015) is
+// recreated and a deleted channel (10003) recreated, each retried once; a transient failure is
+// retried with backoff (retryTransient).
 func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discordgo.WebhookParams) (*discordgo.Message, error) {
+	if params.AllowedMentions == nil {
+		params.AllowedMentions = noMentions()
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		ch, err := p.ensureChat(ctx, chat)
@@ -676,7 +921,9 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 		if err != nil {
 			return nil, err
 		}
-		m, err := p.f.s.WebhookExecute(wh.ID, wh.Token, true, params, discordgo.WithContext(ctx))
+		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return p.f.s.WebhookExecute(wh.ID, wh.Token, true, params, discordgo.WithContext(ctx))
+		})
 		switch {
 		case err == nil:
 			return m, nil
@@ -691,11 +938,54 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 			p.log.Info().Str("channel_id", chID).Msg("Channel was deleted, recreating it")
 			p.forgetChannel(chID)
 		default:
-			return nil, fmt.Errorf("failed to execute webhook: %w", err)
+			return nil, fmt.Errorf("failed to execute webhook: %w", bridge.ScrubError(err))
 		}
 		lastErr = err
 	}
 	return nil, fmt.Errorf("failed to post after recreating the channel and webhook: %w", lastErr)
+}
+
+// retryDelays are the waits before each new attempt of a request that failed transiently.
+var retryDelays = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}
+
+// retryTransient runs do until it succeeds, fails for good, ctx ends, or it failed transiently
+// (see transient) once more than retryDelays has waits for.
+func retryTransient[T any](ctx context.Context, do func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := do()
+		if err == nil || attempt == len(retryDelays) || !transient(ctx, err) {
+			return v, err
+		}
+		t := time.NewTimer(retryDelays[attempt])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+	}
+}
+
+// transient reports whether a failed request may work when sent again: a network failure, or
+// a 500, 502, 503 or 504 from Discord (discordgo retries only 502, and only at once).
+func transient(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	var re *discordgo.RESTError
+	if errors.As(err, &re) {
+		if re.Response == nil {
+			return false
+		}
+		switch re.Response.StatusCode {
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // botSend posts a bot message in chat's channel (creating it when needed), retrying once on a
@@ -704,6 +994,7 @@ func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo
 	if msg.AllowedMentions == nil {
 		msg.AllowedMentions = noMentions()
 	}
+	msg.Content = fitMessage(msg.Content)
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
 		ch, err := p.ensureChat(ctx, chat)

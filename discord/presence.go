@@ -76,11 +76,12 @@ func statusLabel(s bridge.Status) string {
 	return strings.ToUpper(string(r)) + str[n:]
 }
 
-// topicFor renders a contact channel's topic: status and personal message.
+// topicFor renders a contact channel's topic: the contact's exact handle (in a code span, which
+// is also how discovery recognises the channel), status and personal message.
 func topicFor(c bridge.Contact) string {
-	t := statusEmoji(c.Status) + " " + statusLabel(c.Status)
-	if c.Status != bridge.StatusOffline && strings.TrimSpace(c.PSM) != "" {
-		t += " · " + truncate(oneLine(c.PSM), 900)
+	t := topicMarker(c.Handle) + " · " + statusEmoji(c.Status) + " " + statusLabel(c.Status)
+	if psm := bridge.CleanLine(c.PSM, bridge.MaxShownPSM); c.Status != bridge.StatusOffline && psm != "" {
+		t += " · " + escapeMarkdown(psm)
 	}
 	return t
 }
@@ -102,7 +103,7 @@ func (p *portal) topicForLocked(chat bridge.ChatID) (topic string, offline bool)
 func (p *portal) refreshChannelsLocked() {
 	if p.discovered {
 		for h := range p.contacts {
-			p.adoptLocked(bridge.DirectChat(h))
+			p.adoptLocked(bridge.DirectChat(h), true)
 		}
 	}
 	for chat := range p.chats {
@@ -382,7 +383,7 @@ const (
 	maxEmbedsPerMsg  = 10
 	maxCharsPerMsg   = 5800 // Discord: 6000 across all embeds of a message
 	maxRosterPages   = 10
-	maxFieldNameLen  = 120
+	maxFieldNameLen  = 100 // escaped, at most twice as long: Discord allows 256
 	maxFieldPSMLen   = 200
 	maxFieldMediaLen = 120
 	footerRoom       = 60 // for the "… and N more" footer
@@ -413,11 +414,11 @@ func (p *portal) renderRosterLocked() []rosterPage {
 		})
 	}
 
-	header := "**MSN — " + p.handle + "**"
+	header := "**MSN — " + escapeMarkdown(p.handle) + "**"
 	if p.haveOwn {
 		header += " · " + statusEmoji(p.own.Status) + " " + statusLabel(p.own.Status)
-		if p.own.PSM != "" {
-			header += " · _" + escapeMarkdown(truncate(oneLine(p.own.PSM), 200)) + "_"
+		if psm := shown(p.own.PSM, 200); psm != "" {
+			header += " · _" + psm + "_"
 		}
 	}
 	switch p.lastState {
@@ -446,7 +447,7 @@ func (p *portal) renderRosterLocked() []rosterPage {
 		}
 		if len(cur.Embeds) == maxEmbedsPerMsg || chars+utf8.RuneCountInString(title)+need > maxCharsPerMsg-footerRoom {
 			pages = append(pages, cur)
-			cur = rosterPage{Content: "**MSN — " + p.handle + "** (continued)"}
+			cur = rosterPage{Content: "**MSN — " + escapeMarkdown(p.handle) + "** (continued)"}
 			chars = 0
 			if len(pages) == maxRosterPages {
 				return false
@@ -498,24 +499,24 @@ func (p *portal) renderRosterLocked() []rosterPage {
 
 // contactField is one contact's roster entry.
 func contactField(c bridge.Contact) *discordgo.MessageEmbedField {
-	name := c.Name
-	if strings.TrimSpace(name) == "" {
-		name = c.Handle
+	name := bridge.CleanLine(c.Name, maxFieldNameLen)
+	if name == "" {
+		name = bridge.CleanLine(c.Handle, maxFieldNameLen)
 	}
-	title := statusEmoji(c.Status) + " " + truncate(oneLine(name), maxFieldNameLen)
+	title := statusEmoji(c.Status) + " " + escapeMarkdown(name)
 	if c.Status != bridge.StatusOnline && c.Status != bridge.StatusOffline {
 		title += " — " + c.Status.String()
 	}
 	if c.Blocked {
 		title += " 🚫"
 	}
-	value := "`" + c.Handle + "`"
+	value := topicMarker(c.Handle)
 	if c.Status != bridge.StatusOffline {
-		if psm := strings.TrimSpace(c.PSM); psm != "" {
-			value += "\n💬 " + escapeMarkdown(truncate(oneLine(psm), maxFieldPSMLen))
+		if psm := shown(c.PSM, maxFieldPSMLen); psm != "" {
+			value += "\n💬 " + psm
 		}
-		if media := strings.TrimSpace(c.Media); media != "" {
-			value += "\n" + escapeMarkdown(truncate(oneLine(media), maxFieldMediaLen))
+		if media := shown(c.Media, maxFieldMediaLen); media != "" {
+			value += "\n" + media
 		}
 	}
 	return &discordgo.MessageEmbedField{Name: title, Value: value, Inline: true}

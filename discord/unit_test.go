@@ -47,6 +47,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative duration", func(c *Config) { c.TopicWindow = -time.Second }, []string{"topic_window"}},
 		{"roster too fast", func(c *Config) { c.RosterDebounce = 10 * time.Millisecond }, []string{"roster_debounce"}},
 		{"no topic budget", func(c *Config) { c.TopicEditsPerWindow = -1 }, []string{"topic_edits_per_window"}},
+		{"too many parts", func(c *Config) { c.MaxPartsPerMessage = 500 }, []string{"max_parts_per_message"}},
+		{"negative parts", func(c *Config) { c.MaxPartsPerMessage = -1 }, []string{"max_parts_per_message"}},
 		{"login too long", func(c *Config) { c.LoginTimeout = time.Hour }, []string{"login_timeout"}},
 		{"same categories", func(c *Config) {
 			c.OnlineOfflineCategories = true
@@ -160,10 +162,10 @@ func TestTopicFor(t *testing.T) {
 		c    bridge.Contact
 		want string
 	}{
-		{bridge.Contact{Status: bridge.StatusOnline, PSM: "hi\nthere"}, "🟢 Online · hi there"},
-		{bridge.Contact{Status: bridge.StatusBRB}, "🟡 Be right back"},
-		{bridge.Contact{Status: bridge.StatusPhone, PSM: "x"}, "🔴 On the phone · x"},
-		{bridge.Contact{Status: bridge.StatusOffline, PSM: "stale"}, "⚫ Offline"},
+		{bridge.Contact{Handle: bob, Status: bridge.StatusOnline, PSM: "hi\nthere"}, "`bob@example.com` · 🟢 Online · hi there"},
+		{bridge.Contact{Handle: bob, Status: bridge.StatusBRB}, "`bob@example.com` · 🟡 Be right back"},
+		{bridge.Contact{Handle: "b_o_b@x.com", Status: bridge.StatusPhone, PSM: "*x*"}, "`b_o_b@x.com` · 🔴 On the phone · \\*x\\*"},
+		{bridge.Contact{Handle: bob, Status: bridge.StatusOffline, PSM: "stale"}, "`bob@example.com` · ⚫ Offline"},
 	} {
 		if got := topicFor(tc.c); got != tc.want {
 			t.Errorf("topicFor(%+v) = %q, want %q", tc.c, got, tc.want)

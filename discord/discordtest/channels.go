@@ -167,6 +167,14 @@ func (s *Server) postGuildChannel(c *call) {
 			return
 		}
 	}
+	// Like Discord, a channel created in a category without overwrites of its own starts with a
+	// copy of the category's (it is "synced"); later changes of the category do not reach it.
+	if req.Overwrites == nil && req.ParentID != "" {
+		for _, o := range s.channels[req.ParentID].ch.PermissionOverwrites {
+			cp := *o
+			req.Overwrites = append(req.Overwrites, &cp)
+		}
+	}
 	ch := &discordgo.Channel{
 		Name:                 normalizeChannelName(req.Name, req.Type),
 		Type:                 req.Type,
@@ -189,6 +197,39 @@ func (s *Server) postGuildChannel(c *call) {
 	cp := *ch
 	s.emit("CHANNEL_CREATE", discordgo.IntentsGuilds, &cp)
 	c.writeJSON(http.StatusCreated, &cp)
+}
+
+// everyonePermissions are the guild's @everyone role permissions (see guildObject).
+const everyonePermissions int64 = 1071698660929
+
+// CanView reports whether a member can see a channel, computed as Discord does: the guild
+// owner sees everything; otherwise the @everyone role's permissions, then the channel's
+// @everyone overwrite, then the member's own overwrite (denies before allows). It reports false
+// for an unknown channel or user.
+func (s *Server) CanView(userID, channelID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, ok := s.channels[channelID]
+	if _, known := s.users[userID]; !ok || !known {
+		return false
+	}
+	if userID == s.guild.ownerID {
+		return true
+	}
+	perms := everyonePermissions
+	if perms&discordgo.PermissionAdministrator != 0 {
+		return true
+	}
+	apply := func(id string, t discordgo.PermissionOverwriteType) {
+		for _, o := range cs.ch.PermissionOverwrites {
+			if o.ID == id && o.Type == t {
+				perms = perms&^o.Deny | o.Allow
+			}
+		}
+	}
+	apply(s.guild.id, discordgo.PermissionOverwriteTypeRole)
+	apply(userID, discordgo.PermissionOverwriteTypeMember)
+	return perms&discordgo.PermissionViewChannel != 0
 }
 
 func validChannelType(t discordgo.ChannelType) bool {

@@ -183,14 +183,42 @@ func (s *Server) addFiles(msg *Message, files []File) {
 func (s *Server) setMentions(m *discordgo.Message) {
 	m.Mentions = []*discordgo.User{}
 	seen := map[string]bool{}
-	for _, sub := range mentionRe.FindAllStringSubmatch(m.Content, -1) {
-		if u, ok := s.users[sub[1]]; ok && !seen[u.ID] {
+	for _, loc := range mentionRe.FindAllStringSubmatchIndex(m.Content, -1) {
+		if escapedAt(m.Content, loc[0]) {
+			continue
+		}
+		if u, ok := s.users[m.Content[loc[2]:loc[3]]]; ok && !seen[u.ID] {
 			seen[u.ID] = true
 			cp := *u
 			m.Mentions = append(m.Mentions, &cp)
 		}
 	}
-	m.MentionEveryone = strings.Contains(m.Content, "@everyone") || strings.Contains(m.Content, "@here")
+	m.MentionEveryone = unescapedIn(m.Content, "@everyone") || unescapedIn(m.Content, "@here")
+}
+
+// escapedAt reports whether the character at i of s follows an odd run of backslashes, which
+// makes Discord show it literally (an escaped mention mentions no one).
+func escapedAt(s string, i int) bool {
+	n := 0
+	for i > 0 && s[i-1] == '\\' {
+		n++
+		i--
+	}
+	return n%2 == 1
+}
+
+// unescapedIn reports whether s holds sub not escaped by a backslash.
+func unescapedIn(s, sub string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], sub)
+		if j < 0 {
+			return false
+		}
+		if !escapedAt(s, i+j) {
+			return true
+		}
+		i += j + 1
+	}
 }
 
 // storeMessage appends msg to its channel and dispatches MESSAGE_CREATE. The caller holds s.mu.

@@ -78,6 +78,59 @@ func (s *Server) inject429(routePattern string, n int, retryAfter time.Duration,
 	s.inject = append(s.inject, &injection{pattern: routePattern, n: n, retryAfter: retryAfter, global: global})
 }
 
+// NetworkFailure is the status InjectFault takes for a request whose connection is closed
+// without an answer, as a network failure or a dropped proxy connection does.
+const NetworkFailure = 0
+
+// InjectFault makes the next n requests matching routePattern (as in Inject429) fail without
+// doing anything: with status (500, 502, 503, 504, …) and Discord's error body, or, for
+// NetworkFailure, by closing the connection without an answer. Injections queue per pattern.
+func (s *Server) InjectFault(routePattern string, n, status int) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &faultInjection{pattern: routePattern, n: n, status: status})
+}
+
+type faultInjection struct {
+	pattern string
+	n       int
+	status  int
+}
+
+// fault answers c with an injected fault, if one matches, and reports whether it did.
+func (s *Server) fault(c *call) bool {
+	s.mu.Lock()
+	var f *faultInjection
+	for i, in := range s.faults {
+		if (&injection{pattern: in.pattern}).matches(c.route) {
+			f = in
+			if in.n--; in.n <= 0 {
+				s.faults = append(s.faults[:i], s.faults[i+1:]...)
+			}
+			break
+		}
+	}
+	s.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	if f.status != NetworkFailure {
+		c.fail(f.status, 0, fmt.Sprintf("%d: %s", f.status, http.StatusText(f.status)))
+		return true
+	}
+	c.status = -1 // logged as no answer
+	if hj, ok := c.w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return true
+		}
+	}
+	panic(http.ErrAbortHandler) // closes the connection without an answer
+}
+
 // takeInjection consumes one injected 429 for route, if any. The caller holds s.mu.
 func (s *Server) takeInjection(route string) *injection {
 	for i, in := range s.inject {

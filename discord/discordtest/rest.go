@@ -121,6 +121,9 @@ func (s *Server) handle(route string, o routeOpts, h handlerFunc) {
 			c.fail(http.StatusUnauthorized, 0, "401: Unauthorized")
 			return
 		}
+		if s.fault(c) {
+			return
+		}
 		if !s.admit(c, o) {
 			return
 		}

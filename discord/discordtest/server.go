@@ -234,6 +234,7 @@ type Server struct {
 	routes429    map[string]int
 	invalid      int
 	inject       []*injection
+	faults       []*faultInjection
 	buckets      map[string]*bucket
 	global       bucket
 	noAck        bool
