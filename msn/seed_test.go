@@ -123,8 +123,8 @@ const (
 	seedAuth = "Passport1.4 OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom,sign-in=example%40hotmail.com,pwd=password,passport=parameters,neat=huh,lc=1033,id=507"
 )
 
-// seedDeviation is a transcript line this client does not send (or a server line the variant
-// answers) as the transcript has it.
+// seedDeviation replaces a transcript line: a client line this client sends differently, or not
+// at all, or a server line the test's server answers differently.
 type seedDeviation struct {
 	transcript string // the line as in the transcript, "C: …" or "S: …"
 	sent       string // the line sent instead, "{ticket}" for the Passport ticket; "" for none
@@ -132,7 +132,8 @@ type seedDeviation struct {
 	why        string
 }
 
-// The differences between the transcript's client and this one. Each is deliberate:
+// seedDeviationsMSNP10 are the differences between the transcript's client and this one,
+// configured as that client is (MSNP10 and MSNP9 offered). Each is deliberate:
 //
 //   - TrIDs count from 1 again on the connection opened after XFR NS (one counter per
 //     connection); the transcript's client carries on from 4.
@@ -147,16 +148,16 @@ type seedDeviation struct {
 // And one extra command: the client sends PNG right after login, to learn the server's
 // keepalive interval; the fake server answers QNG wherever it comes.
 var seedDeviationsMSNP10 = []seedDeviation{
-	{"C: VER 4 MSNP10 MSNP9 CVR0", "VER 1 MSNP10 MSNP9 CVR0", "", "TrIDs per connection"},
-	{"C: CVR 5 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "", "TrIDs per connection"},
-	{"C: USR 6 TWN I example@hotmail.com", "USR 3 TWN I example@hotmail.com", "", "TrIDs per connection"},
-	{"C: USR 7 TWN S <the from-PP ticket>", "USR 4 TWN S {ticket}", "", "TrIDs per connection"},
+	{"C: VER 4 MSNP10 MSNP9 CVR0", "VER 1 MSNP10 MSNP9 CVR0", "", "TrIDs per connection, from 1"},
+	{"C: CVR 5 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "", "TrIDs per connection, from 1"},
+	{"C: USR 6 TWN I example@hotmail.com", "USR 3 TWN I example@hotmail.com", "", "TrIDs per connection, from 1"},
+	{"C: USR 7 TWN S <the from-PP ticket>", "USR 4 TWN S {ticket}", "", "TrIDs per connection, from 1"},
 	{"C: SYN 8 2024-09-28T17:18:18.6400000-07:00 2024-09-28T17:18:18.6400000-07:00", "SYN 5 0 0", "", "whole list every login"},
 	{"C: GCF 9 Shields.xml", "", "", "GCF is MSNP11"},
 	{"C: CHG 10 NLN", "CHG 6 NLN 1073741824", "", "capabilities always sent"},
 	{"C: UUX 11 40", "", "", "UUX is MSNP11"},
-	{"C: ADC 11 FL N=tel:15551111222 F=john", "ADC 7 FL N=tel:15551111222 F=john", "", "TrIDs never reused"},
-	{"C: ADC 12 AL N=tel:15551111222", "ADC 8 AL N=tel:15551111222", "", "TrIDs never reused"},
+	{"C: ADC 11 FL N=tel:15551111222 F=john", "ADC 7 FL N=tel:15551111222 F=john", "", "TrIDs per connection, never reused"},
+	{"C: ADC 12 AL N=tel:15551111222", "ADC 8 AL N=tel:15551111222", "", "TrIDs per connection, never reused"},
 }
 
 // seedDeviationsMSNP11 are the differences when the client offers MSNP11 and the server picks
@@ -166,15 +167,15 @@ var seedDeviationsMSNP11 = []seedDeviation{
 	{"S: VER 1 MSNP10", "VER 1 MSNP11", "", "the server picks MSNP11"},
 	{"C: VER 4 MSNP10 MSNP9 CVR0", "VER 1 MSNP11 MSNP10 CVR0", "", "MSNP11 offered, TrIDs per connection"},
 	{"S: VER 4 MSNP10", "VER 1 MSNP11", "", "the server picks MSNP11"},
-	{"C: CVR 5 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "", "TrIDs per connection"},
-	{"C: USR 6 TWN I example@hotmail.com", "USR 3 TWN I example@hotmail.com", "", "TrIDs per connection"},
-	{"C: USR 7 TWN S <the from-PP ticket>", "USR 4 TWN S {ticket}", "", "TrIDs per connection"},
+	{"C: CVR 5 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 6.0.0602 MSMSGS example@hotmail.com", "", "TrIDs per connection, from 1"},
+	{"C: USR 6 TWN I example@hotmail.com", "USR 3 TWN I example@hotmail.com", "", "TrIDs per connection, from 1"},
+	{"C: USR 7 TWN S <the from-PP ticket>", "USR 4 TWN S {ticket}", "", "TrIDs per connection, from 1"},
 	{"C: SYN 8 2024-09-28T17:18:18.6400000-07:00 2024-09-28T17:18:18.6400000-07:00", "SYN 5 0 0", "", "whole list every login"},
-	{"C: GCF 9 Shields.xml", "GCF 6 Shields.xml", "", "TrIDs per connection"},
+	{"C: GCF 9 Shields.xml", "GCF 6 Shields.xml", "", "TrIDs per connection, from 1"},
 	{"C: CHG 10 NLN", "CHG 7 NLN 1073741824", "", "capabilities always sent"},
 	{"C: UUX 11 40", "UUX 8 53", "<Data><PSM></PSM><CurrentMedia></CurrentMedia></Data>", "one <Data> root"},
-	{"C: ADC 11 FL N=tel:15551111222 F=john", "ADC 9 FL N=tel:15551111222 F=john", "", "TrIDs never reused"},
-	{"C: ADC 12 AL N=tel:15551111222", "ADC 10 AL N=tel:15551111222", "", "TrIDs never reused"},
+	{"C: ADC 11 FL N=tel:15551111222 F=john", "ADC 9 FL N=tel:15551111222 F=john", "", "TrIDs per connection, never reused"},
+	{"C: ADC 12 AL N=tel:15551111222", "ADC 10 AL N=tel:15551111222", "", "TrIDs per connection, never reused"},
 }
 
 // seedTrID returns the TrID of a transcript line, or "" when it has none (or TrID 0). MSG,
@@ -197,6 +198,7 @@ type seedExchange struct {
 	line       string
 	payload    string
 	transcript string // the transcript's line, for messages
+	why        string // why the line differs from the transcript's, if it does
 	hasPayload bool
 }
 
@@ -238,7 +240,7 @@ func seedScript(t *testing.T, steps []seedStep, devs []seedDeviation, dsAddr, ns
 				}
 				continue
 			}
-			ex.line = fill.Replace(d.sent)
+			ex.line, ex.why = fill.Replace(d.sent), d.why
 			if d.payload != "" {
 				ex.payload = d.payload
 			}
@@ -320,6 +322,9 @@ func seedServe(ln net.Listener, exchanges []seedExchange, pings *int) error {
 	}
 	for i, ex := range exchanges {
 		where := fmt.Sprintf("transcript line %d (%s)", ex.lineNo, ex.transcript)
+		if ex.why != "" {
+			where += ", sent differently: " + ex.why
+		}
 		if ex.from == 'C' {
 			line, payload, err := read()
 			if err != nil {
