@@ -64,3 +64,33 @@ func ChallengeMSNP11(challenge, productID, productKey string, padAlways bool) st
 	binary.LittleEndian.PutUint32(out[12:], uint32(full[3]^low))
 	return hex.EncodeToString(out[:])
 }
+
+// handleCHL answers a challenge on a separate goroutine (the reply wait must not block the
+// reader).
+func (c *Client) handleCHL(cmd *Command) {
+	chl := cmd.Arg(1)
+	if chl == "" {
+		return
+	}
+	c.mu.Lock()
+	ns, proto := c.ns, c.protocol
+	if c.state == stateClosed || ns == nil {
+		c.mu.Unlock()
+		return
+	}
+	// Added under c.mu while not closed, so it never races with Close's Wait.
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		id, answer := ProductIDMSNP11, ""
+		if proto == "MSNP10" {
+			id, answer = ProductIDMSNP10, ChallengeMD5(chl, ProductKeyMSNP10)
+		} else {
+			answer = ChallengeMSNP11(chl, ProductIDMSNP11, ProductKeyMSNP11, c.cfg.ChallengePadAlways)
+		}
+		if _, err := ns.call(c.ctx, c.cfg.RequestTimeout, "QRY", []string{id}, []byte(answer)); err != nil {
+			c.log.Warn().Err(err).Msg("Challenge answer not accepted")
+		}
+	}()
+}
