@@ -405,11 +405,27 @@ func (c *Client) shutdown(cause *DisconnectError) {
 }
 
 // Close logs out (OUT), closes every connection and waits for the client's goroutines,
-// including the delivery of the remaining events (the handler call in progress, the queued
-// events and Disconnected) unless Close is called from the handler itself, where it returns
-// without waiting for the delivery it runs on. It is idempotent and safe to call at any time,
-// also concurrently with Login (which then fails).
+// including the delivery of the remaining events: the handler call in progress, the queued
+// events and Disconnected. So it must not be called from the handler, where it would wait for
+// the call it runs in; the handler uses CloseFromHandler. Close is idempotent and safe to call
+// at any time from any other goroutine, also concurrently with Login (which then fails).
 func (c *Client) Close() error {
+	c.close()
+	c.events.wait()
+	return nil
+}
+
+// CloseFromHandler is Close for the handler: it does all that Close does but wait for the
+// delivery of events, which runs the handler that calls it. The events still queued, and
+// Disconnected, are delivered after the handler returns. Called from another goroutine, it
+// returns while the handler may still run; Close, called afterwards, waits for it.
+func (c *Client) CloseFromHandler() error {
+	c.close()
+	return nil
+}
+
+// close ends the session and waits for every goroutine of the client but the event delivery.
+func (c *Client) close() {
 	c.mu.Lock()
 	ns := c.ns
 	online := c.state == stateOnline
@@ -428,8 +444,4 @@ func (c *Client) Close() error {
 	}
 	c.waitSessions()
 	c.wg.Wait()
-	if !c.events.onDelivery() {
-		c.events.wait()
-	}
-	return nil
 }

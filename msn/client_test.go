@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -426,7 +427,7 @@ func TestHandlerMayCallClient(t *testing.T) {
 			done <- c.SetFriendlyName(context.Background(), "New Name")
 		}
 		if _, ok := ev.(*OwnNameChanged); ok && c.Self().FriendlyName == "New Name" {
-			_ = c.Close() // from the handler: must not deadlock
+			_ = c.CloseFromHandler() // must not wait for the delivery it runs on
 		}
 	})
 	if err != nil {
@@ -440,6 +441,67 @@ func TestHandlerMayCallClient(t *testing.T) {
 	}
 	waitEvent[*Disconnected](t, l, nil)
 	_ = c.Close()
+}
+
+// Close, called while the handler runs, returns only once that handler call has returned and
+// the queued events, Disconnected last, are delivered: after Close the handler is never called.
+func TestCloseWaitsForHandler(t *testing.T) {
+	ns := newFakeServer(t)
+	ns.escargotNS(escargotSYN, escargotOnline)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var closed, disconnected atomic.Bool
+	var late atomic.Int32
+	c, err := NewClient(testConfig(ns, passportServer(t), nil), testHandle, testPassword, func(ev Event) {
+		if closed.Load() {
+			late.Add(1)
+		}
+		switch ev.(type) {
+		case *LoggedIn:
+			close(entered)
+			<-release
+			if closed.Load() {
+				t.Error("Close returned while the handler was running")
+			}
+		case *Disconnected:
+			disconnected.Store(true)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("LoggedIn not delivered")
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = c.Close()
+		closed.Store(true)
+		close(done)
+	}()
+	// A Close that did not wait for the handler would return meanwhile.
+	select {
+	case <-done:
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if !disconnected.Load() {
+		t.Error("Close returned before Disconnected was delivered")
+	}
+	if n := late.Load(); n != 0 {
+		t.Errorf("the handler was called %d times after Close returned", n)
+	}
 }
 
 // The own-profile events tell the client's own calls, confirmed by the server (Requested), from

@@ -2,11 +2,7 @@ package msn
 
 import (
 	"fmt"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // emit queues an event for the handler. When the queue overflows the session is dropped.
@@ -51,8 +47,7 @@ type eventQueue struct {
 	ended   bool
 	running bool // a delivery goroutine runs: set when it is started, cleared by it, under mu
 
-	wg  sync.WaitGroup // the delivery goroutine
-	gid atomic.Uint64  // id of the latest delivery goroutine, 0 before the first (never reused)
+	wg sync.WaitGroup // the delivery goroutine
 }
 
 func (q *eventQueue) init(max int, deliver func(Event)) {
@@ -116,20 +111,12 @@ func (q *eventQueue) finish() {
 
 // wait returns when no delivery goroutine runs. After finish none can start, so it then
 // returns once every queued event is delivered. It must not be called from the delivery
-// goroutine (see onDelivery), where it would wait for itself.
+// goroutine, that is from the handler, where it would wait for itself.
 func (q *eventQueue) wait() { q.wg.Wait() }
-
-// onDelivery reports whether the calling goroutine is the queue's delivery goroutine, that is,
-// whether the caller runs inside the handler.
-func (q *eventQueue) onDelivery() bool {
-	id := q.gid.Load()
-	return id != 0 && id == goid()
-}
 
 // run is the delivery goroutine: it delivers batches until it finds the queue empty.
 func (q *eventQueue) run() {
 	defer q.wg.Done()
-	q.gid.Store(goid())
 	for {
 		q.mu.Lock()
 		if len(q.items) == 0 {
@@ -145,17 +132,4 @@ func (q *eventQueue) run() {
 			q.deliver(ev)
 		}
 	}
-}
-
-// goid returns the current goroutine's id. It lets Close know whether it runs on the delivery
-// goroutine, where waiting for that goroutine would deadlock.
-func goid() uint64 {
-	var buf [32]byte
-	n := runtime.Stack(buf[:], false)
-	s := strings.TrimPrefix(string(buf[:n]), "goroutine ")
-	if i := strings.IndexByte(s, ' '); i > 0 {
-		s = s[:i]
-	}
-	id, _ := strconv.ParseUint(s, 10, 64)
-	return id
 }
