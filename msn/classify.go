@@ -20,7 +20,7 @@ const (
 	KindIgnored                              // text/x-keepalive, text/x-ping: ignore silently
 	KindChunk                                // continuation part of a chunked message (Chunk:, no Content-Type)
 	KindProfile                              // text/x-msmsgsprofile (NS)
-	KindMailData                             // initial mail data or OIM notification (NS, Mail-Data)
+	KindMailData                             // initial mail data, OIM or older initial e-mail notification (NS)
 	KindEmailNotification                    // new/active mail notifications (NS)
 	KindSystemMessage                        // application/x-msmsgssystemmessage (NS)
 )
@@ -69,10 +69,10 @@ func ClassifyMessage(m *MIMEMessage) MessageKind {
 		return KindIgnored
 	case "text/x-msmsgsprofile":
 		return KindProfile
-	case "text/x-msmsgsinitialmdatanotification", "text/x-msmsgsoimnotification":
-		return KindMailData
-	case "text/x-msmsgsemailnotification", "text/x-msmsgsactivemailnotification",
+	case "text/x-msmsgsinitialmdatanotification", "text/x-msmsgsoimnotification",
 		"text/x-msmsgsinitialemailnotification":
+		return KindMailData
+	case "text/x-msmsgsemailnotification", "text/x-msmsgsactivemailnotification":
 		return KindEmailNotification
 	case "application/x-msmsgssystemmessage":
 		return KindSystemMessage

@@ -3,6 +3,7 @@ package msn
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -557,5 +558,58 @@ func TestSyncDropsInvalidHandles(t *testing.T) {
 		if r, ok := ev.(*ContactRequest); ok {
 			t.Errorf("contact request from %.80q", r.Handle)
 		}
+	}
+}
+
+// TestHostileHotmailMessages is a server whose "Hotmail" messages do not fit the format: counts
+// outside <MD><E>, offline messages nested where none are listed, a system message without a
+// type, a mailbox change without a sender. Only what the format defines becomes an event.
+func TestHostileHotmailMessages(t *testing.T) {
+	ns := newFakeServer(t)
+	ns.escargotNS(escargotSYN, escargotOnline)
+	nsConns := make(chan *fakeConn, 1)
+	ns.handle("UUX", func(fc *fakeConn, c *Command) { fc.send("UUX " + c.Arg(0) + " 0"); nsConns <- fc })
+	_, l := login(t, testConfig(ns, passportServer(t), nil))
+	var fc *fakeConn
+	select {
+	case fc = <-nsConns:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no UUX")
+	}
+	hotmail := func(contentType, body string) {
+		fc.sendPayload("MSG Hotmail Hotmail", "MIME-Version: 1.0\r\nContent-Type: "+contentType+"; charset=UTF-8\r\n\r\n"+body)
+	}
+	hotmail("text/x-msmsgsoimnotification", "Mail-Data: <MD><Q><I>999</I><IU>998</IU></Q><E><I>2</I><IU>1</IU></E><X><M><T>11</T></M></X><M><T>11</T></M></MD>\r\n")
+	hotmail("text/x-msmsgsoimnotification", "Mail-Data: <MD><E><I>5</I></E><M>\r\n") // malformed
+	hotmail("text/x-msmsgsoimnotification", "Mail-Data: too-large\r\n")
+	hotmail("text/x-msmsgsinitialemailnotification", "Inbox-Unread: 4\r\nFolders-Unread: 0\r\n")
+	hotmail("text/x-msmsgsactivemailnotification", "Src-Folder: .!!OIM\r\nDest-Folder: .!!trAsH\r\nMessage-Delta: 1\r\n")
+	hotmail("text/x-msmsgsemailnotification", "From: Carol\r\nSubject: Hi\r\n")
+	hotmail("application/x-msmsgssystemmessage", "Arg1: 5\r\n")
+	hotmail("application/x-msmsgssystemmessage", "Type: 1\r\nArg1: 5\r\n")
+	waitEvent(t, l, func(e *SystemMessage) bool { return e.Type == 1 })
+
+	var mails []MailNotification
+	var systems []SystemMessage
+	for _, ev := range l.all() {
+		switch ev := ev.(type) {
+		case *MailNotification:
+			mails = append(mails, *ev)
+		case *SystemMessage:
+			systems = append(systems, *ev)
+		}
+	}
+	want := []MailNotification{
+		{InboxTotal: 3, InboxUnread: 1, OtherTotal: 0, OtherUnread: 0, OfflineMessages: 1}, // login's
+		{InboxTotal: 2, InboxUnread: 1, OtherTotal: -1, OtherUnread: -1, OfflineMessages: 1},
+		{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1, OfflineMessages: 26},
+		{InboxTotal: -1, InboxUnread: 4, OtherTotal: -1, OtherUnread: -1},
+		{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1, NewMailFrom: "Carol", NewMailSubject: "Hi"},
+	}
+	if !reflect.DeepEqual(mails, want) {
+		t.Errorf("mail notifications:\n got %+v\nwant %+v", mails, want)
+	}
+	if len(systems) != 1 || systems[0] != (SystemMessage{Type: 1, MinutesUntilShutdown: 5}) {
+		t.Errorf("system messages = %+v, want only type 1 in 5 minutes", systems)
 	}
 }

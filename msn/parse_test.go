@@ -62,17 +62,6 @@ func TestParseADGReply(t *testing.T) {
 	}
 }
 
-func TestMailDataCounts(t *testing.T) {
-	ev := parseMailData("<MD><E><I>0</I><IU>0</IU><O>2</O><OU>1</OU></E><Q><QTM>409600</QTM><QNM>204800</QNM></Q><M><T>11</T></M><M><T>11</T></M></MD>", "")
-	if ev.InboxTotal != 0 || ev.OtherTotal != 2 || ev.OtherUnread != 1 || ev.OfflineMessages != 2 {
-		t.Errorf("%+v", ev)
-	}
-	ev = parseMailData("too-large", "")
-	if ev.InboxTotal != -1 || ev.OfflineMessages <= 25 {
-		t.Errorf("too-large: %+v", ev)
-	}
-}
-
 // seedLines are protocol lines from PROTOCOL.md and the captures.
 var seedLines = []string{
 	"VER 1 MSNP11",

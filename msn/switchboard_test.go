@@ -345,3 +345,41 @@ func TestSwitchboardInvalidHandles(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileSwitchboardMessages is a contact sending what a client must not take at face value:
+// a nudge repeating its ID line a hundred times (one nudge), a body without a Content-Type (not
+// text), a wink (no nudge). The text after them arrives alone.
+func TestHostileSwitchboardMessages(t *testing.T) {
+	ns := newFakeServer(t)
+	ns.escargotNS(escargotSYN, escargotOnline)
+	sb := newSBFake(t)
+	answered := make(chan *fakeConn, 1)
+	sb.handle("ANS", func(fc *fakeConn, c *Command) {
+		fc.send("IRO "+c.Arg(0)+" 1 1 bob@example.com Bob", "ANS "+c.Arg(0)+" OK")
+		answered <- fc
+	})
+	nsConns := make(chan *fakeConn, 1)
+	ns.handle("UUX", func(fc *fakeConn, c *Command) { fc.send("UUX " + c.Arg(0) + " 0"); nsConns <- fc })
+	_, l := login(t, testConfig(ns, passportServer(t), nil))
+	(<-nsConns).send("RNG 12345678 " + sb.addr() + " CKI Qw8Er7Ty6Ui5Op4As3Df bob@example.com Bob")
+	fc := <-answered
+
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/x-msnmsgr-datacast\r\n\r\n"+strings.Repeat("ID: 1\r\n", 100)+"\r\n")
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\n\r\nno content type")
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/x-msnmsgr-datacast\r\n\r\nID: 2\r\nData: <msnobj/>\r\n\r\n")
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nlast")
+	waitEvent(t, l, func(e *MessageReceived) bool { return e.Text == "last" })
+
+	nudges, texts := 0, 0
+	for _, ev := range l.all() {
+		switch ev.(type) {
+		case *NudgeReceived:
+			nudges++
+		case *MessageReceived:
+			texts++
+		}
+	}
+	if nudges != 1 || texts != 1 {
+		t.Errorf("%d nudges and %d text messages, want 1 and 1", nudges, texts)
+	}
+}
