@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Product id / key pairs for the CHL/QRY challenge (PROTOCOL.md §3.11).
+// Product id / key pairs for the CHL/QRY challenge (docs/protocol.md §3.11).
 const (
 	// ProductIDMSNP11 and ProductKeyMSNP11 are MSN Messenger 7.0's pair, recommended for MSNP11.
 	ProductIDMSNP11  = "PROD0090YUAUV{2B"
@@ -24,10 +24,10 @@ func ChallengeMD5(challenge, productKey string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// ChallengeMSNP11 answers a challenge with the MSNP11 algorithm (PROTOCOL.md §3.11). padAlways
+// ChallengeMSNP11 answers a challenge with the MSNP11 algorithm (docs/protocol.md §3.11). padAlways
 // selects the variant that appends 8 - len%8 '0' characters even when challenge + productID is
-// already a multiple of 8 bytes long; the default (false) pads only when needed. The two agree
-// for the usual 20-digit challenges. It never fails: any string is a valid challenge.
+// already a multiple of 8 bytes long; the default (false) pads only when needed. The two agree for
+// the usual 20-digit challenges. It never fails: any string is a valid challenge.
 func ChallengeMSNP11(challenge, productID, productKey string, padAlways bool) string {
 	const mask = 0x7FFFFFFF
 	h := md5.Sum([]byte(challenge + productKey))

@@ -17,7 +17,7 @@ const (
 	chunkMaxTotal   = 4 << 20 // body bytes held over all incomplete messages
 )
 
-// ChunkAssembler reassembles multi-part messages (PROTOCOL.md §4.8): the first part carries
+// ChunkAssembler reassembles multi-part messages (docs/protocol.md §4.8): the first part carries
 // "Message-ID: {GUID}" and "Chunks: N" with all the normal headers; the other N-1 carry the same
 // Message-ID and "Chunk: k" (1 ≤ k < N) and only continue the body. Parts may arrive in any
 // order; they are grouped by sender and Message-ID.

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// List is a set of contact-list bits (PROTOCOL.md §3.1).
+// List is a set of contact-list bits (docs/protocol.md §3.1).
 type List uint8
 
 // The five lists.

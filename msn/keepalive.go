@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// keepalive is the state of the NS keepalive (PROTOCOL.md §3.10), guarded by Client.mu. It runs
-// no goroutine of its own: one timer at a time is scheduled, either for the next PNG or, while a
-// PNG is unanswered, for its PingTimeout deadline. Each scheduled step counts in Client.wg until
+// keepalive is the state of the NS keepalive (docs/protocol.md §3.12), guarded by Client.mu. It
+// runs no goroutine of its own: one timer at a time is scheduled, either for the next PNG or, while
+// a PNG is unanswered, for its PingTimeout deadline. Each scheduled step counts in Client.wg until
 // it has run or been stopped, so Close waits for a PNG being written.
 type keepalive struct {
 	ns      *conn

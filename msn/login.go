@@ -251,7 +251,7 @@ func (c *Client) handshake(ctx context.Context, cn *conn) (redirect string, agai
 	return "", false, nil
 }
 
-// loginError classifies USR error replies (PROTOCOL.md §2.3).
+// loginError classifies USR error replies (docs/protocol.md §2.3).
 func loginError(err error, ticketStep bool) error {
 	var se *ServerError
 	if !errors.As(err, &se) {

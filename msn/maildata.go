@@ -5,10 +5,10 @@ import (
 	"strings"
 )
 
-// MailData is the mailbox and offline-message summary of an initial mail-data or OIM
-// notification (PROTOCOL.md §3.17). A count the server did not give is -1. TooLarge is set when
-// the server sent "too-large" instead of XML (more than 25 offline messages waiting): the
-// counts are then unknown.
+// MailData is the mailbox and offline-message summary of an initial mail-data or OIM notification
+// (docs/protocol.md §3.17). A count the server did not give is -1. TooLarge is set when the server
+// sent "too-large" instead of XML (more than 25 offline messages waiting): the counts are then
+// unknown.
 type MailData struct {
 	InboxTotal, InboxUnread, OtherTotal, OtherUnread int
 	OfflineMessages                                  int // number of <M> entries

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Switchboard payload limits (PROTOCOL.md §4.8).
+// Switchboard payload limits (docs/protocol.md §4.8).
 const (
 	// MaxMSGPayload is the hard limit on a switchboard MSG payload, headers and body together.
 	// Servers close the switchboard on anything larger.
@@ -95,7 +95,7 @@ func NewInviteCancel(cookie string) []byte {
 	return append(b, "\r\nCancel-Code: REJECT_NOT_INSTALLED\r\n"...)
 }
 
-// InviteInfo holds the fields of a legacy text/x-msmsgsinvite message (PROTOCOL.md §4.7).
+// InviteInfo holds the fields of a legacy text/x-msmsgsinvite message (docs/protocol.md §4.7).
 type InviteInfo struct {
 	Command string // Invitation-Command: INVITE, ACCEPT or CANCEL
 	Cookie  string // Invitation-Cookie, echo it in NewInviteCancel
@@ -116,7 +116,7 @@ func ParseInvite(m *MIMEMessage) (info InviteInfo, ok bool) {
 	return info, true
 }
 
-// Datacast ids (PROTOCOL.md §4.7).
+// Datacast ids (docs/protocol.md §4.7).
 const (
 	DatacastNudge     = 1
 	DatacastWink      = 2

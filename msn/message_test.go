@@ -69,7 +69,7 @@ var (
 		"ABCHMigrated: 1",
 		"MPOPEnabled: 0",
 		"", "")
-	// PROTOCOL.md §4.5.
+	// docs/protocol.md §4.5.
 	protocolExample = "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n" +
 		"X-MMS-IM-Format: FN=Segoe%20UI; EF=B; CO=ff0000; CS=0; PF=22\r\n\r\nHello, Bob!\r\nSecond line"
 )
@@ -310,7 +310,7 @@ func TestParseTextFormat(t *testing.T) {
 		in   string
 		want TextFormat
 	}{
-		{"FN=Segoe%20UI; EF=B; CO=ff0000; CS=0; PF=22", // PROTOCOL.md §4.5: BGR ff0000 is blue
+		{"FN=Segoe%20UI; EF=B; CO=ff0000; CS=0; PF=22", // docs/protocol.md §4.6: BGR ff0000 is blue
 			TextFormat{Font: "Segoe UI", Bold: true, Color: "0000ff", Charset: "0", PitchFamily: "22"}},
 		{"FN=Arial; EF=B; CO=ff; CS=0; PF=22", // capture: CO=ff is red
 			TextFormat{Font: "Arial", Bold: true, Color: "ff0000", Charset: "0", PitchFamily: "22"}},

@@ -31,7 +31,7 @@ var (
 // value with surrounding blanks trimmed.
 type Header struct{ Name, Value string }
 
-// MIMEMessage is the payload of an MSG command: a header block and a raw body (PROTOCOL.md
+// MIMEMessage is the payload of an MSG command: a header block and a raw body (docs/protocol.md
 // §4.5). Headers keep their wire order; duplicates are kept.
 type MIMEMessage struct {
 	Headers []Header
@@ -234,11 +234,11 @@ func mimeAppendClean(b []byte, s string) []byte {
 	return b
 }
 
-// Text returns the body as text for display. CRLF and lone CR become \n. With charset UTF-8
-// (or no charset and a body that is valid UTF-8, which is what every current client sends),
-// invalid sequences are replaced by U+FFFD. With charset ISO-8859-1/windows-1252, or no charset
-// and a body that is not valid UTF-8 (historical clients, PROTOCOL.md §4.5), bytes are decoded
-// as windows-1252. Any other charset is treated like UTF-8.
+// Text returns the body as text for display. CRLF and lone CR become \n. With charset UTF-8 (or no
+// charset and a body that is valid UTF-8, which is what every current client sends), invalid
+// sequences are replaced by U+FFFD. With charset ISO-8859-1/windows-1252, or no charset and a body
+// that is not valid UTF-8 (historical clients, docs/protocol.md §4.5), bytes are decoded as
+// windows-1252. Any other charset is treated like UTF-8.
 func (m *MIMEMessage) Text() string {
 	if m == nil {
 		return ""

@@ -62,7 +62,7 @@ func TestParseADGReply(t *testing.T) {
 	}
 }
 
-// seedLines are protocol lines from PROTOCOL.md and the captures.
+// seedLines are protocol lines from docs/protocol.md and the captures.
 var seedLines = []string{
 	"VER 1 MSNP11",
 	"USR 3 TWN S ct=1,rver=1,wp=FS_40SEC_0_COMPACT,lc=1,id=1",

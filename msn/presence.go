@@ -10,7 +10,7 @@ import (
 // Status is a presence status code as it travels on the wire.
 type Status string
 
-// Statuses (PROTOCOL.md §3.2). StatusHidden appears offline to contacts and cannot open
+// Statuses (docs/protocol.md §3.2). StatusHidden appears offline to contacts and cannot open
 // switchboards; StatusOffline is never sent, it is what contacts that are not online have.
 const (
 	StatusOnline  Status = "NLN"

@@ -8,7 +8,7 @@ import (
 )
 
 // HotmailProfile holds the fields of the NS text/x-msmsgsprofile message sent after login
-// (PROTOCOL.md §3.17). The Passport MSPAuth cookie is kept out of the exported fields: read it
+// (docs/protocol.md §3.17). The Passport MSPAuth cookie is kept out of the exported fields: read it
 // with MSPAuth; String, GoString and MarshalZerologObject omit it, so the value is safe to log.
 type HotmailProfile struct {
 	LoginTime                 int64  // unix seconds

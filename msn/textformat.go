@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// TextFormat is the parsed X-MMS-IM-Format header of a text message (PROTOCOL.md §4.6).
+// TextFormat is the parsed X-MMS-IM-Format header of a text message (docs/protocol.md §4.6).
 // Color is "rrggbb" (RGB, lower-case hex) converted from the wire's BGR CO= value, or "" when
 // absent or unparseable; Charset and PitchFamily are the CS= and PF= hex bytes as sent
 // (lower-cased). The zero value means "no formatting".
