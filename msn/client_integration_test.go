@@ -458,3 +458,40 @@ func TestIntegrationPassportRedirectElsewhere(t *testing.T) {
 		t.Fatalf("same-origin redirect: %v", err)
 	}
 }
+
+// TestIntegrationBlockUnblock moves a friend from the allow list to the block list and back;
+// repeating either is not an error.
+func TestIntegrationBlockUnblock(t *testing.T) {
+	srv := startAliceAndBob(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _ := newAlice(t, srv, msn.Config{})
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lists := func() msn.List {
+		ct, ok := c.Contact("bob@example.com")
+		if !ok {
+			t.Fatal("bob is not a contact")
+		}
+		return ct.Lists & (msn.ListAllow | msn.ListBlock)
+	}
+	steps := []struct {
+		name string
+		do   func(context.Context, string) error
+		want msn.List
+	}{
+		{"block", c.BlockContact, msn.ListBlock},
+		{"block again", c.BlockContact, msn.ListBlock},
+		{"unblock", c.UnblockContact, msn.ListAllow},
+		{"unblock again", c.UnblockContact, msn.ListAllow},
+	}
+	for _, s := range steps {
+		if err := s.do(ctx, "bob@example.com"); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := lists(); got != s.want {
+			t.Errorf("after %s bob is on %v, want %v", s.name, got, s.want)
+		}
+	}
+}
