@@ -162,16 +162,10 @@ func TestLoginFailures(t *testing.T) {
 		},
 		{
 			name: "ticket refused twice",
-			setup: func(ns *fakeServer) {
-				ns.handle("USR", func(fc *fakeConn, c *Command) {
-					if c.Arg(2) == "I" {
-						fc.send("USR " + c.Arg(0) + " TWN S ct=1")
-						return
-					}
-					fc.send("911 " + c.Arg(0) + " extra tokens")
-					fc.close()
-				})
-			},
+			setup: ticketReply(func(fc *fakeConn, trid string) {
+				fc.send("911 " + trid + " extra tokens")
+				fc.close()
+			}),
 			wantIs: ErrBadCredentials,
 		},
 		{
@@ -196,15 +190,9 @@ func TestLoginFailures(t *testing.T) {
 		},
 		{
 			name: "restricted account",
-			setup: func(ns *fakeServer) {
-				ns.handle("USR", func(fc *fakeConn, c *Command) {
-					if c.Arg(2) == "I" {
-						fc.send("USR " + c.Arg(0) + " TWN S ct=1")
-						return
-					}
-					fc.send("USR " + c.Arg(0) + " OK alice@example.com Alice 1 1")
-				})
-			},
+			setup: ticketReply(func(fc *fakeConn, trid string) {
+				fc.send("USR " + trid + " OK alice@example.com Alice 1 1")
+			}),
 			wantIs: ErrAccountRestricted,
 		},
 		{
@@ -411,6 +399,20 @@ func TestChallengeAnswered(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no QRY")
+	}
+}
+
+// ticketReply installs a USR handler that starts Passport authentication and answers the
+// ticket with reply.
+func ticketReply(reply func(fc *fakeConn, trid string)) func(*fakeServer) {
+	return func(ns *fakeServer) {
+		ns.handle("USR", func(fc *fakeConn, c *Command) {
+			if c.Arg(2) == "I" {
+				fc.send("USR " + c.Arg(0) + " TWN S ct=1")
+				return
+			}
+			reply(fc, c.Arg(0))
+		})
 	}
 }
 
