@@ -9,7 +9,7 @@ import (
 	"strconv"
 )
 
-// Limits on what a Reader accepts. PROTOCOL.md §1.3 asks for at least 8 KiB lines and 1 MiB
+// Limits on what a Reader accepts. docs/protocol.md §1.3 asks for at least 8 KiB lines and 1 MiB
 // payloads; anything above is treated as a broken or hostile peer.
 const (
 	MaxLineLength  = 16 * 1024
@@ -42,7 +42,7 @@ type Command struct {
 }
 
 // noTrID lists the commands whose first argument is never a transaction id, whatever it looks
-// like (R2M's switchboard session ids in RNG are all digits). PROTOCOL.md §1.4.
+// like (R2M's switchboard session ids in RNG are all digits). docs/protocol.md §1.4.
 var noTrID = map[string]bool{
 	"NLN": true, "FLN": true, "UBX": true, "NOT": true, "RNG": true, "BPR": true, "QNG": true,
 	"OUT": true, "JOI": true, "BYE": true, "IPG": true, "LSG": true, "LST": true, "PNG": true,
@@ -113,7 +113,7 @@ func (c *Command) AppendTo(dst []byte) []byte {
 type PayloadRule func(name string, args []string) bool
 
 // ClientPayloads frames what a notification or switchboard server sends to a client
-// (PROTOCOL.md §1.3): MSG, UBX, NOT, GCF, IPG, and UUX only when it has a length.
+// (docs/protocol.md §1.3): MSG, UBX, NOT, GCF, IPG, and UUX only when it has a length.
 func ClientPayloads(name string, args []string) bool {
 	switch name {
 	case "MSG", "UBX", "NOT", "IPG":
