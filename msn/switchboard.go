@@ -43,6 +43,12 @@ func (m *sbManager) init() {
 	m.chunks = NewChunkAssembler(0, 0)
 }
 
+// MaxSessionMembers bounds the other participants of one switchboard session the client keeps:
+// a hostile server could otherwise JOI valid handles without end, each becoming a group member
+// on the frontends. MSN clients held conversations of a few people; beyond this, joins are
+// ignored, with one warning per session.
+const MaxSessionMembers = 50
+
 // session is one switchboard connection.
 type session struct {
 	c          *Client
@@ -50,6 +56,7 @@ type session struct {
 	id         string
 	members    map[string]string // other participants: handle → name
 	everMulti  bool              // had more than one other participant at some point
+	overfull   bool              // a participant beyond MaxSessionMembers was ignored
 	ready      bool              // someone joined (outgoing) or ANS OK (incoming)
 	joined     chan struct{}     // closed when ready
 	closing    bool
@@ -239,6 +246,15 @@ func (s *session) handle(cmd *Command) {
 			name = Decode(args[1])
 		}
 		c.mu.Lock()
+		if _, known := s.members[h]; !known && len(s.members) >= MaxSessionMembers {
+			first := !s.overfull
+			s.overfull = true
+			c.mu.Unlock()
+			if first {
+				c.log.Warn().Int("max", MaxSessionMembers).Msg("Switchboard session has too many participants; ignoring those who join beyond it")
+			}
+			return
+		}
 		s.members[h] = name
 		if len(s.members) > 1 {
 			s.everMulti = true

@@ -393,3 +393,29 @@ func TestHostileSwitchboardMessages(t *testing.T) {
 		t.Errorf("%d nudges and %d text messages, want 1 and 1", nudges, texts)
 	}
 }
+
+// TestSwitchboardMemberCap is a switchboard that JOIs valid handles without end: the session
+// keeps MaxSessionMembers other participants, emits no join beyond them, and still carries
+// messages of those it kept.
+func TestSwitchboardMemberCap(t *testing.T) {
+	c, l, _, fc := invitedSession(t, "bob@example.com Bob")
+	for i := 0; i < 3*MaxSessionMembers; i++ {
+		fc.send(fmt.Sprintf("JOI stranger%d@evil.example Stranger", i))
+	}
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nafter")
+	waitEvent(t, l, func(m *MessageReceived) bool { return m.Text == "after" })
+	joined := 0
+	for _, ev := range l.all() {
+		if _, ok := ev.(*ParticipantJoined); ok {
+			joined++
+		}
+	}
+	if joined > MaxSessionMembers {
+		t.Errorf("%d joins emitted, want at most %d", joined, MaxSessionMembers)
+	}
+	for id, members := range c.Sessions() {
+		if len(members) > MaxSessionMembers {
+			t.Errorf("session %s keeps %d members, want at most %d", id, len(members), MaxSessionMembers)
+		}
+	}
+}
