@@ -79,15 +79,15 @@ func (c *BotChat) Typing() error { return c.Send(typingPayload(c.bot.handle)) }
 // Nudge sends a nudge.
 func (c *BotChat) Nudge() error { return c.Send(nudgePayload()) }
 
-// Send sends a raw MIME payload. It fails when the bot is no longer in the session.
+// Send sends a raw MIME payload. It fails when the bot is no longer in the session, or the
+// session has ended (its last user left): nobody would ever read it there.
 func (c *BotChat) Send(payload []byte) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
-	if c.sess.member(c.bot.handle) < 0 {
+	if c.sess.member(c.bot.handle) < 0 || c.s.sessions[c.sess.id] != c.sess {
 		return fmt.Errorf("failed to send as %s: %w", c.bot.handle, ErrNotOnline)
 	}
-	c.s.botSendLocked(c.bot, c.sess, payload)
-	return nil
+	return c.s.botSendLocked(c.bot, c.sess, payload)
 }
 
 // Leave takes the bot out of the session (BYE to the others).
@@ -114,16 +114,18 @@ func nudgePayload() []byte {
 	return []byte("MIME-Version: 1.0\r\nContent-Type: text/x-msnmsgr-datacast\r\n\r\nID: 1\r\n\r\n")
 }
 
-// botSendLocked relays a bot's payload to the connected members, or queues it until one joins.
-// Callers hold s.mu.
-func (s *Server) botSendLocked(bot *account, ss *sbSession, payload []byte) {
+// botSendLocked relays a bot's payload to the connected members, or queues it until one joins;
+// it fails when maxBotQueue messages wait already. Callers hold s.mu.
+func (s *Server) botSendLocked(bot *account, ss *sbSession, payload []byte) error {
 	if !ss.hasHuman() {
-		if len(ss.queue) < maxBotQueue {
-			ss.queue = append(ss.queue, queued{from: bot, payload: payload})
+		if len(ss.queue) >= maxBotQueue {
+			return fmt.Errorf("failed to send as %s: %w", bot.handle, ErrNotAnswered)
 		}
-		return
+		ss.queue = append(ss.queue, queued{from: bot, payload: payload})
+		return nil
 	}
 	ss.broadcast(&msn.Command{Name: "MSG", Args: []string{bot.handle, escapeParam(bot.name)}, Payload: payload}, bot.handle)
+	return nil
 }
 
 // deliverToBots runs bot behaviours; s.mu must not be held.
@@ -226,7 +228,8 @@ func (s *Server) SetFriendlyName(handle, name string) error {
 // BotSay makes the socketless account from send text to the logged-in user to: over their
 // shared switchboard if there is one, else a new one to which to is invited with RNG (the
 // message waits until to answers; if the login rung ends first, it is dropped and listed by
-// Undelivered). It fails when from is offline or to is not logged in.
+// Undelivered). It fails when from is offline, to is not logged in, or maxBotQueue messages
+// wait for to's answer already.
 func (s *Server) BotSay(from, to, text string) error { return s.botSend(from, to, textPayload(text)) }
 
 // BotTyping sends a typing notification from a socketless account, as BotSay does.
@@ -287,8 +290,7 @@ func (s *Server) botSend(from, to string, payload []byte) error {
 		user.ns.rang[ss] = struct{}{}
 		user.ns.sendLine("RNG", ss.id, s.SBAddr(), "CKI", ss.cookie, bot.handle, escapeParam(bot.name))
 	}
-	s.botSendLocked(bot, ss, payload)
-	return nil
+	return s.botSendLocked(bot, ss, payload)
 }
 
 // Undelivered is a message a socketless account sent (BotSay, BotTyping, BotNudge) that the

@@ -1,6 +1,8 @@
 package msntest
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -161,4 +163,38 @@ func TestBotInvitationOfEndedLogin(t *testing.T) {
 	old := dialRaw(t, oldRNG.Arg(1))
 	old.send("ANS 1 alice@example.com " + oldRNG.Arg(3) + " " + oldRNG.Arg(0))
 	old.expect("911 1")
+}
+
+// TestBotReplyAfterSessionEnded: a bot that answers in a session its last user has left is
+// told the reply went nowhere, instead of having it held for a session nobody can join.
+func TestBotReplyAfterSessionEnded(t *testing.T) {
+	s := twoFriends(t, Options{})
+	chats := make(chan *BotChat, 1)
+	if err := s.AddBot("bot@example.com", "x", "Bot", func(_ context.Context, chat *BotChat, msg BotMessage) {
+		if msg.IsText() {
+			chats <- chat
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFriends("alice@example.com", "bot@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	a := online(t, s, "alice@example.com", "alicepw")
+	as := openSB(t, s, a, "alice@example.com", "Alice")
+	as.send("CAL 2 bot@example.com")
+	as.expectName("CAL")
+	as.expect("JOI bot@example.com Bot")
+	as.sendPayload("MSG 3 A", helloMsg)
+	as.expect("ACK 3")
+	chat := <-chats
+	if err := chat.Say("while you are here"); err != nil {
+		t.Fatalf("reply in a live session: %v", err)
+	}
+	as.expectName("MSG")
+	as.send("OUT")
+	as.expectClosed()
+	if err := chat.Say("too late"); !errors.Is(err, ErrNotOnline) {
+		t.Fatalf("reply after the user left: %v, want ErrNotOnline", err)
+	}
 }
