@@ -892,6 +892,7 @@ func (e *soakEnv) print(r report, seed uint64, duration, elapsed, settled time.D
 		mv.events, mv.statuses, failed, e.mx.outages, e.mx.restarts)
 	e.mx.mu.Unlock()
 	fmt.Fprintf(&b, "\ndiscord: %d 429s answered, %d gateway resumes", e.dc.Count429(), e.dc.Stats().Resumes)
+	fmt.Fprintf(&b, "\nmsntest: %d contact messages dropped unsent with an invitation of an ended login, and reported", len(e.ms.Undelivered()))
 	fmt.Fprintf(&b, "\nsummary: delivered %d / reported-failed %d / lost %d / duplicated %d (+%d delivered and reported, %d lost by the msn transport, %d not shown on Matrix while its frontend was stopped)",
 		r.total.delivered, r.total.failed, r.total.lost, r.total.dup, r.total.deliveredReported, r.total.transport, r.total.mxStopped)
 	e.t.Log("\n" + b.String())
