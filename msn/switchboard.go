@@ -198,13 +198,19 @@ func (c *Client) leaveIdleSessions() {
 // with no message awaiting its ACK. Client.mu must be held.
 func (s *session) leavableLocked() bool { return s.ready && !s.closing && !s.cn.awaiting() }
 
-// close leaves the session: OUT, then close the socket. It does not wait.
+// close leaves the session: OUT, after which the server closes the connection. Until it does
+// (at most RequestTimeout) the session goes on reading: a message the server relayed before it
+// took the OUT is still received, where closing the socket at once would discard it unseen by
+// anyone. No send picks a closing session. It does not wait.
 func (s *session) close() {
 	s.c.mu.Lock()
 	s.closing = true
 	s.c.mu.Unlock()
-	_ = s.cn.send(&Command{Name: "OUT"})
-	s.cn.closeWith(nil)
+	if err := s.cn.send(&Command{Name: "OUT"}); err != nil {
+		s.cn.closeWith(nil)
+		return
+	}
+	time.AfterFunc(s.c.cfg.RequestTimeout, func() { s.cn.closeWith(nil) })
 }
 
 func (c *Client) closeAllSessions() {

@@ -419,3 +419,30 @@ func TestSwitchboardMemberCap(t *testing.T) {
 		}
 	}
 }
+
+// TestLeavingSessionStillReceives: a message the switchboard relayed before it took the
+// client's OUT reaches the client after the OUT went out; it is received, not discarded with
+// the socket while the contact believes it delivered.
+func TestLeavingSessionStillReceives(t *testing.T) {
+	c, l, _, sb := loginWithSB(t)
+	ctx := context.Background()
+	if err := c.SendText(ctx, "bob@example.com", "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	j := waitEvent[*ParticipantJoined](t, l, nil)
+	sb.handle("OUT", func(fc *fakeConn, _ *Command) {
+		fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nin flight")
+		fc.close()
+	})
+	if err := c.LeaveSession(ctx, j.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	m := waitEvent[*MessageReceived](t, l, nil)
+	if m.From != "bob@example.com" || m.Text != "in flight" || m.SessionID != j.SessionID {
+		t.Fatalf("received %+v", m)
+	}
+	waitEvent[*SessionClosed](t, l, func(e *SessionClosed) bool { return e.SessionID == j.SessionID })
+	if _, err := c.sessionByID(j.SessionID); err == nil {
+		t.Fatal("a session being left is still offered for sending")
+	}
+}
