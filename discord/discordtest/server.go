@@ -6,8 +6,9 @@
 // memory. It is faithful where Discord bites a bridge: per-route rate-limit buckets with
 // X-RateLimit-* headers and 429 bodies in float seconds, the 2-per-10-minutes name/topic edit
 // limit per channel, Discord's error codes (10003, 10008, 10015, 10062, 40060, 50006, 50035, …),
-// webhook deletion, RESUME with replay of missed dispatches, zlib frames, privileged intents and
-// the blanking of message content without the MessageContent intent.
+// webhook deletion, RESUME with replay of missed dispatches (and sessions ended by a client's
+// close 1000 or expired, as Discord ends them), zlib frames, privileged intents and the
+// blanking of message content without the MessageContent intent.
 //
 // Point a session at a Server with NewSession, or set Session.Client to HTTPClient(): discordgo
 // reads the gateway URL from GET /gateway, so neither its global endpoint variables nor its
@@ -89,6 +90,10 @@ type Options struct {
 
 	// HeartbeatInterval is sent in HELLO. Default 41.25 s; tests want a few tens of milliseconds.
 	HeartbeatInterval time.Duration
+	// SessionTimeout is how long a gateway session without a connection stays resumable;
+	// later a RESUME is refused with op 9 and the dispatches meanwhile are gone. Discord does
+	// not publish its value. Default 2 minutes.
+	SessionTimeout time.Duration
 	// Compress makes the gateway send zlib-compressed binary frames after an IDENTIFY with
 	// "compress": true, as Discord's payload compression does.
 	Compress bool
@@ -201,6 +206,8 @@ type GatewayStats struct {
 	Heartbeats  int // op 1 received
 	Acks        int // op 11 sent
 	Dispatches  int // op 0 frames produced (buffered or sent), READY and RESUMED included
+	Invalidated int // sessions ended by the client closing with 1000 or 1001
+	Expired     int // sessions forgotten after Options.SessionTimeout without a connection
 }
 
 // Server is a running fake Discord. Create it with New and stop it with Close.
@@ -342,6 +349,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 41250 * time.Millisecond
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 2 * time.Minute
 	}
 	if o.EditLimit <= 0 {
 		o.EditLimit = 2
