@@ -75,6 +75,8 @@ type Frontend struct {
 	portals   map[string]*portal // by account handle
 	byChannel map[string]channelRef
 	buttons   map[string]buttonAction
+
+	catchUp *catchUp // orders new messages around gateway gaps
 }
 
 // channelRef says what a Discord channel mirrors.
@@ -105,6 +107,7 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 		buttons:   map[string]buttonAction{},
 	}
 	f.newSession = discordgo.New
+	f.catchUp = newCatchUp(f)
 	for _, o := range opts {
 		o(f)
 	}
@@ -356,22 +359,31 @@ func (f *Frontend) channel(id string) (channelRef, bool) {
 	return ref, ok
 }
 
+// bindChannel routes channel id to ref; a chat's channel is followed for catch-up after
+// gateway gaps.
 func (f *Frontend) bindChannel(id string, ref channelRef) {
 	f.mu.Lock()
 	f.byChannel[id] = ref
 	f.mu.Unlock()
+	if ref.chat != "" {
+		f.catchUp.track(id)
+	}
 }
 
 func (f *Frontend) unbindChannel(id string) {
 	f.mu.Lock()
 	delete(f.byChannel, id)
 	f.mu.Unlock()
+	f.catchUp.forget(id)
 }
 
 // Gateway lifecycle.
 
+// onReady starts the catch-up of a gateway gap when the READY begins a new session after an
+// earlier one (see catchUp).
 func (f *Frontend) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 	f.log.Debug().Str("session_id", r.SessionID).Msg("Discord gateway ready")
+	f.catchUp.sessionStarted()
 }
 
 func (f *Frontend) onConnect(_ *discordgo.Session, _ *discordgo.Connect) {

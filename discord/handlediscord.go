@@ -66,9 +66,17 @@ func (f *Frontend) ownerText(m *discordgo.Message) (channelRef, string, bool) {
 	return ref, text, strings.TrimSpace(text) != ""
 }
 
-// onMessageCreate takes the owner's messages in a contact or group channel to MSN.
+// onMessageCreate takes the owner's messages in a contact or group channel to MSN, in order
+// with what a gateway gap lost (see catchUp).
 func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) {
-	if ref, text, ok := f.ownerText(m.Message); ok {
+	if m.Message != nil {
+		f.catchUp.live(m.Message)
+	}
+}
+
+// handleCreate takes a new message, live or caught up, to MSN when it is the owner's.
+func (f *Frontend) handleCreate(m *discordgo.Message) {
+	if ref, text, ok := f.ownerText(m); ok {
 		f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text})
 	}
 }
