@@ -15,7 +15,7 @@
 // websocket dialer need changing and parallel tests stay independent.
 //
 // Defaults follow Discord: message posts 5 per 5 s per channel, webhook executes 5 per 2 s per
-// webhook, 50 requests per second globally. discordgo honours the X-RateLimit-* headers by
+// webhook and 30 per minute per channel, 50 requests per second globally. discordgo honours the X-RateLimit-* headers by
 // waiting inside the call, so a test that posts many messages either expects that or loosens
 // Options.RouteLimits.
 //
@@ -123,6 +123,9 @@ type Options struct {
 	RouteLimits  map[string]Limit
 	DefaultLimit Limit
 	GlobalLimit  Limit
+	// WebhookChannelLimit caps webhook executes per channel, whatever the webhook (default 30
+	// per minute, as Discord is reported to); Requests < 0 disables it.
+	WebhookChannelLimit Limit
 
 	// MaxBodyBytes caps a request body; larger requests get 413 with code 40005. Default 25 MiB.
 	MaxBodyBytes int64
@@ -243,6 +246,8 @@ type Server struct {
 	inject       []*injection
 	faults       []*faultInjection
 	buckets      map[string]*bucket
+	hookBuckets  map[string]*bucket // webhook executes per channel
+	refused      []string           // RefuseUsernames, lower case
 	global       bucket
 	noAck        bool
 	sessions     map[string]*gwSession
@@ -297,24 +302,25 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("failed to listen on loopback: %w", err)
 	}
 	s := &Server{
-		opts:      opts,
-		ln:        ln,
-		base:      "http://" + ln.Addr().String(),
-		mux:       http.NewServeMux(),
-		closed:    make(chan struct{}),
-		users:     map[string]*discordgo.User{},
-		channels:  map[string]*channelState{},
-		msgChan:   map[string]string{},
-		webhooks:  map[string]*webhookState{},
-		commands:  map[string][]*discordgo.ApplicationCommand{},
-		inters:    map[string]*interactionState{},
-		byToken:   map[string]*interactionState{},
-		files:     map[string]File{},
-		touched:   map[string]int{},
-		routes429: map[string]int{},
-		buckets:   map[string]*bucket{},
-		sessions:  map[string]*gwSession{},
-		conns:     map[*gwConn]struct{}{},
+		opts:        opts,
+		ln:          ln,
+		base:        "http://" + ln.Addr().String(),
+		mux:         http.NewServeMux(),
+		closed:      make(chan struct{}),
+		users:       map[string]*discordgo.User{},
+		channels:    map[string]*channelState{},
+		msgChan:     map[string]string{},
+		webhooks:    map[string]*webhookState{},
+		commands:    map[string][]*discordgo.ApplicationCommand{},
+		inters:      map[string]*interactionState{},
+		byToken:     map[string]*interactionState{},
+		files:       map[string]File{},
+		touched:     map[string]int{},
+		routes429:   map[string]int{},
+		buckets:     map[string]*bucket{},
+		hookBuckets: map[string]*bucket{},
+		sessions:    map[string]*gwSession{},
+		conns:       map[*gwConn]struct{}{},
 	}
 	s.tr = &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -378,6 +384,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.GlobalLimit.Requests == 0 || o.GlobalLimit.Per <= 0 && o.GlobalLimit.Requests > 0 {
 		o.GlobalLimit = Limit{50, time.Second}
+	}
+	if o.WebhookChannelLimit.Requests == 0 || o.WebhookChannelLimit.Per <= 0 && o.WebhookChannelLimit.Requests > 0 {
+		o.WebhookChannelLimit = Limit{30, time.Minute}
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 25 << 20
