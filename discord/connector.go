@@ -76,7 +76,9 @@ type Frontend struct {
 	byChannel map[string]channelRef
 	buttons   map[string]buttonAction
 
-	catchUp *catchUp // orders new messages around gateway gaps
+	catchUp      *catchUp             // orders new messages around gateway gaps
+	hooks        *hookPacer           // webhook executes per channel
+	refusedNames *recentIndex[string] // username Discord refused → the one it took
 }
 
 // channelRef says what a Discord channel mirrors.
@@ -108,6 +110,8 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 	}
 	f.newSession = discordgo.New
 	f.catchUp = newCatchUp(f)
+	f.hooks = newHookPacer(webhookPostsPerChannel, webhookPostWindow, time.Now)
+	f.refusedNames = newRecentIndex[string](256)
 	for _, o := range opts {
 		o(f)
 	}
@@ -375,6 +379,7 @@ func (f *Frontend) unbindChannel(id string) {
 	delete(f.byChannel, id)
 	f.mu.Unlock()
 	f.catchUp.forget(id)
+	f.hooks.forget(id)
 }
 
 // Gateway lifecycle.
