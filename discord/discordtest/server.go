@@ -127,6 +127,10 @@ type Options struct {
 	// per minute, as Discord is reported to); Requests < 0 disables it.
 	WebhookChannelLimit Limit
 
+	// AttachmentURLTTL is how long an attachment URL works: URLs are signed (ex, is and hm
+	// query parameters) and expire as Discord's CDN URLs do. Default 24 hours.
+	AttachmentURLTTL time.Duration
+
 	// MaxBodyBytes caps a request body; larger requests get 413 with code 40005. Default 25 MiB.
 	MaxBodyBytes int64
 	// MaxLoggedBody caps the body kept per entry of Requests(). Default 64 KiB.
@@ -237,6 +241,7 @@ type Server struct {
 	inters   map[string]*interactionState
 	byToken  map[string]*interactionState
 	files    map[string]File // attachment id → file
+	urlKey   []byte          // signs attachment URLs
 
 	touched      map[string]int
 	requests     []Request
@@ -387,6 +392,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.WebhookChannelLimit.Requests == 0 || o.WebhookChannelLimit.Per <= 0 && o.WebhookChannelLimit.Requests > 0 {
 		o.WebhookChannelLimit = Limit{30, time.Minute}
+	}
+	if o.AttachmentURLTTL <= 0 {
+		o.AttachmentURLTTL = 24 * time.Hour
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 25 << 20
