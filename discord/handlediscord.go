@@ -194,7 +194,7 @@ func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 }
 
 // discordToMSN renders a Discord message as MSN text: mentions as names, a reply as an inline
-// quote, attachments as links.
+// quote, attachments as links that say when they expire.
 func discordToMSN(m *discordgo.Message) string {
 	var b strings.Builder
 	if r := m.ReferencedMessage; r != nil && m.Type == discordgo.MessageTypeReply {
@@ -219,7 +219,7 @@ func discordToMSN(m *discordgo.Message) string {
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "📎 %s: %s", a.Filename, a.URL)
+		b.WriteString(attachmentLine(a))
 	}
 	for _, s := range m.StickerItems {
 		if s == nil {
