@@ -26,9 +26,11 @@ import (
 // order. Live messages of a channel being caught up wait for it, and a message id handled once
 // is never handled again, so nothing is carried twice.
 //
-// The cursors live in memory: a restart of the bridge starts from each channel's newest
-// message as Discord lists it when the channel is bound, so what the owner writes while the
-// bridge is stopped is not carried. Edits and deletions made during a gap are not caught up.
+// The cursors are kept in the bridge's database (cursorStore), written shortly after they move
+// and at Stop, so a restart catches up too: a channel bound again with a stored cursor behind
+// the newest message Discord lists for it is fetched like a channel after a gap. A crash may
+// lose the last second of cursor moves, and the owner's messages of that second may then be
+// carried again. Edits and deletions made during a gap are not caught up.
 
 const (
 	// catchUpPage is how many messages one catch-up request asks for (Discord's maximum).
@@ -58,15 +60,103 @@ type catchUp struct {
 	held    map[string][]*discordgo.Message // channels being caught up → live messages waiting
 	running bool                            // a worker is fetching
 	handled *recentIndex[struct{}]          // message ids delivered
+	saved   map[string]string               // stored cursors of channels not followed yet
+	dirty   map[string]string               // cursors to store ("": delete)
+
+	store *cursorStore // nil: cursors in memory only
+	kick  chan struct{}
 }
 
-func newCatchUp(f *Frontend) *catchUp {
+func newCatchUp(f *Frontend, store *cursorStore) *catchUp {
 	return &catchUp{
 		f:       f,
 		last:    map[string]string{},
 		pending: map[string]bool{},
 		held:    map[string][]*discordgo.Message{},
 		handled: newRecentIndex[struct{}](handledMemory),
+		saved:   map[string]string{},
+		dirty:   map[string]string{},
+		store:   store,
+		kick:    make(chan struct{}, 1),
+	}
+}
+
+// cursorFlushInterval is the shortest time between two writes of the cursors.
+const cursorFlushInterval = time.Second
+
+// load upgrades the cursor table and reads the stored cursors. It fails when the database does.
+func (c *catchUp) load(ctx context.Context) error {
+	if c.store == nil {
+		return nil
+	}
+	if err := c.store.upgrade(ctx); err != nil {
+		return err
+	}
+	saved, err := c.store.load(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.saved = saved
+	c.mu.Unlock()
+	return nil
+}
+
+// flushLoop stores the cursors that moved, at most every cursorFlushInterval, until the
+// frontend stops; then it stores them a last time.
+func (c *catchUp) flushLoop() {
+	if c.store == nil {
+		return
+	}
+	ctx := c.f.bgCtx
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c.flush(fctx)
+			cancel()
+			return
+		case <-c.kick:
+		}
+		c.flush(ctx)
+		t := time.NewTimer(cursorFlushInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// flush stores the cursors that moved; on failure they stay to be stored next time.
+func (c *catchUp) flush(ctx context.Context) {
+	c.mu.Lock()
+	if len(c.dirty) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	batch := c.dirty
+	c.dirty = map[string]string{}
+	c.mu.Unlock()
+	if err := c.store.save(ctx, batch); err != nil {
+		c.f.log.Warn().Err(err).Int("channels", len(batch)).Msg("Failed to store catch-up cursors")
+		c.mu.Lock()
+		for ch, id := range batch {
+			if _, newer := c.dirty[ch]; !newer {
+				c.dirty[ch] = id
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// moveLocked sets a channel's cursor and marks it to be stored. c.mu is held.
+func (c *catchUp) moveLocked(channelID, id string) {
+	c.last[channelID] = id
+	c.dirty[channelID] = id
+	select {
+	case c.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -105,21 +195,16 @@ func (c *catchUp) checkSessionLocked(sid string) {
 	}
 	c.f.log.Info().Int("channels", len(c.last)).Msg("New Discord gateway session, catching up with the messages of the gap")
 	for id := range c.last {
-		c.pending[id] = true
-		if _, ok := c.held[id]; !ok {
-			c.held[id] = nil
-		}
-	}
-	if !c.running && c.f.goTracked(c.work) {
-		c.running = true
+		c.scheduleLocked(id)
 	}
 }
 
-// track starts following a mirrored channel from now: the cursor is the latest of the
-// channel's own id (below every message of it), the newest message Discord listed for it in
-// the session's GUILD_CREATE, and the id Discord would give a message made a moment ago, since
-// what was written before the channel was bound was never the bridge's to carry. A followed
-// channel keeps its cursor.
+// track starts following a mirrored channel. A channel with a stored cursor (from before a
+// restart) starts from it, and is caught up at once when Discord listed a newer message for it
+// in the session's GUILD_CREATE. Otherwise it is followed from now: the cursor is the latest of
+// the channel's own id (below every message of it), the newest message listed for it, and the
+// id Discord would give a message made a moment ago, since what was written before the channel
+// was bound was never the bridge's to carry. A followed channel keeps its cursor.
 func (c *catchUp) track(channelID string) {
 	c.mu.Lock()
 	_, ok := c.last[channelID]
@@ -127,29 +212,62 @@ func (c *catchUp) track(channelID string) {
 	if ok {
 		return
 	}
-	cursor := channelID
+	var listed string
 	if s := c.f.s; s != nil && s.State != nil {
-		if ch, err := s.State.Channel(channelID); err == nil && snowflakeLess(cursor, ch.LastMessageID) {
-			cursor = ch.LastMessageID
+		if ch, err := s.State.Channel(channelID); err == nil {
+			listed = ch.LastMessageID
 		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.last[channelID]; ok {
+		return
+	}
+	if saved, ok := c.saved[channelID]; ok {
+		delete(c.saved, channelID)
+		c.last[channelID] = saved
+		if snowflakeLess(saved, listed) {
+			c.f.log.Info().Str("channel_id", channelID).Msg("Catching up with messages written while the bridge was away")
+			c.scheduleLocked(channelID)
+		}
+		return
+	}
+	cursor := channelID
+	if snowflakeLess(cursor, listed) {
+		cursor = listed
 	}
 	if at := snowflakeAt(c.f.now().Add(-cursorMargin)); snowflakeLess(cursor, at) {
 		cursor = at
 	}
-	c.mu.Lock()
-	if _, ok := c.last[channelID]; !ok {
-		c.last[channelID] = cursor
+	c.moveLocked(channelID, cursor)
+}
+
+// scheduleLocked holds a channel's live messages and has a worker catch it up. c.mu is held.
+func (c *catchUp) scheduleLocked(channelID string) {
+	c.pending[channelID] = true
+	if _, ok := c.held[channelID]; !ok {
+		c.held[channelID] = nil
 	}
-	c.mu.Unlock()
+	if !c.running && c.f.goTracked(c.work) {
+		c.running = true
+	}
 }
 
 // forget stops following a channel.
 func (c *catchUp) forget(channelID string) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.last[channelID]; !ok {
+		return
+	}
 	delete(c.last, channelID)
 	delete(c.pending, channelID)
 	delete(c.held, channelID)
-	c.mu.Unlock()
+	c.dirty[channelID] = ""
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // live takes a MESSAGE_CREATE: handled at once, unless its channel is being caught up (then it
@@ -181,7 +299,7 @@ func (c *catchUp) admitLocked(m *discordgo.Message) bool {
 	}
 	c.handled.put(m.ID, struct{}{})
 	if last, ok := c.last[m.ChannelID]; ok && snowflakeLess(last, m.ID) {
-		c.last[m.ChannelID] = m.ID
+		c.moveLocked(m.ChannelID, m.ID)
 	}
 	return true
 }
@@ -292,7 +410,7 @@ func (c *catchUp) gapNotice(ctx context.Context, id string, cause error) {
 	if newest, err := c.f.s.ChannelMessages(id, 1, "", "", "", discordgo.WithContext(ctx)); err == nil && len(nonNil(newest)) > 0 {
 		c.mu.Lock()
 		if last, ok := c.last[id]; ok && snowflakeLess(last, newest[0].ID) {
-			c.last[id] = newest[0].ID
+			c.moveLocked(id, newest[0].ID)
 		}
 		c.mu.Unlock()
 	}

@@ -109,7 +109,11 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 		buttons:   map[string]buttonAction{},
 	}
 	f.newSession = discordgo.New
-	f.catchUp = newCatchUp(f)
+	var cursors *cursorStore
+	if st := core.Store(); st != nil {
+		cursors = newCursorStore(st.DB(), f.log)
+	}
+	f.catchUp = newCatchUp(f, cursors)
 	f.hooks = newHookPacer(webhookPostsPerChannel, webhookPostWindow, time.Now)
 	f.refusedNames = newRecentIndex[string](256)
 	for _, o := range opts {
@@ -139,6 +143,9 @@ func (f *Frontend) Start(ctx context.Context) error {
 	f.started = true
 	f.mu.Unlock()
 
+	if err := f.catchUp.load(ctx); err != nil {
+		return err
+	}
 	token := f.cfg.Token
 	if !strings.HasPrefix(token, "Bot ") {
 		token = "Bot " + token
@@ -195,6 +202,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 	}
 	f.log.Info().Str("bot_id", f.botID).Str("application_id", f.appID).Str("guild_id", f.cfg.GuildID).
 		Msg("Discord frontend started")
+	f.goTracked(f.catchUp.flushLoop)
 	f.core.AddFrontend(f)
 	return nil
 }
