@@ -43,8 +43,9 @@ func TestGatewayGapIsCaughtUp(t *testing.T) {
 		}
 		want = append(want, text)
 	}
-	// Discord fails the first fetches of the gap: the catch-up retries them.
-	h.dc.InjectFault("GET /channels/{c}/messages", 2, 503)
+	// Discord fails the first fetches of the gap: the catch-up retries them, with waits long
+	// enough that the message written after the reconnect comes while it is still on.
+	h.dc.InjectFault("GET /channels/{c}/messages", 3, 503)
 	h.dc.SetNoAck(false)
 	h.waitFor("a fresh session", func() bool { return h.dc.Stats().Identifies >= 2 && h.dc.Connected() == 1 })
 	h.dc.InjectUserMessage(bobCh, owner, "after")
@@ -54,8 +55,8 @@ func TestGatewayGapIsCaughtUp(t *testing.T) {
 	h.dc.InjectUserMessage(bobCh, owner, "marker")
 	want = append(want, "marker")
 	h.waitBobGot("every message once, in order", want)
-	if n := h.dc.Touched()["GET /channels/{c}/messages"]; n < 3 {
-		t.Errorf("the gap was fetched %d times, want the 2 failures and a success", n)
+	if n := h.dc.Touched()["GET /channels/{c}/messages"]; n < 4 {
+		t.Errorf("the gap was fetched %d times, want the 3 failures and a success", n)
 	}
 	if st := h.dc.Stats(); st.Resumes != 0 {
 		t.Errorf("stats %+v: a session ended by a 1000 close was resumed", st)
