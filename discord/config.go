@@ -30,7 +30,9 @@ type Config struct {
 	// CategoryName is the name of each account's category; "{handle}" is replaced by the MSN
 	// handle.
 	CategoryName string `yaml:"category_name"`
-	// RosterChannelName is the channel holding the pinned roster message.
+	// RosterChannelName is the channel holding the pinned roster message. Discord lowercases
+	// text channel names and turns spaces into hyphens; the frontend uses the name as Discord
+	// stores it (see textChannelName), so that it finds the channel again.
 	RosterChannelName string `yaml:"roster_channel_name"`
 	// OnlineOfflineCategories moves contact channels between the account's category (online)
 	// and OfflineCategoryName (offline).
@@ -90,6 +92,7 @@ func (c Config) withDefaults() Config {
 	str(&c.CategoryName, d.CategoryName)
 	str(&c.RosterChannelName, d.RosterChannelName)
 	str(&c.OfflineCategoryName, d.OfflineCategoryName)
+	c.RosterChannelName = textChannelName(c.RosterChannelName)
 	dur(&c.RosterDebounce, d.RosterDebounce)
 	dur(&c.TopicDebounce, d.TopicDebounce)
 	dur(&c.TopicMinInterval, d.TopicMinInterval)
@@ -178,6 +181,12 @@ func isSnowflake(s string) bool {
 		}
 	}
 	return true
+}
+
+// textChannelName is name as Discord stores a text channel's name: trimmed, lower case, each
+// run of white space one hyphen.
+func textChannelName(name string) string {
+	return strings.ToLower(strings.Join(strings.Fields(name), "-"))
 }
 
 // categoryName renders a category name template for handle.

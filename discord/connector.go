@@ -75,6 +75,10 @@ type Frontend struct {
 	portals   map[string]*portal // by account handle
 	byChannel map[string]channelRef
 	buttons   map[string]buttonAction
+
+	catchUp      *catchUp             // orders new messages around gateway gaps
+	hooks        *hookPacer           // webhook executes per channel
+	refusedNames *recentIndex[string] // username Discord refused → the one it took
 }
 
 // channelRef says what a Discord channel mirrors.
@@ -105,6 +109,13 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 		buttons:   map[string]buttonAction{},
 	}
 	f.newSession = discordgo.New
+	var cursors *cursorStore
+	if st := core.Store(); st != nil {
+		cursors = newCursorStore(st.DB(), f.log)
+	}
+	f.catchUp = newCatchUp(f, cursors)
+	f.hooks = newHookPacer(webhookPostsPerChannel, webhookPostWindow, time.Now)
+	f.refusedNames = newRecentIndex[string](256)
 	for _, o := range opts {
 		o(f)
 	}
@@ -132,6 +143,9 @@ func (f *Frontend) Start(ctx context.Context) error {
 	f.started = true
 	f.mu.Unlock()
 
+	if err := f.catchUp.load(ctx); err != nil {
+		return err
+	}
 	token := f.cfg.Token
 	if !strings.HasPrefix(token, "Bot ") {
 		token = "Bot " + token
@@ -188,6 +202,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 	}
 	f.log.Info().Str("bot_id", f.botID).Str("application_id", f.appID).Str("guild_id", f.cfg.GuildID).
 		Msg("Discord frontend started")
+	f.goTracked(f.catchUp.flushLoop)
 	f.core.AddFrontend(f)
 	return nil
 }
@@ -356,22 +371,32 @@ func (f *Frontend) channel(id string) (channelRef, bool) {
 	return ref, ok
 }
 
+// bindChannel routes channel id to ref; a chat's channel is followed for catch-up after
+// gateway gaps.
 func (f *Frontend) bindChannel(id string, ref channelRef) {
 	f.mu.Lock()
 	f.byChannel[id] = ref
 	f.mu.Unlock()
+	if ref.chat != "" {
+		f.catchUp.track(id)
+	}
 }
 
 func (f *Frontend) unbindChannel(id string) {
 	f.mu.Lock()
 	delete(f.byChannel, id)
 	f.mu.Unlock()
+	f.catchUp.forget(id)
+	f.hooks.forget(id)
 }
 
 // Gateway lifecycle.
 
+// onReady starts the catch-up of a gateway gap when the READY begins a new session after an
+// earlier one (see catchUp).
 func (f *Frontend) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 	f.log.Debug().Str("session_id", r.SessionID).Msg("Discord gateway ready")
+	f.catchUp.sessionStarted()
 }
 
 func (f *Frontend) onConnect(_ *discordgo.Session, _ *discordgo.Connect) {

@@ -66,9 +66,17 @@ func (f *Frontend) ownerText(m *discordgo.Message) (channelRef, string, bool) {
 	return ref, text, strings.TrimSpace(text) != ""
 }
 
-// onMessageCreate takes the owner's messages in a contact or group channel to MSN.
+// onMessageCreate takes the owner's messages in a contact or group channel to MSN, in order
+// with what a gateway gap lost (see catchUp).
 func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) {
-	if ref, text, ok := f.ownerText(m.Message); ok {
+	if m.Message != nil {
+		f.catchUp.live(m.Message)
+	}
+}
+
+// handleCreate takes a new message, live or caught up, to MSN when it is the owner's.
+func (f *Frontend) handleCreate(m *discordgo.Message) {
+	if ref, text, ok := f.ownerText(m); ok {
 		f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text})
 	}
 }
@@ -186,7 +194,7 @@ func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 }
 
 // discordToMSN renders a Discord message as MSN text: mentions as names, a reply as an inline
-// quote, attachments as links.
+// quote, attachments as links that say when they expire.
 func discordToMSN(m *discordgo.Message) string {
 	var b strings.Builder
 	if r := m.ReferencedMessage; r != nil && m.Type == discordgo.MessageTypeReply {
@@ -211,7 +219,7 @@ func discordToMSN(m *discordgo.Message) string {
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "📎 %s: %s", a.Filename, a.URL)
+		b.WriteString(attachmentLine(a))
 	}
 	for _, s := range m.StickerItems {
 		if s == nil {

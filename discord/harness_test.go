@@ -83,6 +83,8 @@ type harnessOpts struct {
 	logs io.Writer
 	// client, when set, is the frontend's HTTP client in place of the fake's own.
 	client func(*http.Client) *http.Client
+	// feOpts are more options of the frontend.
+	feOpts []Option
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -176,7 +178,7 @@ func (h *harness) startBridge() {
 	if h.opts.client != nil {
 		client = h.opts.client(client)
 	}
-	fe, err := New(core, h.cfg, log, WithHTTPClient(client))
+	fe, err := New(core, h.cfg, log, append([]Option{WithHTTPClient(client)}, h.opts.feOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -922,7 +922,7 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 			return nil, err
 		}
 		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
-			return p.f.s.WebhookExecute(wh.ID, wh.Token, true, params, discordgo.WithContext(ctx))
+			return p.f.executeWebhook(ctx, chID, wh, params)
 		})
 		switch {
 		case err == nil:

@@ -2,12 +2,14 @@ package discordtest
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"encoding/json"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -396,6 +398,16 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 	f, ok := s.File(r.PathValue("a"))
 	if !ok || f.Filename != r.PathValue("name") {
 		writeJSON(w, http.StatusNotFound, apiError{Code: 0, Message: "404: Not Found"})
+		return
+	}
+	// Like Discord's CDN, only a signed URL that has not expired is served.
+	q := r.URL.Query()
+	ex, err := strconv.ParseInt(q.Get("ex"), 16, 64)
+	sig := s.urlSignature(r.URL.EscapedPath(), q.Get("ex"), q.Get("is"))
+	if err != nil || time.Now().Unix() > ex || !hmac.Equal([]byte(sig), []byte(q.Get("hm"))) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("This content is no longer available."))
 		return
 	}
 	w.Header().Set("Content-Type", f.ContentType)

@@ -6,15 +6,16 @@
 // memory. It is faithful where Discord bites a bridge: per-route rate-limit buckets with
 // X-RateLimit-* headers and 429 bodies in float seconds, the 2-per-10-minutes name/topic edit
 // limit per channel, Discord's error codes (10003, 10008, 10015, 10062, 40060, 50006, 50035, …),
-// webhook deletion, RESUME with replay of missed dispatches, zlib frames, privileged intents and
-// the blanking of message content without the MessageContent intent.
+// webhook deletion, RESUME with replay of missed dispatches (and sessions ended by a client's
+// close 1000 or expired, as Discord ends them), zlib frames, privileged intents and the
+// blanking of message content without the MessageContent intent.
 //
 // Point a session at a Server with NewSession, or set Session.Client to HTTPClient(): discordgo
 // reads the gateway URL from GET /gateway, so neither its global endpoint variables nor its
 // websocket dialer need changing and parallel tests stay independent.
 //
 // Defaults follow Discord: message posts 5 per 5 s per channel, webhook executes 5 per 2 s per
-// webhook, 50 requests per second globally. discordgo honours the X-RateLimit-* headers by
+// webhook and 30 per minute per channel, 50 requests per second globally. discordgo honours the X-RateLimit-* headers by
 // waiting inside the call, so a test that posts many messages either expects that or loosens
 // Options.RouteLimits.
 //
@@ -89,6 +90,10 @@ type Options struct {
 
 	// HeartbeatInterval is sent in HELLO. Default 41.25 s; tests want a few tens of milliseconds.
 	HeartbeatInterval time.Duration
+	// SessionTimeout is how long a gateway session without a connection stays resumable;
+	// later a RESUME is refused with op 9 and the dispatches meanwhile are gone. Discord does
+	// not publish its value. Default 2 minutes.
+	SessionTimeout time.Duration
 	// Compress makes the gateway send zlib-compressed binary frames after an IDENTIFY with
 	// "compress": true, as Discord's payload compression does.
 	Compress bool
@@ -118,6 +123,13 @@ type Options struct {
 	RouteLimits  map[string]Limit
 	DefaultLimit Limit
 	GlobalLimit  Limit
+	// WebhookChannelLimit caps webhook executes per channel, whatever the webhook (default 30
+	// per minute, as Discord is reported to); Requests < 0 disables it.
+	WebhookChannelLimit Limit
+
+	// AttachmentURLTTL is how long an attachment URL works: URLs are signed (ex, is and hm
+	// query parameters) and expire as Discord's CDN URLs do. Default 24 hours.
+	AttachmentURLTTL time.Duration
 
 	// MaxBodyBytes caps a request body; larger requests get 413 with code 40005. Default 25 MiB.
 	MaxBodyBytes int64
@@ -201,6 +213,8 @@ type GatewayStats struct {
 	Heartbeats  int // op 1 received
 	Acks        int // op 11 sent
 	Dispatches  int // op 0 frames produced (buffered or sent), READY and RESUMED included
+	Invalidated int // sessions ended by the client closing with 1000 or 1001
+	Expired     int // sessions forgotten after Options.SessionTimeout without a connection
 }
 
 // Server is a running fake Discord. Create it with New and stop it with Close.
@@ -227,6 +241,7 @@ type Server struct {
 	inters   map[string]*interactionState
 	byToken  map[string]*interactionState
 	files    map[string]File // attachment id → file
+	urlKey   []byte          // signs attachment URLs
 
 	touched      map[string]int
 	requests     []Request
@@ -236,6 +251,8 @@ type Server struct {
 	inject       []*injection
 	faults       []*faultInjection
 	buckets      map[string]*bucket
+	hookBuckets  map[string]*bucket // webhook executes per channel
+	refused      []string           // RefuseUsernames, lower case
 	global       bucket
 	noAck        bool
 	sessions     map[string]*gwSession
@@ -290,24 +307,25 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("failed to listen on loopback: %w", err)
 	}
 	s := &Server{
-		opts:      opts,
-		ln:        ln,
-		base:      "http://" + ln.Addr().String(),
-		mux:       http.NewServeMux(),
-		closed:    make(chan struct{}),
-		users:     map[string]*discordgo.User{},
-		channels:  map[string]*channelState{},
-		msgChan:   map[string]string{},
-		webhooks:  map[string]*webhookState{},
-		commands:  map[string][]*discordgo.ApplicationCommand{},
-		inters:    map[string]*interactionState{},
-		byToken:   map[string]*interactionState{},
-		files:     map[string]File{},
-		touched:   map[string]int{},
-		routes429: map[string]int{},
-		buckets:   map[string]*bucket{},
-		sessions:  map[string]*gwSession{},
-		conns:     map[*gwConn]struct{}{},
+		opts:        opts,
+		ln:          ln,
+		base:        "http://" + ln.Addr().String(),
+		mux:         http.NewServeMux(),
+		closed:      make(chan struct{}),
+		users:       map[string]*discordgo.User{},
+		channels:    map[string]*channelState{},
+		msgChan:     map[string]string{},
+		webhooks:    map[string]*webhookState{},
+		commands:    map[string][]*discordgo.ApplicationCommand{},
+		inters:      map[string]*interactionState{},
+		byToken:     map[string]*interactionState{},
+		files:       map[string]File{},
+		touched:     map[string]int{},
+		routes429:   map[string]int{},
+		buckets:     map[string]*bucket{},
+		hookBuckets: map[string]*bucket{},
+		sessions:    map[string]*gwSession{},
+		conns:       map[*gwConn]struct{}{},
 	}
 	s.tr = &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -343,6 +361,9 @@ func withDefaults(o Options) Options {
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 41250 * time.Millisecond
 	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 2 * time.Minute
+	}
 	if o.EditLimit <= 0 {
 		o.EditLimit = 2
 	}
@@ -368,6 +389,12 @@ func withDefaults(o Options) Options {
 	}
 	if o.GlobalLimit.Requests == 0 || o.GlobalLimit.Per <= 0 && o.GlobalLimit.Requests > 0 {
 		o.GlobalLimit = Limit{50, time.Second}
+	}
+	if o.WebhookChannelLimit.Requests == 0 || o.WebhookChannelLimit.Per <= 0 && o.WebhookChannelLimit.Requests > 0 {
+		o.WebhookChannelLimit = Limit{30, time.Minute}
+	}
+	if o.AttachmentURLTTL <= 0 {
+		o.AttachmentURLTTL = 24 * time.Hour
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 25 << 20
