@@ -122,7 +122,8 @@ func (f *Frontend) Session() *discordgo.Session { return f.s }
 // MessageContent intent), registers the /msn guild command, and registers the frontend with
 // the core, which attaches it to every account linked to a Discord user. ctx bounds the
 // start-up requests; the session itself lives until Stop. Start fails when the token is
-// refused, the intents are not allowed or the commands cannot be registered.
+// refused, the intents are not allowed, the bot's role lacks a permission the bridge needs (a
+// *MissingPermissionsError naming each) or the commands cannot be registered.
 func (f *Frontend) Start(ctx context.Context) error {
 	f.mu.Lock()
 	if f.started || f.stopped {
@@ -181,6 +182,10 @@ func (f *Frontend) Start(ctx context.Context) error {
 	if f.appID == "" {
 		f.closeSession()
 		return errors.New("no application id in READY; set discord.application_id")
+	}
+	if err = f.checkPermissions(ctx); err != nil {
+		f.closeSession()
+		return fmt.Errorf("failed to check the bot's permissions: %w", err)
 	}
 	if _, err = s.ApplicationCommandBulkOverwrite(f.appID, f.cfg.GuildID, commands(), discordgo.WithContext(ctx)); err != nil {
 		f.closeSession()

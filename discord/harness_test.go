@@ -83,6 +83,9 @@ type harnessOpts struct {
 	logs io.Writer
 	// client, when set, is the frontend's HTTP client in place of the fake's own.
 	client func(*http.Client) *http.Client
+	// startErr, when set, receives the frontend's Start error instead of failing the test; the
+	// core is then not started.
+	startErr *error
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -181,7 +184,10 @@ func (h *harness) startBridge() {
 		t.Fatal(err)
 	}
 	h.fe = fe
-	if err = fe.Start(context.Background()); err != nil {
+	if err = fe.Start(context.Background()); err != nil && h.opts.startErr != nil {
+		*h.opts.startErr = err
+		return
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
