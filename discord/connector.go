@@ -61,9 +61,10 @@ type Frontend struct {
 	newSession func(token string) (*discordgo.Session, error)
 	now        func() time.Time
 
-	s     *discordgo.Session
-	appID string
-	botID string
+	s      *discordgo.Session
+	appID  string
+	botID  string
+	budget *invalidBudget // Discord's invalid answers, for every request of s
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -144,6 +145,8 @@ func (f *Frontend) Start(ctx context.Context) error {
 	if f.httpClient != nil {
 		s.Client = f.httpClient
 	}
+	f.budget = newInvalidBudget(f.cfg.InvalidRequestBudget, f.log)
+	s.Client = withBudget(s.Client, f.budget)
 	s.Identify.Intents = Intents
 	s.ShouldReconnectOnError = true
 	s.StateEnabled = true
@@ -290,8 +293,9 @@ func (f *Frontend) tracked(d time.Duration, fn func(ctx context.Context)) {
 }
 
 // HandleEvent implements bridge.Frontend: it shows one event of acc in Discord. It may block on
-// Discord's rate limits (holding up only acc's queue); presence changes only update state and
-// wake the account's presence loop.
+// Discord's rate limits and, while Discord refuses the account's requests (401, 403), for as
+// long as the account's breaker is open (holding up only acc's queue, which the core keeps in
+// order); presence changes only update state and wake the account's presence loop.
 func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bridge.Event) error {
 	done, ok := f.track()
 	if !ok {
@@ -304,8 +308,24 @@ func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bri
 	}
 	ctx, cancel := mergeCancel(ctx, f.bgCtx)
 	defer cancel()
-	p.syncPermissions(ctx)
-	return p.handleEvent(ctx, evt)
+	for {
+		// While Discord refuses the account's requests, this event (and the account's queue
+		// behind it, in the core) waits; then it is tried again.
+		if err := p.waitBreaker(ctx); err != nil {
+			return fmt.Errorf("gave up waiting for discord to accept requests: %w", err)
+		}
+		err := p.syncPermissions(ctx)
+		if err == nil {
+			err = p.handleEvent(ctx, evt)
+		}
+		if p.trip(ctx, err) {
+			continue
+		}
+		if err == nil {
+			p.reset(ctx)
+		}
+		return err
+	}
 }
 
 // mergeCancel returns a context derived from ctx that is also cancelled when other is.

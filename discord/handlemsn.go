@@ -47,7 +47,7 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 			AllowedMentions: noMentions(),
 		}); err != nil {
 			err = fmt.Errorf("failed to show an msn message: %w", err)
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !forbidden(err) { // a refusal is tried again later
 				p.reportUnshown(ctx, m, parts[i:], err)
 			}
 			return err

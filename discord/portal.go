@@ -59,6 +59,7 @@ type portal struct {
 	// says they were (all of them), so an owner change is seen by comparing.
 	permsFor     string
 	permsOK      bool
+	brk          breaker // Discord's refusals (see trip)
 	lastState    bridge.AccountStateKind
 	lastStopNote string
 	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
@@ -381,8 +382,11 @@ func (p *portal) discover(ctx context.Context) error {
 	permsOK := true
 	for _, id := range stale {
 		if err := p.writeOverwrites(ctx, id, want); err != nil {
-			permsOK = false
 			p.permissionsFailed(id, err)
+			if forbidden(err) {
+				return err
+			}
+			permsOK = false
 		}
 	}
 	known := map[string]*knownChannel{}
@@ -622,14 +626,16 @@ func (p *portal) overwrites() []*discordgo.PermissionOverwrite {
 // syncPermissions rewrites the overwrites of every channel of the account when its Discord
 // owner changed since they were written (a login, a link, a logout): only the current owner
 // and the bot may see them. Before discovery it discovers, which checks them all. A channel
-// that cannot be updated leaves the account marked, so the next event tries again.
-func (p *portal) syncPermissions(ctx context.Context) {
+// that cannot be updated leaves the account marked, so the next event tries again. A refusal
+// (Manage Permissions missing) stops the rewrite and is returned: nothing more may be shown
+// to channels an earlier owner may still read.
+func (p *portal) syncPermissions(ctx context.Context) error {
 	owner := p.owner()
 	p.mu.Lock()
 	done := p.discovered && p.permsOK && p.permsFor == owner
 	p.mu.Unlock()
 	if done {
-		return
+		return nil
 	}
 	p.setup.Lock()
 	defer p.setup.Unlock()
@@ -637,10 +643,14 @@ func (p *portal) syncPermissions(ctx context.Context) {
 	discovered := p.discovered
 	p.mu.Unlock()
 	if !discovered {
-		if err := p.discover(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn().Err(err).Msg("Failed to find the account's Discord channels")
+		err := p.discover(ctx)
+		if forbidden(err) {
+			return err
 		}
-		return
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to find the account's Discord channels")
+		}
+		return nil
 	}
 	owner = p.owner()
 	want := p.overwrites()
@@ -661,6 +671,9 @@ func (p *portal) syncPermissions(ctx context.Context) {
 		switch {
 		case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 			p.forgetChannel(id)
+		case forbidden(err):
+			p.permissionsFailed(id, err)
+			return err
 		case err != nil:
 			ok = false
 			p.permissionsFailed(id, err)
@@ -670,6 +683,7 @@ func (p *portal) syncPermissions(ctx context.Context) {
 	p.permsFor, p.permsOK = owner, ok
 	p.mu.Unlock()
 	p.log.Info().Int("channels", len(ids)).Bool("owner_linked", owner != "").Msg("Channel permissions set for the account's owner")
+	return nil
 }
 
 // permissionsFailed logs a channel whose overwrites could not be rewritten; without the

@@ -185,6 +185,9 @@ type topicJob struct {
 // presenceWork does the roster, topic and category updates that are due and returns when the
 // next one will be (zero: nothing pending).
 func (p *portal) presenceWork(ctx context.Context) time.Time {
+	if until := p.openUntil(); !until.IsZero() {
+		return until // Discord refuses the account's requests: nothing is sent until then
+	}
 	cfg := p.f.cfg
 	now := p.f.now()
 	var next time.Time
@@ -234,6 +237,9 @@ func (p *portal) presenceWork(ctx context.Context) time.Time {
 			if ctx.Err() != nil {
 				return time.Time{}
 			}
+			if p.trip(ctx, err) {
+				return p.openUntil()
+			}
 			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to update the roster message")
 			p.mu.Lock()
 			p.rosterRetry = p.f.now().Add(failureBackoff)
@@ -249,6 +255,9 @@ func (p *portal) presenceWork(ctx context.Context) time.Time {
 			p.applyParent(ctx, j)
 		} else {
 			p.applyTopic(ctx, j)
+		}
+		if until := p.openUntil(); !until.IsZero() {
+			return until
 		}
 		soonest(p.f.now())
 	}
@@ -309,6 +318,7 @@ func (p *portal) applyTopic(ctx context.Context, j topicJob) {
 	case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 		p.forgetChannel(j.id)
 	case ctx.Err() != nil:
+	case p.trip(ctx, err):
 	default:
 		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", j.id).Msg("Failed to update a channel topic")
 		p.mu.Lock()
@@ -327,6 +337,9 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 		body := map[string]string{"parent_id": cat}
 		_, err = p.f.s.RequestWithBucketID("PATCH", discordgo.EndpointChannel(j.id), body,
 			discordgo.EndpointChannel(j.id)+"#parent", discordgo.WithRetryOnRatelimit(false), discordgo.WithContext(ctx))
+	}
+	if ctx.Err() == nil && p.trip(ctx, err) {
+		return
 	}
 	now := p.f.now()
 	var rl *discordgo.RateLimitError
