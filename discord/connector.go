@@ -323,6 +323,8 @@ func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bri
 		}
 		if err == nil {
 			p.reset(ctx)
+		} else if ctx.Err() == nil {
+			p.reportLost(ctx, evt, err)
 		}
 		return err
 	}

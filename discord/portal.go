@@ -284,20 +284,26 @@ func stopLine(st bridge.AccountState) string {
 	return "⚠️ The MSN session stopped."
 }
 
-// notice posts a bot line in the roster channel, cut to Discord's limit.
+// notice posts a bot line in the roster channel, cut to Discord's limit; transient failures are
+// retried (retryTransient).
 func (p *portal) notice(ctx context.Context, text string) error {
 	text = fitMessage(text)
 	id, err := p.ensureRoster(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
-		discordgo.WithContext(ctx))
+	send := func(id string) error {
+		_, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
+				discordgo.WithContext(ctx))
+		})
+		return err
+	}
+	err = send(id)
 	if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 		p.forgetChannel(id)
 		if id, err = p.ensureRoster(ctx); err == nil {
-			_, err = p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
-				discordgo.WithContext(ctx))
+			err = send(id)
 		}
 	}
 	if err != nil {
@@ -347,7 +353,9 @@ func (p *portal) discover(ctx context.Context) error {
 		return nil
 	}
 	f := p.f
-	chans, err := f.s.GuildChannels(f.cfg.GuildID, discordgo.WithContext(ctx))
+	chans, err := retryTransient(ctx, func() ([]*discordgo.Channel, error) {
+		return f.s.GuildChannels(f.cfg.GuildID, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		return fmt.Errorf("failed to list guild channels: %w", err)
 	}
@@ -403,7 +411,9 @@ func (p *portal) discover(ctx context.Context) error {
 	}
 	var msgs []string
 	if rosterID != "" {
-		pins, err := f.s.ChannelMessagesPinned(rosterID, discordgo.WithContext(ctx))
+		pins, err := retryTransient(ctx, func() ([]*discordgo.Message, error) {
+			return f.s.ChannelMessagesPinned(rosterID, discordgo.WithContext(ctx))
+		})
 		if err != nil && !isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 			return fmt.Errorf("failed to list roster pins: %w", err)
 		}
@@ -590,11 +600,13 @@ func (p *portal) ensureCategory(ctx context.Context, offline bool) (string, erro
 	if id != "" {
 		return id, nil
 	}
-	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-		Name:                 categoryName(tmpl, p.handle),
-		Type:                 discordgo.ChannelTypeGuildCategory,
-		PermissionOverwrites: p.overwrites(),
-	}, discordgo.WithContext(ctx))
+	c, err := retryTransient(ctx, func() (*discordgo.Channel, error) {
+		return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+			Name:                 categoryName(tmpl, p.handle),
+			Type:                 discordgo.ChannelTypeGuildCategory,
+			PermissionOverwrites: p.overwrites(),
+		}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		return "", fmt.Errorf("failed to create the account's category: %w", err)
 	}
@@ -747,14 +759,16 @@ func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 	if id != "" {
 		return id, nil
 	}
-	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-		Name:                 p.f.cfg.RosterChannelName,
-		Type:                 discordgo.ChannelTypeGuildText,
-		Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
-		ParentID:             cat,
-		Position:             0,
-		PermissionOverwrites: p.overwrites(),
-	}, discordgo.WithContext(ctx))
+	c, err := retryTransient(ctx, func() (*discordgo.Channel, error) {
+		return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+			Name:                 p.f.cfg.RosterChannelName,
+			Type:                 discordgo.ChannelTypeGuildText,
+			Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
+			ParentID:             cat,
+			Position:             0,
+			PermissionOverwrites: p.overwrites(),
+		}, discordgo.WithContext(ctx))
+	})
 	if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
 		p.mu.Lock()
 		p.categoryID = ""
@@ -811,13 +825,15 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 		if err != nil {
 			return nil, err
 		}
-		c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-			Name:                 name,
-			Type:                 discordgo.ChannelTypeGuildText,
-			Topic:                topic,
-			ParentID:             cat,
-			PermissionOverwrites: p.overwrites(),
-		}, discordgo.WithContext(ctx))
+		c, err := retryTransient(ctx, func() (*discordgo.Channel, error) {
+			return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+				Name:                 name,
+				Type:                 discordgo.ChannelTypeGuildText,
+				Topic:                topic,
+				ParentID:             cat,
+				PermissionOverwrites: p.overwrites(),
+			}, discordgo.WithContext(ctx))
+		})
 		if (isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err)) && attempt == 0 {
 			p.mu.Lock()
 			if p.categoryID == cat {
@@ -889,7 +905,9 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 	}
 	p.setup.Lock()
 	defer p.setup.Unlock()
-	hooks, err := p.f.s.ChannelWebhooks(id, discordgo.WithContext(ctx))
+	hooks, err := retryTransient(ctx, func() ([]*discordgo.Webhook, error) {
+		return p.f.s.ChannelWebhooks(id, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		return nil, id, fmt.Errorf("failed to list webhooks: %w", err)
 	}
@@ -900,7 +918,9 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 		}
 	}
 	if wh == nil {
-		if wh, err = p.f.s.WebhookCreate(id, "MSN Bridge", "", discordgo.WithContext(ctx)); err != nil {
+		if wh, err = retryTransient(ctx, func() (*discordgo.Webhook, error) {
+			return p.f.s.WebhookCreate(id, "MSN Bridge", "", discordgo.WithContext(ctx))
+		}); err != nil {
 			return nil, id, fmt.Errorf("failed to create a webhook: %w", err)
 		}
 	}
@@ -1003,7 +1023,7 @@ func transient(ctx context.Context, err error) bool {
 }
 
 // botSend posts a bot message in chat's channel (creating it when needed), retrying once on a
-// deleted channel.
+// deleted channel and with backoff on transient failures.
 func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo.MessageSend) (*discordgo.Message, error) {
 	if msg.AllowedMentions == nil {
 		msg.AllowedMentions = noMentions()
@@ -1018,7 +1038,9 @@ func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo
 		p.mu.Lock()
 		id := ch.id
 		p.mu.Unlock()
-		m, err := p.f.s.ChannelMessageSendComplex(id, msg, discordgo.WithContext(ctx))
+		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return p.f.s.ChannelMessageSendComplex(id, msg, discordgo.WithContext(ctx))
+		})
 		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 			p.forgetChannel(id)
 			lastErr = err

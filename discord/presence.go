@@ -568,9 +568,11 @@ func (p *portal) flushRoster(ctx context.Context) error {
 		}
 		content, embeds := pg.Content, pg.Embeds
 		if i < len(msgs) {
-			_, err = s.ChannelMessageEditComplex(&discordgo.MessageEdit{
-				ID: msgs[i], Channel: chID, Content: &content, Embeds: &embeds, AllowedMentions: noMentions(),
-			}, discordgo.WithContext(ctx))
+			_, err = retryTransient(ctx, func() (*discordgo.Message, error) {
+				return s.ChannelMessageEditComplex(&discordgo.MessageEdit{
+					ID: msgs[i], Channel: chID, Content: &content, Embeds: &embeds, AllowedMentions: noMentions(),
+				}, discordgo.WithContext(ctx))
+			})
 			if err == nil {
 				hashes[i] = h
 				continue
@@ -579,13 +581,17 @@ func (p *portal) flushRoster(ctx context.Context) error {
 				return fail(fmt.Errorf("failed to edit the roster message: %w", err))
 			}
 		}
-		m, err := s.ChannelMessageSendComplex(chID, &discordgo.MessageSend{
-			Content: content, Embeds: embeds, AllowedMentions: noMentions(),
-		}, discordgo.WithContext(ctx))
+		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return s.ChannelMessageSendComplex(chID, &discordgo.MessageSend{
+				Content: content, Embeds: embeds, AllowedMentions: noMentions(),
+			}, discordgo.WithContext(ctx))
+		})
 		if err != nil {
 			return fail(fmt.Errorf("failed to post the roster message: %w", err))
 		}
-		if err = s.ChannelMessagePin(chID, m.ID, discordgo.WithContext(ctx)); err != nil {
+		if _, err = retryTransient(ctx, func() (struct{}, error) {
+			return struct{}{}, s.ChannelMessagePin(chID, m.ID, discordgo.WithContext(ctx))
+		}); err != nil {
 			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to pin the roster message")
 		}
 		if i < len(msgs) {
