@@ -38,12 +38,16 @@ type portal struct {
 	carried *recentIndex[string]
 	pending pendingSends // the owner's messages not yet sent, for deletes to withdraw
 
-	mu           sync.Mutex
-	acc          *bridge.Account
-	discovered   bool
-	categoryID   string
-	offlineCatID string
+	mu         sync.Mutex
+	acc        *bridge.Account
+	discovered bool
+	// cats are the account's online (0) and offline (1) categories by number: 1 for the first,
+	// 2… for those a full one overflowed into (see categories.go); fullCats those Discord
+	// refused a channel in for its cap.
+	cats         [2]map[int]string
+	fullCats     map[string]bool
 	rosterID     string
+	rosterParent string   // the roster channel's category
 	rosterMsgs   []string // roster message ids, in order
 	rosterHashes []string
 	rosterDirty  bool
@@ -360,21 +364,36 @@ func (p *portal) discover(ctx context.Context) error {
 		return fmt.Errorf("failed to list guild channels: %w", err)
 	}
 	chans = nonNil(chans)
-	catName := categoryName(f.cfg.CategoryName, p.handle)
-	offName := categoryName(f.cfg.OfflineCategoryName, p.handle)
-	var catID, offID string
+	// The account's categories: the first of each name, then the numbered overflow ones.
+	var cats [2]map[int]string
+	mine := map[string]bool{}
 	for _, c := range chans {
 		if c.Type != discordgo.ChannelTypeGuildCategory {
 			continue
 		}
-		switch c.Name {
-		case catName:
-			catID = c.ID
-		case offName:
-			if f.cfg.OnlineOfflineCategories {
-				offID = c.ID
+		for _, offline := range []bool{false, true} {
+			if offline && !f.cfg.OnlineOfflineCategories {
+				continue
 			}
+			n, ok := categoryNumber(c.Name, p.categoryTemplate(offline), p.handle)
+			if !ok {
+				continue
+			}
+			fam := family(offline)
+			if cats[fam] == nil {
+				cats[fam] = map[int]string{}
+			}
+			if _, dup := cats[fam][n]; !dup {
+				cats[fam][n] = c.ID
+				mine[c.ID] = true
+			}
+			break
 		}
+	}
+	catID := cats[0][1]
+	online := map[string]bool{}
+	for _, id := range cats[0] {
+		online[id] = true
 	}
 	// Every channel of the account gets the overwrites of its current owner: an earlier owner
 	// must not keep reading.
@@ -382,8 +401,7 @@ func (p *portal) discover(ctx context.Context) error {
 	owner := p.owner()
 	var stale []string
 	for _, c := range chans {
-		if (c.ID == catID || c.ID == offID || c.ParentID != "" && (c.ParentID == catID || c.ParentID == offID)) &&
-			!sameOverwrites(c.PermissionOverwrites, want) {
+		if (mine[c.ID] || mine[c.ParentID]) && !sameOverwrites(c.PermissionOverwrites, want) {
 			stale = append(stale, c.ID)
 		}
 	}
@@ -398,13 +416,17 @@ func (p *portal) discover(ctx context.Context) error {
 		}
 	}
 	known := map[string]*knownChannel{}
-	var rosterID string
+	var rosterID, rosterParent string
 	for _, c := range chans {
-		if c.Type != discordgo.ChannelTypeGuildText || c.ParentID == "" || (c.ParentID != catID && c.ParentID != offID) {
+		if c.Type != discordgo.ChannelTypeGuildText || !mine[c.ParentID] {
 			continue
 		}
-		if c.Name == f.cfg.RosterChannelName && c.ParentID == catID {
-			rosterID = c.ID
+		// The roster is in an online category: the first one, unless it was full.
+		if c.Name == f.cfg.RosterChannelName && online[c.ParentID] && (rosterID == "" || c.ParentID == catID && rosterParent != catID) {
+			if rosterID != "" {
+				known[rosterID] = &knownChannel{id: rosterID, name: c.Name, parent: rosterParent}
+			}
+			rosterID, rosterParent = c.ID, c.ParentID
 			continue
 		}
 		known[c.ID] = &knownChannel{id: c.ID, name: c.Name, parent: c.ParentID, topic: c.Topic, handle: topicHandle(c.Topic)}
@@ -428,7 +450,7 @@ func (p *portal) discover(ctx context.Context) error {
 	p.mu.Lock()
 	p.discovered = true
 	p.permsFor, p.permsOK = owner, permsOK
-	p.categoryID, p.offlineCatID, p.rosterID = catID, offID, rosterID
+	p.cats, p.fullCats, p.rosterID, p.rosterParent = cats, nil, rosterID, rosterParent
 	p.rosterMsgs, p.rosterHashes = msgs, make([]string, len(msgs))
 	p.known = known
 	p.mu.Unlock()
@@ -441,7 +463,8 @@ func (p *portal) discover(ctx context.Context) error {
 		p.adoptLocked(bridge.DirectChat(handle), true)
 	}
 	p.mu.Unlock()
-	p.log.Debug().Str("category_id", catID).Str("roster_channel_id", rosterID).Int("contact_channels", len(known)).
+	p.log.Debug().Str("category_id", catID).Int("categories", len(mine)).Str("roster_channel_id", rosterID).
+		Int("contact_channels", len(known)).
 		Msg("Discovered the account's Discord layout")
 	return nil
 }
@@ -583,40 +606,35 @@ func topicHandle(topic string) string {
 	return h
 }
 
-// ensureCategory returns the account's category, creating it private to the owner and the bot.
-// The caller holds p.setup.
+// ensureCategory returns the account's first (online or offline) category with room for one
+// more channel, creating it, or the next numbered one when all are full, private to the owner
+// and the bot. The caller holds p.setup.
 func (p *portal) ensureCategory(ctx context.Context, offline bool) (string, error) {
 	if err := p.discover(ctx); err != nil {
 		return "", err
 	}
 	p.mu.Lock()
-	id := p.categoryID
-	tmpl := p.f.cfg.CategoryName
-	if offline {
-		id = p.offlineCatID
-		tmpl = p.f.cfg.OfflineCategoryName
-	}
+	id, n := p.roomyCategoryLocked(offline)
 	p.mu.Unlock()
 	if id != "" {
 		return id, nil
 	}
 	c, err := retryTransient(ctx, func() (*discordgo.Channel, error) {
 		return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-			Name:                 categoryName(tmpl, p.handle),
+			Name:                 numberedCategory(p.categoryTemplate(offline), p.handle, n),
 			Type:                 discordgo.ChannelTypeGuildCategory,
 			PermissionOverwrites: p.overwrites(),
 		}, discordgo.WithContext(ctx))
 	})
 	if err != nil {
-		return "", fmt.Errorf("failed to create the account's category: %w", err)
+		return "", fmt.Errorf("failed to create the account's category: %w", guildFull(err))
 	}
 	p.mu.Lock()
-	if offline {
-		p.offlineCatID = c.ID
-	} else {
-		p.categoryID = c.ID
-	}
+	p.setCategoryLocked(offline, n, c.ID)
 	p.mu.Unlock()
+	if n > 1 {
+		p.log.Info().Int("number", n).Bool("offline", offline).Msg("The account's category is full, continuing in a new one")
+	}
 	return c.ID, nil
 }
 
@@ -668,10 +686,9 @@ func (p *portal) syncPermissions(ctx context.Context) error {
 	want := p.overwrites()
 	p.mu.Lock()
 	ids := make([]string, 0, len(p.known)+3)
-	for _, id := range []string{p.categoryID, p.offlineCatID, p.rosterID} {
-		if id != "" {
-			ids = append(ids, id)
-		}
+	ids = append(ids, p.allCategoriesLocked()...)
+	if p.rosterID != "" {
+		ids = append(ids, p.rosterID)
 	}
 	for id := range p.known {
 		ids = append(ids, id)
@@ -749,37 +766,46 @@ func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 	}
 	p.setup.Lock()
 	defer p.setup.Unlock()
-	cat, err := p.ensureCategory(ctx, false)
-	if err != nil {
-		return "", err
-	}
-	p.mu.Lock()
-	id = p.rosterID
-	p.mu.Unlock()
-	if id != "" {
-		return id, nil
-	}
-	c, err := retryTransient(ctx, func() (*discordgo.Channel, error) {
-		return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-			Name:                 p.f.cfg.RosterChannelName,
-			Type:                 discordgo.ChannelTypeGuildText,
-			Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
-			ParentID:             cat,
-			Position:             0,
-			PermissionOverwrites: p.overwrites(),
-		}, discordgo.WithContext(ctx))
-	})
-	if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
+	var c *discordgo.Channel
+	var cat string
+	for attempt := 0; ; attempt++ {
+		var err error
+		if cat, err = p.ensureCategory(ctx, false); err != nil {
+			return "", err
+		}
 		p.mu.Lock()
-		p.categoryID = ""
+		id = p.rosterID
 		p.mu.Unlock()
-		return "", fmt.Errorf("the account's category is gone: %w", err)
-	}
-	if err != nil {
-		return "", fmt.Errorf("failed to create the roster channel: %w", err)
+		if id != "" {
+			return id, nil
+		}
+		c, err = retryTransient(ctx, func() (*discordgo.Channel, error) {
+			return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+				Name:                 p.f.cfg.RosterChannelName,
+				Type:                 discordgo.ChannelTypeGuildText,
+				Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
+				ParentID:             cat,
+				Position:             0,
+				PermissionOverwrites: p.overwrites(),
+			}, discordgo.WithContext(ctx))
+		})
+		if isParentFull(err) && attempt < 2 {
+			p.markFull(cat)
+			continue
+		}
+		if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
+			p.mu.Lock()
+			p.forgetCategoryLocked(cat)
+			p.mu.Unlock()
+			return "", fmt.Errorf("the account's category is gone: %w", err)
+		}
+		if err != nil {
+			return "", fmt.Errorf("failed to create the roster channel: %w", guildFull(err))
+		}
+		break
 	}
 	p.mu.Lock()
-	p.rosterID = c.ID
+	p.rosterID, p.rosterParent = c.ID, cat
 	p.rosterMsgs, p.rosterHashes = nil, nil
 	p.markRosterLocked()
 	p.mu.Unlock()
@@ -788,11 +814,12 @@ func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 	return c.ID, nil
 }
 
-// isInvalidParent reports a 50035 form error about parent_id (the category was deleted).
+// isInvalidParent reports a 50035 form error about parent_id other than the category being
+// full (the category was deleted).
 func isInvalidParent(err error) bool {
 	var re *discordgo.RESTError
 	return errors.As(err, &re) && re.Message != nil && re.Message.Code == discordgo.ErrCodeInvalidFormBody &&
-		strings.Contains(string(re.ResponseBody), "parent_id")
+		strings.Contains(string(re.ResponseBody), "parent_id") && !isParentFull(err)
 }
 
 // ensureChat returns the channel of chat, creating it (with its current topic) when needed.
@@ -834,19 +861,18 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 				PermissionOverwrites: p.overwrites(),
 			}, discordgo.WithContext(ctx))
 		})
+		if isParentFull(err) && attempt < 2 {
+			p.markFull(cat) // continue in the next category
+			continue
+		}
 		if (isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err)) && attempt == 0 {
 			p.mu.Lock()
-			if p.categoryID == cat {
-				p.categoryID = ""
-			}
-			if p.offlineCatID == cat {
-				p.offlineCatID = ""
-			}
+			p.forgetCategoryLocked(cat)
 			p.mu.Unlock()
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("failed to create a channel for %s: %w", chat, err)
+			return nil, fmt.Errorf("failed to create a channel for %s: %w", chat, guildFull(err))
 		}
 		p.mu.Lock()
 		ch = p.chats[chat]
@@ -879,12 +905,7 @@ func (p *portal) forgetChannel(id string) {
 		p.rosterID, p.rosterMsgs, p.rosterHashes = "", nil, nil
 		p.markRosterLocked()
 	}
-	if p.categoryID == id {
-		p.categoryID = ""
-	}
-	if p.offlineCatID == id {
-		p.offlineCatID = ""
-	}
+	p.forgetCategoryLocked(id)
 	delete(p.known, id)
 	for _, ch := range p.chats {
 		if ch.id == id {

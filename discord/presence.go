@@ -135,7 +135,7 @@ func (p *portal) refreshChannelLocked(chat bridge.ChatID) {
 	}
 	ch.wantParent = want
 	cur := "online"
-	if ch.parent != "" && ch.parent == p.offlineCatID {
+	if off, _ := p.categoryOfLocked(ch.parent); off {
 		cur = "offline"
 	}
 	switch {
@@ -347,6 +347,9 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 	defer p.mu.Unlock()
 	switch {
 	case err == nil:
+		if k := p.known[j.id]; k != nil {
+			k.parent = cat
+		}
 		if j.ch.id == j.id {
 			j.ch.parent = cat
 			if j.ch.wantParent == j.parent {
@@ -357,6 +360,11 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 		}
 	case errors.As(err, &rl):
 		j.ch.parentRetry = now.Add(rl.RetryAfter + 100*time.Millisecond)
+	case isParentFull(err):
+		if p.fullCats == nil {
+			p.fullCats = map[string]bool{}
+		}
+		p.fullCats[cat] = true // the next attempt goes to another category
 	case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 		if j.ch.id == j.id {
 			j.ch.id, j.ch.webhook = "", nil
