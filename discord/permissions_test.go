@@ -2,6 +2,7 @@ package discord
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -48,5 +49,50 @@ func TestRequiredPermissionsMatchTheFake(t *testing.T) {
 	}
 	if PermissionPinMessages != discordtest.PermissionPinMessages {
 		t.Error("Pin Messages differs")
+	}
+}
+
+// TestRosterFoundWithoutPin: the roster message could not be pinned (Discord refused the pin);
+// after a restart the same message is found and edited instead of a new roster being posted.
+func TestRosterFoundWithoutPin(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.dc.InjectFault("PUT /channels/{c}/pins/{m}", 1, http.StatusForbidden)
+	h.login()
+	rosters := func() (out []*discordtest.Message) {
+		ch := h.rosterChannel(alice)
+		if ch == nil {
+			return nil
+		}
+		for _, m := range h.dc.Messages(ch.ID) {
+			if m.Author != nil && m.Author.ID == h.dc.BotID() && strings.HasPrefix(m.Content, "**MSN — ") {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	h.waitFor("the roster", func() bool { r := rosters(); return len(r) == 1 && len(r[0].Embeds) > 0 })
+	if pins := h.dc.Pins(h.rosterChannel(alice).ID); len(pins) != 0 {
+		t.Fatalf("the roster was pinned: %v", pins)
+	}
+	h.stopBridge()
+	h.startBridge()
+	h.waitFor("alice back on MSN", func() bool { return h.ms.LoggedIn(alice) })
+	if err := h.ms.SetPresence(carol, "BSY", "after the restart"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the roster updated", func() bool {
+		for _, m := range rosters() {
+			for _, e := range m.Embeds {
+				for _, f := range e.Fields {
+					if strings.Contains(f.Value, "after the restart") {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	if n := len(rosters()); n != 1 {
+		t.Errorf("%d roster messages after a restart, want the one found again", n)
 	}
 }

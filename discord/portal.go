@@ -446,6 +446,11 @@ func (p *portal) discover(ctx context.Context) error {
 				msgs = append(msgs, m.ID)
 			}
 		}
+		if len(msgs) == 0 {
+			// A pin that failed (Pin Messages taken away) must not mean a new roster at every
+			// start: the roster is also recognised among the channel's recent messages.
+			msgs = p.findRoster(ctx, rosterID)
+		}
 	}
 	p.mu.Lock()
 	p.discovered = true
@@ -467,6 +472,39 @@ func (p *portal) discover(ctx context.Context) error {
 		Int("contact_channels", len(known)).
 		Msg("Discovered the account's Discord layout")
 	return nil
+}
+
+// rosterScan is how many of the roster channel's latest messages findRoster reads.
+const rosterScan = 100
+
+// findRoster returns the bot's latest roster messages (a first page and the continuations
+// after it) among the roster channel's recent messages, oldest first, or nil.
+func (p *portal) findRoster(ctx context.Context, rosterID string) []string {
+	recent, err := retryTransient(ctx, func() ([]*discordgo.Message, error) {
+		return p.f.s.ChannelMessages(rosterID, rosterScan, "", "", "", discordgo.WithContext(ctx))
+	})
+	if err != nil {
+		p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to read the roster channel's messages")
+		return nil
+	}
+	recent = nonNil(recent)
+	sort.Slice(recent, func(i, j int) bool { return snowflakeLess(recent[i].ID, recent[j].ID) })
+	head := "**MSN — " + escapeMarkdown(p.handle) + "**"
+	var msgs []string
+	for _, m := range recent {
+		if m.Author == nil || m.Author.ID != p.f.botID || !strings.HasPrefix(m.Content, head) {
+			continue
+		}
+		first, _, _ := strings.Cut(m.Content, "\n")
+		if first == head+" (continued)" {
+			if len(msgs) > 0 && len(msgs) < maxRosterPages {
+				msgs = append(msgs, m.ID)
+			}
+			continue
+		}
+		msgs = []string{m.ID}
+	}
+	return msgs
 }
 
 // adoptLocked binds the existing channel of chat found by discovery, if any. A contact's
