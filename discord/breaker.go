@@ -107,6 +107,24 @@ func (b *invalidBudget) wait(ctx context.Context) error {
 	}
 }
 
+// report logs, every window until ctx ends, how many invalid answers the window held when
+// there were any: the figure Discord's ban is about.
+func (b *invalidBudget) report(ctx context.Context) {
+	t := time.NewTicker(b.window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := b.Count(); n > 0 {
+			b.log.Info().Int("invalid_requests", n).Int("budget", b.limit).Dur("window", b.window).
+				Msg("Refused or rate-limited Discord requests in the last window")
+		}
+	}
+}
+
 // note records the answer of one request.
 func (b *invalidBudget) note(resp *http.Response) {
 	switch resp.StatusCode {

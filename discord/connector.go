@@ -196,6 +196,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 	}
 	f.log.Info().Str("bot_id", f.botID).Str("application_id", f.appID).Str("guild_id", f.cfg.GuildID).
 		Msg("Discord frontend started")
+	f.goTracked(func() { f.budget.report(f.bgCtx) })
 	f.core.AddFrontend(f)
 	return nil
 }
