@@ -251,9 +251,24 @@ func (p *portal) trip(ctx context.Context, err error) bool {
 	return true
 }
 
-// reset closes the breaker after a request went through; the owner is told when it was open.
+// postsToDiscord reports whether showing evt sends requests to Discord (state-like events only
+// update the portal), so that its success says Discord accepts them again.
+func postsToDiscord(evt bridge.Event) bool {
+	switch evt.(type) {
+	case bridge.ContactSnapshot, bridge.ContactPresence, bridge.ContactProfile, bridge.OwnProfile, bridge.Typing:
+		return false
+	}
+	return true
+}
+
+// reset closes the breaker after the event it held back went through; the owner is told when
+// it was open.
 func (p *portal) reset(ctx context.Context) {
 	p.mu.Lock()
+	if p.brk == (breaker{}) {
+		p.mu.Unlock()
+		return
+	}
 	was := p.brk.told
 	p.brk = breaker{}
 	p.mu.Unlock()

@@ -322,9 +322,9 @@ func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bri
 		if p.trip(ctx, err) {
 			continue
 		}
-		if err == nil {
+		if err == nil && postsToDiscord(evt) {
 			p.reset(ctx)
-		} else if ctx.Err() == nil {
+		} else if err != nil && ctx.Err() == nil {
 			p.reportLost(ctx, evt, err)
 		}
 		return err
