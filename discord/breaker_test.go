@@ -117,3 +117,62 @@ func TestInvalidRequestBudget(t *testing.T) {
 		t.Errorf("interaction answer refused: %+v", first)
 	}
 }
+
+// TestHiddenChannelPausesNotLoses: an admin hides a contact's channel from the bot (its
+// requests there get 403 50001). Ten nudges cost a refused request or two instead of one each
+// (and are not lost): the owner is told once, and when the admin shows the channel again every
+// nudge is shown there.
+func TestHiddenChannelPausesNotLoses(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *Config) { c.ForbiddenBackoff = time.Second }})
+	h.login()
+	if err := h.ms.BotSay(bob, alice, "first"); err != nil {
+		t.Fatal(err)
+	}
+	var bobCh *discordgo.Channel
+	h.waitFor("bob's message", func() bool {
+		bobCh = h.dc.ChannelByName("bob-at-example-com")
+		return bobCh != nil && len(h.webhookMessages(bobCh.ID)) == 1
+	})
+	var rosterID string
+	h.waitFor("the roster", func() bool {
+		id, text := h.roster()
+		rosterID = id
+		return strings.Contains(text, "Bob")
+	})
+	shown := h.dc.Channel(bobCh.ID).PermissionOverwrites
+	var hidden []*discordgo.PermissionOverwrite
+	for _, o := range shown {
+		if o.ID != h.dc.BotID() {
+			hidden = append(hidden, o)
+		}
+	}
+	h.dc.SetChannelOverwrites(bobCh.ID, hidden)
+	before := h.dc.InvalidRequests()
+	const n = 10
+	for range n {
+		if err := h.ms.BotNudge(bob, alice); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitFor("the owner told of the refusal", func() bool {
+		for _, m := range h.dc.Messages(rosterID) {
+			if strings.Contains(m.Content, "Discord refuses") && strings.Contains(m.Content, "cannot see a channel") {
+				return true
+			}
+		}
+		return false
+	})
+	h.dc.SetChannelOverwrites(bobCh.ID, shown)
+	nudges := func() (k int) {
+		for _, m := range h.dc.Messages(bobCh.ID) {
+			if strings.Contains(m.Content, "sent you a nudge") {
+				k++
+			}
+		}
+		return k
+	}
+	h.waitFor("every nudge", func() bool { return nudges() == n })
+	if got := h.dc.InvalidRequests() - before; got > 5 {
+		t.Errorf("%d refused requests for %d nudges", got, n)
+	}
+}

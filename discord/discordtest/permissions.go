@@ -194,3 +194,27 @@ func (s *Server) getGuildRoles(c *call) {
 	s.mu.Unlock()
 	c.writeJSON(http.StatusOK, roles)
 }
+
+// SetChannelOverwrites replaces a channel's permission overwrites as an admin editing the
+// channel in the client does (no permission check) and dispatches CHANNEL_UPDATE. It reports
+// whether the channel exists.
+func (s *Server) SetChannelOverwrites(channelID string, ows []*discordgo.PermissionOverwrite) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, ok := s.channels[channelID]
+	if !ok {
+		return false
+	}
+	next := *cs.ch
+	next.PermissionOverwrites = make([]*discordgo.PermissionOverwrite, 0, len(ows))
+	for _, o := range ows {
+		if o != nil {
+			cp := *o
+			next.PermissionOverwrites = append(next.PermissionOverwrites, &cp)
+		}
+	}
+	cs.ch = &next
+	cp := next
+	s.emit("CHANNEL_UPDATE", discordgo.IntentsGuilds, &cp)
+	return true
+}
