@@ -399,10 +399,12 @@ func (p *portal) discover(ctx context.Context) error {
 	// must not keep reading.
 	want := p.overwrites()
 	owner := p.owner()
-	var stale []string
-	for _, c := range chans {
-		if (mine[c.ID] || mine[c.ParentID]) && !sameOverwrites(c.PermissionOverwrites, want) {
-			stale = append(stale, c.ID)
+	var stale []string // the categories first, then the channels in them
+	for _, inside := range []bool{false, true} {
+		for _, c := range chans {
+			if (inside && mine[c.ParentID] || !inside && mine[c.ID]) && !sameOverwrites(c.PermissionOverwrites, want) {
+				stale = append(stale, c.ID)
+			}
 		}
 	}
 	permsOK := true
