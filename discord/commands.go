@@ -140,10 +140,10 @@ func interactionUser(i *discordgo.Interaction) string {
 
 // reply answers an interaction at once with an ephemeral message.
 func (f *Frontend) reply(ctx context.Context, i *discordgo.Interaction, text string) {
-	err := f.s.InteractionRespond(i, &discordgo.InteractionResponse{
+	err := f.respond(ctx, i, &discordgo.InteractionResponse{
 		Type: discordgo.InteractionResponseChannelMessageWithSource,
 		Data: &discordgo.InteractionResponseData{Content: text, Flags: discordgo.MessageFlagsEphemeral, AllowedMentions: noMentions()},
-	}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to answer an interaction")
 	}
@@ -152,10 +152,10 @@ func (f *Frontend) reply(ctx context.Context, i *discordgo.Interaction, text str
 // deferReply acknowledges an interaction with an ephemeral "thinking…" (type 5), to be edited
 // by finish.
 func (f *Frontend) deferReply(ctx context.Context, i *discordgo.Interaction) bool {
-	err := f.s.InteractionRespond(i, &discordgo.InteractionResponse{
+	err := f.respond(ctx, i, &discordgo.InteractionResponse{
 		Type: discordgo.InteractionResponseDeferredChannelMessageWithSource,
 		Data: &discordgo.InteractionResponseData{Flags: discordgo.MessageFlagsEphemeral},
-	}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to defer an interaction")
 		return false
@@ -320,7 +320,7 @@ func actionError(err error) string {
 
 // openLoginModal answers /msn login with a modal asking for the e-mail and password.
 func (f *Frontend) openLoginModal(ctx context.Context, i *discordgo.Interaction) {
-	err := f.s.InteractionRespond(i, &discordgo.InteractionResponse{
+	err := f.respond(ctx, i, &discordgo.InteractionResponse{
 		Type: discordgo.InteractionResponseModal,
 		Data: &discordgo.InteractionResponseData{
 			CustomID: loginModalID,
@@ -336,7 +336,7 @@ func (f *Frontend) openLoginModal(ctx context.Context, i *discordgo.Interaction)
 				}}},
 			},
 		},
-	}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to open the login modal")
 	}

@@ -56,23 +56,32 @@ type Config struct {
 	// MaxPartsPerMessage caps the Discord posts one MSN message becomes (Discord takes 2000
 	// characters per post); the last part says how much was not shown.
 	MaxPartsPerMessage int `yaml:"max_parts_per_message"`
+
+	// ForbiddenBackoff is how long an account's mirror pauses after Discord refused one of its
+	// requests (401, 403); each further refusal doubles it, up to six times as long.
+	ForbiddenBackoff time.Duration `yaml:"forbidden_backoff"`
+	// InvalidRequestBudget caps Discord's invalid answers (401, 403, 429) per 10 minutes: at
+	// the cap further requests wait. Discord bans the IP above 10,000.
+	InvalidRequestBudget int `yaml:"invalid_request_budget"`
 }
 
 // DefaultConfig returns the defaults (the values of ExampleConfig), disabled and without a
 // token or guild.
 func DefaultConfig() Config {
 	return Config{
-		CategoryName:        "MSN — {handle}",
-		RosterChannelName:   "msn-contacts",
-		OfflineCategoryName: "MSN — {handle} (offline)",
-		RosterDebounce:      2 * time.Second,
-		TopicDebounce:       3 * time.Second,
-		TopicMinInterval:    5 * time.Minute,
-		TopicEditsPerWindow: 2,
-		TopicWindow:         10 * time.Minute,
-		TypingInterval:      8 * time.Second,
-		LoginTimeout:        60 * time.Second,
-		MaxPartsPerMessage:  5,
+		CategoryName:         "MSN — {handle}",
+		RosterChannelName:    "msn-contacts",
+		OfflineCategoryName:  "MSN — {handle} (offline)",
+		RosterDebounce:       2 * time.Second,
+		TopicDebounce:        3 * time.Second,
+		TopicMinInterval:     5 * time.Minute,
+		TopicEditsPerWindow:  2,
+		TopicWindow:          10 * time.Minute,
+		TypingInterval:       8 * time.Second,
+		LoginTimeout:         60 * time.Second,
+		MaxPartsPerMessage:   5,
+		ForbiddenBackoff:     10 * time.Minute,
+		InvalidRequestBudget: 1000,
 	}
 }
 
@@ -99,6 +108,10 @@ func (c Config) withDefaults() Config {
 	dur(&c.TopicWindow, d.TopicWindow)
 	dur(&c.TypingInterval, d.TypingInterval)
 	dur(&c.LoginTimeout, d.LoginTimeout)
+	dur(&c.ForbiddenBackoff, d.ForbiddenBackoff)
+	if c.InvalidRequestBudget == 0 {
+		c.InvalidRequestBudget = d.InvalidRequestBudget
+	}
 	if c.TopicEditsPerWindow == 0 {
 		c.TopicEditsPerWindow = d.TopicEditsPerWindow
 	}
@@ -148,6 +161,7 @@ func (c Config) Validate() error {
 		{"roster_debounce", c.RosterDebounce}, {"topic_debounce", c.TopicDebounce},
 		{"topic_min_interval", c.TopicMinInterval}, {"topic_window", c.TopicWindow},
 		{"typing_interval", c.TypingInterval}, {"login_timeout", c.LoginTimeout},
+		{"forbidden_backoff", c.ForbiddenBackoff},
 	} {
 		if d.v < 0 {
 			bad(d.key, "must not be negative, got %s", d.v)
@@ -155,6 +169,13 @@ func (c Config) Validate() error {
 	}
 	if c.RosterDebounce > 0 && c.RosterDebounce < 500*time.Millisecond {
 		bad("roster_debounce", "must be at least 500ms (message edits are rate limited), got %s", c.RosterDebounce)
+	}
+	if c.ForbiddenBackoff > 0 && c.ForbiddenBackoff < time.Second {
+		bad("forbidden_backoff", "must be at least 1s (each retry of a refused request counts towards Discord's ban), got %s", c.ForbiddenBackoff)
+	}
+	if c.InvalidRequestBudget < 1 || c.InvalidRequestBudget > maxInvalidBudget {
+		bad("invalid_request_budget", "must be between 1 and %d (Discord bans the IP above 10000 per 10 minutes), got %d",
+			maxInvalidBudget, c.InvalidRequestBudget)
 	}
 	if c.TopicEditsPerWindow < 1 {
 		bad("topic_edits_per_window", "must be at least 1, got %d", c.TopicEditsPerWindow)
@@ -167,6 +188,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxInvalidBudget keeps invalid_request_budget well under Discord's ban threshold (10,000 per
+// 10 minutes), leaving room for requests already in flight.
+const maxInvalidBudget = 5000
 
 // maxPartsCap bounds max_parts_per_message: beyond it one message floods a channel.
 const maxPartsCap = 50

@@ -85,6 +85,9 @@ type harnessOpts struct {
 	client func(*http.Client) *http.Client
 	// feOpts are more options of the frontend.
 	feOpts []Option
+	// startErr, when set, receives the frontend's Start error instead of failing the test; the
+	// core is then not started.
+	startErr *error
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -183,7 +186,10 @@ func (h *harness) startBridge() {
 		t.Fatal(err)
 	}
 	h.fe = fe
-	if err = fe.Start(context.Background()); err != nil {
+	if err = fe.Start(context.Background()); err != nil && h.opts.startErr != nil {
+		*h.opts.startErr = err
+		return
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -50,6 +50,10 @@ func TestConfigValidate(t *testing.T) {
 		{"too many parts", func(c *Config) { c.MaxPartsPerMessage = 500 }, []string{"max_parts_per_message"}},
 		{"negative parts", func(c *Config) { c.MaxPartsPerMessage = -1 }, []string{"max_parts_per_message"}},
 		{"login too long", func(c *Config) { c.LoginTimeout = time.Hour }, []string{"login_timeout"}},
+		{"backoff too short", func(c *Config) { c.ForbiddenBackoff = time.Millisecond }, []string{"forbidden_backoff"}},
+		{"negative backoff", func(c *Config) { c.ForbiddenBackoff = -time.Minute }, []string{"forbidden_backoff"}},
+		{"budget over the ban", func(c *Config) { c.InvalidRequestBudget = 10000 }, []string{"invalid_request_budget"}},
+		{"negative budget", func(c *Config) { c.InvalidRequestBudget = -1 }, []string{"invalid_request_budget"}},
 		{"same categories", func(c *Config) {
 			c.OnlineOfflineCategories = true
 			c.OfflineCategoryName = "MSN — {handle}"

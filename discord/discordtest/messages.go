@@ -21,7 +21,7 @@ const (
 	maxEmbeds      = 10
 	maxEmbedChars  = 6000
 	maxEmbedFields = 25
-	maxPins        = 50
+	maxPins        = 250
 )
 
 // messagePayload is the JSON of a message create or edit, from a bot, a webhook or an
@@ -568,7 +568,7 @@ func (s *Server) putPin(c *call) {
 		c.noContent()
 		return
 	case len(cs.pins) >= maxPins:
-		c.fail(http.StatusBadRequest, 30003, "Maximum number of pins reached (50)")
+		c.fail(http.StatusBadRequest, 30003, "Maximum number of pins reached (250)")
 		return
 	}
 	m.Pinned = true

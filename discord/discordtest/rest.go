@@ -51,6 +51,8 @@ func (s *Server) routes() {
 	s.handle("GET /guilds/{g}/channels", bot, s.getGuildChannels)
 	s.handle("POST /guilds/{g}/channels", bot, s.postGuildChannel)
 	s.handle("GET /guilds/{g}/webhooks", bot, s.getGuildWebhooks)
+	s.handle("GET /guilds/{g}/members/{u}", bot, s.getGuildMember)
+	s.handle("GET /guilds/{g}/roles", bot, s.getGuildRoles)
 	s.handle("GET /channels/{c}", bot, s.getChannel)
 	s.handle("PATCH /channels/{c}", bot, s.patchChannel)
 	s.handle("DELETE /channels/{c}", bot, s.deleteChannel)
@@ -127,6 +129,9 @@ func (s *Server) handle(route string, o routeOpts, h handlerFunc) {
 			return
 		}
 		if !s.admit(c, o) {
+			return
+		}
+		if !o.noAuth && !s.permitted(c) {
 			return
 		}
 		h(c)

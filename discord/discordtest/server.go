@@ -83,6 +83,10 @@ type Options struct {
 	BotID         string
 	BotName       string
 	ApplicationID string
+	// BotPermissions are the permissions of the bot's own role (besides @everyone's); zero
+	// means DefaultBotPermissions, NoPermissions none. The fake enforces them as Discord does
+	// (see SetBotPermissions).
+	BotPermissions int64
 	// Channels are the guild's initial channels (text and categories); an empty ID gets a
 	// snowflake and GuildID is filled in. When nil the guild starts with a category "Text
 	// Channels" holding a text channel "general".
@@ -232,6 +236,8 @@ type Server struct {
 	mu       sync.Mutex
 	lastID   uint64
 	guild    guildState
+	botRole  string
+	botPerms int64
 	users    map[string]*discordgo.User
 	channels map[string]*channelState
 	order    []string // channel ids in creation order
@@ -425,6 +431,15 @@ func (s *Server) seed() {
 		o.ApplicationID = s.nextID()
 	}
 	s.guild = guildState{id: o.GuildID, name: o.GuildName, ownerID: o.OwnerID, joined: now}
+	s.botRole = s.nextID()
+	switch o.BotPermissions {
+	case 0:
+		s.botPerms = DefaultBotPermissions
+	case NoPermissions:
+		s.botPerms = 0
+	default:
+		s.botPerms = o.BotPermissions
+	}
 	s.users[o.OwnerID] = &discordgo.User{ID: o.OwnerID, Username: o.OwnerName, Discriminator: "0", GlobalName: o.OwnerName}
 	s.users[o.BotID] = &discordgo.User{ID: o.BotID, Username: o.BotName, Discriminator: "0", Bot: true}
 	users := make([]*discordgo.User, 0, len(o.Users))
