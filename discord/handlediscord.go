@@ -11,6 +11,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // sendTimeout bounds one message's way to MSN (switchboard, ACK).
@@ -197,7 +198,7 @@ func discordToMSN(m *discordgo.Message) string {
 				who = r.Author.GlobalName
 			}
 		}
-		quoted := truncate(oneLine(r.Content), 120)
+		quoted := text.Truncate(oneLine(r.Content), 120)
 		if quoted == "" && len(r.Attachments) > 0 && r.Attachments[0] != nil {
 			quoted = "[" + r.Attachments[0].Filename + "]"
 		}
