@@ -215,11 +215,9 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 		acc, err := f.core.RedeemLinkCode(actx, opt("code"), owner)
 		switch {
 		case errors.Is(err, bridge.ErrInvalidLinkCode):
-			f.finish(ctx, i, "❌ That code is unknown, used or expired. Ask Matrix for a new one with `link-code`.")
-		case errors.Is(err, bridge.ErrLinkedElsewhere):
-			f.finish(ctx, i, "❌ That MSN account is already mirrored to another Discord user.")
+			f.finish(ctx, i, "❌ "+bridge.Sentence(failureText(err))+" Ask Matrix for a new one with `link-code`.")
 		case err != nil:
-			f.finish(ctx, i, "❌ Could not link the account: "+bridge.ScrubError(err).Error())
+			f.finish(ctx, i, "❌ Could not link the account: "+failureText(err))
 		default:
 			f.finish(ctx, i, "✅ **"+shown(acc.Handle(), bridge.MaxShownName)+"** is now mirrored here too (same MSN session). Your contacts will appear in its category.")
 		}

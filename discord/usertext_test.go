@@ -1,6 +1,8 @@
 package discord
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,5 +21,27 @@ func TestErrorTextsAreTheCore(t *testing.T) {
 		if got := unescape(loginError(err)); !strings.HasPrefix(got, bridge.Sentence(want)) {
 			t.Errorf("login error for %v: %q, want it to start with %q", err, got, bridge.Sentence(want))
 		}
+	}
+}
+
+// TestLinkRefusalIsTheCoreSentence: frank redeems a code for an account that eve, another
+// Discord user, already has here. The answer is the core's sentence for it, escaped, and he
+// gets nothing of the account.
+func TestLinkRefusalIsTheCoreSentence(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	frank := h.dc.AddUser("frank")
+	h.loginAs(h.eve, alice, alicePW)
+	code, _, err := h.core.IssueLinkCode(ctx, alice, bridge.FrontendUser{Frontend: FrontendName, UserID: h.eve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iid, tok := h.slash(frank, h.gen, "link", map[string]string{"code": code})
+	_, text := h.answer(iid, tok)
+	if want := bridge.UserMessage(bridge.ErrLinkedElsewhere); !strings.Contains(unescape(text), want) {
+		t.Fatalf("link answer %q, want the core's %q", text, want)
+	}
+	if owners := h.core.Account(alice).Owners(); slices.Contains(owners, bridge.FrontendUser{Frontend: FrontendName, UserID: frank}) {
+		t.Fatalf("frank owns the account after a refused link: %v", owners)
 	}
 }
