@@ -2,6 +2,7 @@ package discord
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -43,5 +44,16 @@ func TestLinkRefusalIsTheCoreSentence(t *testing.T) {
 	}
 	if owners := h.core.Account(alice).Owners(); slices.Contains(owners, bridge.FrontendUser{Frontend: FrontendName, UserID: frank}) {
 		t.Fatalf("frank owns the account after a refused link: %v", owners)
+	}
+}
+
+// TestLoginRefusalIsText: the cause of a refused login, which a server words, is shown escaped
+// and on one line in the answer to /msn login.
+func TestLoginRefusalIsText(t *testing.T) {
+	got := loginError(&bridge.LoginError{Handle: "a@b.c", Err: errors.New("refused: **x** <@1> @everyone\n\u202eline")})
+	for _, raw := range []string{"**x**", " <@1>", " @everyone", "\n", "\u202e"} {
+		if strings.Contains(got, raw) {
+			t.Errorf("loginError shows %q raw: %q", raw, got)
+		}
 	}
 }
