@@ -61,7 +61,7 @@ func (pl *PasswordLogin) Start(ctx context.Context) (*bridgev2.LoginStep, error)
 			Validate: func(s string) (string, error) {
 				h, err := bridge.ValidateHandle(s)
 				if err != nil {
-					return "", errors.New("that is not an MSN handle (an e-mail address)")
+					return "", errors.New(bridge.UserMessage(err))
 				}
 				return h, nil
 			},

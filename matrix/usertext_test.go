@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -29,4 +30,25 @@ func TestErrorTextsAreTheCore(t *testing.T) {
 			t.Errorf("message status for %v: %q, want it to end with %q", err, st.Message, want)
 		}
 	}
+}
+
+// TestLoginFormRefusesWithTheCoreSentence: the e-mail field of the login form, checked before
+// anything is sent, says what the core says of a handle that is not one.
+func TestLoginFormRefusesWithTheCoreSentence(t *testing.T) {
+	step, err := (&PasswordLogin{}).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bad := bridge.ValidateHandle("not-an-address")
+	want := bridge.UserMessage(bad)
+	for _, f := range step.UserInputParams.Fields {
+		if f.ID != "email" {
+			continue
+		}
+		if _, err := f.Validate("not-an-address"); err == nil || err.Error() != want {
+			t.Fatalf("e-mail field refuses with %v, want %q", err, want)
+		}
+		return
+	}
+	t.Fatal("no e-mail field")
 }
