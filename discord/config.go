@@ -1,22 +1,14 @@
 package discord
 
 import (
-	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
 
-// ExampleConfig is the commented example of the options under the top-level "discord:" key,
-// indented by four spaces so it can be pasted below "discord:" in config.example.yaml. It does
-// not include "enabled".
-//
-//go:embed example-config.yaml
-var ExampleConfig string
-
 // Config is the "discord:" section of the bridge configuration. Zero durations and empty names
-// take the defaults of DefaultConfig (see ExampleConfig).
+// take the defaults of DefaultConfig.
 type Config struct {
 	// Enabled turns the Discord frontend on.
 	Enabled bool `yaml:"enabled"`
@@ -65,7 +57,7 @@ type Config struct {
 	InvalidRequestBudget int `yaml:"invalid_request_budget"`
 }
 
-// DefaultConfig returns the defaults (the values of ExampleConfig), disabled and without a
+// DefaultConfig returns the defaults (those config.example.yaml documents), disabled and without a
 // token or guild.
 func DefaultConfig() Config {
 	return Config{

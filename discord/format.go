@@ -182,15 +182,6 @@ func indexFoldASCII(s, word string) int {
 	return -1
 }
 
-// truncate shortens s to at most n characters, marking the cut with "…".
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
-
 // oneLine folds line breaks and runs of spaces into single spaces.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")

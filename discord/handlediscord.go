@@ -2,7 +2,6 @@ package discord
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // sendTimeout bounds one message's way to MSN (switchboard, ACK).
@@ -205,7 +205,7 @@ func discordToMSN(m *discordgo.Message) string {
 				who = r.Author.GlobalName
 			}
 		}
-		quoted := truncate(oneLine(r.Content), 120)
+		quoted := text.Truncate(oneLine(r.Content), 120)
 		if quoted == "" && len(r.Attachments) > 0 && r.Attachments[0] != nil {
 			quoted = "[" + r.Attachments[0].Filename + "]"
 		}
@@ -305,33 +305,10 @@ func (p *portal) withdrawnNotice(ctx context.Context, out *outgoingMsg) {
 	p.deletedNotice(rctx, out.chat, delivered)
 }
 
-// failureText is a short reason for a failed action, fit for the user: an error's text may
-// carry a server's words, so it is cleaned and escaped as remote text is.
+// failureText is bridge.UserMessage for err, fit for the user: the sentence may carry a
+// server's words, so it is cleaned, capped and escaped as remote text is.
 func failureText(err error) string {
-	return shown(failureReason(err), maxShownError)
-}
-
-func failureReason(err error) string {
-	var se *bridge.SendError
-	var stopped *bridge.StoppedError
-	switch {
-	case errors.As(err, &se):
-		if se.Parts > 1 {
-			return fmt.Sprintf("part %d of %d: %s", se.Part+1, se.Parts, se.Reason.Describe())
-		}
-		return se.Reason.Describe()
-	case errors.As(err, &stopped):
-		return "the MSN account is stopped (" + string(stopped.Reason) + ")"
-	case errors.Is(err, bridge.ErrNotConnected):
-		return "the MSN account is not connected"
-	case errors.Is(err, bridge.ErrUnknownChat):
-		return "this conversation is over"
-	case errors.Is(err, bridge.ErrStopping):
-		return "the bridge is shutting down"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "MSN did not answer in time"
-	}
-	return bridge.ScrubError(err).Error()
+	return shown(bridge.UserMessage(err), maxShownError)
 }
 
 // onTypingStart tells MSN the owner is typing in a contact channel, throttled per chat.

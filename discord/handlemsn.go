@@ -12,13 +12,14 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // showMessage posts an MSN message through the chat's webhook under the sender's friendly name.
 // Messages the owner sent from another frontend are shown too, marked with where they came from.
 func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
-	text := renderMSN(bridge.CleanText(m.Text), m.Format)
-	if strings.TrimSpace(text) == "" {
+	body := renderMSN(bridge.CleanText(m.Text), m.Format)
+	if strings.TrimSpace(body) == "" {
 		return nil
 	}
 	name := m.SenderName
@@ -34,12 +35,12 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 			suffix += ", via " + m.Origin
 		}
 		suffix += ")"
-		username = truncate(username, 80-len([]rune(suffix))) + suffix
+		username = text.Truncate(username, 80-len([]rune(suffix))) + suffix
 	}
 	if m.Chat.IsGroup() {
 		p.noteMember(m.Chat, m.Sender)
 	}
-	parts := splitMessageN(text, p.f.cfg.MaxPartsPerMessage)
+	parts := splitMessageN(body, p.f.cfg.MaxPartsPerMessage)
 	for i, part := range parts {
 		if _, err := p.execute(ctx, m.Chat, &discordgo.WebhookParams{
 			Content:         part,

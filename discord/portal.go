@@ -268,24 +268,25 @@ func (p *portal) handleState(ctx context.Context, st bridge.AccountState) error 
 // maxShownError caps an error's text in a notice.
 const maxShownError = 300
 
-// stopLine describes why an account stopped, for its owner.
+// stopLine describes why an account stopped, for its owner, with what to do about it.
 func stopLine(st bridge.AccountState) string {
+	why := "⚠️ " + bridge.Sentence(st.Reason.Describe())
 	switch st.Reason {
 	case bridge.StopOtherLocation:
-		return "⚠️ This MSN account was signed in from another place, so the bridge stepped aside. Use `/msn login` to take it back."
+		return why + " Use `/msn login` to take it back."
 	case bridge.StopBadCredentials:
-		return "⚠️ MSN refused the password of this account. Use `/msn login` with the right one."
+		return why + " Use `/msn login` with the right one."
 	case bridge.StopServerGone:
-		return "⚠️ The MSN server refused this account for good. Use `/msn login` to try again."
+		return why + " Use `/msn login` to try again."
 	case bridge.StopKeyError:
-		return "⚠️ The bridge cannot read this account's stored password. Use `/msn login` again."
+		return why + " Use `/msn login` again."
 	case bridge.StopShutdown:
 		return ""
 	}
 	if st.Err != nil {
-		return "⚠️ The MSN session stopped: " + shown(st.Err.Error(), maxShownError)
+		return strings.TrimSuffix(why, ".") + ": " + shown(st.Err.Error(), maxShownError)
 	}
-	return "⚠️ The MSN session stopped."
+	return why
 }
 
 // notice posts a bot line in the roster channel, cut to Discord's limit; transient failures are

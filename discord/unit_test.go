@@ -11,22 +11,30 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"gopkg.in/yaml.v3"
 
+	msnbridge "github.com/msn-bridge/msn-bridge"
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
 
-func TestExampleConfigDecodesStrictly(t *testing.T) {
+// TestExampleConfigIsTheDefaults checks that the "discord:" section of config.example.yaml, the
+// one example of the options, decodes strictly to DefaultConfig.
+func TestExampleConfigIsTheDefaults(t *testing.T) {
 	var wrap struct {
-		Discord Config `yaml:"discord"`
+		Discord yaml.Node `yaml:"discord"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader([]byte("discord:\n    enabled: true\n" + ExampleConfig)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&wrap); err != nil {
+	if err := yaml.Unmarshal(msnbridge.ExampleConfig, &wrap); err != nil {
 		t.Fatal(err)
 	}
-	got := wrap.Discord
-	want := DefaultConfig()
-	want.Enabled = true
-	if got != want {
+	b, err := yaml.Marshal(&wrap.Discord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := DefaultConfig(); got != want {
 		t.Fatalf("example config decodes to\n%+v\nwant the defaults\n%+v", got, want)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"strconv"
+
+	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // Limits on what a Reader accepts. docs/protocol.md §1.3 asks for at least 8 KiB lines and 1 MiB
@@ -331,9 +333,6 @@ func splitTokens(line []byte) []string {
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// truncate cuts remote text quoted in an error or a log line to at most n characters, never
+// inside one.
+func truncate(s string, n int) string { return text.Truncate(s, n) }

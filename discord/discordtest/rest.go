@@ -103,7 +103,7 @@ func (s *Server) handle(route string, o routeOpts, h handlerFunc) {
 		c := &call{s: s, w: w, r: r, route: route}
 		defer func() {
 			s.logRequest(Request{Method: r.Method, Route: route, Path: r.URL.Path, Query: r.URL.RawQuery,
-				Status: c.status, Body: truncate(c.body, s.opts.MaxLoggedBody), At: time.Now()})
+				Status: c.status, Body: bytes.Clone(c.body[:min(len(c.body), s.opts.MaxLoggedBody)]), At: time.Now()})
 		}()
 		s.mu.Lock()
 		s.touched[route]++
@@ -212,13 +212,6 @@ func (s *Server) logRequest(req Request) {
 		s.count429++
 		s.routes429[req.Route]++
 	}
-}
-
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		b = b[:n]
-	}
-	return append([]byte(nil), b...)
 }
 
 // apiError is Discord's error body.
