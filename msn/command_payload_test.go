@@ -35,3 +35,74 @@ func TestReadLargePayload(t *testing.T) {
 		}
 	}
 }
+
+// A burst of commands costs less than one allocation each, however the payloads among them are
+// sized, and framing it alone costs none; a command that arrives alone costs two.
+func TestReaderAllocations(t *testing.T) {
+	data := bytes.Repeat(seedStream(), 20)
+	cmds := 0
+	for r := NewReader(bytes.NewReader(data), ClientPayloads); ; cmds++ {
+		if _, err := r.ReadCommand(); err != nil {
+			break
+		}
+	}
+	src := bytes.NewReader(nil)
+	r := NewReader(src, ClientPayloads)
+	decode := testing.AllocsPerRun(20, func() {
+		src.Reset(data)
+		r.buf.init(src)
+		for {
+			if _, err := r.ReadCommand(); err != nil {
+				return
+			}
+		}
+	})
+	if per := decode / float64(cmds); per > 1 {
+		t.Errorf("decoding a burst: %.2f allocations per command, want at most 1", per)
+	}
+	frame := testing.AllocsPerRun(20, func() {
+		src.Reset(data)
+		r.buf.init(src)
+		for {
+			f, err := r.readFrame()
+			if err != nil {
+				return
+			}
+			if f.size >= 0 {
+				if _, err := r.buf.peek(f.size); err != nil {
+					return
+				}
+				r.buf.r += f.size
+			}
+		}
+	})
+	if frame != 0 {
+		t.Errorf("framing a burst: %.0f allocations, want none", frame)
+	}
+	line := []byte("ILN 7 NLN bob@example.com Bob 1342177280 %3Cmsnobj%2F%3E\r\n")
+	alone := testing.AllocsPerRun(20, func() {
+		src.Reset(line)
+		r.buf.init(src)
+		if _, err := r.ReadCommand(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if alone > 2 {
+		t.Errorf("a command alone: %.0f allocations, want at most 2", alone)
+	}
+}
+
+// Once its read buffer is drained a Reader holds none of the memory its commands were carved
+// from, so an idle connection costs no more than its buffers.
+func TestReaderReleasesSlabsWhenDrained(t *testing.T) {
+	data := bytes.Repeat(seedStream(), 3)
+	r := NewReader(&chunkReader{data: data, n: len(data), err: errors.New("blocked")}, ClientPayloads)
+	for {
+		if _, err := r.ReadCommand(); err != nil {
+			break
+		}
+		if r.buf.r == r.buf.w && (r.text.Cap() != 0 || r.cmds != nil || r.toks != nil) {
+			t.Fatal("the read buffer is drained and the Reader still holds its slabs")
+		}
+	}
+}
