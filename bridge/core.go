@@ -794,26 +794,58 @@ func normalizeLinkCode(code string) string {
 }
 
 // RedeemLinkCode consumes a link code and links newOwner to its account, attaching newOwner's
-// frontend. A code works once, whether or not it succeeds; ErrInvalidLinkCode for an unknown,
-// used or expired code, ErrLinkedElsewhere if another user of newOwner's frontend owns the
-// account.
+// frontend. It is RedeemLinkCodeWith with zero options.
 func (c *Core) RedeemLinkCode(ctx context.Context, code string, newOwner FrontendUser) (*Account, error) {
+	return c.RedeemLinkCodeWith(ctx, code, newOwner, LoginOptions{})
+}
+
+// RedeemLinkCodeWith consumes a link code and links newOwner to its account, attaching
+// newOwner's frontend (with delivery held when opts.HoldDelivery; see LoginOptions). A code
+// works once, whether or not it succeeds, and only while its issuer still owns the account.
+// Redeeming counts as a login attempt of newOwner: it passes the same per-user limit as Login,
+// and a wrong code counts as a refused password, so codes cannot be guessed in bulk.
+//
+// Errors: ErrInvalidLinkCode for an unknown, used or expired code; ErrLinkedElsewhere if
+// another user of newOwner's frontend owns the account; *TooManyAttemptsError; ErrStopping.
+func (c *Core) RedeemLinkCodeWith(ctx context.Context, code string, newOwner FrontendUser, opts LoginOptions) (*Account, error) {
 	if err := c.beginAction(); err != nil {
 		return nil, err
 	}
 	defer c.endAction()
-	handle, _, err := c.store.TakeLinkCode(ctx, normalizeLinkCode(code), c.clock.Now())
+	if newOwner.Frontend == "" || newOwner.UserID == "" {
+		return nil, fmt.Errorf("%w: no owner", ErrInvalidArgument)
+	}
+	if err := c.gate.admit(newOwner); err != nil {
+		c.log.Info().Str("owner", newOwner.String()).Msg("Link code refused: too many attempts")
+		return nil, err
+	}
+	acc, err := c.redeem(ctx, code, newOwner, opts)
+	c.gate.done(newOwner, err)
+	if errors.Is(err, ErrInvalidLinkCode) {
+		c.log.Info().Str("owner", newOwner.String()).Msg("Invalid link code")
+	}
+	return acc, err
+}
+
+// redeem is RedeemLinkCodeWith once the attempt is admitted.
+func (c *Core) redeem(ctx context.Context, code string, newOwner FrontendUser, opts LoginOptions) (*Account, error) {
+	handle, issuer, err := c.store.TakeLinkCode(ctx, normalizeLinkCode(code), c.clock.Now())
 	if err != nil {
 		return nil, err
 	}
 	acc := c.Account(handle)
-	if acc == nil {
+	if acc == nil || !acc.IsOwner(issuer) {
 		return nil, ErrInvalidLinkCode
 	}
 	if err = c.store.AddLink(ctx, newOwner, handle); err != nil {
 		return nil, err
 	}
 	acc.addOwner(newOwner)
-	c.attachOwned(acc, "")
+	held := ""
+	if opts.HoldDelivery {
+		held = newOwner.Frontend
+	}
+	c.attachOwned(acc, held)
+	c.log.Info().Str("account", handle).Str("owner", newOwner.String()).Msg("Frontend user linked with a link code")
 	return acc, nil
 }

@@ -108,7 +108,7 @@ const (
 
 // loginGate limits the login attempts of each frontend user, apart from the global limiters:
 // a RateLimiter per user (interval, burst), and once a user has had more than burst passwords
-// refused in a row, a lockout after each further refusal, doubling from two intervals up to
+// or link codes refused in a row, a lockout after each further refusal, doubling from two intervals up to
 // maxLoginLockout. A successful login clears the refusals. Refused attempts book nothing. It is
 // safe for concurrent use.
 type loginGate struct {
@@ -162,7 +162,8 @@ func (g *loginGate) admit(user FrontendUser) error {
 }
 
 // done records the outcome of an admitted attempt: err nil clears user's refusals, a refused
-// password (ErrBadCredentials) counts one; other failures (server trouble) count nothing.
+// password (ErrBadCredentials) or a wrong link code (ErrInvalidLinkCode) counts one; other
+// failures (server trouble) count nothing.
 func (g *loginGate) done(user FrontendUser, err error) {
 	now := g.clock.Now()
 	g.mu.Lock()
@@ -174,7 +175,7 @@ func (g *loginGate) done(user FrontendUser, err error) {
 	switch {
 	case err == nil:
 		u.refused, u.lockedTo = 0, time.Time{}
-	case errors.Is(err, ErrBadCredentials):
+	case errors.Is(err, ErrBadCredentials), errors.Is(err, ErrInvalidLinkCode):
 		u.refused++
 		if over := u.refused - g.burst; over > 0 {
 			lock := maxLoginLockout

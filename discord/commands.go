@@ -55,6 +55,7 @@ func commands() []*discordgo.ApplicationCommand {
 			sub("unblock", "Unblock a contact", str("email", "The contact's MSN e-mail", true)),
 			sub("requests", "List pending contact requests"),
 			sub("link", "Mirror here an MSN account already signed in through Matrix", str("code", "The code from the Matrix link-code command", true)),
+			sub("link-code", "Get a one-time code to mirror your MSN account in Matrix too"),
 			sub("chat", "Open the channel of a contact", str("email", "The contact's MSN e-mail", true)),
 			sub("nudge", "Nudge the contact of this channel"),
 		},
@@ -276,6 +277,8 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 		result(acc.Unblock(actx, email), "✅ Unblocked **"+shown(email, bridge.MaxShownName)+"**.")
 	case "requests":
 		f.listRequests(ctx, i, acc)
+	case "link-code":
+		f.linkCode(ctx, actx, i, acc, owner)
 	case "chat":
 		h, err := bridge.ValidateHandle(email)
 		if err == nil && p == nil {

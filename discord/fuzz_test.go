@@ -414,7 +414,7 @@ func FuzzInteraction(f *testing.F) {
 		b, _ := json.Marshal(v)
 		return `{"type":3,"name":"` + name + `","value":` + string(b) + `}`
 	}
-	for _, sub := range []string{"logout", "requests", "nudge", "chat", "add", "remove", "block", "unblock", "name", "status", "link", "login", "bogus"} {
+	for _, sub := range []string{"logout", "requests", "nudge", "chat", "add", "remove", "block", "unblock", "name", "status", "link", "link-code", "login", "bogus"} {
 		f.Add(cmd(sub, ""))
 	}
 	for _, v := range []string{"bob@example.com", " BOB@Example.COM ", "not-an-email", "", "a\x00@b", "@", strings.Repeat("x", 1<<16) + "@y", "<@1>@everyone"} {

@@ -159,7 +159,7 @@ func TestEndToEndDendrite(t *testing.T) {
 	must(t, err)
 	mgmt := created.RoomID
 	user.waitMessage(ctx, mgmt, botMXID, "") // the bot's welcome or join notice is optional; wait for its join instead
-	_, err = cli.SendText(ctx, mgmt, "login")
+	_, err = cli.SendText(ctx, mgmt, "login password")
 	must(t, err)
 	user.waitMessage(ctx, mgmt, botMXID, "E-mail address")
 	_, err = cli.SendText(ctx, mgmt, alice)

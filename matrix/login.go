@@ -13,7 +13,7 @@ import (
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
 
-// LoginFlowPassword is the only login flow: MSN handle and password.
+// LoginFlowPassword is the login flow with an MSN handle and password.
 const LoginFlowPassword = "password"
 
 const (
@@ -21,21 +21,24 @@ const (
 	loginStepComplete    = "net.msn.complete"
 )
 
-// GetLoginFlows returns the password flow.
+// GetLoginFlows returns the password flow and the link code flow.
 func (mc *MSNConnector) GetLoginFlows() []bridgev2.LoginFlow {
 	return []bridgev2.LoginFlow{{
 		Name:        "E-mail and password",
 		Description: "Log in with the e-mail address and password of your MSN (Escargot) account",
 		ID:          LoginFlowPassword,
-	}}
+	}, linkCodeFlow}
 }
 
-// CreateLogin starts a password login for user. It does no I/O.
+// CreateLogin starts a login of flowID for user. It does no I/O.
 func (mc *MSNConnector) CreateLogin(ctx context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
-	if flowID != LoginFlowPassword {
-		return nil, fmt.Errorf("unknown login flow %q", flowID)
+	switch flowID {
+	case LoginFlowPassword:
+		return &PasswordLogin{main: mc, user: user}, nil
+	case LoginFlowLinkCode:
+		return &LinkCodeLogin{main: mc, user: user}, nil
 	}
-	return &PasswordLogin{main: mc, user: user}, nil
+	return nil, fmt.Errorf("unknown login flow %q", flowID)
 }
 
 // PasswordLogin asks for the handle and password and logs in through Core.Login, which really
@@ -97,11 +100,21 @@ func (pl *PasswordLogin) SubmitUserInput(ctx context.Context, input map[string]s
 	if err != nil {
 		return nil, loginErrorMessage(err)
 	}
+	undo := func(ctx context.Context) error { return pl.main.Core.Logout(ctx, owner, handle) }
+	return pl.main.completeLogin(ctx, pl.user, acc, undo, fmt.Sprintf("Logged in to MSN as %s", handle))
+}
+
+// completeLogin creates and connects the UserLogin of acc for user, once the core has linked
+// user to acc with delivery held, and resumes the delivery when it returns. If the UserLogin
+// cannot be saved, undo (with a context that outlives ctx's cancellation) unlinks what the core
+// linked, so nothing is left half stored. instructions is the text of the complete step.
+func (mc *MSNConnector) completeLogin(ctx context.Context, user *bridgev2.User, acc *bridge.Account, undo func(context.Context) error, instructions string) (*bridgev2.LoginStep, error) {
 	defer acc.ResumeDelivery(FrontendName)
-	if pl.main.beforeNewLogin != nil {
-		pl.main.beforeNewLogin()
+	if mc.beforeNewLogin != nil {
+		mc.beforeNewLogin()
 	}
-	ul, err := pl.user.NewLogin(ctx, &database.UserLogin{
+	handle := acc.Handle()
+	ul, err := user.NewLogin(ctx, &database.UserLogin{
 		ID:         makeUserLoginID(handle),
 		RemoteName: handle,
 		RemoteProfile: status.RemoteProfile{
@@ -110,17 +123,18 @@ func (pl *PasswordLogin) SubmitUserInput(ctx context.Context, input map[string]s
 		},
 	}, &bridgev2.NewLoginParams{DeleteOnConflict: false})
 	if err != nil {
-		// Undo the core's link so nothing is left half stored.
-		if lerr := pl.main.Core.Logout(context.WithoutCancel(ctx), owner, handle); lerr != nil {
-			pl.main.log.Warn().Err(lerr).Str("account", handle).Msg("Failed to undo core login")
+		if undo != nil {
+			if lerr := undo(context.WithoutCancel(ctx)); lerr != nil {
+				mc.log.Warn().Err(lerr).Str("account", handle).Msg("Failed to undo core login")
+			}
 		}
 		return nil, fmt.Errorf("failed to save the login: %w", err)
 	}
-	ul.Client.Connect(ul.Log.WithContext(pl.main.Bridge.BackgroundCtx))
+	ul.Client.Connect(ul.Log.WithContext(mc.Bridge.BackgroundCtx))
 	return &bridgev2.LoginStep{
 		Type:         bridgev2.LoginStepTypeComplete,
 		StepID:       loginStepComplete,
-		Instructions: fmt.Sprintf("Logged in to MSN as %s", handle),
+		Instructions: instructions,
 		CompleteParams: &bridgev2.LoginCompleteParams{
 			UserLoginID: ul.ID,
 			UserLogin:   ul,

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Product id / key pairs for the CHL/QRY challenge (PROTOCOL.md §3.11).
+// Product id / key pairs for the CHL/QRY challenge (docs/protocol.md §3.11).
 const (
 	// ProductIDMSNP11 and ProductKeyMSNP11 are MSN Messenger 7.0's pair, recommended for MSNP11.
 	ProductIDMSNP11  = "PROD0090YUAUV{2B"
@@ -24,10 +24,10 @@ func ChallengeMD5(challenge, productKey string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// ChallengeMSNP11 answers a challenge with the MSNP11 algorithm (PROTOCOL.md §3.11). padAlways
+// ChallengeMSNP11 answers a challenge with the MSNP11 algorithm (docs/protocol.md §3.11). padAlways
 // selects the variant that appends 8 - len%8 '0' characters even when challenge + productID is
-// already a multiple of 8 bytes long; the default (false) pads only when needed. The two agree
-// for the usual 20-digit challenges. It never fails: any string is a valid challenge.
+// already a multiple of 8 bytes long; the default (false) pads only when needed. The two agree for
+// the usual 20-digit challenges. It never fails: any string is a valid challenge.
 func ChallengeMSNP11(challenge, productID, productKey string, padAlways bool) string {
 	const mask = 0x7FFFFFFF
 	h := md5.Sum([]byte(challenge + productKey))
@@ -63,4 +63,34 @@ func ChallengeMSNP11(challenge, productID, productKey string, padAlways bool) st
 	binary.LittleEndian.PutUint32(out[8:], uint32(full[2]^high))
 	binary.LittleEndian.PutUint32(out[12:], uint32(full[3]^low))
 	return hex.EncodeToString(out[:])
+}
+
+// handleCHL answers a challenge on a separate goroutine (the reply wait must not block the
+// reader).
+func (c *Client) handleCHL(cmd *Command) {
+	chl := cmd.Arg(1)
+	if chl == "" {
+		return
+	}
+	c.mu.Lock()
+	ns, proto := c.ns, c.protocol
+	if c.state == stateClosed || ns == nil {
+		c.mu.Unlock()
+		return
+	}
+	// Added under c.mu while not closed, so it never races with Close's Wait.
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		id, answer := ProductIDMSNP11, ""
+		if proto == "MSNP10" {
+			id, answer = ProductIDMSNP10, ChallengeMD5(chl, ProductKeyMSNP10)
+		} else {
+			answer = ChallengeMSNP11(chl, ProductIDMSNP11, ProductKeyMSNP11, c.cfg.ChallengePadAlways)
+		}
+		if _, err := ns.call(c.ctx, c.cfg.RequestTimeout, "QRY", []string{id}, []byte(answer)); err != nil {
+			c.log.Warn().Err(err).Msg("Challenge answer not accepted")
+		}
+	}()
 }

@@ -22,17 +22,7 @@ import (
 
 // TestIntegrationChat logs two accounts into msntest and sends a message one way.
 func TestIntegrationChat(t *testing.T) {
-	srv := msntest.New(msntest.Options{
-		Accounts: []msntest.AccountSpec{
-			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob"},
-		},
-		Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
-	})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startServer(t, aliceAndBob(""))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -81,17 +71,29 @@ func TestIntegrationChat(t *testing.T) {
 // socket; it is closed when the test ends.
 func startAliceAndBob(t *testing.T) *msntest.Server {
 	t.Helper()
-	srv := msntest.New(msntest.Options{
+	return startServer(t, aliceAndBob("NLN"))
+}
+
+// aliceAndBob are the options of a server with alice and bob, friends, bob with the status
+// bobStatus ("": offline until he logs in).
+func aliceAndBob(bobStatus string) msntest.Options {
+	return msntest.Options{
 		Accounts: []msntest.AccountSpec{
 			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: "NLN"},
+			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: bobStatus},
 		},
 		Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
-	})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
+}
+
+// startServer starts an msntest server with opts, closed when the test ends.
+func startServer(tb testing.TB, opts msntest.Options) *msntest.Server {
+	tb.Helper()
+	srv := msntest.New(opts)
+	if err := srv.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Close)
 	return srv
 }
 
@@ -456,5 +458,42 @@ func TestIntegrationPassportRedirectElsewhere(t *testing.T) {
 	defer cancel()
 	if err := c.Login(ctx); err != nil {
 		t.Fatalf("same-origin redirect: %v", err)
+	}
+}
+
+// TestIntegrationBlockUnblock moves a friend from the allow list to the block list and back;
+// repeating either is not an error.
+func TestIntegrationBlockUnblock(t *testing.T) {
+	srv := startAliceAndBob(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _ := newAlice(t, srv, msn.Config{})
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lists := func() msn.List {
+		ct, ok := c.Contact("bob@example.com")
+		if !ok {
+			t.Fatal("bob is not a contact")
+		}
+		return ct.Lists & (msn.ListAllow | msn.ListBlock)
+	}
+	steps := []struct {
+		name string
+		do   func(context.Context, string) error
+		want msn.List
+	}{
+		{"block", c.BlockContact, msn.ListBlock},
+		{"block again", c.BlockContact, msn.ListBlock},
+		{"unblock", c.UnblockContact, msn.ListAllow},
+		{"unblock again", c.UnblockContact, msn.ListAllow},
+	}
+	for _, s := range steps {
+		if err := s.do(ctx, "bob@example.com"); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := lists(); got != s.want {
+			t.Errorf("after %s bob is on %v, want %v", s.name, got, s.want)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package msn
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -160,16 +162,10 @@ func TestLoginFailures(t *testing.T) {
 		},
 		{
 			name: "ticket refused twice",
-			setup: func(ns *fakeServer) {
-				ns.handle("USR", func(fc *fakeConn, c *Command) {
-					if c.Arg(2) == "I" {
-						fc.send("USR " + c.Arg(0) + " TWN S ct=1")
-						return
-					}
-					fc.send("911 " + c.Arg(0) + " extra tokens")
-					fc.close()
-				})
-			},
+			setup: ticketReply(func(fc *fakeConn, trid string) {
+				fc.send("911 " + trid + " extra tokens")
+				fc.close()
+			}),
 			wantIs: ErrBadCredentials,
 		},
 		{
@@ -194,15 +190,9 @@ func TestLoginFailures(t *testing.T) {
 		},
 		{
 			name: "restricted account",
-			setup: func(ns *fakeServer) {
-				ns.handle("USR", func(fc *fakeConn, c *Command) {
-					if c.Arg(2) == "I" {
-						fc.send("USR " + c.Arg(0) + " TWN S ct=1")
-						return
-					}
-					fc.send("USR " + c.Arg(0) + " OK alice@example.com Alice 1 1")
-				})
-			},
+			setup: ticketReply(func(fc *fakeConn, trid string) {
+				fc.send("USR " + trid + " OK alice@example.com Alice 1 1")
+			}),
 			wantIs: ErrAccountRestricted,
 		},
 		{
@@ -412,6 +402,20 @@ func TestChallengeAnswered(t *testing.T) {
 	}
 }
 
+// ticketReply installs a USR handler that starts Passport authentication and answers the
+// ticket with reply.
+func ticketReply(reply func(fc *fakeConn, trid string)) func(*fakeServer) {
+	return func(ns *fakeServer) {
+		ns.handle("USR", func(fc *fakeConn, c *Command) {
+			if c.Arg(2) == "I" {
+				fc.send("USR " + c.Arg(0) + " TWN S ct=1")
+				return
+			}
+			reply(fc, c.Arg(0))
+		})
+	}
+}
+
 func TestHandlerMayCallClient(t *testing.T) {
 	ns := newFakeServer(t)
 	ns.escargotNS(escargotSYN, escargotOnline)
@@ -426,7 +430,7 @@ func TestHandlerMayCallClient(t *testing.T) {
 			done <- c.SetFriendlyName(context.Background(), "New Name")
 		}
 		if _, ok := ev.(*OwnNameChanged); ok && c.Self().FriendlyName == "New Name" {
-			_ = c.Close() // from the handler: must not deadlock
+			_ = c.CloseFromHandler() // must not wait for the delivery it runs on
 		}
 	})
 	if err != nil {
@@ -440,6 +444,67 @@ func TestHandlerMayCallClient(t *testing.T) {
 	}
 	waitEvent[*Disconnected](t, l, nil)
 	_ = c.Close()
+}
+
+// Close, called while the handler runs, returns only once that handler call has returned and
+// the queued events, Disconnected last, are delivered: after Close the handler is never called.
+func TestCloseWaitsForHandler(t *testing.T) {
+	ns := newFakeServer(t)
+	ns.escargotNS(escargotSYN, escargotOnline)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var closed, disconnected atomic.Bool
+	var late atomic.Int32
+	c, err := NewClient(testConfig(ns, passportServer(t), nil), testHandle, testPassword, func(ev Event) {
+		if closed.Load() {
+			late.Add(1)
+		}
+		switch ev.(type) {
+		case *LoggedIn:
+			close(entered)
+			<-release
+			if closed.Load() {
+				t.Error("Close returned while the handler was running")
+			}
+		case *Disconnected:
+			disconnected.Store(true)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("LoggedIn not delivered")
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = c.Close()
+		closed.Store(true)
+		close(done)
+	}()
+	// A Close that did not wait for the handler would return meanwhile.
+	select {
+	case <-done:
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if !disconnected.Load() {
+		t.Error("Close returned before Disconnected was delivered")
+	}
+	if n := late.Load(); n != 0 {
+		t.Errorf("the handler was called %d times after Close returned", n)
+	}
 }
 
 // The own-profile events tell the client's own calls, confirmed by the server (Requested), from
@@ -495,5 +560,58 @@ func TestSyncDropsInvalidHandles(t *testing.T) {
 		if r, ok := ev.(*ContactRequest); ok {
 			t.Errorf("contact request from %.80q", r.Handle)
 		}
+	}
+}
+
+// TestHostileHotmailMessages is a server whose "Hotmail" messages do not fit the format: counts
+// outside <MD><E>, offline messages nested where none are listed, a system message without a
+// type, a mailbox change without a sender. Only what the format defines becomes an event.
+func TestHostileHotmailMessages(t *testing.T) {
+	ns := newFakeServer(t)
+	ns.escargotNS(escargotSYN, escargotOnline)
+	nsConns := make(chan *fakeConn, 1)
+	ns.handle("UUX", func(fc *fakeConn, c *Command) { fc.send("UUX " + c.Arg(0) + " 0"); nsConns <- fc })
+	_, l := login(t, testConfig(ns, passportServer(t), nil))
+	var fc *fakeConn
+	select {
+	case fc = <-nsConns:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no UUX")
+	}
+	hotmail := func(contentType, body string) {
+		fc.sendPayload("MSG Hotmail Hotmail", "MIME-Version: 1.0\r\nContent-Type: "+contentType+"; charset=UTF-8\r\n\r\n"+body)
+	}
+	hotmail("text/x-msmsgsoimnotification", "Mail-Data: <MD><Q><I>999</I><IU>998</IU></Q><E><I>2</I><IU>1</IU></E><X><M><T>11</T></M></X><M><T>11</T></M></MD>\r\n")
+	hotmail("text/x-msmsgsoimnotification", "Mail-Data: <MD><E><I>5</I></E><M>\r\n") // malformed
+	hotmail("text/x-msmsgsoimnotification", "Mail-Data: too-large\r\n")
+	hotmail("text/x-msmsgsinitialemailnotification", "Inbox-Unread: 4\r\nFolders-Unread: 0\r\n")
+	hotmail("text/x-msmsgsactivemailnotification", "Src-Folder: .!!OIM\r\nDest-Folder: .!!trAsH\r\nMessage-Delta: 1\r\n")
+	hotmail("text/x-msmsgsemailnotification", "From: Carol\r\nSubject: Hi\r\n")
+	hotmail("application/x-msmsgssystemmessage", "Arg1: 5\r\n")
+	hotmail("application/x-msmsgssystemmessage", "Type: 1\r\nArg1: 5\r\n")
+	waitEvent(t, l, func(e *SystemMessage) bool { return e.Type == 1 })
+
+	var mails []MailNotification
+	var systems []SystemMessage
+	for _, ev := range l.all() {
+		switch ev := ev.(type) {
+		case *MailNotification:
+			mails = append(mails, *ev)
+		case *SystemMessage:
+			systems = append(systems, *ev)
+		}
+	}
+	want := []MailNotification{
+		{InboxTotal: 3, InboxUnread: 1, OtherTotal: 0, OtherUnread: 0, OfflineMessages: 1}, // login's
+		{InboxTotal: 2, InboxUnread: 1, OtherTotal: -1, OtherUnread: -1, OfflineMessages: 1},
+		{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1, OfflineMessages: 26},
+		{InboxTotal: -1, InboxUnread: 4, OtherTotal: -1, OtherUnread: -1},
+		{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1, NewMailFrom: "Carol", NewMailSubject: "Hi"},
+	}
+	if !reflect.DeepEqual(mails, want) {
+		t.Errorf("mail notifications:\n got %+v\nwant %+v", mails, want)
+	}
+	if len(systems) != 1 || systems[0] != (SystemMessage{Type: 1, MinutesUntilShutdown: 5}) {
+		t.Errorf("system messages = %+v, want only type 1 in 5 minutes", systems)
 	}
 }

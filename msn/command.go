@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// Limits on what a Reader accepts. PROTOCOL.md §1.3 asks for at least 8 KiB lines and 1 MiB
+// Limits on what a Reader accepts. docs/protocol.md §1.3 asks for at least 8 KiB lines and 1 MiB
 // payloads; anything above is treated as a broken or hostile peer.
 const (
 	MaxLineLength  = 16 * 1024
@@ -47,7 +47,7 @@ type Command struct {
 }
 
 // noTrID lists the commands whose first argument is never a transaction id, whatever it looks
-// like (R2M's switchboard session ids in RNG are all digits). PROTOCOL.md §1.4.
+// like (R2M's switchboard session ids in RNG are all digits). docs/protocol.md §1.4.
 var noTrID = map[string]bool{
 	"NLN": true, "FLN": true, "UBX": true, "NOT": true, "RNG": true, "BPR": true, "QNG": true,
 	"OUT": true, "JOI": true, "BYE": true, "IPG": true, "LSG": true, "LST": true, "PNG": true,
@@ -121,7 +121,7 @@ func (c *Command) AppendTo(dst []byte) []byte {
 type PayloadRule func(name string) (minArgs int)
 
 // ClientPayloads frames what a notification or switchboard server sends to a client
-// (PROTOCOL.md §1.3): MSG, UBX, NOT, GCF, IPG, and UUX only when it has a length.
+// (docs/protocol.md §1.3): MSG, UBX, NOT, GCF, IPG, and UUX only when it has a length.
 func ClientPayloads(name string) int {
 	switch name {
 	case "MSG", "UBX", "NOT", "IPG":
@@ -552,7 +552,7 @@ func truncate(s string, n int) string {
 }
 
 // commandNames are the commands a Reader names without allocating when it asks its
-// PayloadRule about them: every command of PROTOCOL.md either side sends.
+// PayloadRule about them: every command of docs/protocol.md either side sends.
 var commandNames = [...]string{
 	"ACK", "ADC", "ADG", "ADL", "ANS", "BLP", "BPR", "BYE", "CAL", "CHG", "CHL", "CVR", "FLN",
 	"FQY", "GCF", "GTC", "ILN", "IPG", "IRO", "JOI", "LSG", "LST", "MSG", "NAK", "NLN", "NOT",

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// List is a set of contact-list bits (PROTOCOL.md §3.1).
+// List is a set of contact-list bits (docs/protocol.md §3.1).
 type List uint8
 
 // The five lists.
@@ -760,27 +760,24 @@ func (c *Client) RemoveContact(ctx context.Context, handle string) error {
 
 // BlockContact moves handle from the allow list to the block list.
 func (c *Client) BlockContact(ctx context.Context, handle string) error {
-	ct, _ := c.Contact(handle)
-	if ct.Lists&ListAllow != 0 {
-		if err := c.RemoveFromList(ctx, ListAllow, handle); err != nil && !isCode(err, 216) {
-			return err
-		}
-	}
-	if err := c.AddToList(ctx, ListBlock, handle, ""); err != nil && !isCode(err, 215) {
-		return err
-	}
-	return nil
+	return c.moveContact(ctx, handle, ListAllow, ListBlock)
 }
 
 // UnblockContact moves handle from the block list to the allow list.
 func (c *Client) UnblockContact(ctx context.Context, handle string) error {
+	return c.moveContact(ctx, handle, ListBlock, ListAllow)
+}
+
+// moveContact takes handle off list from, when it is there, and puts it on list to. The
+// server's "not on list" and "already on list" answers count as done.
+func (c *Client) moveContact(ctx context.Context, handle string, from, to List) error {
 	ct, _ := c.Contact(handle)
-	if ct.Lists&ListBlock != 0 {
-		if err := c.RemoveFromList(ctx, ListBlock, handle); err != nil && !isCode(err, 216) {
+	if ct.Lists&from != 0 {
+		if err := c.RemoveFromList(ctx, from, handle); err != nil && !isCode(err, 216) {
 			return err
 		}
 	}
-	if err := c.AddToList(ctx, ListAllow, handle, ""); err != nil && !isCode(err, 215) {
+	if err := c.AddToList(ctx, to, handle, ""); err != nil && !isCode(err, 215) {
 		return err
 	}
 	return nil

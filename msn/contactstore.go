@@ -14,8 +14,7 @@ import (
 // pointer in one slice sorted by handle, and every string of theirs (the handle, stored and
 // friendly name, msnobj, PSM, the current media as its wire text, the group ids) is a field of
 // the contact's record in one packed.Arena. A client's contacts are then two objects for the
-// collector, whatever they hold, where a map of pointers to contacts with their strings was
-// three per contact and most of what each collection marked.
+// collector, whatever they hold.
 //
 // A contactRef is valid until the next contact is added or removed. The strings its accessors
 // return are views of the arena, for use under c.mu; what leaves the lock (events, the public
@@ -141,7 +140,7 @@ func (ct contactRef) setFriendly(name string) { ct.set(recFriendly, name) }
 func (ct contactRef) setMSNObject(obj string) { ct.set(recMSNObject, obj) }
 
 // groupIDs returns the contact's group ids as a new slice of views: nil for none, or an empty
-// non-nil slice when the list was emptied, as the []string this replaces was.
+// non-nil slice when the list was emptied.
 func (ct contactRef) groupIDs() []string { return ct.groupIDsOf(ct.field(recGroups)) }
 
 // groupIDsOf is groupIDs from the packed list of the contact's ids (a view or a copy).

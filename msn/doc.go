@@ -34,8 +34,9 @@
 //
 // Events are delivered to the Handler one at a time and in the order they happened, from a
 // delivery goroutine that runs while events are queued (an idle Client has none; its only
-// goroutine is the notification server's reader, and the keepalive is a timer). The handler may call any Client method, blocking ones included: the
-// reader goroutines never wait for the handler, they append to a queue. The queue is bounded by
+// goroutine is the notification server's reader, and the keepalive is a timer). The handler may
+// call any Client method but Close (see below), blocking ones included: the reader goroutines
+// never wait for the handler, they append to a queue. The queue is bounded by
 // Config.MaxQueuedEvents; a handler that falls that far behind gets the session dropped
 // (Disconnected with ErrEventOverflow) instead of unbounded memory growth. While the handler
 // runs, later events wait, so a handler that blocks for long delays every event after it.
@@ -46,9 +47,10 @@
 // session: to reconnect, Close it and create a new one.
 //
 // Close sends OUT, closes every connection and waits for all goroutines the Client started,
-// including the delivery of the events still queued (unless Close is called from the handler,
-// where it returns without waiting for the delivery it runs on). After Close returns, no
-// goroutine of the Client remains except, in that case, that delivery finishing the queue.
+// including the delivery of the events still queued; after it returns, no goroutine of the
+// Client remains and the handler is not called again. The handler itself ends the session with
+// CloseFromHandler, which does the same but wait for the delivery it runs on (Close there would
+// wait for itself); the delivery then finishes the queue after the handler returns.
 //
 // Passwords and Passport tickets never appear in log lines or error strings.
 package msn

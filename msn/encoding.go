@@ -7,7 +7,7 @@ import (
 
 // Encode percent-encodes a free-text parameter (friendly name, group name, msnobj) so it holds
 // no space, control byte or non-ASCII byte. Space becomes %20, never '+': Escargot and R2M do not
-// turn '+' back into a space (PROTOCOL.md §1.5).
+// turn '+' back into a space (docs/protocol.md §1.5).
 func Encode(s string) string {
 	const hex = "0123456789ABCDEF"
 	n := 0

@@ -62,7 +62,7 @@ var (
 	ErrEventOverflow = errors.New("event queue overflow")
 )
 
-// errorMeanings holds the meaning of each error code a client may see (PROTOCOL.md §3.20).
+// errorMeanings holds the meaning of each error code a client may see (docs/protocol.md §3.20).
 var errorMeanings = map[int]string{
 	200: "syntax error", 201: "invalid parameter", 205: "invalid user", 206: "domain name missing",
 	207: "already logged in", 208: "invalid or unknown user", 209: "friendly name not allowed",
@@ -145,7 +145,7 @@ func (e *ServerError) Temporary() bool {
 // DisconnectReason says why a notification-server session ended.
 type DisconnectReason string
 
-// Disconnect reasons. The first five are the OUT codes of PROTOCOL.md §3.13.
+// Disconnect reasons. The first five are the OUT codes of docs/protocol.md §3.13.
 const (
 	ReasonOtherLogin DisconnectReason = "OTH"     // logged in elsewhere: do not reconnect automatically
 	ReasonShutdown   DisconnectReason = "SSD"     // server shutting down: reconnect with backoff

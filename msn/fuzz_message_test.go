@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Seeds: the PROTOCOL.md examples and the Escargot captures, plus the awkward shapes the
+// Seeds: the docs/protocol.md examples and the Escargot captures, plus the awkward shapes the
 // parsers are meant to tolerate.
 var fuzzMIMESeeds = []string{
 	protocolExample, captureText, captureTyping, captureFormatted, captureMailData, captureProfile,

@@ -120,18 +120,9 @@ func countLines(logs, msg string) (warn, all int) {
 // handler or the contact list; the invalid handles are logged once at warn level; the
 // connection keeps working, and a real contact's presence still arrives after the flood.
 func TestIntegrationHostileServerStrangers(t *testing.T) {
-	srv := msntest.New(msntest.Options{
-		Accounts: []msntest.AccountSpec{
-			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: "NLN"},
-		},
-		Friends:          [][2]string{{"alice@example.com", "bob@example.com"}},
-		MaxPendingOutput: 64 << 20,
-	})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	opts := aliceAndBob("NLN")
+	opts.MaxPendingOutput = 64 << 20
+	srv := startServer(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	logs := &lockedBuffer{}
@@ -211,21 +202,11 @@ func TestIntegrationHostileServerStrangers(t *testing.T) {
 // add more itself without asking the server, and keeps working.
 func TestIntegrationContactCap(t *testing.T) {
 	const listed, max = 80, 50
-	opts := msntest.Options{
-		Accounts: []msntest.AccountSpec{
-			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: "NLN"},
-		},
-		Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
-	}
+	opts := aliceAndBob("NLN")
 	for i := range listed - 1 {
 		opts.Accounts = append(opts.Accounts, msntest.AccountSpec{Handle: fmt.Sprintf("x%02d@example.com", i), Password: "pw"})
 	}
-	srv := msntest.New(opts)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := startServer(t, opts)
 	for i := range listed - 1 {
 		if err := srv.AddContact("alice@example.com", fmt.Sprintf("x%02d@example.com", i), msntest.FL|msntest.AL); err != nil {
 			t.Fatal(err)
@@ -275,16 +256,9 @@ func TestIntegrationContactCap(t *testing.T) {
 // the reply to ADC FL (an online contact's ILN) is taken: the reply puts the contact on the
 // list before the next line is read, so it is no stranger by then.
 func TestIntegrationPresenceOfNewContact(t *testing.T) {
-	srv := msntest.New(msntest.Options{
-		Accounts: []msntest.AccountSpec{
-			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob", Status: "AWY"},
-		},
-	})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	opts := aliceAndBob("AWY")
+	opts.Friends = nil
+	srv := startServer(t, opts)
 	if err := srv.AddContact("bob@example.com", "alice@example.com", msntest.AL); err != nil {
 		t.Fatal(err)
 	}

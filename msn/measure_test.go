@@ -20,18 +20,9 @@ import (
 // clients logged into msntest over loopback: from SendText until SendText has the ACK and the
 // other client has delivered MessageReceived to its handler, whichever comes last.
 func BenchmarkSwitchboardRoundTrip(b *testing.B) {
-	srv := msntest.New(msntest.Options{
-		Accounts: []msntest.AccountSpec{
-			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob"},
-		},
-		Friends:    [][2]string{{"alice@example.com", "bob@example.com"}},
-		EventLimit: -1,
-	})
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	opts := aliceAndBob("")
+	opts.EventLimit = -1
+	srv := startServer(b, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -69,7 +69,7 @@ var (
 		"ABCHMigrated: 1",
 		"MPOPEnabled: 0",
 		"", "")
-	// PROTOCOL.md §4.5.
+	// docs/protocol.md §4.5.
 	protocolExample = "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n" +
 		"X-MMS-IM-Format: FN=Segoe%20UI; EF=B; CO=ff0000; CS=0; PF=22\r\n\r\nHello, Bob!\r\nSecond line"
 )
@@ -310,7 +310,7 @@ func TestParseTextFormat(t *testing.T) {
 		in   string
 		want TextFormat
 	}{
-		{"FN=Segoe%20UI; EF=B; CO=ff0000; CS=0; PF=22", // PROTOCOL.md §4.5: BGR ff0000 is blue
+		{"FN=Segoe%20UI; EF=B; CO=ff0000; CS=0; PF=22", // docs/protocol.md §4.6: BGR ff0000 is blue
 			TextFormat{Font: "Segoe UI", Bold: true, Color: "0000ff", Charset: "0", PitchFamily: "22"}},
 		{"FN=Arial; EF=B; CO=ff; CS=0; PF=22", // capture: CO=ff is red
 			TextFormat{Font: "Arial", Bold: true, Color: "ff0000", Charset: "0", PitchFamily: "22"}},
@@ -559,6 +559,7 @@ func TestClassifyMessage(t *testing.T) {
 		{"Content-Type: text/x-msmsgsoimnotification; charset=UTF-8\r\n\r\nMail-Data: too-large\r\n", KindMailData},
 		{"Content-Type: text/x-msmsgsemailnotification; charset=UTF-8\r\n\r\nFrom: x\r\n", KindEmailNotification},
 		{"Content-Type: text/x-msmsgsactivemailnotification; charset=UTF-8\r\n\r\n", KindEmailNotification},
+		{"Content-Type: text/x-msmsgsinitialemailnotification; charset=UTF-8\r\n\r\nInbox-Unread: 4\r\n", KindMailData},
 		{"Content-Type: application/x-msmsgssystemmessage\r\n\r\nType: 1\r\nArg1: 5\r\n", KindSystemMessage},
 	}
 	for _, tc := range tests {
@@ -659,14 +660,22 @@ func TestParseMailData(t *testing.T) {
 		{"counts and oims", "Content-Type: text/x-msmsgsoimnotification\r\n\r\nMail-Data: " + oim + "\r\n",
 			MailData{InboxTotal: 12, InboxUnread: 3, OtherTotal: 4, OtherUnread: 1, OfflineMessages: 2}, true},
 		{"as a header", "Content-Type: text/x-msmsgsinitialmdatanotification\r\nMail-Data: <MD><E><IU>7</IU></E></MD>\r\n\r\n",
-			MailData{InboxUnread: 7}, true},
+			MailData{InboxTotal: -1, InboxUnread: 7, OtherTotal: -1, OtherUnread: -1}, true},
 		{"too-large", "Content-Type: text/x-msmsgsinitialmdatanotification\r\n\r\nMail-Data: too-large\r\n",
-			MailData{TooLarge: true}, true},
+			MailData{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1, TooLarge: true}, true},
 		{"missing", "Content-Type: text/x-msmsgsinitialmdatanotification\r\n\r\nInbox-URL: /x\r\n", MailData{}, false},
 		{"malformed", "Content-Type: text/x-msmsgsinitialmdatanotification\r\n\r\nMail-Data: <MD><E><I>1</I>\r\n", MailData{}, false},
 		{"doctype", "Content-Type: x\r\n\r\nMail-Data: <!DOCTYPE MD [<!ENTITY a \"1\">]><MD><E><I>&a;</I></E></MD>\r\n", MailData{}, false},
 		{"negative and junk counts", "Content-Type: x\r\n\r\nMail-Data: <MD><E><I>-1</I><IU>x</IU><O> 5 </O></E></MD>\r\n",
-			MailData{OtherTotal: 5}, true},
+			MailData{InboxTotal: -1, InboxUnread: -1, OtherTotal: 5, OtherUnread: -1}, true},
+		{"counts outside E, offline messages nested", "Content-Type: x\r\n\r\nMail-Data: <MD><Q><I>9</I></Q><E><I>2</I></E><X><M/></X><M/></MD>\r\n",
+			MailData{InboxTotal: 2, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1, OfflineMessages: 1}, true},
+		{"initial e-mail notification", "Content-Type: text/x-msmsgsinitialemailnotification\r\n\r\nInbox-Unread: 4\r\nFolders-Unread: 1\r\n",
+			MailData{InboxTotal: -1, InboxUnread: 4, OtherTotal: -1, OtherUnread: -1}, true},
+		{"Inbox-Unread when Mail-Data has no IU", "Content-Type: x\r\nInbox-Unread: 6\r\n\r\nMail-Data: <MD><E><I>8</I></E></MD>\r\n",
+			MailData{InboxTotal: 8, InboxUnread: 6, OtherTotal: -1, OtherUnread: -1}, true},
+		{"IU of Mail-Data over Inbox-Unread", "Content-Type: x\r\nInbox-Unread: 6\r\n\r\nMail-Data: <MD><E><IU>1</IU></E></MD>\r\n",
+			MailData{InboxTotal: -1, InboxUnread: 1, OtherTotal: -1, OtherUnread: -1}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1143,18 +1152,12 @@ func TestChunkAssemblerConcurrent(t *testing.T) {
 }
 
 func BenchmarkParseMIME(b *testing.B) {
-	p := []byte(NewTextMessage(strings.Repeat("Hello there, how are you? ", 50), &TextFormat{Font: "Arial", Bold: true}))
-	b.SetBytes(int64(len(p)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ParseMIME(p); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchParseMIME(b, NewTextMessage(strings.Repeat("Hello there, how are you? ", 50), &TextFormat{Font: "Arial", Bold: true}))
 }
 
-func BenchmarkParseMIMEProfile(b *testing.B) {
-	p := []byte(captureProfile)
+func BenchmarkParseMIMEProfile(b *testing.B) { benchParseMIME(b, []byte(captureProfile)) }
+
+func benchParseMIME(b *testing.B, p []byte) {
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
 	for b.Loop() {

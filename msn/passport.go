@@ -14,7 +14,7 @@ import (
 	"strings"
 )
 
-// passport is a Passport 1.4 ("Tweener") client (PROTOCOL.md §2.2).
+// passport is a Passport 1.4 ("Tweener") client (docs/protocol.md §2.2).
 type passport struct {
 	hc       *http.Client
 	nexusURL string

@@ -109,16 +109,7 @@ func TestPassport(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			cfg := Config{HTTPClient: srv.Client()}
-			if tt.nexusValue != nil {
-				cfg.NexusURL = srv.URL + "/rdr/pprdr.asp"
-			} else {
-				cfg.LoginURL = srv.URL + "/login"
-			}
-			p, err := newPassport(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := testPassport(t, srv, Config{}, tt.nexusValue != nil)
 			got, err := p.login(context.Background(), testHandle, testPassword, challenge)
 			if tt.wantErr != nil {
 				if err == nil || !tt.wantErr(err) {
@@ -258,16 +249,7 @@ func TestPassportCredentialsStayWithTheLoginServer(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			cfg := Config{HTTPClient: srv.Client(), AllowInsecurePassport: tt.insecure}
-			if tt.nexus != nil {
-				cfg.NexusURL = srv.URL + "/rdr/pprdr.asp"
-			} else {
-				cfg.LoginURL = srv.URL + "/login"
-			}
-			p, err := newPassport(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := testPassport(t, srv, Config{AllowInsecurePassport: tt.insecure}, tt.nexus != nil)
 			tok, err := p.login(context.Background(), testHandle, testPassword, "ct=1")
 			if !errors.Is(err, ErrInsecurePassport) || Retryable(err) {
 				t.Fatalf("login = %q, %v; want a lasting ErrInsecurePassport", tok, err)
@@ -312,4 +294,20 @@ func TestPassportRefusesPlainHTTP(t *testing.T) {
 	if tok, err := p.login(context.Background(), testHandle, testPassword, "ct=1"); err != nil || tok != "stolen" {
 		t.Fatalf("with the opt-in: %q %v", tok, err)
 	}
+}
+
+// testPassport returns a Passport client of srv, through its nexus or straight to its login URL.
+func testPassport(t *testing.T, srv *httptest.Server, cfg Config, viaNexus bool) *passport {
+	t.Helper()
+	cfg.HTTPClient = srv.Client()
+	if viaNexus {
+		cfg.NexusURL = srv.URL + "/rdr/pprdr.asp"
+	} else {
+		cfg.LoginURL = srv.URL + "/login"
+	}
+	p, err := newPassport(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -7,6 +7,46 @@ import (
 	"strings"
 )
 
+// Status is a presence status code as it travels on the wire.
+type Status string
+
+// Statuses (docs/protocol.md §3.2). StatusHidden appears offline to contacts and cannot open
+// switchboards; StatusOffline is never sent, it is what contacts that are not online have.
+const (
+	StatusOnline  Status = "NLN"
+	StatusBusy    Status = "BSY"
+	StatusIdle    Status = "IDL"
+	StatusBRB     Status = "BRB"
+	StatusAway    Status = "AWY"
+	StatusPhone   Status = "PHN"
+	StatusLunch   Status = "LUN"
+	StatusHidden  Status = "HDN"
+	StatusOffline Status = "FLN"
+)
+
+// Valid reports whether s is one of the status constants.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusOnline, StatusBusy, StatusIdle, StatusBRB, StatusAway, StatusPhone, StatusLunch, StatusHidden, StatusOffline:
+		return true
+	}
+	return false
+}
+
+// statuses are the status constants, for interning.
+var statuses = [...]Status{StatusOnline, StatusBusy, StatusIdle, StatusBRB, StatusAway, StatusPhone, StatusLunch, StatusHidden, StatusOffline}
+
+// intern returns the constant equal to s (s itself when it is not one), so that a status kept
+// per contact neither allocates nor keeps the line it was read from.
+func (s Status) intern() Status {
+	for _, k := range statuses {
+		if s == k {
+			return k
+		}
+	}
+	return s
+}
+
 // SetStatus changes the account's status (CHG with the configured capabilities). StatusOffline
 // is refused (use Close); StatusHidden works but switchboards cannot be opened while hidden
 // (sends fail with ErrHidden). It blocks until the server confirms.
@@ -255,78 +295,4 @@ func (c *Client) handleCHGPush(cmd *Command) {
 	if changed {
 		c.emit(&OwnStatusChanged{Status: st})
 	}
-}
-
-// handleHotmail handles NS "MSG Hotmail Hotmail": profile, mail data, system messages.
-func (c *Client) handleHotmail(cmd *Command) {
-	if !strings.EqualFold(cmd.Arg(0), "Hotmail") {
-		c.log.Debug().Msg("Ignoring notification-server MSG not from Hotmail")
-		return
-	}
-	m, err := ParseMIME(cmd.Payload)
-	if err != nil {
-		c.log.Debug().Err(err).Msg("Ignoring malformed notification message")
-		return
-	}
-	fields := func(name string) string {
-		if v := m.Get(name); v != "" {
-			return v
-		}
-		for _, h := range m.BodyHeaders() {
-			if strings.EqualFold(h.Name, name) {
-				return h.Value
-			}
-		}
-		return ""
-	}
-	switch ct := m.ContentType(); ct {
-	case "text/x-msmsgsprofile":
-		c.log.Debug().Msg("Got profile")
-	case "text/x-msmsgsinitialmdatanotification", "text/x-msmsgsoimnotification", "text/x-msmsgsinitialemailnotification":
-		c.emit(parseMailData(fields("Mail-Data"), fields("Inbox-Unread")))
-	case "text/x-msmsgsemailnotification":
-		c.emit(&MailNotification{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1,
-			NewMailFrom: fields("From"), NewMailSubject: fields("Subject")})
-	case "application/x-msmsgssystemmessage":
-		t, _ := strconv.Atoi(fields("Type"))
-		mins, _ := strconv.Atoi(fields("Arg1"))
-		c.emit(&SystemMessage{Type: t, MinutesUntilShutdown: mins})
-	default:
-		c.log.Debug().Str("content_type", truncate(ct, 64)).Msg("Ignoring notification message")
-	}
-}
-
-// parseMailData reads the counts of a Mail-Data value ("<MD><E><I>…</I><IU>…</IU>…</E>…<M>…</M></MD>"
-// or "too-large"). Missing counts are -1.
-func parseMailData(md, inboxUnread string) *MailNotification {
-	ev := &MailNotification{InboxTotal: -1, InboxUnread: -1, OtherTotal: -1, OtherUnread: -1}
-	num := func(tag string) int {
-		open, closeTag := "<"+tag+">", "</"+tag+">"
-		i := strings.Index(md, open)
-		if i < 0 {
-			return -1
-		}
-		rest := md[i+len(open):]
-		j := strings.Index(rest, closeTag)
-		if j < 0 {
-			return -1
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(rest[:j]))
-		if err != nil {
-			return -1
-		}
-		return n
-	}
-	ev.InboxTotal, ev.InboxUnread = num("I"), num("IU")
-	ev.OtherTotal, ev.OtherUnread = num("O"), num("OU")
-	if ev.InboxUnread < 0 {
-		if n, err := strconv.Atoi(strings.TrimSpace(inboxUnread)); err == nil {
-			ev.InboxUnread = n
-		}
-	}
-	ev.OfflineMessages = strings.Count(md, "<M>")
-	if strings.TrimSpace(md) == "too-large" {
-		ev.OfflineMessages = 26
-	}
-	return ev
 }

@@ -31,10 +31,10 @@ var (
 	ErrUBXTooComplex = errors.New("ubx payload too deeply nested or too long")
 )
 
-// CurrentMedia is the "now playing" field of a contact's status (PROTOCOL.md §3.4): on the wire
-// "App\0Type\0Enabled\0Format\0Arg0\0Arg1\0…", fields separated by the two characters
-// backslash and zero. Type is "Music", "Games" or "Office"; Format has {0}, {1}… placeholders
-// for Args. The zero value means nothing is playing.
+// CurrentMedia is the "now playing" field of a contact's status (docs/protocol.md §3.4): on the
+// wire "App\0Type\0Enabled\0Format\0Arg0\0Arg1\0…", fields separated by the two characters
+// backslash and zero. Type is "Music", "Games" or "Office"; Format has {0}, {1}… placeholders for
+// Args. The zero value means nothing is playing.
 type CurrentMedia struct {
 	App, Type string
 	Enabled   bool

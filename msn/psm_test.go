@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// PROTOCOL.md §3.4.
+// docs/protocol.md §3.4.
 const mediaExample = `\0Music\01\0{0} - {1}\0Song Title\0Artist\0Album\0\0`
 
 func TestParseCurrentMedia(t *testing.T) {

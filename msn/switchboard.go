@@ -300,25 +300,21 @@ func (s *session) handleMSG(cmd *Command) {
 	id := s.id
 	parts := s.participantsLocked()
 	c.mu.Unlock()
-	switch ct := m.ContentType(); ct {
-	case "text/plain", "":
+	switch kind := ClassifyMessage(m); kind {
+	case KindText, KindChunk:
 		full, ok := c.sb.chunks.Add(from, m)
 		if !ok {
 			return
 		}
 		c.emit(&MessageReceived{SessionID: id, From: from, FromName: fromName, Participants: parts,
 			Text: full.Text(), Format: full.Format(), Time: time.Now()})
-	case "text/x-msmsgscontrol":
+	case KindTyping:
 		if m.Get("TypingUser") != "" {
 			c.emit(&TypingReceived{SessionID: id, From: from})
 		}
-	case "text/x-msnmsgr-datacast":
-		for _, h := range m.BodyHeaders() {
-			if strings.EqualFold(h.Name, "ID") && strings.TrimSpace(h.Value) == "1" {
-				c.emit(&NudgeReceived{SessionID: id, From: from})
-			}
-		}
-	case "text/x-msmsgsinvite":
+	case KindNudge:
+		c.emit(&NudgeReceived{SessionID: id, From: from})
+	case KindInvite:
 		info, ok := ParseInvite(m)
 		if ok && strings.EqualFold(info.Command, "INVITE") && info.Cookie != "" {
 			c.log.Debug().Str("app", truncate(info.AppName, 64)).Msg("Declining invitation")
@@ -327,8 +323,8 @@ func (s *session) handleMSG(cmd *Command) {
 			}
 		}
 	default:
-		// P2P (application/x-msnmsgrp2p), ink, emoticon definitions, client caps, keepalives.
-		c.log.Trace().Str("content_type", truncate(ct, 64)).Msg("Ignoring switchboard message")
+		// P2P, ink, emoticon definitions, client caps, keepalives, other datacasts.
+		c.log.Trace().Stringer("kind", kind).Str("content_type", truncate(m.ContentType(), 64)).Msg("Ignoring switchboard message")
 	}
 }
 

@@ -3,6 +3,7 @@ package msn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -215,21 +216,42 @@ func TestSendTextFailures(t *testing.T) {
 	})
 }
 
-func TestIncomingSession(t *testing.T) {
+// invitedSession logs a client in and has bob invite it to session 12345678, with the given
+// participants (IRO "<handle> <name>"). It returns the switchboard's side of the connection.
+func invitedSession(t *testing.T, participants ...string) (*Client, *eventLog, *sbFake, *fakeConn) {
+	t.Helper()
 	ns := newFakeServer(t)
 	ns.escargotNS(escargotSYN, escargotOnline)
 	sb := newSBFake(t)
 	answered := make(chan *fakeConn, 1)
 	sb.handle("ANS", func(fc *fakeConn, c *Command) {
-		fc.send("IRO "+c.Arg(0)+" 1 2 bob@example.com Bob", "IRO "+c.Arg(0)+" 2 2 carol@example.com Carol", "ANS "+c.Arg(0)+" OK")
+		var lines []string
+		for i, p := range participants {
+			lines = append(lines, fmt.Sprintf("IRO %s %d %d %s", c.Arg(0), i+1, len(participants), p))
+		}
+		fc.send(append(lines, "ANS "+c.Arg(0)+" OK")...)
 		answered <- fc
 	})
 	nsConns := make(chan *fakeConn, 1)
 	ns.handle("UUX", func(fc *fakeConn, c *Command) { fc.send("UUX " + c.Arg(0) + " 0"); nsConns <- fc })
 	c, l := login(t, testConfig(ns, passportServer(t), nil))
-	nfc := <-nsConns
-	nfc.send("RNG 12345678 " + sb.addr() + " CKI Qw8Er7Ty6Ui5Op4As3Df bob@example.com Bob")
-	fc := <-answered
+	var fc *fakeConn
+	select {
+	case nfc := <-nsConns:
+		nfc.send("RNG 12345678 " + sb.addr() + " CKI Qw8Er7Ty6Ui5Op4As3Df bob@example.com Bob")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no UUX")
+	}
+	select {
+	case fc = <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the invitation was not answered")
+	}
+	return c, l, sb, fc
+}
+
+func TestIncomingSession(t *testing.T) {
+	c, l, sb, fc := invitedSession(t, "bob@example.com Bob", "carol@example.com Carol")
 
 	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: bob@example.com\r\n\r\n\r\n")
 	fc.sendPayload("MSG bob@example.com Bob%20B", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Arial; EF=B; CO=ff; CS=0; PF=22\r\n\r\nhi\r\nthere \xff")
@@ -343,5 +365,31 @@ func TestSwitchboardInvalidHandles(t *testing.T) {
 		if len(members) != 1 || members[0] != "bob@example.com" {
 			t.Errorf("session %s members %.200q", id, members)
 		}
+	}
+}
+
+// TestHostileSwitchboardMessages is a contact sending what a client must not take at face value:
+// a nudge repeating its ID line a hundred times (one nudge), a body without a Content-Type (not
+// text), a wink (no nudge). The text after them arrives alone.
+func TestHostileSwitchboardMessages(t *testing.T) {
+	_, l, _, fc := invitedSession(t, "bob@example.com Bob")
+
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/x-msnmsgr-datacast\r\n\r\n"+strings.Repeat("ID: 1\r\n", 100)+"\r\n")
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\n\r\nno content type")
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/x-msnmsgr-datacast\r\n\r\nID: 2\r\nData: <msnobj/>\r\n\r\n")
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nlast")
+	waitEvent(t, l, func(e *MessageReceived) bool { return e.Text == "last" })
+
+	nudges, texts := 0, 0
+	for _, ev := range l.all() {
+		switch ev.(type) {
+		case *NudgeReceived:
+			nudges++
+		case *MessageReceived:
+			texts++
+		}
+	}
+	if nudges != 1 || texts != 1 {
+		t.Errorf("%d nudges and %d text messages, want 1 and 1", nudges, texts)
 	}
 }

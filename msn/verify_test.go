@@ -10,25 +10,15 @@ import (
 	"time"
 
 	"github.com/msn-bridge/msn-bridge/msn"
-	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
 // TestVerifyCredentialsLeavesTheSessionAlone checks a password while the account is logged in
 // elsewhere: whatever the outcome, that session is not ended and its contacts see no change,
 // because the ticket is never presented.
 func TestVerifyCredentialsLeavesTheSessionAlone(t *testing.T) {
-	srv := msntest.New(msntest.Options{
-		Dispatch: true,
-		Accounts: []msntest.AccountSpec{
-			{Handle: "alice@example.com", Password: "alicepw", Name: "Alice"},
-			{Handle: "bob@example.com", Password: "bobpw", Name: "Bob"},
-		},
-		Friends: [][2]string{{"alice@example.com", "bob@example.com"}},
-	})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	opts := aliceAndBob("")
+	opts.Dispatch = true
+	srv := startServer(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := msn.Config{Server: srv.DispatchAddr(), NexusURL: srv.HTTPSNexusURL(), PingInterval: time.Hour,

@@ -213,7 +213,7 @@ func TestEndToEndLatency(t *testing.T) {
 			t.Fatalf("the bridge bot never joined the management room (%v)", err)
 		}
 	}
-	for _, step := range []struct{ send, want string }{{"login", "E-mail address"}, {alice, "Password"}, {alicePW, "Logged in to MSN as " + alice}} {
+	for _, step := range []struct{ send, want string }{{"login password", "E-mail address"}, {alice, "Password"}, {alicePW, "Logged in to MSN as " + alice}} {
 		_, err = cli.SendText(ctx, mgmt, step.send)
 		must(t, err)
 		s.waitSeen(t, step.want)

@@ -261,7 +261,7 @@ func printDemoBanner(out io.Writer, hsURL string, cfg *Config) {
 		"",
 		"  1. Open any Matrix client (Element, Cinny, nheko, …) with homeserver " + hsURL,
 		"     and sign in as " + demoMatrixUser + " / " + demoMatrixPass + ".",
-		"  2. Start a chat with " + bot + " and send: login",
+		"  2. Start a chat with " + bot + " and send: login password",
 		"     MSN e-mail: " + demoMSNHandle + "   password: " + demoMSNPassword,
 		"  3. Your MSN contacts appear: Alice answers, Bob's presence keeps changing,",
 		"     Carol is offline (messages to her are reported as not delivered),",

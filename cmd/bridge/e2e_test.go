@@ -406,7 +406,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	u.waitMessage(ctx, mgmt, botMXID, "management room", e2eWait) // the bot joined
 
 	// A wrong password: a clear answer, nothing stored, no account.
-	u.send(ctx, mgmt, "login")
+	u.send(ctx, mgmt, "login password")
 	u.waitMessage(ctx, mgmt, botMXID, "E-mail address", e2eWait)
 	u.send(ctx, mgmt, alice)
 	u.waitMessage(ctx, mgmt, botMXID, "Password", e2eWait)
@@ -425,7 +425,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 
 	// The real login.
-	u.send(ctx, mgmt, "login")
+	u.send(ctx, mgmt, "login password")
 	u.waitMessage(ctx, mgmt, botMXID, "E-mail address", e2eWait)
 	u.send(ctx, mgmt, alice)
 	u.waitMessage(ctx, mgmt, botMXID, "Password", e2eWait)

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// ListBits is a set of MSN contact lists, as in LST (PROTOCOL.md §3.1).
+// ListBits is a set of MSN contact lists, as in LST (docs/protocol.md §3.1).
 type ListBits uint8
 
 // The five lists.

@@ -11,7 +11,7 @@ import (
 )
 
 // msnp11Keys are the MSNP11 product id → product key pairs the server accepts in QRY
-// (PROTOCOL.md §3.11).
+// (docs/protocol.md §3.11).
 var msnp11Keys = map[string]string{
 	"PROD0090YUAUV{2B": "YMM8C_H7KCQ2S_KL",
 	"PROD0101{0RM?UBW": "CFHUR$52U_{VIX5T",
@@ -38,7 +38,7 @@ func qryBasic(chl, key string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// qryMSNP11 computes the MSNP11 challenge answer (PROTOCOL.md §3.11). padAlways selects the
+// qryMSNP11 computes the MSNP11 challenge answer (docs/protocol.md §3.11). padAlways selects the
 // "always append 8-len%8 zeros" padding variant.
 func qryMSNP11(chl, prodID, prodKey string, padAlways bool) string {
 	const m = 0x7FFFFFFF

@@ -69,7 +69,7 @@ func hex32(v uint64) string {
 	return string(b[:])
 }
 
-// nsADC adds to a list with Escargot's rules (PROTOCOL.md §3.5, §6).
+// nsADC adds to a list with Escargot's rules (docs/protocol.md §3.5, §6).
 func (s *Server) nsADC(n *nsSession, cmd *msn.Command) bool {
 	t := cmd.Args[0]
 	list, ok := listNames[cmd.Arg(1)]
@@ -333,7 +333,7 @@ func (s *Server) nsREM(n *nsSession, cmd *msn.Command) bool {
 	return true
 }
 
-// nsGroup handles ADG, RMG and REG with the dialect's reply shapes (PROTOCOL.md §3.6).
+// nsGroup handles ADG, RMG and REG with the dialect's reply shapes (docs/protocol.md §3.6).
 func (s *Server) nsGroup(n *nsSession, cmd *msn.Command) {
 	t := cmd.Args[0]
 	a := n.acct

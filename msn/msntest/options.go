@@ -7,7 +7,7 @@ import (
 )
 
 // Dialect selects which server's quirks the Server imitates where servers differ
-// (PROTOCOL.md §3.6, §6). The zero value is Escargot.
+// (docs/protocol.md §3.6, §6). The zero value is Escargot.
 type Dialect int
 
 const (
@@ -45,7 +45,7 @@ const (
 	DefaultEventLimit  = 4096
 	DefaultListVersion = "2000-01-01T00:00:00.0-00:00"
 	// MaxSBPayload is the largest switchboard MSG payload accepted; larger closes the
-	// connection (PROTOCOL.md §4.8).
+	// connection (docs/protocol.md §4.8).
 	MaxSBPayload = 1664
 )
 
@@ -62,7 +62,7 @@ type Options struct {
 	// SendCHL makes the NS send "CHL 0 <challenge>" right after each login and check the QRY.
 	SendCHL bool
 	// ChallengePadAlways verifies QRY answers with the "always pad" variant of the MSNP11
-	// algorithm (PROTOCOL.md §3.11 padding note).
+	// algorithm (docs/protocol.md §3.11 padding note).
 	ChallengePadAlways bool
 	// Versions lists the protocol versions offered, best first (default MSNP11, MSNP10).
 	Versions []string

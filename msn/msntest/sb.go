@@ -11,7 +11,7 @@ import (
 	"github.com/msn-bridge/msn-bridge/msn"
 )
 
-// Switchboard timings, as on Escargot (PROTOCOL.md §3.14, §6).
+// Switchboard timings, as on Escargot (docs/protocol.md §3.14, §6).
 const (
 	sbTicketTTL  = 120 * time.Second
 	sbAuthWindow = 60 * time.Second
