@@ -46,11 +46,15 @@ type Command struct {
 	Payload []byte
 }
 
-// noTrID lists the commands whose first argument is never a transaction id, whatever it looks
-// like (R2M's switchboard session ids in RNG are all digits). docs/protocol.md §1.4.
-var noTrID = map[string]bool{
-	"NLN": true, "FLN": true, "UBX": true, "NOT": true, "RNG": true, "BPR": true, "QNG": true,
-	"OUT": true, "JOI": true, "BYE": true, "IPG": true, "LSG": true, "LST": true, "PNG": true,
+// noTrID reports whether name is a command whose first argument is never a transaction id,
+// whatever it looks like (R2M's switchboard session ids in RNG are all digits). A switch, as
+// the reader goroutine asks it of every command. docs/protocol.md §1.4.
+func noTrID(name string) bool {
+	switch name {
+	case "NLN", "FLN", "UBX", "NOT", "RNG", "BPR", "QNG", "OUT", "JOI", "BYE", "IPG", "LSG", "LST", "PNG":
+		return true
+	}
+	return false
 }
 
 // TrID returns the command's transaction id and whether it has one. Commands that never carry one
@@ -58,7 +62,7 @@ var noTrID = map[string]bool{
 // which also tells a SYN-time "GTC A" apart from a reply "GTC 9 A". A server "MSG" has the sender
 // handle there and reports false too.
 func (c *Command) TrID() (uint32, bool) {
-	if noTrID[c.Name] || len(c.Args) == 0 {
+	if noTrID(c.Name) || len(c.Args) == 0 {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(c.Args[0], 10, 32)

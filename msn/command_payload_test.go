@@ -106,3 +106,23 @@ func TestReaderReleasesSlabsWhenDrained(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandTrID(t *testing.T) {
+	tests := []struct {
+		line string
+		id   uint32
+		ok   bool
+	}{
+		{"GTC 9 A", 9, true}, {"GTC A", 0, false}, {"CHG 0 NLN 0", 0, true}, {"MSG bob@example.com Bob", 0, false},
+		{"RNG 11752013 127.0.0.1:1864 CKI x a@b A", 0, false}, {"LST N=a@b 8", 0, false}, {"QNG 60", 0, false},
+		{"NLN 5 a@b", 0, false}, {"911 4", 4, true}, {"ACK 4294967295", 4294967295, true}, {"ACK 4294967296", 0, false},
+		{"OUT", 0, false},
+	}
+	for _, tt := range tests {
+		toks := splitTokens([]byte(tt.line))
+		cmd := &Command{Name: toks[0], Args: toks[1:]}
+		if id, ok := cmd.TrID(); id != tt.id || ok != tt.ok {
+			t.Errorf("%q: TrID() = %d, %v; want %d, %v", tt.line, id, ok, tt.id, tt.ok)
+		}
+	}
+}
