@@ -92,8 +92,8 @@ func BenchmarkFrame(b *testing.B) {
 		src.Reset(data)
 		r.buf.init(src)
 		for {
-			f, err := r.readFrame()
-			if err != nil {
+			var f frame
+			if err := r.readFrame(&f); err != nil {
 				if err != io.EOF {
 					b.Fatal(err)
 				}

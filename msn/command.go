@@ -184,15 +184,12 @@ func (r *Reader) SetLimits(maxLine, maxPayload int) {
 // a wrapped ErrLineTooLong, ErrPayloadTooLarge or ErrBadPayloadSize when the stream cannot be
 // framed any more.
 func (r *Reader) ReadCommand() (*Command, error) {
-	f, err := r.readFrame()
-	if err != nil {
+	var f frame
+	if err := r.readFrame(&f); err != nil {
 		r.release()
 		return nil, err
 	}
-	if f.ntok == 0 {
-		f.ntok = countTokens(f.line)
-	}
-	cmd := r.newCommand(f.line, f.ntok)
+	cmd := r.newCommand(f.line)
 	if f.size >= 0 {
 		cmd.Args = cmd.Args[:len(cmd.Args)-1]
 		p, err := r.readPayload(f.size)
@@ -211,19 +208,18 @@ func (r *Reader) ReadCommand() (*Command, error) {
 // frame is one command as framed from the stream, before any of it is copied.
 type frame struct {
 	line []byte // without its line end; aliases the read buffer until the next read
-	ntok int    // tokens in line, the name included, when counted (else 0)
 	size int    // the announced payload length, or -1 for none
 }
 
-// readFrame reads the next non-blank line and, when the rule says it announces a payload,
+// readFrame reads the next non-blank line into f and, when the rule says it announces a payload,
 // checks the length against the limits; the payload itself is left in the stream. It does not
 // allocate for a line that fits the read buffer and names a known command or an error code,
 // and counts the tokens only of the lines that may announce a payload.
-func (r *Reader) readFrame() (frame, error) {
+func (r *Reader) readFrame(f *frame) error {
 	for {
 		line, err := r.readLine()
 		if err != nil {
-			return frame{}, err
+			return err
 		}
 		nameb := line[:min(3, len(line))]
 		if len(line) < 4 || !isSpace(line[3]) || isSpace(line[0]) {
@@ -232,9 +228,9 @@ func (r *Reader) readFrame() (frame, error) {
 				continue // blank
 			}
 		}
-		f := frame{line: line, size: -1}
+		f.line, f.size = line, -1
 		if r.rule == nil {
-			return f, nil
+			return nil
 		}
 		name := knownName(nameb)
 		if name == "" {
@@ -242,21 +238,21 @@ func (r *Reader) readFrame() (frame, error) {
 		}
 		least := r.rule(name)
 		if least < 0 {
-			return f, nil
+			return nil
 		}
-		if f.ntok = countTokens(line); f.ntok-1 < least || f.ntok == 1 {
-			return f, nil
+		if ntok := countTokens(line); ntok-1 < least || ntok == 1 {
+			return nil
 		}
 		last := lastToken(line)
 		n, ok := parseSize(last)
 		if !ok {
-			return frame{}, fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(string(last), 32), name)
+			return fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(string(last), 32), name)
 		}
 		if n > r.maxBytes {
-			return frame{}, fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, name, n, r.maxBytes)
+			return fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, name, n, r.maxBytes)
 		}
 		f.size = n
-		return f, nil
+		return nil
 	}
 }
 
@@ -318,9 +314,13 @@ const (
 	maxSlabTokens   = 32
 )
 
-// newCommand copies line into the text buffer and returns a Command with its ntok tokens
-// sliced from the copy.
-func (r *Reader) newCommand(line []byte, ntok int) *Command {
+// stackTokens is how many tokens newCommand splits on the stack before it copies them into
+// their slab; a line with more is counted first and split in place.
+const stackTokens = 16
+
+// newCommand copies line into the text buffer and returns a Command with its tokens sliced
+// from the copy.
+func (r *Reader) newCommand(line []byte) *Command {
 	behind := r.buf.w - r.buf.r
 	if r.text.Cap()-r.text.Len() < len(line) {
 		r.text.Reset()
@@ -330,6 +330,8 @@ func (r *Reader) newCommand(line []byte, ntok int) *Command {
 	r.text.Write(line)
 	s := r.text.String()[start:]
 
+	var split [stackTokens]string
+	ntok := splitInto(split[:], s)
 	var cmd *Command
 	var toks []string
 	switch {
@@ -351,7 +353,11 @@ func (r *Reader) newCommand(line []byte, ntok int) *Command {
 		r.toks = r.toks[:k+ntok]
 		toks = r.toks[k : k+ntok : k+ntok]
 	}
-	splitInto(toks, s)
+	if ntok <= stackTokens {
+		copy(toks, split[:ntok])
+	} else {
+		splitInto(toks, s)
+	}
 	cmd.Name, cmd.Args = toks[0], toks[1:]
 	return cmd
 }
@@ -409,9 +415,10 @@ func countTokens(line []byte) int {
 // separators returns the high bit of each byte of w that is a space or a tab.
 func separators(w uint64) uint64 { return zeroBytes(w^spaces) | zeroBytes(w^tabs8) }
 
-// splitInto fills toks with the tokens of s, which countTokens counted; extra tokens are
-// dropped. It finds token boundaries eight bytes at a time, as countTokens counts them.
-func splitInto(toks []string, s string) {
+// splitInto fills toks with the tokens of s and returns how many s has; those that do not fit
+// are counted and dropped. It finds token boundaries eight bytes at a time, as countTokens
+// counts them.
+func splitInto(toks []string, s string) int {
 	k, start := 0, 0
 	open := false // inside a token
 	i := 0
@@ -430,8 +437,10 @@ func splitInto(toks []string, s string) {
 			at := i + bits.TrailingZeros64(marks)/8
 			if !open {
 				start = at
-			} else if k < len(toks) {
-				toks[k] = s[start:at]
+			} else {
+				if k < len(toks) {
+					toks[k] = s[start:at]
+				}
 				k++
 			}
 			open = !open
@@ -441,15 +450,21 @@ func splitInto(toks []string, s string) {
 		sep := isSpace(s[i])
 		if !sep && !open {
 			start = i
-		} else if sep && open && k < len(toks) {
-			toks[k] = s[start:i]
+		} else if sep && open {
+			if k < len(toks) {
+				toks[k] = s[start:i]
+			}
 			k++
 		}
 		open = !sep
 	}
-	if open && k < len(toks) {
-		toks[k] = s[start:]
+	if open {
+		if k < len(toks) {
+			toks[k] = s[start:]
+		}
+		k++
 	}
+	return k
 }
 
 // firstToken returns the first token of a line that has one.
@@ -506,9 +521,25 @@ func isSpace(b byte) bool { return b == ' ' || b == '\t' }
 
 // readLine returns one line without its line end, never longer than maxLine.
 func (r *Reader) readLine() ([]byte, error) {
+	frag, err := r.buf.readSlice()
+	if err != nil || len(frag) > r.maxLine+2 {
+		return r.readLineSlow(frag, err)
+	}
+	frag = frag[:len(frag)-1]
+	if n := len(frag); n > 0 && frag[n-1] == '\r' {
+		frag = frag[:n-1]
+	}
+	return frag, nil
+}
+
+// readLineSlow is readLine for a line that is too long, spans more than the read buffer or
+// meets a read error: frag and err are what readSlice returned first.
+func (r *Reader) readLineSlow(frag []byte, err error) ([]byte, error) {
 	var buf []byte
-	for {
-		frag, err := r.buf.readSlice()
+	for first := true; ; first = false {
+		if !first {
+			frag, err = r.buf.readSlice()
+		}
 		if len(buf)+len(frag) > r.maxLine+2 {
 			return nil, fmt.Errorf("%w (over %d bytes)", ErrLineTooLong, r.maxLine)
 		}

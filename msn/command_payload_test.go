@@ -64,8 +64,8 @@ func TestReaderAllocations(t *testing.T) {
 		src.Reset(data)
 		r.buf.init(src)
 		for {
-			f, err := r.readFrame()
-			if err != nil {
+			var f frame
+			if err := r.readFrame(&f); err != nil {
 				return
 			}
 			if f.size >= 0 {
