@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// refReader is the straightforward command decoder Reader replaced: a string per line, tokens
-// counted and then sliced from it, a fresh Command per line and a payload read into its own
-// slice. FuzzReaderDifferential holds Reader to its results, errors included.
+// refReader is the command decoder Reader replaced: a string per line, tokens counted and
+// then sliced from it, a Command per line sharing an allocation with up to seven arguments,
+// and a payload read into its own slice. FuzzReaderDifferential holds Reader to its results, errors included.
 type refReader struct {
 	rule     func(name string, args []string) bool
 	maxLine  int
@@ -79,12 +79,37 @@ func (r *refReader) readPayload(n int) ([]byte, error) {
 	return p, nil
 }
 
+// refParseLine gives a Command and up to seven arguments one allocation, and the line's text
+// another.
+type (
+	refCommandBuf3 struct {
+		cmd  Command
+		args [3]string
+	}
+	refCommandBuf7 struct {
+		cmd  Command
+		args [7]string
+	}
+)
+
 func refParseLine(line []byte) *Command {
 	n := refCountTokens(line)
 	if n == 0 {
 		return nil
 	}
-	cmd := &Command{Args: make([]string, n-1)}
+	var cmd *Command
+	switch nargs := n - 1; {
+	case nargs <= 3:
+		b := new(refCommandBuf3)
+		b.cmd.Args = b.args[:nargs:nargs]
+		cmd = &b.cmd
+	case nargs <= 7:
+		b := new(refCommandBuf7)
+		b.cmd.Args = b.args[:nargs:nargs]
+		cmd = &b.cmd
+	default:
+		cmd = &Command{Args: make([]string, nargs)}
+	}
 	s := string(line)
 	i, start := -1, -1
 	for j := 0; j <= len(s); j++ {
