@@ -17,6 +17,18 @@ const DoublePuppetValue = "msn-bridge"
 // request) made when the bridge first sends something as them.
 const doublePuppetSetupTimeout = 30 * time.Second
 
+// ownSender is the sender of an event of the account's own handle. Only an event the core made
+// from the owner's own action elsewhere (fromMe) may be sent as the owner's Matrix user through
+// double puppeting. An MSN event that merely claims to come from the account's handle (MSNP11
+// has one session per account, so only a forged one can) is sent by the ghost of the handle,
+// as it is without double puppeting, and never by the owner's Matrix user.
+func (c *MSNClient) ownSender(fromMe bool) bridgev2.EventSender {
+	if !fromMe && c.doublePuppeted() {
+		return bridgev2.EventSender{Sender: makeUserID(c.handle)}
+	}
+	return bridgev2.EventSender{IsFromMe: true, SenderLogin: c.login.ID, Sender: makeUserID(c.handle)}
+}
+
 // ownInfo is GetUserInfo for the account's own handle. Events of the owner carry their handle
 // as the sender, so bridgev2 keeps a database row for it; when the owner's Matrix user is double
 // puppeted, those events are sent as that user, and returning no info keeps bridgev2 from ever

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ import (
 // registration whose as_token is in double_puppet.secrets). What the owner writes in the
 // contact's Discord channel reaches MSN once and appears in the Matrix portal as the owner's
 // own Matrix user, once; the homeserver's echo of it is not sent to MSN again; and the owner's
-// own MSN handle never gets a ghost on Matrix, not even when they change their name and status.
+// own MSN handle never gets a ghost on Matrix, not even when they change their name and status;
+// and a forged MSN message claiming the owner's handle is never sent as the owner's Matrix user.
 // Without double puppeting configured, the owner's Discord messages are sent by the ghost of
 // their own MSN handle (named and joined like a contact's), still once each way.
 func TestDoublePuppetDendrite(t *testing.T) {
@@ -154,6 +156,16 @@ func testDoublePuppet(t *testing.T, configured bool) {
 	}
 	if ghostJoined {
 		t.Errorf("the ghost of the owner's handle is in the portal: %v", members.Joined)
+	}
+
+	// A forged MSN message that claims the account's own handle (only a hostile server can send
+	// one: MSNP11 has one session per account) is not shown as the owner's Matrix user.
+	payload := "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nforged as alice"
+	if n := m.ms.InjectSwitchboard(alice, []byte(fmt.Sprintf("MSG %s Alice %d\r\n%s", alice, len(payload), payload))); n == 0 {
+		t.Fatal("alice has no switchboard to forge a message on")
+	}
+	if evt := user.WaitMessage(ctx, room, "", "forged as alice", waitTimeout); evt.Sender == aliceMXID {
+		t.Errorf("a forged MSN message from the account's own handle was sent as the owner's Matrix user")
 	}
 }
 
