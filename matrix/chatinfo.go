@@ -83,6 +83,9 @@ func (c *MSNClient) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*br
 			name = ct.Name
 		}
 	}
+	if handle == c.handle {
+		return c.ownInfo(name), nil
+	}
 	return c.main.userInfo(handle, name), nil
 }
 

@@ -250,6 +250,9 @@ func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Da
 		return nil, err
 	}
 	fe.mx = mx
+	// bridgev2 recognises the echoes of double-puppeted events by this marker; mxmain sets it
+	// to the bridge's name.
+	mx.AS.DoublePuppetValue = DoublePuppetValue
 	// The appservice API reads whole request bodies into memory before checking them; a
 	// homeserver never sends transactions anywhere near this size, so cap them.
 	mx.AS.Middleware = append(mx.AS.Middleware, limitBody(MaxTransactionBytes))

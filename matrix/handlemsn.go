@@ -154,7 +154,7 @@ func (c *MSNClient) updateGhost(ctx context.Context, handle, name string, author
 
 func (c *MSNClient) senderOf(handle string, fromMe bool) bridgev2.EventSender {
 	if fromMe || handle == c.handle {
-		return bridgev2.EventSender{IsFromMe: true, SenderLogin: c.login.ID, Sender: makeUserID(c.handle)}
+		return c.ownSender(fromMe)
 	}
 	return bridgev2.EventSender{Sender: makeUserID(handle)}
 }

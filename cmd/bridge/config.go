@@ -454,6 +454,7 @@ func (c *Config) validateMatrix(bad func(key, format string, args ...any)) {
 	if !mx.Bridge.Permissions.IsConfigured() && !c.Demo() {
 		bad("matrix.bridge.permissions", "give your users or domain the user level")
 	}
+	validateDoublePuppet(mx, bad)
 	if mx.Encryption.Allow {
 		bad("matrix.encryption.allow", "end-to-bridge encryption needs a build with -tags goolm; this build has none")
 	}

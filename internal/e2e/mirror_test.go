@@ -14,6 +14,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
 	"maunium.net/go/mautrix/event"
@@ -98,6 +99,16 @@ type mirror struct {
 
 func newMirror(t *testing.T) *mirror {
 	t.Helper()
+	return newMirrorWith(t, nil)
+}
+
+// matrixBuilder builds the Matrix frontend of a mirror on the core and database given.
+type matrixBuilder func(core *bridge.Core, db *dbutil.Database, log zerolog.Logger) (*matrix.Frontend, error)
+
+// newMirrorWith is newMirror with the Matrix frontend built by newMatrix (for a real
+// homeserver), or headless on matrixtest when newMatrix is nil.
+func newMirrorWith(t *testing.T, newMatrix matrixBuilder) *mirror {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	m := &mirror{t: t, ctx: ctx, bob: &inbox{}}
@@ -134,14 +145,18 @@ func newMirror(t *testing.T) *mirror {
 	must(t, err)
 
 	// As the bridge's main does: frontends first, then the core.
-	mxCfg := matrix.DefaultConfig()
-	mxCfg.Presence.Rate, mxCfg.Presence.Burst = 1000, 1000
-	m.fm = matrixtest.New()
-	m.mx, err = matrix.NewWithConnector(m.core, mxCfg, m.fm, &bridgeconfig.BridgeConfig{
-		CommandPrefix:       "!msn",
-		BridgeStatusNotices: "errors",
-		Permissions:         bridgeconfig.PermissionConfig{"test": &bridgeconfig.PermissionLevelUser},
-	}, db, log)
+	if newMatrix != nil {
+		m.mx, err = newMatrix(m.core, db, log)
+	} else {
+		mxCfg := matrix.DefaultConfig()
+		mxCfg.Presence.Rate, mxCfg.Presence.Burst = 1000, 1000
+		m.fm = matrixtest.New()
+		m.mx, err = matrix.NewWithConnector(m.core, mxCfg, m.fm, &bridgeconfig.BridgeConfig{
+			CommandPrefix:       "!msn",
+			BridgeStatusNotices: "errors",
+			Permissions:         bridgeconfig.PermissionConfig{"test": &bridgeconfig.PermissionLevelUser},
+		}, db, log)
+	}
 	must(t, err)
 	must(t, m.mx.Start(ctx))
 	m.dfe, err = discord.New(m.core, discord.Config{

@@ -154,6 +154,21 @@ func (s *Server) Send(handle string, cmd *msn.Command) error {
 	return nil
 }
 
+// InjectSwitchboard writes raw bytes, unchecked, to every switchboard connection of handle
+// (forged messages, as a hostile server could send them). It returns how many got them.
+func (s *Server) InjectSwitchboard(handle string, raw []byte) int {
+	h, _ := normHandle(handle)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	count := 0
+	for c := range s.sbConns {
+		if c.acct != nil && c.acct.handle == h && c.sendRaw(raw) {
+			count++
+		}
+	}
+	return count
+}
+
 // CloseSwitchboards closes every switchboard connection of handle abruptly; the other members
 // see "BYE <handle> 1". It returns how many were closed.
 func (s *Server) CloseSwitchboards(handle string) int {
