@@ -602,6 +602,9 @@ func publicError(err error) error {
 	if errors.Is(err, msn.ErrBadCredentials) {
 		return ErrBadCredentials
 	}
+	if errors.Is(err, msn.ErrUnverifiedCertificate) {
+		return &CertificateError{Reason: certificateReason(err)}
+	}
 	return ScrubError(err)
 }
 

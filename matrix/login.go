@@ -147,6 +147,7 @@ func (mc *MSNConnector) completeLogin(ctx context.Context, user *bridgev2.User, 
 func loginErrorMessage(err error) error {
 	var lerr *bridge.LoginError
 	var tm *bridge.TooManyAttemptsError
+	var cerr *bridge.CertificateError
 	switch {
 	case errors.As(err, &tm):
 		return fmt.Errorf("too many login attempts, try again in %d s", tm.Seconds())
@@ -154,6 +155,9 @@ func loginErrorMessage(err error) error {
 		return errors.New("that MSN account is already bridged for someone else: only its owner can add another user, with a link code")
 	case errors.Is(err, bridge.ErrBadCredentials):
 		return errors.New("MSN refused the e-mail address or password")
+	case errors.As(err, &cerr):
+		return fmt.Errorf("cannot verify the MSN login server's certificate: %s; if the server uses a private or "+
+			"self-signed CA, the bridge's admin can trust it with msn.ca_file", cerr.Reason)
 	case errors.Is(err, bridge.ErrLinkedElsewhere):
 		return errors.New("another Matrix user is already logged in with that MSN account")
 	case errors.Is(err, bridge.ErrInvalidHandle):
