@@ -35,6 +35,9 @@ func TestFlags(t *testing.T) {
 		{name: "usage lists flags", args: []string{"--frobnicate"}, code: exitUsage, stderr: "generate-registration"},
 		{name: "stray argument", args: []string{"-c", "x.yaml", "extra"}, code: exitUsage, stderr: `unexpected argument "extra"`},
 		{name: "help", args: []string{"-h"}, code: exitOK, stderr: "-config"},
+		{name: "help tells what no config does", args: []string{"-h"}, code: exitOK, stderr: "Without a config file (no config.yaml here and no -c), or with --demo, the bridge runs its demo"},
+		{name: "help lists --demo", args: []string{"-h"}, code: exitOK, stderr: "-demo\n"},
+		{name: "demo needs no registration", args: []string{"--demo", "-g"}, code: exitUsage, stderr: "--demo and -g"},
 		{name: "flag without value", args: []string{"-c"}, code: exitUsage, stderr: "flag needs an argument"},
 		{name: "example to stdout", args: []string{"-e", "-c", "-"}, code: exitOK, stdout: "# msn-bridge configuration."},
 	}
@@ -244,4 +247,24 @@ func TestGenerateRegistrationRefuses(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, stderr)
 		}
 	})
+}
+
+// TestConfigWithoutServerIsNoDemo: a config file that leaves msn.server empty is refused, naming
+// the key, instead of starting the demo network and a local homeserver in the admin's place.
+func TestConfigWithoutServerIsNoDemo(t *testing.T) {
+	path := writeFile(t, "config.yaml", exampleFor("example.org"))
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Demo() {
+		t.Fatal("a config file with an empty msn.server runs the demo")
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "msn.server: must be set") {
+		t.Fatalf("Validate = %v, want msn.server named", err)
+	}
+	code, _, stderr := runCmd(t, "-c", path)
+	if code != exitConfig || !strings.Contains(stderr, "msn.server: must be set") || strings.Contains(stderr, "Demo failed") {
+		t.Fatalf("exit %d, stderr %q: want a config error naming msn.server", code, stderr)
+	}
 }
