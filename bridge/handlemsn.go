@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/msn-bridge/msn-bridge/msn"
 )
@@ -92,8 +94,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if e.Name != "" && c.StoredName() == "" {
 			c.set(fieldStoredName, e.Name)
 		}
-		f := c.copyFields()
-		a.emitLocked(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()}, "")
+		a.checkRequestLocked(c)
 	case *msn.GroupChanged:
 		if c := a.contacts.get(NormalizeHandle(e.Handle)); c.ok() {
 			groups := c.Groups()
@@ -242,6 +243,14 @@ func (a *Account) resyncLocked(live *liveSession) {
 				a.carriedPSM[h] = true
 			}
 		}
+	}
+	for h := range a.requests {
+		if !a.contacts.get(h).ok() {
+			delete(a.requests, h)
+		}
+	}
+	for i := range a.contacts.len() {
+		a.checkRequestLocked(a.contacts.at(i))
 	}
 	if len(a.carriedStatus) > 0 || len(a.carriedPSM) > 0 {
 		gen := live.gen
@@ -409,6 +418,7 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 	if before == c.lists {
 		return
 	}
+	a.checkRequestLocked(c)
 	var kind ListChangeKind
 	switch {
 	case e.List == msn.ListForward && e.Added:
@@ -431,6 +441,64 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 		h := c.Handle()
 		a.contacts.remove(h)
 		a.presence.forget(h)
+		delete(a.requests, h)
+	}
+}
+
+// isRequest reports whether a contact on lists is a contact request: it added the account (the
+// server flags it pending) and the account has not answered, by allowing or blocking it. A
+// pending flag the server kept after an answer given elsewhere is no request.
+func isRequest(lists msn.List) bool {
+	return lists&msn.ListPending != 0 && lists&(msn.ListAllow|msn.ListBlock) == 0
+}
+
+// checkRequestLocked announces c as a contact request when it became one, once: a request
+// already announced is not announced again at a reconnect, and one that stopped being a
+// request is forgotten. A pending flag left on an answered contact is cleared on the server in
+// the background, so the server stops presenting it as a request.
+func (a *Account) checkRequestLocked(c contactRef) {
+	h := c.Handle()
+	if !isRequest(c.lists) {
+		delete(a.requests, h)
+		if c.lists&msn.ListPending != 0 && !a.clearingPending[h] {
+			a.clearingPending[h] = true
+			go a.clearStalePending(h, c.lists&msn.ListBlock != 0)
+		}
+		return
+	}
+	if a.requests[h] {
+		return
+	}
+	a.requests[h] = true
+	f := c.copyFields()
+	a.emitLocked(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()}, "")
+}
+
+// clearStalePending removes h, already allowed or blocked, from the pending list on the server.
+// A failure is logged; the next login tries again.
+func (a *Account) clearStalePending(h string, blocked bool) {
+	defer func() {
+		a.mu.Lock()
+		delete(a.clearingPending, h)
+		a.mu.Unlock()
+	}()
+	if a.core.beginAction() != nil {
+		return
+	}
+	defer a.core.endAction()
+	sess, err := a.connected()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.core.bgCtx, 2*max(a.core.cfg.MSN.RequestTimeout, 30*time.Second))
+	defer cancel()
+	if blocked {
+		err = sess.DeclineContact(ctx, h, false)
+	} else {
+		err = sess.AcceptContact(ctx, h, false)
+	}
+	if err != nil {
+		a.log.Debug().Err(ScrubError(err)).Str("contact", h).Msg("Failed to clear a stale pending flag")
 	}
 }
 

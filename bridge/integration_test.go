@@ -1115,3 +1115,46 @@ func TestCorePassportClientVerifiesTLS(t *testing.T) {
 	core2 := e.core(cfg)
 	e.login(core2, matrixOwner)
 }
+
+// TestIntegrationContactRequestsOnce: a contact request is announced at the first login (the
+// session is online before the frontend attaches), once: a reconnect does not announce it
+// again; a contact the server still flags pending but that is on the allow list is no request,
+// and its flag is cleared on the server.
+func TestIntegrationContactRequestsOnce(t *testing.T) {
+	e := newEnv(t)
+	for _, err := range []error{
+		e.srv.AddContact(dave, alice, msntest.FL),
+		e.srv.AddContact(erin, alice, msntest.FL),
+		e.srv.AddContact(alice, erin, msntest.AL),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	waitEvent(t, fe, "dave's request", func(r bridge.ContactRequest) bool { return r.Handle == dave })
+	e.waitServer("erin's stale pending flag cleared", func() bool { return e.srv.Lists(alice, erin)&msntest.PL == 0 })
+
+	if err := e.srv.DropConnection(alice); err != nil {
+		t.Fatal(err)
+	}
+	fe.WaitForState(t, alice, bridge.StateReconnecting)
+	waitUntil(t, "back online", func() bool { return acc.State().State == bridge.StateOnline && e.srv.Online(alice) })
+	// Events are delivered in order: once the echo is seen, a repeated request would be too.
+	if _, err := acc.SendText(ctxT(t), "matrix", bridge.DirectChat(echo), "after the reconnect", bridge.Format{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "echo", func(m bridge.Message) bool { return m.Text == "after the reconnect" && !m.FromMe })
+	counts := map[string]int{}
+	for _, r := range ofType[bridge.ContactRequest](fe) {
+		counts[r.Handle]++
+	}
+	if counts[dave] != 1 || counts[erin] != 0 {
+		t.Fatalf("requests announced %v, want dave once and erin never", counts)
+	}
+	if reqs := acc.PendingRequests(); len(reqs) != 1 || reqs[0].Handle != dave {
+		t.Fatalf("PendingRequests = %+v, want dave alone", reqs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/msn"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
 // TestLoginUnverifiableCertificate: a Passport server whose certificate the bridge cannot verify
@@ -31,5 +32,80 @@ func TestLoginUnverifiableCertificate(t *testing.T) {
 	t.Logf("login error: %s", msg)
 	if strings.Contains(msg, "password") {
 		t.Fatalf("login error %q blames the password", msg)
+	}
+}
+
+// requestNotices returns the bot's notices in the management room that announce a request
+// from handle.
+func (e *glueEnv) requestNotices(handle string) []string {
+	e.t.Helper()
+	room, err := e.user().GetManagementRoom(e.ctx)
+	must(e.t, err)
+	var out []string
+	for _, n := range e.botNotices(room, 0) {
+		if strings.Contains(n.Body, handle) && strings.Contains(n.Body, "added you") {
+			out = append(out, n.Body)
+		}
+	}
+	return out
+}
+
+// TestContactRequestsTrue: a request is a contact on the reverse list that is on neither the
+// allow nor the block list. It is shown once, at the first login too; a pending flag the
+// server kept for a contact already allowed is no request; accepting or declining clears the
+// flag on the server, so neither comes back after a restart.
+func TestContactRequestsTrue(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	const frank, erin = "frank@example.com", "erin@example.com"
+	must(t, e.srv.AddAccount(frank, "x", "Frank"))
+	must(t, e.srv.AddAccount(erin, "x", "Erin"))
+	must(t, e.srv.AddContact(dave, alice, msntest.FL))  // a request
+	must(t, e.srv.AddContact(frank, alice, msntest.FL)) // a request
+	must(t, e.srv.AddContact(erin, alice, msntest.FL))
+	must(t, e.srv.AddContact(alice, erin, msntest.AL)) // allowed elsewhere, still flagged pending
+	if e.srv.Lists(alice, erin)&msntest.PL == 0 {
+		t.Fatal("setup: erin is not flagged pending")
+	}
+
+	e.mustLogin()
+	waitServer(t, func() bool { return len(e.requestNotices(dave)) > 0 && len(e.requestNotices(frank)) > 0 })
+	if n := e.requestNotices(erin); len(n) > 0 {
+		t.Fatalf("erin, already allowed, shown as a request: %q", n)
+	}
+	if reply := e.command("", "requests"); strings.Contains(reply, erin) || !strings.Contains(reply, dave) {
+		t.Fatalf("requests lists %q, want dave and not erin", reply)
+	}
+	waitServer(t, func() bool { return e.srv.Lists(alice, erin)&msntest.PL == 0 })
+
+	if reply := e.command("", "accept "+dave); !strings.Contains(reply, "Accepted") {
+		t.Fatalf("accept: %q", reply)
+	}
+	if reply := e.command("", "decline "+frank); !strings.Contains(reply, "Declined") {
+		t.Fatalf("decline: %q", reply)
+	}
+	if l := e.srv.Lists(alice, dave); l&msntest.PL != 0 || l&msntest.AL == 0 {
+		t.Fatalf("dave after accept: lists %b, want AL and no PL", l)
+	}
+	if l := e.srv.Lists(alice, frank); l&msntest.PL != 0 {
+		t.Fatalf("frank after decline: lists %b, want no PL", l)
+	}
+	for _, h := range []string{dave, frank} {
+		if n := e.requestNotices(h); len(n) != 1 {
+			t.Fatalf("%s shown %d times before the restart: %q", h, len(n), n)
+		}
+	}
+
+	// A restart shows neither again (a reconnect: TestIntegrationContactRequestsOnce).
+	e.stop()
+	waitServer(t, func() bool { return !e.srv.LoggedIn(alice) })
+	e.start()
+	e.waitState("CONNECTED")
+	if reply := e.command("", "requests"); !strings.Contains(reply, "No pending contact requests") {
+		t.Fatalf("requests after the restart: %q", reply)
+	}
+	for _, h := range []string{dave, frank, erin} {
+		if n := e.requestNotices(h); len(n) > 0 {
+			t.Fatalf("%s shown again after the restart: %q", h, n)
+		}
 	}
 }
