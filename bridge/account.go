@@ -90,7 +90,8 @@ type runLoop struct {
 type chatState struct {
 	id      ChatID
 	group   bool
-	members map[string]bool // other participants present
+	members map[string]bool   // other participants present
+	names   map[string]string // friendly names the switchboard gave them, by handle
 }
 
 func newAccount(core *Core, rec *AccountRecord) *Account {

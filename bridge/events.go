@@ -339,6 +339,9 @@ type ChatMembership struct {
 	Handle  string
 	Joined  bool
 	Members []string
+	// Names are the friendly names the switchboard gave the members, by handle (remote text,
+	// possibly missing for some). They name participants who are not contacts of the account.
+	Names map[string]string
 }
 
 func (ChatMembership) EventType() string { return "chat_membership" }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -106,6 +107,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 	case *msn.MessageReceived:
 		chat := a.chatForLocked(e.SessionID, e.From, e.Participants)
+		if from := NormalizeHandle(e.From); e.FromName != "" && chat.members[from] {
+			chat.names[from] = e.FromName
+		}
 		a.seq++
 		t := e.Time
 		if t.IsZero() {
@@ -123,13 +127,14 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
 		a.emitLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, "")
 	case *msn.ParticipantJoined:
-		a.joinedLocked(e.SessionID, NormalizeHandle(e.Handle))
+		a.joinedLocked(e.SessionID, NormalizeHandle(e.Handle), e.Name)
 	case *msn.ParticipantLeft:
 		h := NormalizeHandle(e.Handle)
 		if cs, ok := a.chats[e.SessionID]; ok {
 			delete(cs.members, h)
+			delete(cs.names, h)
 			if cs.group {
-				a.emitLocked(ChatMembership{Chat: cs.id, Handle: h, Joined: false, Members: membersOf(cs)}, "")
+				a.emitLocked(ChatMembership{Chat: cs.id, Handle: h, Joined: false, Members: membersOf(cs), Names: maps.Clone(cs.names)}, "")
 			}
 		}
 	case *msn.SessionClosed:
@@ -508,7 +513,7 @@ func (a *Account) chatForLocked(sessionID, from string, participants []string) *
 	from = NormalizeHandle(from)
 	cs, ok := a.chats[sessionID]
 	if !ok {
-		cs = &chatState{members: map[string]bool{}}
+		cs = &chatState{members: map[string]bool{}, names: map[string]string{}}
 		a.chats[sessionID] = cs
 	}
 	if from != "" && from != a.handle {
@@ -541,20 +546,23 @@ func (a *Account) classifyLocked(sessionID string, cs *chatState, fallback strin
 	return false
 }
 
-func (a *Account) joinedLocked(sessionID, handle string) {
+func (a *Account) joinedLocked(sessionID, handle, name string) {
 	if handle == a.handle {
 		return
 	}
 	cs, ok := a.chats[sessionID]
 	if !ok {
-		cs = &chatState{members: map[string]bool{}}
+		cs = &chatState{members: map[string]bool{}, names: map[string]string{}}
 		a.chats[sessionID] = cs
 	}
 	was := cs.members[handle]
 	cs.members[handle] = true
+	if name != "" {
+		cs.names[handle] = name
+	}
 	became := a.classifyLocked(sessionID, cs, handle)
 	if cs.group && (became || !was) {
-		a.emitLocked(ChatMembership{Chat: cs.id, Handle: handle, Joined: true, Members: membersOf(cs)}, "")
+		a.emitLocked(ChatMembership{Chat: cs.id, Handle: handle, Joined: true, Members: membersOf(cs), Names: maps.Clone(cs.names)}, "")
 	}
 }
 

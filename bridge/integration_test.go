@@ -1158,3 +1158,39 @@ func TestIntegrationContactRequestsOnce(t *testing.T) {
 		t.Fatalf("PendingRequests = %+v, want dave alone", reqs)
 	}
 }
+
+// TestIntegrationGroupNames: a multi-party chat carries the friendly names the switchboard
+// gives its members, so a participant who is no contact of the account is named, not shown
+// by handle.
+func TestIntegrationGroupNames(t *testing.T) {
+	e := newEnv(t)
+	if err := e.srv.AddFriends(alice, dave); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.AddFriends(dave, erin); err != nil {
+		t.Fatal(err)
+	}
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	e.login(core, matrixOwner)
+	ctx := ctxT(t)
+	d := e.peer(dave, davePW)
+	e.peer(erin, erinPW)
+	if err := d.SendText(ctx, alice, "hi alice", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "dave's message", func(m bridge.Message) bool { return m.Text == "hi alice" })
+	var sid string
+	for id, members := range d.Sessions() {
+		if slices.Equal(members, []string{alice}) {
+			sid = id
+		}
+	}
+	if err := d.InviteToSession(ctx, sid, erin); err != nil {
+		t.Fatal(err)
+	}
+	cm := waitEvent(t, fe, "erin joins", func(c bridge.ChatMembership) bool { return c.Handle == erin && c.Joined })
+	if cm.Names[erin] != "Erin" || cm.Names[dave] != "Dave" {
+		t.Fatalf("membership names %v, want erin as Erin and dave as Dave", cm.Names)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix/bridgev2/database"
+
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/msn"
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
@@ -107,5 +109,37 @@ func TestContactRequestsTrue(t *testing.T) {
 		if n := e.requestNotices(h); len(n) > 0 {
 			t.Fatalf("%s shown again after the restart: %q", h, n)
 		}
+	}
+}
+
+// TestGroupChatUsesSwitchboardNames: a participant of a group chat who is no contact of the
+// account is named by the friendly name the switchboard gave, in the room name and on the
+// ghost, not by the handle.
+func TestGroupChatUsesSwitchboardNames(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	if !e.fm.WaitFor(e.ctx, func() bool { return e.fm.Name(ghostMXID(bob)) != "" }) {
+		t.Fatal("bob's ghost never named")
+	}
+	const frank = "frank@example.com"
+	c := e.clientOf()
+	acc := e.core.Account(alice)
+	chat := bridge.GroupChat("sb7")
+	must(t, c.handleEvent(e.ctx, acc, bridge.ChatMembership{Chat: chat, Handle: frank, Joined: true,
+		Members: []string{bob, frank}, Names: map[string]string{bob: "Bobby", frank: "Frankie"}}))
+	must(t, c.handleEvent(e.ctx, acc, bridge.Message{ID: "msn:frank@example.com:1:1", Chat: chat, Sender: frank, Text: "hi all", Time: time.Now()}))
+	var portal *database.Portal
+	waitServer(t, func() bool {
+		p, err := e.fe.Bridge().DB.Portal.GetByKey(e.ctx, makePortalKey(makeUserLoginID(alice), chat))
+		must(t, err)
+		portal = p
+		return p != nil && p.MXID != ""
+	})
+	e.waitMessage(portal.MXID, ghostMXID(frank), "hi all")
+	if strings.Contains(portal.Name, frank) || !strings.Contains(portal.Name, "Frankie") || !strings.Contains(portal.Name, "Bobby") {
+		t.Fatalf("room name %q, want the switchboard's names", portal.Name)
+	}
+	if name := e.fm.Name(ghostMXID(frank)); name != "Frankie (MSN)" {
+		t.Fatalf("frank's ghost is named %q, want %q", name, "Frankie (MSN)")
 	}
 }
