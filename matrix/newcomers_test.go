@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/bridgev2/database"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/msn"
@@ -141,5 +142,26 @@ func TestGroupChatUsesSwitchboardNames(t *testing.T) {
 	}
 	if name := e.fm.Name(ghostMXID(frank)); name != "Frankie (MSN)" {
 		t.Fatalf("frank's ghost is named %q, want %q", name, "Frankie (MSN)")
+	}
+}
+
+// TestReplyCarriesQuote: MSN has no replies, so a Matrix reply reaches the contact with the
+// line it answers quoted first, as a Discord reply does (bridge.ReplyQuote).
+func TestReplyCarriesQuote(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	must(t, e.srv.BotSay(bob, alice, "lunch at noon?\nor later"))
+	portal := e.portal(bob)
+	orig := e.waitMessage(portal.MXID, ghostMXID(bob), "lunch at noon?")
+	reply := &event.MessageEventContent{MsgType: event.MsgText, Body: "noon is fine",
+		RelatesTo: (&event.RelatesTo{}).SetReplyTo(orig.ID)}
+	evtID := e.sendMatrix(portal.MXID, reply)
+	want := bridge.ReplyQuote("Bobby", "lunch at noon?\nor later") + "noon is fine"
+	if want != "> Bobby: lunch at noon? or later\nnoon is fine" {
+		t.Fatalf("ReplyQuote renders %q", want)
+	}
+	e.bob.waitText(t, strings.ReplaceAll(want, "\n", "\r\n")) // MSN's line breaks
+	if st := e.waitStatus(evtID); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("reply status %+v, want success", st)
 	}
 }

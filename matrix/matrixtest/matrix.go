@@ -517,7 +517,14 @@ func (fi *intent) TagRoom(ctx context.Context, roomID id.RoomID, tag event.RoomT
 func (fi *intent) MuteRoom(ctx context.Context, roomID id.RoomID, until time.Time) error {
 	return nil
 }
+
+// GetEvent returns an event the fake recorded in roomID.
 func (fi *intent) GetEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) (*event.Event, error) {
+	for _, ev := range fi.fm.Events(roomID) {
+		if ev.ID == eventID {
+			return &event.Event{Type: ev.Type, RoomID: roomID, ID: ev.ID, Sender: ev.Sender, Content: *ev.Content}, nil
+		}
+	}
 	return nil, errors.New("not found")
 }
 
