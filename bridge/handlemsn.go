@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -23,6 +24,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 		live.ended, live.cause = true, d.Err
 		onEnd := live.onEnd
+		if n, ok := disconnectNotice(d.Err); ok && live.gen == a.gen {
+			a.emitLocked(n, "")
+		}
 		a.mu.Unlock()
 		if onEnd != nil {
 			onEnd(d.Err)
@@ -189,7 +193,25 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 	case *msn.SystemMessage:
 		a.log.Info().Int("type", e.Type).Int("minutes", e.MinutesUntilShutdown).Msg("MSN server announcement")
+		if e.Type == 1 {
+			a.emitLocked(ServerNotice{Kind: NoticeMaintenance, Minutes: max(e.MinutesUntilShutdown, 0)}, "")
+		}
 	}
+}
+
+// disconnectNotice is the notice of a session the server closed for a shutdown or for a while.
+func disconnectNotice(err error) (ServerNotice, bool) {
+	var de *msn.DisconnectError
+	if !errors.As(err, &de) {
+		return ServerNotice{}, false
+	}
+	switch de.Reason {
+	case msn.ReasonShutdown:
+		return ServerNotice{Kind: NoticeShutdown}, true
+	case msn.ReasonRetryLater:
+		return ServerNotice{Kind: NoticeRetryLater, Minutes: int((de.RetryAfter + time.Minute - 1) / time.Minute)}, true
+	}
+	return ServerNotice{}, false
 }
 
 // overtakenLocked reports whether a change of the own profile that the server reported, and

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -1193,4 +1194,29 @@ func TestIntegrationGroupNames(t *testing.T) {
 	if cm.Names[erin] != "Erin" || cm.Names[dave] != "Dave" {
 		t.Fatalf("membership names %v, want erin as Erin and dave as Dave", cm.Names)
 	}
+}
+
+// TestIntegrationServerNotices: a maintenance announcement and a session the server closes
+// for a shutdown or for a while reach the frontends as ServerNotice, not only the log.
+func TestIntegrationServerNotices(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	payload := "MIME-Version: 1.0\r\nContent-Type: application/x-msmsgssystemmessage\r\n\r\nType: 1\r\nArg1: 5\r\n"
+	if err := e.srv.InjectLine(alice, []byte(fmt.Sprintf("MSG Hotmail Hotmail %d\r\n%s", len(payload), payload))); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "maintenance notice", func(n bridge.ServerNotice) bool {
+		return n.Kind == bridge.NoticeMaintenance && n.Minutes == 5
+	})
+	if e.srv.Shutdown(alice) != 1 {
+		t.Fatal("no session shut down")
+	}
+	waitEvent(t, fe, "shutdown notice", func(n bridge.ServerNotice) bool { return n.Kind == bridge.NoticeShutdown })
+	waitUntil(t, "back online", func() bool { return acc.State().State == bridge.StateOnline && e.srv.Online(alice) })
+	if err := e.srv.RCT(alice, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "retry-later notice", func(n bridge.ServerNotice) bool { return n.Kind == bridge.NoticeRetryLater })
 }

@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -164,4 +165,16 @@ func TestReplyCarriesQuote(t *testing.T) {
 	if st := e.waitStatus(evtID); st.Status != event.MessageStatusSuccess {
 		t.Fatalf("reply status %+v, want success", st)
 	}
+}
+
+// TestServerNoticeShown: a maintenance announcement of the MSN server reaches the owner in the
+// management room, not only the log.
+func TestServerNoticeShown(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	room, err := e.user().GetManagementRoom(e.ctx)
+	must(t, err)
+	payload := "MIME-Version: 1.0\r\nContent-Type: application/x-msmsgssystemmessage\r\n\r\nType: 1\r\nArg1: 5\r\n"
+	must(t, e.srv.InjectLine(alice, []byte(fmt.Sprintf("MSG Hotmail Hotmail %d\r\n%s", len(payload), payload))))
+	e.waitMessage(room, e.fm.BotIntent().GetMXID(), "announced maintenance: it will go down in 5 minutes")
 }
