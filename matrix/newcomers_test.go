@@ -178,3 +178,44 @@ func TestServerNoticeShown(t *testing.T) {
 	must(t, e.srv.InjectLine(alice, []byte(fmt.Sprintf("MSG Hotmail Hotmail %d\r\n%s", len(payload), payload))))
 	e.waitMessage(room, e.fm.BotIntent().GetMXID(), "announced maintenance: it will go down in 5 minutes")
 }
+
+// TestFirstChatObvious: after login the user is told how to talk to a contact; contacts links
+// each contact's ghost with the exact command; chat opens the DM portal of a contact found by
+// friendly name, case-insensitively, and says where it is.
+func TestFirstChatObvious(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	step, err := e.login(alicePW)
+	must(t, err)
+	e.waitState("CONNECTED")
+	bobGhost := string(ghostMXID(bob))
+	for _, want := range []string{"`chat <name or e-mail>`", "`chat " + bob + "`", bobGhost, "`contacts`"} {
+		if !strings.Contains(step.Instructions, want) {
+			t.Errorf("login success message %q does not say %q", step.Instructions, want)
+		}
+	}
+
+	reply := e.command("", "contacts")
+	for _, want := range []string{"https://matrix.to/#/" + bobGhost, "`chat " + bob + "`", "`chat <name or email>`"} {
+		if !strings.Contains(reply, want) {
+			t.Errorf("contacts reply %q does not contain %q", reply, want)
+		}
+	}
+
+	reply = e.command("", "chat bobby")
+	if !strings.Contains(reply, "Opened a chat with Bobby ("+bob+")") {
+		t.Fatalf("chat bobby: %q", reply)
+	}
+	portal := e.portal(bob)
+	if !strings.Contains(reply, portal.MXID.URI().MatrixToURL()) {
+		t.Errorf("chat reply %q does not link the room %s", reply, portal.MXID)
+	}
+	if m := e.fm.Membership(portal.MXID, aliceMX); m != event.MembershipInvite && m != event.MembershipJoin {
+		t.Errorf("alice's membership in the new DM is %q, want an invite", m)
+	}
+	if reply = e.command("", "chat BOB@example.com"); !strings.Contains(reply, "You already have a chat with Bobby") {
+		t.Errorf("chat again: %q", reply)
+	}
+	if reply = e.command("", "chat nobody here"); !strings.Contains(reply, "No contact matches") {
+		t.Errorf("chat with no match: %q", reply)
+	}
+}
