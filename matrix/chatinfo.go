@@ -33,8 +33,11 @@ func (c *MSNClient) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*
 		Members: &bridgev2.ChatMemberList{
 			IsFull:      true,
 			OtherUserID: makeUserID(contact),
+			// The owner's invite says the room is a direct chat, so clients list it with the
+			// owner's DMs (and record it in m.direct when the owner joins).
 			MemberMap: bridgev2.ChatMemberMap{}.
-				Set(bridgev2.ChatMember{EventSender: c.senderOf(c.handle, true), Membership: event.MembershipJoin}).
+				Set(bridgev2.ChatMember{EventSender: c.senderOf(c.handle, true), Membership: event.MembershipJoin,
+					MemberEventExtra: map[string]any{"is_direct": true}}).
 				Set(bridgev2.ChatMember{EventSender: c.senderOf(contact, false), Membership: event.MembershipJoin}),
 		},
 	}, nil

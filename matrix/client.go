@@ -46,6 +46,7 @@ var (
 	_ bridgev2.ContactListingNetworkAPI      = (*MSNClient)(nil)
 	_ bridgev2.UserSearchingNetworkAPI       = (*MSNClient)(nil)
 	_ bridgev2.TypingHandlingNetworkAPI      = (*MSNClient)(nil)
+	_ bridgev2.MembershipHandlingNetworkAPI  = (*MSNClient)(nil)
 	_ bridgev2.EditHandlingNetworkAPI        = (*MSNClient)(nil)
 	_ bridgev2.RedactionHandlingNetworkAPI   = (*MSNClient)(nil)
 )

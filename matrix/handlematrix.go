@@ -200,6 +200,16 @@ func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *e
 	return text, f, nil
 }
 
+// HandleMatrixMembership accepts the owner's own membership changes in a portal (joining it,
+// accepting its invite): they concern Matrix alone, and succeed. Any other change (inviting or
+// removing someone) has no counterpart the bridge carries to MSN and fails as unsupported.
+func (c *MSNClient) HandleMatrixMembership(ctx context.Context, msg *bridgev2.MatrixMembershipChange) (*bridgev2.MatrixMembershipResult, error) {
+	if msg.Type.IsSelf && msg.Event.Sender == c.login.UserMXID {
+		return nil, nil
+	}
+	return nil, bridgev2.ErrMembershipNotSupported
+}
+
 // replyQuote is the quote line (bridge.ReplyQuote) that carries a reply to target to MSN: its
 // sender's name and its text, read from the homeserver as the bridge bot sees it. A text that
 // cannot be read is quoted as "…", so the contact still sees what is answered and by whom.

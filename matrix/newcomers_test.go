@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/msn"
@@ -217,5 +219,49 @@ func TestFirstChatObvious(t *testing.T) {
 	}
 	if reply = e.command("", "chat nobody here"); !strings.Contains(reply, "No contact matches") {
 		t.Errorf("chat with no match: %q", reply)
+	}
+}
+
+// TestDMInviteAndOwnJoin: the owner's invite to a new DM portal is marked is_direct, and the
+// owner's join of it is accepted, with no failure status.
+func TestDMInviteAndOwnJoin(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	must(t, e.srv.BotSay(bob, alice, "hello"))
+	portal := e.portal(bob)
+	var invite *event.Content
+	for _, ev := range e.fm.Events(portal.MXID) {
+		if ev.Type == event.StateMember && ev.StateKey == string(aliceMX) {
+			if m, ok := ev.Content.Parsed.(*event.MemberEventContent); ok && m.Membership == event.MembershipInvite {
+				invite = ev.Content
+			}
+		}
+	}
+	if invite == nil {
+		t.Fatal("alice was never invited to the DM")
+	}
+	data, err := json.Marshal(invite)
+	must(t, err)
+	var fields map[string]any
+	must(t, json.Unmarshal(data, &fields))
+	if fields["is_direct"] != true {
+		t.Fatalf("alice's invite to the DM is %s, want is_direct true", data)
+	}
+
+	joinID := id.EventID(fmt.Sprintf("$join%d", e.fm.NextID()))
+	stateKey := string(aliceMX)
+	e.fe.Bridge().QueueMatrixEvent(e.ctx, &event.Event{
+		Type: event.StateMember, RoomID: portal.MXID, Sender: aliceMX, ID: joinID, StateKey: &stateKey,
+		Timestamp: time.Now().UnixMilli(),
+		Content:   event.Content{Parsed: &event.MemberEventContent{Membership: event.MembershipJoin}},
+	})
+	// A message after the join is handled after it (one portal, in order): once its status is
+	// in, the join's would be too.
+	msgID := e.sendMatrix(portal.MXID, &event.MessageEventContent{MsgType: event.MsgText, Body: "joined"})
+	e.waitStatus(msgID)
+	for _, s := range e.fm.Statuses() {
+		if s.Info != nil && s.Info.SourceEventID == joinID && s.Status.Status != event.MessageStatusSuccess {
+			t.Fatalf("the owner's join got status %s (%v)", s.Status.Status, s.Status.InternalError)
+		}
 	}
 }
