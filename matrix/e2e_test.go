@@ -43,6 +43,9 @@ func (b *e2eBridge) stop() {
 type e2eUser struct {
 	t   *testing.T
 	cli *mautrix.Client
+	// direct records, for each room joined by joinInvite, whether its invite was marked
+	// is_direct.
+	direct map[id.RoomID]bool
 }
 
 // waitMessage polls the room's timeline until a message from sender (any when "") contains
@@ -81,6 +84,15 @@ func (u *e2eUser) joinInvite(ctx context.Context, skip map[id.RoomID]bool) id.Ro
 				if skip[roomID] {
 					continue
 				}
+				if u.direct == nil {
+					u.direct = map[id.RoomID]bool{}
+				}
+				for _, evt := range resp.Rooms.Invite[roomID].State.Events {
+					if evt.Type == event.StateMember && evt.GetStateKey() == u.cli.UserID.String() {
+						_ = evt.Content.ParseRaw(evt.Type)
+						u.direct[roomID] = evt.Content.AsMember().IsDirect
+					}
+				}
 				if _, err = u.cli.JoinRoomByID(ctx, roomID); err != nil {
 					u.t.Fatalf("failed to join %s: %v", roomID, err)
 				}
@@ -92,6 +104,38 @@ func (u *e2eUser) joinInvite(ctx context.Context, skip map[id.RoomID]bool) id.Ro
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// joinStatus returns the status the bridge sent for the user's own join of room ("" for none).
+func (u *e2eUser) joinStatus(ctx context.Context, room id.RoomID) event.MessageStatus {
+	u.t.Helper()
+	resp, err := u.cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		u.t.Fatalf("failed to read %s: %v", room, err)
+	}
+	var join id.EventID
+	for _, evt := range resp.Chunk {
+		if evt.Type == event.StateMember && evt.Sender == u.cli.UserID && evt.GetStateKey() == u.cli.UserID.String() {
+			_ = evt.Content.ParseRaw(evt.Type)
+			if evt.Content.AsMember().Membership == event.MembershipJoin {
+				join = evt.ID
+			}
+		}
+	}
+	if join == "" {
+		u.t.Fatalf("no join of %s in its timeline", room)
+	}
+	var st event.MessageStatus
+	for _, evt := range resp.Chunk {
+		if evt.Type != event.BeeperMessageStatus {
+			continue
+		}
+		_ = evt.Content.ParseRaw(evt.Type)
+		if c, ok := evt.Content.Parsed.(*event.BeeperMessageStatusEventContent); ok && c.RelatesTo.EventID == join {
+			st = c.Status
+		}
+	}
+	return st
 }
 
 func TestEndToEndDendrite(t *testing.T) {
@@ -210,6 +254,15 @@ func TestEndToEndDendrite(t *testing.T) {
 	_, err = cli.SendText(ctx, portal, "hello from matrix")
 	must(t, err)
 	inbox.waitText(t, "hello from matrix")
+
+	// The DM's invite was marked direct, and the user's join of it got no failure status
+	// (the message after it was handled after it).
+	if !user.direct[portal] {
+		t.Error("the invite to the DM portal was not marked is_direct")
+	}
+	if st := user.joinStatus(ctx, portal); st != "" && st != event.MessageStatusSuccess {
+		t.Errorf("the user's join of the DM portal got status %s", st)
+	}
 
 	// A message to an offline contact fails visibly.
 	_, err = cli.SendText(ctx, mgmt, "start-chat "+carol)
