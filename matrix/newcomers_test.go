@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +265,18 @@ func TestDMInviteAndOwnJoin(t *testing.T) {
 		if s.Info != nil && s.Info.SourceEventID == joinID && s.Status.Status != event.MessageStatusSuccess {
 			t.Fatalf("the owner's join got status %s (%v)", s.Status.Status, s.Status.InternalError)
 		}
+	}
+}
+
+// TestREADMEGhostIDs: the README names contacts' ghosts as the bridge makes them, the handle
+// escaped as Matrix user IDs require (@ becomes =40).
+func TestREADMEGhostIDs(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+	must(t, err)
+	e := newGlueEnv(t, nil)
+	ghost := e.fm.FormatGhostMXID(makeUserID("bob@example.com"))
+	example := strings.TrimSuffix(string(ghost), ":test") + ":your.server"
+	if !strings.Contains(string(data), "`"+example+"`") {
+		t.Fatalf("README does not name bob@example.com's ghost as the bridge does, %s", example)
 	}
 }
