@@ -50,8 +50,10 @@ type Account struct {
 	// requests are the contacts announced as contact requests (see isRequest), so that each is
 	// announced once, not again at every login; a handle leaves it when it is no request anymore.
 	requests map[string]bool
-	// clearingPending are the contacts whose stale pending flag is being cleared on the server.
-	clearingPending map[string]bool
+	// stalePending are the contacts whose stale pending flag is to be cleared on the server
+	// (true: blocked), one at a time by clearStalePending while clearing is set.
+	stalePending map[string]bool
+	clearing     bool
 
 	loop *runLoop // the connection loop, nil when not running
 
@@ -107,8 +109,8 @@ func newAccount(core *Core, rec *AccountRecord) *Account {
 		carriedStatus: map[string]bool{},
 		carriedPSM:    map[string]bool{},
 
-		requests:        map[string]bool{},
-		clearingPending: map[string]bool{},
+		requests:     map[string]bool{},
+		stalePending: map[string]bool{},
 	}
 	if a.profile.Status == StatusOffline {
 		a.profile.Status = StatusOnline

@@ -487,9 +487,12 @@ func (a *Account) checkRequestLocked(c contactRef) {
 	h := c.Handle()
 	if !isRequest(c.lists) {
 		delete(a.requests, h)
-		if c.lists&msn.ListPending != 0 && !a.clearingPending[h] {
-			a.clearingPending[h] = true
-			go a.clearStalePending(h, c.lists&msn.ListBlock != 0)
+		if c.lists&msn.ListPending != 0 {
+			a.stalePending[h] = c.lists&msn.ListBlock != 0
+			if !a.clearing {
+				a.clearing = true
+				go a.clearStalePending()
+			}
 		}
 		return
 	}
@@ -501,32 +504,46 @@ func (a *Account) checkRequestLocked(c contactRef) {
 	a.emitLocked(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()}, "")
 }
 
-// clearStalePending removes h, already allowed or blocked, from the pending list on the server.
-// A failure is logged; the next login tries again.
-func (a *Account) clearStalePending(h string, blocked bool) {
-	defer func() {
+// clearStalePending removes the contacts of stalePending, already allowed or blocked, from the
+// pending list on the server, one at a time (a list with many never floods the server), until
+// none is left. A failure is logged; the next login tries again.
+func (a *Account) clearStalePending() {
+	for {
 		a.mu.Lock()
-		delete(a.clearingPending, h)
+		var h string
+		var blocked bool
+		for h, blocked = range a.stalePending {
+			break
+		}
+		delete(a.stalePending, h)
+		if h == "" {
+			a.clearing = false
+		}
 		a.mu.Unlock()
-	}()
-	if a.core.beginAction() != nil {
-		return
+		if h == "" {
+			return
+		}
+		if err := a.clearPending(h, blocked); err != nil {
+			a.log.Debug().Err(ScrubError(err)).Str("contact", h).Msg("Failed to clear a stale pending flag")
+		}
+	}
+}
+
+func (a *Account) clearPending(h string, blocked bool) error {
+	if err := a.core.beginAction(); err != nil {
+		return err
 	}
 	defer a.core.endAction()
 	sess, err := a.connected()
 	if err != nil {
-		return
+		return err
 	}
 	ctx, cancel := context.WithTimeout(a.core.bgCtx, 2*max(a.core.cfg.MSN.RequestTimeout, 30*time.Second))
 	defer cancel()
 	if blocked {
-		err = sess.DeclineContact(ctx, h, false)
-	} else {
-		err = sess.AcceptContact(ctx, h, false)
+		return sess.DeclineContact(ctx, h, false)
 	}
-	if err != nil {
-		a.log.Debug().Err(ScrubError(err)).Str("contact", h).Msg("Failed to clear a stale pending flag")
-	}
+	return sess.AcceptContact(ctx, h, false)
 }
 
 // chatForLocked finds or creates the chat of a switchboard session. A session with more than
