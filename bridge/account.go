@@ -623,7 +623,7 @@ func publicError(err error) error {
 		return ErrBadCredentials
 	}
 	if errors.Is(err, msn.ErrUnverifiedCertificate) {
-		return &CertificateError{Reason: certificateReason(err)}
+		return &CertificateError{Reason: certificateReason(err), Err: err}
 	}
 	return ScrubError(err)
 }

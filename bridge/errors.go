@@ -62,9 +62,11 @@ func (e *LoginError) Unwrap() error { return e.Err }
 
 // CertificateError is a login that failed because the MSN login server's certificate could not
 // be verified. Reason is the verifier's explanation ("x509: certificate signed by unknown
-// authority"). errors.Is(err, ErrUnverifiedCertificate) matches it.
+// authority"). errors.Is(err, ErrUnverifiedCertificate) matches it, and errors.As finds the
+// verifier's error (x509.UnknownAuthorityError …) in Err.
 type CertificateError struct {
 	Reason string
+	Err    error
 }
 
 func (e *CertificateError) Error() string {
@@ -74,7 +76,7 @@ func (e *CertificateError) Error() string {
 	return ErrUnverifiedCertificate.Error() + ": " + e.Reason
 }
 
-func (e *CertificateError) Unwrap() error { return ErrUnverifiedCertificate }
+func (e *CertificateError) Unwrap() []error { return []error{ErrUnverifiedCertificate, e.Err} }
 
 // certificateReason is the verifier's explanation in err, a certificate verification failure.
 func certificateReason(err error) string {

@@ -1104,7 +1104,7 @@ func TestCorePassportClientVerifiesTLS(t *testing.T) {
 	defer cancel()
 	_, err := core.Login(ctx, matrixOwner, alice, alicePW)
 	var uerr x509.UnknownAuthorityError
-	if err == nil || errors.Is(err, bridge.ErrBadCredentials) || !errors.As(err, &uerr) {
+	if err == nil || errors.Is(err, bridge.ErrBadCredentials) || !errors.As(err, &uerr) || !errors.Is(err, bridge.ErrUnverifiedCertificate) {
 		t.Fatalf("login against an untrusted certificate: %v, want an unknown authority error", err)
 	}
 

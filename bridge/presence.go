@@ -12,15 +12,9 @@ const DefaultPresenceWindow = 250 * time.Millisecond
 // until the server confirms or changes it.
 const DefaultPresenceGrace = 3 * time.Second
 
-// presenceView is the part of a contact that presence and profile events show.
-type presenceView struct {
-	Handle    string
-	Status    Status
-	MSNStatus string
-	Name      string
-	PSM       string
-	Media     string
-}
+// presenceView is the part of a contact that presence and profile events show: the fields of
+// ContactPresence, so that an event is a conversion of it.
+type presenceView ContactPresence
 
 // presenceCoalescer turns a burst of presence changes (ILN/NLN/FLN/UBX) into at most one
 // ContactPresence and one ContactProfile per contact per flush, latest state wins, and nothing
@@ -80,7 +74,7 @@ func (p *presenceCoalescer) flush(current func(handle string) (presenceView, boo
 		shown := p.pending[h]
 		prev := shown.view
 		if !shown.known || prev.Status != v.Status || prev.MSNStatus != v.MSNStatus || prev.PSM != v.PSM || prev.Media != v.Media {
-			out = append(out, ContactPresence{Handle: v.Handle, Status: v.Status, MSNStatus: v.MSNStatus, Name: v.Name, PSM: v.PSM, Media: v.Media})
+			out = append(out, ContactPresence(v))
 		}
 		if shown.known && prev.Name != v.Name {
 			out = append(out, ContactProfile{Handle: v.Handle, Name: v.Name})

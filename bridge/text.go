@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // Length caps, in characters, for remote text shown by a frontend outside a message body:
@@ -60,12 +62,7 @@ func CleanLine(s string, max int) string {
 			break
 		}
 	}
-	out := b.String()
-	if max > 0 && n > max {
-		r := []rune(out)
-		out = strings.TrimRight(string(r[:max-1]), " ") + "…"
-	}
-	return out
+	return text.Truncate(b.String(), max)
 }
 
 // CleanText is CleanLine for text that may keep its line breaks (a message body): "\n" stays,

@@ -140,10 +140,10 @@ func interactionUser(i *discordgo.Interaction) string {
 
 // reply answers an interaction at once with an ephemeral message.
 func (f *Frontend) reply(ctx context.Context, i *discordgo.Interaction, text string) {
-	err := f.s.InteractionRespond(i, &discordgo.InteractionResponse{
+	err := f.respond(ctx, i, &discordgo.InteractionResponse{
 		Type: discordgo.InteractionResponseChannelMessageWithSource,
 		Data: &discordgo.InteractionResponseData{Content: text, Flags: discordgo.MessageFlagsEphemeral, AllowedMentions: noMentions()},
-	}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to answer an interaction")
 	}
@@ -152,10 +152,10 @@ func (f *Frontend) reply(ctx context.Context, i *discordgo.Interaction, text str
 // deferReply acknowledges an interaction with an ephemeral "thinking…" (type 5), to be edited
 // by finish.
 func (f *Frontend) deferReply(ctx context.Context, i *discordgo.Interaction) bool {
-	err := f.s.InteractionRespond(i, &discordgo.InteractionResponse{
+	err := f.respond(ctx, i, &discordgo.InteractionResponse{
 		Type: discordgo.InteractionResponseDeferredChannelMessageWithSource,
 		Data: &discordgo.InteractionResponseData{Flags: discordgo.MessageFlagsEphemeral},
-	}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to defer an interaction")
 		return false
@@ -216,11 +216,9 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 		acc, err := f.core.RedeemLinkCode(actx, opt("code"), owner)
 		switch {
 		case errors.Is(err, bridge.ErrInvalidLinkCode):
-			f.finish(ctx, i, "❌ That code is unknown, used or expired. Ask Matrix for a new one with `link-code`.")
-		case errors.Is(err, bridge.ErrLinkedElsewhere):
-			f.finish(ctx, i, "❌ That MSN account is already mirrored to another Discord user.")
+			f.finish(ctx, i, "❌ "+bridge.Sentence(failureText(err))+" Ask Matrix for a new one with `link-code`.")
 		case err != nil:
-			f.finish(ctx, i, "❌ Could not link the account: "+bridge.ScrubError(err).Error())
+			f.finish(ctx, i, "❌ Could not link the account: "+failureText(err))
 		default:
 			f.finish(ctx, i, "✅ **"+shown(acc.Handle(), bridge.MaxShownName)+"** is now mirrored here too (same MSN session). Your contacts will appear in its category.")
 		}
@@ -239,7 +237,7 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 	defer cancel()
 	result := func(err error, ok string) {
 		if err != nil {
-			f.finish(ctx, i, "❌ "+actionError(err))
+			f.finish(ctx, i, "❌ "+failureText(err))
 			return
 		}
 		f.finish(ctx, i, ok)
@@ -307,20 +305,9 @@ func (f *Frontend) command(ctx context.Context, i *discordgo.Interaction, user s
 	}
 }
 
-// actionError is a short user-facing reason for a failed action.
-func actionError(err error) string {
-	switch {
-	case errors.Is(err, bridge.ErrInvalidHandle):
-		return "that is not an MSN address (name@example.com)."
-	case errors.Is(err, bridge.ErrNotOwner), errors.Is(err, bridge.ErrAccountNotFound):
-		return "that account is not linked to you."
-	}
-	return failureText(err)
-}
-
 // openLoginModal answers /msn login with a modal asking for the e-mail and password.
 func (f *Frontend) openLoginModal(ctx context.Context, i *discordgo.Interaction) {
-	err := f.s.InteractionRespond(i, &discordgo.InteractionResponse{
+	err := f.respond(ctx, i, &discordgo.InteractionResponse{
 		Type: discordgo.InteractionResponseModal,
 		Data: &discordgo.InteractionResponseData{
 			CustomID: loginModalID,
@@ -336,7 +323,7 @@ func (f *Frontend) openLoginModal(ctx context.Context, i *discordgo.Interaction)
 				}}},
 			},
 		},
-	}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		f.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to open the login modal")
 	}
@@ -391,33 +378,17 @@ func (f *Frontend) loginSubmit(ctx context.Context, i *discordgo.Interaction, us
 	f.finish(ctx, i, "✅ Signed in to MSN as **"+acc.Handle()+"**."+where)
 }
 
-// loginError explains a failed login to the user.
+// loginError explains a failed login to the user: bridge.UserMessage as a sentence, with this
+// frontend's way to share an account and to fill the form.
 func loginError(err error) string {
-	var le *bridge.LoginError
-	var tm *bridge.TooManyAttemptsError
-	switch {
-	case errors.As(err, &tm):
-		return fmt.Sprintf("Too many login attempts. Try again in %d s.", tm.Seconds())
-	case errors.Is(err, bridge.ErrAlreadyBridged):
-		return "That MSN account is already bridged for someone else. If it is yours, run `link-code` in Matrix and use the code here with `/msn link`."
-	case errors.Is(err, bridge.ErrBadCredentials):
-		return "MSN refused that e-mail or password."
-	case errors.Is(err, bridge.ErrInvalidHandle):
-		return "That is not an MSN address (name@example.com)."
-	case errors.Is(err, bridge.ErrLinkedElsewhere):
-		return "That MSN account is already mirrored to another Discord user."
-	case errors.Is(err, bridge.ErrInvalidArgument):
+	if errors.Is(err, bridge.ErrInvalidArgument) && !errors.Is(err, bridge.ErrInvalidHandle) {
 		return "Enter both the e-mail and the password."
-	case errors.Is(err, context.DeadlineExceeded):
-		return "MSN did not answer in time. Try again later."
-	case errors.Is(err, bridge.ErrStopping):
-		return "The bridge is shutting down. Try again later."
-	case errors.As(err, &le) && le.Retryable:
-		return "The MSN server is busy or unreachable. Try again later."
-	case errors.As(err, &le):
-		return fmt.Sprintf("MSN login failed: %v", le.Err)
 	}
-	return "MSN login failed."
+	msg := bridge.Sentence(failureText(err))
+	if errors.Is(err, bridge.ErrAlreadyBridged) {
+		msg += " If it is yours, run `link-code` in Matrix and use the code here with `/msn link`."
+	}
+	return msg
 }
 
 // listRequests edits a deferred answer into the pending requests with buttons (up to 5, the
@@ -472,7 +443,7 @@ func (f *Frontend) requestButton(ctx context.Context, i *discordgo.Interaction, 
 		err = acc.DeclineRequest(actx, a.contact, false)
 	}
 	if err != nil {
-		f.finish(ctx, i, "❌ "+actionError(err))
+		f.finish(ctx, i, "❌ "+failureText(err))
 		return
 	}
 	f.mu.Lock()

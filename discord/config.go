@@ -1,22 +1,14 @@
 package discord
 
 import (
-	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
 
-// ExampleConfig is the commented example of the options under the top-level "discord:" key,
-// indented by four spaces so it can be pasted below "discord:" in config.example.yaml. It does
-// not include "enabled".
-//
-//go:embed example-config.yaml
-var ExampleConfig string
-
 // Config is the "discord:" section of the bridge configuration. Zero durations and empty names
-// take the defaults of DefaultConfig (see ExampleConfig).
+// take the defaults of DefaultConfig.
 type Config struct {
 	// Enabled turns the Discord frontend on.
 	Enabled bool `yaml:"enabled"`
@@ -30,7 +22,9 @@ type Config struct {
 	// CategoryName is the name of each account's category; "{handle}" is replaced by the MSN
 	// handle.
 	CategoryName string `yaml:"category_name"`
-	// RosterChannelName is the channel holding the pinned roster message.
+	// RosterChannelName is the channel holding the pinned roster message. Discord lowercases
+	// text channel names and turns spaces into hyphens; the frontend uses the name as Discord
+	// stores it (see textChannelName), so that it finds the channel again.
 	RosterChannelName string `yaml:"roster_channel_name"`
 	// OnlineOfflineCategories moves contact channels between the account's category (online)
 	// and OfflineCategoryName (offline).
@@ -54,23 +48,32 @@ type Config struct {
 	// MaxPartsPerMessage caps the Discord posts one MSN message becomes (Discord takes 2000
 	// characters per post); the last part says how much was not shown.
 	MaxPartsPerMessage int `yaml:"max_parts_per_message"`
+
+	// ForbiddenBackoff is how long an account's mirror pauses after Discord refused one of its
+	// requests (401, 403); each further refusal doubles it, up to six times as long.
+	ForbiddenBackoff time.Duration `yaml:"forbidden_backoff"`
+	// InvalidRequestBudget caps Discord's invalid answers (401, 403, 429) per 10 minutes: at
+	// the cap further requests wait. Discord bans the IP above 10,000.
+	InvalidRequestBudget int `yaml:"invalid_request_budget"`
 }
 
-// DefaultConfig returns the defaults (the values of ExampleConfig), disabled and without a
+// DefaultConfig returns the defaults (those config.example.yaml documents), disabled and without a
 // token or guild.
 func DefaultConfig() Config {
 	return Config{
-		CategoryName:        "MSN — {handle}",
-		RosterChannelName:   "msn-contacts",
-		OfflineCategoryName: "MSN — {handle} (offline)",
-		RosterDebounce:      2 * time.Second,
-		TopicDebounce:       3 * time.Second,
-		TopicMinInterval:    5 * time.Minute,
-		TopicEditsPerWindow: 2,
-		TopicWindow:         10 * time.Minute,
-		TypingInterval:      8 * time.Second,
-		LoginTimeout:        60 * time.Second,
-		MaxPartsPerMessage:  5,
+		CategoryName:         "MSN — {handle}",
+		RosterChannelName:    "msn-contacts",
+		OfflineCategoryName:  "MSN — {handle} (offline)",
+		RosterDebounce:       2 * time.Second,
+		TopicDebounce:        3 * time.Second,
+		TopicMinInterval:     5 * time.Minute,
+		TopicEditsPerWindow:  2,
+		TopicWindow:          10 * time.Minute,
+		TypingInterval:       8 * time.Second,
+		LoginTimeout:         60 * time.Second,
+		MaxPartsPerMessage:   5,
+		ForbiddenBackoff:     10 * time.Minute,
+		InvalidRequestBudget: 1000,
 	}
 }
 
@@ -90,12 +93,17 @@ func (c Config) withDefaults() Config {
 	str(&c.CategoryName, d.CategoryName)
 	str(&c.RosterChannelName, d.RosterChannelName)
 	str(&c.OfflineCategoryName, d.OfflineCategoryName)
+	c.RosterChannelName = textChannelName(c.RosterChannelName)
 	dur(&c.RosterDebounce, d.RosterDebounce)
 	dur(&c.TopicDebounce, d.TopicDebounce)
 	dur(&c.TopicMinInterval, d.TopicMinInterval)
 	dur(&c.TopicWindow, d.TopicWindow)
 	dur(&c.TypingInterval, d.TypingInterval)
 	dur(&c.LoginTimeout, d.LoginTimeout)
+	dur(&c.ForbiddenBackoff, d.ForbiddenBackoff)
+	if c.InvalidRequestBudget == 0 {
+		c.InvalidRequestBudget = d.InvalidRequestBudget
+	}
 	if c.TopicEditsPerWindow == 0 {
 		c.TopicEditsPerWindow = d.TopicEditsPerWindow
 	}
@@ -145,6 +153,7 @@ func (c Config) Validate() error {
 		{"roster_debounce", c.RosterDebounce}, {"topic_debounce", c.TopicDebounce},
 		{"topic_min_interval", c.TopicMinInterval}, {"topic_window", c.TopicWindow},
 		{"typing_interval", c.TypingInterval}, {"login_timeout", c.LoginTimeout},
+		{"forbidden_backoff", c.ForbiddenBackoff},
 	} {
 		if d.v < 0 {
 			bad(d.key, "must not be negative, got %s", d.v)
@@ -152,6 +161,13 @@ func (c Config) Validate() error {
 	}
 	if c.RosterDebounce > 0 && c.RosterDebounce < 500*time.Millisecond {
 		bad("roster_debounce", "must be at least 500ms (message edits are rate limited), got %s", c.RosterDebounce)
+	}
+	if c.ForbiddenBackoff > 0 && c.ForbiddenBackoff < time.Second {
+		bad("forbidden_backoff", "must be at least 1s (each retry of a refused request counts towards Discord's ban), got %s", c.ForbiddenBackoff)
+	}
+	if c.InvalidRequestBudget < 1 || c.InvalidRequestBudget > maxInvalidBudget {
+		bad("invalid_request_budget", "must be between 1 and %d (Discord bans the IP above 10000 per 10 minutes), got %d",
+			maxInvalidBudget, c.InvalidRequestBudget)
 	}
 	if c.TopicEditsPerWindow < 1 {
 		bad("topic_edits_per_window", "must be at least 1, got %d", c.TopicEditsPerWindow)
@@ -164,6 +180,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxInvalidBudget keeps invalid_request_budget well under Discord's ban threshold (10,000 per
+// 10 minutes), leaving room for requests already in flight.
+const maxInvalidBudget = 5000
 
 // maxPartsCap bounds max_parts_per_message: beyond it one message floods a channel.
 const maxPartsCap = 50
@@ -178,6 +198,12 @@ func isSnowflake(s string) bool {
 		}
 	}
 	return true
+}
+
+// textChannelName is name as Discord stores a text channel's name: trimmed, lower case, each
+// run of white space one hyphen.
+func textChannelName(name string) string {
+	return strings.ToLower(strings.Join(strings.Fields(name), "-"))
 }
 
 // categoryName renders a category name template for handle.

@@ -61,9 +61,10 @@ type Frontend struct {
 	newSession func(token string) (*discordgo.Session, error)
 	now        func() time.Time
 
-	s     *discordgo.Session
-	appID string
-	botID string
+	s      *discordgo.Session
+	appID  string
+	botID  string
+	budget *invalidBudget // Discord's invalid answers, for every request of s
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -75,6 +76,10 @@ type Frontend struct {
 	portals   map[string]*portal // by account handle
 	byChannel map[string]channelRef
 	buttons   map[string]buttonAction
+
+	catchUp      *catchUp             // orders new messages around gateway gaps
+	hooks        *hookPacer           // webhook executes per channel
+	refusedNames *recentIndex[string] // username Discord refused → the one it took
 }
 
 // channelRef says what a Discord channel mirrors.
@@ -105,6 +110,13 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 		buttons:   map[string]buttonAction{},
 	}
 	f.newSession = discordgo.New
+	var cursors *cursorStore
+	if st := core.Store(); st != nil {
+		cursors = newCursorStore(st.DB(), f.log)
+	}
+	f.catchUp = newCatchUp(f, cursors)
+	f.hooks = newHookPacer(webhookPostsPerChannel, webhookPostWindow, time.Now)
+	f.refusedNames = newRecentIndex[string](256)
 	for _, o := range opts {
 		o(f)
 	}
@@ -122,7 +134,8 @@ func (f *Frontend) Session() *discordgo.Session { return f.s }
 // MessageContent intent), registers the /msn guild command, and registers the frontend with
 // the core, which attaches it to every account linked to a Discord user. ctx bounds the
 // start-up requests; the session itself lives until Stop. Start fails when the token is
-// refused, the intents are not allowed or the commands cannot be registered.
+// refused, the intents are not allowed, the bot's role lacks a permission the bridge needs (a
+// *MissingPermissionsError naming each) or the commands cannot be registered.
 func (f *Frontend) Start(ctx context.Context) error {
 	f.mu.Lock()
 	if f.started || f.stopped {
@@ -132,6 +145,9 @@ func (f *Frontend) Start(ctx context.Context) error {
 	f.started = true
 	f.mu.Unlock()
 
+	if err := f.catchUp.load(ctx); err != nil {
+		return err
+	}
 	token := f.cfg.Token
 	if !strings.HasPrefix(token, "Bot ") {
 		token = "Bot " + token
@@ -143,6 +159,8 @@ func (f *Frontend) Start(ctx context.Context) error {
 	if f.httpClient != nil {
 		s.Client = f.httpClient
 	}
+	f.budget = newInvalidBudget(f.cfg.InvalidRequestBudget, f.log)
+	s.Client = withBudget(s.Client, f.budget)
 	s.Identify.Intents = Intents
 	s.ShouldReconnectOnError = true
 	s.StateEnabled = true
@@ -182,12 +200,18 @@ func (f *Frontend) Start(ctx context.Context) error {
 		f.closeSession()
 		return errors.New("no application id in READY; set discord.application_id")
 	}
+	if err = f.checkPermissions(ctx); err != nil {
+		f.closeSession()
+		return fmt.Errorf("failed to check the bot's permissions: %w", err)
+	}
 	if _, err = s.ApplicationCommandBulkOverwrite(f.appID, f.cfg.GuildID, commands(), discordgo.WithContext(ctx)); err != nil {
 		f.closeSession()
 		return fmt.Errorf("failed to register slash commands: %w", err)
 	}
 	f.log.Info().Str("bot_id", f.botID).Str("application_id", f.appID).Str("guild_id", f.cfg.GuildID).
 		Msg("Discord frontend started")
+	f.goTracked(f.catchUp.flushLoop)
+	f.goTracked(func() { f.budget.report(f.bgCtx) })
 	f.core.AddFrontend(f)
 	return nil
 }
@@ -285,8 +309,9 @@ func (f *Frontend) tracked(d time.Duration, fn func(ctx context.Context)) {
 }
 
 // HandleEvent implements bridge.Frontend: it shows one event of acc in Discord. It may block on
-// Discord's rate limits (holding up only acc's queue); presence changes only update state and
-// wake the account's presence loop.
+// Discord's rate limits and, while Discord refuses the account's requests (401, 403), for as
+// long as the account's breaker is open (holding up only acc's queue, which the core keeps in
+// order); presence changes only update state and wake the account's presence loop.
 func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bridge.Event) error {
 	done, ok := f.track()
 	if !ok {
@@ -299,8 +324,26 @@ func (f *Frontend) HandleEvent(ctx context.Context, acc *bridge.Account, evt bri
 	}
 	ctx, cancel := mergeCancel(ctx, f.bgCtx)
 	defer cancel()
-	p.syncPermissions(ctx)
-	return p.handleEvent(ctx, evt)
+	for {
+		// While Discord refuses the account's requests, this event (and the account's queue
+		// behind it, in the core) waits; then it is tried again.
+		if err := p.waitBreaker(ctx); err != nil {
+			return fmt.Errorf("gave up waiting for discord to accept requests: %w", err)
+		}
+		err := p.syncPermissions(ctx)
+		if err == nil {
+			err = p.handleEvent(ctx, evt)
+		}
+		if p.trip(ctx, err) {
+			continue
+		}
+		if err == nil && postsToDiscord(evt) {
+			p.reset(ctx)
+		} else if err != nil && ctx.Err() == nil {
+			p.reportLost(ctx, evt, err)
+		}
+		return err
+	}
 }
 
 // mergeCancel returns a context derived from ctx that is also cancelled when other is.
@@ -356,22 +399,32 @@ func (f *Frontend) channel(id string) (channelRef, bool) {
 	return ref, ok
 }
 
+// bindChannel routes channel id to ref; a chat's channel is followed for catch-up after
+// gateway gaps.
 func (f *Frontend) bindChannel(id string, ref channelRef) {
 	f.mu.Lock()
 	f.byChannel[id] = ref
 	f.mu.Unlock()
+	if ref.chat != "" {
+		f.catchUp.track(id)
+	}
 }
 
 func (f *Frontend) unbindChannel(id string) {
 	f.mu.Lock()
 	delete(f.byChannel, id)
 	f.mu.Unlock()
+	f.catchUp.forget(id)
+	f.hooks.forget(id)
 }
 
 // Gateway lifecycle.
 
+// onReady starts the catch-up of a gateway gap when the READY begins a new session after an
+// earlier one (see catchUp).
 func (f *Frontend) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 	f.log.Debug().Str("session_id", r.SessionID).Msg("Discord gateway ready")
+	f.catchUp.sessionStarted()
 }
 
 func (f *Frontend) onConnect(_ *discordgo.Session, _ *discordgo.Connect) {

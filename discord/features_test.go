@@ -126,7 +126,7 @@ func TestAccountStopsOthersKeepWorking(t *testing.T) {
 	aliceRoster := h.rosterChannel(alice).ID
 	h.waitFor("logged-in-elsewhere line", func() bool {
 		for _, m := range h.dc.Messages(aliceRoster) {
-			if strings.Contains(m.Content, "another place") {
+			if strings.Contains(m.Content, "another location") {
 				return true
 			}
 		}
@@ -300,7 +300,7 @@ func TestRequestsAndGroupChats(t *testing.T) {
 func TestLoginRefused(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	for _, tc := range []struct{ handle, password, want string }{
-		{alice, "wrong", "refused that e-mail or password"},
+		{alice, "wrong", "refused the e-mail address or password"},
 		{"not-an-address", "x", "not an MSN address"},
 	} {
 		first, text := h.submitLogin(h.dc.OwnerID(), tc.handle, tc.password)

@@ -182,15 +182,6 @@ func indexFoldASCII(s, word string) int {
 	return -1
 }
 
-// truncate shortens s to at most n characters, marking the cut with "…".
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
-
 // splitMessage cuts text into pieces of at most maxMessageLen characters, preferring line
 // breaks, then spaces. Invalid UTF-8 becomes U+FFFD, whether or not the text is cut. It is
 // splitMessageN without a cap on the parts.

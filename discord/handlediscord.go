@@ -2,7 +2,6 @@ package discord
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -66,9 +65,17 @@ func (f *Frontend) ownerText(m *discordgo.Message) (channelRef, string, bool) {
 	return ref, text, strings.TrimSpace(text) != ""
 }
 
-// onMessageCreate takes the owner's messages in a contact or group channel to MSN.
+// onMessageCreate takes the owner's messages in a contact or group channel to MSN, in order
+// with what a gateway gap lost (see catchUp).
 func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) {
-	if ref, text, ok := f.ownerText(m.Message); ok {
+	if m.Message != nil {
+		f.catchUp.live(m.Message)
+	}
+}
+
+// handleCreate takes a new message, live or caught up, to MSN when it is the owner's.
+func (f *Frontend) handleCreate(m *discordgo.Message) {
+	if ref, text, ok := f.ownerText(m); ok {
 		f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text})
 	}
 }
@@ -186,7 +193,7 @@ func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 }
 
 // discordToMSN renders a Discord message as MSN text: mentions as names, a reply as an inline
-// quote, attachments as links.
+// quote, attachments as links that say when they expire.
 func discordToMSN(m *discordgo.Message) string {
 	var b strings.Builder
 	if r := m.ReferencedMessage; r != nil && m.Type == discordgo.MessageTypeReply {
@@ -211,7 +218,7 @@ func discordToMSN(m *discordgo.Message) string {
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "📎 %s: %s", a.Filename, a.URL)
+		b.WriteString(attachmentLine(a))
 	}
 	for _, s := range m.StickerItems {
 		if s == nil {
@@ -297,33 +304,10 @@ func (p *portal) withdrawnNotice(ctx context.Context, out *outgoingMsg) {
 	p.deletedNotice(rctx, out.chat, delivered)
 }
 
-// failureText is a short reason for a failed action, fit for the user: an error's text may
-// carry a server's words, so it is cleaned and escaped as remote text is.
+// failureText is bridge.UserMessage for err, fit for the user: the sentence may carry a
+// server's words, so it is cleaned, capped and escaped as remote text is.
 func failureText(err error) string {
-	return shown(failureReason(err), maxShownError)
-}
-
-func failureReason(err error) string {
-	var se *bridge.SendError
-	var stopped *bridge.StoppedError
-	switch {
-	case errors.As(err, &se):
-		if se.Parts > 1 {
-			return fmt.Sprintf("part %d of %d: %s", se.Part+1, se.Parts, se.Reason.Describe())
-		}
-		return se.Reason.Describe()
-	case errors.As(err, &stopped):
-		return "the MSN account is stopped (" + string(stopped.Reason) + ")"
-	case errors.Is(err, bridge.ErrNotConnected):
-		return "the MSN account is not connected"
-	case errors.Is(err, bridge.ErrUnknownChat):
-		return "this conversation is over"
-	case errors.Is(err, bridge.ErrStopping):
-		return "the bridge is shutting down"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "MSN did not answer in time"
-	}
-	return bridge.ScrubError(err).Error()
+	return shown(bridge.UserMessage(err), maxShownError)
 }
 
 // onTypingStart tells MSN the owner is typing in a contact channel, throttled per chat.

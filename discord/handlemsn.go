@@ -12,13 +12,14 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
+	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // showMessage posts an MSN message through the chat's webhook under the sender's friendly name.
 // Messages the owner sent from another frontend are shown too, marked with where they came from.
 func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
-	text := renderMSN(bridge.CleanText(m.Text), m.Format)
-	if strings.TrimSpace(text) == "" {
+	body := renderMSN(bridge.CleanText(m.Text), m.Format)
+	if strings.TrimSpace(body) == "" {
 		return nil
 	}
 	name := m.SenderName
@@ -34,12 +35,12 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 			suffix += ", via " + m.Origin
 		}
 		suffix += ")"
-		username = truncate(username, 80-len([]rune(suffix))) + suffix
+		username = text.Truncate(username, 80-len([]rune(suffix))) + suffix
 	}
 	if m.Chat.IsGroup() {
 		p.noteMember(m.Chat, m.Sender)
 	}
-	parts := splitMessageN(text, p.f.cfg.MaxPartsPerMessage)
+	parts := splitMessageN(body, p.f.cfg.MaxPartsPerMessage)
 	for i, part := range parts {
 		if _, err := p.execute(ctx, m.Chat, &discordgo.WebhookParams{
 			Content:         part,
@@ -47,7 +48,7 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 			AllowedMentions: noMentions(),
 		}); err != nil {
 			err = fmt.Errorf("failed to show an msn message: %w", err)
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !forbidden(err) { // a refusal is tried again later
 				p.reportUnshown(ctx, m, parts[i:], err)
 			}
 			return err
@@ -83,6 +84,47 @@ func (p *portal) reportUnshown(ctx context.Context, m bridge.Message, parts []st
 			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to report an MSN message that could not be shown")
 		}
 	}
+}
+
+// reportLost tells the owner, in the roster channel, about an event that could not be shown
+// after its retries (a message says so itself, see reportUnshown); when even that fails the
+// loss is logged as an error.
+func (p *portal) reportLost(ctx context.Context, evt bridge.Event, cause error) {
+	var what string
+	switch e := evt.(type) {
+	case bridge.Nudge:
+		what = "A nudge"
+		if !e.FromMe {
+			what += " from " + p.label(e.Sender)
+		}
+	case bridge.ChatMembership:
+		what = "A change of who is in a group conversation"
+	case bridge.DeliveryFailure:
+		what = "A message that MSN did not deliver (" + shown(e.Reason.Describe(), maxShownError) + ")"
+	case bridge.ContactRequest:
+		what = "A contact request from " + contactLabel(bridge.Contact{Handle: e.Handle, Name: e.Name}) +
+			" (see `/msn requests`)"
+	case bridge.ListChange:
+		what = "A change of your contact list (" + contactLabel(e.Contact) + ")"
+	case bridge.AccountState:
+		what = "A change of the MSN connection"
+	default:
+		return
+	}
+	line := "⚠️ " + what + " could not be shown here: " + shown(bridge.ScrubError(cause).Error(), maxShownError)
+	if err := p.notice(ctx, line); err != nil {
+		p.log.Error().Err(bridge.ScrubError(err)).Str("event_type", evt.EventType()).
+			AnErr("cause", bridge.ScrubError(cause)).Msg("Failed to show an MSN event, and to tell the owner")
+	}
+}
+
+// label names a contact of the account in a notice (see contactLabel).
+func (p *portal) label(handle string) string {
+	c, ok := p.account().Contact(handle)
+	if !ok {
+		c = bridge.Contact{Handle: handle}
+	}
+	return contactLabel(c)
 }
 
 // showNudge posts a nudge as an italic system line.
@@ -285,11 +327,13 @@ func (p *portal) postRequest(ctx context.Context, e bridge.ContactRequest) error
 		text = "<@" + owner + "> " + text
 		mentions.Users = []string{owner}
 	}
-	_, err = p.f.s.ChannelMessageSendComplex(chID, &discordgo.MessageSend{
-		Content:         text,
-		Components:      []discordgo.MessageComponent{p.f.requestButtons(p.handle, e.Handle)},
-		AllowedMentions: mentions,
-	}, discordgo.WithContext(ctx))
+	_, err = retryTransient(ctx, func() (*discordgo.Message, error) {
+		return p.f.s.ChannelMessageSendComplex(chID, &discordgo.MessageSend{
+			Content:         text,
+			Components:      []discordgo.MessageComponent{p.f.requestButtons(p.handle, e.Handle)},
+			AllowedMentions: mentions,
+		}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		return fmt.Errorf("failed to post a contact request: %w", err)
 	}

@@ -83,6 +83,11 @@ type harnessOpts struct {
 	logs io.Writer
 	// client, when set, is the frontend's HTTP client in place of the fake's own.
 	client func(*http.Client) *http.Client
+	// feOpts are more options of the frontend.
+	feOpts []Option
+	// startErr, when set, receives the frontend's Start error instead of failing the test; the
+	// core is then not started.
+	startErr *error
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -176,12 +181,15 @@ func (h *harness) startBridge() {
 	if h.opts.client != nil {
 		client = h.opts.client(client)
 	}
-	fe, err := New(core, h.cfg, log, WithHTTPClient(client))
+	fe, err := New(core, h.cfg, log, append([]Option{WithHTTPClient(client)}, h.opts.feOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.fe = fe
-	if err = fe.Start(context.Background()); err != nil {
+	if err = fe.Start(context.Background()); err != nil && h.opts.startErr != nil {
+		*h.opts.startErr = err
+		return
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -16,7 +16,7 @@ func (f *Frontend) linkCode(ctx, actx context.Context, i *discordgo.Interaction,
 	code, expires, err := f.core.IssueLinkCode(actx, acc.Handle(), owner)
 	if err != nil {
 		f.log.Warn().Err(bridge.ScrubError(err)).Str("user_id", owner.UserID).Msg("Failed to issue a link code")
-		f.finish(ctx, i, "❌ Could not create a link code: "+actionError(err))
+		f.finish(ctx, i, "❌ Could not create a link code: "+failureText(err))
 		return
 	}
 	f.log.Info().Str("user_id", owner.UserID).Str("account", acc.Handle()).Msg("Link code issued")

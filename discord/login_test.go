@@ -21,11 +21,11 @@ func TestLoginRefusalsExplained(t *testing.T) {
 		t.Errorf("login of a bridged account answered %q", text)
 	}
 	for i := range bridge.DefaultUserLoginBurst - 1 { // the burst, with the attempt above
-		if _, text := h.submitLogin(h.dc.OwnerID(), alice, "wrong"); !strings.Contains(text, "refused that e-mail or password") {
+		if _, text := h.submitLogin(h.dc.OwnerID(), alice, "wrong"); !strings.Contains(text, "refused the e-mail address or password") {
 			t.Fatalf("wrong password %d answered %q", i, text)
 		}
 	}
-	if _, text := h.submitLogin(h.dc.OwnerID(), alice, "wrong"); !strings.Contains(text, "Too many login attempts. Try again in ") {
+	if _, text := h.submitLogin(h.dc.OwnerID(), alice, "wrong"); !strings.Contains(text, "Too many login attempts; try again in ") {
 		t.Errorf("after the burst answered %q", text)
 	}
 	if len(acc.Owners()) != 1 || h.rosterChannel(alice) != nil {

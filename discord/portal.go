@@ -38,12 +38,16 @@ type portal struct {
 	carried *recentIndex[string]
 	pending pendingSends // the owner's messages not yet sent, for deletes to withdraw
 
-	mu           sync.Mutex
-	acc          *bridge.Account
-	discovered   bool
-	categoryID   string
-	offlineCatID string
+	mu         sync.Mutex
+	acc        *bridge.Account
+	discovered bool
+	// cats are the account's online (0) and offline (1) categories by number: 1 for the first,
+	// 2… for those a full one overflowed into (see categories.go); fullCats those Discord
+	// refused a channel in for its cap.
+	cats         [2]map[int]string
+	fullCats     map[string]bool
 	rosterID     string
+	rosterParent string   // the roster channel's category
 	rosterMsgs   []string // roster message ids, in order
 	rosterHashes []string
 	rosterDirty  bool
@@ -59,6 +63,7 @@ type portal struct {
 	// says they were (all of them), so an owner change is seen by comparing.
 	permsFor     string
 	permsOK      bool
+	brk          breaker // Discord's refusals (see trip)
 	lastState    bridge.AccountStateKind
 	lastStopNote string
 	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
@@ -263,40 +268,47 @@ func (p *portal) handleState(ctx context.Context, st bridge.AccountState) error 
 // maxShownError caps an error's text in a notice.
 const maxShownError = 300
 
-// stopLine describes why an account stopped, for its owner.
+// stopLine describes why an account stopped, for its owner, with what to do about it.
 func stopLine(st bridge.AccountState) string {
+	why := "⚠️ " + bridge.Sentence(st.Reason.Describe())
 	switch st.Reason {
 	case bridge.StopOtherLocation:
-		return "⚠️ This MSN account was signed in from another place, so the bridge stepped aside. Use `/msn login` to take it back."
+		return why + " Use `/msn login` to take it back."
 	case bridge.StopBadCredentials:
-		return "⚠️ MSN refused the password of this account. Use `/msn login` with the right one."
+		return why + " Use `/msn login` with the right one."
 	case bridge.StopServerGone:
-		return "⚠️ The MSN server refused this account for good. Use `/msn login` to try again."
+		return why + " Use `/msn login` to try again."
 	case bridge.StopKeyError:
-		return "⚠️ The bridge cannot read this account's stored password. Use `/msn login` again."
+		return why + " Use `/msn login` again."
 	case bridge.StopShutdown:
 		return ""
 	}
 	if st.Err != nil {
-		return "⚠️ The MSN session stopped: " + shown(st.Err.Error(), maxShownError)
+		return strings.TrimSuffix(why, ".") + ": " + shown(st.Err.Error(), maxShownError)
 	}
-	return "⚠️ The MSN session stopped."
+	return why
 }
 
-// notice posts a bot line in the roster channel, cut to Discord's limit.
+// notice posts a bot line in the roster channel, cut to Discord's limit; transient failures are
+// retried (retryTransient).
 func (p *portal) notice(ctx context.Context, text string) error {
 	text = fitMessage(text)
 	id, err := p.ensureRoster(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
-		discordgo.WithContext(ctx))
+	send := func(id string) error {
+		_, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
+				discordgo.WithContext(ctx))
+		})
+		return err
+	}
+	err = send(id)
 	if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 		p.forgetChannel(id)
 		if id, err = p.ensureRoster(ctx); err == nil {
-			_, err = p.f.s.ChannelMessageSendComplex(id, &discordgo.MessageSend{Content: text, AllowedMentions: noMentions()},
-				discordgo.WithContext(ctx))
+			err = send(id)
 		}
 	}
 	if err != nil {
@@ -346,60 +358,87 @@ func (p *portal) discover(ctx context.Context) error {
 		return nil
 	}
 	f := p.f
-	chans, err := f.s.GuildChannels(f.cfg.GuildID, discordgo.WithContext(ctx))
+	chans, err := retryTransient(ctx, func() ([]*discordgo.Channel, error) {
+		return f.s.GuildChannels(f.cfg.GuildID, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		return fmt.Errorf("failed to list guild channels: %w", err)
 	}
 	chans = nonNil(chans)
-	catName := categoryName(f.cfg.CategoryName, p.handle)
-	offName := categoryName(f.cfg.OfflineCategoryName, p.handle)
-	var catID, offID string
+	// The account's categories: the first of each name, then the numbered overflow ones.
+	var cats [2]map[int]string
+	mine := map[string]bool{}
 	for _, c := range chans {
 		if c.Type != discordgo.ChannelTypeGuildCategory {
 			continue
 		}
-		switch c.Name {
-		case catName:
-			catID = c.ID
-		case offName:
-			if f.cfg.OnlineOfflineCategories {
-				offID = c.ID
+		for _, offline := range []bool{false, true} {
+			if offline && !f.cfg.OnlineOfflineCategories {
+				continue
 			}
+			n, ok := categoryNumber(c.Name, p.categoryTemplate(offline), p.handle)
+			if !ok {
+				continue
+			}
+			fam := family(offline)
+			if cats[fam] == nil {
+				cats[fam] = map[int]string{}
+			}
+			if _, dup := cats[fam][n]; !dup {
+				cats[fam][n] = c.ID
+				mine[c.ID] = true
+			}
+			break
 		}
+	}
+	catID := cats[0][1]
+	online := map[string]bool{}
+	for _, id := range cats[0] {
+		online[id] = true
 	}
 	// Every channel of the account gets the overwrites of its current owner: an earlier owner
 	// must not keep reading.
 	want := p.overwrites()
 	owner := p.owner()
-	var stale []string
-	for _, c := range chans {
-		if (c.ID == catID || c.ID == offID || c.ParentID != "" && (c.ParentID == catID || c.ParentID == offID)) &&
-			!sameOverwrites(c.PermissionOverwrites, want) {
-			stale = append(stale, c.ID)
+	var stale []string // the categories first, then the channels in them
+	for _, inside := range []bool{false, true} {
+		for _, c := range chans {
+			if (inside && mine[c.ParentID] || !inside && mine[c.ID]) && !sameOverwrites(c.PermissionOverwrites, want) {
+				stale = append(stale, c.ID)
+			}
 		}
 	}
 	permsOK := true
 	for _, id := range stale {
 		if err := p.writeOverwrites(ctx, id, want); err != nil {
-			permsOK = false
 			p.permissionsFailed(id, err)
+			if forbidden(err) {
+				return err
+			}
+			permsOK = false
 		}
 	}
 	known := map[string]*knownChannel{}
-	var rosterID string
+	var rosterID, rosterParent string
 	for _, c := range chans {
-		if c.Type != discordgo.ChannelTypeGuildText || c.ParentID == "" || (c.ParentID != catID && c.ParentID != offID) {
+		if c.Type != discordgo.ChannelTypeGuildText || !mine[c.ParentID] {
 			continue
 		}
-		if c.Name == f.cfg.RosterChannelName && c.ParentID == catID {
-			rosterID = c.ID
+		// The roster is in an online category: the first one, unless it was full.
+		if c.Name == f.cfg.RosterChannelName && online[c.ParentID] && (rosterID == "" || c.ParentID == catID && rosterParent != catID) {
+			if rosterID != "" {
+				known[rosterID] = &knownChannel{id: rosterID, name: c.Name, parent: rosterParent}
+			}
+			rosterID, rosterParent = c.ID, c.ParentID
 			continue
 		}
 		known[c.ID] = &knownChannel{id: c.ID, name: c.Name, parent: c.ParentID, topic: c.Topic, handle: topicHandle(c.Topic)}
 	}
 	var msgs []string
 	if rosterID != "" {
-		pins, err := f.s.ChannelMessagesPinned(rosterID, discordgo.WithContext(ctx))
+		pins, err := retryTransient(ctx, func() ([]*discordgo.Message, error) {
+			return f.s.ChannelMessagesPinned(rosterID, discordgo.WithContext(ctx))
+		})
 		if err != nil && !isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 			return fmt.Errorf("failed to list roster pins: %w", err)
 		}
@@ -410,11 +449,16 @@ func (p *portal) discover(ctx context.Context) error {
 				msgs = append(msgs, m.ID)
 			}
 		}
+		if len(msgs) == 0 {
+			// A pin that failed (Pin Messages taken away) must not mean a new roster at every
+			// start: the roster is also recognised among the channel's recent messages.
+			msgs = p.findRoster(ctx, rosterID)
+		}
 	}
 	p.mu.Lock()
 	p.discovered = true
 	p.permsFor, p.permsOK = owner, permsOK
-	p.categoryID, p.offlineCatID, p.rosterID = catID, offID, rosterID
+	p.cats, p.fullCats, p.rosterID, p.rosterParent = cats, nil, rosterID, rosterParent
 	p.rosterMsgs, p.rosterHashes = msgs, make([]string, len(msgs))
 	p.known = known
 	p.mu.Unlock()
@@ -427,9 +471,43 @@ func (p *portal) discover(ctx context.Context) error {
 		p.adoptLocked(bridge.DirectChat(handle), true)
 	}
 	p.mu.Unlock()
-	p.log.Debug().Str("category_id", catID).Str("roster_channel_id", rosterID).Int("contact_channels", len(known)).
+	p.log.Debug().Str("category_id", catID).Int("categories", len(mine)).Str("roster_channel_id", rosterID).
+		Int("contact_channels", len(known)).
 		Msg("Discovered the account's Discord layout")
 	return nil
+}
+
+// rosterScan is how many of the roster channel's latest messages findRoster reads.
+const rosterScan = 100
+
+// findRoster returns the bot's latest roster messages (a first page and the continuations
+// after it) among the roster channel's recent messages, oldest first, or nil.
+func (p *portal) findRoster(ctx context.Context, rosterID string) []string {
+	recent, err := retryTransient(ctx, func() ([]*discordgo.Message, error) {
+		return p.f.s.ChannelMessages(rosterID, rosterScan, "", "", "", discordgo.WithContext(ctx))
+	})
+	if err != nil {
+		p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to read the roster channel's messages")
+		return nil
+	}
+	recent = nonNil(recent)
+	sort.Slice(recent, func(i, j int) bool { return snowflakeLess(recent[i].ID, recent[j].ID) })
+	head := "**MSN — " + escapeMarkdown(p.handle) + "**"
+	var msgs []string
+	for _, m := range recent {
+		if m.Author == nil || m.Author.ID != p.f.botID || !strings.HasPrefix(m.Content, head) {
+			continue
+		}
+		first, _, _ := strings.Cut(m.Content, "\n")
+		if first == head+" (continued)" {
+			if len(msgs) > 0 && len(msgs) < maxRosterPages {
+				msgs = append(msgs, m.ID)
+			}
+			continue
+		}
+		msgs = []string{m.ID}
+	}
+	return msgs
 }
 
 // adoptLocked binds the existing channel of chat found by discovery, if any. A contact's
@@ -569,38 +647,35 @@ func topicHandle(topic string) string {
 	return h
 }
 
-// ensureCategory returns the account's category, creating it private to the owner and the bot.
-// The caller holds p.setup.
+// ensureCategory returns the account's first (online or offline) category with room for one
+// more channel, creating it, or the next numbered one when all are full, private to the owner
+// and the bot. The caller holds p.setup.
 func (p *portal) ensureCategory(ctx context.Context, offline bool) (string, error) {
 	if err := p.discover(ctx); err != nil {
 		return "", err
 	}
 	p.mu.Lock()
-	id := p.categoryID
-	tmpl := p.f.cfg.CategoryName
-	if offline {
-		id = p.offlineCatID
-		tmpl = p.f.cfg.OfflineCategoryName
-	}
+	id, n := p.roomyCategoryLocked(offline)
 	p.mu.Unlock()
 	if id != "" {
 		return id, nil
 	}
-	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-		Name:                 categoryName(tmpl, p.handle),
-		Type:                 discordgo.ChannelTypeGuildCategory,
-		PermissionOverwrites: p.overwrites(),
-	}, discordgo.WithContext(ctx))
+	c, err := retryTransient(ctx, func() (*discordgo.Channel, error) {
+		return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+			Name:                 numberedCategory(p.categoryTemplate(offline), p.handle, n),
+			Type:                 discordgo.ChannelTypeGuildCategory,
+			PermissionOverwrites: p.overwrites(),
+		}, discordgo.WithContext(ctx))
+	})
 	if err != nil {
-		return "", fmt.Errorf("failed to create the account's category: %w", err)
+		return "", fmt.Errorf("failed to create the account's category: %w", guildFull(err))
 	}
 	p.mu.Lock()
-	if offline {
-		p.offlineCatID = c.ID
-	} else {
-		p.categoryID = c.ID
-	}
+	p.setCategoryLocked(offline, n, c.ID)
 	p.mu.Unlock()
+	if n > 1 {
+		p.log.Info().Int("number", n).Bool("offline", offline).Msg("The account's category is full, continuing in a new one")
+	}
 	return c.ID, nil
 }
 
@@ -622,14 +697,16 @@ func (p *portal) overwrites() []*discordgo.PermissionOverwrite {
 // syncPermissions rewrites the overwrites of every channel of the account when its Discord
 // owner changed since they were written (a login, a link, a logout): only the current owner
 // and the bot may see them. Before discovery it discovers, which checks them all. A channel
-// that cannot be updated leaves the account marked, so the next event tries again.
-func (p *portal) syncPermissions(ctx context.Context) {
+// that cannot be updated leaves the account marked, so the next event tries again. A refusal
+// (Manage Permissions missing) stops the rewrite and is returned: nothing more may be shown
+// to channels an earlier owner may still read.
+func (p *portal) syncPermissions(ctx context.Context) error {
 	owner := p.owner()
 	p.mu.Lock()
 	done := p.discovered && p.permsOK && p.permsFor == owner
 	p.mu.Unlock()
 	if done {
-		return
+		return nil
 	}
 	p.setup.Lock()
 	defer p.setup.Unlock()
@@ -637,19 +714,22 @@ func (p *portal) syncPermissions(ctx context.Context) {
 	discovered := p.discovered
 	p.mu.Unlock()
 	if !discovered {
-		if err := p.discover(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn().Err(err).Msg("Failed to find the account's Discord channels")
+		err := p.discover(ctx)
+		if forbidden(err) {
+			return err
 		}
-		return
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to find the account's Discord channels")
+		}
+		return nil
 	}
 	owner = p.owner()
 	want := p.overwrites()
 	p.mu.Lock()
 	ids := make([]string, 0, len(p.known)+3)
-	for _, id := range []string{p.categoryID, p.offlineCatID, p.rosterID} {
-		if id != "" {
-			ids = append(ids, id)
-		}
+	ids = append(ids, p.allCategoriesLocked()...)
+	if p.rosterID != "" {
+		ids = append(ids, p.rosterID)
 	}
 	for id := range p.known {
 		ids = append(ids, id)
@@ -661,6 +741,9 @@ func (p *portal) syncPermissions(ctx context.Context) {
 		switch {
 		case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 			p.forgetChannel(id)
+		case forbidden(err):
+			p.permissionsFailed(id, err)
+			return err
 		case err != nil:
 			ok = false
 			p.permissionsFailed(id, err)
@@ -670,6 +753,7 @@ func (p *portal) syncPermissions(ctx context.Context) {
 	p.permsFor, p.permsOK = owner, ok
 	p.mu.Unlock()
 	p.log.Info().Int("channels", len(ids)).Bool("owner_linked", owner != "").Msg("Channel permissions set for the account's owner")
+	return nil
 }
 
 // permissionsFailed logs a channel whose overwrites could not be rewritten; without the
@@ -723,35 +807,46 @@ func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 	}
 	p.setup.Lock()
 	defer p.setup.Unlock()
-	cat, err := p.ensureCategory(ctx, false)
-	if err != nil {
-		return "", err
-	}
-	p.mu.Lock()
-	id = p.rosterID
-	p.mu.Unlock()
-	if id != "" {
-		return id, nil
-	}
-	c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-		Name:                 p.f.cfg.RosterChannelName,
-		Type:                 discordgo.ChannelTypeGuildText,
-		Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
-		ParentID:             cat,
-		Position:             0,
-		PermissionOverwrites: p.overwrites(),
-	}, discordgo.WithContext(ctx))
-	if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
+	var c *discordgo.Channel
+	var cat string
+	for attempt := 0; ; attempt++ {
+		var err error
+		if cat, err = p.ensureCategory(ctx, false); err != nil {
+			return "", err
+		}
 		p.mu.Lock()
-		p.categoryID = ""
+		id = p.rosterID
 		p.mu.Unlock()
-		return "", fmt.Errorf("the account's category is gone: %w", err)
-	}
-	if err != nil {
-		return "", fmt.Errorf("failed to create the roster channel: %w", err)
+		if id != "" {
+			return id, nil
+		}
+		c, err = retryTransient(ctx, func() (*discordgo.Channel, error) {
+			return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+				Name:                 p.f.cfg.RosterChannelName,
+				Type:                 discordgo.ChannelTypeGuildText,
+				Topic:                "Contacts of " + escapeMarkdown(p.handle) + " on MSN, live. Use /msn here to manage the account.",
+				ParentID:             cat,
+				Position:             0,
+				PermissionOverwrites: p.overwrites(),
+			}, discordgo.WithContext(ctx))
+		})
+		if isParentFull(err) && attempt < 2 {
+			p.markFull(cat)
+			continue
+		}
+		if isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err) {
+			p.mu.Lock()
+			p.forgetCategoryLocked(cat)
+			p.mu.Unlock()
+			return "", fmt.Errorf("the account's category is gone: %w", err)
+		}
+		if err != nil {
+			return "", fmt.Errorf("failed to create the roster channel: %w", guildFull(err))
+		}
+		break
 	}
 	p.mu.Lock()
-	p.rosterID = c.ID
+	p.rosterID, p.rosterParent = c.ID, cat
 	p.rosterMsgs, p.rosterHashes = nil, nil
 	p.markRosterLocked()
 	p.mu.Unlock()
@@ -760,11 +855,12 @@ func (p *portal) ensureRoster(ctx context.Context) (string, error) {
 	return c.ID, nil
 }
 
-// isInvalidParent reports a 50035 form error about parent_id (the category was deleted).
+// isInvalidParent reports a 50035 form error about parent_id other than the category being
+// full (the category was deleted).
 func isInvalidParent(err error) bool {
 	var re *discordgo.RESTError
 	return errors.As(err, &re) && re.Message != nil && re.Message.Code == discordgo.ErrCodeInvalidFormBody &&
-		strings.Contains(string(re.ResponseBody), "parent_id")
+		strings.Contains(string(re.ResponseBody), "parent_id") && !isParentFull(err)
 }
 
 // ensureChat returns the channel of chat, creating it (with its current topic) when needed.
@@ -797,26 +893,27 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 		if err != nil {
 			return nil, err
 		}
-		c, err := p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
-			Name:                 name,
-			Type:                 discordgo.ChannelTypeGuildText,
-			Topic:                topic,
-			ParentID:             cat,
-			PermissionOverwrites: p.overwrites(),
-		}, discordgo.WithContext(ctx))
+		c, err := retryTransient(ctx, func() (*discordgo.Channel, error) {
+			return p.f.s.GuildChannelCreateComplex(p.f.cfg.GuildID, discordgo.GuildChannelCreateData{
+				Name:                 name,
+				Type:                 discordgo.ChannelTypeGuildText,
+				Topic:                topic,
+				ParentID:             cat,
+				PermissionOverwrites: p.overwrites(),
+			}, discordgo.WithContext(ctx))
+		})
+		if isParentFull(err) && attempt < 2 {
+			p.markFull(cat) // continue in the next category
+			continue
+		}
 		if (isUnknown(err, discordgo.ErrCodeUnknownChannel) || isInvalidParent(err)) && attempt == 0 {
 			p.mu.Lock()
-			if p.categoryID == cat {
-				p.categoryID = ""
-			}
-			if p.offlineCatID == cat {
-				p.offlineCatID = ""
-			}
+			p.forgetCategoryLocked(cat)
 			p.mu.Unlock()
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("failed to create a channel for %s: %w", chat, err)
+			return nil, fmt.Errorf("failed to create a channel for %s: %w", chat, guildFull(err))
 		}
 		p.mu.Lock()
 		ch = p.chats[chat]
@@ -849,12 +946,7 @@ func (p *portal) forgetChannel(id string) {
 		p.rosterID, p.rosterMsgs, p.rosterHashes = "", nil, nil
 		p.markRosterLocked()
 	}
-	if p.categoryID == id {
-		p.categoryID = ""
-	}
-	if p.offlineCatID == id {
-		p.offlineCatID = ""
-	}
+	p.forgetCategoryLocked(id)
 	delete(p.known, id)
 	for _, ch := range p.chats {
 		if ch.id == id {
@@ -875,7 +967,9 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 	}
 	p.setup.Lock()
 	defer p.setup.Unlock()
-	hooks, err := p.f.s.ChannelWebhooks(id, discordgo.WithContext(ctx))
+	hooks, err := retryTransient(ctx, func() ([]*discordgo.Webhook, error) {
+		return p.f.s.ChannelWebhooks(id, discordgo.WithContext(ctx))
+	})
 	if err != nil {
 		return nil, id, fmt.Errorf("failed to list webhooks: %w", err)
 	}
@@ -886,7 +980,9 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 		}
 	}
 	if wh == nil {
-		if wh, err = p.f.s.WebhookCreate(id, "MSN Bridge", "", discordgo.WithContext(ctx)); err != nil {
+		if wh, err = retryTransient(ctx, func() (*discordgo.Webhook, error) {
+			return p.f.s.WebhookCreate(id, "MSN Bridge", "", discordgo.WithContext(ctx))
+		}); err != nil {
 			return nil, id, fmt.Errorf("failed to create a webhook: %w", err)
 		}
 	}
@@ -922,7 +1018,7 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 			return nil, err
 		}
 		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
-			return p.f.s.WebhookExecute(wh.ID, wh.Token, true, params, discordgo.WithContext(ctx))
+			return p.f.executeWebhook(ctx, chID, wh, params)
 		})
 		switch {
 		case err == nil:
@@ -989,7 +1085,7 @@ func transient(ctx context.Context, err error) bool {
 }
 
 // botSend posts a bot message in chat's channel (creating it when needed), retrying once on a
-// deleted channel.
+// deleted channel and with backoff on transient failures.
 func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo.MessageSend) (*discordgo.Message, error) {
 	if msg.AllowedMentions == nil {
 		msg.AllowedMentions = noMentions()
@@ -1004,7 +1100,9 @@ func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo
 		p.mu.Lock()
 		id := ch.id
 		p.mu.Unlock()
-		m, err := p.f.s.ChannelMessageSendComplex(id, msg, discordgo.WithContext(ctx))
+		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return p.f.s.ChannelMessageSendComplex(id, msg, discordgo.WithContext(ctx))
+		})
 		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 			p.forgetChannel(id)
 			lastErr = err

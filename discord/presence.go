@@ -135,7 +135,7 @@ func (p *portal) refreshChannelLocked(chat bridge.ChatID) {
 	}
 	ch.wantParent = want
 	cur := "online"
-	if ch.parent != "" && ch.parent == p.offlineCatID {
+	if off, _ := p.categoryOfLocked(ch.parent); off {
 		cur = "offline"
 	}
 	switch {
@@ -185,6 +185,9 @@ type topicJob struct {
 // presenceWork does the roster, topic and category updates that are due and returns when the
 // next one will be (zero: nothing pending).
 func (p *portal) presenceWork(ctx context.Context) time.Time {
+	if until := p.openUntil(); !until.IsZero() {
+		return until // Discord refuses the account's requests: nothing is sent until then
+	}
 	cfg := p.f.cfg
 	now := p.f.now()
 	var next time.Time
@@ -234,6 +237,9 @@ func (p *portal) presenceWork(ctx context.Context) time.Time {
 			if ctx.Err() != nil {
 				return time.Time{}
 			}
+			if p.trip(ctx, err) {
+				return p.openUntil()
+			}
 			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to update the roster message")
 			p.mu.Lock()
 			p.rosterRetry = p.f.now().Add(failureBackoff)
@@ -249,6 +255,9 @@ func (p *portal) presenceWork(ctx context.Context) time.Time {
 			p.applyParent(ctx, j)
 		} else {
 			p.applyTopic(ctx, j)
+		}
+		if until := p.openUntil(); !until.IsZero() {
+			return until
 		}
 		soonest(p.f.now())
 	}
@@ -309,6 +318,7 @@ func (p *portal) applyTopic(ctx context.Context, j topicJob) {
 	case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 		p.forgetChannel(j.id)
 	case ctx.Err() != nil:
+	case p.trip(ctx, err):
 	default:
 		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", j.id).Msg("Failed to update a channel topic")
 		p.mu.Lock()
@@ -328,12 +338,18 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 		_, err = p.f.s.RequestWithBucketID("PATCH", discordgo.EndpointChannel(j.id), body,
 			discordgo.EndpointChannel(j.id)+"#parent", discordgo.WithRetryOnRatelimit(false), discordgo.WithContext(ctx))
 	}
+	if ctx.Err() == nil && p.trip(ctx, err) {
+		return
+	}
 	now := p.f.now()
 	var rl *discordgo.RateLimitError
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case err == nil:
+		if k := p.known[j.id]; k != nil {
+			k.parent = cat
+		}
 		if j.ch.id == j.id {
 			j.ch.parent = cat
 			if j.ch.wantParent == j.parent {
@@ -344,6 +360,11 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 		}
 	case errors.As(err, &rl):
 		j.ch.parentRetry = now.Add(rl.RetryAfter + 100*time.Millisecond)
+	case isParentFull(err):
+		if p.fullCats == nil {
+			p.fullCats = map[string]bool{}
+		}
+		p.fullCats[cat] = true // the next attempt goes to another category
 	case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 		if j.ch.id == j.id {
 			j.ch.id, j.ch.webhook = "", nil
@@ -555,9 +576,11 @@ func (p *portal) flushRoster(ctx context.Context) error {
 		}
 		content, embeds := pg.Content, pg.Embeds
 		if i < len(msgs) {
-			_, err = s.ChannelMessageEditComplex(&discordgo.MessageEdit{
-				ID: msgs[i], Channel: chID, Content: &content, Embeds: &embeds, AllowedMentions: noMentions(),
-			}, discordgo.WithContext(ctx))
+			_, err = retryTransient(ctx, func() (*discordgo.Message, error) {
+				return s.ChannelMessageEditComplex(&discordgo.MessageEdit{
+					ID: msgs[i], Channel: chID, Content: &content, Embeds: &embeds, AllowedMentions: noMentions(),
+				}, discordgo.WithContext(ctx))
+			})
 			if err == nil {
 				hashes[i] = h
 				continue
@@ -566,13 +589,17 @@ func (p *portal) flushRoster(ctx context.Context) error {
 				return fail(fmt.Errorf("failed to edit the roster message: %w", err))
 			}
 		}
-		m, err := s.ChannelMessageSendComplex(chID, &discordgo.MessageSend{
-			Content: content, Embeds: embeds, AllowedMentions: noMentions(),
-		}, discordgo.WithContext(ctx))
+		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			return s.ChannelMessageSendComplex(chID, &discordgo.MessageSend{
+				Content: content, Embeds: embeds, AllowedMentions: noMentions(),
+			}, discordgo.WithContext(ctx))
+		})
 		if err != nil {
 			return fail(fmt.Errorf("failed to post the roster message: %w", err))
 		}
-		if err = s.ChannelMessagePin(chID, m.ID, discordgo.WithContext(ctx)); err != nil {
+		if _, err = retryTransient(ctx, func() (struct{}, error) {
+			return struct{}{}, s.ChannelMessagePin(chID, m.ID, discordgo.WithContext(ctx))
+		}); err != nil {
 			p.log.Warn().Err(bridge.ScrubError(err)).Msg("Failed to pin the roster message")
 		}
 		if i < len(msgs) {

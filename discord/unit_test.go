@@ -11,22 +11,30 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"gopkg.in/yaml.v3"
 
+	msnbridge "github.com/msn-bridge/msn-bridge"
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
 
-func TestExampleConfigDecodesStrictly(t *testing.T) {
+// TestExampleConfigIsTheDefaults checks that the "discord:" section of config.example.yaml, the
+// one example of the options, decodes strictly to DefaultConfig.
+func TestExampleConfigIsTheDefaults(t *testing.T) {
 	var wrap struct {
-		Discord Config `yaml:"discord"`
+		Discord yaml.Node `yaml:"discord"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader([]byte("discord:\n    enabled: true\n" + ExampleConfig)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&wrap); err != nil {
+	if err := yaml.Unmarshal(msnbridge.ExampleConfig, &wrap); err != nil {
 		t.Fatal(err)
 	}
-	got := wrap.Discord
-	want := DefaultConfig()
-	want.Enabled = true
-	if got != want {
+	b, err := yaml.Marshal(&wrap.Discord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := DefaultConfig(); got != want {
 		t.Fatalf("example config decodes to\n%+v\nwant the defaults\n%+v", got, want)
 	}
 }
@@ -50,6 +58,10 @@ func TestConfigValidate(t *testing.T) {
 		{"too many parts", func(c *Config) { c.MaxPartsPerMessage = 500 }, []string{"max_parts_per_message"}},
 		{"negative parts", func(c *Config) { c.MaxPartsPerMessage = -1 }, []string{"max_parts_per_message"}},
 		{"login too long", func(c *Config) { c.LoginTimeout = time.Hour }, []string{"login_timeout"}},
+		{"backoff too short", func(c *Config) { c.ForbiddenBackoff = time.Millisecond }, []string{"forbidden_backoff"}},
+		{"negative backoff", func(c *Config) { c.ForbiddenBackoff = -time.Minute }, []string{"forbidden_backoff"}},
+		{"budget over the ban", func(c *Config) { c.InvalidRequestBudget = 10000 }, []string{"invalid_request_budget"}},
+		{"negative budget", func(c *Config) { c.InvalidRequestBudget = -1 }, []string{"invalid_request_budget"}},
 		{"same categories", func(c *Config) {
 			c.OnlineOfflineCategories = true
 			c.OfflineCategoryName = "MSN — {handle}"

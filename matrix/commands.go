@@ -2,7 +2,6 @@ package matrix
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -100,23 +99,10 @@ func cmdCtx(ce *commands.Event) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ce.Ctx, commandTimeout)
 }
 
-// humanError turns a core error into a sentence for a command reply.
+// humanError is the core's sentence for err (bridge.UserMessage), escaped for a command reply:
+// replies are rendered as Markdown, and the sentence may quote the server.
 func humanError(err error) string {
-	var se *bridge.SendError
-	switch {
-	case errors.As(err, &se):
-		return se.Reason.Describe()
-	case errors.Is(err, bridge.ErrNotConnected):
-		return "your MSN account is not connected right now"
-	case errors.Is(err, bridge.ErrInvalidHandle):
-		return "that is not an MSN handle (an e-mail address)"
-	case errors.Is(err, bridge.ErrNotOwner), errors.Is(err, bridge.ErrAccountNotFound):
-		return "your MSN account is not logged in to the bridge"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "MSN did not answer in time"
-	}
-	// Replies are rendered as Markdown; the error may quote the server.
-	return escapeMarkdown(err.Error(), maxErrorShown)
+	return escapeMarkdown(bridge.UserMessage(err), maxErrorShown)
 }
 
 func handleAction(done string, fn func(ctx context.Context, acc *bridge.Account, handle string) error) func(*commands.Event, *MSNClient, *bridge.Account) {

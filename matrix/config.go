@@ -1,19 +1,12 @@
 package matrix
 
 import (
-	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
 	"text/template"
 	"time"
 )
-
-// ExampleConfig is the commented example of the Matrix frontend's own options (the section the
-// main program decodes into Config).
-//
-//go:embed example-config.yaml
-var ExampleConfig string
 
 // Config holds the Matrix frontend's own options. The bridgev2 sections (homeserver,
 // appservice, bridge, matrix, provisioning, …) are a bridgeconfig.Config passed to New beside
@@ -57,7 +50,7 @@ type PresenceConfig struct {
 	Burst int     `yaml:"burst"`
 }
 
-// DefaultConfig returns the defaults that ExampleConfig documents.
+// DefaultConfig returns the defaults that config.example.yaml documents under "matrix:".
 func DefaultConfig() Config {
 	return Config{
 		Presence: PresenceConfig{

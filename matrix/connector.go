@@ -117,10 +117,11 @@ func (mc *MSNConnector) GetDBMetaTypes() database.MetaTypes {
 	return database.MetaTypes{}
 }
 
-// GetConfig returns the example and target of the frontend's own options. The main program
-// decodes them itself (there is no mxmain), so there is no upgrader.
+// GetConfig returns the target of the frontend's own options, without an example or upgrader:
+// only mxmain reads them, and the main program, which decodes the options itself, documents
+// them in config.example.yaml.
 func (mc *MSNConnector) GetConfig() (example string, data any, upgrader configupgrade.Upgrader) {
-	return ExampleConfig, &mc.Config, nil
+	return "", &mc.Config, nil
 }
 
 // ValidateConfig implements bridgev2.ConfigValidatingNetwork.

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -39,83 +37,37 @@ func (b *e2eBridge) stop() {
 	_ = b.core.Stop(ctx)
 }
 
-// e2eUser is a Matrix user driven through the real homeserver.
-type e2eUser struct {
-	t   *testing.T
-	cli *mautrix.Client
-	// direct records, for each room joined by joinInvite, whether its invite was marked
-	// is_direct.
-	direct map[id.RoomID]bool
-}
-
-// waitMessage polls the room's timeline until a message from sender (any when "") contains
-// text, and returns it.
-func (u *e2eUser) waitMessage(ctx context.Context, room id.RoomID, sender id.UserID, text string) *event.Event {
-	u.t.Helper()
-	deadline := time.Now().Add(e2eWait)
-	for {
-		resp, err := u.cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
-		if err == nil {
-			for _, evt := range resp.Chunk {
-				if evt.Type != event.EventMessage || (sender != "" && evt.Sender != sender) {
-					continue
-				}
-				_ = evt.Content.ParseRaw(evt.Type)
-				if msg := evt.Content.AsMessage(); strings.Contains(msg.Body, text) {
-					return evt
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("no message containing %q from %q in %s (last error %v)", text, sender, room, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitInvite joins the first room the user is invited to that satisfies match.
-func (u *e2eUser) joinInvite(ctx context.Context, skip map[id.RoomID]bool) id.RoomID {
-	u.t.Helper()
-	deadline := time.Now().Add(e2eWait)
-	for {
-		resp, err := u.cli.SyncRequest(ctx, 0, "", "", false, "")
-		if err == nil {
-			for roomID := range resp.Rooms.Invite {
-				if skip[roomID] {
-					continue
-				}
-				if u.direct == nil {
-					u.direct = map[id.RoomID]bool{}
-				}
-				for _, evt := range resp.Rooms.Invite[roomID].State.Events {
-					if evt.Type == event.StateMember && evt.GetStateKey() == u.cli.UserID.String() {
-						_ = evt.Content.ParseRaw(evt.Type)
-						u.direct[roomID] = evt.Content.AsMember().IsDirect
-					}
-				}
-				if _, err = u.cli.JoinRoomByID(ctx, roomID); err != nil {
-					u.t.Fatalf("failed to join %s: %v", roomID, err)
-				}
-				return roomID
-			}
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("no invite arrived (last error %v)", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// joinStatus returns the status the bridge sent for the user's own join of room ("" for none).
-func (u *e2eUser) joinStatus(ctx context.Context, room id.RoomID) event.MessageStatus {
-	u.t.Helper()
-	resp, err := u.cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+// inviteIsDirect reports whether the invite of the client's user to room, read from the room's
+// timeline, was marked is_direct.
+func inviteIsDirect(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID) bool {
+	t.Helper()
+	resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
 	if err != nil {
-		u.t.Fatalf("failed to read %s: %v", room, err)
+		t.Fatalf("failed to read %s: %v", room, err)
+	}
+	for _, evt := range resp.Chunk {
+		if evt.Type == event.StateMember && evt.GetStateKey() == cli.UserID.String() {
+			_ = evt.Content.ParseRaw(evt.Type)
+			if m := evt.Content.AsMember(); m.Membership == event.MembershipInvite {
+				return m.IsDirect
+			}
+		}
+	}
+	t.Fatalf("no invite of %s in the timeline of %s", cli.UserID, room)
+	return false
+}
+
+// joinStatus returns the status the bridge sent for the client's user's own join of room (""
+// for none).
+func joinStatus(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID) event.MessageStatus {
+	t.Helper()
+	resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatalf("failed to read %s: %v", room, err)
 	}
 	var join id.EventID
 	for _, evt := range resp.Chunk {
-		if evt.Type == event.StateMember && evt.Sender == u.cli.UserID && evt.GetStateKey() == u.cli.UserID.String() {
+		if evt.Type == event.StateMember && evt.Sender == cli.UserID && evt.GetStateKey() == cli.UserID.String() {
 			_ = evt.Content.ParseRaw(evt.Type)
 			if evt.Content.AsMember().Membership == event.MembershipJoin {
 				join = evt.ID
@@ -123,7 +75,7 @@ func (u *e2eUser) joinStatus(ctx context.Context, room id.RoomID) event.MessageS
 		}
 	}
 	if join == "" {
-		u.t.Fatalf("no join of %s in its timeline", room)
+		t.Fatalf("no join of %s in its timeline", room)
 	}
 	var st event.MessageStatus
 	for _, evt := range resp.Chunk {
@@ -163,26 +115,10 @@ func TestEndToEndDendrite(t *testing.T) {
 	_, _ = rand.Read(key)
 	cfg := DefaultConfig()
 	cfg.IgnoreUnsupportedServer = true
-	bcfg := func() *bridgeconfig.Config {
-		return &bridgeconfig.Config{
-			Homeserver: bridgeconfig.HomeserverConfig{Address: hs.URL, Domain: hs.ServerName, Software: bridgeconfig.SoftwareStandard},
-			AppService: bridgeconfig.AppserviceConfig{
-				Address: hs.ASURL, Hostname: "127.0.0.1", Port: uint16(hs.ASPort), ID: reg.ID,
-				Bot:     bridgeconfig.BotUserConfig{Username: reg.SenderLocalpart, Displayname: "MSN bridge"},
-				ASToken: reg.AppToken, HSToken: reg.ServerToken, EphemeralEvents: true,
-				UsernameTemplate: "msn_{{.}}",
-			},
-			Bridge: bridgeconfig.BridgeConfig{
-				CommandPrefix: "!msn", BridgeStatusNotices: "errors",
-				Permissions: bridgeconfig.PermissionConfig{hs.ServerName: &bridgeconfig.PermissionLevelUser},
-			},
-			Matrix: bridgeconfig.MatrixConfig{MessageStatusEvents: true, MessageErrorNotices: true},
-		}
-	}
 	startBridge := func() *e2eBridge {
 		t.Helper()
 		core := newTestCore(t, ctx, srv, db, key, log)
-		fe, err := New(core, bcfg(), cfg, db, log)
+		fe, err := New(core, hs.BridgeConfig(reg), cfg, db, log)
 		must(t, err)
 		must(t, fe.Start(ctx))
 		must(t, core.Start(ctx))
@@ -195,23 +131,23 @@ func TestEndToEndDendrite(t *testing.T) {
 
 	cli, err := hs.RegisterUser(ctx, "alice", "alice-matrix-password")
 	must(t, err)
-	user := &e2eUser{t: t, cli: cli}
+	user := &dendrite.User{T: t, Cli: cli}
 	botMXID := id.NewUserID(reg.SenderLocalpart, hs.ServerName)
 
 	// DM the bridge bot: the room becomes the management room. Log in there.
 	created, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{botMXID}, IsDirect: true, Preset: "trusted_private_chat"})
 	must(t, err)
 	mgmt := created.RoomID
-	user.waitMessage(ctx, mgmt, botMXID, "") // the bot's welcome or join notice is optional; wait for its join instead
+	user.WaitMessage(ctx, mgmt, botMXID, "", e2eWait) // the bot's welcome or join notice is optional; wait for its join instead
 	_, err = cli.SendText(ctx, mgmt, "login password")
 	must(t, err)
-	user.waitMessage(ctx, mgmt, botMXID, "E-mail address")
+	user.WaitMessage(ctx, mgmt, botMXID, "E-mail address", e2eWait)
 	_, err = cli.SendText(ctx, mgmt, alice)
 	must(t, err)
-	user.waitMessage(ctx, mgmt, botMXID, "Password")
+	user.WaitMessage(ctx, mgmt, botMXID, "Password", e2eWait)
 	pwEvt, err := cli.SendText(ctx, mgmt, alicePW)
 	must(t, err)
-	user.waitMessage(ctx, mgmt, botMXID, "Logged in to MSN as "+alice)
+	user.WaitMessage(ctx, mgmt, botMXID, "Logged in to MSN as "+alice, e2eWait)
 	// The password message was redacted by the bridge.
 	redacted := false
 	for deadline := time.Now().Add(e2eWait); !redacted && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -228,8 +164,8 @@ func TestEndToEndDendrite(t *testing.T) {
 	// An MSN message creates a DM portal from the contact's ghost.
 	bobGhost := id.NewUserID("msn_"+id.EncodeUserLocalpart(bob), hs.ServerName)
 	must(t, srv.BotSay(bob, alice, "hello from msn"))
-	portal := user.joinInvite(ctx, map[id.RoomID]bool{mgmt: true})
-	user.waitMessage(ctx, portal, bobGhost, "hello from msn")
+	portal := user.JoinInvite(ctx, map[id.RoomID]bool{mgmt: true}, e2eWait)
+	user.WaitMessage(ctx, portal, bobGhost, "hello from msn", e2eWait)
 	if dn, err := cli.GetDisplayName(ctx, bobGhost); err != nil || dn.DisplayName != "Bobby (MSN)" {
 		t.Errorf("ghost display name %+v %v, want Bobby (MSN)", dn, err)
 	}
@@ -257,20 +193,20 @@ func TestEndToEndDendrite(t *testing.T) {
 
 	// The DM's invite was marked direct, and the user's join of it got no failure status
 	// (the message after it was handled after it).
-	if !user.direct[portal] {
+	if !inviteIsDirect(ctx, t, cli, portal) {
 		t.Error("the invite to the DM portal was not marked is_direct")
 	}
-	if st := user.joinStatus(ctx, portal); st != "" && st != event.MessageStatusSuccess {
+	if st := joinStatus(ctx, t, cli, portal); st != "" && st != event.MessageStatusSuccess {
 		t.Errorf("the user's join of the DM portal got status %s", st)
 	}
 
 	// A message to an offline contact fails visibly.
 	_, err = cli.SendText(ctx, mgmt, "start-chat "+carol)
 	must(t, err)
-	carolRoom := user.joinInvite(ctx, map[id.RoomID]bool{mgmt: true, portal: true})
+	carolRoom := user.JoinInvite(ctx, map[id.RoomID]bool{mgmt: true, portal: true}, e2eWait)
 	_, err = cli.SendText(ctx, carolRoom, "are you there?")
 	must(t, err)
-	user.waitMessage(ctx, carolRoom, botMXID, "offline")
+	user.WaitMessage(ctx, carolRoom, botMXID, "offline", e2eWait)
 
 	// The PSM command reaches MSN (the server broadcasts it to the contacts with UBX).
 	_, err = cli.SendText(ctx, mgmt, "psm on matrix now")
@@ -283,7 +219,7 @@ func TestEndToEndDendrite(t *testing.T) {
 		}
 	}
 
-	user.waitMessage(ctx, mgmt, botMXID, "Personal message set")
+	user.WaitMessage(ctx, mgmt, botMXID, "Personal message set", e2eWait)
 
 	// Restart core and frontend on the same database: the session comes back and messages
 	// flow in the same portal. While the appservice is down, a transaction Dendrite tries to
@@ -292,7 +228,7 @@ func TestEndToEndDendrite(t *testing.T) {
 	b = startBridge()
 	waitServer(t, func() bool { return srv.LoggedIn(alice) })
 	must(t, srv.BotSay(bob, alice, "still there?"))
-	user.waitMessage(ctx, portal, bobGhost, "still there?")
+	user.WaitMessage(ctx, portal, bobGhost, "still there?", e2eWait)
 	_, err = cli.SendText(ctx, portal, "yes, after a restart")
 	must(t, err)
 	inbox.waitTextWithin(t, "yes, after a restart", dendriteBackoffWait)
@@ -314,7 +250,7 @@ func TestEndToEndDendrite(t *testing.T) {
 	// highlight a message that contains the user's own name, as they would for anyone.)
 	ping := "@room look <b>here</b> https://matrix.to/#/" + string(botMXID) + " " + hostileMarkup
 	must(t, srv.BotSay(bob, alice, ping))
-	evt := user.waitMessage(ctx, portal, bobGhost, "look <b>here</b>")
+	evt := user.WaitMessage(ctx, portal, bobGhost, "look <b>here</b>", e2eWait)
 	if msg := evt.Content.AsMessage(); msg.Body != ping || msg.FormattedBody != "" ||
 		msg.Mentions == nil || len(msg.Mentions.UserIDs) > 0 || msg.Mentions.Room {
 		t.Errorf("hostile message arrived as %+v", msg)

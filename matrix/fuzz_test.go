@@ -390,7 +390,7 @@ func FuzzCommand(f *testing.F) {
 		case "add", "remove", "block", "unblock", "accept", "decline":
 			args := strings.Fields(want)
 			if len(args) == 1 {
-				if _, err := bridge.ValidateHandle(args[0]); err != nil && !strings.Contains(reply, "not an MSN handle") {
+				if _, err := bridge.ValidateHandle(args[0]); err != nil && !strings.Contains(reply, "not an MSN address") {
 					t.Fatalf("%q (not a handle) answered %q", msg, reply)
 				}
 			} else if !strings.HasPrefix(reply, "Usage") {

@@ -362,7 +362,7 @@ func TestLoginServerDown(t *testing.T) {
 	e := newGlueEnv(t, func(c *Config) { c.LoginTimeout = 5 * time.Second })
 	e.srv.Close()
 	_, err := e.login(alicePW)
-	if err == nil || !(strings.Contains(err.Error(), "could not reach") || strings.Contains(err.Error(), "did not answer")) {
+	if err == nil || !(strings.Contains(err.Error(), "busy or unreachable") || strings.Contains(err.Error(), "did not answer")) {
 		t.Fatalf("server down: got %v, want a reachability error", err)
 	}
 }
@@ -655,7 +655,7 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("add reply %q", r)
 	}
 	waitServer(t, func() bool { return e.srv.Lists(alice, "frank@example.com")&msntest.FL != 0 })
-	if r := e.command("", "add not-an-email"); !strings.Contains(r, "not an MSN handle") {
+	if r := e.command("", "add not-an-email"); !strings.Contains(r, "not an MSN address") {
 		t.Fatalf("add invalid reply %q", r)
 	}
 	if r := e.command("", "contacts"); !strings.Contains(r, bob) {

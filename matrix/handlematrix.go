@@ -277,37 +277,30 @@ func failStatus(err error, reason event.MessageStatusReason, human string, certa
 }
 
 // sendErrorStatus maps a core send error to a MessageStatus (one that is already a status is
-// kept).
+// kept), its message from bridge.UserMessage.
 func sendErrorStatus(err error) error {
 	if errors.As(err, new(bridgev2.MessageStatus)) {
 		return err
 	}
+	human := bridge.UserMessage(err)
 	var se *bridge.SendError
-	if !errors.As(err, &se) {
-		switch {
-		case errors.Is(err, bridge.ErrNotConnected):
-			return failStatus(err, event.MessageStatusBridgeUnavailable, bridge.FailureNotConnected.Describe(), true)
-		case errors.Is(err, bridge.ErrStopping):
-			return failStatus(err, event.MessageStatusBridgeUnavailable, "the bridge is shutting down", true)
-		}
-		return failStatus(err, event.MessageStatusNetworkError, "the message could not be sent: "+bridge.ScrubError(err).Error(), false)
-	}
-	if errors.Is(err, bridge.ErrUnknownChat) {
-		return failStatus(err, event.MessageStatusUnsupported, "this MSN group conversation has ended", true)
-	}
-	human := se.Reason.Describe()
-	if se.Parts > 1 && se.Part > 0 {
-		human = fmt.Sprintf("only the first %d of %d parts were delivered: %s", se.Part, se.Parts, human)
-	}
-	switch se.Reason {
-	case bridge.FailureTimeout:
-		return failStatus(err, event.MessageStatusNetworkError, human, false)
-	case bridge.FailureNotConnected:
-		return failStatus(err, event.MessageStatusBridgeUnavailable, human, true)
-	case bridge.FailureInvalid, bridge.FailureTooLong:
+	switch {
+	case errors.Is(err, bridge.ErrUnknownChat):
 		return failStatus(err, event.MessageStatusUnsupported, human, true)
+	case errors.As(err, &se):
+		switch se.Reason {
+		case bridge.FailureTimeout:
+			return failStatus(err, event.MessageStatusNetworkError, human, false)
+		case bridge.FailureNotConnected:
+			return failStatus(err, event.MessageStatusBridgeUnavailable, human, true)
+		case bridge.FailureInvalid, bridge.FailureTooLong:
+			return failStatus(err, event.MessageStatusUnsupported, human, true)
+		}
+		return failStatus(err, event.MessageStatusNetworkError, human, true)
+	case errors.Is(err, bridge.ErrNotConnected), errors.Is(err, bridge.ErrStopping):
+		return failStatus(err, event.MessageStatusBridgeUnavailable, human, true)
 	}
-	return failStatus(err, event.MessageStatusNetworkError, human, true)
+	return failStatus(err, event.MessageStatusNetworkError, "the message could not be sent: "+human, false)
 }
 
 // matrixToMSN converts Matrix content to MSN text and a whole-message format. MSN formats a

@@ -115,23 +115,23 @@ func (c *MSNClient) sendBridgeState(st bridge.AccountState) {
 		case bridge.StopBadCredentials:
 			bs.StateEvent = status.StateBadCredentials
 			bs.Error = "msn-bad-credentials"
-			bs.Message = "MSN refused the password. Log in again with the new password."
+			bs.Message = bridge.Sentence(st.Reason.Describe()) + " Log in again with the new password."
 		case bridge.StopOtherLocation:
 			bs.StateEvent = status.StateBadCredentials
 			bs.Error = "msn-logged-in-elsewhere"
-			bs.Message = "Logged out: this MSN account signed in from another location. Use `reconnect` to take the session back."
+			bs.Message = bridge.Sentence(st.Reason.Describe()) + " Use `reconnect` to take the session back."
 		case bridge.StopKeyError:
 			bs.StateEvent = status.StateBadCredentials
 			bs.Error = "msn-credentials-unreadable"
-			bs.Message = "The stored password cannot be read. Log in again."
+			bs.Message = bridge.Sentence(st.Reason.Describe()) + " Log in again."
 		case bridge.StopServerGone:
 			bs.StateEvent = status.StateUnknownError
 			bs.Error = "msn-server-refused"
-			bs.Message = "The MSN server refused the session"
+			bs.Message = strings.TrimSuffix(bridge.Sentence(st.Reason.Describe()), ".")
 		default:
 			bs.StateEvent = status.StateUnknownError
 			bs.Error = "msn-stopped"
-			bs.Message = "The MSN session stopped"
+			bs.Message = strings.TrimSuffix(bridge.Sentence(st.Reason.Describe()), ".")
 		}
 		if st.Err != nil && st.Reason != bridge.StopBadCredentials {
 			bs.Info = map[string]any{"go_error": st.Err.Error()}

@@ -65,7 +65,7 @@ func (pl *PasswordLogin) Start(ctx context.Context) (*bridgev2.LoginStep, error)
 			Validate: func(s string) (string, error) {
 				h, err := bridge.ValidateHandle(s)
 				if err != nil {
-					return "", errors.New("that is not an MSN handle (an e-mail address)")
+					return "", errors.New(bridge.UserMessage(err))
 				}
 				return h, nil
 			},
@@ -85,7 +85,7 @@ func (pl *PasswordLogin) Cancel() {}
 func (pl *PasswordLogin) SubmitUserInput(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
 	handle, err := bridge.ValidateHandle(input["email"])
 	if err != nil {
-		return nil, errors.New("that is not an MSN handle (an e-mail address)")
+		return nil, loginErrorMessage(err)
 	}
 	password := input["password"]
 	if password == "" {
@@ -164,34 +164,12 @@ func (mc *MSNConnector) firstChatHint(acc *bridge.Account) string {
 // span.
 func escapeCode(s string) string { return strings.ReplaceAll(s, "`", "'") }
 
-// loginErrorMessage turns a Core.Login error into one a user can act on. It never includes
-// the password.
+// loginErrorMessage turns a Core.Login error into one a user can act on: bridge.UserMessage,
+// with this frontend's way to share an account. It never includes the password.
 func loginErrorMessage(err error) error {
-	var lerr *bridge.LoginError
-	var tm *bridge.TooManyAttemptsError
-	var cerr *bridge.CertificateError
-	switch {
-	case errors.As(err, &tm):
-		return fmt.Errorf("too many login attempts, try again in %d s", tm.Seconds())
-	case errors.Is(err, bridge.ErrAlreadyBridged):
-		return errors.New("that MSN account is already bridged for someone else: only its owner can add another user, with a link code")
-	case errors.Is(err, bridge.ErrBadCredentials):
-		return errors.New("MSN refused the e-mail address or password")
-	case errors.As(err, &cerr):
-		return fmt.Errorf("cannot verify the MSN login server's certificate: %s; if the server uses a private or "+
-			"self-signed CA, the bridge's admin can trust it with msn.ca_file", cerr.Reason)
-	case errors.Is(err, bridge.ErrLinkedElsewhere):
-		return errors.New("another Matrix user is already logged in with that MSN account")
-	case errors.Is(err, bridge.ErrInvalidHandle):
-		return errors.New("that is not an MSN handle (an e-mail address)")
-	case errors.Is(err, bridge.ErrStopping):
-		return errors.New("the bridge is shutting down; try again later")
-	case errors.Is(err, context.DeadlineExceeded):
-		return errors.New("MSN did not answer in time; try again later")
-	case errors.As(err, &lerr) && lerr.Retryable:
-		return fmt.Errorf("could not reach the MSN server, try again later (%s)", strings.TrimPrefix(lerr.Err.Error(), "msn: "))
-	case errors.As(err, &lerr):
-		return fmt.Errorf("MSN refused the login: %v", lerr.Err)
+	msg := bridge.UserMessage(err)
+	if errors.Is(err, bridge.ErrAlreadyBridged) {
+		msg += ": only its owner can add another user, with a link code"
 	}
-	return fmt.Errorf("login failed: %w", err)
+	return errors.New(msg)
 }

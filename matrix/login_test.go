@@ -25,7 +25,7 @@ func TestLoginRefusalsExplained(t *testing.T) {
 		}
 	}
 	_, err = e.login("wrong")
-	if err == nil || !strings.Contains(err.Error(), "too many login attempts, try again in ") {
+	if err == nil || !strings.Contains(err.Error(), "too many login attempts; try again in ") {
 		t.Fatalf("after the burst: %v", err)
 	}
 	if logins := e.user().GetUserLogins(); len(logins) != 0 {

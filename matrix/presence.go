@@ -96,18 +96,17 @@ type presenceManager struct {
 	wake    chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
-	tokens  float64
-	lastTok time.Time
+	limiter *bridge.RateLimiter // all ghosts' presence updates together
 }
 
 func newPresenceManager(cfg PresenceConfig, log zerolog.Logger) *presenceManager {
 	return &presenceManager{
-		cfg:    cfg,
-		log:    log.With().Str("component", "presence").Logger(),
-		ghosts: map[networkid.UserID]*ghostPresence{},
-		queued: map[networkid.UserID]bool{},
-		wake:   make(chan struct{}, 1),
-		tokens: float64(cfg.Burst),
+		cfg:     cfg,
+		log:     log.With().Str("component", "presence").Logger(),
+		ghosts:  map[networkid.UserID]*ghostPresence{},
+		queued:  map[networkid.UserID]bool{},
+		wake:    make(chan struct{}, 1),
+		limiter: bridge.NewRateLimiter(cfg.Rate, cfg.Burst, nil),
 	}
 }
 
@@ -122,7 +121,6 @@ func (pm *presenceManager) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pm.cancel, pm.done = cancel, make(chan struct{})
-	pm.lastTok = time.Now()
 	go pm.run(pm.log.WithContext(ctx))
 }
 
@@ -233,26 +231,9 @@ func (pm *presenceManager) pop() (networkid.UserID, bool) {
 	return id, true
 }
 
-// takeToken waits for a token of the bucket; false when ctx ended.
+// takeToken waits for a slot of the bucket; false when ctx ended.
 func (pm *presenceManager) takeToken(ctx context.Context) bool {
-	for {
-		pm.mu.Lock()
-		now := time.Now()
-		pm.tokens = min(float64(pm.cfg.Burst), pm.tokens+now.Sub(pm.lastTok).Seconds()*pm.cfg.Rate)
-		pm.lastTok = now
-		if pm.tokens >= 1 {
-			pm.tokens--
-			pm.mu.Unlock()
-			return true
-		}
-		wait := time.Duration((1 - pm.tokens) / pm.cfg.Rate * float64(time.Second))
-		pm.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(wait):
-		}
-	}
+	return pm.limiter.Wait(ctx) == nil
 }
 
 func (pm *presenceManager) send(ctx context.Context, id networkid.UserID) {

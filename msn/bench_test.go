@@ -58,6 +58,58 @@ func BenchmarkParseCommand(b *testing.B) {
 	reportPerCommand(b, m, cmds)
 }
 
+// BenchmarkParseCommandOld decodes the same bytes with refReader, the decoder Reader replaced,
+// for a comparison within one run.
+func BenchmarkParseCommandOld(b *testing.B) {
+	data, cmds := benchStream(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	m := mallocs()
+	for b.Loop() {
+		r := newRefReader(bytes.NewReader(data), ClientPayloads)
+		for {
+			if _, err := r.ReadCommand(); err != nil {
+				if err != io.EOF {
+					b.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	reportPerCommand(b, m, cmds)
+}
+
+// BenchmarkFrame splits the same bytes into commands, lines and payloads, as ReadCommand does
+// before it copies anything: the framing alone.
+func BenchmarkFrame(b *testing.B) {
+	data, cmds := benchStream(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	r := NewReader(nil, ClientPayloads)
+	src := bytes.NewReader(nil)
+	m := mallocs()
+	for b.Loop() {
+		src.Reset(data)
+		r.buf.init(src)
+		for {
+			var f frame
+			if err := r.readFrame(&f); err != nil {
+				if err != io.EOF {
+					b.Fatal(err)
+				}
+				break
+			}
+			if f.size >= 0 {
+				if _, err := r.buf.peek(f.size); err != nil {
+					b.Fatal(err)
+				}
+				r.buf.r += f.size
+			}
+		}
+	}
+	reportPerCommand(b, m, cmds)
+}
+
 // BenchmarkScannerBaseline splits the same bytes into lines with bufio.Scanner: the floor a
 // command parser cannot beat (it frames no payloads and builds no tokens). Its per-command
 // figures divide by the same command count as BenchmarkParseCommand's.

@@ -2,11 +2,16 @@ package msn
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
+
+	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // Limits on what a Reader accepts. docs/protocol.md §1.3 asks for at least 8 KiB lines and 1 MiB
@@ -32,20 +37,26 @@ var (
 // Payload means "not a payload command"; an empty non-nil one is a payload of zero bytes
 // (Escargot's "UUX 8 0").
 //
-// A Reader returns Name and Args as substrings of one string holding the whole line: keeping
-// any of them keeps the line. Code that stores a token for long (a contact's name) keeps a
-// strings.Clone of it.
+// A Reader returns Name and Args as substrings of one string holding the whole line, and that
+// string shares its memory with the lines read in the same burst: keeping any token keeps them
+// all (a few KiB). Code that stores a token for long (a contact's name) keeps a strings.Clone of
+// it. Args and Payload have no spare capacity, so appending to them never reaches another
+// command's memory.
 type Command struct {
 	Name    string
 	Args    []string
 	Payload []byte
 }
 
-// noTrID lists the commands whose first argument is never a transaction id, whatever it looks
-// like (R2M's switchboard session ids in RNG are all digits). docs/protocol.md §1.4.
-var noTrID = map[string]bool{
-	"NLN": true, "FLN": true, "UBX": true, "NOT": true, "RNG": true, "BPR": true, "QNG": true,
-	"OUT": true, "JOI": true, "BYE": true, "IPG": true, "LSG": true, "LST": true, "PNG": true,
+// noTrID reports whether name is a command whose first argument is never a transaction id,
+// whatever it looks like (R2M's switchboard session ids in RNG are all digits). A switch, as
+// the reader goroutine asks it of every command. docs/protocol.md §1.4.
+func noTrID(name string) bool {
+	switch name {
+	case "NLN", "FLN", "UBX", "NOT", "RNG", "BPR", "QNG", "OUT", "JOI", "BYE", "IPG", "LSG", "LST", "PNG":
+		return true
+	}
+	return false
 }
 
 // TrID returns the command's transaction id and whether it has one. Commands that never carry one
@@ -53,7 +64,7 @@ var noTrID = map[string]bool{
 // which also tells a SYN-time "GTC A" apart from a reply "GTC 9 A". A server "MSG" has the sender
 // handle there and reports false too.
 func (c *Command) TrID() (uint32, bool) {
-	if noTrID[c.Name] || len(c.Args) == 0 {
+	if noTrID(c.Name) || len(c.Args) == 0 {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(c.Args[0], 10, 32)
@@ -108,37 +119,53 @@ func (c *Command) AppendTo(dst []byte) []byte {
 	return append(dst, c.Payload...)
 }
 
-// PayloadRule tells a Reader whether a command line announces a payload. args is every token
-// after the name, the length included.
-type PayloadRule func(name string, args []string) bool
+// PayloadRule tells a Reader which command lines announce a payload: for a command name, the
+// fewest tokens after the name with which that command carries one (the last of them its
+// length), or -1 when it never does. A Reader asks it before it looks at the rest of the line,
+// so that most lines are framed without counting their tokens. name is valid only during the
+// call.
+type PayloadRule func(name string) (minArgs int)
 
 // ClientPayloads frames what a notification or switchboard server sends to a client
 // (docs/protocol.md §1.3): MSG, UBX, NOT, GCF, IPG, and UUX only when it has a length.
-func ClientPayloads(name string, args []string) bool {
+func ClientPayloads(name string) int {
 	switch name {
 	case "MSG", "UBX", "NOT", "IPG":
-		return len(args) >= 1
+		return 1
 	case "GCF", "UUX":
-		return len(args) >= 2
+		return 2
 	}
-	return false
+	return -1
 }
 
 // ServerPayloads frames what a client sends to a server: UUX, QRY and MSG.
-func ServerPayloads(name string, args []string) bool {
+func ServerPayloads(name string) int {
 	switch name {
 	case "UUX", "QRY", "MSG":
-		return len(args) >= 2
+		return 2
 	}
-	return false
+	return -1
 }
 
 // Reader splits a byte stream into Commands. It is not safe for concurrent use.
+//
+// The Commands of one burst (what a single read of the connection brought: the SYN, the ILN
+// flood) are carved from a few shared allocations: their lines are copied one after the other
+// into one text buffer, and the Commands and their argument slots come from slabs sized by what
+// is still buffered. A Command, or a token of it, kept for long therefore keeps its neighbours'
+// memory too (a few KiB at most); code that stores a token keeps a strings.Clone of it. When
+// the read buffer is drained the Reader lets go of its slabs, so that an idle connection holds
+// none, and a command that arrives alone costs two allocations (its line, and its Command with
+// up to seven arguments) as a burst's costs a small fraction of one.
 type Reader struct {
 	rule     PayloadRule
 	maxLine  int
 	maxBytes int
 	buf      readBuffer
+
+	text strings.Builder // the lines of the current burst; written only past its length
+	cmds []Command       // unused Commands of the current slab
+	toks []string        // the current token slab: [len:cap] is unused
 }
 
 // NewReader returns a Reader that frames payloads with rule and the default limits.
@@ -159,33 +186,75 @@ func (r *Reader) SetLimits(maxLine, maxPayload int) {
 // a wrapped ErrLineTooLong, ErrPayloadTooLarge or ErrBadPayloadSize when the stream cannot be
 // framed any more.
 func (r *Reader) ReadCommand() (*Command, error) {
-	for {
-		line, err := r.readLine()
-		if err != nil {
-			return nil, err
-		}
-		cmd := parseLine(line)
-		if cmd == nil {
-			continue
-		}
-		if r.rule == nil || !r.rule(cmd.Name, cmd.Args) {
-			return cmd, nil
-		}
-		last := cmd.Args[len(cmd.Args)-1]
-		n, perr := strconv.Atoi(last)
-		if perr != nil || n < 0 {
-			return nil, fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(last, 32), cmd.Name)
-		}
-		if n > r.maxBytes {
-			return nil, fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, cmd.Name, n, r.maxBytes)
-		}
+	var f frame
+	if err := r.readFrame(&f); err != nil {
+		r.release()
+		return nil, err
+	}
+	cmd := r.newCommand(f.line)
+	if f.size >= 0 {
 		cmd.Args = cmd.Args[:len(cmd.Args)-1]
-		p, err := r.readPayload(n)
+		p, err := r.readPayload(f.size)
 		if err != nil {
+			r.release()
 			return nil, fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
 		}
 		cmd.Payload = p
-		return cmd, nil
+	}
+	if r.buf.r == r.buf.w {
+		r.release()
+	}
+	return cmd, nil
+}
+
+// frame is one command as framed from the stream, before any of it is copied.
+type frame struct {
+	line []byte // without its line end; aliases the read buffer until the next read
+	size int    // the announced payload length, or -1 for none
+}
+
+// readFrame reads the next non-blank line into f and, when the rule says it announces a payload,
+// checks the length against the limits; the payload itself is left in the stream. It does not
+// allocate for a line that fits the read buffer and names a known command or an error code,
+// and counts the tokens only of the lines that may announce a payload.
+func (r *Reader) readFrame(f *frame) error {
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			return err
+		}
+		nameb := line[:min(3, len(line))]
+		if len(line) < 4 || !isSpace(line[3]) || isSpace(line[0]) {
+			nameb = firstToken(line)
+			if len(nameb) == 0 {
+				continue // blank
+			}
+		}
+		f.line, f.size = line, -1
+		if r.rule == nil {
+			return nil
+		}
+		name := knownName(nameb)
+		if name == "" {
+			name = string(nameb)
+		}
+		least := r.rule(name)
+		if least < 0 {
+			return nil
+		}
+		if ntok := countTokens(line); ntok-1 < least || ntok == 1 {
+			return nil
+		}
+		last := lastToken(line)
+		n, ok := parseSize(last)
+		if !ok {
+			return fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(string(last), 32), name)
+		}
+		if n > r.maxBytes {
+			return fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, name, n, r.maxBytes)
+		}
+		f.size = n
+		return nil
 	}
 }
 
@@ -193,10 +262,21 @@ func (r *Reader) ReadCommand() (*Command, error) {
 // that announces a large payload and sends nothing costs no more than this.
 const payloadChunk = 4096
 
-// readPayload reads exactly n bytes. Up to payloadChunk it allocates them at once (every
-// payload real servers send); above, the buffer grows as the bytes come in.
+// readPayload reads exactly n bytes into a slice of their own. Up to the size of the read
+// buffer they are waited for there and copied once all have come; above, the slice grows
+// as the bytes come in, by at most payloadChunk ahead of them.
 func (r *Reader) readPayload(n int) ([]byte, error) {
-	p := make([]byte, 0, min(n, payloadChunk))
+	if n <= largeReadBuffer {
+		v, err := r.buf.peek(n)
+		if err != nil {
+			return nil, err
+		}
+		p := make([]byte, n)
+		copy(p, v)
+		r.buf.r += n
+		return p, nil
+	}
+	p := make([]byte, 0, payloadChunk)
 	for len(p) < n {
 		if len(p) == cap(p) {
 			p = slices.Grow(p, min(n-len(p), cap(p)))
@@ -213,87 +293,255 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	return p, nil
 }
 
-// A Command from a Reader shares one allocation with room for its arguments: short lines
-// (FLN, CHG, ACK, …) get three slots, the usual ones (LST, ILN, NLN, RNG) seven, and longer
-// lines a separate Args slice.
+// A Command read alone shares one allocation with room for its tokens: short lines (FLN, CHG,
+// ACK, …) get four slots, the usual ones (LST, ILN, NLN, RNG) eight, and longer lines a
+// separate slice.
 type (
-	commandBuf3 struct {
+	commandBuf4 struct {
 		cmd  Command
-		args [3]string
+		toks [4]string
 	}
-	commandBuf7 struct {
+	commandBuf8 struct {
 		cmd  Command
-		args [7]string
+		toks [8]string
 	}
 )
 
-// parseLine splits a line into a Command, or returns nil for a blank line. It makes one copy of
-// the line as a string, and the name and arguments are substrings of it: a token kept by the
-// caller keeps its whole line alive, which is at most MaxLineLength bytes. The Command and up
-// to seven arguments share one allocation.
-func parseLine(line []byte) *Command {
-	n := countTokens(line)
-	if n == 0 {
-		return nil
+// Slab sizes, estimated from the bytes still buffered behind a line: at least this many bytes
+// per command and per token, and at most this many Commands or tokens per slab.
+const (
+	bytesPerCommand = 48
+	bytesPerToken   = 10
+	maxSlabCommands = 8
+	maxSlabTokens   = 32
+)
+
+// stackTokens is how many tokens newCommand splits on the stack before it copies them into
+// their slab; a line with more is counted first and split in place.
+const stackTokens = 16
+
+// newCommand copies line into the text buffer and returns a Command with its tokens sliced
+// from the copy.
+func (r *Reader) newCommand(line []byte) *Command {
+	behind := r.buf.w - r.buf.r
+	if r.text.Cap()-r.text.Len() < len(line) {
+		r.text.Reset()
+		r.text.Grow(len(line) + behind)
 	}
+	start := r.text.Len()
+	r.text.Write(line)
+	s := r.text.String()[start:]
+
+	var split [stackTokens]string
+	ntok := splitInto(split[:], s)
 	var cmd *Command
-	switch nargs := n - 1; {
-	case nargs <= 3:
-		b := new(commandBuf3)
-		b.cmd.Args = b.args[:nargs:nargs]
-		cmd = &b.cmd
-	case nargs <= 7:
-		b := new(commandBuf7)
-		b.cmd.Args = b.args[:nargs:nargs]
-		cmd = &b.cmd
+	var toks []string
+	switch {
+	case len(r.cmds) == 0 && behind < bytesPerCommand && ntok <= 4:
+		b := new(commandBuf4)
+		cmd, toks = &b.cmd, b.toks[:ntok:ntok]
+	case len(r.cmds) == 0 && behind < bytesPerCommand && ntok <= 8:
+		b := new(commandBuf8)
+		cmd, toks = &b.cmd, b.toks[:ntok:ntok]
 	default:
-		cmd = &Command{Args: make([]string, nargs)}
+		if len(r.cmds) == 0 {
+			r.cmds = make([]Command, min(1+behind/bytesPerCommand, maxSlabCommands))
+		}
+		cmd, r.cmds = &r.cmds[0], r.cmds[1:]
+		if cap(r.toks)-len(r.toks) < ntok {
+			r.toks = make([]string, 0, max(ntok, min(ntok+behind/bytesPerToken, maxSlabTokens)))
+		}
+		k := len(r.toks)
+		r.toks = r.toks[:k+ntok]
+		toks = r.toks[k : k+ntok : k+ntok]
 	}
-	s := string(line)
-	i, start := -1, -1
-	for j := 0; j <= len(s); j++ {
-		if j < len(s) && !isSpace(s[j]) {
-			if start < 0 {
-				start = j
-			}
-			continue
-		}
-		if start < 0 {
-			continue
-		}
-		if i < 0 {
-			cmd.Name = s[start:j]
-		} else {
-			cmd.Args[i] = s[start:j]
-		}
-		i++
-		start = -1
+	if ntok <= stackTokens {
+		copy(toks, split[:ntok])
+	} else {
+		splitInto(toks, s)
 	}
+	cmd.Name, cmd.Args = toks[0], toks[1:]
 	return cmd
 }
 
-// countTokens counts the runs of non-space bytes in line.
+// release lets go of the slabs, so that the Commands already returned keep them alive alone.
+func (r *Reader) release() {
+	r.text.Reset()
+	r.cmds, r.toks = nil, nil
+}
+
+// Token scanning works on eight bytes at a time: hiBits marks, in the high bit of each byte,
+// where a word holds a given byte value.
+const (
+	lo7    = 0x7f7f7f7f7f7f7f7f
+	hi1    = 0x8080808080808080
+	spaces = 0x2020202020202020
+	tabs8  = 0x0909090909090909
+)
+
+// zeroBytes returns the high bit of each byte of x that is zero, exactly.
+func zeroBytes(x uint64) uint64 { return ^((x & lo7) + lo7 | x | lo7) }
+
+// countTokens counts the runs of bytes other than space and tab in line, eight bytes at a
+// time.
 func countTokens(line []byte) int {
 	n := 0
-	inTok := false
-	for _, b := range line {
-		if isSpace(b) {
-			inTok = false
-		} else if !inTok {
-			inTok = true
-			n++
+	if len(line) < 8 {
+		wasSep := true
+		for _, c := range line {
+			sep := isSpace(c)
+			if wasSep && !sep {
+				n++
+			}
+			wasSep = sep
 		}
+		return n
+	}
+	prevSep := uint64(0x80) // the high bit of a separator before the word
+	i := 0
+	for ; i+8 <= len(line); i += 8 {
+		sep := separators(binary.LittleEndian.Uint64(line[i:]))
+		// A token starts at a byte that is no separator, after one that is.
+		n += bits.OnesCount64(^sep & hi1 & (sep<<8 | prevSep))
+		prevSep = sep >> 56
+	}
+	if i < len(line) {
+		// The last eight bytes, of which the first 8-(len-i) were counted already.
+		done := uint(8 - (len(line) - i))
+		sep := separators(binary.LittleEndian.Uint64(line[len(line)-8:]))
+		n += bits.OnesCount64((^sep & hi1 & (sep<<8 | 0x80)) >> (8 * done))
 	}
 	return n
+}
+
+// separators returns the high bit of each byte of w that is a space or a tab.
+func separators(w uint64) uint64 { return zeroBytes(w^spaces) | zeroBytes(w^tabs8) }
+
+// splitInto fills toks with the tokens of s and returns how many s has; those that do not fit
+// are counted and dropped. It finds token boundaries eight bytes at a time, as countTokens
+// counts them.
+func splitInto(toks []string, s string) int {
+	k, start := 0, 0
+	open := false // inside a token
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		sep := separators(w)
+		tok := ^sep & hi1
+		prevSep := uint64(0x80) // the high bit of a separator before the word
+		if open {
+			prevSep = 0
+		}
+		// Boundaries: a token byte after a separator starts a token, a separator after a
+		// token byte ends one. They alternate, a start first.
+		for marks := tok&(sep<<8|prevSep) | sep&(tok<<8|(prevSep^0x80)); marks != 0; marks &= marks - 1 {
+			at := i + bits.TrailingZeros64(marks)/8
+			if !open {
+				start = at
+			} else {
+				if k < len(toks) {
+					toks[k] = s[start:at]
+				}
+				k++
+			}
+			open = !open
+		}
+	}
+	for ; i < len(s); i++ {
+		sep := isSpace(s[i])
+		if !sep && !open {
+			start = i
+		} else if sep && open {
+			if k < len(toks) {
+				toks[k] = s[start:i]
+			}
+			k++
+		}
+		open = !sep
+	}
+	if open {
+		if k < len(toks) {
+			toks[k] = s[start:]
+		}
+		k++
+	}
+	return k
+}
+
+// firstToken returns the first token of a line that has one.
+func firstToken(line []byte) []byte {
+	i := 0
+	for i < len(line) && isSpace(line[i]) {
+		i++
+	}
+	j := i
+	for j < len(line) && !isSpace(line[j]) {
+		j++
+	}
+	return line[i:j]
+}
+
+// lastToken returns the last token of a line that has one.
+func lastToken(line []byte) []byte {
+	j := len(line)
+	for j > 0 && isSpace(line[j-1]) {
+		j--
+	}
+	i := j
+	for i > 0 && !isSpace(line[i-1]) {
+		i--
+	}
+	return line[i:j]
+}
+
+// parseSize parses a payload length as strconv.Atoi does, and reports whether it is a valid one
+// (a number, not negative: "+5" and "-0" are).
+func parseSize(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		n, err := strconv.Atoi(string(b))
+		return n, err == nil && n >= 0
+	}
+	s, neg := b, false
+	if s[0] == '+' || s[0] == '-' {
+		s, neg = s[1:], s[0] == '-'
+		if len(s) == 0 {
+			return 0, false
+		}
+	}
+	n := 0
+	for _, c := range s {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, !neg || n == 0
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' }
 
 // readLine returns one line without its line end, never longer than maxLine.
 func (r *Reader) readLine() ([]byte, error) {
+	frag, err := r.buf.readSlice()
+	if err != nil || len(frag) > r.maxLine+2 {
+		return r.readLineSlow(frag, err)
+	}
+	frag = frag[:len(frag)-1]
+	if n := len(frag); n > 0 && frag[n-1] == '\r' {
+		frag = frag[:n-1]
+	}
+	return frag, nil
+}
+
+// readLineSlow is readLine for a line that is too long, spans more than the read buffer or
+// meets a read error: frag and err are what readSlice returned first.
+func (r *Reader) readLineSlow(frag []byte, err error) ([]byte, error) {
 	var buf []byte
-	for {
-		frag, err := r.buf.readSlice()
+	for first := true; ; first = false {
+		if !first {
+			frag, err = r.buf.readSlice()
+		}
 		if len(buf)+len(frag) > r.maxLine+2 {
 			return nil, fmt.Errorf("%w (over %d bytes)", ErrLineTooLong, r.maxLine)
 		}
@@ -322,18 +570,88 @@ func (r *Reader) readLine() ([]byte, error) {
 
 // splitTokens splits on runs of spaces (and tabs), dropping empty tokens.
 func splitTokens(line []byte) []string {
-	cmd := parseLine(line)
-	if cmd == nil {
+	n := countTokens(line)
+	if n == 0 {
 		return nil
 	}
-	return append([]string{cmd.Name}, cmd.Args...)
+	toks := make([]string, n)
+	splitInto(toks, string(line))
+	return toks
 }
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// truncate cuts remote text quoted in an error or a log line to at most n characters, never
+// inside one.
+func truncate(s string, n int) string { return text.Truncate(s, n) }
+
+// commandNames are the commands a Reader names without allocating when it asks its
+// PayloadRule about them: every command of docs/protocol.md either side sends.
+var commandNames = [...]string{
+	"ACK", "ADC", "ADG", "ADL", "ANS", "BLP", "BPR", "BYE", "CAL", "CHG", "CHL", "CVR", "FLN",
+	"FQY", "GCF", "GTC", "ILN", "IPG", "IRO", "JOI", "LSG", "LST", "MSG", "NAK", "NLN", "NOT",
+	"OUT", "PNG", "PRP", "QNG", "QRY", "REG", "REM", "RMG", "RML", "RNG", "SBP", "SBS", "SDC",
+	"SYN", "UBN", "UBX", "URL", "USR", "UUN", "UUX", "VER", "XFR",
+}
+
+// nameTable is commandNames as an open-addressed table of nameTableSize slots, indexed by
+// nameHash.
+var (
+	nameTable [nameTableSize]string
+	nameKeys  [nameTableSize]uint32
+	nameMult  uint32
+)
+
+const nameTableBits = 8
+const nameTableSize = 1 << nameTableBits
+
+func nameKey(b []byte) uint32 { return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) }
+
+func nameHash(k uint32) uint32 { return (k * nameMult) >> (32 - nameTableBits) }
+
+// init picks the first odd multiplier that gives every name a slot of its own.
+func init() {
+	for m := uint32(0x9e3779b1); ; m += 2 {
+		nameMult = m
+		clear(nameTable[:])
+		ok := true
+		for _, n := range commandNames {
+			h := nameHash(nameKey([]byte(n)))
+			if nameTable[h] != "" {
+				ok = false
+				break
+			}
+			nameTable[h], nameKeys[h] = n, nameKey([]byte(n))
+		}
+		if ok {
+			return
+		}
 	}
-	return s[:n] + "…"
+}
+
+// errorCodes holds every three-digit number, "000" to "999", one after the other.
+var errorCodes = func() string {
+	b := make([]byte, 0, 3000)
+	for i := range 1000 {
+		b = append(b, byte('0'+i/100), byte('0'+i/10%10), byte('0'+i%10))
+	}
+	return string(b)
+}()
+
+// knownName returns b as one of commandNames or a three-digit error code, or "" when it is
+// none of them.
+func knownName(b []byte) string {
+	if len(b) != 3 {
+		return ""
+	}
+	if isDigit(b[0]) && isDigit(b[1]) && isDigit(b[2]) {
+		i := 3 * (int(b[0]-'0')*100 + int(b[1]-'0')*10 + int(b[2]-'0'))
+		return errorCodes[i : i+3]
+	}
+	k := nameKey(b)
+	h := nameHash(k)
+	if nameKeys[h] != k {
+		return ""
+	}
+	return nameTable[h]
 }

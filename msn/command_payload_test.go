@@ -35,3 +35,94 @@ func TestReadLargePayload(t *testing.T) {
 		}
 	}
 }
+
+// A burst of commands costs less than one allocation each, however the payloads among them are
+// sized, and framing it alone costs none; a command that arrives alone costs two.
+func TestReaderAllocations(t *testing.T) {
+	data := bytes.Repeat(seedStream(), 20)
+	cmds := 0
+	for r := NewReader(bytes.NewReader(data), ClientPayloads); ; cmds++ {
+		if _, err := r.ReadCommand(); err != nil {
+			break
+		}
+	}
+	src := bytes.NewReader(nil)
+	r := NewReader(src, ClientPayloads)
+	decode := testing.AllocsPerRun(20, func() {
+		src.Reset(data)
+		r.buf.init(src)
+		for {
+			if _, err := r.ReadCommand(); err != nil {
+				return
+			}
+		}
+	})
+	if per := decode / float64(cmds); per > 1 {
+		t.Errorf("decoding a burst: %.2f allocations per command, want at most 1", per)
+	}
+	frame := testing.AllocsPerRun(20, func() {
+		src.Reset(data)
+		r.buf.init(src)
+		for {
+			var f frame
+			if err := r.readFrame(&f); err != nil {
+				return
+			}
+			if f.size >= 0 {
+				if _, err := r.buf.peek(f.size); err != nil {
+					return
+				}
+				r.buf.r += f.size
+			}
+		}
+	})
+	if frame != 0 {
+		t.Errorf("framing a burst: %.0f allocations, want none", frame)
+	}
+	line := []byte("ILN 7 NLN bob@example.com Bob 1342177280 %3Cmsnobj%2F%3E\r\n")
+	alone := testing.AllocsPerRun(20, func() {
+		src.Reset(line)
+		r.buf.init(src)
+		if _, err := r.ReadCommand(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if alone > 2 {
+		t.Errorf("a command alone: %.0f allocations, want at most 2", alone)
+	}
+}
+
+// Once its read buffer is drained a Reader holds none of the memory its commands were carved
+// from, so an idle connection costs no more than its buffers.
+func TestReaderReleasesSlabsWhenDrained(t *testing.T) {
+	data := bytes.Repeat(seedStream(), 3)
+	r := NewReader(&chunkReader{data: data, n: len(data), err: errors.New("blocked")}, ClientPayloads)
+	for {
+		if _, err := r.ReadCommand(); err != nil {
+			break
+		}
+		if r.buf.r == r.buf.w && (r.text.Cap() != 0 || r.cmds != nil || r.toks != nil) {
+			t.Fatal("the read buffer is drained and the Reader still holds its slabs")
+		}
+	}
+}
+
+func TestCommandTrID(t *testing.T) {
+	tests := []struct {
+		line string
+		id   uint32
+		ok   bool
+	}{
+		{"GTC 9 A", 9, true}, {"GTC A", 0, false}, {"CHG 0 NLN 0", 0, true}, {"MSG bob@example.com Bob", 0, false},
+		{"RNG 11752013 127.0.0.1:1864 CKI x a@b A", 0, false}, {"LST N=a@b 8", 0, false}, {"QNG 60", 0, false},
+		{"NLN 5 a@b", 0, false}, {"911 4", 4, true}, {"ACK 4294967295", 4294967295, true}, {"ACK 4294967296", 0, false},
+		{"OUT", 0, false},
+	}
+	for _, tt := range tests {
+		toks := splitTokens([]byte(tt.line))
+		cmd := &Command{Name: toks[0], Args: toks[1:]}
+		if id, ok := cmd.TrID(); id != tt.id || ok != tt.ok {
+			t.Errorf("%q: TrID() = %d, %v; want %d, %v", tt.line, id, ok, tt.id, tt.ok)
+		}
+	}
+}

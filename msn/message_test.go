@@ -1157,6 +1157,19 @@ func BenchmarkParseMIME(b *testing.B) {
 
 func BenchmarkParseMIMEProfile(b *testing.B) { benchParseMIME(b, []byte(captureProfile)) }
 
+// BenchmarkParseMIMEGeneral parses BenchmarkParseMIME's message with the general parser, which
+// ParseMIME leaves other payloads to.
+func BenchmarkParseMIMEGeneral(b *testing.B) {
+	p := NewTextMessage(strings.Repeat("Hello there, how are you? ", 50), &TextFormat{Font: "Arial", Bold: true})
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseMIMEGeneral(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchParseMIME(b *testing.B, p []byte) {
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()

@@ -49,6 +49,14 @@ type MIMEMessage struct {
 // empty payload, on a payload whose first line is not a header, or when the header block has
 // more than 128 headers, a line over 32 KiB or more than 64 KiB in all. It never panics.
 func ParseMIME(p []byte) (*MIMEMessage, error) {
+	if m, ok := parseMIMESimple(p); ok {
+		return m, nil
+	}
+	return parseMIMEGeneral(p)
+}
+
+// parseMIMEGeneral is ParseMIME for any payload.
+func parseMIMEGeneral(p []byte) (*MIMEMessage, error) {
 	if len(p) == 0 {
 		return nil, fmt.Errorf("failed to parse mime payload: %w", ErrMIMEEmpty)
 	}
@@ -64,6 +72,71 @@ func ParseMIME(p []byte) (*MIMEMessage, error) {
 		m.Body = bytes.Clone(p[n:])
 	}
 	return m, nil
+}
+
+// mimeSimpleHeaders is the most headers parseMIMESimple takes; a text message has three.
+const mimeSimpleHeaders = 8
+
+// A MIMEMessage from parseMIMESimple shares one allocation with its headers.
+type mimeMessageBuf struct {
+	m MIMEMessage
+	h [mimeSimpleHeaders]Header
+}
+
+// parseMIMESimple is ParseMIME for the payloads clients send: up to mimeSimpleHeaders headers,
+// none folded, all valid UTF-8, within the limits. It gives the same result as
+// parseMIMEGeneral in three allocations (the message with its headers, one string holding
+// every header's text, the body) and reports false for anything else.
+func parseMIMESimple(p []byte) (*MIMEMessage, bool) {
+	var spans [mimeSimpleHeaders]struct{ name, value [2]int }
+	n, pos, size, headEnd, body := 0, 0, 0, 0, len(p)
+	for pos < len(p) {
+		line, next := mimeLine(p, pos)
+		if len(line) == 0 {
+			body = next
+			break
+		}
+		if len(line) > mimeMaxHeaderLine || size+len(line) > mimeMaxHeaderSize || line[0] == ' ' || line[0] == '\t' {
+			return nil, false
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			body = pos
+			break
+		}
+		name := bytes.TrimRight(line[:i], " \t")
+		if len(name) == 0 || bytes.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			body = pos
+			break
+		}
+		value := line[i+1:]
+		if n == len(spans) || !utf8.Valid(value) {
+			return nil, false
+		}
+		value = bytes.TrimSpace(value)
+		// Offsets in p, from what is left of its capacity.
+		at := func(b []byte) int { return cap(p) - cap(b) }
+		spans[n].name = [2]int{pos, pos + len(name)}
+		if len(value) > 0 {
+			spans[n].value = [2]int{at(value), at(value) + len(value)}
+		}
+		n++
+		size += len(line)
+		pos, headEnd = next, pos+len(line)
+	}
+	if n == 0 {
+		return nil, false
+	}
+	b := new(mimeMessageBuf)
+	text := string(p[:headEnd])
+	for i, sp := range spans[:n] {
+		b.h[i] = Header{Name: text[sp.name[0]:sp.name[1]], Value: text[sp.value[0]:sp.value[1]]}
+	}
+	b.m.Headers = b.h[:n:n]
+	if body < len(p) {
+		b.m.Body = bytes.Clone(p[body:])
+	}
+	return &b.m, true
 }
 
 // mimeParseHeaderBlock reads header lines from the start of p until a blank line, a line that

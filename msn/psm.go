@@ -2,6 +2,7 @@ package msn
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -46,26 +47,37 @@ const psmSep = `\0`
 
 // ParseCurrentMedia parses a CurrentMedia string. Missing trailing fields stay empty, trailing
 // empty arguments are dropped, Enabled is true only for "1". An empty string gives the zero
-// value. It never fails.
+// value. It never fails. The fields are substrings of s.
 func ParseCurrentMedia(s string) CurrentMedia {
 	if strings.TrimSpace(s) == "" {
 		return CurrentMedia{}
 	}
-	f := strings.Split(s, psmSep)
-	get := func(i int) string {
-		if i < len(f) {
-			return f[i]
+	var f [4]string
+	rest, more := s, true
+	for i := range f {
+		if !more {
+			break
 		}
-		return ""
+		f[i], rest, more = strings.Cut(rest, psmSep)
 	}
-	c := CurrentMedia{App: get(0), Type: get(1), Enabled: strings.TrimSpace(get(2)) == "1", Format: get(3)}
-	if len(f) > 4 {
-		args := f[4:]
-		for len(args) > 0 && args[len(args)-1] == "" {
-			args = args[:len(args)-1]
+	c := CurrentMedia{App: f[0], Type: f[1], Enabled: strings.TrimSpace(f[2]) == "1", Format: f[3]}
+	if !more {
+		return c
+	}
+	// rest holds the arguments, each field ended by psmSep but the last; empty trailing ones
+	// are dropped. Occurrences of psmSep cannot overlap, so cutting them from the end finds
+	// the same fields as splitting from the start.
+	n := strings.Count(rest, psmSep) + 1
+	for n > 0 && (rest == "" || strings.HasSuffix(rest, psmSep)) {
+		if n > 1 {
+			rest = rest[:len(rest)-len(psmSep)]
 		}
-		if len(args) > 0 {
-			c.Args = append([]string(nil), args...)
+		n--
+	}
+	if n > 0 {
+		c.Args = make([]string, n)
+		for i := range c.Args {
+			c.Args[i], rest, _ = strings.Cut(rest, psmSep)
 		}
 	}
 	return c
@@ -155,8 +167,18 @@ func ParseUBX(p []byte) (psm string, media CurrentMedia, err error) {
 	return psm, ParseCurrentMedia(raw), nil
 }
 
-// parseUBX is ParseUBX with the current media left as its text, for ParseCurrentMedia.
+// parseUBX is ParseUBX with the current media left as its text, for ParseCurrentMedia. The
+// payloads real servers send are parsed by parseUBXFast; anything it does not take (comments,
+// CDATA, attributes, other entities, errors) by parseUBXXML, with encoding/xml.
 func parseUBX(p []byte) (psm, media string, err error) {
+	if psm, media, ok := parseUBXFast(p); ok {
+		return psm, media, nil
+	}
+	return parseUBXXML(p)
+}
+
+// parseUBXXML is parseUBX with encoding/xml, for any payload.
+func parseUBXXML(p []byte) (psm, media string, err error) {
 	if len(bytes.TrimSpace(p)) == 0 {
 		return "", "", nil
 	}
@@ -195,6 +217,198 @@ func parseUBX(p []byte) (psm, media string, err error) {
 		return "", "", fmt.Errorf("failed to parse ubx payload: %w", err)
 	}
 	return strings.TrimSpace(psmBuf.String()), mediaBuf.String(), nil
+}
+
+// UBX payloads that parseUBXFast takes: at most this deep and this many tokens (elements
+// starts and ends, runs of text), far below psmMaxDepth and psmMaxTokens.
+const (
+	ubxFastDepth  = 8
+	ubxFastTokens = 64
+)
+
+// parseUBXFast parses the UBX payloads servers send, and gives the same result as
+// parseUBXXML: elements without attributes, names of ASCII letters, digits, '_', '-' and '.',
+// text with the five XML entities, blanks around the root, and nothing else. It reports false
+// for anything outside that (no error: parseUBXXML decides), and never allocates but for
+// invalid UTF-8 and its one result string.
+func parseUBXFast(p []byte) (psm, media string, ok bool) {
+	if len(bytes.TrimSpace(p)) == 0 {
+		return "", "", true
+	}
+	if len(p) > MaxUBXPayload {
+		return "", "", false
+	}
+	p = psmSanitize(p)
+	var psmArr, mediaArr [128]byte
+	pb, mb := psmArr[:0], mediaArr[:0]
+	var names [ubxFastDepth][]byte
+	depth, tokens := 0, 0
+	seenRoot, psmDone, mediaDone := false, false, false
+	// open is what the element at depth 2 (a child of the root) collects: its text goes to
+	// pb or mb while it is the first PSM or CurrentMedia, as in parseUBXXML's walker.
+	const (
+		none = iota
+		inPSM
+		inMedia
+	)
+	open := none
+	end := func() {
+		if depth == 2 {
+			switch open {
+			case inPSM:
+				psmDone = true
+			case inMedia:
+				mediaDone = true
+			}
+			open = none
+		}
+		depth--
+		tokens++
+	}
+	for i := 0; i < len(p); {
+		if p[i] != '<' {
+			j := bytes.IndexByte(p[i:], '<')
+			if j < 0 {
+				j = len(p)
+			} else {
+				j += i
+			}
+			text := p[i:j]
+			i = j
+			if depth == 0 {
+				if len(bytes.Trim(text, " \t\r\n")) != 0 {
+					return "", "", false
+				}
+				continue
+			}
+			tokens++
+			var good bool
+			switch {
+			case depth >= 2 && open == inPSM && !psmDone:
+				pb, good = ubxAppendText(pb, text)
+			case depth >= 2 && open == inMedia && !mediaDone:
+				mb, good = ubxAppendText(mb, text)
+			default:
+				_, good = ubxAppendText(nil, text)
+			}
+			if !good {
+				return "", "", false
+			}
+			continue
+		}
+		if i+1 < len(p) && p[i+1] == '/' {
+			n := ubxName(p[i+2:])
+			if depth == 0 || !bytes.Equal(p[i+2:i+2+n], names[depth-1]) || i+2+n >= len(p) || p[i+2+n] != '>' {
+				return "", "", false
+			}
+			end()
+			i += n + 3
+			continue
+		}
+		n := ubxName(p[i+1:])
+		if n == 0 || depth == 0 && seenRoot || depth == ubxFastDepth {
+			return "", "", false
+		}
+		names[depth] = p[i+1 : i+1+n]
+		depth++
+		if depth == 2 {
+			switch {
+			case bytes.EqualFold(names[1], []byte("PSM")):
+				open = inPSM
+			case bytes.EqualFold(names[1], []byte("CurrentMedia")):
+				open = inMedia
+			}
+		}
+		tokens++
+		seenRoot = true
+		switch rest := p[i+1+n:]; {
+		case len(rest) >= 1 && rest[0] == '>':
+			i += n + 2
+		case len(rest) >= 2 && rest[0] == '/' && rest[1] == '>':
+			end()
+			i += n + 3
+		default:
+			return "", "", false
+		}
+		if tokens > ubxFastTokens {
+			return "", "", false
+		}
+	}
+	if depth != 0 || !seenRoot || tokens > ubxFastTokens {
+		return "", "", false
+	}
+	var b strings.Builder
+	b.Grow(len(pb) + len(mb))
+	b.Write(pb)
+	b.Write(mb)
+	all := b.String()
+	return strings.TrimSpace(all[:len(pb)]), all[len(pb):], true
+}
+
+// ubxName returns the length of the element name p starts with: an ASCII letter or '_', then
+// letters, digits, '_', '-' or '.'; 0 when p starts with no such name.
+func ubxName(p []byte) int {
+	for i, c := range p {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
+		case i > 0 && (isDigit(c) || c == '-' || c == '.'):
+		default:
+			return i
+		}
+	}
+	return len(p)
+}
+
+// ubxEntities are the entities parseUBXFast decodes; any other '&' leaves the payload to
+// encoding/xml.
+var ubxEntities = [...]struct {
+	name string
+	r    byte
+}{{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&apos;", '\''}, {"&quot;", '"'}}
+
+// ubxAppendText appends XML character data decoded as encoding/xml does (the five entities,
+// line ends normalised to LF); false for text it leaves to encoding/xml: other entities and
+// "]]>".
+func ubxAppendText(dst, text []byte) ([]byte, bool) {
+	for len(text) > 0 {
+		i := 0
+		for i < len(text) && text[i] != '&' && text[i] != '\r' && text[i] != ']' {
+			i++
+		}
+		dst = append(dst, text[:i]...)
+		text = text[i:]
+		if len(text) == 0 {
+			break
+		}
+		switch text[0] {
+		case '&':
+			n := 0
+			for _, e := range ubxEntities {
+				if bytes.HasPrefix(text, []byte(e.name)) {
+					dst = append(dst, e.r)
+					n = len(e.name)
+					break
+				}
+			}
+			if n == 0 {
+				return dst, false
+			}
+			text = text[n:]
+		case '\r':
+			dst = append(dst, '\n')
+			text = text[1:]
+			if len(text) > 0 && text[0] == '\n' {
+				text = text[1:]
+			}
+		default: // ']'
+			if bytes.HasPrefix(text, []byte("]]>")) {
+				return dst, false
+			}
+			dst = append(dst, ']')
+			text = text[1:]
+		}
+	}
+	return dst, true
 }
 
 // BuildUUX builds the UUX payload "<Data><PSM>…</PSM><CurrentMedia>…</CurrentMedia></Data>",
@@ -254,14 +468,23 @@ func psmXMLChar(r rune) bool {
 
 // psmSanitize returns p as valid UTF-8 holding only XML characters (others become U+FFFD).
 func psmSanitize(p []byte) []byte {
-	ok := utf8.Valid(p)
-	if ok {
-		for _, r := range string(p) {
-			if !psmXMLChar(r) {
-				ok = false
-				break
-			}
+	ok := true
+	i := 0
+	// Eight bytes at a time while they are printable ASCII (no high bit, none below 0x20).
+	for ; i+8 <= len(p); i += 8 {
+		w := binary.LittleEndian.Uint64(p[i:])
+		if w&hi1 != 0 || zeroBytes(w&0xe0e0e0e0e0e0e0e0) != 0 {
+			break
 		}
+	}
+	for i < len(p) && ok {
+		if c := p[i]; c >= 0x20 && c < utf8.RuneSelf || c == '\t' || c == '\n' || c == '\r' {
+			i++
+			continue
+		}
+		r, w := utf8.DecodeRune(p[i:])
+		ok = r != utf8.RuneError && psmXMLChar(r) || w == 3 && r == utf8.RuneError && string(p[i:i+3]) == "\uFFFD"
+		i += w
 	}
 	if ok {
 		return p

@@ -266,3 +266,18 @@ func BenchmarkParseUBX(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseUBXXML parses the same payload as BenchmarkParseUBX with encoding/xml, the
+// parser ParseUBX leaves unusual payloads to.
+func BenchmarkParseUBXXML(b *testing.B) {
+	p := BuildUUX("Listening to something & more", &CurrentMedia{Type: "Music", Enabled: true, Format: "{0} - {1}", Args: []string{"Title", "Artist"}})
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		psm, raw, err := parseUBXXML(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = psm, refParseCurrentMedia(raw)
+	}
+}

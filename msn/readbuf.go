@@ -113,6 +113,23 @@ func (b *readBuffer) readSlice() ([]byte, error) {
 	}
 }
 
+// peek returns the next n bytes, n at most largeReadBuffer, without consuming them; they are
+// valid until the next call. It reads until they are all buffered, and returns io.ErrUnexpectedEOF
+// for an end of stream before them, or the read error.
+func (b *readBuffer) peek(n int) ([]byte, error) {
+	for b.w-b.r < n {
+		if b.err != nil {
+			err := b.readErr()
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		b.fill()
+	}
+	return b.buf[b.r : b.r+n], nil
+}
+
 // read is bufio.Reader.Read: it returns buffered bytes, or reads once, directly into p when p
 // is at least as large as the large buffer.
 func (b *readBuffer) read(p []byte) (int, error) {

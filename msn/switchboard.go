@@ -43,6 +43,12 @@ func (m *sbManager) init() {
 	m.chunks = NewChunkAssembler(0, 0)
 }
 
+// MaxSessionMembers bounds the other participants of one switchboard session the client keeps:
+// a hostile server could otherwise JOI valid handles without end, each becoming a group member
+// on the frontends. MSN clients held conversations of a few people; beyond this, joins are
+// ignored, with one warning per session.
+const MaxSessionMembers = 50
+
 // session is one switchboard connection.
 type session struct {
 	c          *Client
@@ -50,6 +56,7 @@ type session struct {
 	id         string
 	members    map[string]string // other participants: handle → name
 	everMulti  bool              // had more than one other participant at some point
+	overfull   bool              // a participant beyond MaxSessionMembers was ignored
 	ready      bool              // someone joined (outgoing) or ANS OK (incoming)
 	joined     chan struct{}     // closed when ready
 	closing    bool
@@ -191,13 +198,19 @@ func (c *Client) leaveIdleSessions() {
 // with no message awaiting its ACK. Client.mu must be held.
 func (s *session) leavableLocked() bool { return s.ready && !s.closing && !s.cn.awaiting() }
 
-// close leaves the session: OUT, then close the socket. It does not wait.
+// close leaves the session: OUT, after which the server closes the connection. Until it does
+// (at most RequestTimeout) the session goes on reading: a message the server relayed before it
+// took the OUT is still received, where closing the socket at once would discard it unseen by
+// anyone. No send picks a closing session. It does not wait.
 func (s *session) close() {
 	s.c.mu.Lock()
 	s.closing = true
 	s.c.mu.Unlock()
-	_ = s.cn.send(&Command{Name: "OUT"})
-	s.cn.closeWith(nil)
+	if err := s.cn.send(&Command{Name: "OUT"}); err != nil {
+		s.cn.closeWith(nil)
+		return
+	}
+	time.AfterFunc(s.c.cfg.RequestTimeout, func() { s.cn.closeWith(nil) })
 }
 
 func (c *Client) closeAllSessions() {
@@ -239,6 +252,15 @@ func (s *session) handle(cmd *Command) {
 			name = Decode(args[1])
 		}
 		c.mu.Lock()
+		if _, known := s.members[h]; !known && len(s.members) >= MaxSessionMembers {
+			first := !s.overfull
+			s.overfull = true
+			c.mu.Unlock()
+			if first {
+				c.log.Warn().Int("max", MaxSessionMembers).Msg("Switchboard session has too many participants; ignoring those who join beyond it")
+			}
+			return
+		}
 		s.members[h] = name
 		if len(s.members) > 1 {
 			s.everMulti = true

@@ -393,3 +393,56 @@ func TestHostileSwitchboardMessages(t *testing.T) {
 		t.Errorf("%d nudges and %d text messages, want 1 and 1", nudges, texts)
 	}
 }
+
+// TestSwitchboardMemberCap is a switchboard that JOIs valid handles without end: the session
+// keeps MaxSessionMembers other participants, emits no join beyond them, and still carries
+// messages of those it kept.
+func TestSwitchboardMemberCap(t *testing.T) {
+	c, l, _, fc := invitedSession(t, "bob@example.com Bob")
+	for i := 0; i < 3*MaxSessionMembers; i++ {
+		fc.send(fmt.Sprintf("JOI stranger%d@evil.example Stranger", i))
+	}
+	fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nafter")
+	waitEvent(t, l, func(m *MessageReceived) bool { return m.Text == "after" })
+	joined := 0
+	for _, ev := range l.all() {
+		if _, ok := ev.(*ParticipantJoined); ok {
+			joined++
+		}
+	}
+	if joined > MaxSessionMembers {
+		t.Errorf("%d joins emitted, want at most %d", joined, MaxSessionMembers)
+	}
+	for id, members := range c.Sessions() {
+		if len(members) > MaxSessionMembers {
+			t.Errorf("session %s keeps %d members, want at most %d", id, len(members), MaxSessionMembers)
+		}
+	}
+}
+
+// TestLeavingSessionStillReceives: a message the switchboard relayed before it took the
+// client's OUT reaches the client after the OUT went out; it is received, not discarded with
+// the socket while the contact believes it delivered.
+func TestLeavingSessionStillReceives(t *testing.T) {
+	c, l, _, sb := loginWithSB(t)
+	ctx := context.Background()
+	if err := c.SendText(ctx, "bob@example.com", "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	j := waitEvent[*ParticipantJoined](t, l, nil)
+	sb.handle("OUT", func(fc *fakeConn, _ *Command) {
+		fc.sendPayload("MSG bob@example.com Bob", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nin flight")
+		fc.close()
+	})
+	if err := c.LeaveSession(ctx, j.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	m := waitEvent[*MessageReceived](t, l, nil)
+	if m.From != "bob@example.com" || m.Text != "in flight" || m.SessionID != j.SessionID {
+		t.Fatalf("received %+v", m)
+	}
+	waitEvent[*SessionClosed](t, l, func(e *SessionClosed) bool { return e.SessionID == j.SessionID })
+	if _, err := c.sessionByID(j.SessionID); err == nil {
+		t.Fatal("a session being left is still offered for sending")
+	}
+}

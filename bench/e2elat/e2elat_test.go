@@ -14,7 +14,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -163,21 +162,7 @@ func TestEndToEndLatency(t *testing.T) {
 	must(t, err)
 	cfg := matrix.DefaultConfig()
 	cfg.IgnoreUnsupportedServer = true
-	bcfg := &bridgeconfig.Config{
-		Homeserver: bridgeconfig.HomeserverConfig{Address: hs.URL, Domain: hs.ServerName, Software: bridgeconfig.SoftwareStandard},
-		AppService: bridgeconfig.AppserviceConfig{
-			Address: hs.ASURL, Hostname: "127.0.0.1", Port: uint16(hs.ASPort), ID: reg.ID,
-			Bot:     bridgeconfig.BotUserConfig{Username: reg.SenderLocalpart, Displayname: "MSN bridge"},
-			ASToken: reg.AppToken, HSToken: reg.ServerToken, EphemeralEvents: true,
-			UsernameTemplate: "msn_{{.}}",
-		},
-		Bridge: bridgeconfig.BridgeConfig{
-			CommandPrefix: "!msn", BridgeStatusNotices: "errors",
-			Permissions: bridgeconfig.PermissionConfig{hs.ServerName: &bridgeconfig.PermissionLevelUser},
-		},
-		Matrix: bridgeconfig.MatrixConfig{MessageStatusEvents: true, MessageErrorNotices: true},
-	}
-	fe, err := matrix.New(core, bcfg, cfg, db, log)
+	fe, err := matrix.New(core, hs.BridgeConfig(reg), cfg, db, log)
 	must(t, err)
 	must(t, fe.Start(ctx))
 	must(t, core.Start(ctx))

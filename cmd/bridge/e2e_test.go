@@ -315,70 +315,22 @@ func (e *e2eEnv) waitStarted(p *bridgeProc, since int) {
 
 // mxUser is the Matrix user driving the bridge through Dendrite.
 type mxUser struct {
-	t   *testing.T
-	cli *mautrix.Client
+	dendrite.User
 	// seen collects every message body read, for the secrets check.
 	seen []string
-	// mark is when the last message was sent: waitMessage looks only at later events, so an
-	// earlier prompt with the same text does not count.
-	mark time.Time
 }
 
-// waitMessage polls room's timeline until a message from sender (any when "") contains text.
-func (u *mxUser) waitMessage(ctx context.Context, room id.RoomID, sender id.UserID, text string, timeout time.Duration) *event.Event {
-	u.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := u.cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
-		if err == nil {
-			for _, evt := range resp.Chunk {
-				if evt.Type != event.EventMessage || (sender != "" && evt.Sender != sender) || evt.Timestamp < u.mark.UnixMilli() {
-					continue
-				}
-				_ = evt.Content.ParseRaw(evt.Type)
-				msg := evt.Content.AsMessage()
-				u.seen = append(u.seen, msg.Body)
-				if strings.Contains(msg.Body, text) {
-					return evt
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("no message containing %q from %q in %s (last error %v)", text, sender, room, err)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
-}
-
-// joinInvite joins the first room the user is invited to that is not in skip.
-func (u *mxUser) joinInvite(ctx context.Context, skip map[id.RoomID]bool) id.RoomID {
-	u.t.Helper()
-	deadline := time.Now().Add(e2eWait)
-	for {
-		resp, err := u.cli.SyncRequest(ctx, 0, "", "", false, "")
-		if err == nil {
-			for roomID := range resp.Rooms.Invite {
-				if skip[roomID] {
-					continue
-				}
-				if _, err = u.cli.JoinRoomByID(ctx, roomID); err != nil {
-					u.t.Fatalf("failed to join %s: %v", roomID, err)
-				}
-				return roomID
-			}
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("no invite arrived (last error %v)", err)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
+func newMXUser(t *testing.T, cli *mautrix.Client) *mxUser {
+	u := &mxUser{User: dendrite.User{T: t, Cli: cli}}
+	u.Seen = func(body string) { u.seen = append(u.seen, body) }
+	return u
 }
 
 func (u *mxUser) send(ctx context.Context, room id.RoomID, text string) id.EventID {
-	u.t.Helper()
-	u.mark = time.Now() // the homeserver runs on this machine, on the same clock
-	resp, err := u.cli.SendText(ctx, room, text)
-	must(u.t, err)
+	u.T.Helper()
+	u.Since = time.Now() // WaitMessage looks only at later events: an earlier prompt does not count
+	resp, err := u.Cli.SendText(ctx, room, text)
+	must(u.T, err)
 	return resp.EventID
 }
 
@@ -396,22 +348,22 @@ func TestBinaryEndToEnd(t *testing.T) {
 
 	cli, err := e.hs.RegisterUser(ctx, matrixUser, "alice-matrix-password")
 	must(t, err)
-	u := &mxUser{t: t, cli: cli}
+	u := newMXUser(t, cli)
 	botMXID := id.NewUserID("msnbot", e.hs.ServerName)
 	echoGhost := id.NewUserID("msn_"+id.EncodeUserLocalpart(echo), e.hs.ServerName)
 
 	created, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{botMXID}, IsDirect: true, Preset: "trusted_private_chat"})
 	must(t, err)
 	mgmt := created.RoomID
-	u.waitMessage(ctx, mgmt, botMXID, "management room", e2eWait) // the bot joined
+	u.WaitMessage(ctx, mgmt, botMXID, "management room", e2eWait) // the bot joined
 
 	// A wrong password: a clear answer, nothing stored, no account.
 	u.send(ctx, mgmt, "login password")
-	u.waitMessage(ctx, mgmt, botMXID, "E-mail address", e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "E-mail address", e2eWait)
 	u.send(ctx, mgmt, alice)
-	u.waitMessage(ctx, mgmt, botMXID, "Password", e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "Password", e2eWait)
 	u.send(ctx, mgmt, "wrong-Password-123")
-	u.waitMessage(ctx, mgmt, botMXID, "MSN refused the e-mail address or password", e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "MSN refused the e-mail address or password", e2eWait)
 	if h, err := e.health(); err != nil || len(h.Accounts) != 0 {
 		t.Errorf("health after a refused login: %+v %v, want no accounts", h, err)
 	}
@@ -426,20 +378,20 @@ func TestBinaryEndToEnd(t *testing.T) {
 
 	// The real login.
 	u.send(ctx, mgmt, "login password")
-	u.waitMessage(ctx, mgmt, botMXID, "E-mail address", e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "E-mail address", e2eWait)
 	u.send(ctx, mgmt, alice)
-	u.waitMessage(ctx, mgmt, botMXID, "Password", e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "Password", e2eWait)
 	u.send(ctx, mgmt, alicePW)
-	u.waitMessage(ctx, mgmt, botMXID, "Logged in to MSN as "+alice, e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "Logged in to MSN as "+alice, e2eWait)
 	waitUntil(t, p, e2eWait, "alice online on MSN", func() bool { return e.srv.LoggedIn(alice) })
 	// A password typed once more after the prompt is gone is an unknown command to the bot.
 	u.send(ctx, mgmt, strayPW)
-	u.waitMessage(ctx, mgmt, botMXID, "Unknown command", e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "Unknown command", e2eWait)
 
 	// The contact's message arrives in a DM portal from a ghost with the right name.
 	must(t, e.srv.BotSay(echo, alice, "hello from msn"))
-	portal := u.joinInvite(ctx, map[id.RoomID]bool{mgmt: true})
-	u.waitMessage(ctx, portal, echoGhost, "hello from msn", e2eWait)
+	portal := u.JoinInvite(ctx, map[id.RoomID]bool{mgmt: true}, e2eWait)
+	u.WaitMessage(ctx, portal, echoGhost, "hello from msn", e2eWait)
 	if dn, err := cli.GetDisplayName(ctx, echoGhost); err != nil || dn.DisplayName != "Echo Bot (MSN)" {
 		t.Errorf("ghost display name %+v %v, want Echo Bot (MSN)", dn, err)
 	}
@@ -459,18 +411,18 @@ func TestBinaryEndToEnd(t *testing.T) {
 
 	// The reply reaches the contact, which echoes it back.
 	u.send(ctx, portal, "hello from matrix")
-	u.waitMessage(ctx, portal, echoGhost, "hello from matrix", e2eWait)
+	u.WaitMessage(ctx, portal, echoGhost, "hello from matrix", e2eWait)
 
 	// A message to an offline contact fails visibly.
 	u.send(ctx, mgmt, "start-chat "+carol)
-	carolRoom := u.joinInvite(ctx, map[id.RoomID]bool{mgmt: true, portal: true})
+	carolRoom := u.JoinInvite(ctx, map[id.RoomID]bool{mgmt: true, portal: true}, e2eWait)
 	u.send(ctx, carolRoom, "are you there?")
-	u.waitMessage(ctx, carolRoom, botMXID, "offline", e2eWait)
+	u.WaitMessage(ctx, carolRoom, botMXID, "offline", e2eWait)
 
 	// The psm command reaches MSN.
 	u.send(ctx, mgmt, "psm on matrix now")
 	waitUntil(t, p, e2eWait, "the PSM on MSN", func() bool { return e.srv.PSM(alice) == "on matrix now" })
-	u.waitMessage(ctx, mgmt, botMXID, "Personal message set", e2eWait)
+	u.WaitMessage(ctx, mgmt, botMXID, "Personal message set", e2eWait)
 
 	// Health and metrics show the account online and the message counters.
 	h, err := e.health()
@@ -487,7 +439,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	// Bad appservice requests get a 4xx; the bridge keeps working.
 	badTransactions(t, e)
 	u.send(ctx, portal, "still bridged after bad requests")
-	u.waitMessage(ctx, portal, echoGhost, "still bridged after bad requests", e2eWait)
+	u.WaitMessage(ctx, portal, echoGhost, "still bridged after bad requests", e2eWait)
 
 	if n := e.countRows("msn_credential"); n != 1 {
 		t.Errorf("%d stored credentials after the login, want 1", n)
@@ -508,9 +460,9 @@ func TestBinaryEndToEnd(t *testing.T) {
 	e.waitStarted(p, logLen)
 	waitUntil(t, p, e2eWait, "alice back on MSN", func() bool { return e.srv.LoggedIn(alice) })
 	must(t, e.srv.BotSay(echo, alice, "still there?"))
-	u.waitMessage(ctx, portal, echoGhost, "still there?", e2eWait)
+	u.WaitMessage(ctx, portal, echoGhost, "still there?", e2eWait)
 	u.send(ctx, portal, "yes, after a restart")
-	u.waitMessage(ctx, portal, echoGhost, "yes, after a restart", dendriteBackoffWait)
+	u.WaitMessage(ctx, portal, echoGhost, "yes, after a restart", dendriteBackoffWait)
 
 	// MSN down at start with a stored account: the bridge stays up, reports the account as
 	// reconnecting, and logs in when the server is back.
@@ -536,7 +488,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 		return err == nil && h.Accounts["online"] == 1
 	})
 	must(t, e.srv.BotSay(echo, alice, "after the outage"))
-	u.waitMessage(ctx, portal, echoGhost, "after the outage", e2eWait)
+	u.WaitMessage(ctx, portal, echoGhost, "after the outage", e2eWait)
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit code %d after the third SIGTERM", code)
 	}

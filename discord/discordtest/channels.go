@@ -28,7 +28,7 @@ func (s *Server) guildObject(withState bool) map[string]any {
 		"roles": []map[string]any{{
 			"id": s.guild.id, "name": "@everyone", "permissions": "1071698660929", "position": 0,
 			"color": 0, "hoist": false, "managed": false, "mentionable": false,
-		}},
+		}, s.botRoleObject()},
 		"emojis":   []any{},
 		"stickers": []any{},
 		"features": []string{},
@@ -64,8 +64,12 @@ func (s *Server) memberIDs() []string {
 // memberObject is a guild member; gateway message events carry it without the user. The caller
 // holds s.mu.
 func (s *Server) memberObject(userID string, withUser bool) map[string]any {
+	roles := []string{}
+	if userID == s.opts.BotID {
+		roles = append(roles, s.botRole)
+	}
 	m := map[string]any{
-		"roles":     []string{},
+		"roles":     roles,
 		"joined_at": s.guild.joined.Format(time.RFC3339Nano),
 		"deaf":      false,
 		"mute":      false,
@@ -149,6 +153,9 @@ func (s *Server) postGuildChannel(c *call) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.overwritesAllowed(c, req.Overwrites, false) {
+		return
+	}
 	if len(s.channels) >= maxGuildChannels {
 		c.fail(http.StatusBadRequest, 30013, "Maximum number of guild channels reached (500)")
 		return
@@ -335,7 +342,11 @@ func (s *Server) patchChannel(c *call) {
 				return
 			}
 		case "permission_overwrites":
+			next.PermissionOverwrites = nil // never decode into the stored channel's array
 			err = json.Unmarshal(raw, &next.PermissionOverwrites)
+			if err == nil && !s.overwritesAllowed(c, next.PermissionOverwrites, true) {
+				return
+			}
 		}
 		if err != nil {
 			c.formError(k, "BASE_TYPE_INVALID", "Invalid value.")

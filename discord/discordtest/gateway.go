@@ -47,6 +47,7 @@ type gwSession struct {
 	buf      []gwFrame
 	conn     *gwConn
 	created  time.Time
+	left     time.Time // when its last connection ended; zero while connected
 }
 
 type gwFrame struct {
@@ -123,25 +124,33 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	c.readLoop()
+	err = c.readLoop()
 
 	close(c.readDone)
 	s.mu.Lock()
 	if c.sess != nil && c.sess.conn == c {
 		c.sess.conn = nil
+		c.sess.left = time.Now()
+		// A client that closes with 1000 or 1001 ends its session, as on Discord: the next
+		// connection must IDENTIFY, and what happened in between is not replayed. A close
+		// frame answering one of ours leaves the session as that close code says.
+		if !c.closing && websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+			delete(s.sessions, c.sess.id)
+			s.stats.Invalidated++
+		}
 	}
 	delete(s.conns, c)
 	s.mu.Unlock()
 	c.kill()
 }
 
-// readLoop reads client payloads until the connection fails.
-func (c *gwConn) readLoop() {
+// readLoop reads client payloads until the connection fails, and returns the read error.
+func (c *gwConn) readLoop() error {
 	s := c.s
 	for {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
-			return
+			return err
 		}
 		var p struct {
 			Op *int            `json:"op"`
@@ -273,6 +282,19 @@ func (c *gwConn) identify(raw json.RawMessage) {
 	}
 }
 
+// expireSessions forgets the sessions that have had no connection for longer than
+// Options.SessionTimeout: as on Discord, they can no longer be resumed and keep no dispatches.
+// The caller holds s.mu.
+func (s *Server) expireSessions() {
+	now := time.Now()
+	for id, ss := range s.sessions {
+		if ss.conn == nil && !ss.left.IsZero() && now.Sub(ss.left) > s.opts.SessionTimeout {
+			delete(s.sessions, id)
+			s.stats.Expired++
+		}
+	}
+}
+
 // pruneSessions drops the oldest disconnected sessions beyond maxSessions. The caller holds s.mu.
 func (s *Server) pruneSessions() {
 	for len(s.sessions) >= maxSessions {
@@ -311,6 +333,7 @@ func (c *gwConn) resume(raw json.RawMessage) {
 		c.closeWith(closeAuthFailed, "Authentication failed.")
 		return
 	}
+	s.expireSessions()
 	sess, ok := s.sessions[r.SessionID]
 	if ok && r.Seq > sess.seq {
 		c.closeWith(closeInvalidSeq, "Invalid seq.")
@@ -391,6 +414,7 @@ func (s *Server) sessDispatch(sess *gwSession, t string, d any) {
 // emitRaw dispatches t to every session subscribed to need (0: every session), with the payload
 // d builds for the session's intents. The caller holds s.mu.
 func (s *Server) emitRaw(t string, need discordgo.Intent, d func(intents discordgo.Intent) any) {
+	s.expireSessions()
 	for _, sess := range s.sessions {
 		if need != 0 && sess.intents&need == 0 {
 			continue
@@ -547,8 +571,8 @@ func (c *gwConn) kill() {
 }
 
 // DropGateway cuts every gateway connection without a close frame, as a network failure would.
-// The sessions stay resumable: dispatches meanwhile are kept and replayed on RESUME. It returns
-// the number of connections cut.
+// The sessions stay resumable for Options.SessionTimeout: dispatches meanwhile are kept and
+// replayed on RESUME. It returns the number of connections cut.
 func (s *Server) DropGateway() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -556,6 +580,7 @@ func (s *Server) DropGateway() int {
 	for c := range s.conns {
 		if c.sess != nil && c.sess.conn == c {
 			c.sess.conn = nil
+			c.sess.left = time.Now()
 		}
 		c.sess = nil
 		c.closing = true
@@ -566,8 +591,8 @@ func (s *Server) DropGateway() int {
 }
 
 // CloseGateway closes every gateway connection with a close frame carrying code (4000 unknown
-// error, 4009 session timed out, …). Sessions stay resumable. It returns the number of
-// connections closed.
+// error, 4009 session timed out, …). Sessions stay resumable for Options.SessionTimeout. It
+// returns the number of connections closed.
 func (s *Server) CloseGateway(code int, reason string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -575,6 +600,7 @@ func (s *Server) CloseGateway(code int, reason string) int {
 	for c := range s.conns {
 		if c.sess != nil && c.sess.conn == c {
 			c.sess.conn = nil
+			c.sess.left = time.Now()
 		}
 		c.sess = nil
 		c.closeWith(code, reason)
@@ -606,8 +632,9 @@ func (s *Server) SendOp(op int, d any) error {
 	return nil
 }
 
-// SetNoAck stops (true) or resumes (false) answering heartbeats with op 11; discordgo reconnects
-// and resumes after five missed acknowledgements.
+// SetNoAck stops (true) or resumes (false) answering heartbeats with op 11. After five missed
+// acknowledgements discordgo closes with 1000, which ends its session, so it reconnects with a
+// RESUME that is refused (op 9) and IDENTIFYs afresh: the dispatches in between are lost.
 func (s *Server) SetNoAck(noAck bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

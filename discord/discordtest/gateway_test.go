@@ -113,18 +113,145 @@ func TestOp9Reidentifies(t *testing.T) {
 	}
 }
 
-func TestMissedHeartbeatAcksReconnect(t *testing.T) {
+// TestMissedHeartbeatAcksEndTheSession: discordgo closes with 1000 when acknowledgements stop,
+// and on Discord that ends the session, so the reconnect is a fresh IDENTIFY and a message
+// posted in the gap is never delivered.
+func TestMissedHeartbeatAcksEndTheSession(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t, Options{HeartbeatInterval: 50 * time.Millisecond})
+	srv := newServer(t, Options{HeartbeatInterval: 50 * time.Millisecond, Users: []*discordgo.User{{Username: "alice"}}})
 	sess := openSession(t, srv)
 	disc := events[*discordgo.Disconnect](sess)
-	resumed := events[*discordgo.Resumed](sess)
+	ready := events[*discordgo.Ready](sess)
+	created := events[*discordgo.MessageCreate](sess)
 	srv.SetNoAck(true)
 	wait(t, disc, "disconnect after missed acks", nil)
+	lost := srv.InjectUserMessage(generalID(t, srv), srv.Users()[0].ID, "in the gap")
 	srv.SetNoAck(false)
-	wait(t, resumed, "RESUMED after missed acks", nil)
-	if st := srv.Stats(); st.Resumes < 1 {
-		t.Errorf("stats = %+v, want a resume", st)
+	wait(t, ready, "READY after missed acks", nil)
+	after := srv.InjectUserMessage(generalID(t, srv), srv.Users()[0].ID, "after")
+	wait(t, created, "the message after the reconnect", func(e *discordgo.MessageCreate) bool {
+		if e.ID == lost.ID {
+			t.Errorf("the message of the gap was delivered after a 1000 close")
+		}
+		return e.ID == after.ID
+	})
+	if st := srv.Stats(); st.Resumes != 0 || st.Identifies != 2 || st.Invalidated != 1 {
+		t.Errorf("stats = %+v, want 2 identifies, no resume, 1 session invalidated", st)
+	}
+}
+
+// rawIdentify connects a raw websocket client, identifies, and returns the connection with
+// the session id and the sequence of the last frame read (READY, GUILD_CREATE).
+func rawIdentify(t *testing.T, srv *Server) (*websocket.Conn, string, int64) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(srv.GatewayURL()+"/?v=9&encoding=json", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatalf("HELLO: %v", err)
+	}
+	identify := `{"op":2,"d":{"token":"Bot ` + srv.Token() + `","intents":33281,"properties":{}}}`
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(identify)); err != nil {
+		t.Fatal(err)
+	}
+	var sid string
+	var seq int64
+	for _, want := range []string{"READY", "GUILD_CREATE"} {
+		var ev struct {
+			T string `json:"t"`
+			S int64  `json:"s"`
+			D struct {
+				SessionID string `json:"session_id"`
+			} `json:"d"`
+		}
+		if err := ws.ReadJSON(&ev); err != nil || ev.T != want {
+			t.Fatalf("frame %s (%v), want %s", ev.T, err, want)
+		}
+		if ev.T == "READY" {
+			sid = ev.D.SessionID
+		}
+		seq = ev.S
+	}
+	return ws, sid, seq
+}
+
+// rawResume connects a raw client, RESUMEs sid at seq and returns the op and type of the
+// first frame answered.
+func rawResume(t *testing.T, srv *Server, sid string, seq int64) (int, string) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(srv.GatewayURL()+"/?v=9&encoding=json", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatalf("HELLO: %v", err)
+	}
+	resume, _ := json.Marshal(map[string]any{"op": 6, "d": map[string]any{"token": "Bot " + srv.Token(), "session_id": sid, "seq": seq}})
+	if err := ws.WriteMessage(websocket.TextMessage, resume); err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Op int    `json:"op"`
+		T  string `json:"t"`
+	}
+	if err := ws.ReadJSON(&ev); err != nil {
+		t.Fatalf("answer to RESUME: %v", err)
+	}
+	return ev.Op, ev.T
+}
+
+// TestSessionEnds: a session survives a dropped connection and a close code other than 1000
+// and 1001, but not a client's close 1000 or 1001, nor SessionTimeout without a connection.
+func TestSessionEnds(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		end     func(ws *websocket.Conn)
+		resumes bool
+	}{
+		{"dropped", time.Minute, func(ws *websocket.Conn) { ws.NetConn().Close() }, true},
+		{"close 4000", time.Minute, func(ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4000, ""))
+		}, true},
+		{"close 1012", time.Minute, func(ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, ""))
+		}, true},
+		{"close 1000", time.Minute, func(ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+		}, false},
+		{"close 1001", time.Minute, func(ws *websocket.Conn) {
+			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""))
+		}, false},
+		{"expired", 20 * time.Millisecond, func(ws *websocket.Conn) {
+			ws.NetConn().Close()
+			time.Sleep(100 * time.Millisecond) // beyond the timeout
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, Options{SessionTimeout: tc.timeout})
+			ws, sid, seq := rawIdentify(t, srv)
+			tc.end(ws)
+			// The server sees the end before it takes a new connection's RESUME.
+			deadline := time.Now().Add(waitTimeout)
+			for srv.Connected() != 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			op, typ := rawResume(t, srv, sid, seq)
+			if resumed := op == 0 && typ == "RESUMED"; resumed != tc.resumes {
+				t.Errorf("RESUME answered op %d %s; want resumed %v", op, typ, tc.resumes)
+			}
+			if !tc.resumes && op != 9 {
+				t.Errorf("RESUME answered op %d, want 9 (invalid session)", op)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,9 @@
 package discordtest
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -18,7 +21,7 @@ const (
 	maxEmbeds      = 10
 	maxEmbedChars  = 6000
 	maxEmbedFields = 25
-	maxPins        = 50
+	maxPins        = 250
 )
 
 // messagePayload is the JSON of a message create or edit, from a bot, a webhook or an
@@ -161,6 +164,23 @@ func (s *Server) newMessage(chID string, author *discordgo.User, p *messagePaylo
 	return msg
 }
 
+// signedURL is the attachment URL of path as Discord's CDN hands it out: signed, with ex (when
+// it expires, hex Unix seconds), is (when it was issued) and hm (the signature). The caller
+// holds s.mu.
+func (s *Server) signedURL(path string) string {
+	now := time.Now()
+	ex := strconv.FormatInt(now.Add(s.opts.AttachmentURLTTL).Unix(), 16)
+	is := strconv.FormatInt(now.Unix(), 16)
+	return s.base + path + "?ex=" + ex + "&is=" + is + "&hm=" + s.urlSignature(path, ex, is)
+}
+
+// urlSignature signs an attachment path with its ex and is parameters.
+func (s *Server) urlSignature(path, ex, is string) string {
+	mac := hmac.New(sha256.New, s.urlKey)
+	mac.Write([]byte(path + "\x00" + ex + "\x00" + is))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
 // addFiles stores files as attachments of msg, served under /attachments. The caller holds s.mu.
 func (s *Server) addFiles(msg *Message, files []File) {
 	for _, f := range files {
@@ -170,7 +190,7 @@ func (s *Server) addFiles(msg *Message, files []File) {
 			name = "file"
 		}
 		f.Filename = name
-		u := s.base + "/attachments/" + msg.ChannelID + "/" + id + "/" + url.PathEscape(name)
+		u := s.signedURL("/attachments/" + msg.ChannelID + "/" + id + "/" + url.PathEscape(name))
 		msg.Attachments = append(msg.Attachments, &discordgo.MessageAttachment{
 			ID: id, URL: u, ProxyURL: u, Filename: name, ContentType: f.ContentType, Size: len(f.Data),
 		})
@@ -548,7 +568,7 @@ func (s *Server) putPin(c *call) {
 		c.noContent()
 		return
 	case len(cs.pins) >= maxPins:
-		c.fail(http.StatusBadRequest, 30003, "Maximum number of pins reached (50)")
+		c.fail(http.StatusBadRequest, 30003, "Maximum number of pins reached (250)")
 		return
 	}
 	m.Pinned = true

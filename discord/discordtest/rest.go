@@ -2,12 +2,14 @@ package discordtest
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"encoding/json"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,6 +51,8 @@ func (s *Server) routes() {
 	s.handle("GET /guilds/{g}/channels", bot, s.getGuildChannels)
 	s.handle("POST /guilds/{g}/channels", bot, s.postGuildChannel)
 	s.handle("GET /guilds/{g}/webhooks", bot, s.getGuildWebhooks)
+	s.handle("GET /guilds/{g}/members/{u}", bot, s.getGuildMember)
+	s.handle("GET /guilds/{g}/roles", bot, s.getGuildRoles)
 	s.handle("GET /channels/{c}", bot, s.getChannel)
 	s.handle("PATCH /channels/{c}", bot, s.patchChannel)
 	s.handle("DELETE /channels/{c}", bot, s.deleteChannel)
@@ -99,7 +103,7 @@ func (s *Server) handle(route string, o routeOpts, h handlerFunc) {
 		c := &call{s: s, w: w, r: r, route: route}
 		defer func() {
 			s.logRequest(Request{Method: r.Method, Route: route, Path: r.URL.Path, Query: r.URL.RawQuery,
-				Status: c.status, Body: truncate(c.body, s.opts.MaxLoggedBody), At: time.Now()})
+				Status: c.status, Body: bytes.Clone(c.body[:min(len(c.body), s.opts.MaxLoggedBody)]), At: time.Now()})
 		}()
 		s.mu.Lock()
 		s.touched[route]++
@@ -125,6 +129,9 @@ func (s *Server) handle(route string, o routeOpts, h handlerFunc) {
 			return
 		}
 		if !s.admit(c, o) {
+			return
+		}
+		if !o.noAuth && !s.permitted(c) {
 			return
 		}
 		h(c)
@@ -205,13 +212,6 @@ func (s *Server) logRequest(req Request) {
 		s.count429++
 		s.routes429[req.Route]++
 	}
-}
-
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		b = b[:n]
-	}
-	return append([]byte(nil), b...)
 }
 
 // apiError is Discord's error body.
@@ -396,6 +396,16 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 	f, ok := s.File(r.PathValue("a"))
 	if !ok || f.Filename != r.PathValue("name") {
 		writeJSON(w, http.StatusNotFound, apiError{Code: 0, Message: "404: Not Found"})
+		return
+	}
+	// Like Discord's CDN, only a signed URL that has not expired is served.
+	q := r.URL.Query()
+	ex, err := strconv.ParseInt(q.Get("ex"), 16, 64)
+	sig := s.urlSignature(r.URL.EscapedPath(), q.Get("ex"), q.Get("is"))
+	if err != nil || time.Now().Unix() > ex || !hmac.Equal([]byte(sig), []byte(q.Get("hm"))) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("This content is no longer available."))
 		return
 	}
 	w.Header().Set("Content-Type", f.ContentType)

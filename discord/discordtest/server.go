@@ -6,15 +6,16 @@
 // memory. It is faithful where Discord bites a bridge: per-route rate-limit buckets with
 // X-RateLimit-* headers and 429 bodies in float seconds, the 2-per-10-minutes name/topic edit
 // limit per channel, Discord's error codes (10003, 10008, 10015, 10062, 40060, 50006, 50035, …),
-// webhook deletion, RESUME with replay of missed dispatches, zlib frames, privileged intents and
-// the blanking of message content without the MessageContent intent.
+// webhook deletion, RESUME with replay of missed dispatches (and sessions ended by a client's
+// close 1000 or expired, as Discord ends them), zlib frames, privileged intents and the
+// blanking of message content without the MessageContent intent.
 //
 // Point a session at a Server with NewSession, or set Session.Client to HTTPClient(): discordgo
 // reads the gateway URL from GET /gateway, so neither its global endpoint variables nor its
 // websocket dialer need changing and parallel tests stay independent.
 //
 // Defaults follow Discord: message posts 5 per 5 s per channel, webhook executes 5 per 2 s per
-// webhook, 50 requests per second globally. discordgo honours the X-RateLimit-* headers by
+// webhook and 30 per minute per channel, 50 requests per second globally. discordgo honours the X-RateLimit-* headers by
 // waiting inside the call, so a test that posts many messages either expects that or loosens
 // Options.RouteLimits.
 //
@@ -82,6 +83,10 @@ type Options struct {
 	BotID         string
 	BotName       string
 	ApplicationID string
+	// BotPermissions are the permissions of the bot's own role (besides @everyone's); zero
+	// means DefaultBotPermissions, NoPermissions none. The fake enforces them as Discord does
+	// (see SetBotPermissions).
+	BotPermissions int64
 	// Channels are the guild's initial channels (text and categories); an empty ID gets a
 	// snowflake and GuildID is filled in. When nil the guild starts with a category "Text
 	// Channels" holding a text channel "general".
@@ -89,6 +94,10 @@ type Options struct {
 
 	// HeartbeatInterval is sent in HELLO. Default 41.25 s; tests want a few tens of milliseconds.
 	HeartbeatInterval time.Duration
+	// SessionTimeout is how long a gateway session without a connection stays resumable;
+	// later a RESUME is refused with op 9 and the dispatches meanwhile are gone. Discord does
+	// not publish its value. Default 2 minutes.
+	SessionTimeout time.Duration
 	// Compress makes the gateway send zlib-compressed binary frames after an IDENTIFY with
 	// "compress": true, as Discord's payload compression does.
 	Compress bool
@@ -118,6 +127,13 @@ type Options struct {
 	RouteLimits  map[string]Limit
 	DefaultLimit Limit
 	GlobalLimit  Limit
+	// WebhookChannelLimit caps webhook executes per channel, whatever the webhook (default 30
+	// per minute, as Discord is reported to); Requests < 0 disables it.
+	WebhookChannelLimit Limit
+
+	// AttachmentURLTTL is how long an attachment URL works: URLs are signed (ex, is and hm
+	// query parameters) and expire as Discord's CDN URLs do. Default 24 hours.
+	AttachmentURLTTL time.Duration
 
 	// MaxBodyBytes caps a request body; larger requests get 413 with code 40005. Default 25 MiB.
 	MaxBodyBytes int64
@@ -201,6 +217,8 @@ type GatewayStats struct {
 	Heartbeats  int // op 1 received
 	Acks        int // op 11 sent
 	Dispatches  int // op 0 frames produced (buffered or sent), READY and RESUMED included
+	Invalidated int // sessions ended by the client closing with 1000 or 1001
+	Expired     int // sessions forgotten after Options.SessionTimeout without a connection
 }
 
 // Server is a running fake Discord. Create it with New and stop it with Close.
@@ -218,6 +236,8 @@ type Server struct {
 	mu       sync.Mutex
 	lastID   uint64
 	guild    guildState
+	botRole  string
+	botPerms int64
 	users    map[string]*discordgo.User
 	channels map[string]*channelState
 	order    []string // channel ids in creation order
@@ -227,6 +247,7 @@ type Server struct {
 	inters   map[string]*interactionState
 	byToken  map[string]*interactionState
 	files    map[string]File // attachment id → file
+	urlKey   []byte          // signs attachment URLs
 
 	touched      map[string]int
 	requests     []Request
@@ -236,6 +257,8 @@ type Server struct {
 	inject       []*injection
 	faults       []*faultInjection
 	buckets      map[string]*bucket
+	hookBuckets  map[string]*bucket // webhook executes per channel
+	refused      []string           // RefuseUsernames, lower case
 	global       bucket
 	noAck        bool
 	sessions     map[string]*gwSession
@@ -290,24 +313,25 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("failed to listen on loopback: %w", err)
 	}
 	s := &Server{
-		opts:      opts,
-		ln:        ln,
-		base:      "http://" + ln.Addr().String(),
-		mux:       http.NewServeMux(),
-		closed:    make(chan struct{}),
-		users:     map[string]*discordgo.User{},
-		channels:  map[string]*channelState{},
-		msgChan:   map[string]string{},
-		webhooks:  map[string]*webhookState{},
-		commands:  map[string][]*discordgo.ApplicationCommand{},
-		inters:    map[string]*interactionState{},
-		byToken:   map[string]*interactionState{},
-		files:     map[string]File{},
-		touched:   map[string]int{},
-		routes429: map[string]int{},
-		buckets:   map[string]*bucket{},
-		sessions:  map[string]*gwSession{},
-		conns:     map[*gwConn]struct{}{},
+		opts:        opts,
+		ln:          ln,
+		base:        "http://" + ln.Addr().String(),
+		mux:         http.NewServeMux(),
+		closed:      make(chan struct{}),
+		users:       map[string]*discordgo.User{},
+		channels:    map[string]*channelState{},
+		msgChan:     map[string]string{},
+		webhooks:    map[string]*webhookState{},
+		commands:    map[string][]*discordgo.ApplicationCommand{},
+		inters:      map[string]*interactionState{},
+		byToken:     map[string]*interactionState{},
+		files:       map[string]File{},
+		touched:     map[string]int{},
+		routes429:   map[string]int{},
+		buckets:     map[string]*bucket{},
+		hookBuckets: map[string]*bucket{},
+		sessions:    map[string]*gwSession{},
+		conns:       map[*gwConn]struct{}{},
 	}
 	s.tr = &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -343,6 +367,9 @@ func withDefaults(o Options) Options {
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 41250 * time.Millisecond
 	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 2 * time.Minute
+	}
 	if o.EditLimit <= 0 {
 		o.EditLimit = 2
 	}
@@ -368,6 +395,12 @@ func withDefaults(o Options) Options {
 	}
 	if o.GlobalLimit.Requests == 0 || o.GlobalLimit.Per <= 0 && o.GlobalLimit.Requests > 0 {
 		o.GlobalLimit = Limit{50, time.Second}
+	}
+	if o.WebhookChannelLimit.Requests == 0 || o.WebhookChannelLimit.Per <= 0 && o.WebhookChannelLimit.Requests > 0 {
+		o.WebhookChannelLimit = Limit{30, time.Minute}
+	}
+	if o.AttachmentURLTTL <= 0 {
+		o.AttachmentURLTTL = 24 * time.Hour
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 25 << 20
@@ -398,6 +431,15 @@ func (s *Server) seed() {
 		o.ApplicationID = s.nextID()
 	}
 	s.guild = guildState{id: o.GuildID, name: o.GuildName, ownerID: o.OwnerID, joined: now}
+	s.botRole = s.nextID()
+	switch o.BotPermissions {
+	case 0:
+		s.botPerms = DefaultBotPermissions
+	case NoPermissions:
+		s.botPerms = 0
+	default:
+		s.botPerms = o.BotPermissions
+	}
 	s.users[o.OwnerID] = &discordgo.User{ID: o.OwnerID, Username: o.OwnerName, Discriminator: "0", GlobalName: o.OwnerName}
 	s.users[o.BotID] = &discordgo.User{ID: o.BotID, Username: o.BotName, Discriminator: "0", Bot: true}
 	users := make([]*discordgo.User, 0, len(o.Users))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
@@ -15,19 +16,48 @@ import (
 const maxChannelWebhooks = 15
 
 // checkWebhookName applies Discord's rules for webhook names and per-message usernames: 1–80
-// characters, no "clyde" or "discord", not "everyone" or "here".
+// characters once trimmed; none of "@", "#", ":", "```", "clyde" or "discord"; not "everyone"
+// or "here"; nothing RefuseUsernames added. The caller holds s.mu.
 func (c *call) checkWebhookName(field, name string) bool {
-	n := utf8.RuneCountInString(name)
-	lower := strings.ToLower(name)
+	trimmed := strings.TrimSpace(name)
+	n := utf8.RuneCountInString(trimmed)
+	lower := strings.ToLower(trimmed)
 	switch {
 	case n < 1 || n > 80:
 		c.formError(field, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 80 in length.")
 	case strings.Contains(lower, "clyde"), strings.Contains(lower, "discord"):
 		c.formError(field, "USERNAME_INVALID_CONTAINS", "Username cannot contain \"clyde\" or \"discord\"")
+	case strings.ContainsAny(trimmed, "@#:"), strings.Contains(trimmed, "```"):
+		c.formError(field, "USERNAME_INVALID_CONTAINS", "Username cannot contain \"@\", \"#\", \":\" or \"```\"")
 	case lower == "everyone" || lower == "here":
+		c.formError(field, "USERNAME_INVALID", "Username is invalid")
+	case c.s.refusedName(lower):
 		c.formError(field, "USERNAME_INVALID", "Username is invalid")
 	default:
 		return true
+	}
+	return false
+}
+
+// RefuseUsernames makes webhook names and per-message usernames containing any of words (case
+// insensitive) fail with 50035, as Discord refuses names beyond its published rules.
+func (s *Server) RefuseUsernames(words ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range words {
+		if w != "" {
+			s.refused = append(s.refused, strings.ToLower(w))
+		}
+	}
+}
+
+// refusedName reports whether a lower-cased name contains a word of RefuseUsernames. The
+// caller holds s.mu.
+func (s *Server) refusedName(lower string) bool {
+	for _, w := range s.refused {
+		if strings.Contains(lower, w) {
+			return true
+		}
 	}
 	return false
 }
@@ -48,11 +78,14 @@ type webhookCreate struct {
 
 func (s *Server) postWebhook(c *call) {
 	var req webhookCreate
-	if !c.decode(&req, false) || !c.checkWebhookName("name", req.Name) {
+	if !c.decode(&req, false) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !c.checkWebhookName("name", req.Name) {
+		return
+	}
 	cs := s.textChannel(c, c.r.PathValue("c"))
 	if cs == nil {
 		return
@@ -159,11 +192,11 @@ func (s *Server) patchWebhook(c *call) {
 	if !c.decode(&req, false) {
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if req.Name != nil && !c.checkWebhookName("name", *req.Name) {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w := s.webhook(c)
 	if w == nil {
 		return
@@ -213,6 +246,27 @@ func (s *Server) DeleteWebhook(id string) bool {
 	return true
 }
 
+// admitChannelWebhook applies the limit of webhook executes per channel, across all of its
+// webhooks (Discord: about 30 per minute), answering 429 when it is exceeded. The caller holds
+// s.mu.
+func (s *Server) admitChannelWebhook(c *call, channelID string) bool {
+	limit := s.opts.WebhookChannelLimit
+	if limit.Requests < 0 {
+		return true
+	}
+	b, ok := s.hookBuckets[channelID]
+	if !ok {
+		b = &bucket{limit: limit}
+		s.hookBuckets[channelID] = b
+	}
+	if ok, _, after := b.take(time.Now()); !ok {
+		setRateHeaders(c.w.Header(), limit.Requests, 0, after, bucketHash("webhooks per channel"))
+		c.write429(after, false, "user")
+		return false
+	}
+	return true
+}
+
 // wantWait reports the wait query parameter of a webhook execute.
 func wantWait(r *http.Request) bool {
 	v := strings.ToLower(r.URL.Query().Get("wait"))
@@ -232,17 +286,20 @@ func (s *Server) executeWebhook(c *call) {
 	if !ok {
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if p.Username != "" && !c.checkWebhookName("username", p.Username) {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w := s.webhook(c)
 	if w == nil {
 		return
 	}
 	cs := s.textChannel(c, w.wh.ChannelID)
 	if cs == nil {
+		return
+	}
+	if !s.admitChannelWebhook(c, cs.ch.ID) {
 		return
 	}
 	if p.empty(files) {

@@ -43,7 +43,7 @@ func TestDiscordLoginLeavesMatrixSessionAlone(t *testing.T) {
 	waitFor(t, "alice online on MSN", func() bool { return m.ms.Online(alice) })
 	acc := m.core.Account(alice)
 
-	if ans := m.loginModal(alice, "guessed-password"); !strings.Contains(ans, "refused that e-mail or password") {
+	if ans := m.loginModal(alice, "guessed-password"); !strings.Contains(ans, "refused the e-mail address or password") {
 		t.Errorf("wrong password answered %q", ans)
 	}
 	if ans := m.loginModal(alice, alicePW); !strings.Contains(ans, "already bridged") || !strings.Contains(ans, "link-code") {

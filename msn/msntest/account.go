@@ -31,6 +31,9 @@ var (
 	ErrNotOnline      = errors.New("account is not online")
 	ErrNotBot         = errors.New("account is not a socketless account")
 	ErrClosed         = errors.New("server closed")
+	// ErrNotAnswered: a bot's messages wait for an invitation the user has not answered, and
+	// no more can wait.
+	ErrNotAnswered = errors.New("invitation not answered")
 )
 
 // account is one user. Accounts are never deleted. All fields are guarded by Server.mu.

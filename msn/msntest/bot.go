@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/msn-bridge/msn-bridge/msn"
 )
@@ -78,15 +79,15 @@ func (c *BotChat) Typing() error { return c.Send(typingPayload(c.bot.handle)) }
 // Nudge sends a nudge.
 func (c *BotChat) Nudge() error { return c.Send(nudgePayload()) }
 
-// Send sends a raw MIME payload. It fails when the bot is no longer in the session.
+// Send sends a raw MIME payload. It fails when the bot is no longer in the session, or the
+// session has ended (its last user left): nobody would ever read it there.
 func (c *BotChat) Send(payload []byte) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
-	if c.sess.member(c.bot.handle) < 0 {
+	if c.sess.member(c.bot.handle) < 0 || c.s.sessions[c.sess.id] != c.sess {
 		return fmt.Errorf("failed to send as %s: %w", c.bot.handle, ErrNotOnline)
 	}
-	c.s.botSendLocked(c.bot, c.sess, payload)
-	return nil
+	return c.s.botSendLocked(c.bot, c.sess, payload)
 }
 
 // Leave takes the bot out of the session (BYE to the others).
@@ -113,16 +114,18 @@ func nudgePayload() []byte {
 	return []byte("MIME-Version: 1.0\r\nContent-Type: text/x-msnmsgr-datacast\r\n\r\nID: 1\r\n\r\n")
 }
 
-// botSendLocked relays a bot's payload to the connected members, or queues it until one joins.
-// Callers hold s.mu.
-func (s *Server) botSendLocked(bot *account, ss *sbSession, payload []byte) {
+// botSendLocked relays a bot's payload to the connected members, or queues it until one joins;
+// it fails when maxBotQueue messages wait already. Callers hold s.mu.
+func (s *Server) botSendLocked(bot *account, ss *sbSession, payload []byte) error {
 	if !ss.hasHuman() {
-		if len(ss.queue) < maxBotQueue {
-			ss.queue = append(ss.queue, queued{from: bot, payload: payload})
+		if len(ss.queue) >= maxBotQueue {
+			return fmt.Errorf("failed to send as %s: %w", bot.handle, ErrNotAnswered)
 		}
-		return
+		ss.queue = append(ss.queue, queued{from: bot, payload: payload})
+		return nil
 	}
 	ss.broadcast(&msn.Command{Name: "MSG", Args: []string{bot.handle, escapeParam(bot.name)}, Payload: payload}, bot.handle)
+	return nil
 }
 
 // deliverToBots runs bot behaviours; s.mu must not be held.
@@ -224,7 +227,9 @@ func (s *Server) SetFriendlyName(handle, name string) error {
 
 // BotSay makes the socketless account from send text to the logged-in user to: over their
 // shared switchboard if there is one, else a new one to which to is invited with RNG (the
-// message waits until to answers). It fails when from is offline or to is not logged in.
+// message waits until to answers; if the login rung ends first, it is dropped and listed by
+// Undelivered). It fails when from is offline, to is not logged in, or maxBotQueue messages
+// wait for to's answer already.
 func (s *Server) BotSay(from, to, text string) error { return s.botSend(from, to, textPayload(text)) }
 
 // BotTyping sends a typing notification from a socketless account, as BotSay does.
@@ -277,9 +282,61 @@ func (s *Server) botSend(from, to string, payload []byte) error {
 		ss = s.newSession()
 		ss.members = append(ss.members, sbMember{acct: bot})
 		ss.invited = user.handle
-		cookie := s.newSBTicket(user.handle, ss.id)
-		user.ns.sendLine("RNG", ss.id, s.SBAddr(), "CKI", cookie, bot.handle, escapeParam(bot.name))
+		ss.cookie = s.newSBTicket(user.handle, ss.id)
+		ss.rung = user.ns
+		if user.ns.rang == nil {
+			user.ns.rang = map[*sbSession]struct{}{}
+		}
+		user.ns.rang[ss] = struct{}{}
+		user.ns.sendLine("RNG", ss.id, s.SBAddr(), "CKI", ss.cookie, bot.handle, escapeParam(bot.name))
 	}
-	s.botSendLocked(bot, ss, payload)
-	return nil
+	return s.botSendLocked(bot, ss, payload)
+}
+
+// Undelivered is a message a socketless account sent (BotSay, BotTyping, BotNudge) that the
+// server held for a switchboard invitation and dropped unsent, because the login it rang ended
+// before answering. It is how the sender learns: a real contact's client, whose invitee never
+// joins, tells its user the message was not delivered.
+type Undelivered struct {
+	Time    time.Time
+	From    string // the sender (bot) handle
+	To      string // the invited user
+	Payload []byte // the raw MIME payload
+}
+
+// Body returns the payload's body (the text of a text message).
+func (u Undelivered) Body() string {
+	_, _, body := parseMIME(u.Payload)
+	return body
+}
+
+// Undelivered returns the bot messages dropped unsent so far, oldest first (at most the last
+// maxUndelivered).
+func (s *Server) Undelivered() []Undelivered {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Undelivered(nil), s.undelivered...)
+}
+
+// dropInvitations ends the bot-opened sessions still waiting for n to answer their invitation,
+// now that n's login has ended: the RNG can no longer be answered, and a later message must not
+// wait behind it for an answer that never comes. Their held messages are recorded as
+// undelivered. Callers hold s.mu.
+func (s *Server) dropInvitations(n *nsSession) {
+	now := time.Now()
+	for ss := range n.rang {
+		if ss.rung == n && !ss.hasHuman() && s.sessions[ss.id] == ss {
+			delete(s.sessions, ss.id)
+			delete(s.sbAuth, ss.cookie)
+			for _, q := range ss.queue {
+				if len(s.undelivered) >= maxUndelivered {
+					s.undelivered = append(s.undelivered[:0], s.undelivered[len(s.undelivered)-maxUndelivered/2:]...)
+				}
+				s.undelivered = append(s.undelivered, Undelivered{Time: now, From: q.from.handle, To: n.acct.handle, Payload: q.payload})
+			}
+			ss.queue = nil
+		}
+		ss.rung = nil
+	}
+	n.rang = nil
 }

@@ -1,8 +1,12 @@
 package msntest
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/msn-bridge/msn-bridge/msn"
 )
 
 func TestBots(t *testing.T) {
@@ -108,5 +112,89 @@ func TestR2MSessionIDs(t *testing.T) {
 	_, rng := answer(t, b, "bob@example.com")
 	if rng[0] != sid {
 		t.Fatalf("RNG %v", rng)
+	}
+}
+
+// TestBotInvitationOfEndedLogin: a bot's message waits for the user to answer the invitation
+// (RNG). When the login that was rung ends first, the message is reported undelivered, and the
+// bot's next message invites the user's new login instead of waiting behind an invitation
+// nobody can answer any more.
+func TestBotInvitationOfEndedLogin(t *testing.T) {
+	s := twoFriends(t, Options{})
+	if err := s.AddBot("bot@example.com", "x", "Bot", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFriends("alice@example.com", "bot@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	a1 := online(t, s, "alice@example.com", "alicepw")
+	if err := s.BotSay("bot@example.com", "alice@example.com", "first"); err != nil {
+		t.Fatal(err)
+	}
+	oldRNG := a1.until(func(c *msn.Command) bool { return c.Name == "RNG" })
+	if err := s.DropConnection("alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	a1.expectClosed()
+
+	a2 := online(t, s, "alice@example.com", "alicepw")
+	if err := s.BotSay("bot@example.com", "alice@example.com", "second"); err != nil {
+		t.Fatal(err)
+	}
+	// The RNG, if any, is written before the reply to a command sent after BotSay returned.
+	a2.send("PNG")
+	rng := a2.until(func(c *msn.Command) bool { return c.Name == "RNG" || c.Name == "QNG" })
+	if rng.Name != "RNG" {
+		t.Fatal("the new login was not invited: the message waits behind the ended login's invitation")
+	}
+	bs := dialRaw(t, rng.Arg(1))
+	bs.send("ANS 1 alice@example.com " + rng.Arg(3) + " " + rng.Arg(0))
+	bs.expect("IRO 1 1 1 bot@example.com Bot")
+	bs.expect("ANS 1 OK")
+	if m := bs.expectName("MSG"); !strings.HasSuffix(string(m.Payload), "\r\n\r\nsecond") {
+		t.Fatalf("got %q, want the second message only", m.Payload)
+	}
+
+	// The first message was dropped and is reported; the old invitation cannot deliver it late.
+	und := s.Undelivered()
+	if len(und) != 1 || und[0].From != "bot@example.com" || und[0].To != "alice@example.com" || und[0].Body() != "first" {
+		t.Fatalf("undelivered %+v, want the first message", und)
+	}
+	old := dialRaw(t, oldRNG.Arg(1))
+	old.send("ANS 1 alice@example.com " + oldRNG.Arg(3) + " " + oldRNG.Arg(0))
+	old.expect("911 1")
+}
+
+// TestBotReplyAfterSessionEnded: a bot that answers in a session its last user has left is
+// told the reply went nowhere, instead of having it held for a session nobody can join.
+func TestBotReplyAfterSessionEnded(t *testing.T) {
+	s := twoFriends(t, Options{})
+	chats := make(chan *BotChat, 1)
+	if err := s.AddBot("bot@example.com", "x", "Bot", func(_ context.Context, chat *BotChat, msg BotMessage) {
+		if msg.IsText() {
+			chats <- chat
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFriends("alice@example.com", "bot@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	a := online(t, s, "alice@example.com", "alicepw")
+	as := openSB(t, s, a, "alice@example.com", "Alice")
+	as.send("CAL 2 bot@example.com")
+	as.expectName("CAL")
+	as.expect("JOI bot@example.com Bot")
+	as.sendPayload("MSG 3 A", helloMsg)
+	as.expect("ACK 3")
+	chat := <-chats
+	if err := chat.Say("while you are here"); err != nil {
+		t.Fatalf("reply in a live session: %v", err)
+	}
+	as.expectName("MSG")
+	as.send("OUT")
+	as.expectClosed()
+	if err := chat.Say("too late"); !errors.Is(err, ErrNotOnline) {
+		t.Fatalf("reply after the user left: %v, want ErrNotOnline", err)
 	}
 }

@@ -33,6 +33,9 @@ type nsSession struct {
 	ilnTrID   string // deferred initial presence (Options.InitialPresenceAfterNextCommand)
 	ilnArmed  bool
 	nakNext   bool
+	// rang holds the bot-opened switchboard sessions this login was invited to (RNG) and has
+	// not answered yet.
+	rang map[*sbSession]struct{}
 }
 
 // serveNS runs the reader of one NS or dispatch connection; its writer runs alongside.
@@ -103,6 +106,7 @@ func (s *Server) detach(n *nsSession) {
 	if wasOnline && !a.online() {
 		s.broadcastPresence(a, false)
 	}
+	s.dropInvitations(n)
 }
 
 // wait applies the SetDelay delay for a command. It reports false when the server closed

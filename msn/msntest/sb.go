@@ -16,6 +16,8 @@ const (
 	sbTicketTTL  = 120 * time.Second
 	sbAuthWindow = 60 * time.Second
 	maxBotQueue  = 32
+	// maxUndelivered bounds the record of undelivered bot messages; past it the older half goes.
+	maxUndelivered = 4096
 )
 
 // sbTicket allows one USR (sid == "") or ANS (sid set) on the switchboard.
@@ -32,6 +34,10 @@ type sbSession struct {
 	members []sbMember
 	queue   []queued // bot messages waiting for a human to join
 	invited string   // who a bot-opened session rang
+	// rung is the NS session the invitation (RNG) of a bot-opened session went to, and
+	// cookie its ANS ticket, until someone answers it.
+	rung   *nsSession
+	cookie string
 }
 
 type sbMember struct {
@@ -74,6 +80,10 @@ func (s *Server) newSession() *sbSession {
 	for id, ss := range s.sessions {
 		if now.Sub(ss.created) > sbTicketTTL && !ss.hasHuman() {
 			delete(s.sessions, id)
+			if ss.rung != nil {
+				delete(ss.rung.rang, ss)
+				ss.rung = nil
+			}
 		}
 	}
 	var id string
@@ -278,6 +288,10 @@ func (s *Server) sbANS(c *sbConn, cmd *msn.Command) bool {
 	}
 	delete(s.sbAuth, cookie)
 	_ = c.nc.SetReadDeadline(time.Time{})
+	if ss.rung != nil {
+		delete(ss.rung.rang, ss)
+		ss.rung, ss.cookie = nil, ""
+	}
 	if ss.member(h) >= 0 {
 		c.sendLine("215", t)
 		return false

@@ -34,6 +34,8 @@ type Server struct {
 	chl      []ChallengeResult
 	faults   passportFaults
 	delays   map[string]time.Duration
+	// undelivered: bot messages dropped with an invitation nobody can answer (Undelivered).
+	undelivered []Undelivered
 
 	started bool
 	closed  bool

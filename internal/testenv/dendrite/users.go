@@ -2,16 +2,14 @@ package dendrite
 
 import (
 	"context"
-	"fmt"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
-	"maunium.net/go/mautrix/synapseadmin"
 )
 
 // UserID returns the full Matrix ID of localpart on this homeserver.
 func (hs *Homeserver) UserID(localpart string) id.UserID {
-	return id.NewUserID(localpart, hs.ServerName)
+	return hs.srv.UserID(localpart)
 }
 
 // RegisterUser creates a normal (non-admin) user through shared-secret
@@ -19,18 +17,8 @@ func (hs *Homeserver) UserID(localpart string) id.UserID {
 // device. It fails if the user exists (M_USER_IN_USE) or the homeserver is not
 // running. Requests are bounded by ctx.
 func (hs *Homeserver) RegisterUser(ctx context.Context, localpart, password string) (*mautrix.Client, error) {
-	cli, err := mautrix.NewClient(hs.URL, "", "")
-	if err != nil {
-		return nil, fmt.Errorf("failed to create client: %w", err)
-	}
-	admin := synapseadmin.Client{Client: cli}
-	_, err = admin.SharedSecretRegister(ctx, hs.SharedSecret, synapseadmin.ReqSharedSecretRegister{
-		Username:     localpart,
-		Password:     password,
-		InhibitLogin: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failed to register %s: %w", localpart, err)
+	if err := hs.srv.RegisterUser(ctx, localpart, password); err != nil {
+		return nil, err
 	}
 	return hs.Login(ctx, localpart, password)
 }
@@ -38,19 +26,5 @@ func (hs *Homeserver) RegisterUser(ctx context.Context, localpart, password stri
 // Login logs an existing user in with a password and returns a client holding
 // the new access token. Requests are bounded by ctx.
 func (hs *Homeserver) Login(ctx context.Context, localpart, password string) (*mautrix.Client, error) {
-	cli, err := mautrix.NewClient(hs.URL, "", "")
-	if err != nil {
-		return nil, fmt.Errorf("failed to create client: %w", err)
-	}
-	_, err = cli.Login(ctx, &mautrix.ReqLogin{
-		Type:                     mautrix.AuthTypePassword,
-		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: localpart},
-		Password:                 password,
-		InitialDeviceDisplayName: "msn-bridge test",
-		StoreCredentials:         true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failed to log in as %s: %w", localpart, err)
-	}
-	return cli, nil
+	return hs.srv.Login(ctx, localpart, password, "msn-bridge test")
 }
