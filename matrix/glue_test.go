@@ -691,7 +691,7 @@ func waitServer(t *testing.T, cond func() bool) {
 
 func TestCapabilities(t *testing.T) {
 	caps := msnRoomFeatures
-	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelRejected ||
+	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelPartialSupport ||
 		caps.Delete != event.CapLevelPartialSupport || caps.Thread != event.CapLevelRejected || caps.ReadReceipts {
 		t.Fatalf("capabilities claim unsupported features: %+v", caps)
 	}

@@ -96,7 +96,7 @@ func TestLinkCodeLoginJoinsDiscordSession(t *testing.T) {
 	}
 	fresh, _, err := e.core.IssueLinkCode(e.ctx, alice, dc)
 	must(t, err)
-	if _, err = e.redeemAs(mallory, fresh); err == nil || !strings.Contains(err.Error(), "too many login attempts, try again in ") {
+	if _, err = e.redeemAs(mallory, fresh); err == nil || !strings.Contains(err.Error(), "too many login attempts; try again in ") {
 		t.Fatalf("after the burst: %v", err)
 	}
 	mu, err := e.fe.Bridge().GetUserByMXID(e.ctx, mallory)
