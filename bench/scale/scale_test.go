@@ -266,7 +266,7 @@ func TestScale(t *testing.T) {
 	stored := sample()
 
 	core, err := bridge.NewCore(bridge.Config{
-		MSN: msn.Config{Server: srv.nsAddr, LoginURL: srv.loginURL,
+		MSN: msn.Config{Server: srv.nsAddr, LoginURL: srv.loginURL, AllowInsecurePassport: true,
 			DialTimeout: 10 * time.Second, RequestTimeout: 60 * time.Second, JoinTimeout: 30 * time.Second, AckTimeout: 30 * time.Second},
 		LoginRate:  5000,
 		LoginBurst: 100,
@@ -292,7 +292,11 @@ func TestScale(t *testing.T) {
 	waitFor(t, "every account online", 10*time.Minute, func() bool {
 		online := 0
 		for _, a := range core.Accounts() {
-			if a.State().State == bridge.StateOnline && len(a.Contacts()) == contactsPerAccount {
+			st := a.State()
+			if st.State == bridge.StateStopped {
+				t.Fatalf("account %s stopped: %s %v", a.Handle(), st.Reason, st.Err)
+			}
+			if st.State == bridge.StateOnline && len(a.Contacts()) == contactsPerAccount {
 				online++
 			}
 		}
