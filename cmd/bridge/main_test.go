@@ -268,3 +268,25 @@ func TestConfigWithoutServerIsNoDemo(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q: want a config error naming msn.server", code, stderr)
 	}
 }
+
+// TestDemoFlagChoosesTheDemo: --demo runs the demo even where a config.yaml exists (which,
+// without the flag, is run as the admin's bridge and refused for its empty msn.server). The demo
+// here fails at once, on a data directory it cannot create, so that nothing is started.
+func TestDemoFlagChoosesTheDemo(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("config.yaml", []byte(exampleFor("example.org")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("not-a-dir", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "--demo", "-demo-dir", filepath.Join(dir, "not-a-dir", "demo"))
+	if code != exitRuntime || !strings.Contains(stderr, "Demo failed") {
+		t.Fatalf("--demo: exit %d, stderr %q, want the demo chosen", code, stderr)
+	}
+	code, _, stderr = runCmd(t)
+	if code != exitConfig || !strings.Contains(stderr, "msn.server: must be set") {
+		t.Fatalf("without --demo: exit %d, stderr %q, want config.yaml refused for msn.server", code, stderr)
+	}
+}
