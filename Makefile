@@ -18,9 +18,8 @@ GOTAGS    ?= nocrypto
 test:
 	GOTAGS='$(GOTAGS)' TESTFLAGS='$(TESTFLAGS)' ./scripts/test.sh
 
-# Run the bridge (ARGS="-c config.yaml" passes flags).
-# Without a config.yaml this is the demo: an embedded MSN network, a local Dendrite (installed
-# into a cache on first use) and the bridge.
+# Run the demo: an embedded MSN network, a local Dendrite (installed into a cache on first use)
+# and the bridge. ARGS="-c config.yaml" runs the configured bridge instead.
 run:
 	./scripts/demo.sh $(ARGS)
 

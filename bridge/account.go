@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -46,6 +47,13 @@ type Account struct {
 	carriedPSM    map[string]bool
 	// listFullLogged is set once the account has logged that its contacts reached maxContacts.
 	listFullLogged bool
+	// requests are the contacts announced as contact requests (see isRequest), so that each is
+	// announced once, not again at every login; a handle leaves it when it is no request anymore.
+	requests map[string]bool
+	// stalePending are the contacts whose stale pending flag is to be cleared on the server
+	// (true: blocked), one at a time by clearStalePending while clearing is set.
+	stalePending map[string]bool
+	clearing     bool
 
 	loop *runLoop // the connection loop, nil when not running
 
@@ -84,7 +92,8 @@ type runLoop struct {
 type chatState struct {
 	id      ChatID
 	group   bool
-	members map[string]bool // other participants present
+	members map[string]bool   // other participants present
+	names   map[string]string // friendly names the switchboard gave them, by handle
 }
 
 func newAccount(core *Core, rec *AccountRecord) *Account {
@@ -99,6 +108,9 @@ func newAccount(core *Core, rec *AccountRecord) *Account {
 
 		carriedStatus: map[string]bool{},
 		carriedPSM:    map[string]bool{},
+
+		requests:     map[string]bool{},
+		stalePending: map[string]bool{},
 	}
 	if a.profile.Status == StatusOffline {
 		a.profile.Status = StatusOnline
@@ -204,7 +216,7 @@ func neutralContact(c contactRef) Contact {
 		Allowed:   c.lists&msn.ListAllow != 0,
 		Blocked:   c.lists&msn.ListBlock != 0,
 		Reverse:   c.lists&msn.ListReverse != 0,
-		Pending:   c.lists&msn.ListPending != 0,
+		Pending:   isRequest(c.lists),
 		Groups:    packed.Items(f[fieldGroups]),
 	}
 }
@@ -230,6 +242,14 @@ func (a *Account) attach(fe Frontend, held, ifNew bool) bool {
 	a.queues[fe.Name()] = q
 	q.push(a.state)
 	q.push(ContactSnapshot{Contacts: a.contactsLocked()})
+	// The requests announced before fe was attached (at the first login, the session is online
+	// before its frontend attaches) are fe's to show too.
+	for _, h := range slices.Sorted(maps.Keys(a.requests)) {
+		if c := a.contacts.get(h); c.ok() {
+			f := c.copyFields()
+			q.push(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()})
+		}
+	}
 	a.mu.Unlock()
 	if old != nil {
 		go old.close(context.Background())
@@ -601,6 +621,9 @@ func publicError(err error) error {
 	}
 	if errors.Is(err, msn.ErrBadCredentials) {
 		return ErrBadCredentials
+	}
+	if errors.Is(err, msn.ErrUnverifiedCertificate) {
+		return &CertificateError{Reason: certificateReason(err), Err: err}
 	}
 	return ScrubError(err)
 }

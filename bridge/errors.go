@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -35,6 +36,9 @@ var (
 	ErrStopping = errors.New("bridge is stopping")
 	// ErrBadCredentials means MSN refused the handle or password.
 	ErrBadCredentials = errors.New("msn refused the handle or password")
+	// ErrUnverifiedCertificate means the MSN login (Passport) server's TLS certificate could not
+	// be verified; msn.ca_file (or the system roots) must hold its CA.
+	ErrUnverifiedCertificate = errors.New("cannot verify the msn login server's certificate")
 	// ErrUnknownChat means a chat id does not name a chat of this account.
 	ErrUnknownChat = errors.New("unknown chat")
 	// ErrInvalidArgument means an action was given a value that cannot be sent to MSN.
@@ -55,6 +59,33 @@ func (e *LoginError) Error() string {
 }
 
 func (e *LoginError) Unwrap() error { return e.Err }
+
+// CertificateError is a login that failed because the MSN login server's certificate could not
+// be verified. Reason is the verifier's explanation ("x509: certificate signed by unknown
+// authority"). errors.Is(err, ErrUnverifiedCertificate) matches it, and errors.As finds the
+// verifier's error (x509.UnknownAuthorityError …) in Err.
+type CertificateError struct {
+	Reason string
+	Err    error
+}
+
+func (e *CertificateError) Error() string {
+	if e.Reason == "" {
+		return ErrUnverifiedCertificate.Error()
+	}
+	return ErrUnverifiedCertificate.Error() + ": " + e.Reason
+}
+
+func (e *CertificateError) Unwrap() []error { return []error{ErrUnverifiedCertificate, e.Err} }
+
+// certificateReason is the verifier's explanation in err, a certificate verification failure.
+func certificateReason(err error) string {
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) && ve.Err != nil {
+		err = ve.Err
+	}
+	return CleanLine(ScrubURLs(err.Error()), 200)
+}
 
 // TooManyAttemptsError is returned by Core.Login when the frontend user made too many login
 // attempts, or had too many passwords refused, recently. Nothing was tried; RetryAfter says when

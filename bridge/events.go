@@ -339,9 +339,37 @@ type ChatMembership struct {
 	Handle  string
 	Joined  bool
 	Members []string
+	// Names are the friendly names the switchboard gave the members, by handle (remote text,
+	// possibly missing for some). They name participants who are not contacts of the account.
+	Names map[string]string
 }
 
 func (ChatMembership) EventType() string { return "chat_membership" }
+
+// ServerNoticeKind says what a ServerNotice announces.
+type ServerNoticeKind string
+
+// Server notice kinds.
+const (
+	// NoticeMaintenance: the server announced maintenance; it will close in Minutes minutes.
+	NoticeMaintenance ServerNoticeKind = "maintenance"
+	// NoticeShutdown: the server closed the session because it is shutting down (OUT SSD); the
+	// core reconnects with backoff.
+	NoticeShutdown ServerNoticeKind = "shutdown"
+	// NoticeRetryLater: the server closed the session for a while (OUT RCT); the core
+	// reconnects after Minutes minutes.
+	NoticeRetryLater ServerNoticeKind = "retry_later"
+)
+
+// ServerNotice is emitted when the MSN server tells the account something its owner should
+// know: a maintenance announcement, or a session closed for a shutdown or for a while. The
+// connection state that follows is reported by AccountState as usual.
+type ServerNotice struct {
+	Kind    ServerNoticeKind
+	Minutes int // for NoticeMaintenance and NoticeRetryLater; 0 when the server gave none
+}
+
+func (ServerNotice) EventType() string { return "server_notice" }
 
 // DeliveryFailure reports a send that failed after its action had returned (for example a queued
 // part of a split message), so the frontend can flag it where it was written.
@@ -388,6 +416,7 @@ var (
 	_ Event = Typing{}
 	_ Event = Nudge{}
 	_ Event = ChatMembership{}
+	_ Event = ServerNotice{}
 	_ Event = DeliveryFailure{}
 	_ Event = OwnProfile{}
 	_ Event = EventsDropped{}

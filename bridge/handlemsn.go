@@ -1,9 +1,13 @@
 package bridge
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/msn-bridge/msn-bridge/msn"
 )
@@ -20,6 +24,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 		live.ended, live.cause = true, d.Err
 		onEnd := live.onEnd
+		if n, ok := disconnectNotice(d.Err); ok && live.gen == a.gen {
+			a.emitLocked(n, "")
+		}
 		a.mu.Unlock()
 		if onEnd != nil {
 			onEnd(d.Err)
@@ -92,8 +99,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		if e.Name != "" && c.StoredName() == "" {
 			c.set(fieldStoredName, e.Name)
 		}
-		f := c.copyFields()
-		a.emitLocked(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()}, "")
+		a.checkRequestLocked(c)
 	case *msn.GroupChanged:
 		if c := a.contacts.get(NormalizeHandle(e.Handle)); c.ok() {
 			groups := c.Groups()
@@ -105,6 +111,9 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 	case *msn.MessageReceived:
 		chat := a.chatForLocked(e.SessionID, e.From, e.Participants)
+		if from := NormalizeHandle(e.From); e.FromName != "" && chat.members[from] {
+			chat.names[from] = e.FromName
+		}
 		a.seq++
 		t := e.Time
 		if t.IsZero() {
@@ -122,13 +131,14 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
 		a.emitLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, "")
 	case *msn.ParticipantJoined:
-		a.joinedLocked(e.SessionID, NormalizeHandle(e.Handle))
+		a.joinedLocked(e.SessionID, NormalizeHandle(e.Handle), e.Name)
 	case *msn.ParticipantLeft:
 		h := NormalizeHandle(e.Handle)
 		if cs, ok := a.chats[e.SessionID]; ok {
 			delete(cs.members, h)
+			delete(cs.names, h)
 			if cs.group {
-				a.emitLocked(ChatMembership{Chat: cs.id, Handle: h, Joined: false, Members: membersOf(cs)}, "")
+				a.emitLocked(ChatMembership{Chat: cs.id, Handle: h, Joined: false, Members: membersOf(cs), Names: maps.Clone(cs.names)}, "")
 			}
 		}
 	case *msn.SessionClosed:
@@ -183,7 +193,25 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		}
 	case *msn.SystemMessage:
 		a.log.Info().Int("type", e.Type).Int("minutes", e.MinutesUntilShutdown).Msg("MSN server announcement")
+		if e.Type == 1 {
+			a.emitLocked(ServerNotice{Kind: NoticeMaintenance, Minutes: max(e.MinutesUntilShutdown, 0)}, "")
+		}
 	}
+}
+
+// disconnectNotice is the notice of a session the server closed for a shutdown or for a while.
+func disconnectNotice(err error) (ServerNotice, bool) {
+	var de *msn.DisconnectError
+	if !errors.As(err, &de) {
+		return ServerNotice{}, false
+	}
+	switch de.Reason {
+	case msn.ReasonShutdown:
+		return ServerNotice{Kind: NoticeShutdown}, true
+	case msn.ReasonRetryLater:
+		return ServerNotice{Kind: NoticeRetryLater, Minutes: int((de.RetryAfter + time.Minute - 1) / time.Minute)}, true
+	}
+	return ServerNotice{}, false
 }
 
 // overtakenLocked reports whether a change of the own profile that the server reported, and
@@ -242,6 +270,14 @@ func (a *Account) resyncLocked(live *liveSession) {
 				a.carriedPSM[h] = true
 			}
 		}
+	}
+	for h := range a.requests {
+		if !a.contacts.get(h).ok() {
+			delete(a.requests, h)
+		}
+	}
+	for i := range a.contacts.len() {
+		a.checkRequestLocked(a.contacts.at(i))
 	}
 	if len(a.carriedStatus) > 0 || len(a.carriedPSM) > 0 {
 		gen := live.gen
@@ -409,6 +445,7 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 	if before == c.lists {
 		return
 	}
+	a.checkRequestLocked(c)
 	var kind ListChangeKind
 	switch {
 	case e.List == msn.ListForward && e.Added:
@@ -431,7 +468,82 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 		h := c.Handle()
 		a.contacts.remove(h)
 		a.presence.forget(h)
+		delete(a.requests, h)
 	}
+}
+
+// isRequest reports whether a contact on lists is a contact request: it added the account (the
+// server flags it pending) and the account has not answered, by allowing or blocking it. A
+// pending flag the server kept after an answer given elsewhere is no request.
+func isRequest(lists msn.List) bool {
+	return lists&msn.ListPending != 0 && lists&(msn.ListAllow|msn.ListBlock) == 0
+}
+
+// checkRequestLocked announces c as a contact request when it became one, once: a request
+// already announced is not announced again at a reconnect, and one that stopped being a
+// request is forgotten. A pending flag left on an answered contact is cleared on the server in
+// the background, so the server stops presenting it as a request.
+func (a *Account) checkRequestLocked(c contactRef) {
+	h := c.Handle()
+	if !isRequest(c.lists) {
+		delete(a.requests, h)
+		if c.lists&msn.ListPending != 0 {
+			a.stalePending[h] = c.lists&msn.ListBlock != 0
+			if !a.clearing {
+				a.clearing = true
+				go a.clearStalePending()
+			}
+		}
+		return
+	}
+	if a.requests[h] {
+		return
+	}
+	a.requests[h] = true
+	f := c.copyFields()
+	a.emitLocked(ContactRequest{Handle: f[fieldHandle], Name: f.displayName()}, "")
+}
+
+// clearStalePending removes the contacts of stalePending, already allowed or blocked, from the
+// pending list on the server, one at a time (a list with many never floods the server), until
+// none is left. A failure is logged; the next login tries again.
+func (a *Account) clearStalePending() {
+	for {
+		a.mu.Lock()
+		var h string
+		var blocked bool
+		for h, blocked = range a.stalePending {
+			break
+		}
+		delete(a.stalePending, h)
+		if h == "" {
+			a.clearing = false
+		}
+		a.mu.Unlock()
+		if h == "" {
+			return
+		}
+		if err := a.clearPending(h, blocked); err != nil {
+			a.log.Debug().Err(ScrubError(err)).Str("contact", h).Msg("Failed to clear a stale pending flag")
+		}
+	}
+}
+
+func (a *Account) clearPending(h string, blocked bool) error {
+	if err := a.core.beginAction(); err != nil {
+		return err
+	}
+	defer a.core.endAction()
+	sess, err := a.connected()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(a.core.bgCtx, 2*max(a.core.cfg.MSN.RequestTimeout, 30*time.Second))
+	defer cancel()
+	if blocked {
+		return sess.DeclineContact(ctx, h, false)
+	}
+	return sess.AcceptContact(ctx, h, false)
 }
 
 // chatForLocked finds or creates the chat of a switchboard session. A session with more than
@@ -440,7 +552,7 @@ func (a *Account) chatForLocked(sessionID, from string, participants []string) *
 	from = NormalizeHandle(from)
 	cs, ok := a.chats[sessionID]
 	if !ok {
-		cs = &chatState{members: map[string]bool{}}
+		cs = &chatState{members: map[string]bool{}, names: map[string]string{}}
 		a.chats[sessionID] = cs
 	}
 	if from != "" && from != a.handle {
@@ -473,20 +585,23 @@ func (a *Account) classifyLocked(sessionID string, cs *chatState, fallback strin
 	return false
 }
 
-func (a *Account) joinedLocked(sessionID, handle string) {
+func (a *Account) joinedLocked(sessionID, handle, name string) {
 	if handle == a.handle {
 		return
 	}
 	cs, ok := a.chats[sessionID]
 	if !ok {
-		cs = &chatState{members: map[string]bool{}}
+		cs = &chatState{members: map[string]bool{}, names: map[string]string{}}
 		a.chats[sessionID] = cs
 	}
 	was := cs.members[handle]
 	cs.members[handle] = true
+	if name != "" {
+		cs.names[handle] = name
+	}
 	became := a.classifyLocked(sessionID, cs, handle)
 	if cs.group && (became || !was) {
-		a.emitLocked(ChatMembership{Chat: cs.id, Handle: handle, Joined: true, Members: membersOf(cs)}, "")
+		a.emitLocked(ChatMembership{Chat: cs.id, Handle: handle, Joined: true, Members: membersOf(cs), Names: maps.Clone(cs.names)}, "")
 	}
 }
 

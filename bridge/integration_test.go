@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -1103,7 +1104,7 @@ func TestCorePassportClientVerifiesTLS(t *testing.T) {
 	defer cancel()
 	_, err := core.Login(ctx, matrixOwner, alice, alicePW)
 	var uerr x509.UnknownAuthorityError
-	if err == nil || errors.Is(err, bridge.ErrBadCredentials) || !errors.As(err, &uerr) {
+	if err == nil || errors.Is(err, bridge.ErrBadCredentials) || !errors.As(err, &uerr) || !errors.Is(err, bridge.ErrUnverifiedCertificate) {
 		t.Fatalf("login against an untrusted certificate: %v, want an unknown authority error", err)
 	}
 
@@ -1114,4 +1115,108 @@ func TestCorePassportClientVerifiesTLS(t *testing.T) {
 	cfg.MSN.CAFile = caFile
 	core2 := e.core(cfg)
 	e.login(core2, matrixOwner)
+}
+
+// TestIntegrationContactRequestsOnce: a contact request is announced at the first login (the
+// session is online before the frontend attaches), once: a reconnect does not announce it
+// again; a contact the server still flags pending but that is on the allow list is no request,
+// and its flag is cleared on the server.
+func TestIntegrationContactRequestsOnce(t *testing.T) {
+	e := newEnv(t)
+	for _, err := range []error{
+		e.srv.AddContact(dave, alice, msntest.FL),
+		e.srv.AddContact(erin, alice, msntest.FL),
+		e.srv.AddContact(alice, erin, msntest.AL),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	waitEvent(t, fe, "dave's request", func(r bridge.ContactRequest) bool { return r.Handle == dave })
+	e.waitServer("erin's stale pending flag cleared", func() bool { return e.srv.Lists(alice, erin)&msntest.PL == 0 })
+
+	if err := e.srv.DropConnection(alice); err != nil {
+		t.Fatal(err)
+	}
+	fe.WaitForState(t, alice, bridge.StateReconnecting)
+	waitUntil(t, "back online", func() bool { return acc.State().State == bridge.StateOnline && e.srv.Online(alice) })
+	// Events are delivered in order: once the echo is seen, a repeated request would be too.
+	if _, err := acc.SendText(ctxT(t), "matrix", bridge.DirectChat(echo), "after the reconnect", bridge.Format{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "echo", func(m bridge.Message) bool { return m.Text == "after the reconnect" && !m.FromMe })
+	counts := map[string]int{}
+	for _, r := range ofType[bridge.ContactRequest](fe) {
+		counts[r.Handle]++
+	}
+	if counts[dave] != 1 || counts[erin] != 0 {
+		t.Fatalf("requests announced %v, want dave once and erin never", counts)
+	}
+	if reqs := acc.PendingRequests(); len(reqs) != 1 || reqs[0].Handle != dave {
+		t.Fatalf("PendingRequests = %+v, want dave alone", reqs)
+	}
+}
+
+// TestIntegrationGroupNames: a multi-party chat carries the friendly names the switchboard
+// gives its members, so a participant who is no contact of the account is named, not shown
+// by handle.
+func TestIntegrationGroupNames(t *testing.T) {
+	e := newEnv(t)
+	if err := e.srv.AddFriends(alice, dave); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.AddFriends(dave, erin); err != nil {
+		t.Fatal(err)
+	}
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	e.login(core, matrixOwner)
+	ctx := ctxT(t)
+	d := e.peer(dave, davePW)
+	e.peer(erin, erinPW)
+	if err := d.SendText(ctx, alice, "hi alice", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "dave's message", func(m bridge.Message) bool { return m.Text == "hi alice" })
+	var sid string
+	for id, members := range d.Sessions() {
+		if slices.Equal(members, []string{alice}) {
+			sid = id
+		}
+	}
+	if err := d.InviteToSession(ctx, sid, erin); err != nil {
+		t.Fatal(err)
+	}
+	cm := waitEvent(t, fe, "erin joins", func(c bridge.ChatMembership) bool { return c.Handle == erin && c.Joined })
+	if cm.Names[erin] != "Erin" || cm.Names[dave] != "Dave" {
+		t.Fatalf("membership names %v, want erin as Erin and dave as Dave", cm.Names)
+	}
+}
+
+// TestIntegrationServerNotices: a maintenance announcement and a session the server closes
+// for a shutdown or for a while reach the frontends as ServerNotice, not only the log.
+func TestIntegrationServerNotices(t *testing.T) {
+	e := newEnv(t)
+	fe := bridgetest.NewRecorder("matrix")
+	core := e.core(e.config(), fe)
+	acc := e.login(core, matrixOwner)
+	payload := "MIME-Version: 1.0\r\nContent-Type: application/x-msmsgssystemmessage\r\n\r\nType: 1\r\nArg1: 5\r\n"
+	if err := e.srv.InjectLine(alice, []byte(fmt.Sprintf("MSG Hotmail Hotmail %d\r\n%s", len(payload), payload))); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "maintenance notice", func(n bridge.ServerNotice) bool {
+		return n.Kind == bridge.NoticeMaintenance && n.Minutes == 5
+	})
+	if e.srv.Shutdown(alice) != 1 {
+		t.Fatal("no session shut down")
+	}
+	waitEvent(t, fe, "shutdown notice", func(n bridge.ServerNotice) bool { return n.Kind == bridge.NoticeShutdown })
+	waitUntil(t, "back online", func() bool { return acc.State().State == bridge.StateOnline && e.srv.Online(alice) })
+	if err := e.srv.RCT(alice, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, fe, "retry-later notice", func(n bridge.ServerNotice) bool { return n.Kind == bridge.NoticeRetryLater })
 }

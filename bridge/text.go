@@ -16,6 +16,16 @@ const (
 	MaxShownPSM  = 260
 )
 
+// MaxQuoted caps, in characters, the quoted message of a reply carried to MSN.
+const MaxQuoted = 120
+
+// ReplyQuote is the line that carries a reply to MSN, which has no replies: "> who: quoted" and
+// a line break, who and the quoted message each cleaned to one line and capped (quoted at
+// MaxQuoted characters). The reply's own text follows it. Every frontend quotes this way.
+func ReplyQuote(who, quoted string) string {
+	return "> " + CleanLine(who, MaxShownName) + ": " + CleanLine(quoted, MaxQuoted) + "\n"
+}
+
 // CleanLine makes a piece of remote text (a contact's friendly name, PSM, current media or
 // handle as the server sent it) safe to show on one line: invalid UTF-8 becomes U+FFFD, control
 // characters and line breaks become spaces, runs of spaces fold into one, bidirectional

@@ -65,3 +65,16 @@ func FuzzCleanLine(f *testing.F) {
 		}
 	})
 }
+
+// TestReplyQuote: the quote line of a reply is one line whatever the quoted text or name hold,
+// so a quoted message cannot forge lines of its own in the reply.
+func TestReplyQuote(t *testing.T) {
+	got := ReplyQuote("Bob\n> Alice", "line one\r\nline two\u202e")
+	if got != "> Bob > Alice: line one line two\n" {
+		t.Fatalf("ReplyQuote = %q", got)
+	}
+	long := ReplyQuote("x", strings.Repeat("a", 500))
+	if n := len([]rune(long)); n != len("> x: \n")+MaxQuoted || !strings.HasSuffix(long, "…\n") {
+		t.Fatalf("a long quote is %d characters: %q", n, long)
+	}
+}

@@ -19,6 +19,7 @@ func UserMessage(err error) string {
 	var se *SendError
 	var stopped *StoppedError
 	var le *LoginError
+	var ce *CertificateError
 	switch {
 	case err == nil:
 		return ""
@@ -51,6 +52,9 @@ func UserMessage(err error) string {
 		return "the bridge is shutting down; try again later"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "MSN did not answer in time; try again later"
+	case errors.As(err, &ce):
+		return "cannot verify the MSN login server's certificate: " + ce.Reason +
+			"; if the server uses a private or self-signed CA, the bridge's admin can trust it with msn.ca_file"
 	case errors.As(err, &le) && le.Retryable:
 		return "the MSN server is busy or unreachable; try again later"
 	case errors.As(err, &le):

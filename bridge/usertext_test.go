@@ -28,6 +28,8 @@ func TestUserMessage(t *testing.T) {
 		{"stopping", ErrStopping, "the bridge is shutting down; try again later"},
 		{"deadline", fmt.Errorf("add: %w", context.DeadlineExceeded), "MSN did not answer in time; try again later"},
 		{"retryable login", &LoginError{Retryable: true, Err: errors.New("dial tcp: refused")}, "the MSN server is busy or unreachable; try again later"},
+		{"unverifiable certificate inside a login error", &LoginError{Err: &CertificateError{Reason: "x509: certificate signed by unknown authority"}},
+			"cannot verify the MSN login server's certificate: x509: certificate signed by unknown authority; if the server uses a private or self-signed CA, the bridge's admin can trust it with msn.ca_file"},
 		{"refused login quotes the cause", &LoginError{Err: errors.New("account suspended")}, "MSN refused the login: account suspended"},
 		{"ended chat, even inside a send error", &SendError{Reason: FailureInvalid, Parts: 1, Err: ErrUnknownChat}, "this MSN conversation has ended"},
 		{"send error", &SendError{Reason: FailureContactOffline, Parts: 1}, FailureContactOffline.Describe()},

@@ -182,11 +182,6 @@ func indexFoldASCII(s, word string) int {
 	return -1
 }
 
-// oneLine folds line breaks and runs of spaces into single spaces.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
 // splitMessage cuts text into pieces of at most maxMessageLen characters, preferring line
 // breaks, then spaces. Invalid UTF-8 becomes U+FFFD, whether or not the text is cut. It is
 // splitMessageN without a cap on the parts.

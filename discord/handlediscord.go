@@ -10,7 +10,6 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
-	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // sendTimeout bounds one message's way to MSN (switchboard, ACK).
@@ -205,11 +204,11 @@ func discordToMSN(m *discordgo.Message) string {
 				who = r.Author.GlobalName
 			}
 		}
-		quoted := text.Truncate(oneLine(r.Content), 120)
-		if quoted == "" && len(r.Attachments) > 0 && r.Attachments[0] != nil {
+		quoted := r.Content
+		if strings.TrimSpace(quoted) == "" && len(r.Attachments) > 0 && r.Attachments[0] != nil {
 			quoted = "[" + r.Attachments[0].Filename + "]"
 		}
-		fmt.Fprintf(&b, "> %s: %s\n", who, quoted)
+		b.WriteString(bridge.ReplyQuote(who, quoted))
 	}
 	b.WriteString(mentionsReplaced(m))
 	for _, a := range m.Attachments {

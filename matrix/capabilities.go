@@ -43,7 +43,7 @@ var msnRoomFeatures = &event.RoomFeatures{
 		event.FmtOrderedList:         event.CapLevelDropped,
 	},
 	File:                event.FileFeatureMap{},
-	Reply:               event.CapLevelRejected,
+	Reply:               event.CapLevelPartialSupport, // carried as a quote line, see replyQuote
 	Thread:              event.CapLevelRejected,
 	Edit:                event.CapLevelPartialSupport, // carried as a new message, see HandleMatrixEdit
 	Delete:              event.CapLevelPartialSupport, // only a message not sent yet, see HandleMatrixMessageRemove

@@ -33,8 +33,11 @@ func (c *MSNClient) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*
 		Members: &bridgev2.ChatMemberList{
 			IsFull:      true,
 			OtherUserID: makeUserID(contact),
+			// The owner's invite says the room is a direct chat, so clients list it with the
+			// owner's DMs (and record it in m.direct when the owner joins).
 			MemberMap: bridgev2.ChatMemberMap{}.
-				Set(bridgev2.ChatMember{EventSender: c.senderOf(c.handle, true), Membership: event.MembershipJoin}).
+				Set(bridgev2.ChatMember{EventSender: c.senderOf(c.handle, true), Membership: event.MembershipJoin,
+					MemberEventExtra: map[string]any{"is_direct": true}}).
 				Set(bridgev2.ChatMember{EventSender: c.senderOf(contact, false), Membership: event.MembershipJoin}),
 		},
 	}, nil
@@ -48,13 +51,7 @@ func (c *MSNClient) groupInfo(chat bridge.ChatID) *bridgev2.ChatInfo {
 	mm := bridgev2.ChatMemberMap{}.Set(bridgev2.ChatMember{EventSender: c.senderOf(c.handle, true), Membership: event.MembershipJoin})
 	for _, h := range members {
 		mm.Set(bridgev2.ChatMember{EventSender: c.senderOf(h, false), Membership: event.MembershipJoin})
-		name := h
-		if acc := c.account(); acc != nil {
-			if ct, ok := acc.Contact(h); ok && ct.Name != "" {
-				name = ct.Name
-			}
-		}
-		names = append(names, bridge.CleanLine(name, bridge.MaxShownName))
+		names = append(names, bridge.CleanLine(c.nameOf(h), bridge.MaxShownName))
 	}
 	name := "MSN group chat"
 	if len(names) > 0 {
@@ -70,23 +67,44 @@ func (c *MSNClient) groupInfo(chat bridge.ChatID) *bridgev2.ChatInfo {
 	}
 }
 
-// GetUserInfo describes a contact's ghost from the core's contact list (a stranger, not on the
-// list, is named by the handle).
+// GetUserInfo describes a contact's ghost from the core's contact list; a stranger, not on the
+// list, is named by the name a switchboard gave them, else by the handle.
 func (c *MSNClient) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
 	handle, err := parseUserID(ghost.ID)
 	if err != nil {
 		return nil, fmt.Errorf("ghost %q is not an msn handle: %w", ghost.ID, err)
 	}
-	name := handle
-	if acc := c.account(); acc != nil {
-		if ct, ok := acc.Contact(handle); ok && ct.Name != "" {
-			name = ct.Name
-		}
-	}
+	name := c.nameOf(handle)
 	if handle == c.handle {
 		return c.ownInfo(name), nil
 	}
 	return c.main.userInfo(handle, name), nil
+}
+
+// nameOf is the name to show for handle: the contact list's name when it has a friendly one,
+// else the friendly name a live switchboard gave, else the handle.
+func (c *MSNClient) nameOf(handle string) string {
+	if acc := c.account(); acc != nil {
+		if ct, ok := acc.Contact(handle); ok && ct.Name != "" && ct.Name != handle {
+			return ct.Name
+		}
+	}
+	if name := c.switchboardName(handle); name != "" {
+		return name
+	}
+	return handle
+}
+
+// switchboardName is the friendly name a live group chat gave handle, or "".
+func (c *MSNClient) switchboardName(handle string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, names := range c.sbNames {
+		if n := names[handle]; n != "" && n != handle {
+			return n
+		}
+	}
+	return ""
 }
 
 func (mc *MSNConnector) userInfo(handle, name string) *bridgev2.UserInfo {
@@ -113,6 +131,7 @@ func (c *MSNClient) handleMembership(m bridge.ChatMembership) {
 		c.mu.Lock()
 		_, known := c.groups[m.Chat]
 		delete(c.groups, m.Chat)
+		delete(c.sbNames, m.Chat)
 		c.mu.Unlock()
 		if !known {
 			return
@@ -141,7 +160,19 @@ func (c *MSNClient) handleMembership(m bridge.ChatMembership) {
 		members = slices.DeleteFunc(slices.Clone(members), func(h string) bool { return h == m.Handle })
 	}
 	c.groups[m.Chat] = members
+	if m.Names != nil {
+		c.sbNames[m.Chat] = m.Names
+	}
 	c.mu.Unlock()
+	// A participant who is not a contact has no other name than the switchboard's: their
+	// ghost takes it (a contact's ghost keeps the contact list's name).
+	for h, name := range m.Names {
+		if acc := c.account(); acc != nil && h != c.handle && slices.Contains(members, h) {
+			if ct, ok := acc.Contact(h); !ok || ct.Name == "" || ct.Name == h {
+				c.updateGhost(c.log.WithContext(c.main.Bridge.BackgroundCtx), h, name, true)
+			}
+		}
+	}
 	if !known {
 		c.login.QueueRemoteEvent(&simplevent.ChatResync{
 			EventMeta: simplevent.EventMeta{
@@ -190,13 +221,7 @@ func (c *MSNClient) resolve(ctx context.Context, handle string, createChat bool)
 	if err != nil {
 		return nil, fmt.Errorf("failed to get ghost: %w", err)
 	}
-	name := handle
-	if acc := c.account(); acc != nil {
-		if ct, ok := acc.Contact(handle); ok && ct.Name != "" {
-			name = ct.Name
-		}
-	}
-	resp := &bridgev2.ResolveIdentifierResponse{Ghost: ghost, UserID: userID, UserInfo: c.main.userInfo(handle, name)}
+	resp := &bridgev2.ResolveIdentifierResponse{Ghost: ghost, UserID: userID, UserInfo: c.main.userInfo(handle, c.nameOf(handle))}
 	if createChat {
 		resp.Chat = &bridgev2.CreateChatResponse{PortalKey: makePortalKey(c.login.ID, bridge.DirectChat(handle))}
 	}

@@ -24,8 +24,9 @@ type MSNClient struct {
 	log    zerolog.Logger
 
 	mu        sync.Mutex
-	groups    map[bridge.ChatID][]string // members (other than the account) of live group chats
-	typingIn  map[typingKey]bool         // contacts shown typing, to clear on their message
+	groups    map[bridge.ChatID][]string          // members (other than the account) of live group chats
+	sbNames   map[bridge.ChatID]map[string]string // friendly names the switchboard gave them
+	typingIn  map[typingKey]bool                  // contacts shown typing, to clear on their message
 	typingOut map[bridge.ChatID]*typingLoop
 	lastState bridge.AccountStateKind
 
@@ -45,6 +46,7 @@ var (
 	_ bridgev2.ContactListingNetworkAPI      = (*MSNClient)(nil)
 	_ bridgev2.UserSearchingNetworkAPI       = (*MSNClient)(nil)
 	_ bridgev2.TypingHandlingNetworkAPI      = (*MSNClient)(nil)
+	_ bridgev2.MembershipHandlingNetworkAPI  = (*MSNClient)(nil)
 	_ bridgev2.EditHandlingNetworkAPI        = (*MSNClient)(nil)
 	_ bridgev2.RedactionHandlingNetworkAPI   = (*MSNClient)(nil)
 )
@@ -57,6 +59,7 @@ func newMSNClient(mc *MSNConnector, login *bridgev2.UserLogin) *MSNClient {
 		owner:     ownerOf(login.User),
 		log:       login.Log.With().Str("component", "msn_client").Logger(),
 		groups:    map[bridge.ChatID][]string{},
+		sbNames:   map[bridge.ChatID]map[string]string{},
 		typingIn:  map[typingKey]bool{},
 		typingOut: map[bridge.ChatID]*typingLoop{},
 	}

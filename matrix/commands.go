@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/commands"
+	"maunium.net/go/mautrix/bridgev2/provisionutil"
 	"maunium.net/go/mautrix/event"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
@@ -57,7 +58,8 @@ func (mc *MSNConnector) commandHandlers() []commands.CommandHandler {
 				return acc.DeclineRequest(ctx, h, false)
 			})),
 		h("requests", "", "List pending contact requests.", cmdRequests),
-		h("contacts", "", "List your MSN contacts and their status.", cmdContacts),
+		h("contacts", "", "List your MSN contacts, their status and how to chat with them.", cmdContacts),
+		h("chat", "<name or email>", "Open a chat with a contact, found by friendly name or e-mail address.", cmdChat),
 		h("nudge", "", "Send a nudge in this DM portal.", cmdNudge),
 		h("link-code", "", "Get a one-time code to use this MSN account in Discord too (`/msn link`).", cmdLinkCode),
 		h("reconnect", "", "Reconnect a stopped MSN session (e.g. after signing in elsewhere).", cmdReconnect),
@@ -231,13 +233,102 @@ func cmdContacts(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
 		if ct.Blocked {
 			it.text(" [blocked]")
 		}
+		ghost := c.main.Bridge.Matrix.FormatGhostMXID(makeUserID(ct.Handle))
+		it.text(" - ").link(string(ghost), ghost.URI().MatrixToURL()).text(" - ").code("chat " + ct.Handle)
 		items = append(items, it)
 	}
 	if len(items) == 0 {
-		ce.Reply("Your contact list is empty.")
+		ce.Reply("Your contact list is empty. Add someone with `$cmdprefix add <email>`.")
 		return
 	}
-	replyNotices(ce, listNotices(new(notice).textf("%d contacts:", len(items)), items)...)
+	header := new(notice).textf("%d contacts. To talk to one, send ", len(items)).code("chat <name or email>").
+		text(", or start a direct chat with their Matrix user (the link):")
+	replyNotices(ce, listNotices(header, items)...)
+}
+
+// maxChatMatches caps the contacts listed when a chat query matches several.
+const maxChatMatches = 10
+
+// cmdChat opens (or finds) the DM portal with the contact a query names: an e-mail address, or
+// a friendly name or part of one or of an address, matched case-insensitively against the
+// contact list. Several matches are listed instead, each with its exact command.
+func cmdChat(ce *commands.Event, c *MSNClient, acc *bridge.Account) {
+	query := argText(ce)
+	if query == "" {
+		ce.Reply("Usage: `$cmdprefix chat <name or email>`; `$cmdprefix contacts` lists your contacts.")
+		return
+	}
+	handle, matches := matchContact(acc, query)
+	if handle == "" && len(matches) > 1 {
+		items := make([]*notice, 0, min(len(matches), maxChatMatches))
+		for _, ct := range matches[:min(len(matches), maxChatMatches)] {
+			items = append(items, new(notice).remote(ct.Name, bridge.MaxShownName).text(": ").code("chat "+ct.Handle))
+		}
+		header := new(notice).textf("%d contacts match; send one of:", len(matches))
+		replyNotices(ce, listNotices(header, items)...)
+		return
+	}
+	if handle == "" {
+		replyNotices(ce, new(notice).text("No contact matches ").remote(strconv.Quote(bridge.CleanLine(query, maxArgShown)), maxArgShown+2).
+			text(". ").code("contacts").text(" lists them; ").code("chat <email>").text(" opens a chat with anyone on MSN."))
+		return
+	}
+	if handle == c.handle {
+		ce.Reply("That is your own MSN account.")
+		return
+	}
+	ctx, cancel := cmdCtx(ce)
+	defer cancel()
+	resp, err := provisionutil.ResolveIdentifier(ctx, c.login, handle, true)
+	if err != nil || resp == nil || resp.Portal == nil || resp.Portal.MXID == "" {
+		ce.Log.Warn().Err(bridge.ScrubError(err)).Str("contact", handle).Msg("Failed to open a chat")
+		ce.Reply("Failed to open a chat with %s.", escapeMarkdown(handle, 0))
+		return
+	}
+	n := new(notice)
+	if resp.JustCreated {
+		n.text("Opened a chat with ")
+	} else {
+		n.text("You already have a chat with ")
+	}
+	n.remote(c.nameOf(handle), bridge.MaxShownName).text(" (").remote(handle, bridge.MaxShownName).text("): ").
+		link(string(resp.Portal.MXID), resp.Portal.MXID.URI().MatrixToURL())
+	replyNotices(ce, n)
+}
+
+// matchContact finds the contact query names: handle is set when one contact (or a valid handle
+// that is no contact) matches; otherwise matches holds the contacts that match partly (several,
+// or none).
+func matchContact(acc *bridge.Account, query string) (handle string, matches []bridge.Contact) {
+	q := strings.ToLower(bridge.CleanLine(query, 0))
+	var exact []bridge.Contact
+	for _, ct := range acc.Contacts() {
+		if !ct.Forward {
+			continue
+		}
+		name := strings.ToLower(bridge.CleanLine(ct.Name, 0))
+		switch {
+		case ct.Handle == q:
+			return ct.Handle, nil
+		case name == q:
+			exact = append(exact, ct)
+		case strings.Contains(ct.Handle, q) || strings.Contains(name, q):
+			matches = append(matches, ct)
+		}
+	}
+	if len(exact) == 1 {
+		return exact[0].Handle, nil
+	}
+	if len(exact) > 1 {
+		return "", exact
+	}
+	if h, err := bridge.ValidateHandle(query); err == nil {
+		return h, nil
+	}
+	if len(matches) == 1 {
+		return matches[0].Handle, nil
+	}
+	return "", matches
 }
 
 func cmdNudge(ce *commands.Event, c *MSNClient, acc *bridge.Account) {

@@ -37,6 +37,59 @@ func (b *e2eBridge) stop() {
 	_ = b.core.Stop(ctx)
 }
 
+// inviteIsDirect reports whether the invite of the client's user to room, read from the room's
+// timeline, was marked is_direct.
+func inviteIsDirect(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID) bool {
+	t.Helper()
+	resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatalf("failed to read %s: %v", room, err)
+	}
+	for _, evt := range resp.Chunk {
+		if evt.Type == event.StateMember && evt.GetStateKey() == cli.UserID.String() {
+			_ = evt.Content.ParseRaw(evt.Type)
+			if m := evt.Content.AsMember(); m.Membership == event.MembershipInvite {
+				return m.IsDirect
+			}
+		}
+	}
+	t.Fatalf("no invite of %s in the timeline of %s", cli.UserID, room)
+	return false
+}
+
+// joinStatus returns the status the bridge sent for the client's user's own join of room (""
+// for none).
+func joinStatus(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID) event.MessageStatus {
+	t.Helper()
+	resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatalf("failed to read %s: %v", room, err)
+	}
+	var join id.EventID
+	for _, evt := range resp.Chunk {
+		if evt.Type == event.StateMember && evt.Sender == cli.UserID && evt.GetStateKey() == cli.UserID.String() {
+			_ = evt.Content.ParseRaw(evt.Type)
+			if evt.Content.AsMember().Membership == event.MembershipJoin {
+				join = evt.ID
+			}
+		}
+	}
+	if join == "" {
+		t.Fatalf("no join of %s in its timeline", room)
+	}
+	var st event.MessageStatus
+	for _, evt := range resp.Chunk {
+		if evt.Type != event.BeeperMessageStatus {
+			continue
+		}
+		_ = evt.Content.ParseRaw(evt.Type)
+		if c, ok := evt.Content.Parsed.(*event.BeeperMessageStatusEventContent); ok && c.RelatesTo.EventID == join {
+			st = c.Status
+		}
+	}
+	return st
+}
+
 func TestEndToEndDendrite(t *testing.T) {
 	hs := dendrite.New(t, dendrite.Options{})
 	reg := dendrite.NewRegistration(dendrite.RegistrationOptions{URL: hs.ASURL})
@@ -137,6 +190,15 @@ func TestEndToEndDendrite(t *testing.T) {
 	_, err = cli.SendText(ctx, portal, "hello from matrix")
 	must(t, err)
 	inbox.waitText(t, "hello from matrix")
+
+	// The DM's invite was marked direct, and the user's join of it got no failure status
+	// (the message after it was handled after it).
+	if !inviteIsDirect(ctx, t, cli, portal) {
+		t.Error("the invite to the DM portal was not marked is_direct")
+	}
+	if st := joinStatus(ctx, t, cli, portal); st != "" && st != event.MessageStatusSuccess {
+		t.Errorf("the user's join of the DM portal got status %s", st)
+	}
 
 	// A message to an offline contact fails visibly.
 	_, err = cli.SendText(ctx, mgmt, "start-chat "+carol)

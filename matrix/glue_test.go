@@ -571,8 +571,14 @@ func TestPresenceMirrored(t *testing.T) {
 	waitPresence(event.PresenceUnavailable, "Out to lunch - eating")
 	must(t, e.srv.SetPresence(bob, "FLN", ""))
 	waitPresence(event.PresenceOffline, "")
-	if l := e.fm.Presence(ghostMXID(carol)); len(l) > 0 {
-		t.Fatalf("offline carol got a presence update: %+v", l)
+	// carol is offline from the start: her ghost says offline, not nothing.
+	ctx, cancel := context.WithTimeout(e.ctx, testWait)
+	defer cancel()
+	if !e.fm.WaitFor(ctx, func() bool {
+		l := e.fm.Presence(ghostMXID(carol))
+		return len(l) > 0 && l[len(l)-1].Presence == event.PresenceOffline
+	}) {
+		t.Fatalf("offline carol's ghost never got presence offline: %+v", e.fm.Presence(ghostMXID(carol)))
 	}
 }
 
@@ -685,7 +691,7 @@ func waitServer(t *testing.T, cond func() bool) {
 
 func TestCapabilities(t *testing.T) {
 	caps := msnRoomFeatures
-	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelRejected ||
+	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelPartialSupport ||
 		caps.Delete != event.CapLevelPartialSupport || caps.Thread != event.CapLevelRejected || caps.ReadReceipts {
 		t.Fatalf("capabilities claim unsupported features: %+v", caps)
 	}

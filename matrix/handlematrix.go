@@ -38,6 +38,9 @@ func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matri
 	if err != nil {
 		return nil, err
 	}
+	if msg.ReplyTo != nil {
+		text = c.replyQuote(ctx, acc, msg.Portal, msg.ReplyTo) + text
+	}
 	chat := chatOf(msg.Portal)
 	c.stopTypingTo(chat)
 	o := &outgoing{acc: acc, evt: msg.Event, msg: msg, chat: chat, id: acc.NewMessageID(), text: text, format: f,
@@ -195,6 +198,47 @@ func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *e
 			"MSN can only carry text messages", true)
 	}
 	return text, f, nil
+}
+
+// HandleMatrixMembership accepts the owner's own membership changes in a portal (joining it,
+// accepting its invite): they concern Matrix alone, and succeed. Any other change (inviting or
+// removing someone) has no counterpart the bridge carries to MSN and fails as unsupported.
+func (c *MSNClient) HandleMatrixMembership(ctx context.Context, msg *bridgev2.MatrixMembershipChange) (*bridgev2.MatrixMembershipResult, error) {
+	if msg.Type.IsSelf && msg.Event.Sender == c.login.UserMXID {
+		return nil, nil
+	}
+	return nil, bridgev2.ErrMembershipNotSupported
+}
+
+// replyQuote is the quote line (bridge.ReplyQuote) that carries a reply to target to MSN: its
+// sender's name and its text, read from the homeserver as the bridge bot sees it. A text that
+// cannot be read is quoted as "…", so the contact still sees what is answered and by whom.
+func (c *MSNClient) replyQuote(ctx context.Context, acc *bridge.Account, portal *bridgev2.Portal, target *database.Message) string {
+	who := c.ownName(acc)
+	if target.SenderID != makeUserID(c.handle) {
+		if h, err := parseUserID(target.SenderID); err == nil {
+			who = c.nameOf(h)
+		}
+	}
+	quoted := "…"
+	if target.MXID != "" && portal.MXID != "" {
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		evt, err := c.main.Bridge.Bot.GetEvent(gctx, portal.MXID, target.MXID)
+		if err != nil {
+			zerolog.Ctx(ctx).Debug().Err(bridge.ScrubError(err)).Stringer("event_id", target.MXID).Msg("Failed to read the message a reply quotes")
+		} else if content, ok := evt.Content.Parsed.(*event.MessageEventContent); ok {
+			body := event.TrimReplyFallbackText(content.Body)
+			if content.Format == event.FormatHTML && content.FormattedBody != "" {
+				body, _ = matrixToMSN(&event.MessageEventContent{Body: body, Format: event.FormatHTML,
+					FormattedBody: event.TrimReplyFallbackHTML(content.FormattedBody)})
+			}
+			if strings.TrimSpace(body) != "" {
+				quoted = body
+			}
+		}
+	}
+	return bridge.ReplyQuote(who, quoted)
 }
 
 func (c *MSNClient) ownName(acc *bridge.Account) string {

@@ -60,12 +60,30 @@ func (c *MSNClient) handleEvent(ctx context.Context, acc *bridge.Account, evt br
 		case bridge.ListRemovedYou:
 			c.log.Debug().Str("contact", e.Contact.Handle).Msg("Contact removed the account from their list")
 		}
+	case bridge.ServerNotice:
+		c.notice(ctx, serverNotice(e))
 	case bridge.EventsDropped:
 		c.notice(ctx, new(notice).textf("The bridge fell behind and %d MSN events (possibly messages) could not be shown here.", e.Count))
 	case bridge.OwnProfile:
 		// Shown by MSN clients only; nothing to mirror on Matrix.
 	}
 	return nil
+}
+
+// serverNotice words what the MSN server announced for the owner.
+func serverNotice(e bridge.ServerNotice) *notice {
+	switch e.Kind {
+	case bridge.NoticeMaintenance:
+		if e.Minutes > 0 {
+			return new(notice).textf("The MSN server announced maintenance: it will go down in %d minutes. The bridge reconnects once it is back.", e.Minutes)
+		}
+		return new(notice).text("The MSN server announced maintenance: it will go down soon. The bridge reconnects once it is back.")
+	case bridge.NoticeShutdown:
+		return new(notice).text("The MSN server is shutting down and closed your session. The bridge keeps trying to reconnect.")
+	case bridge.NoticeRetryLater:
+		return new(notice).textf("The MSN server closed your session for now and asked to come back in %d minutes. The bridge reconnects then.", max(e.Minutes, 1))
+	}
+	return new(notice).text("The MSN server sent a notice.")
 }
 
 // sendBridgeState maps the account's session state to a bridgev2 BridgeState. bridgev2 posts

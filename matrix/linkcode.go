@@ -3,7 +3,6 @@ package matrix
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -87,7 +86,7 @@ func (ll *LinkCodeLogin) SubmitUserInput(ctx context.Context, input map[string]s
 	if !slices.Contains(before, acc) {
 		undo = func(ctx context.Context) error { return ll.main.Core.Logout(ctx, owner, handle) }
 	}
-	return ll.main.completeLogin(ctx, ll.user, acc, undo, fmt.Sprintf("Linked to MSN as %s: its running session is now mirrored here too", handle))
+	return ll.main.completeLogin(ctx, ll.user, acc, undo, "Linked to MSN as "+handle+": its running session is now mirrored here too")
 }
 
 // linkCodeErrorMessage turns a Core.RedeemLinkCodeWith error into one a user can act on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/database"
@@ -100,7 +101,7 @@ func (pl *PasswordLogin) SubmitUserInput(ctx context.Context, input map[string]s
 		return nil, loginErrorMessage(err)
 	}
 	undo := func(ctx context.Context) error { return pl.main.Core.Logout(ctx, owner, handle) }
-	return pl.main.completeLogin(ctx, pl.user, acc, undo, fmt.Sprintf("Logged in to MSN as %s", handle))
+	return pl.main.completeLogin(ctx, pl.user, acc, undo, "Logged in to MSN as "+handle)
 }
 
 // completeLogin creates and connects the UserLogin of acc for user, once the core has linked
@@ -133,13 +134,35 @@ func (mc *MSNConnector) completeLogin(ctx context.Context, user *bridgev2.User, 
 	return &bridgev2.LoginStep{
 		Type:         bridgev2.LoginStepTypeComplete,
 		StepID:       loginStepComplete,
-		Instructions: instructions,
+		Instructions: escapeMarkdown(instructions, 0) + ".\n\n" + mc.firstChatHint(acc),
 		CompleteParams: &bridgev2.LoginCompleteParams{
 			UserLoginID: ul.ID,
 			UserLogin:   ul,
 		},
 	}, nil
 }
+
+// firstChatHint says, in Markdown, how to talk to a contact: the chat command (with one of the
+// account's contacts as the example), the ghosts' user IDs and the contacts command that links
+// them, and that a contact's message opens a room by itself.
+func (mc *MSNConnector) firstChatHint(acc *bridge.Account) string {
+	example := "bob@example.com"
+	for _, ct := range acc.Contacts() {
+		if ct.Forward {
+			example = ct.Handle
+			break
+		}
+	}
+	ghost := mc.Bridge.Matrix.FormatGhostMXID(makeUserID(example))
+	return "To talk to a contact, send `chat <name or e-mail>` (for example `chat " + escapeCode(example) +
+		"`) and the bridge opens a room with them, or start a direct chat with their Matrix user (`" +
+		escapeCode(string(ghost)) + "`). `contacts` lists your contacts with links to each. When a " +
+		"contact writes to you, a room opens by itself."
+}
+
+// escapeCode makes s (a handle or user ID, validated by the bridge) safe inside a Markdown code
+// span.
+func escapeCode(s string) string { return strings.ReplaceAll(s, "`", "'") }
 
 // loginErrorMessage turns a Core.Login error into one a user can act on: bridge.UserMessage,
 // with this frontend's way to share an account. It never includes the password.

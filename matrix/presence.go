@@ -147,11 +147,8 @@ func (pm *presenceManager) update(_ context.Context, br *bridgev2.Bridge, handle
 	pm.br = br
 	g := pm.ghosts[id]
 	if g == nil {
-		if p == event.PresenceOffline {
-			// Ghosts start offline: nothing to tell the homeserver.
-			pm.ghosts[id] = &ghostPresence{presence: p, sent: time.Now()}
-			return
-		}
+		// A ghost first seen offline is told so too: a homeserver that never had its
+		// presence shows none, and clients render that as unknown, not offline.
 		g = &ghostPresence{}
 		pm.ghosts[id] = g
 	} else if g.presence == p && g.msg == msg {

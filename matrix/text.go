@@ -71,6 +71,14 @@ func (n *notice) code(s string) *notice {
 	return n
 }
 
+// link adds a link the bridge made (a matrix.to URL of a user or room it names), shown by its
+// URL in the plain body. label and url must not be remote text.
+func (n *notice) link(label, url string) *notice {
+	n.plain.WriteString(url)
+	n.html.WriteString(`<a href="` + html.EscapeString(url) + `">` + html.EscapeString(label) + "</a>")
+	return n
+}
+
 // markup adds structure: plain to the body, h to the formatted body. Both must be constants of
 // the bridge, never remote text.
 func (n *notice) markup(plain, h string) *notice {

@@ -55,6 +55,10 @@ var (
 	// Config.AllowInsecurePassport, or a login redirect to another origin than the login URL.
 	// Retrying does not help.
 	ErrInsecurePassport = errors.New("passport credentials refused for an insecure or foreign url")
+	// ErrUnverifiedCertificate means the Passport server's TLS certificate could not be
+	// verified against the system roots and Config.CAFile (self-signed, unknown authority, wrong
+	// host, expired). Retrying does not help; trusting its CA does.
+	ErrUnverifiedCertificate = errors.New("cannot verify the passport server's certificate")
 	// ErrContactListFull means the contact list holds Config.MaxContacts contacts already.
 	ErrContactListFull = errors.New("contact list full")
 	// ErrEventOverflow means the event handler fell too far behind (Config.MaxQueuedEvents) and
@@ -268,7 +272,8 @@ func Retryable(err error) bool {
 	}
 	if errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrAccountRestricted) ||
 		errors.Is(err, ErrNoCommonVersion) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrInsecurePassport) {
+		errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrInsecurePassport) ||
+		errors.Is(err, ErrUnverifiedCertificate) {
 		return false
 	}
 	var de *DisconnectError

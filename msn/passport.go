@@ -263,6 +263,9 @@ func scrubURLError(err error) error {
 		if ue.Timeout() {
 			return fmt.Errorf("%s: %w: %w", ue.Op, ErrTimeout, ue.Err)
 		}
+		if isCertificateError(ue.Err) {
+			return fmt.Errorf("%s: %w: %w", ue.Op, ErrUnverifiedCertificate, ue.Err)
+		}
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
 	return err
@@ -285,4 +288,13 @@ func passportEscape(s string) string {
 		b.WriteByte(hexDigits[c&15])
 	}
 	return b.String()
+}
+
+// isCertificateError reports whether err is a failure to verify the server's certificate.
+func isCertificateError(err error) bool {
+	var ve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }

@@ -37,6 +37,8 @@ type Config struct {
 	Metrics  MetricsConfig     `yaml:"metrics"`
 	// MemoryLimit is the Go runtime's soft memory limit, in GOMEMLIMIT's syntax ("" for none).
 	MemoryLimit string `yaml:"memory_limit"`
+
+	demo bool // run the demo network: no config file, or --demo
 }
 
 // minMemoryLimit is the smallest memory_limit accepted: below it the garbage collector would
@@ -133,6 +135,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("embedded default config is invalid: %w", err)
 	}
 	if path == "" {
+		cfg.demo = true
 		return cfg, nil
 	}
 	data, err := readConfigFile(path)
@@ -279,9 +282,9 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return e.Key + ": " + e.Problem }
 
-// Demo reports whether no MSN server is configured, in which case the bridge runs the built-in
-// demo network.
-func (c *Config) Demo() bool { return c.MSN.Server == "" }
+// Demo reports whether the bridge runs the built-in demo network: it was started without a config
+// file, or with --demo. A config file without msn.server is an error, never the demo.
+func (c *Config) Demo() bool { return c.demo }
 
 // Validate checks every value the bridge would otherwise trip over later. It returns all the
 // problems at once, each naming its key.
@@ -291,6 +294,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
 	}
 	m := &c.MSN
+	if m.Server == "" && !c.demo {
+		bad("msn.server", "must be set to the MSN server's host:port (the demo runs without a config file, or with --demo)")
+	}
 	if m.Server != "" {
 		if !validHostPort(m.Server) {
 			bad("msn.server", "must be host:port, got %s", quote(m.Server))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +135,44 @@ func TestWarnIfExposed(t *testing.T) {
 	warnIfExposed(log, "config file", path)
 	if out := logs.String(); !strings.Contains(out, "config file holds secrets") || !strings.Contains(out, "chmod 600") {
 		t.Errorf("no warning about a 0644 config: %s", out)
+	}
+}
+
+// TestGitignoreCoversWhatTheBridgeWrites: the files a bridge run with the defaults writes into a
+// clone (config, registration, key, database, demo folder) are ignored by git, so none of their
+// secrets is committed by accident.
+func TestGitignoreCoversWhatTheBridgeWrites(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patterns := strings.Fields(string(data))
+	cfg, err := LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbFile, _, _ := strings.Cut(strings.TrimPrefix(cfg.Database.URI, "file:"), "?")
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := []string{o.configPath, o.registrationPath, cfg.MSN.Credentials.KeyFile, dbFile,
+		dbFile + "-wal", dbFile + "-shm", o.demoDir + "/msn-bridge.db"}
+	for _, name := range written {
+		ignored := false
+		for _, p := range patterns {
+			if strings.HasPrefix(p, "#") {
+				continue
+			}
+			p = strings.TrimPrefix(p, "/")
+			if ok, _ := filepath.Match(strings.TrimSuffix(p, "/"), name); ok ||
+				strings.HasSuffix(p, "/") && strings.HasPrefix(name, p) {
+				ignored = true
+				break
+			}
+		}
+		if !ignored {
+			t.Errorf(".gitignore does not cover %s, which the bridge writes", name)
+		}
 	}
 }

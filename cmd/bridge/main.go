@@ -7,6 +7,7 @@
 //	bridge -e -c config.yaml        write the example config
 //	bridge                          with no config.yaml: the demo (an embedded MSN network with
 //	                                contacts that answer, a local Dendrite, the bridge)
+//	bridge --demo                   the demo, even where a config.yaml exists
 package main
 
 import (
@@ -45,13 +46,35 @@ type options struct {
 	generateReg      bool
 	writeExample     bool
 	version          bool
+	demo             bool
 	demoDir          string
 }
+
+// usageHeader opens the -h output: what the bridge does without a config file.
+const usageHeader = `Usage: bridge [flags]
+
+msn-bridge connects MSN Messenger accounts to Matrix (as an appservice) and Discord (as a bot).
+
+  bridge -e -c config.yaml      write the example config, then edit it
+  bridge -g -c config.yaml      generate the appservice registration for your homeserver
+  bridge -c config.yaml         run the bridge
+
+Without a config file (no config.yaml here and no -c), or with --demo, the bridge runs its demo
+instead: an embedded MSN network with contacts that answer, a local Dendrite homeserver on
+127.0.0.1:8008 and the bridge between them, with its data in -demo-dir. It never connects to a
+real MSN server or homeserver then. A config file with an empty msn.server is an error.
+
+Flags:
+`
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
 	for _, name := range []string{"c", "config"} {
 		fs.StringVar(&o.configPath, name, "config.yaml", "path to the config file")
 	}
@@ -65,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.BoolVar(&o.writeExample, name, false, "write the example config to the config path and quit")
 	}
 	fs.BoolVar(&o.version, "version", false, "print the version and quit")
+	fs.BoolVar(&o.demo, "demo", false, "run the demo (an embedded MSN network and a local Dendrite), not a configured bridge")
 	fs.StringVar(&o.demoDir, "demo-dir", "msn-bridge-demo", "where the demo keeps its database, key and homeserver")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -102,8 +126,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	path := o.configPath
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !o.configGiven && !o.generateReg {
-		path = "" // no config at all: the demo
+	if o.demo && o.generateReg {
+		fmt.Fprintln(stderr, "--demo and -g do not go together: the demo needs no registration")
+		return exitUsage
+	}
+	if _, err := os.Stat(path); (o.demo || errors.Is(err, os.ErrNotExist)) && !o.configGiven && !o.generateReg {
+		path = "" // no config at all, or --demo without -c: the demo on the defaults
 	} else if err != nil {
 		fmt.Fprintln(stderr, "Failed to read config:", err)
 		return exitConfig
@@ -113,6 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Invalid config:", err)
 		return exitConfig
 	}
+	cfg.demo = cfg.demo || o.demo
 	if o.generateReg {
 		if err := generateRegistration(path, o.registrationPath, cfg); err != nil {
 			fmt.Fprintln(stderr, "Failed to generate the registration:", err)

@@ -35,6 +35,9 @@ func TestFlags(t *testing.T) {
 		{name: "usage lists flags", args: []string{"--frobnicate"}, code: exitUsage, stderr: "generate-registration"},
 		{name: "stray argument", args: []string{"-c", "x.yaml", "extra"}, code: exitUsage, stderr: `unexpected argument "extra"`},
 		{name: "help", args: []string{"-h"}, code: exitOK, stderr: "-config"},
+		{name: "help tells what no config does", args: []string{"-h"}, code: exitOK, stderr: "Without a config file (no config.yaml here and no -c), or with --demo, the bridge runs its demo"},
+		{name: "help lists --demo", args: []string{"-h"}, code: exitOK, stderr: "-demo\n"},
+		{name: "demo needs no registration", args: []string{"--demo", "-g"}, code: exitUsage, stderr: "--demo and -g"},
 		{name: "flag without value", args: []string{"-c"}, code: exitUsage, stderr: "flag needs an argument"},
 		{name: "example to stdout", args: []string{"-e", "-c", "-"}, code: exitOK, stdout: "# msn-bridge configuration."},
 	}
@@ -244,4 +247,46 @@ func TestGenerateRegistrationRefuses(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, stderr)
 		}
 	})
+}
+
+// TestConfigWithoutServerIsNoDemo: a config file that leaves msn.server empty is refused, naming
+// the key, instead of starting the demo network and a local homeserver in the admin's place.
+func TestConfigWithoutServerIsNoDemo(t *testing.T) {
+	path := writeFile(t, "config.yaml", exampleFor("example.org"))
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Demo() {
+		t.Fatal("a config file with an empty msn.server runs the demo")
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "msn.server: must be set") {
+		t.Fatalf("Validate = %v, want msn.server named", err)
+	}
+	code, _, stderr := runCmd(t, "-c", path)
+	if code != exitConfig || !strings.Contains(stderr, "msn.server: must be set") || strings.Contains(stderr, "Demo failed") {
+		t.Fatalf("exit %d, stderr %q: want a config error naming msn.server", code, stderr)
+	}
+}
+
+// TestDemoFlagChoosesTheDemo: --demo runs the demo even where a config.yaml exists (which,
+// without the flag, is run as the admin's bridge and refused for its empty msn.server). The demo
+// here fails at once, on a data directory it cannot create, so that nothing is started.
+func TestDemoFlagChoosesTheDemo(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("config.yaml", []byte(exampleFor("example.org")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("not-a-dir", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "--demo", "-demo-dir", filepath.Join(dir, "not-a-dir", "demo"))
+	if code != exitRuntime || !strings.Contains(stderr, "Demo failed") {
+		t.Fatalf("--demo: exit %d, stderr %q, want the demo chosen", code, stderr)
+	}
+	code, _, stderr = runCmd(t)
+	if code != exitConfig || !strings.Contains(stderr, "msn.server: must be set") {
+		t.Fatalf("without --demo: exit %d, stderr %q, want config.yaml refused for msn.server", code, stderr)
+	}
 }

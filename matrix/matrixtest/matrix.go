@@ -50,12 +50,14 @@ type room struct {
 
 // Event is one event sent by any intent.
 type Event struct {
-	RoomID  id.RoomID
-	Sender  id.UserID
-	Type    event.Type
-	ID      id.EventID
-	Content *event.Content
-	TS      time.Time // the event's timestamp as the bridge gave it (now when it gave none)
+	RoomID id.RoomID
+	Sender id.UserID
+	Type   event.Type
+	ID     id.EventID
+	// StateKey is the state key of a state event ("" for other events).
+	StateKey string
+	Content  *event.Content
+	TS       time.Time // the event's timestamp as the bridge gave it (now when it gave none)
 	// Recorded is when the fake received the event (the moment the bridge's request reached
 	// the homeserver).
 	Recorded time.Time
@@ -354,6 +356,10 @@ func (fi *intent) GetMXID() id.UserID   { return fi.mxid }
 func (fi *intent) IsDoublePuppet() bool { return false }
 
 func (fi *intent) record(roomID id.RoomID, t event.Type, content *event.Content, ts time.Time) id.EventID {
+	return fi.recordState(roomID, t, "", content, ts)
+}
+
+func (fi *intent) recordState(roomID id.RoomID, t event.Type, stateKey string, content *event.Content, ts time.Time) id.EventID {
 	fm := fi.fm
 	evtID := id.EventID(fmt.Sprintf("$ev%d", fm.seq.Add(1)))
 	now := time.Now()
@@ -362,7 +368,7 @@ func (fi *intent) record(roomID id.RoomID, t event.Type, content *event.Content,
 	}
 	fm.mu.Lock()
 	defer fm.mu.Unlock()
-	fm.events = append(fm.events, &Event{RoomID: roomID, Sender: fi.mxid, Type: t, ID: evtID, Content: content, TS: ts, Recorded: now})
+	fm.events = append(fm.events, &Event{RoomID: roomID, Sender: fi.mxid, Type: t, ID: evtID, StateKey: stateKey, Content: content, TS: ts, Recorded: now})
 	fm.changed()
 	return evtID
 }
@@ -421,7 +427,7 @@ func (fi *intent) SendState(ctx context.Context, roomID id.RoomID, eventType eve
 			fi.fm.setMember(roomID, id.UserID(stateKey), m.Membership)
 		}
 	}
-	return &mautrix.RespSendEvent{EventID: fi.record(roomID, eventType, content, ts)}, nil
+	return &mautrix.RespSendEvent{EventID: fi.recordState(roomID, eventType, stateKey, content, ts)}, nil
 }
 
 func (fm *Matrix) setMember(roomID id.RoomID, user id.UserID, m event.Membership) {
@@ -517,7 +523,14 @@ func (fi *intent) TagRoom(ctx context.Context, roomID id.RoomID, tag event.RoomT
 func (fi *intent) MuteRoom(ctx context.Context, roomID id.RoomID, until time.Time) error {
 	return nil
 }
+
+// GetEvent returns an event the fake recorded in roomID.
 func (fi *intent) GetEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) (*event.Event, error) {
+	for _, ev := range fi.fm.Events(roomID) {
+		if ev.ID == eventID {
+			return &event.Event{Type: ev.Type, RoomID: roomID, ID: ev.ID, Sender: ev.Sender, Content: *ev.Content}, nil
+		}
+	}
 	return nil, errors.New("not found")
 }
 
