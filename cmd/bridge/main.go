@@ -46,6 +46,7 @@ type options struct {
 	writeExample     bool
 	version          bool
 	demoDir          string
+	noUpdate         bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -65,6 +66,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.BoolVar(&o.writeExample, name, false, "write the example config to the config path and quit")
 	}
 	fs.BoolVar(&o.version, "version", false, "print the version and quit")
+	for _, name := range []string{"n", "no-update"} {
+		fs.BoolVar(&o.noUpdate, name, false, "do not write the upgraded config (new keys, generated secrets) back to the config file")
+	}
 	fs.StringVar(&o.demoDir, "demo-dir", "msn-bridge-demo", "where the demo keeps its database, key and homeserver")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -108,7 +112,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Failed to read config:", err)
 		return exitConfig
 	}
-	cfg, err := LoadConfig(path)
+	// -g changes nothing in the file but the two tokens (the next start upgrades it), and
+	// nothing at all when it refuses.
+	cfg, err := loadConfig(path, !o.noUpdate && !o.generateReg, os.Environ())
 	if err != nil {
 		fmt.Fprintln(stderr, "Invalid config:", err)
 		return exitConfig
