@@ -70,6 +70,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.BoolVar(&o.noUpdate, name, false, "do not write the upgraded config (new keys, generated secrets) back to the config file")
 	}
 	fs.StringVar(&o.demoDir, "demo-dir", "msn-bridge-demo", "where the demo keeps its database, key and homeserver")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "msn-bridge %s\n\nUsage of bridge:\n", versionString())
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

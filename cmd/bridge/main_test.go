@@ -35,6 +35,8 @@ func TestFlags(t *testing.T) {
 		{name: "usage lists flags", args: []string{"--frobnicate"}, code: exitUsage, stderr: "generate-registration"},
 		{name: "stray argument", args: []string{"-c", "x.yaml", "extra"}, code: exitUsage, stderr: `unexpected argument "extra"`},
 		{name: "help", args: []string{"-h"}, code: exitOK, stderr: "-config"},
+		{name: "help shows version", args: []string{"-h"}, code: exitOK, stderr: "msn-bridge " + Version},
+		{name: "no-update flag", args: []string{"-h"}, code: exitOK, stderr: "-no-update"},
 		{name: "flag without value", args: []string{"-c"}, code: exitUsage, stderr: "flag needs an argument"},
 		{name: "example to stdout", args: []string{"-e", "-c", "-"}, code: exitOK, stdout: "# msn-bridge configuration."},
 	}
