@@ -80,7 +80,7 @@ func TestUpgradePreviousConfig(t *testing.T) {
 		"KEY_FILE": filepath.Join(dir, "msn-bridge.key"), "HS_DOMAIN": "localhost",
 		"HS_URL": "http://127.0.0.1:8008", "AS_URL": "http://127.0.0.1:29999", "AS_PORT": "29999",
 		"AS_TOKEN": "as-token-of-the-old-install", "HS_TOKEN": "hs-token-of-the-old-install",
-		"DB_PATH": filepath.Join(dir, "bridge.db"), "METRICS_ADDR": "127.0.0.1:29998",
+		"DB_PATH": filepath.Join(dir, "bridge.db"), "METRICS_ADDR": "127.0.0.1:29998", "STATUS_URL": "http://127.0.0.1:29997/status",
 	})
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(old), 0o640); err != nil {
