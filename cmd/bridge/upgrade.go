@@ -62,8 +62,8 @@ func copyOwnKeys(h up.Helper) {
 			return
 		}
 		user, base := h.GetNode(path...), h.GetBaseNode(path...)
-		if user == nil || base == nil {
-			return
+		if user == nil || base == nil || (user.Kind != base.Kind && user.Tag == "!!null") {
+			return // an empty section keeps the example's values
 		}
 		if user.Kind == yaml.MappingNode && base.Kind == yaml.MappingNode && len(base.Map) > 0 && keysIn(user.Map, base.Map) {
 			for _, key := range orderedKeys(user.Node) {

@@ -279,3 +279,22 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// An empty section (a key with no value) keeps the example's keys and values in the rewritten
+// file instead of emptying the section.
+func TestUpgradeEmptySection(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, "config.yaml", strings.ReplaceAll(validConfigYAML, "KEYFILE", filepath.Join(dir, "key"))+"discord:\nmetrics:\n")
+	cfg, err := loadConfig(path, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := leaves(t, mustRead(t, path))
+	if got["discord.roster_channel_name"] != "msn-contacts" || got["metrics.listen"] != "127.0.0.1:29356" {
+		t.Errorf("empty sections lost their keys: discord.roster_channel_name %q, metrics.listen %q",
+			got["discord.roster_channel_name"], got["metrics.listen"])
+	}
+	if cfg.Metrics.Listen != "127.0.0.1:29356" {
+		t.Errorf("metrics.listen in use = %q", cfg.Metrics.Listen)
+	}
+}
