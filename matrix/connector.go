@@ -289,20 +289,32 @@ func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Da
 }
 
 // StateErrors explains each error code of the bridge states the frontend sends, for clients
-// that show a state without its message. bridgev2 looks codes up in
-// status.BridgeStateHumanErrors, which init fills from this map.
+// and status endpoints that show a state by its code.
 var StateErrors = status.BridgeStateErrorMap{
 	"msn-reconnecting":           "Connection to MSN lost, reconnecting",
-	"msn-bad-credentials":        "MSN refused the password; log in again with the new password",
-	"msn-logged-in-elsewhere":    "The MSN account was signed in from another place; use reconnect to take the session back",
-	"msn-credentials-unreadable": "The bridge cannot read the stored MSN password (its key changed); log in again",
+	"msn-bad-credentials":        badCredentialsMessage,
+	"msn-logged-in-elsewhere":    loggedInElsewhereMessage,
+	"msn-credentials-unreadable": credentialsUnreadableMessage,
 	"msn-server-refused":         "The MSN server refused the session",
 	"msn-stopped":                "The MSN session stopped",
-	"msn-not-logged-in":          "The MSN account is not logged in to the bridge; log in again",
+	"msn-not-logged-in":          notLoggedInMessage,
 }
 
+// The messages of the states whose text never varies: bridgev2 replaces the message of a state
+// whose code is in status.BridgeStateHumanErrors with the table's text, so only these codes are
+// registered there, with the very text the frontend sends. The others carry details (the time of
+// the next attempt, the server's error) that the table would erase.
+var (
+	badCredentialsMessage        = bridge.Sentence(bridge.StopBadCredentials.Describe()) + " Log in again with the new password."
+	loggedInElsewhereMessage     = bridge.Sentence(bridge.StopOtherLocation.Describe()) + " Use `reconnect` to take the session back."
+	credentialsUnreadableMessage = bridge.Sentence(bridge.StopKeyError.Describe()) + " Log in again."
+	notLoggedInMessage           = "The MSN account is not logged in to the bridge; log in again"
+)
+
 func init() {
-	status.BridgeStateHumanErrors.Update(StateErrors)
+	for _, code := range []status.BridgeStateErrorCode{"msn-bad-credentials", "msn-logged-in-elsewhere", "msn-credentials-unreadable", "msn-not-logged-in"} {
+		status.BridgeStateHumanErrors[code] = StateErrors[code]
+	}
 }
 
 // StateVersion is the version sent in every bridge state (the "version" field), as mautrix

@@ -36,13 +36,27 @@ func TestStateErrorsCoverEveryCode(t *testing.T) {
 		t.Fatalf("found only %d error codes in the source (%v): the pattern no longer matches", len(codes), codes)
 	}
 	for code := range codes {
-		if msg := status.BridgeStateHumanErrors[status.BridgeStateErrorCode(code)]; msg == "" {
-			t.Errorf("bridge state error %q has no entry in status.BridgeStateHumanErrors", code)
+		if msg := StateErrors[status.BridgeStateErrorCode(code)]; msg == "" {
+			t.Errorf("bridge state error %q has no entry in StateErrors", code)
 		}
 	}
-	// A state without a message gets the explanation.
+	for code, msg := range StateErrors {
+		if !codes[string(code)] {
+			t.Errorf("StateErrors lists %q, which the frontend never sends", code)
+		}
+		// bridgev2 puts the table's text in place of the state's message: a registered code
+		// must have the text the frontend sends, and an unregistered one keeps its details.
+		human, registered := status.BridgeStateHumanErrors[code]
+		if registered && human != msg {
+			t.Errorf("%q: bridgev2's table says %q, the frontend %q", code, human, msg)
+		}
+	}
 	filled := status.BridgeState{StateEvent: status.StateBadCredentials, Error: "msn-bad-credentials"}.Fill(nil)
-	if filled.Message == "" {
-		t.Error("Fill left the message of msn-bad-credentials empty")
+	if filled.Message != badCredentialsMessage {
+		t.Errorf("Fill gave msn-bad-credentials the message %q", filled.Message)
+	}
+	detail := "The MSN server refused the session: 911 authentication failed"
+	if filled := (status.BridgeState{StateEvent: status.StateUnknownError, Error: "msn-server-refused", Message: detail}).Fill(nil); filled.Message != detail {
+		t.Errorf("Fill replaced the server's error with %q", filled.Message)
 	}
 }
