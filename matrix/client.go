@@ -93,7 +93,7 @@ func (c *MSNClient) Connect(ctx context.Context) {
 		c.login.BridgeState.Send(status.BridgeState{
 			StateEvent: status.StateBadCredentials,
 			Error:      "msn-not-logged-in",
-			Message:    "The MSN account is not logged in to the bridge; log in again",
+			Message:    notLoggedInMessage,
 		})
 		return
 	}

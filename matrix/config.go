@@ -28,6 +28,9 @@ type Config struct {
 	// the event's JSON counts them); a longer message is cut and ends with a note of how many
 	// characters were not shown. Homeservers refuse events over 64 KiB, formatted body included.
 	MaxMessageSize int `yaml:"max_message_size"`
+	// Version is the bridge's version, shown by the bot's version command and sent in bridge
+	// states. It is set by the program, not the config file.
+	Version string `yaml:"-"`
 }
 
 // Bounds of Config.MaxMessageSize: the upper one leaves room for a formatted body and the rest

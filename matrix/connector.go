@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,12 +16,14 @@ import (
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/configupgrade"
 	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
 	"maunium.net/go/mautrix/bridgev2/commands"
 	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/bridgev2/matrix"
 	"maunium.net/go/mautrix/bridgev2/networkid"
+	"maunium.net/go/mautrix/bridgev2/status"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -86,7 +89,27 @@ func (mc *MSNConnector) Init(br *bridgev2.Bridge) {
 	mc.presence = newPresenceManager(mc.Config.Presence, mc.log)
 	if proc, ok := br.Commands.(*commands.Processor); ok {
 		proc.AddHandlers(mc.commandHandlers()...)
+		proc.AddHandler(mc.versionCommand())
 	}
+}
+
+// versionCommand is the bot's version command, as mautrix bridges have it.
+func (mc *MSNConnector) versionCommand() *commands.FullHandler {
+	return &commands.FullHandler{
+		Name: "version",
+		Help: commands.HelpMeta{Section: commands.HelpSectionGeneral, Description: "Get the bridge version."},
+		Func: func(ce *commands.Event) {
+			ce.Reply("msn-bridge %s (mautrix-go %s, %s)", mc.version(), mautrix.VersionWithCommit, runtime.Version())
+		},
+	}
+}
+
+// version is the bridge's version, "unknown" when the program set none.
+func (mc *MSNConnector) version() string {
+	if mc.Config.Version == "" {
+		return "unknown"
+	}
+	return mc.Config.Version
 }
 
 // Start starts the presence refresher; logins are started by bridgev2 separately.
@@ -245,6 +268,15 @@ func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Da
 	}
 	mx := matrix.NewConnector(bcfg)
 	mx.IgnoreUnsupportedServer = cfg.IgnoreUnsupportedServer
+	mx.BridgeStateVersion = &StateVersion{
+		Name:           "msn-bridge",
+		Version:        cfg.Version,
+		GoVersion:      runtime.Version(),
+		MautrixVersion: mautrix.VersionWithCommit,
+	}
+	if cfg.IgnoreUnsupportedServer {
+		log = log.Hook(outdatedServerHook(mx, log))
+	}
 	fe, err := newFrontend(core, cfg, mx, &bcfg.Bridge, db, log)
 	if err != nil {
 		return nil, err
@@ -257,6 +289,70 @@ func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Da
 	// homeserver never sends transactions anywhere near this size, so cap them.
 	mx.AS.Middleware = append(mx.AS.Middleware, limitBody(MaxTransactionBytes))
 	return fe, nil
+}
+
+// StateErrors explains each error code of the bridge states the frontend sends, for clients
+// and status endpoints that show a state by its code.
+var StateErrors = status.BridgeStateErrorMap{
+	"msn-reconnecting":           "Connection to MSN lost, reconnecting",
+	"msn-bad-credentials":        badCredentialsMessage,
+	"msn-logged-in-elsewhere":    loggedInElsewhereMessage,
+	"msn-credentials-unreadable": credentialsUnreadableMessage,
+	"msn-server-refused":         "The MSN server refused the session",
+	"msn-stopped":                "The MSN session stopped",
+	"msn-not-logged-in":          notLoggedInMessage,
+}
+
+// The messages of the states whose text never varies: bridgev2 replaces the message of a state
+// whose code is in status.BridgeStateHumanErrors with the table's text, so only these codes are
+// registered there, with the very text the frontend sends. The others carry details (the time of
+// the next attempt, the server's error) that the table would erase.
+var (
+	badCredentialsMessage        = bridge.Sentence(bridge.StopBadCredentials.Describe()) + " Log in again with the new password."
+	loggedInElsewhereMessage     = bridge.Sentence(bridge.StopOtherLocation.Describe()) + " Use `reconnect` to take the session back."
+	credentialsUnreadableMessage = bridge.Sentence(bridge.StopKeyError.Describe()) + " Log in again."
+	notLoggedInMessage           = "The MSN account is not logged in to the bridge; log in again"
+)
+
+func init() {
+	for _, code := range []status.BridgeStateErrorCode{"msn-bad-credentials", "msn-logged-in-elsewhere", "msn-credentials-unreadable", "msn-not-logged-in"} {
+		status.BridgeStateHumanErrors[code] = StateErrors[code]
+	}
+}
+
+// StateVersion is the version sent in every bridge state (the "version" field), as mautrix
+// bridges send it.
+type StateVersion struct {
+	Name           string `json:"name"`
+	Version        string `json:"version"`
+	GoVersion      string `json:"go_version"`
+	MautrixVersion string `json:"mautrix_version"`
+}
+
+// outdatedServerMsg starts the line bridgev2 logs at error level at every start against a
+// homeserver advertising spec versions older than it wants.
+const outdatedServerMsg = "The homeserver is outdated"
+
+// outdatedServerHook replaces bridgev2's error about an outdated homeserver, which
+// ignore_unsupported_server lets the bridge run with, by one warning for the frontend's
+// lifetime: an error at every start for a setting the admin chose is noise that hides real
+// errors.
+func outdatedServerHook(mx *matrix.Connector, log zerolog.Logger) zerolog.Hook {
+	var warned atomic.Bool
+	return zerolog.HookFunc(func(e *zerolog.Event, level zerolog.Level, msg string) {
+		if level != zerolog.ErrorLevel || !strings.HasPrefix(msg, outdatedServerMsg) {
+			return
+		}
+		e.Discard()
+		if !warned.CompareAndSwap(false, true) {
+			return
+		}
+		ev := log.Warn().Str("component", "matrix").Stringer("bridge_requires", matrix.MinSpecVersion)
+		if mx.SpecVersions != nil {
+			ev = ev.Stringer("server_supports", mx.SpecVersions.GetLatest())
+		}
+		ev.Msg("The homeserver advertises older Matrix spec versions than bridgev2 requires; running anyway because matrix.ignore_unsupported_server is on")
+	})
 }
 
 // MaxTransactionBytes caps the body of any request to the appservice API (transactions are

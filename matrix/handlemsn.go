@@ -115,15 +115,15 @@ func (c *MSNClient) sendBridgeState(st bridge.AccountState) {
 		case bridge.StopBadCredentials:
 			bs.StateEvent = status.StateBadCredentials
 			bs.Error = "msn-bad-credentials"
-			bs.Message = bridge.Sentence(st.Reason.Describe()) + " Log in again with the new password."
+			bs.Message = badCredentialsMessage
 		case bridge.StopOtherLocation:
 			bs.StateEvent = status.StateBadCredentials
 			bs.Error = "msn-logged-in-elsewhere"
-			bs.Message = bridge.Sentence(st.Reason.Describe()) + " Use `reconnect` to take the session back."
+			bs.Message = loggedInElsewhereMessage
 		case bridge.StopKeyError:
 			bs.StateEvent = status.StateBadCredentials
 			bs.Error = "msn-credentials-unreadable"
-			bs.Message = bridge.Sentence(st.Reason.Describe()) + " Log in again."
+			bs.Message = credentialsUnreadableMessage
 		case bridge.StopServerGone:
 			bs.StateEvent = status.StateUnknownError
 			bs.Error = "msn-server-refused"

@@ -27,10 +27,10 @@ type PresenceSetter interface {
 type asPresence struct{ intent *matrix.ASIntent }
 
 func (a asPresence) SetPresence(ctx context.Context, req mautrix.ReqPresence) error {
-	if err := a.intent.Matrix.EnsureRegistered(ctx); err != nil {
+	if err := a.intent.Matrix().EnsureRegistered(ctx); err != nil {
 		return err
 	}
-	return a.intent.Matrix.SetPresence(ctx, req)
+	return a.intent.Matrix().SetPresence(ctx, req)
 }
 
 func presenceTarget(intent bridgev2.MatrixAPI) PresenceSetter {

@@ -69,7 +69,7 @@ func (s *matrixSide) start(ctx context.Context) error {
 	cfg.Presence.Rate, cfg.Presence.Burst = 1000, 1000
 	fe, err := matrix.NewWithConnector(s.core, cfg, s.fm, &bridgeconfig.BridgeConfig{
 		CommandPrefix: "!msn",
-		// No bridge state notices in the management room: with "errors", mautrix v0.32.0's
+		// No bridge state notices in the management room: with "errors", mautrix's (v0.32.0 and v0.33.0)
 		// BridgeStateQueue races (the race detector reports it) between its state loop, which
 		// resets firstTransientDisconnect on the state after a TRANSIENT_DISCONNECT, and the
 		// scheduleNotice goroutine it started for that disconnect, which reads it. The soak

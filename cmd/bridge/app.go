@@ -103,7 +103,9 @@ func newAppWithLogger(cfg *Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 	if cfg.Matrix.Enabled {
-		a.matrix, err = matrix.New(a.core, cfg.BridgeConfig(), cfg.Matrix.Connector, a.db, log)
+		mcfg := cfg.Matrix.Connector
+		mcfg.Version = versionString()
+		a.matrix, err = matrix.New(a.core, cfg.BridgeConfig(), mcfg, a.db, log)
 		if err != nil {
 			a.db.Close()
 			return nil, fmt.Errorf("failed to set up the Matrix frontend: %w", err)

@@ -37,6 +37,8 @@ type Config struct {
 	Metrics  MetricsConfig     `yaml:"metrics"`
 	// MemoryLimit is the Go runtime's soft memory limit, in GOMEMLIMIT's syntax ("" for none).
 	MemoryLimit string `yaml:"memory_limit"`
+	// EnvConfigPrefix names the environment variables that override keys ("" for none).
+	EnvConfigPrefix string `yaml:"env_config_prefix"`
 
 	demo bool // run the demo network: no config file, or --demo
 }
@@ -104,6 +106,8 @@ type MatrixConfig struct {
 	AppService   bridgeconfig.AppserviceConfig   `yaml:"appservice"`
 	Matrix       bridgeconfig.MatrixConfig       `yaml:"matrix"`
 	Provisioning bridgeconfig.ProvisioningConfig `yaml:"provisioning"`
+	PublicMedia  bridgeconfig.PublicMediaConfig  `yaml:"public_media"`
+	DirectMedia  bridgeconfig.DirectMediaConfig  `yaml:"direct_media"`
 	Backfill     bridgeconfig.BackfillConfig     `yaml:"backfill"`
 	DoublePuppet bridgeconfig.DoublePuppetConfig `yaml:"double_puppet"`
 	Encryption   bridgeconfig.EncryptionConfig   `yaml:"encryption"`
@@ -126,35 +130,98 @@ const maxMaxContacts = 100_000
 // and a path such as /dev/zero must not make the bridge read forever.
 const maxConfigSize = 1 << 20
 
-// LoadConfig reads the embedded defaults and then path over them. An empty path gives the
-// defaults alone. Unknown keys and values of the wrong type are errors naming the line and the
-// key. A file larger than maxConfigSize is refused; YAML alias expansion is bounded by yaml.v3.
+// LoadConfig reads the embedded defaults and then path over them, upgraded in memory (see
+// loadConfig) but not written back. An empty path gives the defaults alone.
 func LoadConfig(path string) (*Config, error) {
+	return loadConfig(path, false, os.Environ())
+}
+
+// loadConfig reads the embedded defaults and then path over them. An empty path gives the
+// defaults alone. Unknown keys and values of the wrong type are errors naming the line and the
+// key (keys that an older version had, listed in movedKeys, are accepted). The file is then
+// upgraded to the example's layout as mautrix bridges do (renamed keys carried over, "generate"
+// secrets replaced with random ones) and, with save, written back when that changed it. Last,
+// the environment overrides named by env_config_prefix are applied in memory. A file larger
+// than maxConfigSize is refused; YAML alias expansion is bounded by yaml.v3.
+func loadConfig(path string, save bool, environ []string) (*Config, error) {
 	cfg := &Config{}
 	if err := decodeStrict(msnbridge.ExampleConfig, cfg); err != nil {
 		return nil, fmt.Errorf("embedded default config is invalid: %w", err)
 	}
-	if path == "" {
-		cfg.demo = true
-		return cfg, nil
+	data := msnbridge.ExampleConfig
+	if path != "" {
+		var err error
+		if data, err = readConfigFile(path); err != nil {
+			return nil, err
+		}
+		if err = checkStrict(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
-	data, err := readConfigFile(path)
+	upgraded, err := upgradeConfig(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if save && path != "" && !bytes.Equal(upgraded, data) {
+		if err := writeConfigFile(path, upgraded); err != nil {
+			return nil, fmt.Errorf("%w (run with -n to upgrade it in memory only)", err)
+		}
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := yaml.Unmarshal(upgraded, &doc); err != nil {
+		return nil, fmt.Errorf("%s: failed to read upgraded config: %w", path, err)
+	}
+	if prefix := lookupNode(&doc, "env_config_prefix"); prefix != nil && prefix.Kind == yaml.ScalarNode && prefix.Tag != "!!null" {
+		if err := applyEnv(&doc, prefix.Value, environ, os.ReadFile); err != nil {
+			return nil, err
+		}
 	}
 	// Maps decode over the defaults key by key; the permissions a user writes replace the
 	// example's instead of being merged with its "*" and example.com entries.
-	if lookupNode(&doc, "matrix", "bridge", "permissions") != nil {
-		cfg.Matrix.Bridge.Permissions = nil
-	}
-	if err := decodeStrict(data, cfg); err != nil {
+	cfg.Matrix.Bridge.Permissions = nil
+	if err := doc.Decode(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, annotateKeys(err, &doc))
 	}
+	cfg.demo = path == ""
 	return cfg, nil
+}
+
+// checkStrict decodes a user's file strictly into a scratch Config, so that unknown keys and
+// values of the wrong type are reported with their line before the upgrade, which would drop
+// or replace them. Keys that an older version had (movedKeys) are accepted.
+func checkStrict(data []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	err := decodeStrict(data, &Config{})
+	var typeErr *yaml.TypeError
+	if errors.As(err, &typeErr) {
+		lines := keyLines(&doc)
+		kept := typeErr.Errors[:0]
+		for _, e := range typeErr.Errors {
+			var line int
+			if n, _ := fmt.Sscanf(e, "line %d:", &line); n == 1 && isMovedKey(lines[line]) {
+				continue
+			}
+			kept = append(kept, e)
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		typeErr.Errors = kept
+	}
+	return annotateKeys(err, &doc)
+}
+
+// isMovedKey reports whether a dotted key is one that an older version had.
+func isMovedKey(key string) bool {
+	for _, m := range movedKeys {
+		if key == strings.Join(m.From, ".") {
+			return true
+		}
+	}
+	return false
 }
 
 // readConfigFile reads at most maxConfigSize bytes of path.
@@ -461,6 +528,21 @@ func (c *Config) validateMatrix(bad func(key, format string, args ...any)) {
 		bad("matrix.bridge.permissions", "give your users or domain the user level")
 	}
 	validateDoublePuppet(mx, bad)
+	// bridgev2 silently serves no provisioning API with a shorter secret.
+	if secret := mx.Provisioning.SharedSecret; secret != "disable" && len(secret) < 16 {
+		bad("matrix.provisioning.shared_secret", "must be at least 16 characters, \"generate\" or \"disable\"")
+	}
+	if mx.DirectMedia.Enabled {
+		bad("matrix.direct_media.enabled", "the MSN connector cannot serve media on demand (it is no DirectMediableNetwork): set it to false")
+	}
+	if mx.PublicMedia.Enabled {
+		if addr := mx.AppService.PublicAddress; addr == "" || addr == "https://bridge.example.com" || !validHTTPURL(addr) {
+			bad("matrix.appservice.public_address", "public media needs the bridge's public http(s) URL, got %s", quote(addr))
+		}
+		if n := mx.PublicMedia.HashLength; n < 0 || n > 32 {
+			bad("matrix.public_media.hash_length", "must be between 0 and 32, got %d", n)
+		}
+	}
 	if mx.Encryption.Allow {
 		bad("matrix.encryption.allow", "end-to-bridge encryption needs a build with -tags goolm; this build has none")
 	}
@@ -594,6 +676,8 @@ func (c *Config) BridgeConfig() *bridgeconfig.Config {
 		AppService:   mx.AppService,
 		Matrix:       mx.Matrix,
 		Provisioning: mx.Provisioning,
+		PublicMedia:  mx.PublicMedia,
+		DirectMedia:  mx.DirectMedia,
 		Backfill:     mx.Backfill,
 		DoublePuppet: mx.DoublePuppet,
 		Encryption:   mx.Encryption,

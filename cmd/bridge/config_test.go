@@ -229,6 +229,13 @@ func TestValidateErrors(t *testing.T) {
 		{"permissions unset", func(c *Config) {
 			c.Matrix.Bridge.Permissions = bridgeconfig.PermissionConfig{"*": &bridgeconfig.PermissionLevelRelay}
 		}, "matrix.bridge.permissions"},
+		{"provisioning secret short", func(c *Config) { c.Matrix.Provisioning.SharedSecret = "short" }, "matrix.provisioning.shared_secret: must be at least 16 characters"},
+		{"direct media", func(c *Config) { c.Matrix.DirectMedia.Enabled = true }, "matrix.direct_media.enabled: the MSN connector cannot serve media"},
+		{"public media without address", func(c *Config) { c.Matrix.PublicMedia.Enabled = true }, "matrix.appservice.public_address: public media needs"},
+		{"public media hash", func(c *Config) {
+			c.Matrix.PublicMedia.Enabled, c.Matrix.AppService.PublicAddress = true, "https://msn.example.org"
+			c.Matrix.PublicMedia.HashLength = 33
+		}, "matrix.public_media.hash_length"},
 		{"encryption without build", func(c *Config) { c.Matrix.Encryption.Allow = true }, "matrix.encryption.allow: end-to-bridge encryption needs a build"},
 		{"connector option", func(c *Config) { c.Matrix.Connector.LoginTimeout = -1 }, "matrix.login_timeout: must not be negative"},
 		{"connector presence", func(c *Config) { c.Matrix.Connector.Presence.RefreshInterval = time.Second }, "matrix.presence.refresh_interval"},

@@ -48,6 +48,7 @@ type options struct {
 	version          bool
 	demo             bool
 	demoDir          string
+	noUpdate         bool
 }
 
 // usageHeader opens the -h output: what the bridge does without a config file.
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "msn-bridge %s\n\n", versionString())
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
 	}
@@ -89,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.BoolVar(&o.version, "version", false, "print the version and quit")
 	fs.BoolVar(&o.demo, "demo", false, "run the demo (an embedded MSN network and a local Dendrite), not a configured bridge")
+	for _, name := range []string{"n", "no-update"} {
+		fs.BoolVar(&o.noUpdate, name, false, "do not write the upgraded config (new keys, generated secrets) back to the config file")
+	}
 	fs.StringVar(&o.demoDir, "demo-dir", "msn-bridge-demo", "where the demo keeps its database, key and homeserver")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -136,7 +141,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Failed to read config:", err)
 		return exitConfig
 	}
-	cfg, err := LoadConfig(path)
+	// -g changes nothing in the file but the two tokens (the next start upgrades it), and
+	// nothing at all when it refuses.
+	cfg, err := loadConfig(path, !o.noUpdate && !o.generateReg, os.Environ())
 	if err != nil {
 		fmt.Fprintln(stderr, "Invalid config:", err)
 		return exitConfig

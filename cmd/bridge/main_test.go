@@ -38,6 +38,8 @@ func TestFlags(t *testing.T) {
 		{name: "help tells what no config does", args: []string{"-h"}, code: exitOK, stderr: "Without a config file (no config.yaml here and no -c), or with --demo, the bridge runs its demo"},
 		{name: "help lists --demo", args: []string{"-h"}, code: exitOK, stderr: "-demo\n"},
 		{name: "demo needs no registration", args: []string{"--demo", "-g"}, code: exitUsage, stderr: "--demo and -g"},
+		{name: "help shows version", args: []string{"-h"}, code: exitOK, stderr: "msn-bridge " + Version},
+		{name: "no-update flag", args: []string{"-h"}, code: exitOK, stderr: "-no-update"},
 		{name: "flag without value", args: []string{"-c"}, code: exitUsage, stderr: "flag needs an argument"},
 		{name: "example to stdout", args: []string{"-e", "-c", "-"}, code: exitOK, stdout: "# msn-bridge configuration."},
 	}
