@@ -293,8 +293,10 @@ func (e *soakEnv) startBridge() {
 			PingInterval: time.Hour, DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second,
 			JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second,
 		},
-		LoginRate:      100,
-		LoginBurst:     20,
+		LoginRate:  100,
+		LoginBurst: 20,
+		// One Discord owner redeems every account's link code.
+		UserLoginBurst: 1000,
 		Reconnect:      bridge.ReconnectConfig{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond},
 		PresenceWindow: 100 * time.Millisecond,
 	}, bridge.Options{Store: store, Log: log})
