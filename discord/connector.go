@@ -61,9 +61,15 @@ type Frontend struct {
 	newSession func(token string) (*discordgo.Session, error)
 	now        func() time.Time
 
-	s     *discordgo.Session
+	s     *discordgo.Session // REST, and the State every gateway connection fills
+	token string             // with its "Bot " prefix
 	appID string
 	botID string
+
+	gwMu     sync.Mutex
+	gw       *discordgo.Session // the gateway connection in use
+	gwOpened time.Time          // when gw was opened
+	gwDown   chan struct{}      // gw ended
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -107,6 +113,7 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 		portals:   map[string]*portal{},
 		byChannel: map[string]channelRef{},
 		buttons:   map[string]buttonAction{},
+		gwDown:    make(chan struct{}, 1),
 	}
 	f.newSession = discordgo.New
 	var cursors *cursorStore
@@ -126,8 +133,13 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 // Name implements bridge.Frontend.
 func (f *Frontend) Name() string { return FrontendName }
 
-// Session returns the discordgo session (nil before Start).
-func (f *Frontend) Session() *discordgo.Session { return f.s }
+// Session returns the gateway connection in use, a discordgo session that also serves REST
+// (nil before Start). It is replaced by a fresh one whenever the connection ends.
+func (f *Frontend) Session() *discordgo.Session {
+	f.gwMu.Lock()
+	defer f.gwMu.Unlock()
+	return f.gw
+}
 
 // Start opens the gateway (Guilds, GuildMessages, GuildMessageTyping and the privileged
 // MessageContent intent), registers the /msn guild command, and registers the frontend with
@@ -146,34 +158,24 @@ func (f *Frontend) Start(ctx context.Context) error {
 	if err := f.catchUp.load(ctx); err != nil {
 		return err
 	}
-	token := f.cfg.Token
-	if !strings.HasPrefix(token, "Bot ") {
-		token = "Bot " + token
+	f.token = f.cfg.Token
+	if !strings.HasPrefix(f.token, "Bot ") {
+		f.token = "Bot " + f.token
 	}
-	s, err := f.newSession(token)
+	s, err := f.newSession(f.token)
 	if err != nil {
 		return fmt.Errorf("failed to create discord session: %w", err)
 	}
 	if f.httpClient != nil {
 		s.Client = f.httpClient
 	}
-	s.Identify.Intents = Intents
-	s.ShouldReconnectOnError = true
+	if s.State == nil {
+		s.State = discordgo.NewState()
+	}
 	s.StateEnabled = true
-	s.AddHandler(f.onReady)
-	s.AddHandler(f.onConnect)
-	s.AddHandler(f.onDisconnect)
-	s.AddHandler(f.onResumed)
-	s.AddHandler(f.onMessageCreate)
-	s.AddHandler(f.onMessageUpdate)
-	s.AddHandler(f.onMessageDelete)
-	s.AddHandler(f.onTypingStart)
-	s.AddHandler(f.onChannelDelete)
-	s.AddHandler(f.onInteraction)
 	f.s = s
-	if err = s.Open(); err != nil {
-		s.ShouldReconnectOnError = false
-		_ = s.Close()
+	if err = f.openGateway(); err != nil {
+		f.closeSession()
 		return fmt.Errorf("failed to open discord gateway: %w", err)
 	}
 	s.State.RLock()
@@ -203,6 +205,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 	f.log.Info().Str("bot_id", f.botID).Str("application_id", f.appID).Str("guild_id", f.cfg.GuildID).
 		Msg("Discord frontend started")
 	f.goTracked(f.catchUp.flushLoop)
+	f.goTracked(f.gatewayLoop)
 	f.core.AddFrontend(f)
 	return nil
 }
@@ -247,13 +250,122 @@ func (f *Frontend) Stop(ctx context.Context) {
 	f.log.Info().Int("accounts", len(portals)).Msg("Discord frontend stopped")
 }
 
+// closeSession closes the gateway connection in use.
 func (f *Frontend) closeSession() {
-	if f.s == nil {
+	f.gwMu.Lock()
+	gw := f.gw
+	f.gwMu.Unlock()
+	if gw == nil {
 		return
 	}
-	f.s.ShouldReconnectOnError = false
-	if err := f.s.Close(); err != nil {
+	if err := gw.Close(); err != nil {
 		f.log.Debug().Err(bridge.ScrubError(err)).Msg("Failed to close the Discord session cleanly")
+	}
+}
+
+// Gateway connections.
+//
+// discordgo's heartbeat and reader goroutines, when their own connection fails, close and
+// reopen whatever connection their Session holds by then: a heartbeat that outlives the
+// connection it was started with closes the one that replaced it, whose heartbeat may do the
+// same, over and over. So no Session ever reconnects here. Each gateway connection is a Session
+// of its own (sharing the REST session's client, rate limiter and State), opened with
+// SyncEvents so that its events are handled in the order Discord sent them; every way
+// discordgo ends a connection closes its Session, which emits Disconnect, and gatewayLoop then
+// opens a fresh one after a pause. A goroutine left over from an earlier connection can only
+// act on its own Session, already closed. A fresh Session IDENTIFYs, and the catch-up fetches
+// what the gap lost.
+
+const (
+	// gatewayRetryMin is the pause before a new gateway connection; it doubles, up to
+	// gatewayRetryMax, while connections fail or end within gatewayStable of their opening.
+	gatewayRetryMin = time.Second
+	gatewayRetryMax = 2 * time.Minute
+	gatewayStable   = time.Minute
+)
+
+// newGateway returns an unopened gateway Session with the frontend's handlers.
+func (f *Frontend) newGateway() (*discordgo.Session, error) {
+	g, err := f.newSession(f.token)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create discord session: %w", err)
+	}
+	g.Client = f.s.Client
+	g.Ratelimiter = f.s.Ratelimiter
+	g.State = f.s.State
+	g.StateEnabled = true
+	g.Identify.Intents = Intents
+	g.ShouldReconnectOnError = false
+	g.SyncEvents = true
+	g.AddHandler(f.onReady)
+	g.AddHandler(f.onConnect)
+	g.AddHandler(f.onDisconnect)
+	g.AddHandler(f.onResumed)
+	g.AddHandler(f.onMessageCreate)
+	g.AddHandler(f.onMessageUpdate)
+	g.AddHandler(f.onMessageDelete)
+	g.AddHandler(f.onTypingStart)
+	g.AddHandler(f.onChannelDelete)
+	g.AddHandler(f.onInteraction)
+	return g, nil
+}
+
+// openGateway opens a new gateway connection and makes it the one in use.
+func (f *Frontend) openGateway() error {
+	g, err := f.newGateway()
+	if err != nil {
+		return err
+	}
+	f.gwMu.Lock()
+	f.gw, f.gwOpened = g, f.now()
+	f.gwMu.Unlock()
+	return g.Open()
+}
+
+// isGateway reports whether s is the gateway connection in use.
+func (f *Frontend) isGateway(s *discordgo.Session) bool {
+	f.gwMu.Lock()
+	defer f.gwMu.Unlock()
+	return s != nil && s == f.gw
+}
+
+// gatewayLoop opens a new gateway connection each time the one in use ends, until the frontend
+// stops.
+func (f *Frontend) gatewayLoop() {
+	ctx := f.bgCtx
+	wait := gatewayRetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.gwDown:
+		}
+		f.gwMu.Lock()
+		lasted := f.now().Sub(f.gwOpened)
+		f.gwMu.Unlock()
+		if lasted >= gatewayStable {
+			wait = gatewayRetryMin
+		}
+		for {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			wait = min(2*wait, gatewayRetryMax)
+			err := f.openGateway()
+			if ctx.Err() != nil {
+				f.closeSession()
+				return
+			}
+			if err == nil {
+				f.log.Info().Msg("Discord gateway connected again")
+				break
+			}
+			f.log.Warn().Err(bridge.ScrubError(err)).Dur("retry_in", wait).Msg("Failed to connect to the Discord gateway")
+		}
 	}
 }
 
@@ -286,17 +398,15 @@ func (f *Frontend) track() (done func(), ok bool) {
 	return f.wg.Done, true
 }
 
-// tracked runs fn, counted by track, with a context that ends after d or when the frontend
-// stops; it does nothing once the frontend has stopped.
+// tracked runs fn on a goroutine of its own that Stop waits for, with a context that ends
+// after d or when the frontend stops; it does nothing once the frontend has stopped. Gateway
+// handlers run on discordgo's reader, in order, so whatever waits for the network goes here.
 func (f *Frontend) tracked(d time.Duration, fn func(ctx context.Context)) {
-	done, ok := f.track()
-	if !ok {
-		return
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(f.bgCtx, d)
-	defer cancel()
-	fn(ctx)
+	f.goTracked(func() {
+		ctx, cancel := context.WithTimeout(f.bgCtx, d)
+		defer cancel()
+		fn(ctx)
+	})
 }
 
 // HandleEvent implements bridge.Frontend: it shows one event of acc in Discord. It may block on
@@ -403,12 +513,19 @@ func (f *Frontend) onConnect(_ *discordgo.Session, _ *discordgo.Connect) {
 	f.log.Debug().Msg("Discord gateway connected")
 }
 
-func (f *Frontend) onDisconnect(_ *discordgo.Session, _ *discordgo.Disconnect) {
+// onDisconnect has gatewayLoop replace the connection in use when it ends; the ends of earlier
+// connections are not news.
+func (f *Frontend) onDisconnect(s *discordgo.Session, _ *discordgo.Disconnect) {
 	f.mu.Lock()
 	stopped := f.stopped
 	f.mu.Unlock()
-	if !stopped {
-		f.log.Warn().Msg("Discord gateway disconnected, reconnecting")
+	if stopped || !f.isGateway(s) {
+		return
+	}
+	f.log.Warn().Msg("Discord gateway disconnected, reconnecting")
+	select {
+	case f.gwDown <- struct{}{}:
+	default:
 	}
 }
 
