@@ -165,13 +165,14 @@ func TestLinkedAccountEndToEnd(t *testing.T) {
 	})
 	bobCh = h.dc.ChannelByName("bob-at-example-com").ID
 
-	// Gateway drop: discordgo resumes and the bridge keeps working both ways.
+	// Gateway drop: the frontend connects again and the bridge keeps working both ways.
+	identifies := h.dc.Stats().Identifies
 	h.dc.DropGateway()
-	h.waitFor("resume", func() bool { return h.dc.Stats().Resumes >= 1 })
-	h.dc.InjectUserMessage(bobCh, owner, "after resume")
-	h.waitFor("message after resume", func() bool {
+	h.waitFor("a new gateway session", func() bool { return h.dc.Stats().Identifies > identifies && h.dc.Connected() == 1 })
+	h.dc.InjectUserMessage(bobCh, owner, "after the drop")
+	h.waitFor("message after the drop", func() bool {
 		got := h.bobRx.got()
-		return got[len(got)-1] == "after resume"
+		return got[len(got)-1] == "after the drop"
 	})
 
 	// Nudges both ways.
