@@ -16,9 +16,10 @@ import (
 
 // Catch-up after a gateway gap.
 //
-// Discord replays what a session missed only on RESUME, and the frontend never resumes: each
-// gateway connection IDENTIFYs afresh (see gatewayLoop), and the messages posted in between never
-// come through the gateway. So the frontend remembers, per mirrored
+// Discord replays what a session missed only on RESUME. A session ends when the client closes
+// with 1000 or 1001 (discordgo does so when heartbeat acknowledgements stop), when it is
+// invalidated (op 9) and when it expires; the next connection IDENTIFYs afresh and the messages
+// posted in between never come through the gateway. So the frontend remembers, per mirrored
 // channel, the newest message it has handled, and once a new gateway session starts (a READY
 // that is no resumption of the one before) it fetches each such channel's messages after that
 // one, oldest first, and handles them as if they had just arrived: the owner's go to MSN in

@@ -61,15 +61,13 @@ type Frontend struct {
 	newSession func(token string) (*discordgo.Session, error)
 	now        func() time.Time
 
-	s     *discordgo.Session // REST, and the State every gateway connection fills
-	token string             // with its "Bot " prefix
+	s     *discordgo.Session
 	appID string
 	botID string
 
 	gwMu     sync.Mutex
-	gw       *discordgo.Session // the gateway connection in use
-	gwOpened time.Time          // when gw was opened
-	gwDown   chan struct{}      // gw ended
+	gwOpened time.Time     // when the gateway connection was last opened
+	gwDown   chan struct{} // the gateway connection ended
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -133,13 +131,8 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 // Name implements bridge.Frontend.
 func (f *Frontend) Name() string { return FrontendName }
 
-// Session returns the gateway connection in use, a discordgo session that also serves REST
-// (nil before Start). It is replaced by a fresh one whenever the connection ends.
-func (f *Frontend) Session() *discordgo.Session {
-	f.gwMu.Lock()
-	defer f.gwMu.Unlock()
-	return f.gw
-}
+// Session returns the discordgo session (nil before Start).
+func (f *Frontend) Session() *discordgo.Session { return f.s }
 
 // Start opens the gateway (Guilds, GuildMessages, GuildMessageTyping and the privileged
 // MessageContent intent), registers the /msn guild command, and registers the frontend with
@@ -158,24 +151,36 @@ func (f *Frontend) Start(ctx context.Context) error {
 	if err := f.catchUp.load(ctx); err != nil {
 		return err
 	}
-	f.token = f.cfg.Token
-	if !strings.HasPrefix(f.token, "Bot ") {
-		f.token = "Bot " + f.token
+	token := f.cfg.Token
+	if !strings.HasPrefix(token, "Bot ") {
+		token = "Bot " + token
 	}
-	s, err := f.newSession(f.token)
+	s, err := f.newSession(token)
 	if err != nil {
 		return fmt.Errorf("failed to create discord session: %w", err)
 	}
 	if f.httpClient != nil {
 		s.Client = f.httpClient
 	}
-	if s.State == nil {
-		s.State = discordgo.NewState()
-	}
+	s.Identify.Intents = Intents
+	s.ShouldReconnectOnError = false // see gatewayLoop
+	s.SyncEvents = true
 	s.StateEnabled = true
+	s.AddHandler(f.onReady)
+	s.AddHandler(f.onConnect)
+	s.AddHandler(f.onDisconnect)
+	s.AddHandler(f.onResumed)
+	s.AddHandler(f.onMessageCreate)
+	s.AddHandler(f.onMessageUpdate)
+	s.AddHandler(f.onMessageDelete)
+	s.AddHandler(f.onTypingStart)
+	s.AddHandler(f.onChannelDelete)
+	s.AddHandler(f.onInteraction)
 	f.s = s
-	if err = f.openGateway(); err != nil {
-		f.closeSession()
+	f.gwMu.Lock()
+	f.gwOpened = f.now()
+	f.gwMu.Unlock()
+	if err = s.Open(); err != nil {
 		return fmt.Errorf("failed to open discord gateway: %w", err)
 	}
 	s.State.RLock()
@@ -250,31 +255,29 @@ func (f *Frontend) Stop(ctx context.Context) {
 	f.log.Info().Int("accounts", len(portals)).Msg("Discord frontend stopped")
 }
 
-// closeSession closes the gateway connection in use.
 func (f *Frontend) closeSession() {
-	f.gwMu.Lock()
-	gw := f.gw
-	f.gwMu.Unlock()
-	if gw == nil {
+	if f.s == nil {
 		return
 	}
-	if err := gw.Close(); err != nil {
+	if err := f.s.Close(); err != nil {
 		f.log.Debug().Err(bridge.ScrubError(err)).Msg("Failed to close the Discord session cleanly")
 	}
 }
 
 // Gateway connections.
 //
-// discordgo's heartbeat and reader goroutines, when their own connection fails, close and
-// reopen whatever connection their Session holds by then: a heartbeat that outlives the
-// connection it was started with closes the one that replaced it, whose heartbeat may do the
-// same, over and over. So no Session ever reconnects here. Each gateway connection is a Session
-// of its own (sharing the REST session's client, rate limiter and State), opened with
-// SyncEvents so that its events are handled in the order Discord sent them; every way
-// discordgo ends a connection closes its Session, which emits Disconnect, and gatewayLoop then
-// opens a fresh one after a pause. A goroutine left over from an earlier connection can only
-// act on its own Session, already closed. A fresh Session IDENTIFYs, and the catch-up fetches
-// what the gap lost.
+// discordgo's heartbeat and reader goroutines, when their own connection fails, close the
+// session's connection and (with ShouldReconnectOnError) open another; but they act on
+// whatever connection the session holds by then: a heartbeat that outlives the connection it
+// was started with closes the one that replaced it, whose heartbeat may do the same, over and
+// over, and two of them reconnecting at once can leave the session with a connection nobody
+// reads. So the session never reconnects by itself. Every way discordgo ends a connection goes
+// through Session.Close, which emits Disconnect; gatewayLoop then opens the next connection
+// itself, one at a time, after a pause in which the goroutines of the connection that ended run
+// out on it. Should one of them still close the new connection, that close emits Disconnect too
+// and the loop opens another: the gateway is never left closed. A new connection RESUMEs when
+// Discord still knows the session and IDENTIFYs otherwise; the catch-up fetches what a fresh
+// session missed.
 
 const (
 	// gatewayRetryMin is the pause before a new gateway connection; it doubles, up to
@@ -283,51 +286,6 @@ const (
 	gatewayRetryMax = 2 * time.Minute
 	gatewayStable   = time.Minute
 )
-
-// newGateway returns an unopened gateway Session with the frontend's handlers.
-func (f *Frontend) newGateway() (*discordgo.Session, error) {
-	g, err := f.newSession(f.token)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create discord session: %w", err)
-	}
-	g.Client = f.s.Client
-	g.Ratelimiter = f.s.Ratelimiter
-	g.State = f.s.State
-	g.StateEnabled = true
-	g.Identify.Intents = Intents
-	g.ShouldReconnectOnError = false
-	g.SyncEvents = true
-	g.AddHandler(f.onReady)
-	g.AddHandler(f.onConnect)
-	g.AddHandler(f.onDisconnect)
-	g.AddHandler(f.onResumed)
-	g.AddHandler(f.onMessageCreate)
-	g.AddHandler(f.onMessageUpdate)
-	g.AddHandler(f.onMessageDelete)
-	g.AddHandler(f.onTypingStart)
-	g.AddHandler(f.onChannelDelete)
-	g.AddHandler(f.onInteraction)
-	return g, nil
-}
-
-// openGateway opens a new gateway connection and makes it the one in use.
-func (f *Frontend) openGateway() error {
-	g, err := f.newGateway()
-	if err != nil {
-		return err
-	}
-	f.gwMu.Lock()
-	f.gw, f.gwOpened = g, f.now()
-	f.gwMu.Unlock()
-	return g.Open()
-}
-
-// isGateway reports whether s is the gateway connection in use.
-func (f *Frontend) isGateway(s *discordgo.Session) bool {
-	f.gwMu.Lock()
-	defer f.gwMu.Unlock()
-	return s != nil && s == f.gw
-}
 
 // gatewayLoop opens a new gateway connection each time the one in use ends, until the frontend
 // stops.
@@ -355,13 +313,14 @@ func (f *Frontend) gatewayLoop() {
 			case <-t.C:
 			}
 			wait = min(2*wait, gatewayRetryMax)
-			err := f.openGateway()
-			if ctx.Err() != nil {
-				f.closeSession()
-				return
-			}
-			if err == nil {
-				f.log.Info().Msg("Discord gateway connected again")
+			f.gwMu.Lock()
+			f.gwOpened = f.now()
+			f.gwMu.Unlock()
+			err := f.s.Open()
+			if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
+				if err == nil {
+					f.log.Info().Msg("Discord gateway connected again")
+				}
 				break
 			}
 			f.log.Warn().Err(bridge.ScrubError(err)).Dur("retry_in", wait).Msg("Failed to connect to the Discord gateway")
@@ -513,13 +472,12 @@ func (f *Frontend) onConnect(_ *discordgo.Session, _ *discordgo.Connect) {
 	f.log.Debug().Msg("Discord gateway connected")
 }
 
-// onDisconnect has gatewayLoop replace the connection in use when it ends; the ends of earlier
-// connections are not news.
-func (f *Frontend) onDisconnect(s *discordgo.Session, _ *discordgo.Disconnect) {
+// onDisconnect has gatewayLoop open the next gateway connection.
+func (f *Frontend) onDisconnect(_ *discordgo.Session, _ *discordgo.Disconnect) {
 	f.mu.Lock()
 	stopped := f.stopped
 	f.mu.Unlock()
-	if stopped || !f.isGateway(s) {
+	if stopped {
 		return
 	}
 	f.log.Warn().Msg("Discord gateway disconnected, reconnecting")
