@@ -14,12 +14,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
@@ -65,9 +67,11 @@ type Frontend struct {
 	appID string
 	botID string
 
-	gwMu     sync.Mutex
-	gwOpened time.Time     // when the gateway connection was last opened
-	gwDown   chan struct{} // the gateway connection ended
+	gwMu          sync.Mutex
+	gwOpened      time.Time     // when the gateway connection was last opened
+	gwDown        chan struct{} // the gateway connection ended
+	gwConn        net.Conn      // the gateway connection's socket while it is being opened
+	gwOpenTimeout time.Duration
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -112,6 +116,8 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 		byChannel: map[string]channelRef{},
 		buttons:   map[string]buttonAction{},
 		gwDown:    make(chan struct{}, 1),
+
+		gwOpenTimeout: gatewayOpenTimeout,
 	}
 	f.newSession = discordgo.New
 	var cursors *cursorStore
@@ -163,6 +169,8 @@ func (f *Frontend) Start(ctx context.Context) error {
 		s.Client = f.httpClient
 	}
 	s.Identify.Intents = Intents
+	s.Dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 45 * time.Second,
+		NetDialContext: f.dialGateway}
 	s.ShouldReconnectOnError = false // see gatewayLoop
 	s.SyncEvents = true
 	s.StateEnabled = true
@@ -177,10 +185,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 	s.AddHandler(f.onChannelDelete)
 	s.AddHandler(f.onInteraction)
 	f.s = s
-	f.gwMu.Lock()
-	f.gwOpened = f.now()
-	f.gwMu.Unlock()
-	if err = s.Open(); err != nil {
+	if err = f.openGateway(); err != nil {
 		return fmt.Errorf("failed to open discord gateway: %w", err)
 	}
 	s.State.RLock()
@@ -287,6 +292,46 @@ const (
 	gatewayStable   = time.Minute
 )
 
+// gatewayOpenTimeout bounds the opening of a gateway connection: discordgo's Open waits for
+// HELLO and then for READY or RESUMED without a deadline, holding the session's lock, so a gateway
+// that accepts the connection and then says nothing would leave the frontend without one.
+const gatewayOpenTimeout = 30 * time.Second
+
+// dialGateway dials the gateway's socket and keeps it while the connection is being opened.
+func (f *Frontend) dialGateway(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{Timeout: 30 * time.Second}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	f.gwMu.Lock()
+	f.gwConn = c
+	f.gwMu.Unlock()
+	return c, nil
+}
+
+// openGateway opens a gateway connection, cutting its socket when the gateway has not said
+// READY or RESUMED within gwOpenTimeout (Open then fails).
+func (f *Frontend) openGateway() error {
+	f.gwMu.Lock()
+	f.gwOpened, f.gwConn = f.now(), nil
+	f.gwMu.Unlock()
+	opening := true
+	cut := time.AfterFunc(f.gwOpenTimeout, func() {
+		f.gwMu.Lock()
+		defer f.gwMu.Unlock()
+		if opening && f.gwConn != nil {
+			f.log.Warn().Dur("timeout", f.gwOpenTimeout).Msg("Discord gateway did not answer in time, closing the connection")
+			_ = f.gwConn.Close()
+		}
+	})
+	err := f.s.Open()
+	cut.Stop()
+	f.gwMu.Lock()
+	opening, f.gwConn = false, nil
+	f.gwMu.Unlock()
+	return err
+}
+
 // gatewayLoop opens a new gateway connection each time the one in use ends, until the frontend
 // stops.
 func (f *Frontend) gatewayLoop() {
@@ -313,10 +358,7 @@ func (f *Frontend) gatewayLoop() {
 			case <-t.C:
 			}
 			wait = min(2*wait, gatewayRetryMax)
-			f.gwMu.Lock()
-			f.gwOpened = f.now()
-			f.gwMu.Unlock()
-			err := f.s.Open()
+			err := f.openGateway()
 			if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
 				if err == nil {
 					f.log.Info().Msg("Discord gateway connected again")

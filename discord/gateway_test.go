@@ -3,6 +3,7 @@ package discord
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestGatewayEndedIsReplaced: the session's gateway connection is closed on the bridge's side
@@ -54,4 +55,29 @@ func TestOwnerBurstKeepsOrder(t *testing.T) {
 		want = append(want, text)
 	}
 	h.waitBobGot("the burst, in order", want)
+}
+
+// TestGatewayOpenThatHangsIsCut: after a drop the gateway accepts the new connection and then
+// leaves the RESUME unanswered, as a hung gateway node would. The frontend cuts that connection
+// after its open timeout and tries again; once the gateway answers, the owner's message written
+// meanwhile reaches MSN.
+func TestGatewayOpenThatHangsIsCut(t *testing.T) {
+	h := newHarness(t, harnessOpts{feOpts: []Option{func(f *Frontend) { f.gwOpenTimeout = 2 * time.Second }}})
+	h.login()
+	bobCh := h.openChat(bob)
+	owner := h.dc.OwnerID()
+	want := []string{"before"}
+	h.dc.InjectUserMessage(bobCh, owner, "before")
+	h.waitBobGot("the message before the drop", want)
+
+	h.dc.SetMute(true)
+	h.dc.DropGateway()
+	h.waitFor("a connection left unanswered", func() bool { return h.dc.Stats().Unanswered >= 1 })
+	h.dc.InjectUserMessage(bobCh, owner, "while hung")
+	want = append(want, "while hung")
+	h.dc.SetMute(false)
+	h.waitFor("a connected gateway", func() bool { return h.dc.Connected() == 1 })
+	h.dc.InjectUserMessage(bobCh, owner, "after")
+	want = append(want, "after")
+	h.waitBobGot("every message once, in order", want)
 }
