@@ -215,7 +215,10 @@ func (c *catchUp) track(channelID string) {
 	var listed string
 	if s := c.f.s; s != nil && s.State != nil {
 		if ch, err := s.State.Channel(channelID); err == nil {
+			// The State updates its channels in place, under its lock.
+			s.State.RLock()
 			listed = ch.LastMessageID
+			s.State.RUnlock()
 		}
 	}
 	c.mu.Lock()

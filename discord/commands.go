@@ -96,15 +96,15 @@ func (f *Frontend) requestButtons(account, contact string) discordgo.ActionsRow 
 
 // onInteraction answers slash commands, the login modal and request buttons. Every answer is
 // ephemeral; anything that talks to MSN is deferred first (Discord wants an answer within 3 s).
-func (f *Frontend) onInteraction(s *discordgo.Session, ic *discordgo.InteractionCreate) {
+func (f *Frontend) onInteraction(_ *discordgo.Session, ic *discordgo.InteractionCreate) {
 	if ic.Interaction == nil || ic.GuildID != f.cfg.GuildID {
 		return
 	}
-	done, ok := f.track()
-	if !ok {
-		return
-	}
-	defer done()
+	// It answers on a goroutine of its own: gateway handlers run on discordgo's reader.
+	f.goTracked(func() { f.interaction(ic) })
+}
+
+func (f *Frontend) interaction(ic *discordgo.InteractionCreate) {
 	user := interactionUser(ic.Interaction)
 	if user == "" {
 		return

@@ -14,12 +14,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
@@ -66,6 +68,12 @@ type Frontend struct {
 	botID  string
 	budget *invalidBudget // Discord's invalid answers, for every request of s
 
+	gwMu          sync.Mutex
+	gwOpened      time.Time     // when the gateway connection was last opened
+	gwDown        chan struct{} // the gateway connection ended
+	gwConn        net.Conn      // the gateway connection's socket while it is being opened
+	gwOpenTimeout time.Duration
+
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 
@@ -108,6 +116,9 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 		portals:   map[string]*portal{},
 		byChannel: map[string]channelRef{},
 		buttons:   map[string]buttonAction{},
+		gwDown:    make(chan struct{}, 1),
+
+		gwOpenTimeout: gatewayOpenTimeout,
 	}
 	f.newSession = discordgo.New
 	var cursors *cursorStore
@@ -162,7 +173,10 @@ func (f *Frontend) Start(ctx context.Context) error {
 	f.budget = newInvalidBudget(f.cfg.InvalidRequestBudget, f.log)
 	s.Client = withBudget(s.Client, f.budget)
 	s.Identify.Intents = Intents
-	s.ShouldReconnectOnError = true
+	s.Dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 45 * time.Second,
+		NetDialContext: f.dialGateway}
+	s.ShouldReconnectOnError = false // see gatewayLoop
+	s.SyncEvents = true
 	s.StateEnabled = true
 	s.AddHandler(f.onReady)
 	s.AddHandler(f.onConnect)
@@ -175,9 +189,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 	s.AddHandler(f.onChannelDelete)
 	s.AddHandler(f.onInteraction)
 	f.s = s
-	if err = s.Open(); err != nil {
-		s.ShouldReconnectOnError = false
-		_ = s.Close()
+	if err = f.openGateway(); err != nil {
 		return fmt.Errorf("failed to open discord gateway: %w", err)
 	}
 	s.State.RLock()
@@ -212,6 +224,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 		Msg("Discord frontend started")
 	f.goTracked(f.catchUp.flushLoop)
 	f.goTracked(func() { f.budget.report(f.bgCtx) })
+	f.goTracked(f.gatewayLoop)
 	f.core.AddFrontend(f)
 	return nil
 }
@@ -260,9 +273,109 @@ func (f *Frontend) closeSession() {
 	if f.s == nil {
 		return
 	}
-	f.s.ShouldReconnectOnError = false
 	if err := f.s.Close(); err != nil {
 		f.log.Debug().Err(bridge.ScrubError(err)).Msg("Failed to close the Discord session cleanly")
+	}
+}
+
+// Gateway connections.
+//
+// discordgo's heartbeat and reader goroutines, when their own connection fails, close the
+// session's connection and (with ShouldReconnectOnError) open another; but they act on
+// whatever connection the session holds by then: a heartbeat that outlives the connection it
+// was started with closes the one that replaced it, whose heartbeat may do the same, over and
+// over, and two of them reconnecting at once can leave the session with a connection nobody
+// reads. So the session never reconnects by itself. Every way discordgo ends a connection goes
+// through Session.Close, which emits Disconnect; gatewayLoop then opens the next connection
+// itself, one at a time, after a pause in which the goroutines of the connection that ended run
+// out on it. Should one of them still close the new connection, that close emits Disconnect too
+// and the loop opens another: the gateway is never left closed. A new connection RESUMEs when
+// Discord still knows the session and IDENTIFYs otherwise; the catch-up fetches what a fresh
+// session missed.
+
+const (
+	// gatewayRetryMin is the pause before a new gateway connection; it doubles, up to
+	// gatewayRetryMax, while connections fail or end within gatewayStable of their opening.
+	gatewayRetryMin = time.Second
+	gatewayRetryMax = 2 * time.Minute
+	gatewayStable   = time.Minute
+)
+
+// gatewayOpenTimeout bounds the opening of a gateway connection: discordgo's Open waits for
+// HELLO and then for READY or RESUMED without a deadline, holding the session's lock, so a gateway
+// that accepts the connection and then says nothing would leave the frontend without one.
+const gatewayOpenTimeout = 30 * time.Second
+
+// dialGateway dials the gateway's socket and keeps it while the connection is being opened.
+func (f *Frontend) dialGateway(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{Timeout: 30 * time.Second}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	f.gwMu.Lock()
+	f.gwConn = c
+	f.gwMu.Unlock()
+	return c, nil
+}
+
+// openGateway opens a gateway connection, cutting its socket when the gateway has not said
+// READY or RESUMED within gwOpenTimeout (Open then fails).
+func (f *Frontend) openGateway() error {
+	f.gwMu.Lock()
+	f.gwOpened, f.gwConn = f.now(), nil
+	f.gwMu.Unlock()
+	opening := true
+	cut := time.AfterFunc(f.gwOpenTimeout, func() {
+		f.gwMu.Lock()
+		defer f.gwMu.Unlock()
+		if opening && f.gwConn != nil {
+			f.log.Warn().Dur("timeout", f.gwOpenTimeout).Msg("Discord gateway did not answer in time, closing the connection")
+			_ = f.gwConn.Close()
+		}
+	})
+	err := f.s.Open()
+	cut.Stop()
+	f.gwMu.Lock()
+	opening, f.gwConn = false, nil
+	f.gwMu.Unlock()
+	return err
+}
+
+// gatewayLoop opens a new gateway connection each time the one in use ends, until the frontend
+// stops.
+func (f *Frontend) gatewayLoop() {
+	ctx := f.bgCtx
+	wait := gatewayRetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.gwDown:
+		}
+		f.gwMu.Lock()
+		lasted := f.now().Sub(f.gwOpened)
+		f.gwMu.Unlock()
+		if lasted >= gatewayStable {
+			wait = gatewayRetryMin
+		}
+		for {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			wait = min(2*wait, gatewayRetryMax)
+			err := f.openGateway()
+			if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
+				if err == nil {
+					f.log.Info().Msg("Discord gateway connected again")
+				}
+				break
+			}
+			f.log.Warn().Err(bridge.ScrubError(err)).Dur("retry_in", wait).Msg("Failed to connect to the Discord gateway")
+		}
 	}
 }
 
@@ -295,17 +408,15 @@ func (f *Frontend) track() (done func(), ok bool) {
 	return f.wg.Done, true
 }
 
-// tracked runs fn, counted by track, with a context that ends after d or when the frontend
-// stops; it does nothing once the frontend has stopped.
+// tracked runs fn on a goroutine of its own that Stop waits for, with a context that ends
+// after d or when the frontend stops; it does nothing once the frontend has stopped. Gateway
+// handlers run on discordgo's reader, in order, so whatever waits for the network goes here.
 func (f *Frontend) tracked(d time.Duration, fn func(ctx context.Context)) {
-	done, ok := f.track()
-	if !ok {
-		return
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(f.bgCtx, d)
-	defer cancel()
-	fn(ctx)
+	f.goTracked(func() {
+		ctx, cancel := context.WithTimeout(f.bgCtx, d)
+		defer cancel()
+		fn(ctx)
+	})
 }
 
 // HandleEvent implements bridge.Frontend: it shows one event of acc in Discord. It may block on
@@ -431,12 +542,18 @@ func (f *Frontend) onConnect(_ *discordgo.Session, _ *discordgo.Connect) {
 	f.log.Debug().Msg("Discord gateway connected")
 }
 
+// onDisconnect has gatewayLoop open the next gateway connection.
 func (f *Frontend) onDisconnect(_ *discordgo.Session, _ *discordgo.Disconnect) {
 	f.mu.Lock()
 	stopped := f.stopped
 	f.mu.Unlock()
-	if !stopped {
-		f.log.Warn().Msg("Discord gateway disconnected, reconnecting")
+	if stopped {
+		return
+	}
+	f.log.Warn().Msg("Discord gateway disconnected, reconnecting")
+	select {
+	case f.gwDown <- struct{}{}:
+	default:
 	}
 }
 

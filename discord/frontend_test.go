@@ -165,7 +165,7 @@ func TestLinkedAccountEndToEnd(t *testing.T) {
 	})
 	bobCh = h.dc.ChannelByName("bob-at-example-com").ID
 
-	// Gateway drop: discordgo resumes and the bridge keeps working both ways.
+	// Gateway drop: the frontend resumes and the bridge keeps working both ways.
 	h.dc.DropGateway()
 	h.waitFor("resume", func() bool { return h.dc.Stats().Resumes >= 1 })
 	h.dc.InjectUserMessage(bobCh, owner, "after resume")

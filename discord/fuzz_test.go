@@ -453,7 +453,7 @@ func FuzzInteraction(f *testing.F) {
 		// Discord sets these; the rest is the member's to choose.
 		ic.ID, ic.AppID, ic.Token, ic.GuildID = "100000000000000004", fe.appID, "tok", fuzzGuild
 		rest.take()
-		fe.onInteraction(fe.s, &ic)
+		fe.interaction(&ic) // what onInteraction runs on a goroutine of its own
 		answers := rest.take()
 
 		expect := false

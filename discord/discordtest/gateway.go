@@ -178,10 +178,16 @@ func (c *gwConn) readLoop() error {
 				s.stats.Acks++
 				c.sendOp(11, nil)
 			}
-		case 2:
-			c.identify(p.D)
-		case 6:
-			c.resume(p.D)
+		case 2, 6:
+			if s.mute {
+				s.stats.Unanswered++
+				break
+			}
+			if *p.Op == 2 {
+				c.identify(p.D)
+			} else {
+				c.resume(p.D)
+			}
 		case 3, 4, 8:
 			if !c.identified {
 				c.closeWith(closeNotAuthenticated, "Not authenticated.")
@@ -639,6 +645,15 @@ func (s *Server) SetNoAck(noAck bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.noAck = noAck
+}
+
+// SetMute makes the gateway leave IDENTIFY and RESUME unanswered (true), as a gateway node
+// that accepts connections and then hangs, or answer them again (false). Heartbeats are still
+// acknowledged. Stats().Unanswered counts the ones left.
+func (s *Server) SetMute(mute bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mute = mute
 }
 
 // Dispatch sends a dispatch (op 0) of type t with payload d to every session, whatever its

@@ -219,6 +219,7 @@ type GatewayStats struct {
 	Dispatches  int // op 0 frames produced (buffered or sent), READY and RESUMED included
 	Invalidated int // sessions ended by the client closing with 1000 or 1001
 	Expired     int // sessions forgotten after Options.SessionTimeout without a connection
+	Unanswered  int // IDENTIFYs and RESUMEs left unanswered (SetMute)
 }
 
 // Server is a running fake Discord. Create it with New and stop it with Close.
@@ -261,6 +262,7 @@ type Server struct {
 	refused      []string           // RefuseUsernames, lower case
 	global       bucket
 	noAck        bool
+	mute         bool // IDENTIFY and RESUME go unanswered
 	sessions     map[string]*gwSession
 	conns        map[*gwConn]struct{}
 	stats        GatewayStats
