@@ -296,9 +296,11 @@ func (f *Frontend) closeSession() {
 const (
 	// gatewayRetryMin is the pause before a new gateway connection; it doubles, up to
 	// gatewayRetryMax, while connections fail or end within gatewayStable of their opening.
+	// The longest pause stays well inside the time Discord keeps a dropped session resumable,
+	// so a drop is resumed, with its missed events replayed, rather than caught up over REST.
 	gatewayRetryMin = time.Second
-	gatewayRetryMax = 2 * time.Minute
-	gatewayStable   = time.Minute
+	gatewayRetryMax = 15 * time.Second
+	gatewayStable   = 10 * time.Second
 )
 
 // gatewayOpenTimeout bounds the opening of a gateway connection: discordgo's Open waits for
