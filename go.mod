@@ -52,3 +52,5 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+replace maunium.net/go/mautrix => ./third_party/mautrix

@@ -1,0 +1,1 @@
+-- v12 (compatible with v3+): no-op
