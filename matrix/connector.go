@@ -281,6 +281,9 @@ func New(core *bridge.Core, bcfg *bridgeconfig.Config, cfg Config, db *dbutil.Da
 	if err != nil {
 		return nil, err
 	}
+	if err = checkEncryption(&bcfg.Encryption, mx); err != nil {
+		return nil, err
+	}
 	fe.mx = mx
 	// bridgev2 recognises the echoes of double-puppeted events by this marker; mxmain sets it
 	// to the bridge's name.

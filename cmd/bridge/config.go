@@ -41,6 +41,9 @@ type Config struct {
 	EnvConfigPrefix string `yaml:"env_config_prefix"`
 
 	demo bool // run the demo network: no config file, or --demo
+	// pickleKeyUnsaved is set when matrix.encryption.pickle_key was generated but not written
+	// back (-n): it would differ at the next start.
+	pickleKeyUnsaved bool
 }
 
 // minMemoryLimit is the smallest memory_limit accepted: below it the garbage collector would
@@ -171,6 +174,10 @@ func loadConfig(path string, save bool, environ []string) (*Config, error) {
 	if err := yaml.Unmarshal(upgraded, &doc); err != nil {
 		return nil, fmt.Errorf("%s: failed to read upgraded config: %w", path, err)
 	}
+	generatedPickleKey := ""
+	if !save && path != "" && isGenerate(data, "matrix", "encryption", "pickle_key") {
+		generatedPickleKey = scalarAt(&doc, "matrix", "encryption", "pickle_key")
+	}
 	if prefix := lookupNode(&doc, "env_config_prefix"); prefix != nil && prefix.Kind == yaml.ScalarNode && prefix.Tag != "!!null" {
 		if err := applyEnv(&doc, prefix.Value, environ, os.ReadFile); err != nil {
 			return nil, err
@@ -183,7 +190,27 @@ func loadConfig(path string, save bool, environ []string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, annotateKeys(err, &doc))
 	}
 	cfg.demo = path == ""
+	cfg.pickleKeyUnsaved = generatedPickleKey != "" && cfg.Matrix.Encryption.PickleKey == generatedPickleKey
 	return cfg, nil
+}
+
+// isGenerate reports whether the YAML document data lacks the key at path or has it empty or
+// "generate": a secret the config upgrade generates.
+func isGenerate(data []byte, path ...string) bool {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return false
+	}
+	n := lookupNode(&doc, path...)
+	return n == nil || n.Kind == yaml.ScalarNode && (n.Value == "" || n.Value == "generate")
+}
+
+// scalarAt returns the single value at path in a parsed document, or "".
+func scalarAt(doc *yaml.Node, path ...string) string {
+	if n := lookupNode(doc, path...); n != nil && n.Kind == yaml.ScalarNode {
+		return n.Value
+	}
+	return ""
 }
 
 // checkStrict decodes a user's file strictly into a scratch Config, so that unknown keys and
@@ -543,8 +570,15 @@ func (c *Config) validateMatrix(bad func(key, format string, args ...any)) {
 			bad("matrix.public_media.hash_length", "must be between 0 and 32, got %d", n)
 		}
 	}
-	if mx.Encryption.Allow {
-		bad("matrix.encryption.allow", "end-to-bridge encryption needs a build with -tags goolm; this build has none")
+	switch enc := &mx.Encryption; {
+	case enc.Allow && (enc.PickleKey == "" || enc.PickleKey == "generate"):
+		// bridgev2 would panic on an empty key and use "generate" literally.
+		bad("matrix.encryption.pickle_key", "must be a key, not empty or \"generate\" (set from the environment?)")
+	case enc.Allow && c.pickleKeyUnsaved:
+		// The stored encryption keys could not be read after the next start.
+		bad("matrix.encryption.pickle_key", "is \"generate\", but -n keeps the generated key in memory only: run once without -n, or set a key of your own")
+	case !enc.Allow && (enc.Default || enc.Require):
+		bad("matrix.encryption.allow", "must be true when default or require is")
 	}
 }
 

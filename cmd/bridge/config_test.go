@@ -236,7 +236,11 @@ func TestValidateErrors(t *testing.T) {
 			c.Matrix.PublicMedia.Enabled, c.Matrix.AppService.PublicAddress = true, "https://msn.example.org"
 			c.Matrix.PublicMedia.HashLength = 33
 		}, "matrix.public_media.hash_length"},
-		{"encryption without build", func(c *Config) { c.Matrix.Encryption.Allow = true }, "matrix.encryption.allow: end-to-bridge encryption needs a build"},
+		{"encryption pickle key empty", func(c *Config) { c.Matrix.Encryption.Allow, c.Matrix.Encryption.PickleKey = true, "" }, "matrix.encryption.pickle_key: must be a key"},
+		{"encryption pickle key literal", func(c *Config) { c.Matrix.Encryption.Allow, c.Matrix.Encryption.PickleKey = true, "generate" }, "matrix.encryption.pickle_key: must be a key"},
+		{"encryption pickle key unsaved", func(c *Config) { c.Matrix.Encryption.Allow, c.pickleKeyUnsaved = true, true }, "matrix.encryption.pickle_key: is \"generate\", but -n"},
+		{"encryption default without allow", func(c *Config) { c.Matrix.Encryption.Default = true }, "matrix.encryption.allow: must be true when default or require is"},
+		{"encryption require without allow", func(c *Config) { c.Matrix.Encryption.Require = true }, "matrix.encryption.allow: must be true"},
 		{"connector option", func(c *Config) { c.Matrix.Connector.LoginTimeout = -1 }, "matrix.login_timeout: must not be negative"},
 		{"connector presence", func(c *Config) { c.Matrix.Connector.Presence.RefreshInterval = time.Second }, "matrix.presence.refresh_interval"},
 		{"connector message size", func(c *Config) { c.Matrix.Connector.MaxMessageSize = 100 }, "matrix.max_message_size: must be between 1024 and 32768"},

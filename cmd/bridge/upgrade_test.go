@@ -174,6 +174,53 @@ func TestUpgradeNoUpdate(t *testing.T) {
 	}
 }
 
+// Encryption with a generated pickle key: written back, the key is accepted (it stays the same
+// at the next start); with -n, it would change at each start, so the config is refused until
+// the key is kept. A key of the file's own is accepted with -n.
+func TestUpgradePickleKeyKept(t *testing.T) {
+	dir := t.TempDir()
+	cfgYAML := strings.ReplaceAll(validConfigYAML, "KEYFILE", filepath.Join(dir, "key"))
+	cfgYAML = strings.Replace(cfgYAML, "matrix:\n", "matrix:\n    encryption:\n        allow: true\n        pickle_key: generate\n", 1)
+	if !strings.Contains(cfgYAML, "allow: true") {
+		t.Fatal("test config lacks matrix.encryption")
+	}
+	path := writeFile(t, "config.yaml", cfgYAML)
+
+	cfg, err := loadConfig(path, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "matrix.encryption.pickle_key: is \"generate\", but -n") {
+		t.Errorf("validate with a pickle key generated in memory: %v", err)
+	}
+
+	cfg, err = loadConfig(path, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cfg.Matrix.Encryption.PickleKey
+	if key == "generate" || len(key) < 32 {
+		t.Fatalf("pickle key = %q, want a generated one", key)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("validate with the pickle key written back: %v", err)
+	}
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), "pickle_key: "+key) {
+		t.Error("the generated pickle key is not in the file")
+	}
+	cfg, err = loadConfig(path, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Matrix.Encryption.PickleKey != key {
+		t.Errorf("pickle key changed at the next start: %q, want %q", cfg.Matrix.Encryption.PickleKey, key)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("validate with -n and a kept pickle key: %v", err)
+	}
+}
+
 // The example's shared secret works: the provisioning API must not be left with the literal
 // "generate", which bridgev2 refuses.
 func TestExampleProvisioningSecretGenerated(t *testing.T) {
