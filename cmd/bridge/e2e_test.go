@@ -29,8 +29,10 @@ import (
 	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
-// These tests run the bridge binary as a user runs it: built once with CGO_ENABLED=0, started
-// as a subprocess with a config file, against msntest (in this process) and a real Dendrite.
+// These tests run the bridge binary as a user runs it: built once with CGO_ENABLED=0 and no
+// tags (the default build, end-to-bridge encryption included, whatever -tags the test run
+// was given), started as a subprocess with a config file, against msntest (in this process) and a
+// real Dendrite.
 
 const (
 	e2eWait = 30 * time.Second
@@ -108,6 +110,13 @@ type e2eEnv struct {
 
 func newE2EEnv(t *testing.T) *e2eEnv {
 	t.Helper()
+	return newE2EEnvWith(t, "")
+}
+
+// newE2EEnvWith is newE2EEnv with matrixYAML (keys indented by 4 spaces) added to the config's
+// matrix section.
+func newE2EEnvWith(t *testing.T, matrixYAML string) *e2eEnv {
+	t.Helper()
 	hs := dendrite.New(t, dendrite.Options{LogLevel: "warn"}) // skips (or fails under CI) without Dendrite
 	e := &e2eEnv{t: t, dir: t.TempDir(), bin: bridgeBinary(t), hs: hs}
 	e.cfgPath = filepath.Join(e.dir, "config.yaml")
@@ -140,7 +149,7 @@ msn:
         key_file: %s
 matrix:
     ignore_unsupported_server: true
-    bridge:
+%s    bridge:
         permissions:
             localhost: user
     homeserver:
@@ -161,7 +170,7 @@ logging:
           format: json
 metrics:
     listen: %s
-`, e.proxy.Addr(), e.srv.HTTPSLoginURL(), caFile, filepath.Join(e.dir, "msn-bridge.key"),
+`, e.proxy.Addr(), e.srv.HTTPSLoginURL(), caFile, filepath.Join(e.dir, "msn-bridge.key"), matrixYAML,
 		hs.URL, hs.ServerName, hs.ASURL, hs.ASPort, filepath.Join(e.dir, "bridge.db"), e.metricsAddr)
 	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
 
