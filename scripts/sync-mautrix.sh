@@ -43,8 +43,8 @@ retag() {
 	grep -qxF "//go:build $2" "$f" || { echo "$1: expected '//go:build $2' (upstream changed it)" >&2; exit 1; }
 	sed -i "s#^//go:build $2\$#//go:build $3#" "$f"
 }
-retag bridgev2/matrix/crypto.go 'cgo \&\& !nocrypto' '!nocrypto'
-retag bridgev2/matrix/cryptostore.go 'cgo \&\& !nocrypto' '!nocrypto'
+retag bridgev2/matrix/crypto.go 'cgo && !nocrypto' '!nocrypto'
+retag bridgev2/matrix/cryptostore.go 'cgo && !nocrypto' '!nocrypto'
 retag bridgev2/matrix/no-crypto.go '!cgo || nocrypto' 'nocrypto'
 retag crypto/registergoolm.go 'goolm' '!libolm'
 retag crypto/registerlibolm.go '!goolm' 'libolm'
