@@ -7,8 +7,9 @@ TESTFLAGS ?=
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1s
 ARGS      ?=
-# nocrypto: end-to-bridge encryption is an optional build (-tags goolm); the race
-# detector needs cgo, and a cgo build of bridgev2 without it would want libolm.
+# The tests run with -tags nocrypto (no end-to-bridge encryption) so that build stays tested;
+# GOTAGS= runs them in the default build, which has it (pure Go, with or without cgo). The
+# encrypted end-to-end test runs either way: it builds the bridge binary without tags.
 GOTAGS    ?= nocrypto
 
 .PHONY: test run fuzz bench

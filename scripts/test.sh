@@ -5,7 +5,9 @@
 #   2. PostgreSQL from Debian's packages if it is missing, then a throwaway cluster on 127.0.0.1
 #      (scripts/postgres-up.sh), stopped again on exit; MSN_BRIDGE_TEST_POSTGRES already set is
 #      used as it is;
-#   3. go test -race -count=1 over every package (TESTFLAGS adds flags, PKGS narrows packages).
+#   3. go test -race -count=1 over every package (TESTFLAGS adds flags, PKGS narrows packages),
+#      with -tags nocrypto unless GOTAGS says otherwise (GOTAGS= is the default build, with
+#      end-to-bridge encryption; docs/encryption.md).
 #
 # Nothing is skipped: CI=true makes a missing Dendrite or PostgreSQL a failure.
 set -euo pipefail
@@ -13,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 export CI=${CI:-true}
 TEST_TIMEOUT=${TEST_TIMEOUT:-60m}
-GOTAGS=${GOTAGS:-nocrypto}
+GOTAGS=${GOTAGS-nocrypto}
 PKGS=${PKGS:-./...}
 
 as_root() {
