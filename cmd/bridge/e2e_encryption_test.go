@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,12 +56,26 @@ func newE2EEClient(ctx context.Context, t *testing.T, cli *mautrix.Client) *e2ee
 }
 
 // waitEncrypted waits until the client's sync has seen room's m.room.encryption, so that what
-// it sends there is encrypted.
-func (c *e2eeClient) waitEncrypted(ctx context.Context, room id.RoomID) {
+// it sends there is encrypted, and members in the room (joined or invited): the client shares
+// its room key with the members it knows of when it sends, as every client does, and refuses
+// later key requests from other users.
+func (c *e2eeClient) waitEncrypted(ctx context.Context, room id.RoomID, members ...id.UserID) {
 	c.t.Helper()
-	waitUntil(c.t, nil, e2eWait, "the client to see "+room.String()+" as encrypted", func() bool {
+	waitUntil(c.t, nil, e2eWait, "the client to see "+room.String()+" as encrypted, with its members", func() bool {
 		ok, err := c.cli.StateStore.IsEncrypted(ctx, room)
-		return err == nil && ok
+		if err != nil || !ok {
+			return false
+		}
+		known, err := c.cli.StateStore.GetRoomJoinedOrInvitedMembers(ctx, room)
+		if err != nil {
+			return false
+		}
+		for _, m := range members {
+			if !slices.Contains(known, m) {
+				return false
+			}
+		}
+		return true
 	})
 }
 
@@ -202,7 +217,7 @@ func TestBinaryEncryptedPortal(t *testing.T) {
 	})
 	must(t, err)
 	mgmt := created.RoomID
-	u.waitEncrypted(ctx, mgmt)
+	u.waitEncrypted(ctx, mgmt, botMXID)
 	start := time.Now()
 	u.waitMessage(ctx, mgmt, botMXID, "management room", start) // the bot joined, and writes encrypted
 
@@ -232,7 +247,7 @@ func TestBinaryEncryptedPortal(t *testing.T) {
 	}
 
 	// Matrix → MSN: the user's encrypted message reaches the contact as plain text.
-	u.waitEncrypted(ctx, portal)
+	u.waitEncrypted(ctx, portal, botMXID)
 	u.send(ctx, portal, "hello from matrix, encrypted")
 	waitUntil(t, p, e2eWait, "the contact to get the user's message", func() bool { return inbox.has("hello from matrix, encrypted") })
 
