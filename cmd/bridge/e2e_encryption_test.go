@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -85,8 +86,12 @@ func (c *e2eeClient) send(ctx context.Context, room id.RoomID, text string) id.E
 	c.t.Helper()
 	resp, err := c.cli.SendMessageEvent(ctx, room, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: text})
 	must(c.t, err)
-	evt, err := c.cli.GetEvent(ctx, room, resp.EventID)
-	must(c.t, err)
+	// Dendrite answers 404 for an event it has not indexed yet.
+	var evt *event.Event
+	waitUntil(c.t, nil, e2eWait, "the homeserver to have the client's message", func() bool {
+		evt, err = c.cli.GetEvent(ctx, room, resp.EventID)
+		return err == nil
+	})
 	if evt.Type != event.EventEncrypted {
 		c.t.Fatalf("the client's message %q reached the homeserver as %s, want m.room.encrypted", text, evt.Type)
 	}
@@ -136,6 +141,24 @@ func (c *e2eeClient) waitMessage(ctx context.Context, room id.RoomID, sender id.
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// botDevice returns the bridge bot's device ID from the single Olm account in the bridge's
+// database (read-only, beside the running bridge).
+func (e *e2eEnv) botDevice() string {
+	e.t.Helper()
+	if n := e.countRows("crypto_account"); n != 1 {
+		e.t.Fatalf("%d rows in crypto_account, want the bridge bot's account in the bridge's database", n)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "bridge.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	must(e.t, err)
+	defer db.Close()
+	var device string
+	must(e.t, db.QueryRow("SELECT device_id FROM crypto_account").Scan(&device))
+	if device == "" {
+		e.t.Fatal("the bridge bot's Olm account has no device")
+	}
+	return device
 }
 
 // msnInbox is an MSN contact (a msntest bot) that records the texts it receives.
@@ -198,9 +221,7 @@ func TestBinaryEncryptedPortal(t *testing.T) {
 		t.Fatalf("pickle_key in the config file after start: %v, want a generated key", m)
 	}
 	pickleKey := m[1]
-	if n := e.countRows("crypto_account"); n != 1 {
-		t.Fatalf("%d rows in crypto_account, want the bridge bot's account in the bridge's database", n)
-	}
+	device := e.botDevice()
 
 	cli, err := e.hs.RegisterUser(ctx, matrixUser, "alice-matrix-password")
 	must(t, err)
@@ -208,7 +229,8 @@ func TestBinaryEncryptedPortal(t *testing.T) {
 	botMXID := id.NewUserID("msnbot", e.hs.ServerName)
 	daveGhost := id.NewUserID("msn_"+id.EncodeUserLocalpart(dave), e.hs.ServerName)
 
-	// An encrypted management room: with require on, the bot ignores plain text.
+	// An encrypted management room (with require on, the bridge refuses unencrypted messages).
+	start := time.Now()
 	created, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 		Invite: []id.UserID{botMXID}, IsDirect: true, Preset: "trusted_private_chat",
 		InitialState: []*event.Event{{Type: event.StateEncryption, Content: event.Content{
@@ -218,7 +240,6 @@ func TestBinaryEncryptedPortal(t *testing.T) {
 	must(t, err)
 	mgmt := created.RoomID
 	u.waitEncrypted(ctx, mgmt, botMXID)
-	start := time.Now()
 	u.waitMessage(ctx, mgmt, botMXID, "management room", start) // the bot joined, and writes encrypted
 
 	for _, step := range []struct{ send, want string }{
@@ -237,7 +258,9 @@ func TestBinaryEncryptedPortal(t *testing.T) {
 	must(t, e.srv.BotSay(dave, alice, "hello from msn, encrypted"))
 	portal := (&dendrite.User{T: t, Cli: cli}).JoinInvite(ctx, map[id.RoomID]bool{mgmt: true}, e2eWait)
 	var enc event.EncryptionEventContent
-	must(t, cli.StateEvent(ctx, portal, event.StateEncryption, "", &enc))
+	waitUntil(t, p, e2eWait, "the portal's m.room.encryption", func() bool {
+		return cli.StateEvent(ctx, portal, event.StateEncryption, "", &enc) == nil
+	})
 	if enc.Algorithm != id.AlgorithmMegolmV1 {
 		t.Fatalf("portal m.room.encryption algorithm %q, want %q", enc.Algorithm, id.AlgorithmMegolmV1)
 	}
@@ -267,8 +290,8 @@ func TestBinaryEncryptedPortal(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit code %d after the second SIGTERM, want 0", code)
 	}
-	if n := e.countRows("crypto_account"); n != 1 {
-		t.Errorf("%d rows in crypto_account after a restart, want the same single account", n)
+	if d := e.botDevice(); d != device {
+		t.Errorf("the bot's device is %s after a restart, was %s: its keys were not kept", d, device)
 	}
 	if strings.Contains(e.readLog(), pickleKey) {
 		t.Error("the pickle key is in the bridge's log")
