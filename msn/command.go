@@ -9,7 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
+	"unsafe"
 
 	"github.com/msn-bridge/msn-bridge/internal/text"
 )
@@ -149,24 +149,40 @@ func ServerPayloads(name string) int {
 
 // Reader splits a byte stream into Commands. It is not safe for concurrent use.
 //
-// The Commands of one burst (what a single read of the connection brought: the SYN, the ILN
-// flood) are carved from a few shared allocations: their lines are copied one after the other
-// into one text buffer, and the Commands and their argument slots come from slabs sized by what
-// is still buffered. A Command, or a token of it, kept for long therefore keeps its neighbours'
-// memory too (a few KiB at most); code that stores a token keeps a strings.Clone of it. When
-// the read buffer is drained the Reader lets go of its slabs, so that an idle connection holds
-// none, and a command that arrives alone costs two allocations (its line, and its Command with
-// up to seven arguments) as a burst's costs a small fraction of one.
+// ReadCommand returns the same Command each time, overwritten by the next call, as
+// bufio.Scanner does with its token: decoding allocates nothing per command. The Command, its
+// Args slice and its Payload bytes are valid until the next call; the strings in it (Name and
+// each argument) are immutable as any Go string and may be kept. Code that keeps more than the
+// strings past the next call (a reply handed to another goroutine, a test collecting commands)
+// keeps a Command.Clone, which copies the slice and the payload.
+//
+// The lines of one burst (what a single read of the connection brought: the SYN, the ILN
+// flood) are copied one after the other into one buffer, sized by what is still buffered, and
+// the strings are sliced from it; the Reader never writes that buffer again. A token kept for
+// long therefore keeps its neighbours' memory too (a few KiB at most); code that stores a token
+// keeps a strings.Clone of it. A payload is left in the read buffer, up to that buffer's size,
+// and copied only by Clone or by whoever parses it (ParseMIME, parseUBX copy what they keep).
+// When the read buffer is drained the Reader lets go of the lines' buffer, and before it waits
+// for more bytes it clears its Command, so that an idle connection holds nothing it read.
 type Reader struct {
 	rule     PayloadRule
 	maxLine  int
 	maxBytes int
 	buf      readBuffer
 
-	text strings.Builder // the lines of the current burst; written only past its length
-	cmds []Command       // unused Commands of the current slab
-	toks []string        // the current token slab: [len:cap] is unused
+	cmd   Command                // what ReadCommand returns
+	args  [inlineArgs - 1]string // cmd.Args when they fit
+	nargs int                    // how many of args are set
+	// text holds the current burst's lines; text[:used] is written once and never again, so
+	// that strings of it are immutable as Go requires.
+	text []byte
+	used int
 }
+
+// inlineArgs is how many tokens (the name included) a Reader keeps in itself: enough for
+// every command of docs/protocol.md but a long LST or a client-capability MSG; a line with more
+// gets a slice of its own.
+const inlineArgs = 8
 
 // NewReader returns a Reader that frames payloads with rule and the default limits.
 func NewReader(r io.Reader, rule PayloadRule) *Reader {
@@ -180,20 +196,22 @@ func (r *Reader) SetLimits(maxLine, maxPayload int) {
 	r.maxLine, r.maxBytes = maxLine, maxPayload
 }
 
-// ReadCommand reads the next command. Empty lines are skipped. Runs of spaces separate tokens and
-// trailing spaces are ignored (Escargot's "LST N=a@b F=a 8 "). A line ended by a bare LF is
-// accepted. It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF inside a command, and
-// a wrapped ErrLineTooLong, ErrPayloadTooLarge or ErrBadPayloadSize when the stream cannot be
-// framed any more.
+// ReadCommand reads the next command. The Command is valid until the next call (see Reader).
+// Empty lines are skipped. Runs of spaces separate tokens and trailing spaces are ignored
+// (Escargot's "LST N=a@b F=a 8 "). A line ended by a bare LF is accepted. It returns io.EOF at
+// a clean end of stream, io.ErrUnexpectedEOF inside a command, and a wrapped ErrLineTooLong,
+// ErrPayloadTooLarge or ErrBadPayloadSize when the stream cannot be framed any more.
 func (r *Reader) ReadCommand() (*Command, error) {
+	if r.buf.r == r.buf.w {
+		r.clearCommand() // the read may block for long
+	}
 	var f frame
 	if err := r.readFrame(&f); err != nil {
 		r.release()
 		return nil, err
 	}
-	cmd := r.newCommand(f.line)
+	cmd := r.newCommand(f.line, f.size >= 0)
 	if f.size >= 0 {
-		cmd.Args = cmd.Args[:len(cmd.Args)-1]
 		p, err := r.readPayload(f.size)
 		if err != nil {
 			r.release()
@@ -202,9 +220,15 @@ func (r *Reader) ReadCommand() (*Command, error) {
 		cmd.Payload = p
 	}
 	if r.buf.r == r.buf.w {
-		r.release()
+		r.text, r.used = nil, 0
 	}
 	return cmd, nil
+}
+
+// Clone returns a copy of c that stays valid whatever the Reader it came from reads next: a
+// Command, an argument slice and a payload of its own. The strings are shared.
+func (c *Command) Clone() *Command {
+	return &Command{Name: c.Name, Args: slices.Clip(slices.Clone(c.Args)), Payload: bytes.Clone(c.Payload)}
 }
 
 // frame is one command as framed from the stream, before any of it is copied.
@@ -262,19 +286,17 @@ func (r *Reader) readFrame(f *frame) error {
 // that announces a large payload and sends nothing costs no more than this.
 const payloadChunk = 4096
 
-// readPayload reads exactly n bytes into a slice of their own. Up to the size of the read
-// buffer they are waited for there and copied once all have come; above, the slice grows
-// as the bytes come in, by at most payloadChunk ahead of them.
+// readPayload reads exactly n bytes. Up to the size of the read buffer they are waited for
+// there and returned in place, valid until the next read; above, they get a slice of their own
+// that grows as the bytes come in, by at most payloadChunk ahead of them.
 func (r *Reader) readPayload(n int) ([]byte, error) {
 	if n <= largeReadBuffer {
 		v, err := r.buf.peek(n)
 		if err != nil {
 			return nil, err
 		}
-		p := make([]byte, n)
-		copy(p, v)
 		r.buf.r += n
-		return p, nil
+		return v[:n:n], nil
 	}
 	p := make([]byte, 0, payloadChunk)
 	for len(p) < n {
@@ -293,81 +315,57 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	return p, nil
 }
 
-// A Command read alone shares one allocation with room for its tokens: short lines (FLN, CHG,
-// ACK, …) get four slots, the usual ones (LST, ILN, NLN, RNG) eight, and longer lines a
-// separate slice.
-type (
-	commandBuf4 struct {
-		cmd  Command
-		toks [4]string
+// newCommand copies line into the burst's text and returns the Reader's Command with its
+// tokens sliced from the copy, the last one left out when it is a payload length. The tokens
+// are found as offsets first, so that the only pointers it writes are the strings themselves.
+func (r *Reader) newCommand(line []byte, sized bool) *Command {
+	s := r.keep(line)
+	var bounds [2 * inlineArgs]int32
+	n := tokenBounds(line, bounds[:])
+	if sized {
+		n--
 	}
-	commandBuf8 struct {
-		cmd  Command
-		toks [8]string
-	}
-)
-
-// Slab sizes, estimated from the bytes still buffered behind a line: at least this many bytes
-// per command and per token, and at most this many Commands or tokens per slab.
-const (
-	bytesPerCommand = 48
-	bytesPerToken   = 10
-	maxSlabCommands = 8
-	maxSlabTokens   = 32
-)
-
-// stackTokens is how many tokens newCommand splits on the stack before it copies them into
-// their slab; a line with more is counted first and split in place.
-const stackTokens = 16
-
-// newCommand copies line into the text buffer and returns a Command with its tokens sliced
-// from the copy.
-func (r *Reader) newCommand(line []byte) *Command {
-	behind := r.buf.w - r.buf.r
-	if r.text.Cap()-r.text.Len() < len(line) {
-		r.text.Reset()
-		r.text.Grow(len(line) + behind)
-	}
-	start := r.text.Len()
-	r.text.Write(line)
-	s := r.text.String()[start:]
-
-	var split [stackTokens]string
-	ntok := splitInto(split[:], s)
-	var cmd *Command
-	var toks []string
-	switch {
-	case len(r.cmds) == 0 && behind < bytesPerCommand && ntok <= 4:
-		b := new(commandBuf4)
-		cmd, toks = &b.cmd, b.toks[:ntok:ntok]
-	case len(r.cmds) == 0 && behind < bytesPerCommand && ntok <= 8:
-		b := new(commandBuf8)
-		cmd, toks = &b.cmd, b.toks[:ntok:ntok]
-	default:
-		if len(r.cmds) == 0 {
-			r.cmds = make([]Command, min(1+behind/bytesPerCommand, maxSlabCommands))
-		}
-		cmd, r.cmds = &r.cmds[0], r.cmds[1:]
-		if cap(r.toks)-len(r.toks) < ntok {
-			r.toks = make([]string, 0, max(ntok, min(ntok+behind/bytesPerToken, maxSlabTokens)))
-		}
-		k := len(r.toks)
-		r.toks = r.toks[:k+ntok]
-		toks = r.toks[k : k+ntok : k+ntok]
-	}
-	if ntok <= stackTokens {
-		copy(toks, split[:ntok])
-	} else {
+	cmd := &r.cmd
+	cmd.Payload = nil
+	if n > inlineArgs {
+		toks := make([]string, n+1)
 		splitInto(toks, s)
+		cmd.Name, cmd.Args = toks[0], toks[1:n:n]
+		return cmd
 	}
-	cmd.Name, cmd.Args = toks[0], toks[1:]
+	cmd.Name = s[bounds[0]:bounds[1]]
+	args := r.args[: n-1 : n-1]
+	for i := range args {
+		args[i] = s[bounds[2*i+2]:bounds[2*i+3]]
+	}
+	r.nargs = max(r.nargs, n-1)
+	cmd.Args = args
 	return cmd
 }
 
-// release lets go of the slabs, so that the Commands already returned keep them alive alone.
+// keep copies line into the burst's text and returns the copy as a string. The text is
+// replaced, not reused, when line does not fit: a new one has room for what is still buffered,
+// the rest of the burst.
+func (r *Reader) keep(line []byte) string {
+	if len(r.text)-r.used < len(line) {
+		r.text, r.used = make([]byte, len(line)+r.buf.w-r.buf.r), 0
+	}
+	k := r.used
+	r.used += copy(r.text[k:], line)
+	return unsafe.String(&r.text[k], len(line))
+}
+
+// clearCommand empties the Command and the argument slots, so that they keep no burst alive.
+func (r *Reader) clearCommand() {
+	r.cmd = Command{}
+	clear(r.args[:r.nargs])
+	r.nargs = 0
+}
+
+// release lets go of the burst's text and of the Command.
 func (r *Reader) release() {
-	r.text.Reset()
-	r.cmds, r.toks = nil, nil
+	r.text, r.used = nil, 0
+	r.clearCommand()
 }
 
 // Token scanning works on eight bytes at a time: hiBits marks, in the high bit of each byte,
@@ -416,6 +414,64 @@ func countTokens(line []byte) int {
 
 // separators returns the high bit of each byte of w that is a space or a tab.
 func separators(w uint64) uint64 { return zeroBytes(w^spaces) | zeroBytes(w^tabs8) }
+
+// tokenBounds writes the start and end offsets of the tokens of line into b, one pair per
+// token, and returns how many tokens line has; those that do not fit are counted and dropped.
+// It works on 64 bytes at a time: a mask of the bytes that are no separator, whose changes are
+// the tokens' starts and ends.
+func tokenBounds(line []byte, b []int32) int {
+	k := 0             // offsets found
+	carry := uint64(0) // 1 when the byte before the chunk is inside a token
+	for base := 0; base < len(line); base += 64 {
+		tok := tokenMask(line[base:min(base+64, len(line))])
+		// A start is a token byte after a separator, an end a separator (or the end of a short
+		// last chunk) after a token byte; they alternate, a start first.
+		marks := tok ^ (tok<<1 | carry)
+		carry = tok >> 63
+		for ; marks != 0; marks &= marks - 1 {
+			if k < len(b) {
+				b[k] = int32(base + bits.TrailingZeros64(marks))
+			}
+			k++
+		}
+	}
+	if carry != 0 { // a token ends a line of a multiple of 64 bytes
+		if k < len(b) {
+			b[k] = int32(len(line))
+		}
+		k++
+	}
+	return k / 2
+}
+
+// tokenMask returns, for up to 64 bytes, the mask whose bit i is set when chunk[i] is no
+// separator. It reads eight bytes at a time, the last eight again when the length is not a
+// multiple of eight.
+func tokenMask(chunk []byte) uint64 {
+	if len(chunk) < 8 {
+		var tok uint64
+		for i, c := range chunk {
+			if !isSpace(c) {
+				tok |= 1 << i
+			}
+		}
+		return tok
+	}
+	var tok uint64
+	i := 0
+	for ; i+8 <= len(chunk); i += 8 {
+		tok |= gatherHigh(^separators(binary.LittleEndian.Uint64(chunk[i:]))&hi1) << i
+	}
+	if rest := len(chunk) - i; rest > 0 {
+		last := gatherHigh(^separators(binary.LittleEndian.Uint64(chunk[len(chunk)-8:])) & hi1)
+		tok |= last >> (8 - rest) << i
+	}
+	return tok
+}
+
+// gatherHigh moves the high bit of each byte of x, which has no other bit set, to bit i for
+// byte i.
+func gatherHigh(x uint64) uint64 { return (x >> 7) * 0x0102040810204080 >> 56 }
 
 // splitInto fills toks with the tokens of s and returns how many s has; those that do not fit
 // are counted and dropped. It finds token boundaries eight bytes at a time, as countTokens

@@ -36,8 +36,8 @@ func TestReadLargePayload(t *testing.T) {
 	}
 }
 
-// A burst of commands costs less than one allocation each, however the payloads among them are
-// sized, and framing it alone costs none; a command that arrives alone costs two.
+// A burst of commands costs one allocation, however the payloads among them are sized (up to
+// the read buffer), and framing it alone costs none; a command that arrives alone costs one.
 func TestReaderAllocations(t *testing.T) {
 	data := bytes.Repeat(seedStream(), 20)
 	cmds := 0
@@ -57,8 +57,10 @@ func TestReaderAllocations(t *testing.T) {
 			}
 		}
 	})
-	if per := decode / float64(cmds); per > 1 {
-		t.Errorf("decoding a burst: %.2f allocations per command, want at most 1", per)
+	// The source gives the whole stream in reads of 4 KiB: one buffer per read, and a few
+	// more where a line or payload straddles two reads.
+	if bursts := float64(len(data)/largeReadBuffer + 1); decode > 2*bursts {
+		t.Errorf("decoding %d commands in %.0f reads: %.0f allocations, want at most %.0f", cmds, bursts, decode, 2*bursts)
 	}
 	frame := testing.AllocsPerRun(20, func() {
 		src.Reset(data)
@@ -87,13 +89,14 @@ func TestReaderAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if alone > 2 {
-		t.Errorf("a command alone: %.0f allocations, want at most 2", alone)
+	if alone > 1 {
+		t.Errorf("a command alone: %.0f allocations, want at most 1", alone)
 	}
 }
 
-// Once its read buffer is drained a Reader holds none of the memory its commands were carved
-// from, so an idle connection costs no more than its buffers.
+// Once its read buffer is drained a Reader holds none of the memory its commands were copied
+// into, and when it waits for more bytes its Command is empty too, so an idle connection costs
+// no more than its buffers.
 func TestReaderReleasesSlabsWhenDrained(t *testing.T) {
 	data := bytes.Repeat(seedStream(), 3)
 	r := NewReader(&chunkReader{data: data, n: len(data), err: errors.New("blocked")}, ClientPayloads)
@@ -101,11 +104,43 @@ func TestReaderReleasesSlabsWhenDrained(t *testing.T) {
 		if _, err := r.ReadCommand(); err != nil {
 			break
 		}
-		if r.buf.r == r.buf.w && (r.text.Cap() != 0 || r.cmds != nil || r.toks != nil) {
-			t.Fatal("the read buffer is drained and the Reader still holds its slabs")
+		if r.buf.r == r.buf.w && r.text != nil {
+			t.Fatal("the read buffer is drained and the Reader still holds its buffer")
 		}
 	}
+	// One command per read: every read starts with nothing buffered.
+	var rd *Reader
+	reads, rest := 0, []byte(nil)
+	src := readFunc(func(p []byte) (int, error) {
+		if len(rest) == 0 {
+			if rd.cmd.Name != "" || rd.cmd.Args != nil || rd.text != nil || rd.args != [inlineArgs - 1]string{} {
+				t.Fatalf("read %d: waiting for bytes while holding %q", reads, rd.cmd.String())
+			}
+			if reads == len(seedLines) {
+				return 0, io.EOF
+			}
+			rest = []byte(seedLines[reads] + "\r\n")
+			reads++
+		}
+		k := copy(p, rest)
+		rest = rest[k:]
+		return k, nil
+	})
+	rd = NewReader(src, nil)
+	n := 0
+	for ; ; n++ {
+		if _, err := rd.ReadCommand(); err != nil {
+			break
+		}
+	}
+	if n != len(seedLines) {
+		t.Fatalf("%d commands from %d lines", n, len(seedLines))
+	}
 }
+
+type readFunc func(p []byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
 func TestCommandTrID(t *testing.T) {
 	tests := []struct {
