@@ -93,7 +93,7 @@ func BenchmarkFrame(b *testing.B) {
 		r.buf.init(src)
 		for {
 			var f frame
-			if err := r.readFrame(&f); err != nil {
+			if _, _, err := r.readFrame(&f); err != nil {
 				if err != io.EOF {
 					b.Fatal(err)
 				}

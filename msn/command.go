@@ -206,11 +206,12 @@ func (r *Reader) ReadCommand() (*Command, error) {
 		r.clearCommand() // the read may block for long
 	}
 	var f frame
-	if err := r.readFrame(&f); err != nil {
+	line, name, err := r.readFrame(&f)
+	if err != nil {
 		r.release()
 		return nil, err
 	}
-	cmd := r.newCommand(f.line, f.size >= 0)
+	cmd := r.newCommand(line, name, &f)
 	if f.size >= 0 {
 		p, err := r.readPayload(f.size)
 		if err != nil {
@@ -218,6 +219,8 @@ func (r *Reader) ReadCommand() (*Command, error) {
 			return nil, fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
 		}
 		cmd.Payload = p
+	} else if cmd.Payload != nil {
+		cmd.Payload = nil
 	}
 	if r.buf.r == r.buf.w {
 		r.text, r.used = nil, 0
@@ -231,54 +234,59 @@ func (c *Command) Clone() *Command {
 	return &Command{Name: c.Name, Args: slices.Clip(slices.Clone(c.Args)), Payload: bytes.Clone(c.Payload)}
 }
 
-// frame is one command as framed from the stream, before any of it is copied.
+// frame is what framing learns of a line beyond its bytes. It holds no pointer, so that
+// filling it costs no write barrier.
 type frame struct {
-	line []byte // without its line end; aliases the read buffer until the next read
-	size int    // the announced payload length, or -1 for none
+	size int // the announced payload length, or -1 for none
+	ntok int // how many tokens the line has, the payload length included
+	// bounds holds where the first inlineArgs tokens of the line start and end.
+	bounds [2 * inlineArgs]int32
 }
 
-// readFrame reads the next non-blank line into f and, when the rule says it announces a payload,
-// checks the length against the limits; the payload itself is left in the stream. It does not
-// allocate for a line that fits the read buffer and names a known command or an error code,
-// and counts the tokens only of the lines that may announce a payload.
-func (r *Reader) readFrame(f *frame) error {
+// readFrame reads the next non-blank line, without its line end, and fills f with where its
+// tokens are and, when the rule says it announces a payload, checks the length against the
+// limits; the payload itself is left in the stream. The line aliases the read buffer until the
+// next read. name is the line's first token as one of commandNames or an error code, or ""
+// (it is looked up only to ask the rule). It does not allocate for a line that fits the read
+// buffer and names a known command or an error code.
+func (r *Reader) readFrame(f *frame) (line []byte, name string, err error) {
 	for {
-		line, err := r.readLine()
+		line, err = r.readLine()
 		if err != nil {
-			return err
+			return nil, "", err
 		}
-		nameb := line[:min(3, len(line))]
-		if len(line) < 4 || !isSpace(line[3]) || isSpace(line[0]) {
-			nameb = firstToken(line)
-			if len(nameb) == 0 {
-				continue // blank
-			}
+		ntok := tokenBounds(line, f.bounds[:])
+		if ntok == 0 {
+			continue // blank
 		}
-		f.line, f.size = line, -1
-		if r.rule == nil {
-			return nil
+		f.size, f.ntok = -1, ntok
+		if r.rule == nil || ntok == 1 {
+			return line, "", nil
 		}
-		name := knownName(nameb)
-		if name == "" {
-			name = string(nameb)
+		nameb := line[f.bounds[0]:f.bounds[1]]
+		name = knownName(nameb)
+		asked := name
+		if asked == "" {
+			asked = string(nameb)
 		}
-		least := r.rule(name)
-		if least < 0 {
-			return nil
+		if least := r.rule(asked); least < 0 || ntok-1 < least {
+			return line, name, nil
 		}
-		if ntok := countTokens(line); ntok-1 < least || ntok == 1 {
-			return nil
+		var last []byte
+		if ntok <= inlineArgs {
+			last = line[f.bounds[2*ntok-2]:f.bounds[2*ntok-1]]
+		} else {
+			last = lastToken(line)
 		}
-		last := lastToken(line)
 		n, ok := parseSize(last)
 		if !ok {
-			return fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(string(last), 32), name)
+			return nil, "", fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(string(last), 32), asked)
 		}
 		if n > r.maxBytes {
-			return fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, name, n, r.maxBytes)
+			return nil, "", fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, asked, n, r.maxBytes)
 		}
 		f.size = n
-		return nil
+		return line, name, nil
 	}
 }
 
@@ -315,28 +323,29 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	return p, nil
 }
 
-// newCommand copies line into the burst's text and returns the Reader's Command with its
-// tokens sliced from the copy, the last one left out when it is a payload length. The tokens
-// are found as offsets first, so that the only pointers it writes are the strings themselves.
-func (r *Reader) newCommand(line []byte, sized bool) *Command {
+// newCommand copies line into the burst's text and returns the Reader's Command with the
+// tokens sliced from the copy, the payload length left out. name, when not "", is the first
+// token as a constant, which spares the collector a pointer into the text.
+func (r *Reader) newCommand(line []byte, name string, f *frame) *Command {
 	s := r.keep(line)
-	var bounds [2 * inlineArgs]int32
-	n := tokenBounds(line, bounds[:])
-	if sized {
+	n := f.ntok
+	if f.size >= 0 {
 		n--
 	}
 	cmd := &r.cmd
-	cmd.Payload = nil
 	if n > inlineArgs {
-		toks := make([]string, n+1)
+		toks := make([]string, f.ntok)
 		splitInto(toks, s)
 		cmd.Name, cmd.Args = toks[0], toks[1:n:n]
 		return cmd
 	}
-	cmd.Name = s[bounds[0]:bounds[1]]
+	if name == "" {
+		name = s[f.bounds[0]:f.bounds[1]]
+	}
+	cmd.Name = name
 	args := r.args[: n-1 : n-1]
 	for i := range args {
-		args[i] = s[bounds[2*i+2]:bounds[2*i+3]]
+		args[i] = s[f.bounds[2*i+2]:f.bounds[2*i+3]]
 	}
 	r.nargs = max(r.nargs, n-1)
 	cmd.Args = args

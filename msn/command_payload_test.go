@@ -67,7 +67,7 @@ func TestReaderAllocations(t *testing.T) {
 		r.buf.init(src)
 		for {
 			var f frame
-			if err := r.readFrame(&f); err != nil {
+			if _, _, err := r.readFrame(&f); err != nil {
 				return
 			}
 			if f.size >= 0 {
