@@ -323,45 +323,58 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	return p, nil
 }
 
-// newCommand copies line into the burst's text and returns the Reader's Command with the
-// tokens sliced from the copy, the payload length left out. name, when not "", is the first
-// token as a constant, which spares the collector a pointer into the text.
+// newCommand copies the tokens of line into the burst's text and returns the Reader's Command
+// with them sliced from the copy, the payload length left out. name, when not "", is the first
+// token as a constant: then only the arguments are copied, and the collector has one pointer
+// into the text less to follow.
 func (r *Reader) newCommand(line []byte, name string, f *frame) *Command {
-	s := r.keep(line)
 	n := f.ntok
 	if f.size >= 0 {
 		n--
 	}
 	cmd := &r.cmd
 	if n > inlineArgs {
+		s := r.keep(line)
 		toks := make([]string, f.ntok)
 		splitInto(toks, s)
 		cmd.Name, cmd.Args = toks[0], toks[1:n:n]
 		return cmd
 	}
-	if name == "" {
-		name = s[f.bounds[0]:f.bounds[1]]
+	// The copy runs from the first token copied to the end of the last one kept.
+	from := 0
+	if name != "" {
+		from = 2
+	}
+	if from < 2*n {
+		b := &f.bounds
+		start := b[from]
+		s := r.keep(line[start:b[2*n-1]])
+		if name == "" {
+			name = s[:b[1]-start]
+		}
+		args := r.args[: n-1 : n-1]
+		for i := range args {
+			args[i] = s[b[2*i+2]-start : b[2*i+3]-start]
+		}
+		r.nargs = max(r.nargs, n-1)
+		cmd.Args = args
+	} else {
+		cmd.Args = r.args[:0:0]
 	}
 	cmd.Name = name
-	args := r.args[: n-1 : n-1]
-	for i := range args {
-		args[i] = s[f.bounds[2*i+2]:f.bounds[2*i+3]]
-	}
-	r.nargs = max(r.nargs, n-1)
-	cmd.Args = args
 	return cmd
 }
 
-// keep copies line into the burst's text and returns the copy as a string. The text is
-// replaced, not reused, when line does not fit: a new one has room for what is still buffered,
+// keep copies b into the burst's text and returns the copy as a string. The text is
+// replaced, not reused, when b does not fit: a new one has room for what is still buffered,
 // the rest of the burst.
-func (r *Reader) keep(line []byte) string {
-	if len(r.text)-r.used < len(line) {
-		r.text, r.used = make([]byte, len(line)+r.buf.w-r.buf.r), 0
+func (r *Reader) keep(b []byte) string {
+	if len(r.text)-r.used < len(b) {
+		r.text, r.used = make([]byte, len(b)+r.buf.w-r.buf.r), 0
 	}
 	k := r.used
-	r.used += copy(r.text[k:], line)
-	return unsafe.String(&r.text[k], len(line))
+	r.used += copy(r.text[k:], b)
+	return unsafe.String(&r.text[k], len(b))
 }
 
 // clearCommand empties the Command and the argument slots, so that they keep no burst alive.
@@ -532,19 +545,6 @@ func splitInto(toks []string, s string) int {
 		k++
 	}
 	return k
-}
-
-// firstToken returns the first token of a line that has one.
-func firstToken(line []byte) []byte {
-	i := 0
-	for i < len(line) && isSpace(line[i]) {
-		i++
-	}
-	j := i
-	for j < len(line) && !isSpace(line[j]) {
-		j++
-	}
-	return line[i:j]
 }
 
 // lastToken returns the last token of a line that has one.
