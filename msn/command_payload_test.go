@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -158,6 +160,43 @@ func TestCommandTrID(t *testing.T) {
 		cmd := &Command{Name: toks[0], Args: toks[1:]}
 		if id, ok := cmd.TrID(); id != tt.id || ok != tt.ok {
 			t.Errorf("%q: TrID() = %d, %v; want %d, %v", tt.line, id, ok, tt.id, tt.ok)
+		}
+	}
+}
+
+// tokenBounds finds the same tokens as strings.FieldsFunc splitting at spaces and tabs, in
+// lines of every length around its 8- and 64-byte steps, and counts those that do not fit.
+func TestTokenBounds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		line := make([]byte, rng.IntN(200))
+		for i := range line {
+			line[i] = " \tab\x00\xff"[rng.IntN(6)]
+		}
+		want := strings.FieldsFunc(string(line), func(r rune) bool { return r == ' ' || r == '\t' })
+		var b [2 * inlineArgs]int32
+		n := tokenBounds(line, b[:])
+		if n != len(want) {
+			t.Fatalf("%q: %d tokens, want %d", line, n, len(want))
+		}
+		for i := range min(n, inlineArgs) {
+			if got := string(line[b[2*i]:b[2*i+1]]); got != want[i] {
+				t.Fatalf("%q: token %d = %q, want %q", line, i, got, want[i])
+			}
+		}
+	}
+}
+
+func TestGatherHigh(t *testing.T) {
+	for m := range 256 {
+		var x uint64
+		for j := range 8 {
+			if m>>j&1 == 1 {
+				x |= 0x80 << (8 * j)
+			}
+		}
+		if g := gatherHigh(x); g != uint64(m) {
+			t.Fatalf("gatherHigh(%#x) = %#x, want %#x", x, g, m)
 		}
 	}
 }
