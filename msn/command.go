@@ -37,11 +37,11 @@ var (
 // Payload means "not a payload command"; an empty non-nil one is a payload of zero bytes
 // (Escargot's "UUX 8 0").
 //
-// A Reader returns Name and Args as substrings of one string holding the whole line, and that
-// string shares its memory with the lines read in the same burst: keeping any token keeps them
-// all (a few KiB). Code that stores a token for long (a contact's name) keeps a strings.Clone of
-// it. Args and Payload have no spare capacity, so appending to them never reaches another
-// command's memory.
+// A Command from a Reader is the Reader's own, valid until its next ReadCommand (see Reader);
+// Clone makes one that stays. Its strings may be kept: they share their memory with the lines
+// read in the same burst, so keeping any token keeps them all (a few KiB), and code that stores
+// a token for long (a contact's name) keeps a strings.Clone of it. Args and Payload have no
+// spare capacity, so appending to them never reaches another command's memory.
 type Command struct {
 	Name    string
 	Args    []string
@@ -150,15 +150,17 @@ func ServerPayloads(name string) int {
 // Reader splits a byte stream into Commands. It is not safe for concurrent use.
 //
 // ReadCommand returns the same Command each time, overwritten by the next call, as
-// bufio.Scanner does with its token: decoding allocates nothing per command. The Command, its
+// bufio.Scanner does with its token: a command costs no allocation of its own, only its share
+// of the burst's text (below). The Command, its
 // Args slice and its Payload bytes are valid until the next call; the strings in it (Name and
 // each argument) are immutable as any Go string and may be kept. Code that keeps more than the
 // strings past the next call (a reply handed to another goroutine, a test collecting commands)
 // keeps a Command.Clone, which copies the slice and the payload.
 //
-// The lines of one burst (what a single read of the connection brought: the SYN, the ILN
-// flood) are copied one after the other into one buffer, sized by what is still buffered, and
-// the strings are sliced from it; the Reader never writes that buffer again. A token kept for
+// The arguments of the lines of one burst (what a single read of the connection brought: the
+// SYN, the ILN flood) are copied one after the other into one buffer, the text, sized by what
+// is still buffered, and the strings are sliced from it; the Reader never writes that buffer
+// again. A known command's name is a constant and is not copied. A token kept for
 // long therefore keeps its neighbours' memory too (a few KiB at most); code that stores a token
 // keeps a strings.Clone of it. A payload is left in the read buffer, up to that buffer's size,
 // and copied only by Clone or by whoever parses it (ParseMIME, parseUBX copy what they keep).
@@ -215,8 +217,9 @@ func (r *Reader) ReadCommand() (*Command, error) {
 	if f.size >= 0 {
 		p, err := r.readPayload(f.size)
 		if err != nil {
-			r.release()
-			return nil, fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
+			err = fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
+			r.release() // clears cmd
+			return nil, err
 		}
 		cmd.Payload = p
 	} else if cmd.Payload != nil {
