@@ -337,7 +337,7 @@ func (r *Reader) newCommand(line []byte, name string, f *frame) *Command {
 	}
 	cmd := &r.cmd
 	if n > inlineArgs {
-		s := r.keep(line)
+		s := r.keep(line, f.size)
 		toks := make([]string, f.ntok)
 		splitInto(toks, s)
 		cmd.Name, cmd.Args = toks[0], toks[1:n:n]
@@ -351,7 +351,7 @@ func (r *Reader) newCommand(line []byte, name string, f *frame) *Command {
 	if from < 2*n {
 		b := &f.bounds
 		start := b[from]
-		s := r.keep(line[start:b[2*n-1]])
+		s := r.keep(line[start:b[2*n-1]], f.size)
 		if name == "" {
 			name = s[:b[1]-start]
 		}
@@ -370,10 +370,11 @@ func (r *Reader) newCommand(line []byte, name string, f *frame) *Command {
 
 // keep copies b into the burst's text and returns the copy as a string. The text is
 // replaced, not reused, when b does not fit: a new one has room for what is still buffered,
-// the rest of the burst.
-func (r *Reader) keep(b []byte) string {
+// the rest of the burst, less the payload that follows b (payload bytes, or -1), which is not
+// copied: a switchboard message costs a text the size of its arguments, not of its body.
+func (r *Reader) keep(b []byte, payload int) string {
 	if len(r.text)-r.used < len(b) {
-		r.text, r.used = make([]byte, len(b)+r.buf.w-r.buf.r), 0
+		r.text, r.used = make([]byte, len(b)+max(0, r.buf.w-r.buf.r-payload)), 0
 	}
 	k := r.used
 	r.used += copy(r.text[k:], b)
