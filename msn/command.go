@@ -444,9 +444,10 @@ func separators(w uint64) uint64 { return zeroBytes(w^spaces) | zeroBytes(w^tabs
 // tokenBounds writes the start and end offsets of the tokens of line into b, one pair per
 // token, and returns how many tokens line has; those that do not fit are counted and dropped.
 // It works on 64 bytes at a time: a mask of the bytes that are no separator, whose changes are
-// the tokens' starts and ends.
+// the tokens' starts and ends, taken two at a time.
 func tokenBounds(line []byte, b []int32) int {
-	k := 0             // offsets found
+	k := 0             // tokens found
+	start := -1        // where a token that runs past the last chunk started
 	carry := uint64(0) // 1 when the byte before the chunk is inside a token
 	for base := 0; base < len(line); base += 64 {
 		tok := tokenMask(line[base:min(base+64, len(line))])
@@ -454,20 +455,37 @@ func tokenBounds(line []byte, b []int32) int {
 		// last chunk) after a token byte; they alternate, a start first.
 		marks := tok ^ (tok<<1 | carry)
 		carry = tok >> 63
-		for ; marks != 0; marks &= marks - 1 {
-			if k < len(b) {
-				b[k] = int32(base + bits.TrailingZeros64(marks))
+		if start >= 0 {
+			if marks == 0 {
+				continue // the token spans this whole chunk
 			}
-			k++
+			k = putBounds(b, k, start, base+bits.TrailingZeros64(marks))
+			marks &= marks - 1
+			start = -1
+		}
+		for marks != 0 {
+			from := base + bits.TrailingZeros64(marks)
+			marks &= marks - 1
+			if marks == 0 { // it runs into the next chunk
+				start = from
+				break
+			}
+			k = putBounds(b, k, from, base+bits.TrailingZeros64(marks))
+			marks &= marks - 1
 		}
 	}
-	if carry != 0 { // a token ends a line of a multiple of 64 bytes
-		if k < len(b) {
-			b[k] = int32(len(line))
-		}
-		k++
+	if start >= 0 {
+		k = putBounds(b, k, start, len(line))
 	}
-	return k / 2
+	return k
+}
+
+// putBounds stores token k's offsets in b if they fit and returns k+1.
+func putBounds(b []int32, k, start, end int) int {
+	if 2*k+1 < len(b) {
+		b[2*k], b[2*k+1] = int32(start), int32(end)
+	}
+	return k + 1
 }
 
 // tokenMask returns, for up to 64 bytes, the mask whose bit i is set when chunk[i] is no
