@@ -450,7 +450,26 @@ func tokenBounds(line []byte, b []int32) int {
 	start := -1        // where a token that runs past the last chunk started
 	carry := uint64(0) // 1 when the byte before the chunk is inside a token
 	for base := 0; base < len(line); base += 64 {
-		tok := tokenMask(line[base:min(base+64, len(line))])
+		// tok's bit i is set when chunk[i] is no separator. Eight bytes at a time, the last
+		// eight again when the length is not a multiple of eight.
+		chunk := line[base:min(base+64, len(line))]
+		var tok uint64
+		if len(chunk) >= 8 {
+			i := 0
+			for ; i+8 <= len(chunk); i += 8 {
+				tok |= tokenBits(binary.LittleEndian.Uint64(chunk[i:])) << (i & 63)
+			}
+			if rest := len(chunk) - i; rest > 0 {
+				last := tokenBits(binary.LittleEndian.Uint64(chunk[len(chunk)-8:]))
+				tok |= last >> (8 - rest) << (i & 63)
+			}
+		} else {
+			for i, c := range chunk {
+				if !isSpace(c) {
+					tok |= 1 << i
+				}
+			}
+		}
 		// A start is a token byte after a separator, an end a separator (or the end of a short
 		// last chunk) after a token byte; they alternate, a start first.
 		marks := tok ^ (tok<<1 | carry)
@@ -488,34 +507,15 @@ func putBounds(b []int32, k, start, end int) int {
 	return k + 1
 }
 
-// tokenMask returns, for up to 64 bytes, the mask whose bit i is set when chunk[i] is no
-// separator. It reads eight bytes at a time, the last eight again when the length is not a
-// multiple of eight.
-func tokenMask(chunk []byte) uint64 {
-	if len(chunk) < 8 {
-		var tok uint64
-		for i, c := range chunk {
-			if !isSpace(c) {
-				tok |= 1 << i
-			}
-		}
-		return tok
-	}
-	var tok uint64
-	i := 0
-	for ; i+8 <= len(chunk); i += 8 {
-		tok |= gatherHigh(^separators(binary.LittleEndian.Uint64(chunk[i:]))&hi1) << i
-	}
-	if rest := len(chunk) - i; rest > 0 {
-		last := gatherHigh(^separators(binary.LittleEndian.Uint64(chunk[len(chunk)-8:])) & hi1)
-		tok |= last >> (8 - rest) << i
-	}
-	return tok
+// tokenBits returns a mask of eight bits for the eight bytes of w: bit i is set when byte i is
+// neither a space nor a tab. The high bit of each byte of (y&lo7)+lo7 | y is set when that byte
+// of y is not zero (no carry crosses bytes); the multiplication gathers the high bits of the
+// eight bytes into the top byte.
+func tokenBits(w uint64) uint64 {
+	s, t := w^spaces, w^tabs8
+	nonSep := ((s & lo7) + lo7 | s) & ((t & lo7) + lo7 | t) & hi1
+	return nonSep * (0x0102040810204080 >> 7) >> 56
 }
-
-// gatherHigh moves the high bit of each byte of x, which has no other bit set, to bit i for
-// byte i.
-func gatherHigh(x uint64) uint64 { return (x >> 7) * 0x0102040810204080 >> 56 }
 
 // splitInto fills toks with the tokens of s and returns how many s has; those that do not fit
 // are counted and dropped. It finds token boundaries eight bytes at a time, as countTokens

@@ -2,6 +2,7 @@ package msn
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -187,16 +188,26 @@ func TestTokenBounds(t *testing.T) {
 	}
 }
 
-func TestGatherHigh(t *testing.T) {
-	for m := range 256 {
-		var x uint64
-		for j := range 8 {
-			if m>>j&1 == 1 {
-				x |= 0x80 << (8 * j)
+// tokenBits tells every byte value apart at every position of a word, whatever its neighbours.
+func TestTokenBits(t *testing.T) {
+	for pos := range 8 {
+		for v := range 256 {
+			for _, fill := range []byte{'a', ' ', '\t', 0xff, 0x00} {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(v)
+				got := tokenBits(binary.LittleEndian.Uint64(w[:]))
+				for i, c := range w {
+					if want := c != ' ' && c != '\t'; (got>>i&1 == 1) != want {
+						t.Fatalf("tokenBits(%q) = %08b: bit %d wrong", w, got, i)
+					}
+				}
+				if got > 0xff {
+					t.Fatalf("tokenBits(%q) = %#x: more than eight bits", w, got)
+				}
 			}
-		}
-		if g := gatherHigh(x); g != uint64(m) {
-			t.Fatalf("gatherHigh(%#x) = %#x, want %#x", x, g, m)
 		}
 	}
 }
