@@ -9,7 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
+	"unsafe"
 
 	"github.com/msn-bridge/msn-bridge/internal/text"
 )
@@ -37,11 +37,11 @@ var (
 // Payload means "not a payload command"; an empty non-nil one is a payload of zero bytes
 // (Escargot's "UUX 8 0").
 //
-// A Reader returns Name and Args as substrings of one string holding the whole line, and that
-// string shares its memory with the lines read in the same burst: keeping any token keeps them
-// all (a few KiB). Code that stores a token for long (a contact's name) keeps a strings.Clone of
-// it. Args and Payload have no spare capacity, so appending to them never reaches another
-// command's memory.
+// A Command from a Reader is the Reader's own, valid until its next ReadCommand (see Reader);
+// Clone makes one that stays. Its strings may be kept: they share their memory with the lines
+// read in the same burst, so keeping any token keeps them all (a few KiB), and code that stores
+// a token for long (a contact's name) keeps a strings.Clone of it. Args and Payload have no
+// spare capacity, so appending to them never reaches another command's memory.
 type Command struct {
 	Name    string
 	Args    []string
@@ -149,24 +149,42 @@ func ServerPayloads(name string) int {
 
 // Reader splits a byte stream into Commands. It is not safe for concurrent use.
 //
-// The Commands of one burst (what a single read of the connection brought: the SYN, the ILN
-// flood) are carved from a few shared allocations: their lines are copied one after the other
-// into one text buffer, and the Commands and their argument slots come from slabs sized by what
-// is still buffered. A Command, or a token of it, kept for long therefore keeps its neighbours'
-// memory too (a few KiB at most); code that stores a token keeps a strings.Clone of it. When
-// the read buffer is drained the Reader lets go of its slabs, so that an idle connection holds
-// none, and a command that arrives alone costs two allocations (its line, and its Command with
-// up to seven arguments) as a burst's costs a small fraction of one.
+// ReadCommand returns the same Command each time, overwritten by the next call, as
+// bufio.Scanner does with its token: a command costs no allocation of its own, only its share
+// of the burst's text (below). The Command, its
+// Args slice and its Payload bytes are valid until the next call; the strings in it (Name and
+// each argument) are immutable as any Go string and may be kept. Code that keeps more than the
+// strings past the next call (a reply handed to another goroutine, a test collecting commands)
+// keeps a Command.Clone, which copies the slice and the payload.
+//
+// The arguments of the lines of one burst (what a single read of the connection brought: the
+// SYN, the ILN flood) are copied one after the other into one buffer, the text, sized by what
+// is still buffered, and the strings are sliced from it; the Reader never writes that buffer
+// again. A known command's name is a constant and is not copied. A token kept for
+// long therefore keeps its neighbours' memory too (a few KiB at most); code that stores a token
+// keeps a strings.Clone of it. A payload is left in the read buffer, up to that buffer's size,
+// and copied only by Clone or by whoever parses it (ParseMIME, parseUBX copy what they keep).
+// When the read buffer is drained the Reader lets go of the lines' buffer, and before it waits
+// for more bytes it clears its Command, so that an idle connection holds nothing it read.
 type Reader struct {
 	rule     PayloadRule
 	maxLine  int
 	maxBytes int
 	buf      readBuffer
 
-	text strings.Builder // the lines of the current burst; written only past its length
-	cmds []Command       // unused Commands of the current slab
-	toks []string        // the current token slab: [len:cap] is unused
+	cmd   Command                // what ReadCommand returns
+	args  [inlineArgs - 1]string // cmd.Args when they fit
+	nargs int                    // how many of args are set
+	// text holds the current burst's lines; text[:used] is written once and never again, so
+	// that strings of it are immutable as Go requires.
+	text []byte
+	used int
 }
+
+// inlineArgs is how many tokens (the name included) a Reader keeps in itself: enough for
+// every command of docs/protocol.md but a long LST or a client-capability MSG; a line with more
+// gets a slice of its own.
+const inlineArgs = 8
 
 // NewReader returns a Reader that frames payloads with rule and the default limits.
 func NewReader(r io.Reader, rule PayloadRule) *Reader {
@@ -180,81 +198,98 @@ func (r *Reader) SetLimits(maxLine, maxPayload int) {
 	r.maxLine, r.maxBytes = maxLine, maxPayload
 }
 
-// ReadCommand reads the next command. Empty lines are skipped. Runs of spaces separate tokens and
-// trailing spaces are ignored (Escargot's "LST N=a@b F=a 8 "). A line ended by a bare LF is
-// accepted. It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF inside a command, and
-// a wrapped ErrLineTooLong, ErrPayloadTooLarge or ErrBadPayloadSize when the stream cannot be
-// framed any more.
+// ReadCommand reads the next command. The Command is valid until the next call (see Reader).
+// Empty lines are skipped. Runs of spaces separate tokens and trailing spaces are ignored
+// (Escargot's "LST N=a@b F=a 8 "). A line ended by a bare LF is accepted. It returns io.EOF at
+// a clean end of stream, io.ErrUnexpectedEOF inside a command, and a wrapped ErrLineTooLong,
+// ErrPayloadTooLarge or ErrBadPayloadSize when the stream cannot be framed any more.
 func (r *Reader) ReadCommand() (*Command, error) {
+	if r.buf.r == r.buf.w {
+		r.clearCommand() // the read may block for long
+	}
 	var f frame
-	if err := r.readFrame(&f); err != nil {
+	line, name, err := r.readFrame(&f)
+	if err != nil {
 		r.release()
 		return nil, err
 	}
-	cmd := r.newCommand(f.line)
+	cmd := r.newCommand(line, name, &f)
 	if f.size >= 0 {
-		cmd.Args = cmd.Args[:len(cmd.Args)-1]
 		p, err := r.readPayload(f.size)
 		if err != nil {
-			r.release()
-			return nil, fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
+			err = fmt.Errorf("failed to read %s payload: %w", cmd.Name, err)
+			r.release() // clears cmd
+			return nil, err
 		}
 		cmd.Payload = p
+	} else if cmd.Payload != nil {
+		cmd.Payload = nil
 	}
 	if r.buf.r == r.buf.w {
-		r.release()
+		r.text, r.used = nil, 0
 	}
 	return cmd, nil
 }
 
-// frame is one command as framed from the stream, before any of it is copied.
-type frame struct {
-	line []byte // without its line end; aliases the read buffer until the next read
-	size int    // the announced payload length, or -1 for none
+// Clone returns a copy of c that stays valid whatever the Reader it came from reads next: a
+// Command, an argument slice and a payload of its own. The strings are shared.
+func (c *Command) Clone() *Command {
+	return &Command{Name: c.Name, Args: slices.Clip(slices.Clone(c.Args)), Payload: bytes.Clone(c.Payload)}
 }
 
-// readFrame reads the next non-blank line into f and, when the rule says it announces a payload,
-// checks the length against the limits; the payload itself is left in the stream. It does not
-// allocate for a line that fits the read buffer and names a known command or an error code,
-// and counts the tokens only of the lines that may announce a payload.
-func (r *Reader) readFrame(f *frame) error {
+// frame is what framing learns of a line beyond its bytes. It holds no pointer, so that
+// filling it costs no write barrier.
+type frame struct {
+	size int // the announced payload length, or -1 for none
+	ntok int // how many tokens the line has, the payload length included
+	// bounds holds where the first inlineArgs tokens of the line start and end.
+	bounds [2 * inlineArgs]int32
+}
+
+// readFrame reads the next non-blank line, without its line end, and fills f with where its
+// tokens are and, when the rule says it announces a payload, checks the length against the
+// limits; the payload itself is left in the stream. The line aliases the read buffer until the
+// next read. name is the line's first token as one of commandNames or an error code, or ""
+// (it is looked up only to ask the rule). It does not allocate for a line that fits the read
+// buffer and names a known command or an error code.
+func (r *Reader) readFrame(f *frame) (line []byte, name string, err error) {
 	for {
-		line, err := r.readLine()
+		line, err = r.readLine()
 		if err != nil {
-			return err
+			return nil, "", err
 		}
-		nameb := line[:min(3, len(line))]
-		if len(line) < 4 || !isSpace(line[3]) || isSpace(line[0]) {
-			nameb = firstToken(line)
-			if len(nameb) == 0 {
-				continue // blank
-			}
+		ntok := tokenBounds(line, f.bounds[:])
+		if ntok == 0 {
+			continue // blank
 		}
-		f.line, f.size = line, -1
-		if r.rule == nil {
-			return nil
+		f.size, f.ntok = -1, ntok
+		if r.rule == nil || ntok == 1 {
+			return line, "", nil
 		}
-		name := knownName(nameb)
-		if name == "" {
-			name = string(nameb)
+		nameb := line[f.bounds[0]:f.bounds[1]]
+		name = knownName(nameb)
+		asked := name
+		if asked == "" {
+			asked = string(nameb)
 		}
-		least := r.rule(name)
-		if least < 0 {
-			return nil
+		if least := r.rule(asked); least < 0 || ntok-1 < least {
+			return line, name, nil
 		}
-		if ntok := countTokens(line); ntok-1 < least || ntok == 1 {
-			return nil
+		var last []byte
+		if ntok <= inlineArgs {
+			last = line[f.bounds[2*ntok-2]:f.bounds[2*ntok-1]]
+		} else {
+			last = lastToken(line)
 		}
-		last := lastToken(line)
 		n, ok := parseSize(last)
 		if !ok {
-			return fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(string(last), 32), name)
+			return nil, "", fmt.Errorf("%w %q in %s", ErrBadPayloadSize, truncate(string(last), 32), asked)
 		}
 		if n > r.maxBytes {
-			return fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, name, n, r.maxBytes)
+			return nil, "", fmt.Errorf("%w: %s announces %d bytes (limit %d)", ErrPayloadTooLarge, asked, n, r.maxBytes)
 		}
 		f.size = n
-		return nil
+		return line, name, nil
 	}
 }
 
@@ -262,19 +297,17 @@ func (r *Reader) readFrame(f *frame) error {
 // that announces a large payload and sends nothing costs no more than this.
 const payloadChunk = 4096
 
-// readPayload reads exactly n bytes into a slice of their own. Up to the size of the read
-// buffer they are waited for there and copied once all have come; above, the slice grows
-// as the bytes come in, by at most payloadChunk ahead of them.
+// readPayload reads exactly n bytes. Up to the size of the read buffer they are waited for
+// there and returned in place, valid until the next read; above, they get a slice of their own
+// that grows as the bytes come in, by at most payloadChunk ahead of them.
 func (r *Reader) readPayload(n int) ([]byte, error) {
 	if n <= largeReadBuffer {
 		v, err := r.buf.peek(n)
 		if err != nil {
 			return nil, err
 		}
-		p := make([]byte, n)
-		copy(p, v)
 		r.buf.r += n
-		return p, nil
+		return v[:n:n], nil
 	}
 	p := make([]byte, 0, payloadChunk)
 	for len(p) < n {
@@ -293,81 +326,72 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	return p, nil
 }
 
-// A Command read alone shares one allocation with room for its tokens: short lines (FLN, CHG,
-// ACK, …) get four slots, the usual ones (LST, ILN, NLN, RNG) eight, and longer lines a
-// separate slice.
-type (
-	commandBuf4 struct {
-		cmd  Command
-		toks [4]string
+// newCommand copies the tokens of line into the burst's text and returns the Reader's Command
+// with them sliced from the copy, the payload length left out. name, when not "", is the first
+// token as a constant: then only the arguments are copied, and the collector has one pointer
+// into the text less to follow.
+func (r *Reader) newCommand(line []byte, name string, f *frame) *Command {
+	n := f.ntok
+	if f.size >= 0 {
+		n--
 	}
-	commandBuf8 struct {
-		cmd  Command
-		toks [8]string
-	}
-)
-
-// Slab sizes, estimated from the bytes still buffered behind a line: at least this many bytes
-// per command and per token, and at most this many Commands or tokens per slab.
-const (
-	bytesPerCommand = 48
-	bytesPerToken   = 10
-	maxSlabCommands = 8
-	maxSlabTokens   = 32
-)
-
-// stackTokens is how many tokens newCommand splits on the stack before it copies them into
-// their slab; a line with more is counted first and split in place.
-const stackTokens = 16
-
-// newCommand copies line into the text buffer and returns a Command with its tokens sliced
-// from the copy.
-func (r *Reader) newCommand(line []byte) *Command {
-	behind := r.buf.w - r.buf.r
-	if r.text.Cap()-r.text.Len() < len(line) {
-		r.text.Reset()
-		r.text.Grow(len(line) + behind)
-	}
-	start := r.text.Len()
-	r.text.Write(line)
-	s := r.text.String()[start:]
-
-	var split [stackTokens]string
-	ntok := splitInto(split[:], s)
-	var cmd *Command
-	var toks []string
-	switch {
-	case len(r.cmds) == 0 && behind < bytesPerCommand && ntok <= 4:
-		b := new(commandBuf4)
-		cmd, toks = &b.cmd, b.toks[:ntok:ntok]
-	case len(r.cmds) == 0 && behind < bytesPerCommand && ntok <= 8:
-		b := new(commandBuf8)
-		cmd, toks = &b.cmd, b.toks[:ntok:ntok]
-	default:
-		if len(r.cmds) == 0 {
-			r.cmds = make([]Command, min(1+behind/bytesPerCommand, maxSlabCommands))
-		}
-		cmd, r.cmds = &r.cmds[0], r.cmds[1:]
-		if cap(r.toks)-len(r.toks) < ntok {
-			r.toks = make([]string, 0, max(ntok, min(ntok+behind/bytesPerToken, maxSlabTokens)))
-		}
-		k := len(r.toks)
-		r.toks = r.toks[:k+ntok]
-		toks = r.toks[k : k+ntok : k+ntok]
-	}
-	if ntok <= stackTokens {
-		copy(toks, split[:ntok])
-	} else {
+	cmd := &r.cmd
+	if n > inlineArgs {
+		s := r.keep(line, f.size)
+		toks := make([]string, f.ntok)
 		splitInto(toks, s)
+		cmd.Name, cmd.Args = toks[0], toks[1:n:n]
+		return cmd
 	}
-	cmd.Name, cmd.Args = toks[0], toks[1:]
+	// The copy runs from the first token copied to the end of the last one kept.
+	from := 0
+	if name != "" {
+		from = 2
+	}
+	if from < 2*n {
+		b := &f.bounds
+		start := b[from]
+		s := r.keep(line[start:b[2*n-1]], f.size)
+		if name == "" {
+			name = s[:b[1]-start]
+		}
+		args := r.args[: n-1 : n-1]
+		for i := range args {
+			args[i] = s[b[2*i+2]-start : b[2*i+3]-start]
+		}
+		r.nargs = max(r.nargs, n-1)
+		cmd.Args = args
+	} else {
+		cmd.Args = r.args[:0:0]
+	}
+	cmd.Name = name
 	return cmd
 }
 
-// release lets go of the slabs, so that the Commands already returned keep them alive alone.
+// keep copies b into the burst's text and returns the copy as a string. The text is
+// replaced, not reused, when b does not fit: a new one has room for what is still buffered,
+// the rest of the burst, less the payload that follows b (payload bytes, or -1), which is not
+// copied: a switchboard message costs a text the size of its arguments, not of its body.
+func (r *Reader) keep(b []byte, payload int) string {
+	if len(r.text)-r.used < len(b) {
+		r.text, r.used = make([]byte, len(b)+max(0, r.buf.w-r.buf.r-payload)), 0
+	}
+	k := r.used
+	r.used += copy(r.text[k:], b)
+	return unsafe.String(&r.text[k], len(b))
+}
+
+// clearCommand empties the Command and the argument slots, so that they keep no burst alive.
+func (r *Reader) clearCommand() {
+	r.cmd = Command{}
+	clear(r.args[:r.nargs])
+	r.nargs = 0
+}
+
+// release lets go of the burst's text and of the Command.
 func (r *Reader) release() {
-	r.text.Reset()
-	r.cmds, r.toks = nil, nil
+	r.text, r.used = nil, 0
+	r.clearCommand()
 }
 
 // Token scanning works on eight bytes at a time: hiBits marks, in the high bit of each byte,
@@ -416,6 +440,82 @@ func countTokens(line []byte) int {
 
 // separators returns the high bit of each byte of w that is a space or a tab.
 func separators(w uint64) uint64 { return zeroBytes(w^spaces) | zeroBytes(w^tabs8) }
+
+// tokenBounds writes the start and end offsets of the tokens of line into b, one pair per
+// token, and returns how many tokens line has; those that do not fit are counted and dropped.
+// It works on 64 bytes at a time: a mask of the bytes that are no separator, whose changes are
+// the tokens' starts and ends, taken two at a time.
+func tokenBounds(line []byte, b []int32) int {
+	k := 0             // tokens found
+	start := -1        // where a token that runs past the last chunk started
+	carry := uint64(0) // 1 when the byte before the chunk is inside a token
+	for base := 0; base < len(line); base += 64 {
+		// tok's bit i is set when chunk[i] is no separator. Eight bytes at a time, the last
+		// eight again when the length is not a multiple of eight.
+		chunk := line[base:min(base+64, len(line))]
+		var tok uint64
+		if len(chunk) >= 8 {
+			i := 0
+			for ; i+8 <= len(chunk); i += 8 {
+				tok |= tokenBits(binary.LittleEndian.Uint64(chunk[i:])) << (i & 63)
+			}
+			if rest := len(chunk) - i; rest > 0 {
+				last := tokenBits(binary.LittleEndian.Uint64(chunk[len(chunk)-8:]))
+				tok |= last >> (8 - rest) << (i & 63)
+			}
+		} else {
+			for i, c := range chunk {
+				if !isSpace(c) {
+					tok |= 1 << i
+				}
+			}
+		}
+		// A start is a token byte after a separator, an end a separator (or the end of a short
+		// last chunk) after a token byte; they alternate, a start first.
+		marks := tok ^ (tok<<1 | carry)
+		carry = tok >> 63
+		if start >= 0 {
+			if marks == 0 {
+				continue // the token spans this whole chunk
+			}
+			k = putBounds(b, k, start, base+bits.TrailingZeros64(marks))
+			marks &= marks - 1
+			start = -1
+		}
+		for marks != 0 {
+			from := base + bits.TrailingZeros64(marks)
+			marks &= marks - 1
+			if marks == 0 { // it runs into the next chunk
+				start = from
+				break
+			}
+			k = putBounds(b, k, from, base+bits.TrailingZeros64(marks))
+			marks &= marks - 1
+		}
+	}
+	if start >= 0 {
+		k = putBounds(b, k, start, len(line))
+	}
+	return k
+}
+
+// putBounds stores token k's offsets in b if they fit and returns k+1.
+func putBounds(b []int32, k, start, end int) int {
+	if 2*k+1 < len(b) {
+		b[2*k], b[2*k+1] = int32(start), int32(end)
+	}
+	return k + 1
+}
+
+// tokenBits returns a mask of eight bits for the eight bytes of w: bit i is set when byte i is
+// neither a space nor a tab. The high bit of each byte of (y&lo7)+lo7 | y is set when that byte
+// of y is not zero (no carry crosses bytes); the multiplication gathers the high bits of the
+// eight bytes into the top byte.
+func tokenBits(w uint64) uint64 {
+	s, t := w^spaces, w^tabs8
+	nonSep := ((s & lo7) + lo7 | s) & ((t & lo7) + lo7 | t) & hi1
+	return nonSep * (0x0102040810204080 >> 7) >> 56
+}
 
 // splitInto fills toks with the tokens of s and returns how many s has; those that do not fit
 // are counted and dropped. It finds token boundaries eight bytes at a time, as countTokens
@@ -467,19 +567,6 @@ func splitInto(toks []string, s string) int {
 		k++
 	}
 	return k
-}
-
-// firstToken returns the first token of a line that has one.
-func firstToken(line []byte) []byte {
-	i := 0
-	for i < len(line) && isSpace(line[i]) {
-		i++
-	}
-	j := i
-	for j < len(line) && !isSpace(line[j]) {
-		j++
-	}
-	return line[i:j]
 }
 
 // lastToken returns the last token of a line that has one.

@@ -21,6 +21,10 @@ import (
 // when its name is one the waiter expects, or when it is a numeric error. Everything else
 // (TrID-less commands, TrID 0 pushes, ILN/IRO that carry a request's TrID, replies nobody waits
 // for) goes to the async callback, which runs on the reader goroutine and must not block.
+//
+// The Command given to the async callback and to a waiter's hook is the Reader's, valid only
+// during the call (see Reader): they keep its strings, or a Clone, never the Command, its Args
+// slice or its Payload. A waiter receives a Clone.
 type conn struct {
 	nc      net.Conn
 	rd      *Reader
@@ -125,7 +129,7 @@ func (c *conn) dispatch(cmd *Command) {
 				if w.hook != nil {
 					w.hook(cmd)
 				}
-				w.ch <- reply{cmd: cmd}
+				w.ch <- reply{cmd: cmd.Clone()} // read by another goroutine
 			}
 			return
 		}

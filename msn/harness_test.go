@@ -102,7 +102,7 @@ func (fc *fakeConn) serve() {
 		h := fc.srv.handlers[cmd.Name]
 		fc.srv.mu.Unlock()
 		if h != nil {
-			h(fc, cmd)
+			h(fc, cmd.Clone()) // some handlers hand the command to the test's goroutine
 		}
 	}
 }

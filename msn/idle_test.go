@@ -181,7 +181,7 @@ func TestReaderChunking(t *testing.T) {
 			if err != nil {
 				return out, err, rd
 			}
-			out = append(out, c)
+			out = append(out, c.Clone())
 		}
 	}
 	want, err, _ := parse(bytes.NewReader(stream))

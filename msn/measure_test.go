@@ -282,7 +282,7 @@ func rawLogin(ctx context.Context, srv *msntest.Server, handle string) (net.Conn
 				return nil, fmt.Errorf("%s: error %s", name, reply.Name)
 			}
 			if reply.Name == name {
-				return reply, nil
+				return reply.Clone(), nil
 			}
 		}
 	}

@@ -79,7 +79,11 @@ func (c *rawClient) read() *msn.Command {
 
 func (c *rawClient) tryRead() (*msn.Command, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(ioTimeout))
-	return c.r.ReadCommand()
+	cmd, err := c.r.ReadCommand()
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Clone(), nil // tests keep commands past the next read
 }
 
 // expect reads the next command and checks its line (payload length included).

@@ -67,6 +67,7 @@ func (s *Server) serveNS(nc net.Conn, dispatch bool) {
 			}
 			return
 		}
+		cmd = cmd.Clone() // the handlers and the event log keep commands past the next read
 		s.recordCmd(tag, n.handle, cmd)
 		if !s.wait(cmd.Name) {
 			return

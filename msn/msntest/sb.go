@@ -155,6 +155,7 @@ func (s *Server) serveSBConn(nc net.Conn, _ bool) {
 			}
 			return
 		}
+		cmd = cmd.Clone() // the handlers and the event log keep commands past the next read
 		handle := ""
 		if c.acct != nil {
 			handle = c.acct.handle
