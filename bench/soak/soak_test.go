@@ -880,15 +880,16 @@ func (e *soakEnv) scanDiscord() discordView {
 }
 
 // mirrorStopped reports whether the Matrix frontend was stopped when the core emitted the
-// mirror of m, an owner's Discord message: around when it was sent, or around when MSN took it
-// (the contact's bot received it), which can be much later when it waited in the account's
-// outbox or for its MSN connection.
+// mirror of m, an owner's Discord message: within 5 s after it was sent, or after MSN took it
+// (the contact's bot received it; the core emits the mirror once the send returns, after the
+// switchboard's ACK, at most AckTimeout later), which can be much later when the message
+// waited in the account's outbox or for its MSN connection.
 func (e *soakEnv) mirrorStopped(m *tracked) bool {
 	if e.mx.stoppedAround(m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second)) {
 		return true
 	}
 	at, ok := e.tr.receivedAt(m.token)
-	return ok && e.mx.stoppedAround(at.Add(-time.Second), at.Add(time.Second))
+	return ok && e.mx.stoppedAround(at.Add(-50*time.Millisecond), at.Add(5*time.Second))
 }
 
 // settleMax bounds the wait after traffic: far above the longest pause the Discord frontend
