@@ -198,7 +198,7 @@ func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 		ref.p.queued.put(out.messageID, out.carries)
 	default:
 		ref.p.pending.done(out.messageID)
-		f.tracked(30*time.Second, func(ctx context.Context) {
+		f.tracked(failureReportTimeout, func(ctx context.Context) {
 			ref.p.reportFailure(ctx, sentRef{out.channelID, out.messageID, out.edit}, "too many messages are waiting for MSN; try again in a moment")
 		})
 	}
@@ -299,10 +299,15 @@ func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
 	}
 	why := failureText(err)
 	p.log.Info().Str("chat", string(out.chat)).Str("reason", why).Msg("Message not delivered to MSN")
-	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer rcancel()
-	p.reportFailure(rctx, sentRef{out.channelID, out.messageID, out.edit}, why)
+	ref := sentRef{out.channelID, out.messageID, out.edit}
+	p.f.tracked(failureReportTimeout, func(ctx context.Context) { p.reportFailure(ctx, ref, why) })
 }
+
+// failureReportTimeout bounds telling the owner that a message did not reach MSN. It outlasts
+// the longest hold of the invalid-request budget (until the oldest invalid answer leaves its
+// 10-minute window): a report must not be lost to the bridge's own pause. Reports run off the
+// outbox, so the account's next messages do not wait for them.
+const failureReportTimeout = invalidWindow + time.Minute
 
 // withdrawnNotice is deletedNotice for a message deleted while some of it was pending: still
 // delivered when an earlier item of it reached MSN.

@@ -187,8 +187,8 @@ type soakEnv struct {
 	channels map[string]string   // contact → Discord channel id
 	owner    string              // Discord owner id
 
-	// discordFaults (SOAK_DISCORD_FAULTS=1) adds Discord as it really misbehaves: 5xx answers
-	// and a bot role missing a permission on an account's channels for a while.
+	// discordFaults (SOAK_DISCORD_FAULTS=1) adds Discord as it really misbehaves: 5xx answers,
+	// and the bot missing a permission on an account's channels for a while.
 	discordFaults bool
 	misMu         sync.Mutex
 	misconfigured map[string]bool // accounts whose channels deny the bot a permission now
