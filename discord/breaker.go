@@ -3,6 +3,7 @@ package discord
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -141,10 +142,14 @@ func (b *invalidBudget) note(resp *http.Response) {
 	b.mu.Unlock()
 }
 
-// budgetTransport sends requests through base under an invalidBudget.
+// budgetTransport sends requests through base under an invalidBudget. timeout bounds each
+// request from the moment the budget lets it go until its body is read: a request held by the
+// budget waits as long as its context allows, not as long as an HTTP timeout that would end it
+// in the queue.
 type budgetTransport struct {
-	base   http.RoundTripper
-	budget *invalidBudget
+	base    http.RoundTripper
+	budget  *invalidBudget
+	timeout time.Duration
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -157,11 +162,32 @@ func (t budgetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	resp, err := t.base.RoundTrip(req)
-	if err == nil {
-		t.budget.note(resp)
+	cancel := context.CancelFunc(func() {})
+	if t.timeout > 0 {
+		var ctx context.Context
+		ctx, cancel = context.WithTimeout(req.Context(), t.timeout)
+		req = req.WithContext(ctx)
 	}
-	return resp, err
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	t.budget.note(resp)
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends a request's context once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // exemptFromBudget: interaction callbacks must be answered within 3 s, and the gateway lookup
@@ -183,7 +209,10 @@ func withBudget(client *http.Client, budget *invalidBudget) *http.Client {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.Transport = budgetTransport{base: base, budget: budget}
+	// The client's timeout would also count the wait for the budget; the transport applies it
+	// to the request alone.
+	c.Transport = budgetTransport{base: base, budget: budget, timeout: c.Timeout}
+	c.Timeout = 0
 	return c
 }
 

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/rs/zerolog"
 
 	"github.com/msn-bridge/msn-bridge/discord/discordtest"
 )
@@ -174,5 +177,38 @@ func TestHiddenChannelPausesNotLoses(t *testing.T) {
 	h.waitFor("every nudge", func() bool { return nudges() == n })
 	if got := h.dc.InvalidRequests() - before; got > 5 {
 		t.Errorf("%d refused requests for %d nudges", got, n)
+	}
+}
+
+// TestBudgetHoldIsNotTimedOut: a request the invalid-request budget holds waits for its turn
+// however long its context allows; the HTTP client's timeout counts only from when it is sent.
+// Before, a hold longer than that timeout failed the request in the queue, and a failure report
+// held so was lost.
+func TestBudgetHoldIsNotTimedOut(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	budget := newInvalidBudget(1, zerolog.Nop())
+	budget.window = 1500 * time.Millisecond
+	budget.note(&http.Response{StatusCode: http.StatusForbidden, Header: http.Header{}})
+	client := withBudget(&http.Client{Timeout: 300 * time.Millisecond}, budget)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/channels/1/messages", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("a request held by the budget failed: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || string(body) != "ok" {
+		t.Errorf("body %q, %v", body, err)
+	}
+	if budget.Count() != 0 {
+		t.Errorf("the budget still counts %d invalid answers after its window", budget.Count())
 	}
 }

@@ -23,14 +23,21 @@ import (
 // channel, the newest message it has handled, and once a new gateway session starts (a READY
 // that is no resumption of the one before) it fetches each such channel's messages after that
 // one, oldest first, and handles them as if they had just arrived: the owner's go to MSN in
-// order. Live messages of a channel being caught up wait for it, and a message id handled once
-// is never handled again, so nothing is carried twice.
+// order. Live messages and edits of a channel being caught up wait for it, and a message id
+// handled once is never handled again, so nothing is carried twice.
+//
+// Discord lists a message as it is now: one edited before the catch-up fetched it is carried
+// with its edited text (its first text is gone), and its live edit, when one came, is not
+// carried again. Edits the owner made during the gap to messages carried before it come
+// through no event either: the catch-up also fetches the page of messages up to the cursor and
+// carries, as edits, the owner's messages whose text differs from what was carried for them.
 //
 // The cursors are kept in the bridge's database (cursorStore), written shortly after they move
 // and at Stop, so a restart catches up too: a channel bound again with a stored cursor behind
 // the newest message Discord lists for it is fetched like a channel after a gap. A crash may
 // lose the last second of cursor moves, and the owner's messages of that second may then be
-// carried again. Edits and deletions made during a gap are not caught up.
+// carried again. Deletions made during a gap are not caught up, nor edits of messages older
+// than the page before the cursor or carried before a restart.
 
 const (
 	// catchUpPage is how many messages one catch-up request asks for (Discord's maximum).
@@ -54,17 +61,24 @@ type catchUp struct {
 	deliver sync.Mutex
 
 	mu      sync.Mutex
-	session string                          // the gateway session the cursors follow
-	last    map[string]string               // mirrored channel id → newest message id handled
-	pending map[string]bool                 // channels to fetch
-	held    map[string][]*discordgo.Message // channels being caught up → live messages waiting
-	running bool                            // a worker is fetching
-	handled *recentIndex[struct{}]          // message ids delivered
-	saved   map[string]string               // stored cursors of channels not followed yet
-	dirty   map[string]string               // cursors to store ("": delete)
+	session string                 // the gateway session the cursors follow
+	last    map[string]string      // mirrored channel id → newest message id handled
+	pending map[string]bool        // channels to fetch
+	held    map[string][]heldEvent // channels being caught up → live events waiting
+	running bool                   // a worker is fetching
+	handled *recentIndex[struct{}] // message ids delivered
+	saved   map[string]string      // stored cursors of channels not followed yet
+	dirty   map[string]string      // cursors to store ("": delete)
 
 	store *cursorStore // nil: cursors in memory only
 	kick  chan struct{}
+}
+
+// heldEvent is a live MESSAGE_CREATE, or with update a MESSAGE_UPDATE that is an edit, waiting
+// for its channel's catch-up.
+type heldEvent struct {
+	m      *discordgo.Message
+	update bool
 }
 
 func newCatchUp(f *Frontend, store *cursorStore) *catchUp {
@@ -72,7 +86,7 @@ func newCatchUp(f *Frontend, store *cursorStore) *catchUp {
 		f:       f,
 		last:    map[string]string{},
 		pending: map[string]bool{},
-		held:    map[string][]*discordgo.Message{},
+		held:    map[string][]heldEvent{},
 		handled: newRecentIndex[struct{}](handledMemory),
 		saved:   map[string]string{},
 		dirty:   map[string]string{},
@@ -283,7 +297,7 @@ func (c *catchUp) live(m *discordgo.Message) {
 	c.mu.Lock()
 	c.checkSessionLocked(sid)
 	if held, ok := c.held[m.ChannelID]; ok {
-		c.held[m.ChannelID] = append(held, m)
+		c.held[m.ChannelID] = append(held, heldEvent{m: m})
 		c.mu.Unlock()
 		return
 	}
@@ -293,6 +307,23 @@ func (c *catchUp) live(m *discordgo.Message) {
 	if fresh {
 		c.f.handleCreate(m)
 	}
+}
+
+// liveUpdate takes a MESSAGE_UPDATE that is an edit: handled at once, unless its channel is
+// being caught up (then it waits, after the messages the catch-up carries).
+func (c *catchUp) liveUpdate(m *discordgo.Message) {
+	sid := c.currentSession()
+	c.deliver.Lock()
+	defer c.deliver.Unlock()
+	c.mu.Lock()
+	c.checkSessionLocked(sid)
+	if held, ok := c.held[m.ChannelID]; ok {
+		c.held[m.ChannelID] = append(held, heldEvent{m: m, update: true})
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.f.handleUpdate(m, false)
 }
 
 // admitLocked reports whether m is handled for the first time, and remembers it. c.mu is held.
@@ -331,14 +362,19 @@ func (c *catchUp) work() {
 	}
 }
 
-// channel fetches channel id's messages after the cursor, then delivers them with the live
-// ones that waited, oldest first, each once. A channel marked pending again meanwhile (another
-// gap) is fetched again before it is released.
+// channel fetches channel id's messages after the cursor, and the page up to it for edits
+// made during the gap, then delivers them with the live events that waited: the gap's edits
+// and new messages in the order they were made, each message once, then the live edits. A
+// channel marked pending again meanwhile (another gap) is fetched again before it is released.
 func (c *catchUp) channel(ctx context.Context, id, after string) {
 	msgs, complete, err := c.fetch(ctx, id, after)
 	if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 		c.forget(id)
 		return
+	}
+	edited, eerr := c.fetchEdited(ctx, id, after)
+	if err == nil {
+		err = eerr
 	}
 	c.deliver.Lock()
 	defer c.deliver.Unlock()
@@ -353,24 +389,48 @@ func (c *catchUp) channel(ctx context.Context, id, after string) {
 		return // forgotten meanwhile
 	}
 	delete(c.held, id)
-	all := append(msgs, held...)
-	sort.SliceStable(all, func(i, j int) bool { return snowflakeLess(all[i].ID, all[j].ID) })
-	var fresh []*discordgo.Message
-	for _, m := range all {
+	creates := msgs
+	var updates []*discordgo.Message
+	for _, h := range held {
+		if h.update {
+			updates = append(updates, h.m)
+		} else {
+			creates = append(creates, h.m)
+		}
+	}
+	sort.SliceStable(creates, func(i, j int) bool { return snowflakeLess(creates[i].ID, creates[j].ID) })
+	// The gap's events in the order they were made: a new message at its id's time, an edit
+	// of an older one at its edit's.
+	var events []gapEvent
+	for _, m := range edited {
+		if m.ChannelID == "" {
+			m.ChannelID = id
+		}
+		events = append(events, gapEvent{m: m, edit: true, at: *m.EditedTimestamp})
+	}
+	for _, m := range creates {
 		if m.ChannelID == "" {
 			m.ChannelID = id
 		}
 		if c.admitLocked(m) {
-			fresh = append(fresh, m)
+			events = append(events, gapEvent{m: m, at: snowflakeTime(m.ID)})
 		}
 	}
 	c.mu.Unlock()
+	sort.SliceStable(events, func(i, j int) bool { return events[i].at.Before(events[j].at) })
 	caught := 0
-	for _, m := range fresh {
-		if !slices.Contains(held, m) {
+	for _, e := range events {
+		if e.edit {
+			c.f.handleUpdate(e.m, true)
+			continue
+		}
+		if !slices.ContainsFunc(held, func(h heldEvent) bool { return h.m == e.m }) {
 			caught++
 		}
-		c.f.handleCreate(m)
+		c.f.handleCreate(e.m)
+	}
+	for _, m := range updates {
+		c.f.handleUpdate(m, false)
 	}
 	if caught > 0 {
 		c.f.log.Info().Str("channel_id", id).Int("messages", caught).Msg("Caught up with messages of a gateway gap")
@@ -378,6 +438,31 @@ func (c *catchUp) channel(ctx context.Context, id, after string) {
 	if err != nil || !complete {
 		c.gapNotice(ctx, id, err)
 	}
+}
+
+// gapEvent is a message the catch-up found: new, or an older one edited during the gap.
+type gapEvent struct {
+	m    *discordgo.Message
+	edit bool
+	at   time.Time
+}
+
+// fetchEdited returns the messages of the page up to the cursor (the newest catchUpPage of
+// them) that carry an edit, for handleUpdate to tell the edits made during the gap.
+func (c *catchUp) fetchEdited(ctx context.Context, id, cursor string) ([]*discordgo.Message, error) {
+	got, err := retryTransient(ctx, func() ([]*discordgo.Message, error) {
+		return c.f.s.ChannelMessages(id, catchUpPage, snowflakeNext(cursor), "", "", discordgo.WithContext(ctx))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to fetch the messages before a gap: %w", err)
+	}
+	var edited []*discordgo.Message
+	for _, m := range nonNil(got) {
+		if m.EditedTimestamp != nil && !snowflakeLess(cursor, m.ID) {
+			edited = append(edited, m)
+		}
+	}
+	return edited, nil
 }
 
 // fetch returns channel id's messages after the cursor, oldest first, at most catchUpMaxPages
@@ -428,6 +513,24 @@ func (c *catchUp) gapNotice(ctx context.Context, id string, cause error) {
 // cursorMargin is how far before "now" a newly followed channel's cursor may lie, for clocks
 // that differ a little from Discord's.
 const cursorMargin = 10 * time.Second
+
+// snowflakeTime is when Discord made snowflake id (the zero time for an invalid one).
+func snowflakeTime(id string) time.Time {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(n>>22) + 1420070400000)
+}
+
+// snowflakeNext is the snowflake right after id: with before=, a page that includes id.
+func snowflakeNext(id string) string {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil || n == ^uint64(0) {
+		return id
+	}
+	return strconv.FormatUint(n+1, 10)
+}
 
 // snowflakeAt is the smallest snowflake Discord could make at t.
 func snowflakeAt(t time.Time) string {

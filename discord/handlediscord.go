@@ -80,19 +80,30 @@ func (f *Frontend) handleCreate(m *discordgo.Message) {
 	}
 }
 
-// onMessageUpdate carries the owner's edit of a message to MSN as a new message, the changed
-// text after bridge.CorrectionPrefix. Updates that are no edit (Discord sends one when a link's
-// preview arrives: no edited_timestamp) and edits that leave the text as it was carried are not
-// sent.
+// onMessageUpdate carries the owner's edit of a message to MSN, in order with what a gateway
+// gap lost (see catchUp). Updates that are no edit (Discord sends one when a link's preview
+// arrives: no edited_timestamp) are not.
 func (f *Frontend) onMessageUpdate(_ *discordgo.Session, m *discordgo.MessageUpdate) {
 	if m.Message == nil || m.EditedTimestamp == nil {
 		return
 	}
-	ref, text, ok := f.ownerText(m.Message)
+	f.catchUp.liveUpdate(m.Message)
+}
+
+// handleUpdate carries the owner's edit of a message to MSN as a new message, the changed text
+// after bridge.CorrectionPrefix. An edit that leaves the text as it was queued or carried is
+// not sent; with knownOnly (an edit the catch-up found on an older message), neither is the
+// edit of a message the frontend does not remember carrying.
+func (f *Frontend) handleUpdate(m *discordgo.Message, knownOnly bool) {
+	ref, text, ok := f.ownerText(m)
 	if !ok {
 		return
 	}
-	if was, ok := ref.p.carried.get(m.ID); ok && was == text {
+	was, known := ref.p.queued.get(m.ID)
+	if !known {
+		was, known = ref.p.carried.get(m.ID)
+	}
+	if known && was == text || !known && knownOnly {
 		return
 	}
 	f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID,
@@ -184,9 +195,10 @@ func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 	ref.p.pending.add(out.messageID)
 	select {
 	case ref.p.outbox <- out:
+		ref.p.queued.put(out.messageID, out.carries)
 	default:
 		ref.p.pending.done(out.messageID)
-		f.tracked(30*time.Second, func(ctx context.Context) {
+		f.tracked(failureReportTimeout, func(ctx context.Context) {
 			ref.p.reportFailure(ctx, sentRef{out.channelID, out.messageID, out.edit}, "too many messages are waiting for MSN; try again in a moment")
 		})
 	}
@@ -287,10 +299,15 @@ func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
 	}
 	why := failureText(err)
 	p.log.Info().Str("chat", string(out.chat)).Str("reason", why).Msg("Message not delivered to MSN")
-	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer rcancel()
-	p.reportFailure(rctx, sentRef{out.channelID, out.messageID, out.edit}, why)
+	ref := sentRef{out.channelID, out.messageID, out.edit}
+	p.f.tracked(failureReportTimeout, func(ctx context.Context) { p.reportFailure(ctx, ref, why) })
 }
+
+// failureReportTimeout bounds telling the owner that a message did not reach MSN. It outlasts
+// the longest hold of the invalid-request budget (until the oldest invalid answer leaves its
+// 10-minute window): a report must not be lost to the bridge's own pause. Reports run off the
+// outbox, so the account's next messages do not wait for them.
+const failureReportTimeout = invalidWindow + time.Minute
 
 // withdrawnNotice is deletedNotice for a message deleted while some of it was pending: still
 // delivered when an earlier item of it reached MSN.

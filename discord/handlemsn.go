@@ -293,19 +293,27 @@ func (p *portal) reportFailure(ctx context.Context, ref sentRef, why string) {
 	if ref.edit {
 		what, whatGone = "Edit not delivered", "An edit was not delivered"
 	}
-	if err := s.MessageReactionAdd(channelID, messageID, "❌", discordgo.WithContext(ctx)); err != nil {
+	// Each request is retried on a transient failure (a 5xx, the network), as the posts it
+	// reports on are: the owner must not miss a failure because Discord hiccuped.
+	if _, err := retryTransient(ctx, func() (struct{}, error) {
+		return struct{}{}, s.MessageReactionAdd(channelID, messageID, "❌", discordgo.WithContext(ctx))
+	}); err != nil {
 		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", channelID).Msg("Failed to react to an undelivered message")
 	}
-	_, err := s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
-		Content:         "❌ " + what + ": " + why + ".",
-		Reference:       &discordgo.MessageReference{MessageID: messageID, ChannelID: channelID, GuildID: p.f.cfg.GuildID},
-		AllowedMentions: noMentions(),
-	}, discordgo.WithContext(ctx))
-	if err != nil {
-		// The message may be gone (a reply to it fails); say it without the reference.
-		_, err = s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
-			Content: "❌ " + whatGone + ": " + why + ".", AllowedMentions: noMentions(),
+	_, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+		return s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
+			Content:         "❌ " + what + ": " + why + ".",
+			Reference:       &discordgo.MessageReference{MessageID: messageID, ChannelID: channelID, GuildID: p.f.cfg.GuildID},
+			AllowedMentions: noMentions(),
 		}, discordgo.WithContext(ctx))
+	})
+	if err != nil && ctx.Err() == nil {
+		// The message may be gone (a reply to it fails); say it without the reference.
+		_, err = retryTransient(ctx, func() (*discordgo.Message, error) {
+			return s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
+				Content: "❌ " + whatGone + ": " + why + ".", AllowedMentions: noMentions(),
+			}, discordgo.WithContext(ctx))
+		})
 	}
 	if err != nil {
 		p.log.Warn().Err(bridge.ScrubError(err)).Str("channel_id", channelID).Msg("Failed to report an undelivered message")

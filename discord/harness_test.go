@@ -69,11 +69,13 @@ type harness struct {
 	core  *bridge.Core
 	fe    *Frontend
 	bobRx *recorder
-	store *bridge.Store
-	eve   string // a guild member who owns nothing
-	gen   string // #general
-	cfg   Config
-	opts  harnessOpts
+	// carolRx and daveRx record what carol and dave receive, with harnessOpts.recordAll.
+	carolRx, daveRx *recorder
+	store           *bridge.Store
+	eve             string // a guild member who owns nothing
+	gen             string // #general
+	cfg             Config
+	opts            harnessOpts
 }
 
 type harnessOpts struct {
@@ -88,17 +90,24 @@ type harnessOpts struct {
 	// startErr, when set, receives the frontend's Start error instead of failing the test; the
 	// core is then not started.
 	startErr *error
+	// recordAll makes carol and dave bots that record what they receive (carolRx, daveRx).
+	recordAll bool
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t, bobRx: &recorder{}, opts: o}
+	var carolBot, daveBot msntest.BotFunc
+	if o.recordAll {
+		h.carolRx, h.daveRx = &recorder{}, &recorder{}
+		carolBot, daveBot = h.carolRx.bot, h.daveRx.bot
+	}
 	h.ms = msntest.New(msntest.Options{
 		Accounts: []msntest.AccountSpec{
 			{Handle: alice, Password: alicePW, Name: "Alice"},
 			{Handle: bob, Password: "x", Name: bobName, Status: "NLN", PSM: "building", Bot: h.bobRx.bot},
-			{Handle: carol, Password: "x", Name: "Carol", Status: "AWY", PSM: "away for a bit"},
-			{Handle: dave, Password: "x", Name: "Dave", Status: "BSY"},
+			{Handle: carol, Password: "x", Name: "Carol", Status: "AWY", PSM: "away for a bit", Bot: carolBot},
+			{Handle: dave, Password: "x", Name: "Dave", Status: "BSY", Bot: daveBot},
 			{Handle: erin, Password: "x", Name: "Erin"},
 		},
 		Friends: [][2]string{{alice, bob}, {alice, carol}, {alice, dave}, {alice, erin}},

@@ -36,6 +36,11 @@ type portal struct {
 	// carried: the owner's Discord message id → the text it last carried to MSN (its edits
 	// carry only a change; deleting one says it stays delivered).
 	carried *recentIndex[string]
+	// queued: the owner's Discord message id → the text last queued for MSN (the message's, or
+	// its latest edit's), so that an edit seen twice (live, and in a message the catch-up
+	// fetched with its edit) is queued once, and an edit made during a gateway gap is told from
+	// one already carried.
+	queued  *recentIndex[string]
 	pending pendingSends // the owner's messages not yet sent, for deletes to withdraw
 
 	mu         sync.Mutex
@@ -104,6 +109,7 @@ func newPortal(f *Frontend, acc *bridge.Account) *portal {
 		outbox:    make(chan *outgoingMsg, 256),
 		sends:     newRecentIndex[sentRef](512),
 		carried:   newRecentIndex[string](512),
+		queued:    newRecentIndex[string](512),
 		contacts:  map[string]bridge.Contact{},
 		known:     map[string]*knownChannel{},
 		chats:     map[bridge.ChatID]*chatChannel{},

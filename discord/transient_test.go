@@ -69,3 +69,29 @@ func TestTransientFailuresLoseNothing(t *testing.T) {
 		t.Errorf("%d nudges shown, want 1", n)
 	}
 }
+
+// TestFailureReportSurvives5xx: the owner writes to a contact who is offline while Discord
+// answers the next ❌ reaction and the next reply with 503s. Both are retried: the owner still
+// sees the ❌ on the message and the reply saying why. Before, one 5xx on each lost the report.
+func TestFailureReportSurvives5xx(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.login()
+	erinCh := h.openChat(erin)
+	h.dc.InjectFault("PUT /channels/{c}/messages/{m}/reactions/{e}/@me", 2, http.StatusServiceUnavailable)
+	h.dc.InjectFault("POST /channels/{c}/messages", 2, http.StatusServiceUnavailable)
+	m := h.dc.InjectUserMessage(erinCh, h.dc.OwnerID(), "are you there")
+	h.waitFor("the failure reply", func() bool { return len(failureReplies(h, erinCh, m.ID)) == 1 })
+	h.waitFor("the ❌ reaction", func() bool {
+		for _, x := range h.dc.Messages(erinCh) {
+			if x.ID != m.ID {
+				continue
+			}
+			for _, r := range x.Reactions {
+				if r.Emoji != nil && r.Emoji.Name == "❌" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}

@@ -167,6 +167,20 @@ func (s *matrixSide) stoppedAround(from, to time.Time) bool {
 	return false
 }
 
+// nearestStop describes the restart of the frontend nearest to t, for the log of a loss.
+func (s *matrixSide) nearestStop(t time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	best, dist := "none", time.Duration(1<<62)
+	for _, w := range s.stopped {
+		d := max(w[0].Sub(t), t.Sub(w[1]), 0)
+		if d < dist {
+			best, dist = fmt.Sprintf("%s–%s", w[0].UTC().Format("15:04:05.000"), w[1].UTC().Format("15:04:05.000")), d
+		}
+	}
+	return best
+}
+
 // login logs handle in through the Matrix login flow of its Matrix user.
 func (s *matrixSide) login(ctx context.Context, handle, password string) error {
 	s.mu.Lock()

@@ -77,10 +77,18 @@ type tracker struct {
 
 	botMu  sync.Mutex
 	botGot map[string]int // token → times a contact bot received it
+	// botPlain: tokens a contact bot received in a message that is no correction (no
+	// bridge.CorrectionPrefix). An edit's token arrives so when the catch-up of a gateway gap
+	// carried its message with the edited text: Discord lists a message as it is now.
+	botPlain map[string]bool
+	// botAt: when a contact bot first received a token; for an owner's message, about when MSN
+	// accepted it and the core emitted its mirror to the other frontend.
+	botAt map[string]time.Time
 }
 
 func newTracker() *tracker {
-	return &tracker{byID: map[string]*tracked{}, editOf: map[string]*tracked{}, botGot: map[string]int{}}
+	return &tracker{byID: map[string]*tracked{}, editOf: map[string]*tracked{}, botGot: map[string]int{}, botPlain: map[string]bool{},
+		botAt: map[string]time.Time{}}
 }
 
 func (tr *tracker) add(dir direction, account, contact string) *tracked {
@@ -101,6 +109,38 @@ func (tr *tracker) botCount(tok string) int {
 	tr.botMu.Lock()
 	defer tr.botMu.Unlock()
 	return tr.botGot[tok]
+}
+
+// receivedAt returns when a contact bot first received tok.
+func (tr *tracker) receivedAt(tok string) (time.Time, bool) {
+	tr.botMu.Lock()
+	defer tr.botMu.Unlock()
+	at, ok := tr.botAt[tok]
+	return at, ok
+}
+
+// supersededBy returns the edit of m, an owner's Discord message, when MSN got m's edited text
+// in place of m: the message was edited before the catch-up of a gateway gap fetched it, and
+// Discord keeps no earlier text. Nil otherwise.
+func (tr *tracker) supersededBy(m *tracked) *tracked {
+	m.mu.Lock()
+	id, edit := m.discordID, m.edit
+	m.mu.Unlock()
+	if m.dir != fromDiscord || edit || id == "" {
+		return nil
+	}
+	tr.mu.Lock()
+	ed := tr.editOf[id]
+	tr.mu.Unlock()
+	if ed == nil {
+		return nil
+	}
+	tr.botMu.Lock()
+	defer tr.botMu.Unlock()
+	if tr.botGot[m.token] == 0 && tr.botPlain[ed.token] {
+		return ed
+	}
+	return nil
 }
 
 // faultLog remembers when faults that can cut the MSN transport under a message hit an account.
@@ -146,6 +186,20 @@ type soakEnv struct {
 	contacts map[string][]string // user → contacts
 	channels map[string]string   // contact → Discord channel id
 	owner    string              // Discord owner id
+
+	// discordFaults (SOAK_DISCORD_FAULTS=1) adds Discord as it really misbehaves: 5xx answers,
+	// and the bot missing a permission on an account's channels for a while.
+	discordFaults bool
+	misMu         sync.Mutex
+	misconfigured map[string]bool // accounts whose channels deny the bot a permission now
+	invalidMax    atomic.Int64    // the most invalid requests the frontend counted in its 10-minute window
+	ownInvalid    []invalidSample // the bridge's own invalid requests so far, every second (sampleInvalid)
+}
+
+// invalidSample is the count of the bridge's own invalid Discord requests at a time.
+type invalidSample struct {
+	at time.Time
+	n  int
 }
 
 func envInt(name string, def int) int {
@@ -189,6 +243,7 @@ func TestSoak(t *testing.T) {
 		t: t, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), tr: newTracker(),
 		faults:   &faultLog{at: map[string][]time.Time{}, counts: map[string]int{}},
 		contacts: map[string][]string{}, channels: map[string]string{},
+		discordFaults: os.Getenv("SOAK_DISCORD_FAULTS") == "1", misconfigured: map[string]bool{},
 	}
 	e.startMSN(nAccounts, nContacts)
 	e.startBridge()
@@ -201,13 +256,24 @@ func TestSoak(t *testing.T) {
 	bg.Add(2)
 	go func() { defer bg.Done(); e.traffic(ctx) }()
 	go func() { defer bg.Done(); e.inject(ctx, &bg) }()
+	sampleCtx, stopSampling := context.WithCancel(context.Background())
+	sampled := make(chan struct{})
+	go func() { defer close(sampled); e.sampleInvalid(sampleCtx) }()
 	<-ctx.Done()
 	cancel()
 	bg.Wait()
 	e.restore()
-	settled := e.settle(90 * time.Second)
+	settled := e.settle(settleMax)
+	stopSampling()
+	<-sampled
+	elapsed := time.Since(start)
 	r := e.report()
-	e.print(r, seed, duration, time.Since(start), settled)
+	e.print(r, seed, duration, elapsed, settled)
+	// Discord bans at 10,000 invalid requests in 10 minutes; the bridge's own (the 401, 403 and
+	// 429 answers the soak did not inject) must stay far below, in any 10 minutes of the run.
+	if peak := e.ownInvalidPeak(); peak >= 1000 {
+		t.Errorf("the bridge caused %d invalid Discord requests within 10 minutes (at most 999 allowed)", peak)
+	}
 	if r.total.lost > 0 || r.total.dup > 0 {
 		for _, l := range r.details {
 			t.Log(l)
@@ -250,9 +316,17 @@ func (e *soakEnv) bot(echo bool) msntest.BotFunc {
 			return
 		}
 		toks := tokens(msg.Body)
+		plain := !strings.HasPrefix(msg.Body, bridge.CorrectionPrefix)
 		e.tr.botMu.Lock()
+		now := time.Now()
 		for _, tok := range toks {
 			e.tr.botGot[tok]++
+			if _, ok := e.tr.botAt[tok]; !ok {
+				e.tr.botAt[tok] = now
+			}
+			if plain {
+				e.tr.botPlain[tok] = true
+			}
 		}
 		e.tr.botMu.Unlock()
 		if !echo || len(toks) == 0 || strings.HasPrefix(msg.Body, "echo ") {
@@ -269,7 +343,15 @@ func (e *soakEnv) bot(echo bool) msntest.BotFunc {
 
 func (e *soakEnv) startBridge() {
 	t := e.t
-	e.dc = discordtest.New(discordtest.Options{HeartbeatInterval: time.Second, EditLimit: 2, EditWindow: 3 * time.Second})
+	dopts := discordtest.Options{HeartbeatInterval: time.Second, EditLimit: 2, EditWindow: 3 * time.Second}
+	if v := os.Getenv("SOAK_SESSION_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("SOAK_SESSION_TIMEOUT: %v", err)
+		}
+		dopts.SessionTimeout = d
+	}
+	e.dc = discordtest.New(dopts)
 	t.Cleanup(e.dc.Close)
 	e.owner = e.dc.OwnerID()
 
@@ -318,12 +400,28 @@ func (e *soakEnv) startBridge() {
 		defer cancel()
 		e.mx.stop(ctx)
 	})
-	e.fe, err = discord.New(e.core, discord.Config{
+	// SOAK_DISCORD_LOG names a file that receives the Discord frontend's log at debug level.
+	dlog := log
+	if path := os.Getenv("SOAK_DISCORD_LOG"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		dlog = zerolog.New(f).With().Timestamp().Logger().Level(zerolog.DebugLevel)
+	}
+	dcfg := discord.Config{
 		Enabled: true, Token: e.dc.Token(), GuildID: e.dc.GuildID(),
 		RosterDebounce: 500 * time.Millisecond, TopicDebounce: 200 * time.Millisecond,
 		TopicMinInterval: 300 * time.Millisecond, TopicEditsPerWindow: 2, TopicWindow: 3 * time.Second,
 		TypingInterval: time.Second,
-	}, log, discord.WithHTTPClient(e.dc.HTTPClient()))
+	}
+	if e.discordFaults {
+		// A refused account retries after 1 s, doubling up to 6 s, so that its messages go
+		// through soon after the soak gives the permission back.
+		dcfg.ForbiddenBackoff = time.Second
+	}
+	e.fe, err = discord.New(e.core, dcfg, dlog, discord.WithHTTPClient(e.dc.HTTPClient()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +640,11 @@ func (e *soakEnv) inject(ctx context.Context, wg *sync.WaitGroup) {
 		u := e.users[e.intn(len(e.users))]
 		c := e.contacts[u][e.intn(len(e.contacts[u]))]
 		heal := time.Duration(300+e.intn(1700)) * time.Millisecond
-		switch e.intn(10) {
+		kinds := 10
+		if e.discordFaults {
+			kinds = 12
+		}
+		switch e.intn(kinds) {
 		case 0:
 			if e.ms.DropConnection(u) == nil {
 				e.faults.note("msn connection dropped", u)
@@ -600,8 +702,116 @@ func (e *soakEnv) inject(ctx context.Context, wg *sync.WaitGroup) {
 		case 9:
 			e.dc.Inject429("*", 1+e.intn(2), time.Duration(50+e.intn(250))*time.Millisecond)
 			e.faults.note("discord 429 on any route", "")
+		case 10:
+			routes := []string{"POST /webhooks/{w}/{tok}", "GET /channels/{c}/messages", "*"}
+			statuses := []int{500, 502, 503, 504}
+			e.dc.InjectFault(routes[e.intn(len(routes))], 1+e.intn(2), statuses[e.intn(len(statuses))])
+			e.faults.note("discord 5xx", "")
+		case 11:
+			// The permission stays missing for 1.5–10 s: the account's breaker opens, its
+			// messages wait, and go through once it is back.
+			if e.misconfigure(u, wg, 5*heal) {
+				e.faults.note("discord permission missing on an account's channels", "")
+			}
 		}
 	}
+}
+
+// misconfigure has an admin deny the bot Manage Webhooks on every channel of user's contacts
+// and delete their webhooks: the next message shown there needs a new webhook, which Discord
+// refuses (403) until the permission is back after d. It reports false when user's channels
+// are misconfigured already.
+func (e *soakEnv) misconfigure(user string, wg *sync.WaitGroup, d time.Duration) bool {
+	e.misMu.Lock()
+	if e.misconfigured[user] {
+		e.misMu.Unlock()
+		return false
+	}
+	e.misconfigured[user] = true
+	e.misMu.Unlock()
+	saved := map[string][]*discordgo.PermissionOverwrite{}
+	chans := map[string]bool{}
+	for _, c := range e.contacts[user] {
+		id := e.channels[c]
+		ch := e.dc.Channel(id)
+		if ch == nil {
+			continue
+		}
+		chans[id] = true
+		saved[id] = ch.PermissionOverwrites
+		// As an admin editing the bot's entry in the channel's permissions: the member
+		// overwrite, which the bridge wrote to allow itself what it needs, now denies it.
+		var ows []*discordgo.PermissionOverwrite
+		found := false
+		for _, o := range ch.PermissionOverwrites {
+			cp := *o
+			if cp.ID == e.dc.BotID() && cp.Type == discordgo.PermissionOverwriteTypeMember {
+				cp.Allow &^= discordgo.PermissionManageWebhooks
+				cp.Deny |= discordgo.PermissionManageWebhooks
+				found = true
+			}
+			ows = append(ows, &cp)
+		}
+		if !found {
+			ows = append(ows, &discordgo.PermissionOverwrite{ID: e.dc.BotID(), Type: discordgo.PermissionOverwriteTypeMember,
+				Deny: discordgo.PermissionManageWebhooks})
+		}
+		e.dc.SetChannelOverwrites(id, ows)
+	}
+	for _, w := range e.dc.Webhooks() {
+		if chans[w.ChannelID] {
+			e.dc.DeleteWebhook(w.ID)
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(d)
+		for id, ows := range saved {
+			e.dc.SetChannelOverwrites(id, ows)
+		}
+		e.misMu.Lock()
+		delete(e.misconfigured, user)
+		e.misMu.Unlock()
+	}()
+	return true
+}
+
+// sampleInvalid, every second until ctx ends, keeps the most invalid requests the frontend
+// counted in its window of the last 10 minutes, and notes the bridge's own invalid requests so
+// far as the fake counted them: its 401, 403 and 429 answers but the 429s the soak injected.
+func (e *soakEnv) sampleInvalid(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if n := int64(e.fe.InvalidRequests()); n > e.invalidMax.Load() {
+			e.invalidMax.Store(n)
+		}
+		e.ownInvalid = append(e.ownInvalid, invalidSample{time.Now(), e.dc.InvalidRequests() - e.dc.Injected429()})
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ownInvalidPeak is the most of the bridge's own invalid requests within any 10 minutes of the
+// run, counting from the sample before each window (so a window may count a second more): the
+// figure Discord's ban is about. Call it once sampleInvalid has returned.
+func (e *soakEnv) ownInvalidPeak() int {
+	peak, i := 0, 0
+	for _, s := range e.ownInvalid {
+		for e.ownInvalid[i].at.Before(s.at.Add(-10 * time.Minute)) {
+			i++
+		}
+		n := s.n
+		if i > 0 {
+			n -= e.ownInvalid[i-1].n
+		}
+		peak = max(peak, n)
+	}
+	return peak
 }
 
 // restore brings every contact back (the Matrix faults have ended: inject waited for them).
@@ -618,10 +828,13 @@ type discordView struct {
 	fromContact map[string]int // webhook messages under a contact's name
 	mirrored    map[string]int // webhook messages of the owner's messages from Matrix
 	failed      map[string]bool
+	// unshown: tokens of MSN messages the frontend could not post and reported in a notice
+	// carrying their text ("could not be shown here").
+	unshown map[string]bool
 }
 
 func (e *soakEnv) scanDiscord() discordView {
-	v := discordView{fromContact: map[string]int{}, mirrored: map[string]int{}, failed: map[string]bool{}}
+	v := discordView{fromContact: map[string]int{}, mirrored: map[string]int{}, failed: map[string]bool{}, unshown: map[string]bool{}}
 	e.tr.mu.Lock()
 	byID := e.tr.byID
 	for _, ch := range e.dc.Channels() {
@@ -637,6 +850,10 @@ func (e *soakEnv) scanDiscord() discordView {
 			case m.WebhookID != "":
 				for _, tok := range tokens(m.Content) {
 					v.fromContact[tok]++
+				}
+			case strings.HasPrefix(m.Content, "⚠️ A message from") && strings.Contains(m.Content, "could not be shown here"):
+				for _, tok := range tokens(m.Content) {
+					v.unshown[tok] = true
 				}
 			case strings.HasPrefix(m.Content, "❌ Edit not delivered") && m.MessageReference != nil:
 				if src := e.tr.editOf[m.MessageReference.MessageID]; src != nil {
@@ -662,34 +879,91 @@ func (e *soakEnv) scanDiscord() discordView {
 	return v
 }
 
-// settle waits until every send has returned (a Matrix send: its message status came back) and
-// the deliveries and failure reports on both sides stop changing (5 s without change), or
-// until max. It returns how long it waited.
-func (e *soakEnv) settle(max time.Duration) time.Duration {
+// mirrorStopped reports whether the Matrix frontend was stopped when the core emitted the
+// mirror of m, an owner's Discord message: within 5 s after it was sent, or after MSN took it
+// (the contact's bot received it; the core emits the mirror once the send returns, after the
+// switchboard's ACK, at most AckTimeout later), which can be much later when the message
+// waited in the account's outbox or for its MSN connection.
+func (e *soakEnv) mirrorStopped(m *tracked) bool {
+	if e.mx.stoppedAround(m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second)) {
+		return true
+	}
+	at, ok := e.tr.receivedAt(m.token)
+	return ok && e.mx.stoppedAround(at.Add(-50*time.Millisecond), at.Add(5*time.Second))
+}
+
+// settleMax bounds the wait after traffic: far above the longest pause the Discord frontend
+// takes on its own (the gateway's reconnect pause, at most 15 s, a catch-up, webhook pacing of
+// 30 posts a minute per channel, a forbidden account's backoff), so that the wait ends by
+// quiescence, not by this bound, unless something is really stuck.
+const settleMax = 5 * time.Minute
+
+// settled is how the wait after traffic ended.
+type settled struct {
+	took    time.Duration
+	pending int  // messages still on their way when it ended
+	timeout bool // it ended at settleMax, not by quiescence
+}
+
+// settle waits until nothing is on its way and nothing has changed for 5 s, or until max. On
+// its way: a send that has not returned (a Matrix send: its message status has not come back);
+// an owner's message neither at the contact nor reported failed; a contact's message shown on
+// one frontend and not yet on the other (unless the Matrix frontend was stopped around it); a
+// message the contact got and not yet mirrored on the other frontend; the Discord gateway
+// without a connection. A message that reached no frontend at all is not waited for: the core
+// shows every message on both, so it is lost or was cut by the MSN transport.
+func (e *soakEnv) settle(max time.Duration) settled {
 	start := time.Now()
 	last, stable := "", time.Now()
+	pending := 0
 	for time.Since(start) < max {
-		pending := 0
+		pending = 0
 		v := e.scanDiscord()
 		mv := e.mx.scan(e.userSet())
 		for _, m := range e.tr.messages() {
 			m.mu.Lock()
-			if !m.done || m.dir == fromDiscord && m.attempted && e.tr.botCount(m.token) == 0 && !v.failed[m.token] ||
-				m.dir == fromMatrix && m.attempted && !mv.status[m.token] {
-				pending++
-			}
+			done, attempted, failed := m.done, m.attempted, m.failed
 			m.mu.Unlock()
+			if !done {
+				pending++
+				continue
+			}
+			if !attempted || failed {
+				continue
+			}
+			mxStopped := e.mx.stoppedAround(m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second))
+			switch m.dir {
+			case fromContact, fromEcho:
+				mxGot, dcGot := mv.received[m.token], v.fromContact[m.token]
+				if mxGot > 0 && dcGot == 0 && !v.unshown[m.token] || dcGot > 0 && mxGot == 0 && !mxStopped {
+					pending++
+				}
+			case fromDiscord:
+				got := e.tr.botCount(m.token)
+				if got == 0 && !v.failed[m.token] && e.tr.supersededBy(m) == nil ||
+					got == 1 && !v.failed[m.token] && mv.mirrored[m.token] == 0 && !e.mirrorStopped(m) {
+					pending++
+				}
+			case fromMatrix:
+				got := e.tr.botCount(m.token)
+				if !mv.status[m.token] || got == 1 && !mv.failed[m.token] && v.mirrored[m.token] == 0 && !v.unshown[m.token] {
+					pending++
+				}
+			}
+		}
+		if e.dc.Connected() != 1 {
+			pending++
 		}
 		sig := fmt.Sprint(pending, len(v.fromContact), len(v.mirrored), len(v.failed), e.botTotal(), mv.events, mv.statuses)
 		if sig != last {
 			last, stable = sig, time.Now()
 		}
 		if pending == 0 && time.Since(stable) >= 5*time.Second {
-			break
+			return settled{took: time.Since(start)}
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	return time.Since(start)
+	return settled{took: time.Since(start), pending: pending, timeout: true}
 }
 
 func (e *soakEnv) userSet() map[string]bool {
@@ -718,6 +992,11 @@ type tally struct {
 	// core emitted them while the Matrix frontend was stopped (a restart): the core hands a
 	// removed frontend no events (Core.RemoveFrontend), and MSN has no history to fetch.
 	mxStopped int
+	// asEdited counts owner's Discord messages MSN got with their edited text in place of the
+	// first (edited before a gap's catch-up fetched them); they count as delivered.
+	asEdited int
+	// mirrorReported counts Matrix messages whose mirror Discord refused, the owner told there.
+	mirrorReported int
 }
 
 func (a *tally) add(b tally) {
@@ -732,6 +1011,8 @@ func (a *tally) add(b tally) {
 	a.mirrorLost += b.mirrorLost
 	a.mirrorDup += b.mirrorDup
 	a.mxStopped += b.mxStopped
+	a.asEdited += b.asEdited
+	a.mirrorReported += b.mirrorReported
 }
 
 type report struct {
@@ -793,6 +1074,9 @@ func (e *soakEnv) report() report {
 				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s duplicated: matrix %d, discord %d", m.dir, m.token, m.contact, m.account, mxGot, dcGot))
 			case mxGot == 1 && dcGot == 1:
 				t.delivered = 1
+			case mxGot == 1 && dcGot == 0 && v.unshown[m.token]:
+				// Shown on Matrix; Discord refused the post and the owner was told, with the text.
+				t.deliveredReported = 1
 			case mxGot == 0 && dcGot == 1 && e.mx.stoppedAround(m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second)):
 				t.mxStopped = 1
 			default:
@@ -815,9 +1099,18 @@ func (e *soakEnv) report() report {
 				t.delivered = 1
 			case reported:
 				t.failed = 1
+			case e.tr.supersededBy(m) != nil:
+				t.delivered, t.asEdited = 1, 1
 			default:
 				t.lost = 1
-				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s lost: not received, not reported (%v)", m.dir, m.token, m.account, m.contact, sendErr))
+				m.mu.Lock()
+				where := m.discordID
+				if m.edit {
+					where = "an edit of " + where
+				}
+				m.mu.Unlock()
+				r.details = append(r.details, fmt.Sprintf("%s %s %s→%s lost: not received, not reported (%v; discord message %s, sent %s)",
+					m.dir, m.token, m.account, m.contact, sendErr, where, m.sent.UTC().Format("15:04:05.000")))
 			}
 			if got == 1 && !reported {
 				var mirrors int
@@ -829,11 +1122,15 @@ func (e *soakEnv) report() report {
 				switch {
 				case mirrors == 1:
 					t.mirrorOK = 1
-				case mirrors == 0 && m.dir == fromDiscord && e.mx.stoppedAround(m.sent.Add(-50*time.Millisecond), m.sent.Add(5*time.Second)):
+				case mirrors == 0 && m.dir == fromMatrix && v.unshown[m.token]:
+					t.mirrorReported = 1
+				case mirrors == 0 && m.dir == fromDiscord && e.mirrorStopped(m):
 					t.mxStopped = 1
 				case mirrors == 0:
 					t.mirrorLost = 1
-					r.details = append(r.details, fmt.Sprintf("%s %s not mirrored to the other frontend", m.dir, m.token))
+					at, _ := e.tr.receivedAt(m.token)
+					r.details = append(r.details, fmt.Sprintf("%s %s %s→%s not mirrored to the other frontend (sent %s, at the contact %s; nearest Matrix restart %s)",
+						m.dir, m.token, m.account, m.contact, m.sent.UTC().Format("15:04:05.000"), at.UTC().Format("15:04:05.000"), e.mx.nearestStop(at)))
 				default:
 					t.mirrorDup = 1
 					r.details = append(r.details, fmt.Sprintf("%s %s mirrored %d times", m.dir, m.token, mirrors))
@@ -856,10 +1153,13 @@ func (e *soakEnv) report() report {
 	return r
 }
 
-func (e *soakEnv) print(r report, seed uint64, duration, elapsed, settled time.Duration) {
+func (e *soakEnv) print(r report, seed uint64, duration, elapsed time.Duration, st settled) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "soak: %d accounts × %d contacts, seed %d, %s of traffic and faults, settled in %s (total %s)\n",
-		len(e.users), len(e.contacts[e.users[0]]), seed, duration, settled.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond))
+		len(e.users), len(e.contacts[e.users[0]]), seed, duration, st.took.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond))
+	if st.timeout {
+		fmt.Fprintf(&b, "settle: gave up after %s with %d messages still on their way\n", settleMax, st.pending)
+	}
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "direction\tsent\tdelivered\treported-failed\tdelivered+reported\tlost\tduplicated\tlost-by-msn-transport\tmirrored\tmirror-lost\tmirror-dup\tmatrix-stopped\t")
 	row := func(name string, t tally) {
@@ -893,9 +1193,14 @@ func (e *soakEnv) print(r report, seed uint64, duration, elapsed, settled time.D
 	fmt.Fprintf(&b, "\nmatrix: %d messages sent by ghosts, %d message statuses (%d messages failed), %d homeserver outages, %d frontend restarts",
 		mv.events, mv.statuses, failed, e.mx.outages, e.mx.restarts)
 	e.mx.mu.Unlock()
-	fmt.Fprintf(&b, "\ndiscord: %d 429s answered, %d gateway resumes", e.dc.Count429(), e.dc.Stats().Resumes)
+	gs := e.dc.Stats()
+	fmt.Fprintf(&b, "\ndiscord: %d 429s answered (%d injected), %d gateway connections, %d resumes, %d sessions expired",
+		e.dc.Count429(), e.dc.Injected429(), gs.Connections, gs.Resumes, gs.Expired)
+	invalid, injected := e.dc.InvalidRequests(), e.dc.Injected429()
+	fmt.Fprintf(&b, "\ndiscord invalid requests (401/403/429): %d answered, %d of them injected 429s, so %d the bridge's own (%d 401/403), at most %d within 10 minutes; the frontend's 10-minute count peaked at %d",
+		invalid, injected, invalid-injected, invalid-e.dc.Count429(), e.ownInvalidPeak(), e.invalidMax.Load())
 	fmt.Fprintf(&b, "\nmsntest: %d contact messages dropped unsent with an invitation of an ended login, and reported", len(e.ms.Undelivered()))
-	fmt.Fprintf(&b, "\nsummary: delivered %d / reported-failed %d / lost %d / duplicated %d (+%d delivered and reported, %d lost by the msn transport, %d not shown on Matrix while its frontend was stopped)",
-		r.total.delivered, r.total.failed, r.total.lost, r.total.dup, r.total.deliveredReported, r.total.transport, r.total.mxStopped)
+	fmt.Fprintf(&b, "\nsummary: delivered %d (%d of them with their edited text, edited before a gateway gap's catch-up) / reported-failed %d / lost %d / duplicated %d (+%d delivered and reported, %d lost by the msn transport, %d not shown on Matrix while its frontend was stopped, %d mirrors on Discord refused and reported)",
+		r.total.delivered, r.total.asEdited, r.total.failed, r.total.lost, r.total.dup, r.total.deliveredReported, r.total.transport, r.total.mxStopped, r.total.mirrorReported)
 	e.t.Log("\n" + b.String())
 }

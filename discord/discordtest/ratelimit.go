@@ -135,6 +135,7 @@ func (s *Server) fault(c *call) bool {
 func (s *Server) takeInjection(route string) *injection {
 	for i, in := range s.inject {
 		if in.matches(route) {
+			s.injected429++
 			in.n--
 			if in.n <= 0 {
 				s.inject = append(s.inject[:i], s.inject[i+1:]...)

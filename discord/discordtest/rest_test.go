@@ -419,6 +419,9 @@ func TestInjected429IsRetried(t *testing.T) {
 	if m.Content != "eventually" || srv.Count429() != 2 || srv.Touched()["POST /channels/{c}/messages"] != 3 {
 		t.Errorf("429s %d, touched %v", srv.Count429(), srv.Touched())
 	}
+	if srv.Injected429() != 2 {
+		t.Errorf("Injected429 = %d, want 2", srv.Injected429())
+	}
 	srv.InjectGlobal429("*", 1, 20*time.Millisecond)
 	if _, err := sess.Channel(ch); err != nil {
 		t.Errorf("after a global 429: %v", err)
@@ -463,8 +466,8 @@ func TestRateLimitBuckets(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || body["global"] != true || resp.Header.Get("X-RateLimit-Global") != "true" {
 		t.Errorf("global: %d %v %v", resp.StatusCode, body, resp.Header)
 	}
-	if srv.Count429() != 2 || srv.InvalidRequests() != 2 {
-		t.Errorf("Count429 = %d, invalid = %d", srv.Count429(), srv.InvalidRequests())
+	if srv.Count429() != 2 || srv.InvalidRequests() != 2 || srv.Injected429() != 0 {
+		t.Errorf("Count429 = %d, invalid = %d, injected = %d", srv.Count429(), srv.InvalidRequests(), srv.Injected429())
 	}
 }
 

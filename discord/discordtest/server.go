@@ -253,6 +253,7 @@ type Server struct {
 	touched      map[string]int
 	requests     []Request
 	count429     int
+	injected429  int // 429s answered from Inject429 and InjectGlobal429
 	routes429    map[string]int
 	invalid      int
 	inject       []*injection
@@ -647,6 +648,14 @@ func (s *Server) Count429() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.count429
+}
+
+// Injected429 is the number of 429 responses sent because of Inject429 or InjectGlobal429: of
+// Count429 and InvalidRequests, the part a test caused rather than the client.
+func (s *Server) Injected429() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.injected429
 }
 
 // Routes429 returns the 429 responses sent per route.
