@@ -173,6 +173,9 @@ func (c *cabinet) extractFile(f cabFile) ([]byte, error) {
 	return out[f.offset:end], nil
 }
 
+// maxThumbnailTries bounds the files winkThumbnail extracts looking for an image.
+const maxThumbnailTries = 4
+
 // winkThumbnail returns the thumbnail image of a wink's cabinet: the file its content.xml
 // names as "thumbnail", else the first image in it.
 func winkThumbnail(cab []byte, maxSize int) (data []byte, mime string, err error) {
@@ -192,7 +195,9 @@ func winkThumbnail(cab []byte, maxSize int) (data []byte, mime string, err error
 			candidates = append(candidates, f.name)
 		}
 	}
-	for _, name := range candidates {
+	// Each try may inflate up to maxSize: a cabinet of many images costs a few tries, not one
+	// per image.
+	for _, name := range candidates[:min(len(candidates), maxThumbnailTries)] {
 		data, err := c.extract(name)
 		if err != nil {
 			continue

@@ -20,22 +20,21 @@ const emoticonRetry = 10 * time.Minute
 const maxFailedEmoticons = 4096
 
 // orderedEvent is a chat event waiting its turn; emoticons, when set, are resolved into the
-// Message first, through sess.
+// Message first.
 type orderedEvent struct {
 	evt       Event
 	emoticons []msn.Emoticon
-	sess      session
 }
 
 // emitChatLocked emits a chat event of a contact in order with the account's other chat events:
 // a Message with emoticons waits for them (see resolveEmoticons), and whatever follows it waits
 // behind it. Never blocks. a.mu must be held.
-func (a *Account) emitChatLocked(evt Event, emoticons []msn.Emoticon, sess session) {
+func (a *Account) emitChatLocked(evt Event, emoticons []msn.Emoticon) {
 	if len(emoticons) == 0 && !a.ordering {
 		a.emitLocked(evt, "")
 		return
 	}
-	a.inOrder = append(a.inOrder, orderedEvent{evt: evt, emoticons: emoticons, sess: sess})
+	a.inOrder = append(a.inOrder, orderedEvent{evt: evt, emoticons: emoticons})
 	if !a.ordering {
 		a.ordering = true
 		go a.emitInOrder()
@@ -54,7 +53,7 @@ func (a *Account) emitInOrder() {
 		item := a.inOrder[0]
 		a.mu.Unlock()
 		if msg, ok := item.evt.(Message); ok && len(item.emoticons) > 0 {
-			msg.Emoticons = a.resolveEmoticons(item.sess, msg.Sender, item.emoticons)
+			msg.Emoticons = a.resolveEmoticons(msg.Sender, item.emoticons)
 			item.evt = msg
 		}
 		a.mu.Lock()
@@ -66,9 +65,10 @@ func (a *Account) emitInOrder() {
 }
 
 // resolveEmoticons returns the images of a contact's custom emoticons, from the cache or
-// fetched, within MediaConfig.EmoticonWait overall. Those that could not be had (unusable,
-// failed, not in time, not an image) are left out: they stay text.
-func (a *Account) resolveEmoticons(sess session, sender string, emoticons []msn.Emoticon) []Emoticon {
+// fetched through the account's current session, within MediaConfig.EmoticonWait overall.
+// Those that could not be had (unusable, failed, not in time, not an image) are left out: they
+// stay text.
+func (a *Account) resolveEmoticons(sender string, emoticons []msn.Emoticon) []Emoticon {
 	m := a.core.media
 	ctx, cancel := context.WithTimeout(a.core.bgCtx, a.core.cfg.Media.EmoticonWait)
 	defer cancel()

@@ -124,13 +124,13 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		a.emitChatLocked(Message{
 			ID: messageID(e.From, t, a.seq), Chat: chat.id, Sender: NormalizeHandle(e.From),
 			SenderName: e.FromName, Text: e.Text, Format: neutralFormat(e.Format), Time: t,
-		}, e.Emoticons, live.sess)
+		}, e.Emoticons)
 	case *msn.TypingReceived:
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
 		a.emitLocked(Typing{Chat: chat.id, Sender: NormalizeHandle(e.From)}, "")
 	case *msn.NudgeReceived:
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
-		a.emitChatLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, nil, nil)
+		a.emitChatLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, nil)
 	case *msn.FileOffered:
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
 		go a.receiveFile(live.sess.offerOf(e), e, chat.id, a.senderNameLocked(chat, e.From))
@@ -487,6 +487,8 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 		h := c.Handle()
 		a.contacts.remove(h)
 		a.presence.forget(h)
+		a.avatars.forget(h)
+		delete(a.avatars.last, h)
 		delete(a.requests, h)
 	}
 }
