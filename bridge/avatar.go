@@ -239,6 +239,10 @@ func (m *mediaCore) obtain(ctx context.Context, a *Account, obj msn.MSNObject, s
 		m.mu.Unlock()
 		close(f.done)
 	}()
+	// A fetch that ended between the look-up above and this one's start cached it.
+	if data, mime, err = m.core.store.Object(ctx, sha); err == nil {
+		return data, mime, false, nil
+	}
 	if slot {
 		select {
 		case m.fetches <- struct{}{}:
@@ -262,6 +266,7 @@ func (m *mediaCore) obtain(ctx context.Context, a *Account, obj msn.MSNObject, s
 	if err = m.core.store.PutObject(ctx, sha, mime, data, m.core.clock.Now()); err != nil {
 		return nil, "", true, err
 	}
+	m.cached(int64(len(data)))
 	return data, mime, true, nil
 }
 
@@ -276,4 +281,47 @@ func checkObject(obj msn.MSNObject, data []byte, maxSize int64) error {
 		return errBadObject
 	}
 	return nil
+}
+
+// cached counts n bytes added to the object cache and trims it, in the background, once
+// enough were added since the last trim that it may be over MediaConfig.CacheSize.
+func (m *mediaCore) cached(n int64) {
+	m.mu.Lock()
+	m.added += n
+	start := !m.trimming && m.added >= m.core.cfg.Media.CacheSize/16
+	if start {
+		m.trimming, m.added = true, 0
+	}
+	m.mu.Unlock()
+	if start {
+		go m.trim()
+	}
+}
+
+// startTrim trims the cache in the background unless a trim runs.
+func (m *mediaCore) startTrim() {
+	m.mu.Lock()
+	start := !m.trimming
+	m.trimming = true
+	m.mu.Unlock()
+	if start {
+		go m.trim()
+	}
+}
+
+// trim deletes the oldest cached objects beyond MediaConfig.CacheSize.
+func (m *mediaCore) trim() {
+	defer func() {
+		m.mu.Lock()
+		m.trimming = false
+		m.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(m.core.bgCtx, time.Minute)
+	defer cancel()
+	n, err := m.core.store.TrimObjects(ctx, m.core.cfg.Media.CacheSize)
+	if err != nil {
+		m.core.log.Warn().Err(err).Msg("Failed to trim the picture cache")
+	} else if n > 0 {
+		m.core.log.Info().Int("deleted", n).Msg("Picture cache full, deleted the oldest")
+	}
 }

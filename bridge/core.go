@@ -401,6 +401,7 @@ func (c *Core) Start(ctx context.Context) error {
 	for _, p := range toStart {
 		p.acc.startLoop(p.password, nil)
 	}
+	c.media.startTrim() // the cache may be over a cache_size lowered since the last run
 	c.log.Info().Int("accounts", n).Int("logging_in", len(toStart)).Msg("Bridge core started")
 	return nil
 }

@@ -55,6 +55,9 @@ type MediaConfig struct {
 	MaxFileSize int64 `yaml:"max_file_size"`
 	// MaxObjectSize caps a fetched display picture, emoticon or wink, in bytes (default 1 MiB).
 	MaxObjectSize int64 `yaml:"max_object_size"`
+	// CacheSize bounds the cache of pictures and emoticons in the database, in bytes (default
+	// 1 GiB); the oldest are deleted beyond it (and fetched again if announced again).
+	CacheSize int64 `yaml:"cache_size"`
 	// AvatarFetchesPerAccount and AvatarFetches bound the display pictures fetched at once, per
 	// account (default 2) and over all accounts (default 16).
 	AvatarFetchesPerAccount int `yaml:"avatar_fetches_per_account"`
@@ -82,6 +85,7 @@ type MediaConfig struct {
 const (
 	DefaultMaxFileSize   = 50 << 20
 	DefaultMaxObjectSize = 1 << 20
+	DefaultCacheSize     = 1 << 30
 )
 
 func (c MediaConfig) withDefaults() MediaConfig {
@@ -90,6 +94,9 @@ func (c MediaConfig) withDefaults() MediaConfig {
 	}
 	if c.MaxObjectSize <= 0 {
 		c.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = DefaultCacheSize
 	}
 	if c.AvatarFetchesPerAccount <= 0 {
 		c.AvatarFetchesPerAccount = 2

@@ -586,3 +586,60 @@ func TestSendFile(t *testing.T) {
 		t.Fatalf("SendFile while disconnected: %v", err)
 	}
 }
+
+// The object cache is trimmed to its size, oldest first.
+func TestTrimObjects(t *testing.T) {
+	ctx := context.Background()
+	s := testStore(t)
+	start := time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		if err := s.PutObject(ctx, fmt.Sprint("sha", i), "image/png", make([]byte, 100), start.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.TrimObjects(ctx, 450)
+	if err != nil || n != 6 {
+		t.Fatalf("TrimObjects = %d, %v; want 6", n, err)
+	}
+	for i := range 10 {
+		ok, err := s.HasObject(ctx, fmt.Sprint("sha", i))
+		if err != nil || ok != (i >= 6) {
+			t.Fatalf("object %d cached: %v, %v", i, ok, err)
+		}
+	}
+}
+
+// Many accounts shown the same picture at once fetch it once.
+func TestAvatarSharedAcrossAccounts(t *testing.T) {
+	srv := newFakeServer()
+	gate := make(chan struct{})
+	srv.media.set(func(m *fakeMedia) { m.gate = gate })
+	core := newTestCore(t, testStore(t), srv, Config{})
+	mx := &recorder{name: "matrix"}
+	core.AddFrontend(mx)
+	if err := core.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pic := testMSNObject(bob, msn.ObjectDisplayPicture, []byte("GIF89a shared"))
+	srv.media.serve(pic)
+	const accounts = 20
+	for i := range accounts {
+		h := fmt.Sprintf("a%d@example.com", i)
+		srv.mu.Lock()
+		srv.passwords[h] = "pw"
+		srv.contacts[h] = []msn.Contact{{Handle: bob, Lists: msn.ListForward | msn.ListAllow}}
+		srv.mu.Unlock()
+		if _, err := core.Login(context.Background(), FrontendUser{"matrix", "@" + h}, h, "pw"); err != nil {
+			t.Fatal(err)
+		}
+		srv.session(h).emit(&msn.PresenceChanged{Handle: bob, Status: msn.StatusOnline, MSNObject: pic.XML})
+	}
+	for i := 0; i < 1000 && srv.media.totalFetches() == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gate)
+	mx.waitFor(t, "every account's avatar", func(e []Event) bool { return countType[ContactAvatar](e) == accounts })
+	if n := srv.media.fetchCount(pic.SHA1D); n != 1 {
+		t.Fatalf("fetched %d times for %d accounts, want 1", n, accounts)
+	}
+}

@@ -15,8 +15,8 @@ var ErrObjectNotCached = errors.New("object not cached")
 // is cached already keeps the first copy: the SHA1D names the content.
 func (s *Store) PutObject(ctx context.Context, sha1d, mime string, data []byte, now time.Time) error {
 	_, err := s.db.Exec(ctx, `
-		INSERT INTO msn_object_cache (sha1d, mime, data, fetched_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (sha1d) DO NOTHING`, sha1d, mime, data, now.UnixMilli())
+		INSERT INTO msn_object_cache (sha1d, mime, data, size, fetched_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (sha1d) DO NOTHING`, sha1d, mime, data, len(data), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("failed to cache object: %w", err)
 	}
@@ -42,6 +42,48 @@ func (s *Store) HasObject(ctx context.Context, sha1d string) (bool, error) {
 		return false, fmt.Errorf("failed to look up cached object: %w", err)
 	}
 	return n > 0, nil
+}
+
+// TrimObjects deletes the oldest cached objects until the cache holds at most maxBytes of data,
+// and returns how many it deleted.
+func (s *Store) TrimObjects(ctx context.Context, maxBytes int64) (int, error) {
+	var total int64
+	if err := s.db.QueryRow(ctx, `SELECT COALESCE(SUM(size), 0) FROM msn_object_cache`).Scan(&total); err != nil {
+		return 0, fmt.Errorf("failed to measure the object cache: %w", err)
+	}
+	deleted := 0
+	for total > maxBytes {
+		rows, err := s.db.Query(ctx, `SELECT sha1d, size FROM msn_object_cache ORDER BY fetched_at, sha1d LIMIT 100`)
+		if err != nil {
+			return deleted, fmt.Errorf("failed to trim the object cache: %w", err)
+		}
+		var victims []string
+		for rows.Next() && total > maxBytes {
+			var sha string
+			var size int64
+			if err = rows.Scan(&sha, &size); err != nil {
+				break
+			}
+			victims = append(victims, sha)
+			total -= size
+		}
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return deleted, fmt.Errorf("failed to trim the object cache: %w", err)
+		}
+		if len(victims) == 0 {
+			break
+		}
+		for _, sha := range victims {
+			if _, err = s.db.Exec(ctx, `DELETE FROM msn_object_cache WHERE sha1d=$1`, sha); err != nil {
+				return deleted, fmt.Errorf("failed to trim the object cache: %w", err)
+			}
+			deleted++
+		}
+	}
+	return deleted, nil
 }
 
 // SetOwnAvatar stores the account's own display picture (PNG), published at every login; nil

@@ -35,6 +35,9 @@ type mediaCore struct {
 	// failedEmoticons are emoticons whose fetch failed recently, by SHA1D: they stay text
 	// without a wait until their entry expires (see emoticonRetry).
 	failedEmoticons map[string]int64
+	// added counts the bytes cached since the cache was last trimmed (see cached).
+	added    int64
+	trimming bool
 }
 
 type inflightFetch struct {

@@ -68,6 +68,8 @@ func (a *Account) winkImage(ctx context.Context, obj msn.MSNObject) ([]byte, str
 	}
 	if err = a.core.store.PutObject(ctx, key, mime, image, a.core.clock.Now()); err != nil {
 		a.log.Debug().Err(err).Msg("Failed to cache wink thumbnail")
+	} else {
+		m.cached(int64(len(image)))
 	}
 	return image, mime, nil
 }

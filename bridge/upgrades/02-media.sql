@@ -4,8 +4,10 @@ CREATE TABLE msn_object_cache (
 	sha1d      TEXT   PRIMARY KEY,
 	mime       TEXT   NOT NULL,
 	data       bytea  NOT NULL,
+	size       BIGINT NOT NULL,
 	fetched_at BIGINT NOT NULL
 );
+CREATE INDEX msn_object_cache_fetched_idx ON msn_object_cache (fetched_at);
 
 CREATE TABLE msn_own_avatar (
 	handle     TEXT   PRIMARY KEY REFERENCES msn_account(handle) ON DELETE CASCADE,

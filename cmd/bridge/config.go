@@ -452,6 +452,9 @@ func (c *Config) Validate() error {
 	if md.MaxObjectSize < 1024 || md.MaxObjectSize > maxMaxObjectSize {
 		bad("msn.media.max_object_size", "must be between 1024 and %d bytes, got %d", maxMaxObjectSize, md.MaxObjectSize)
 	}
+	if md.CacheSize < md.MaxObjectSize {
+		bad("msn.media.cache_size", "must be at least msn.media.max_object_size, got %d", md.CacheSize)
+	}
 	for _, n := range []struct {
 		key   string
 		value int

@@ -219,6 +219,7 @@ func TestValidateErrors(t *testing.T) {
 		{"file size 0", func(c *Config) { c.MSN.Core.Media.MaxFileSize = 0 }, "msn.media.max_file_size: must be between 1 and"},
 		{"file size huge", func(c *Config) { c.MSN.Core.Media.MaxFileSize = 1 << 40 }, "msn.media.max_file_size"},
 		{"object size tiny", func(c *Config) { c.MSN.Core.Media.MaxObjectSize = 10 }, "msn.media.max_object_size: must be between 1024"},
+		{"cache tiny", func(c *Config) { c.MSN.Core.Media.CacheSize = 100 }, "msn.media.cache_size: must be at least"},
 		{"avatar fetches 0", func(c *Config) { c.MSN.Core.Media.AvatarFetches = 0 }, "msn.media.avatar_fetches: must be between 1 and 1000"},
 		{"transfers 0", func(c *Config) { c.MSN.Core.Media.MaxTransfersPerAccount = 0 }, "msn.media.max_transfers_per_account"},
 		{"emoticon wait long", func(c *Config) { c.MSN.Core.Media.EmoticonWait = time.Minute }, "msn.media.emoticon_wait: must be at most 30s"},
