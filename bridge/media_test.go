@@ -643,3 +643,35 @@ func TestAvatarSharedAcrossAccounts(t *testing.T) {
 		t.Fatalf("fetched %d times for %d accounts, want 1", n, accounts)
 	}
 }
+
+// A File still waiting for a frontend when the bridge stops has its spool file deleted; a
+// configured spool directory is made 0700 and stays.
+func TestSpoolRemovedAtStop(t *testing.T) {
+	srv := newFakeServer()
+	dir := filepath.Join(t.TempDir(), "spool")
+	core := newTestCore(t, testStore(t), srv, Config{Media: MediaConfig{SpoolDir: dir}})
+	mx := &recorder{name: "matrix", block: make(chan struct{})}
+	loggedIn(t, core, mx)
+	sess := srv.session("alice@example.com")
+	sess.offerFile("f1", bob, "a.bin", 3, []byte("abc"), nil)
+	var names []string
+	for i := 0; i < 1000 && len(names) == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+		names = spoolFiles(t, core)
+	}
+	if len(names) != 1 {
+		t.Fatalf("spool files %v", names)
+	}
+	if st, err := os.Stat(names[0]); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("spool file mode %v, %v", st.Mode(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = core.Stop(ctx) // the frontend never returns: delivery is abandoned
+	if _, err := os.Stat(names[0]); !os.IsNotExist(err) {
+		t.Fatalf("spool file after Stop: %v", err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("spool directory after Stop: %v, %v", st.Mode(), err)
+	}
+}
