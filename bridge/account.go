@@ -64,6 +64,10 @@ type Account struct {
 	// are being resolved, in order; ordering is set while a goroutine emits them.
 	inOrder  []orderedEvent
 	ordering bool
+	// emoticonPenalty holds, by contact, until when (Unix ns) only cached emoticons of theirs
+	// are used (see emoticonPenalty); winking counts the winks being fetched.
+	emoticonPenalty map[string]int64
+	winking         int
 }
 
 type ownProfile struct {

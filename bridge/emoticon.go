@@ -16,6 +16,15 @@ const maxEmoticons = 16
 // emoticonRetry is how long an emoticon whose fetch failed stays text without a wait.
 const emoticonRetry = 10 * time.Minute
 
+// maxWaitingChat bounds the chat events waiting behind messages whose emoticons are being
+// resolved; beyond it, messages are not held for their emoticons.
+const maxWaitingChat = 256
+
+// emoticonPenalty is how long a contact whose emoticon could not be fetched gets only the
+// emoticons already cached: a contact that never answers cannot hold up the account's messages
+// by EmoticonWait each.
+const emoticonPenalty = time.Minute
+
 // maxFailedEmoticons bounds the failed emoticons remembered; beyond it they are forgotten.
 const maxFailedEmoticons = 4096
 
@@ -30,6 +39,10 @@ type orderedEvent struct {
 // a Message with emoticons waits for them (see resolveEmoticons), and whatever follows it waits
 // behind it. Never blocks. a.mu must be held.
 func (a *Account) emitChatLocked(evt Event, emoticons []msn.Emoticon) {
+	if len(a.inOrder) >= maxWaitingChat {
+		// A flood: the messages keep their order, their emoticons stay text.
+		emoticons = nil
+	}
 	if len(emoticons) == 0 && !a.ordering {
 		a.emitLocked(evt, "")
 		return
@@ -75,6 +88,9 @@ func (a *Account) resolveEmoticons(sender string, emoticons []msn.Emoticon) []Em
 	var want []msn.Emoticon
 	seen := map[string]bool{}
 	now := a.core.clock.Now().UnixNano()
+	a.mu.Lock()
+	cacheOnly := now < a.emoticonPenalty[sender]
+	a.mu.Unlock()
 	for _, e := range emoticons {
 		o := e.Object
 		if len(want) == maxEmoticons || e.Shortcut == "" || len(e.Shortcut) > 32 || seen[e.Shortcut] ||
@@ -97,10 +113,24 @@ func (a *Account) resolveEmoticons(sender string, emoticons []msn.Emoticon) []Em
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			data, mime, fetched, err := m.obtain(ctx, a, e.Object, false)
+			var data []byte
+			var mime string
+			var fetched bool
+			var err error
+			if cacheOnly {
+				data, mime, err = a.core.store.Object(ctx, e.Object.SHA1D)
+			} else {
+				data, mime, fetched, err = m.obtain(ctx, a, e.Object, false)
+			}
 			if err != nil {
-				if fetched || ctx.Err() != nil {
+				if fetched || (ctx.Err() != nil && !cacheOnly) {
 					m.emoticonFailed(e.Object.SHA1D, a.core.clock.Now())
+					a.mu.Lock()
+					if a.emoticonPenalty == nil || len(a.emoticonPenalty) >= maxFailedEmoticons {
+						a.emoticonPenalty = map[string]int64{}
+					}
+					a.emoticonPenalty[sender] = a.core.clock.Now().Add(emoticonPenalty).UnixNano()
+					a.mu.Unlock()
 				}
 				a.log.Debug().Err(ScrubError(err)).Str("contact", sender).Msg("Custom emoticon not resolved, kept as text")
 				return

@@ -95,9 +95,41 @@ func TestManyEmoticonsBounded(t *testing.T) {
 			t.Fatalf("%d emoticons resolved", len(m.Emoticons))
 		}
 	}
-	if n := srv.media.totalFetches(); n > maxEmoticons {
+	n := srv.media.totalFetches()
+	if n > maxEmoticons {
 		t.Fatalf("%d fetches, want at most %d", n, maxEmoticons)
 	}
+	// A contact whose emoticons did not come gets no wait for new ones for a while.
+	fresh := testMSNObject(bob, msn.ObjectEmoticon, []byte("fresh"))
+	srv.session("alice@example.com").emit(&msn.MessageReceived{SessionID: "1", From: bob, Text: "more (f)",
+		Emoticons: []msn.Emoticon{{Shortcut: "(f)", Object: fresh.MSNObject}}})
+	mx.waitFor(t, "second message", func(e []Event) bool { return countType[Message](e) == 2 })
+	if m := srv.media.totalFetches(); m != n {
+		t.Fatalf("%d more fetches for a contact whose emoticons never came", m-n)
+	}
+}
+
+// A wink flood is shown by name, with one wink fetched at a time.
+func TestWinkFloodFetchesOneAtATime(t *testing.T) {
+	srv := newFakeServer()
+	gate := make(chan struct{})
+	srv.media.set(func(m *fakeMedia) { m.gate = gate })
+	core := newTestCore(t, testStore(t), srv, Config{})
+	mx := &recorder{name: "matrix"}
+	loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+	sess := srv.session("alice@example.com")
+	const winks = 50
+	for i := range winks {
+		w := testMSNObject(bob, msn.ObjectWink, []byte(fmt.Sprint("wink", i)))
+		sess.emit(&msn.WinkReceived{SessionID: "1", From: bob, Object: w.MSNObject})
+	}
+	mx.waitFor(t, "winks by name", func(e []Event) bool { return countType[Wink](e) == winks-1 })
+	if n := srv.media.maxInFlight(); n != 1 {
+		t.Fatalf("%d wink fetches at once", n)
+	}
+	close(gate)
+	mx.waitFor(t, "every wink", func(e []Event) bool { return countType[Wink](e) == winks })
 }
 
 // cabEntry is a file for makeCAB.

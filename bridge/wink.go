@@ -21,7 +21,22 @@ func (a *Account) receiveWink(e *msn.WinkReceived, chat ChatID, senderName strin
 	name := cleanText(obj.Friendly, maxWinkName)
 	var image []byte
 	var mime string
-	if obj.Type == msn.ObjectWink && obj.SHA1D != "" && len(obj.SHA1D) <= 64 && NormalizeHandle(obj.Creator) == from &&
+	// One wink fetched at a time per account: a flood of winks is shown by name, and cannot
+	// take the bridge's fetch slots from display pictures.
+	a.mu.Lock()
+	fetch := a.winking == 0
+	if fetch {
+		a.winking++
+	}
+	a.mu.Unlock()
+	if fetch {
+		defer func() {
+			a.mu.Lock()
+			a.winking--
+			a.mu.Unlock()
+		}()
+	}
+	if fetch && obj.Type == msn.ObjectWink && obj.SHA1D != "" && len(obj.SHA1D) <= 64 && NormalizeHandle(obj.Creator) == from &&
 		obj.Size > 0 && obj.Size <= a.core.cfg.Media.MaxObjectSize {
 		ctx, cancel := a.fetchContext()
 		image, mime, _ = a.winkImage(ctx, obj)
