@@ -161,7 +161,7 @@ func (a *Account) scheduleAvatarRetryLocked(h string, f *avatarFailure, d time.D
 func (a *Account) fetchAvatar(h string, obj msn.MSNObject) {
 	ctx, cancel := a.fetchContext()
 	defer cancel()
-	data, mime, fetched, err := a.core.media.obtain(ctx, a, obj, true)
+	_, _, fetched, err := a.core.media.obtain(ctx, a, obj, true)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	q := &a.avatars
@@ -203,7 +203,10 @@ func (a *Account) fetchAvatar(h string, obj msn.MSNObject) {
 		return
 	}
 	c.set(fieldAvatar, obj.SHA1D)
-	a.emitLocked(ContactAvatar{Handle: h, Avatar: obj.SHA1D, Data: data, MIME: mime}, "")
+	// Queued without its data, which is read from the cache when it is delivered: at a restart
+	// every contact of every account is shown its cached picture again, and queues of slow
+	// frontends must not hold them all.
+	a.emitLocked(ContactAvatar{Handle: h, Avatar: obj.SHA1D, lazy: true}, "")
 }
 
 // errBadObject means fetched data does not match its msnobj.
@@ -323,5 +326,16 @@ func (m *mediaCore) trim() {
 		m.core.log.Warn().Err(err).Msg("Failed to trim the picture cache")
 	} else if n > 0 {
 		m.core.log.Info().Int("deleted", n).Msg("Picture cache full, deleted the oldest")
+	}
+}
+
+// forgetAvatar makes h's picture sha1d, which could not be read, unknown again, so that h's
+// next announcement of it fetches it.
+func (a *Account) forgetAvatar(h, sha1d string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c := a.contacts.get(h); c.ok() && c.field(fieldAvatar) == sha1d {
+		c.set(fieldAnnounced, "")
+		c.set(fieldAvatar, "")
 	}
 }

@@ -244,6 +244,19 @@ func (q *frontendQueue) deliver(evt Event) {
 				Msg("Frontend panicked while handling event")
 		}
 	}()
+	if ca, ok := evt.(ContactAvatar); ok && ca.lazy {
+		var err error
+		if ca.Data, ca.MIME, err = q.acc.core.store.Object(q.ctx, ca.Avatar); err != nil {
+			// Trimmed from the cache since, or the database failed: the contact's next
+			// announcement fetches it again.
+			q.acc.forgetAvatar(ca.Handle, ca.Avatar)
+			log := q.log()
+			log.Warn().Err(err).Str("contact", ca.Handle).Msg("Display picture not shown: not readable from the cache")
+			return
+		}
+		ca.lazy = false
+		evt = ca
+	}
 	if err := q.fe.HandleEvent(q.ctx, q.acc, evt); err != nil {
 		q.metrics.frontendFailure(q.fe.Name())
 		log := q.log()

@@ -134,6 +134,8 @@ type ContactAvatar struct {
 	Avatar string
 	Data   []byte
 	MIME   string
+
+	lazy bool // Data and MIME are read from the cache just before delivery
 }
 
 func (ContactAvatar) EventType() string { return "contact_avatar" }
