@@ -172,6 +172,7 @@ func (a *Account) fetchAvatar(h string, obj msn.MSNObject) {
 		q.last[h] = now
 	}
 	c := a.contacts.get(h)
+	a.core.metrics.mediaResult("avatar", fetchResult(fetched, err))
 	if err != nil {
 		if errors.Is(err, ErrNotConnected) || a.core.bgCtx.Err() != nil {
 			return // the next login announces it again
@@ -338,4 +339,15 @@ func (a *Account) forgetAvatar(h, sha1d string) {
 		c.set(fieldAnnounced, "")
 		c.set(fieldAvatar, "")
 	}
+}
+
+// fetchResult is the metrics label of an obtain.
+func fetchResult(fetched bool, err error) string {
+	switch {
+	case err != nil:
+		return "failed"
+	case fetched:
+		return "fetched"
+	}
+	return "cached"
 }

@@ -122,6 +122,7 @@ func (a *Account) resolveEmoticons(sender string, emoticons []msn.Emoticon) []Em
 			} else {
 				data, mime, fetched, err = m.obtain(ctx, a, e.Object, false)
 			}
+			a.core.metrics.mediaResult("emoticon", fetchResult(fetched, err))
 			if err != nil {
 				if fetched || (ctx.Err() != nil && !cacheOnly) {
 					m.emoticonFailed(e.Object.SHA1D, a.core.clock.Now())

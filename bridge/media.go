@@ -270,9 +270,11 @@ func (a *Account) SendFile(ctx context.Context, origin string, chat ChatID, f Ou
 	}
 	if err != nil {
 		sp.release()
-		a.core.metrics.message("out", "file_failed")
-		return "", classifyTransfer(err)
+		se := classifyTransfer(err)
+		a.core.metrics.mediaResult("file_out", string(se.Reason))
+		return "", se
 	}
+	a.core.metrics.mediaResult("file_out", "sent")
 	mimeType := f.MIME
 	if mimeType == "" {
 		mimeType = sp.mime(name)

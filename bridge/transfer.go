@@ -261,6 +261,7 @@ func (a *Account) receiveFile(offer fileOffer, e *msn.FileOffered, chat ChatID, 
 	}
 	from := NormalizeHandle(e.From)
 	failed := func(reason SendFailure, err error) {
+		a.core.metrics.mediaResult("file_in", string(reason))
 		a.log.Info().Err(err).Str("contact", from).Int64("size", e.Size).Str("reason", string(reason)).Msg("Contact's file not received")
 		a.mu.Lock()
 		a.emitLocked(FileFailed{Chat: chat, Sender: from, SenderName: senderName, Name: name, Size: e.Size,
@@ -307,6 +308,7 @@ func (a *Account) receiveFile(offer fileOffer, e *msn.FileOffered, chat ChatID, 
 		failed(classifyTransfer(err).Reason, err)
 		return
 	}
+	a.core.metrics.mediaResult("file_in", "received")
 	a.mu.Lock()
 	a.seq++
 	t := a.core.clock.Now()

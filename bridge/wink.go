@@ -42,6 +42,11 @@ func (a *Account) receiveWink(e *msn.WinkReceived, chat ChatID, senderName strin
 		image, mime, _ = a.winkImage(ctx, obj)
 		cancel()
 	}
+	if image != nil {
+		a.core.metrics.mediaResult("wink", "thumbnail")
+	} else {
+		a.core.metrics.mediaResult("wink", "name_only")
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.seq++
