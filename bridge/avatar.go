@@ -19,7 +19,11 @@ var parseMSNObject = msn.ParseMSNObject
 type avatarQueue struct {
 	pending map[string]msn.MSNObject // by contact: the latest announced, not yet fetched
 	order   []string                 // contacts of pending, first come first served
+	queued  map[string]bool          // the contacts in order
 	running int                      // fetches under way
+	// fetching are the contacts whose picture is being fetched: one fetch per contact at a
+	// time, a newer picture waits in pending.
+	fetching map[string]bool
 	// last is when each contact's picture was last fetched over MSN (see
 	// MediaConfig.AvatarInterval); failed are the contacts whose fetch failed, retried later.
 	last   map[string]time.Time
@@ -92,7 +96,7 @@ func (a *Account) queueAvatarLocked(h string, obj msn.MSNObject) {
 	q := &a.avatars
 	if q.pending == nil {
 		q.pending, q.last, q.failed = map[string]msn.MSNObject{}, map[string]time.Time{}, map[string]*avatarFailure{}
-		q.tries = map[string]avatarTries{}
+		q.tries, q.queued, q.fetching = map[string]avatarTries{}, map[string]bool{}, map[string]bool{}
 	}
 	if f := q.failed[h]; f != nil {
 		if f.wait {
@@ -104,10 +108,11 @@ func (a *Account) queueAvatarLocked(h string, obj msn.MSNObject) {
 		}
 		delete(q.failed, h)
 	}
-	if _, ok := q.pending[h]; !ok {
+	q.pending[h] = obj
+	if !q.queued[h] && !q.fetching[h] {
+		q.queued[h] = true
 		q.order = append(q.order, h)
 	}
-	q.pending[h] = obj
 	a.kickAvatarsLocked()
 }
 
@@ -116,15 +121,17 @@ func (a *Account) kickAvatarsLocked() {
 	q := &a.avatars
 	for q.running < a.core.cfg.Media.AvatarFetchesPerAccount && len(q.order) > 0 {
 		h := q.order[0]
+		q.order[0] = ""
 		q.order = q.order[1:]
-		obj, ok := q.pending[h]
-		if !ok {
-			continue
-		}
-		delete(q.pending, h)
 		if len(q.order) == 0 {
 			q.order = nil
 		}
+		delete(q.queued, h)
+		obj, ok := q.pending[h]
+		if !ok {
+			continue // forgotten meanwhile
+		}
+		delete(q.pending, h)
 		now := a.core.clock.Now()
 		if next := q.last[h].Add(a.core.cfg.Media.AvatarInterval); now.Before(next) {
 			// Too soon after the last fetch: the picture waits, as a failure does, and
@@ -135,6 +142,7 @@ func (a *Account) kickAvatarsLocked() {
 			continue
 		}
 		q.running++
+		q.fetching[h] = true
 		go a.fetchAvatar(h, obj)
 	}
 }
@@ -166,6 +174,12 @@ func (a *Account) fetchAvatar(h string, obj msn.MSNObject) {
 	defer a.mu.Unlock()
 	q := &a.avatars
 	q.running--
+	delete(q.fetching, h)
+	if _, ok := q.pending[h]; ok && !q.queued[h] {
+		// Announced again during the fetch: its turn comes after the others'.
+		q.queued[h] = true
+		q.order = append(q.order, h)
+	}
 	defer a.kickAvatarsLocked()
 	now := a.core.clock.Now()
 	if fetched {
