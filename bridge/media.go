@@ -263,7 +263,7 @@ func (a *Account) SendFile(ctx context.Context, origin string, chat ChatID, f Ou
 	if err != nil {
 		return "", &SendError{Reason: FailureOther, Parts: 1, Err: err}
 	}
-	data := io.TeeReader(io.LimitReader(f.Data, f.Size), &limitWriter{w: sp.file, left: f.Size})
+	data := io.TeeReader(io.LimitReader(f.Data, f.Size), &limitWriter{w: sp, left: f.Size})
 	err = sess.SendFile(ctx, contact, msn.OutgoingFile{Name: name, Size: f.Size, Data: data})
 	if err == nil {
 		err = sp.finish(f.Size)

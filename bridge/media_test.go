@@ -521,14 +521,14 @@ func TestSendFile(t *testing.T) {
 	dc.waitFor(t, "online", hasState(StateOnline))
 
 	data := []byte("\x89PNG\r\n\x1a\n a picture")
-	id, err := acc.SendFile(ctx, "matrix", DirectChat(bob), OutgoingFile{Name: "a.png", Size: int64(len(data)), Data: bytes.NewReader(data)})
+	id, err := acc.SendFile(ctx, "matrix", DirectChat(bob), OutgoingFile{Name: "picture", Size: int64(len(data)), Data: bytes.NewReader(data)})
 	if err != nil || id == "" {
 		t.Fatalf("SendFile = %q, %v", id, err)
 	}
 	srv.media.mu.Lock()
 	sent := srv.media.sent
 	srv.media.mu.Unlock()
-	if len(sent) != 1 || sent[0].contact != bob || sent[0].name != "a.png" || !bytes.Equal(sent[0].data, data) {
+	if len(sent) != 1 || sent[0].contact != bob || sent[0].name != "picture" || !bytes.Equal(sent[0].data, data) {
 		t.Fatalf("sent %+v", sent)
 	}
 	evts := dc.waitFor(t, "file shown", func(e []Event) bool { return countType[File](e) == 1 })
