@@ -277,3 +277,23 @@ func TestWink(t *testing.T) {
 		t.Fatal("a wink's cabinet is in the picture cache")
 	}
 }
+
+func TestCleanFileName(t *testing.T) {
+	long := bytes.Repeat([]byte("é"), 300)
+	tests := []struct{ in, want string }{
+		{"notes.txt", "notes.txt"},
+		{`C:\Users\bob\notes.txt`, "notes.txt"},
+		{"../../etc/passwd", "passwd"},
+		{"a\x00b\x1b[31mc\u202e.exe", "ab[31mc.exe"},
+		{"  spaced  ", "spaced"},
+		{"..", ""},
+		{"dir/", ""},
+		{"bad\xffutf8", "badutf8"},
+		{string(long), string(long[:254])},
+	}
+	for _, tt := range tests {
+		if got := cleanFileName(tt.in); got != tt.want {
+			t.Errorf("cleanFileName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
