@@ -77,7 +77,8 @@ type MediaConfig struct {
 	// (default 2).
 	MaxTransfers           int `yaml:"max_transfers"`
 	MaxTransfersPerAccount int `yaml:"max_transfers_per_account"`
-	// SpoolDir holds files in transit. "" makes a private temporary directory, removed at Stop.
+	// SpoolDir holds files in transit (made with mode 0700). "" is a private temporary
+	// directory, made by the first transfer and removed at Stop.
 	SpoolDir string `yaml:"spool_dir"`
 }
 

@@ -373,7 +373,11 @@ func (r *fileRecorder) HandleEvent(ctx context.Context, acc *Account, evt Event)
 
 func spoolFiles(t *testing.T, core *testCore) []string {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(core.media.spoolDir, "*"))
+	dir, err := core.media.dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +394,8 @@ func TestIncomingFiles(t *testing.T) {
 	loggedIn(t, core, mx)
 	mx.waitFor(t, "online", hasState(StateOnline))
 	sess := srv.session("alice@example.com")
-	if st, err := os.Stat(core.media.spoolDir); err != nil || st.Mode().Perm() != 0o700 {
+	dir, _ := core.media.dir()
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("spool directory: %v, %v", st.Mode(), err)
 	}
 

@@ -25,8 +25,9 @@ var errOverSize = errors.New("more data than the announced size")
 type mediaCore struct {
 	core     *Core
 	fetches  chan struct{} // a token per display picture or wink fetched at once
-	spoolDir string
-	ownDir   bool // spoolDir was made by the core, removed at Stop
+	spoolDir string // guarded by mu
+	ownDir   bool   // spoolDir was made by the core, removed at Stop
+	closed   bool
 
 	mu        sync.Mutex
 	inflight  map[string]*inflightFetch // by SHA1D
@@ -57,12 +58,7 @@ func newMediaCore(c *Core) (*mediaCore, error) {
 		spoolDir:        c.cfg.Media.SpoolDir,
 	}
 	if m.spoolDir == "" {
-		dir, err := os.MkdirTemp("", "msn-bridge-spool-")
-		if err != nil {
-			return nil, fmt.Errorf("failed to make the file spool directory: %w", err)
-		}
-		m.spoolDir, m.ownDir = dir, true
-		return m, nil
+		return m, nil // made by the first transfer (see dir)
 	}
 	if err := os.MkdirAll(m.spoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to make the file spool directory: %w", err)
@@ -80,10 +76,32 @@ func newMediaCore(c *Core) (*mediaCore, error) {
 	return m, nil
 }
 
-// close removes a spool directory the core made.
+// dir returns the spool directory, making a private temporary one the first time when none is
+// configured.
+func (m *mediaCore) dir() (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return "", ErrStopping
+	}
+	if m.spoolDir == "" {
+		dir, err := os.MkdirTemp("", "msn-bridge-spool-")
+		if err != nil {
+			return "", fmt.Errorf("failed to make the file spool directory: %w", err)
+		}
+		m.spoolDir, m.ownDir = dir, true
+	}
+	return m.spoolDir, nil
+}
+
+// close removes a spool directory the core made; no spool file is made after it.
 func (m *mediaCore) close() {
-	if m.ownDir {
-		_ = os.RemoveAll(m.spoolDir)
+	m.mu.Lock()
+	m.closed = true
+	dir, own := m.spoolDir, m.ownDir
+	m.mu.Unlock()
+	if own {
+		_ = os.RemoveAll(dir)
 	}
 }
 
@@ -124,7 +142,11 @@ type spoolFile struct {
 }
 
 func (m *mediaCore) newSpool(prefix string) (*spoolFile, error) {
-	f, err := os.CreateTemp(m.spoolDir, prefix+"*")
+	dir, err := m.dir()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, prefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("failed to create spool file: %w", err)
 	}
