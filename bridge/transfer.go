@@ -25,8 +25,8 @@ var errOverSize = errors.New("more data than the announced size")
 type mediaCore struct {
 	core     *Core
 	fetches  chan struct{} // a token per display picture or wink fetched at once
-	spoolDir string // guarded by mu
-	ownDir   bool   // spoolDir was made by the core, removed at Stop
+	spoolDir string        // guarded by mu
+	ownDir   bool          // spoolDir was made by the core, removed at Stop
 	closed   bool
 
 	mu        sync.Mutex
