@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image/color"
 	"testing"
@@ -295,5 +296,44 @@ func TestCleanFileName(t *testing.T) {
 		if got := cleanFileName(tt.in); got != tt.want {
 			t.Errorf("cleanFileName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// A file to a group chat goes to its only other participant, and is refused while it has
+// several.
+func TestSendFileToGroupChat(t *testing.T) {
+	ctx := context.Background()
+	const carol = "carol@example.com"
+	srv := newFakeServer()
+	core := newTestCore(t, testStore(t), srv, Config{SendLimit: SendLimitConfig{NudgeCost: 1}})
+	mx := &recorder{name: "matrix"}
+	acc := loggedIn(t, core, mx)
+	mx.waitFor(t, "online", hasState(StateOnline))
+	sess := srv.session("alice@example.com")
+	sess.emit(&msn.ParticipantJoined{SessionID: "g", Handle: bob})
+	sess.emit(&msn.ParticipantJoined{SessionID: "g", Handle: carol})
+	mx.waitFor(t, "group", func(e []Event) bool { return countType[ChatMembership](e) >= 1 })
+	file := func() OutgoingFile { return OutgoingFile{Name: "f", Size: 2, Data: bytes.NewReader([]byte("hi"))} }
+	_, err := acc.SendFile(ctx, "matrix", GroupChat("g"), file())
+	var se *SendError
+	if !errors.As(err, &se) || se.Reason != FailureInvalid {
+		t.Fatalf("SendFile to a chat of three: %v", err)
+	}
+	sess.emit(&msn.ParticipantLeft{SessionID: "g", Handle: carol})
+	mx.waitFor(t, "carol left", func(e []Event) bool {
+		for _, x := range e {
+			if m, ok := x.(ChatMembership); ok && m.Handle == carol && !m.Joined {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err = acc.SendFile(ctx, "matrix", GroupChat("g"), file()); err != nil {
+		t.Fatal(err)
+	}
+	srv.media.mu.Lock()
+	defer srv.media.mu.Unlock()
+	if len(srv.media.sent) != 1 || srv.media.sent[0].contact != bob {
+		t.Fatalf("sent %+v", srv.media.sent)
 	}
 }
