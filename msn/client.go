@@ -63,6 +63,12 @@ type Config struct {
 	InitialStatus Status
 	// InitialPSM is the personal message published by Login (MSNP11 only).
 	InitialPSM string
+	// DisplayPicture (PNG), when set, is published by Login: its msnobj goes with the first
+	// CHG, so contacts see it in ILN/NLN. SetDisplayPicture changes it later.
+	DisplayPicture []byte
+	// MaxObjectSize caps a fetched msnobj's data (default 1 MiB); MaxFileSize caps a file
+	// received or sent (default 64 MiB).
+	MaxObjectSize, MaxFileSize int64
 
 	// DialTimeout bounds each TCP connect; RequestTimeout each request/reply; JoinTimeout the
 	// wait for a contact to join a new switchboard; AckTimeout the wait for a message's ACK.
