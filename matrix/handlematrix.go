@@ -28,11 +28,16 @@ import (
 // together by the homeserver) can miss it, and then fails as one of an unknown message, saying
 // so. What cannot be sent at all fails here. Every failure comes back as a
 // bridgev2.MessageStatus with a human reason, which bridgev2 shows as the message's status and
-// an error notice.
+// an error notice. Files go their own way (sendFile): they do not wait behind texts, nor texts
+// behind them.
 func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
 	acc, err := c.mustAccount()
 	if err != nil {
 		return nil, failStatus(err, event.MessageStatusBridgeUnavailable, err.Error(), true)
+	}
+	if isFileMessage(msg.Content.MsgType) {
+		c.stopTypingTo(chatOf(msg.Portal))
+		return c.sendFile(ctx, acc, msg)
 	}
 	text, f, err := c.msnText(ctx, acc, msg.Content)
 	if err != nil {
@@ -201,10 +206,15 @@ func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *e
 }
 
 // HandleMatrixMembership accepts the owner's own membership changes in a portal (joining it,
-// accepting its invite): they concern Matrix alone, and succeed. Any other change (inviting or
+// accepting its invite): they concern Matrix alone, and succeed. A change of the owner's avatar
+// in it (how an appservice learns of a profile change) makes the new avatar the account's MSN
+// display picture. Any other change (inviting or
 // removing someone) has no counterpart the bridge carries to MSN and fails as unsupported.
 func (c *MSNClient) HandleMatrixMembership(ctx context.Context, msg *bridgev2.MatrixMembershipChange) (*bridgev2.MatrixMembershipResult, error) {
 	if msg.Type.IsSelf && msg.Event.Sender == c.login.UserMXID {
+		if msg.Type == bridgev2.ProfileChange {
+			c.ownAvatarChanged(msg)
+		}
 		return nil, nil
 	}
 	return nil, bridgev2.ErrMembershipNotSupported
