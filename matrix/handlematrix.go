@@ -212,9 +212,7 @@ func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *e
 // removing someone) has no counterpart the bridge carries to MSN and fails as unsupported.
 func (c *MSNClient) HandleMatrixMembership(ctx context.Context, msg *bridgev2.MatrixMembershipChange) (*bridgev2.MatrixMembershipResult, error) {
 	if msg.Type.IsSelf && msg.Event.Sender == c.login.UserMXID {
-		if msg.Type == bridgev2.ProfileChange {
-			c.ownAvatarChanged(msg)
-		}
+		c.ownMember(msg)
 		return nil, nil
 	}
 	return nil, bridgev2.ErrMembershipNotSupported

@@ -154,6 +154,7 @@ func (c *MSNClient) updateGhostAvatar(ctx context.Context, handle, sha1d string,
 			return
 		}
 		ghost.UpdateInfo(ctx, &bridgev2.UserInfo{Avatar: &bridgev2.Avatar{Remove: true}})
+		c.main.publishGhost(ctx, ghost)
 		return
 	}
 	if ghost.AvatarID == networkid.AvatarID(sha1d) && ghost.AvatarMXC != "" && ghost.AvatarSet {
@@ -161,6 +162,7 @@ func (c *MSNClient) updateGhostAvatar(ctx context.Context, handle, sha1d string,
 	}
 	if av := c.main.contactAvatar(ctx, sha1d, data); av != nil {
 		ghost.UpdateInfo(ctx, &bridgev2.UserInfo{Avatar: av})
+		c.main.publishGhost(ctx, ghost)
 	}
 }
 
@@ -231,14 +233,20 @@ func (c *MSNClient) readOwnAvatar() {
 	}()
 }
 
-// ownAvatarChanged handles the owner's member event in a portal whose avatar changed: the
-// homeserver updates the owner's member events in every room when their profile changes, which
-// is how an appservice learns of it. Each change is applied once, however many portals repeat it.
-func (c *MSNClient) ownAvatarChanged(msg *bridgev2.MatrixMembershipChange) {
-	if msg.Content == nil || msg.PrevContent == nil || msg.Content.AvatarURL == msg.PrevContent.AvatarURL {
+// ownMember handles the owner's own join event in a portal: the homeserver updates the owner's
+// member events in every room when their profile changes, which is how an appservice learns of
+// it. Each avatar is applied once, however many portals repeat it. Dendrite sends these events
+// without their previous content, so a join carrying an avatar is taken as the current one; an
+// avatar removed is acted on only when the previous content shows one was there, so that a
+// join without an avatar never removes a display picture set elsewhere.
+func (c *MSNClient) ownMember(msg *bridgev2.MatrixMembershipChange) {
+	if msg.Content == nil || msg.Content.Membership != event.MembershipJoin {
 		return
 	}
 	uri := msg.Content.AvatarURL
+	if uri == "" && (msg.PrevContent == nil || msg.PrevContent.Membership != event.MembershipJoin || msg.PrevContent.AvatarURL == "") {
+		return
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(c.log.WithContext(c.main.Bridge.BackgroundCtx), avatarTimeout)
 		defer cancel()
@@ -300,6 +308,14 @@ func (c *MSNClient) setOwnGhostAvatar(ctx context.Context, uri id.ContentURIStri
 	unlock := c.main.lockGhost(c.handle)
 	defer unlock()
 	ghost.UpdateInfo(ctx, &bridgev2.UserInfo{Avatar: av})
+	c.main.publishGhost(ctx, ghost)
+}
+
+// publishGhost follows an update of ghost made off its portals' goroutines: bridgev2 reads some
+// of a ghost's fields without the ghost's lock (UpdateInfoIfNecessary) after taking its ghost
+// cache lock, which this takes once more, so that those reads come after the update.
+func (mc *MSNConnector) publishGhost(ctx context.Context, ghost *bridgev2.Ghost) {
+	_, _ = mc.Bridge.GetGhostByID(ctx, ghost.ID)
 }
 
 // errNotImage is the failure of an avatar that is not a PNG, JPEG or GIF image.
