@@ -193,11 +193,13 @@ func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *e
 		text, f = matrixToMSN(content)
 		text = "* " + c.ownName(acc) + " " + text
 	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio, event.CapMsgSticker:
-		text = c.mediaFallback(ctx, content)
-		if text == "" {
-			return "", f, failStatus(errors.New("msn cannot carry files"), event.MessageStatusUnsupported,
-				"MSN cannot carry files or images; share a link to it instead", true)
+		// Only an edit gets here (files are sent by sendFile): its caption is carried, as the
+		// caption was, in a text after the file.
+		if content.FileName == "" || content.Body == content.FileName || strings.TrimSpace(content.Body) == "" {
+			return "", f, failStatus(errors.New("msn cannot change a file"), event.MessageStatusUnsupported,
+				"MSN cannot change a file once sent; send the new one instead", true)
 		}
+		text, f = matrixToMSN(content)
 	default:
 		return "", f, failStatus(fmt.Errorf("unsupported message type %s", content.MsgType), event.MessageStatusUnsupported,
 			"MSN can only carry text messages", true)
@@ -254,24 +256,6 @@ func (c *MSNClient) ownName(acc *bridge.Account) string {
 		return name
 	}
 	return c.handle
-}
-
-// mediaFallback returns a text with a public link to the media when bridgev2's public media
-// is configured, else "".
-func (c *MSNClient) mediaFallback(ctx context.Context, content *event.MessageEventContent) string {
-	pub, ok := c.main.Bridge.Matrix.(bridgev2.MatrixConnectorWithPublicMedia)
-	if !ok {
-		return ""
-	}
-	link, err := pub.GetPublicMediaAddressForEvent(ctx, content)
-	if err != nil || link == "" {
-		return ""
-	}
-	name := content.FileName
-	if name == "" {
-		name = content.Body
-	}
-	return fmt.Sprintf("[sent a file: %s] %s", name, link)
 }
 
 // failStatus builds a permanent-failure MessageStatus with a human message.

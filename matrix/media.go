@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.mau.fi/util/exmime"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/matrix"
@@ -56,7 +58,7 @@ const (
 var (
 	// fileShowWait bounds how long the core's delivery of a contact's file waits for the
 	// portal to upload it (the file's content may only be read during that delivery).
-	fileShowWait = 10 * time.Minute
+	fileShowWait = 5 * time.Minute
 	// fileUploadTimeout bounds one upload of a file to the homeserver.
 	fileUploadTimeout = 10 * time.Minute
 	// fileSendTimeout bounds one of the owner's files on its way to a contact: the contact has to
@@ -524,7 +526,7 @@ func (c *MSNClient) deliverFile(ctx context.Context, o *outgoing, content *event
 				return err
 			}
 		}
-		_, err := c.main.media.SendFile(ctx, o.acc, o.chat, bridge.OutgoingFile{Name: name, Size: size, MIME: mimeType, Data: f})
+		_, err := c.main.media.SendFile(ctx, o.acc, o.chat, bridge.OutgoingFile{Name: withExtension(name, mimeType), Size: size, MIME: mimeType, Data: f})
 		return err
 	})
 	if err != nil {
@@ -570,6 +572,15 @@ func cleanFileName(name string) string {
 		return "file"
 	}
 	return name
+}
+
+// withExtension adds to name the usual extension of its MIME type when it has none (a sticker or
+// a pasted image is often named without one), so that the contact's client knows what it is.
+func withExtension(name, mimeType string) string {
+	if path.Ext(name) != "" || mimeType == "application/octet-stream" {
+		return name
+	}
+	return name + exmime.ExtensionFromMimetype(mimeType)
 }
 
 // cleanMIME returns mt when it is a well-formed MIME type (without parameters), else

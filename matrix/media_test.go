@@ -414,13 +414,28 @@ func TestOwnerFileToContact(t *testing.T) {
 	}
 	e.bob.waitText(t, "look at this")
 
-	// Without a MIME type, it is detected from the content.
+	// An edit of the caption follows as a correction; an edit of a file without one fails.
+	edit := e.sendMatrix(room, &event.MessageEventContent{MsgType: event.MsgImage, Body: "* look at that",
+		NewContent: &event.MessageEventContent{MsgType: event.MsgImage, Body: "look at that", FileName: "cat.png", URL: uri},
+		RelatesTo:  &event.RelatesTo{Type: event.RelReplace, EventID: evtID}})
+	e.bob.waitText(t, "* look at that")
+	if st := e.waitStatus(edit); st.Status != event.MessageStatusSuccess {
+		t.Fatalf("caption edit status %+v", st)
+	}
+
+	// Without a MIME type, it is detected from the content, and the name gets its extension.
 	evtID = e.sendMatrix(room, &event.MessageEventContent{MsgType: event.MsgFile, Body: "pic", URL: uri})
 	if st := e.waitStatus(evtID); st.Status != event.MessageStatusSuccess {
 		t.Fatalf("status %+v", st)
 	}
-	if s := fake.sent()[1]; s.name != "pic" || s.mime != "image/png" {
+	if s := fake.sent()[1]; s.name != "pic.png" || s.mime != "image/png" {
 		t.Fatalf("sent %+v", s)
+	}
+	edit = e.sendMatrix(room, &event.MessageEventContent{MsgType: event.MsgFile, Body: "* pic2",
+		NewContent: &event.MessageEventContent{MsgType: event.MsgFile, Body: "pic2", URL: uri},
+		RelatesTo:  &event.RelatesTo{Type: event.RelReplace, EventID: evtID}})
+	if st := e.waitStatus(edit); st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "cannot change a file") {
+		t.Fatalf("file edit status %+v", st)
 	}
 
 	for _, c := range []struct {
@@ -497,6 +512,11 @@ func TestMediaHelpers(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 bytes", 1023: "1023 bytes", 2048: "2 KiB", 1 << 20: "1 MiB", 3 << 19: "1.5 MiB", 64 << 20: "64 MiB"} {
 		if got := humanSize(n); got != want {
 			t.Errorf("humanSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for _, c := range [][3]string{{"smile", "image/png", "smile.png"}, {"a.gif", "image/png", "a.gif"}, {"blob", "application/octet-stream", "blob"}} {
+		if got := withExtension(c[0], c[1]); got != c[2] {
+			t.Errorf("withExtension(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
 		}
 	}
 	uris := map[string]id.ContentURIString{":)": "mxc://t/a", ":))": "mxc://t/b", `"q"`: "mxc://t/c"}
