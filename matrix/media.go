@@ -684,6 +684,7 @@ func (c *MSNClient) showFile(ctx context.Context, f bridge.File) {
 	if f.Chat == "" || f.Open == nil {
 		return
 	}
+	dctx := ctx
 	name, mimeType := cleanFileName(f.Name), cleanMIME(f.MIME)
 	who := f.SenderName
 	if who == "" {
@@ -733,6 +734,9 @@ func (c *MSNClient) showFile(ctx context.Context, f bridge.File) {
 			defer finish()
 			uctx, cancel := context.WithTimeout(ctx, fileUploadTimeout)
 			defer cancel()
+			// The delivery ending (the frontend detached, the bridge stopping) ends the upload:
+			// the file may not be read after it.
+			defer context.AfterFunc(dctx, cancel)()
 			part := uploadFile(uctx, portal, intent, f, name, mimeType)
 			if part == nil {
 				n := fileNotice(who, name, f.Size, "it could not be uploaded to the homeserver")
@@ -753,7 +757,7 @@ func (c *MSNClient) showFile(ctx context.Context, f bridge.File) {
 		c.log.Warn().Str("chat", string(f.Chat)).Msg("File not shown in time; its notice follows when the portal gets to it")
 		return
 	}
-	<-done // uploading: bounded by fileUploadTimeout
+	<-done // uploading: ends with ctx, or at fileUploadTimeout
 }
 
 // uploadFile uploads f to the homeserver, streaming it from f.Open, and returns its message
@@ -766,7 +770,7 @@ func uploadFile(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.Ma
 			return nil, fmt.Errorf("failed to open the file: %w", err)
 		}
 		defer r.Close()
-		n, err := io.Copy(w, io.LimitReader(r, f.Size+1))
+		n, err := io.Copy(w, io.LimitReader(ctxReader{ctx, r}, f.Size+1))
 		if err != nil {
 			return nil, fmt.Errorf("failed to read the file: %w", err)
 		} else if n != f.Size {
@@ -792,6 +796,19 @@ func uploadFile(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.Ma
 		content.URL = uri
 	}
 	return &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: content}
+}
+
+// ctxReader is r that fails once ctx ended, so a copy from it stops.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (cr ctxReader) Read(p []byte) (int, error) {
+	if err := cr.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return cr.r.Read(p)
 }
 
 // --- Winks ---

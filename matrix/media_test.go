@@ -528,3 +528,78 @@ func TestMediaHelpers(t *testing.T) {
 		t.Errorf("emoticonHTML:\n%q, want\n%q", got, want)
 	}
 }
+
+// slowReader gives one byte per Read, after the first Read signals started.
+type slowReader struct {
+	mu      sync.Mutex
+	reads   int
+	closed  bool
+	started chan struct{}
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	s.reads++
+	first := s.reads == 1
+	s.mu.Unlock()
+	if first {
+		close(s.started)
+	}
+	time.Sleep(time.Millisecond)
+	p[0] = 'x'
+	return 1, nil
+}
+
+func (s *slowReader) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *slowReader) count() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads, s.closed
+}
+
+// TestFileUploadStopsWithDelivery: a file's content is read only while its event is delivered:
+// when the delivery ends (the frontend detached, the bridge stopping), the upload stops, the
+// file is closed and the chat says it could not be uploaded.
+func TestFileUploadStopsWithDelivery(t *testing.T) {
+	e := newGlueEnv(t, nil)
+	e.mustLogin()
+	room := e.openPortal()
+	r := &slowReader{started: make(chan struct{})}
+	ctx, cancel := context.WithCancel(e.ctx)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		_ = e.clientOf().handleEvent(ctx, e.core.Account(alice), bridge.File{ID: "file:slow", Chat: bridge.DirectChat(bob), Sender: bob,
+			SenderName: "Bobby", Name: "slow.bin", Size: 1 << 20, MIME: "application/octet-stream",
+			Open: func() (io.ReadCloser, error) { return r, nil }})
+	}()
+	select {
+	case <-r.started:
+	case <-time.After(testWait):
+		t.Fatal("the file was never read")
+	}
+	cancel()
+	select {
+	case <-returned:
+	case <-time.After(testWait):
+		t.Fatal("the delivery did not return once its context ended")
+	}
+	reads, closed := r.count()
+	if !closed || reads >= 1<<20 {
+		t.Fatalf("after the delivery: closed %v, %d reads", closed, reads)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if again, _ := r.count(); again != reads {
+		t.Fatalf("read %d more times after the delivery returned", again-reads)
+	}
+	ev := e.waitMessage(room, ghostMXID(bob), "slow.bin")
+	if msg := ev.Content.Parsed.(*event.MessageEventContent); msg.MsgType != event.MsgNotice || !strings.Contains(msg.Body, "could not be uploaded") {
+		t.Fatalf("shown as %s %q", msg.MsgType, msg.Body)
+	}
+}
