@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,6 +141,16 @@ func TestEndToEndMediaDendrite(t *testing.T) {
 	}
 	if got, err := cli.DownloadBytes(ctx, msg.URL.ParseOrIgnore()); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("file downloads as %d bytes (%v)", len(got), err)
+	}
+
+	// One over Dendrite's upload limit (10 MiB) is a notice saying so; nothing of it is read.
+	var opened atomic.Bool
+	must(t, c.handleEvent(ctx, acc, bridge.File{ID: "file:e2e-big", Chat: bridge.DirectChat(bob), Sender: bob, SenderName: "Bobby",
+		Name: "big.iso", Size: 11 << 20, MIME: "application/octet-stream", Time: time.Now(),
+		Open: func() (io.ReadCloser, error) { opened.Store(true); return nil, io.ErrUnexpectedEOF }}))
+	user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send big.iso (11 MiB): it is larger than the homeserver accepts", e2eWait)
+	if opened.Load() {
+		t.Error("a file over the homeserver's limit was read")
 	}
 
 	// The owner's image, downloaded from the homeserver and sent with its caption after it.

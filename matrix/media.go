@@ -737,10 +737,13 @@ func (c *MSNClient) showFile(ctx context.Context, f bridge.File) {
 			// The delivery ending (the frontend detached, the bridge stopping) ends the upload:
 			// the file may not be read after it.
 			defer context.AfterFunc(dctx, cancel)()
-			part := uploadFile(uctx, portal, intent, f, name, mimeType)
-			if part == nil {
-				n := fileNotice(who, name, f.Size, "it could not be uploaded to the homeserver")
-				part = &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: n.content()}
+			part, err := uploadFile(uctx, portal, intent, f, name, mimeType)
+			if err != nil {
+				why := "it could not be uploaded to the homeserver"
+				if errors.Is(err, bridgev2.ErrMediaTooLarge) || errors.Is(err, mautrix.MTooLarge) {
+					why = "it is larger than the homeserver accepts"
+				}
+				part = &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: fileNotice(who, name, f.Size, why).content()}
 			}
 			return &bridgev2.ConvertedMessage{Parts: []*bridgev2.ConvertedMessagePart{part}}, nil
 		},
@@ -761,8 +764,8 @@ func (c *MSNClient) showFile(ctx context.Context, f bridge.File) {
 }
 
 // uploadFile uploads f to the homeserver, streaming it from f.Open, and returns its message
-// part; nil when it could not.
-func uploadFile(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, f bridge.File, name, mimeType string) *bridgev2.ConvertedMessagePart {
+// part.
+func uploadFile(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, f bridge.File, name, mimeType string) (*bridgev2.ConvertedMessagePart, error) {
 	log := zerolog.Ctx(ctx)
 	uri, file, err := intent.UploadMediaStream(ctx, portal.MXID, f.Size, false, func(w io.Writer) (*bridgev2.FileStreamResult, error) {
 		r, err := f.Open()
@@ -780,7 +783,7 @@ func uploadFile(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.Ma
 	})
 	if err != nil {
 		log.Warn().Err(bridge.ScrubError(err)).Int64("size", f.Size).Msg("Failed to upload file")
-		return nil
+		return nil, err
 	}
 	content := &event.MessageEventContent{
 		MsgType:  fileMsgType(mimeType),
@@ -795,7 +798,7 @@ func uploadFile(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.Ma
 	} else {
 		content.URL = uri
 	}
-	return &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: content}
+	return &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: content}, nil
 }
 
 // ctxReader is r that fails once ctx ended, so a copy from it stops.

@@ -298,7 +298,7 @@ func TestContactFileShown(t *testing.T) {
 		Size: int64(len(data)), MIME: "text/plain", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }})
 	ev := e.waitMessage(room, ghostMXID(bob), "big.txt")
 	if msg := ev.Content.Parsed.(*event.MessageEventContent); msg.MsgType != event.MsgNotice ||
-		msg.Body != "Bobby tried to send big.txt (2 KiB): it could not be uploaded to the homeserver" {
+		msg.Body != "Bobby tried to send big.txt (2 KiB): it is larger than the homeserver accepts" {
 		t.Fatalf("refused upload shown as %s %q", msg.MsgType, msg.Body)
 	}
 	// A file that is not the size announced is not shown as if it were.
