@@ -205,11 +205,15 @@ func profileReader(intent bridgev2.MatrixAPI) ProfileReader {
 	return nil
 }
 
-// ownAvatar is the owner's Matrix avatar last made the account's display picture.
+// ownAvatar is the owner's Matrix avatar last made the account's display picture, and the one
+// to make it next. One worker at a time applies them, the latest wanted winning, so that the
+// repeats of one change from several portals apply it once and an older one never comes last.
 type ownAvatar struct {
-	mu      sync.Mutex // held while one is applied, so repeats of a change wait and are skipped
+	mu      sync.Mutex
 	applied id.ContentURIString
-	known   bool
+	known   bool                 // applied is set
+	want    *id.ContentURIString // the avatar to apply next, nil when none
+	running bool                 // a worker is applying
 }
 
 // readOwnAvatar reads the owner's Matrix avatar at login and makes it the display picture.
@@ -231,7 +235,7 @@ func (c *MSNClient) readOwnAvatar() {
 		if prof.AvatarURL.IsEmpty() {
 			return
 		}
-		c.syncOwnAvatar(ctx, prof.AvatarURL.CUString())
+		c.wantOwnAvatar(prof.AvatarURL.CUString())
 	}()
 }
 
@@ -249,25 +253,51 @@ func (c *MSNClient) ownMember(msg *bridgev2.MatrixMembershipChange) {
 	if uri == "" && (msg.PrevContent == nil || msg.PrevContent.Membership != event.MembershipJoin || msg.PrevContent.AvatarURL == "") {
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(c.log.WithContext(c.main.Bridge.BackgroundCtx), avatarTimeout)
-		defer cancel()
-		c.syncOwnAvatar(ctx, uri)
-	}()
+	c.wantOwnAvatar(uri)
 }
 
-// syncOwnAvatar makes the image at uri ("" removes it) the account's display picture, unless it
-// is the one already applied. MSN never changes the owner's Matrix avatar, so nothing echoes
-// back. A failure is told to the owner in the management room.
-func (c *MSNClient) syncOwnAvatar(ctx context.Context, uri id.ContentURIString) {
+// wantOwnAvatar asks for the image at uri ("" for none) to become the display picture, and
+// starts the worker that applies it unless one runs. It never blocks.
+func (c *MSNClient) wantOwnAvatar(uri id.ContentURIString) {
 	st := &c.ownAvatar
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.known && st.applied == uri {
+	st.want = &uri
+	if st.running {
 		return
 	}
-	// Each change is tried once: a failure is told, not retried for every portal's repeat.
-	st.known, st.applied = true, uri
+	st.running = true
+	go c.applyOwnAvatars()
+}
+
+// applyOwnAvatars applies the wanted avatars until none is left, skipping the one applied
+// already. Each change is tried once: a failure is told, not retried for every portal's repeat.
+func (c *MSNClient) applyOwnAvatars() {
+	st := &c.ownAvatar
+	for {
+		st.mu.Lock()
+		if st.want == nil {
+			st.running = false
+			st.mu.Unlock()
+			return
+		}
+		uri := *st.want
+		st.want = nil
+		skip := st.known && st.applied == uri
+		st.known, st.applied = true, uri
+		st.mu.Unlock()
+		if !skip {
+			ctx, cancel := context.WithTimeout(c.log.WithContext(c.main.Bridge.BackgroundCtx), avatarTimeout)
+			c.syncOwnAvatar(ctx, uri)
+			cancel()
+		}
+	}
+}
+
+// syncOwnAvatar makes the image at uri ("" removes it) the account's display picture. MSN never
+// changes the owner's Matrix avatar, so nothing echoes back. A failure is told to the owner in
+// the management room.
+func (c *MSNClient) syncOwnAvatar(ctx context.Context, uri id.ContentURIString) {
 	acc := c.account()
 	if acc == nil {
 		return

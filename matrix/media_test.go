@@ -225,7 +225,7 @@ func TestOwnerAvatarBecomesDisplayPicture(t *testing.T) {
 	// Not an image: refused, and the owner is told.
 	notImage := e.fm.AddMedia(matrixtest.Media{Data: []byte("%PDF-1.4 not a picture"), MimeType: "application/pdf"})
 	e.fe.Bridge().QueueMatrixEvent(e.ctx, memberEvent(t, room, "$m10", uri2, notImage))
-	e.waitMessage(mgmt, e.fm.BotIntent().GetMXID(), "could not be made your MSN display picture")
+	e.waitMessage(mgmt, e.fm.BotIntent().GetMXID(), "could not be made your MSN display picture: MSN display pictures must be PNG, JPEG or GIF images.")
 	if n := len(fake.setAvatars()); n != 2 {
 		t.Fatalf("SetAvatar called %d times, want 2 (the repeats and the refused image skipped)", n)
 	}
