@@ -23,9 +23,9 @@ func (mc *MSNConnector) GetCapabilities() *bridgev2.NetworkGeneralCapabilities {
 }
 
 // msnRoomFeatures is what MSN can carry, declared honestly: text with whole-message bold,
-// italic, underline, strikethrough and colour, and typing notifications. No edits, reactions,
-// replies, threads, deletions, read receipts or files (bridgev2 rejects files before they reach
-// the connector). No maximum length: the core splits long texts.
+// italic, underline, strikethrough and colour, typing notifications, and files of any type up
+// to MaxFileSize (sent as MSN file transfers; a caption follows as a text message). No
+// reactions, threads or read receipts. No maximum length: the core splits long texts.
 var msnRoomFeatures = &event.RoomFeatures{
 	ID: "net.msn.capabilities.v1",
 	Formatting: event.FormattingFeatureMap{
@@ -42,7 +42,15 @@ var msnRoomFeatures = &event.RoomFeatures{
 		event.FmtUnorderedList:       event.CapLevelDropped,
 		event.FmtOrderedList:         event.CapLevelDropped,
 	},
-	File:                event.FileFeatureMap{},
+	File: event.FileFeatureMap{
+		event.MsgImage:      msnFileFeatures,
+		event.MsgFile:       msnFileFeatures,
+		event.MsgVideo:      msnFileFeatures,
+		event.MsgAudio:      msnFileFeatures,
+		event.CapMsgVoice:   msnFileFeatures,
+		event.CapMsgGIF:     msnFileFeatures,
+		event.CapMsgSticker: msnFileFeatures,
+	},
 	Reply:               event.CapLevelPartialSupport, // carried as a quote line, see replyQuote
 	Thread:              event.CapLevelRejected,
 	Edit:                event.CapLevelPartialSupport, // carried as a new message, see HandleMatrixEdit
@@ -52,6 +60,13 @@ var msnRoomFeatures = &event.RoomFeatures{
 	Poll:                event.CapLevelRejected,
 	ReadReceipts:        false,
 	TypingNotifications: true,
+}
+
+// msnFileFeatures: MSN transfers any file as bytes with a name.
+var msnFileFeatures = &event.FileFeatures{
+	MimeTypes: map[string]event.CapabilitySupportLevel{"*/*": event.CapLevelFullySupported},
+	Caption:   event.CapLevelPartialSupport, // sent as a text message after the file
+	MaxSize:   MaxFileSize,
 }
 
 // GetCapabilities returns the room features of every MSN portal (MSN has no per-chat

@@ -698,8 +698,12 @@ func TestCapabilities(t *testing.T) {
 	if !caps.TypingNotifications || caps.Formatting[event.FmtBold] < event.CapLevelPartialSupport {
 		t.Fatalf("capabilities miss typing or bold: %+v", caps)
 	}
-	if len(caps.File) != 0 {
-		t.Fatalf("files declared: %+v", caps.File)
+	for _, mt := range []event.CapabilityMsgType{event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio} {
+		f := caps.File[mt]
+		if f == nil || f.MaxSize != MaxFileSize || f.GetMimeSupport("application/x-anything") != event.CapLevelFullySupported ||
+			f.Caption != event.CapLevelPartialSupport {
+			t.Fatalf("%s: file features %+v, want any type up to MaxFileSize with captions", mt, f)
+		}
 	}
 }
 
