@@ -137,6 +137,9 @@ type Options struct {
 
 	// MaxBodyBytes caps a request body; larger requests get 413 with code 40005. Default 25 MiB.
 	MaxBodyBytes int64
+	// MaxFileBytes caps each uploaded file, as a guild's upload limit does: a larger one gets
+	// 413 with code 40005. Default 10 MiB, Discord's limit for a guild without boosts.
+	MaxFileBytes int64
 	// MaxLoggedBody caps the body kept per entry of Requests(). Default 64 KiB.
 	MaxLoggedBody int
 	// MaxLoggedRequests caps Requests(); the oldest entries go first. Default 100,000.
@@ -284,6 +287,7 @@ type channelState struct {
 
 type webhookState struct {
 	wh      *discordgo.Webhook
+	avatar  *avatarImage // nil: none
 	deleted bool
 }
 
@@ -406,6 +410,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 25 << 20
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = 10 << 20
 	}
 	if o.MaxLoggedBody <= 0 {
 		o.MaxLoggedBody = 64 << 10
