@@ -37,6 +37,8 @@ type portal struct {
 	// carry only a change; deleting one says it stays delivered).
 	carried *recentIndex[string]
 	pending pendingSends // the owner's messages not yet sent, for deletes to withdraw
+	// fileSlots holds a token per attachment transfer under way (see sendAttachments).
+	fileSlots chan struct{}
 
 	mu         sync.Mutex
 	acc        *bridge.Account
@@ -67,6 +69,9 @@ type portal struct {
 	lastState    bridge.AccountStateKind
 	lastStopNote string
 	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
+
+	avatarMu   sync.Mutex // serialises webhook picture edits (see avatar.go)
+	avatarLast time.Time  // the account's last webhook picture edit, under mu
 }
 
 // chatChannel is the Discord channel of one chat.
@@ -89,6 +94,10 @@ type chatChannel struct {
 	parentPending time.Time
 	parentRetry   time.Time
 
+	// Contact's picture on the webhook (one-to-one chats, see avatar.go).
+	avatarRetry   time.Time // not before (after a 429 or failure)
+	avatarRefused string    // a SHA1D Discord refused as a picture
+
 	lastTyping time.Time
 	members    map[string]bool // group chats: who is in
 	ended      bool            // group chat over
@@ -102,6 +111,7 @@ func newPortal(f *Frontend, acc *bridge.Account) *portal {
 		log:       f.log.With().Str("account", acc.Handle()).Logger(),
 		wake:      make(chan struct{}, 1),
 		outbox:    make(chan *outgoingMsg, 256),
+		fileSlots: make(chan struct{}, fileSendsPerAccount),
 		sends:     newRecentIndex[sentRef](512),
 		carried:   newRecentIndex[string](512),
 		contacts:  map[string]bridge.Contact{},
@@ -204,6 +214,14 @@ func (p *portal) handleEvent(ctx context.Context, evt bridge.Event) error {
 		return p.showMembership(ctx, e)
 	case bridge.DeliveryFailure:
 		return p.showDeliveryFailure(ctx, e)
+	case bridge.File:
+		return p.showFile(ctx, e)
+	case bridge.FileFailed:
+		return p.showFileFailed(ctx, e)
+	case bridge.Wink:
+		return p.showWink(ctx, e)
+	case bridge.ContactAvatar:
+		p.noteAvatar(e)
 	case bridge.EventsDropped:
 		return p.notice(ctx, fmt.Sprintf("⚠️ The bridge fell behind and %d MSN events could not be shown here.", e.Count))
 	}
@@ -1017,6 +1035,9 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 		if err != nil {
 			return nil, err
 		}
+		if !chat.IsGroup() {
+			wh = p.avatarBeforePost(ctx, ch, wh)
+		}
 		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
 			return p.f.executeWebhook(ctx, chID, wh, params)
 		})
@@ -1101,6 +1122,7 @@ func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo
 		id := ch.id
 		p.mu.Unlock()
 		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			rewind(msg.Files) // a file's reader was read by an earlier attempt
 			return p.f.s.ChannelMessageSendComplex(id, msg, discordgo.WithContext(ctx))
 		})
 		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
