@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/bwmarrin/discordgo"
 )
 
 // Media: webhook avatars set from data URIs, as Discord validates them. Uploads (multipart
@@ -95,4 +97,25 @@ func (img *avatarImage) hash() string {
 	}
 	sum := sha256.Sum256(img.data)
 	return hex.EncodeToString(sum[:16])
+}
+
+// mayAttach applies Discord's rule that a bot's message with files needs Attach Files in the
+// channel, answering 403 with 50013 otherwise. The caller holds s.mu.
+func (s *Server) mayAttach(c *call, cs *channelState) bool {
+	if s.channelPerms(cs)&discordgo.PermissionAttachFiles == 0 {
+		c.fail(http.StatusForbidden, discordgo.ErrCodeMissingPermissions, "Missing Permissions")
+		return false
+	}
+	return true
+}
+
+// mayManageWebhook applies Discord's rule that editing a webhook with the bot's token needs
+// Manage Webhooks in its channel, answering 403 with 50013 otherwise. The caller holds s.mu.
+func (s *Server) mayManageWebhook(c *call, w *webhookState) bool {
+	cs, ok := s.channels[w.wh.ChannelID]
+	if ok && s.channelPerms(cs)&discordgo.PermissionManageWebhooks == 0 {
+		c.fail(http.StatusForbidden, discordgo.ErrCodeMissingPermissions, "Missing Permissions")
+		return false
+	}
+	return true
 }

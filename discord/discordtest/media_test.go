@@ -126,3 +126,40 @@ func TestUploadCapPerFile(t *testing.T) {
 		t.Fatalf("download: %d, %d bytes", resp.StatusCode, len(got))
 	}
 }
+
+// TestUploadsAndWebhookEditsNeedPermissions: the bot's message with a file needs Attach Files
+// (one without a file does not, nor a webhook's); editing a webhook needs Manage Webhooks.
+func TestUploadsAndWebhookEditsNeedPermissions(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, Options{})
+	sess := newSession(t, srv, "")
+	gen := generalID(t, srv)
+	wh, err := sess.WebhookCreate(gen, "hook", "")
+	if err != nil {
+		t.Fatalf("WebhookCreate: %v", err)
+	}
+	file := func() []*discordgo.File {
+		return []*discordgo.File{{Name: "a.txt", ContentType: "text/plain", Reader: bytes.NewReader([]byte("a"))}}
+	}
+	deny := func(perm int64) {
+		srv.SetChannelOverwrites(gen, []*discordgo.PermissionOverwrite{{ID: srv.BotID(), Type: discordgo.PermissionOverwriteTypeMember, Deny: perm}})
+	}
+	deny(discordgo.PermissionAttachFiles)
+	if _, err := sess.ChannelMessageSendComplex(gen, &discordgo.MessageSend{Content: "x", Files: file()}); restCode(err) != 50013 {
+		t.Errorf("file without Attach Files: %v, want 50013", err)
+	}
+	if _, err := sess.ChannelMessageSendComplex(gen, &discordgo.MessageSend{Content: "x"}); err != nil {
+		t.Errorf("text without Attach Files: %v", err)
+	}
+	if _, err := sess.WebhookExecute(wh.ID, wh.Token, true, &discordgo.WebhookParams{Files: file()}); err != nil {
+		t.Errorf("webhook file without the bot's Attach Files: %v", err)
+	}
+	deny(discordgo.PermissionManageWebhooks)
+	if _, err := sess.WebhookEdit(wh.ID, "hook", dataURI("image/png", pngHeader), ""); restCode(err) != 50013 {
+		t.Errorf("webhook edit without Manage Webhooks: %v, want 50013", err)
+	}
+	deny(0)
+	if _, err := sess.WebhookEdit(wh.ID, "hook", dataURI("image/png", pngHeader), ""); err != nil {
+		t.Errorf("webhook edit: %v", err)
+	}
+}

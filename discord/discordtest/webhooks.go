@@ -207,7 +207,7 @@ func (s *Server) patchWebhook(c *call) {
 		return
 	}
 	w := s.webhook(c)
-	if w == nil {
+	if w == nil || c.r.PathValue("tok") == "" && !s.mayManageWebhook(c, w) {
 		return
 	}
 	next := *w.wh
