@@ -431,3 +431,53 @@ func TestUploadName(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadsRetriedWholeOrRefusedAsALine: an upload that failed transiently is sent again with
+// all of its content; one Discord refuses as too large (40005, its limit lower than the
+// frontend thought) becomes the line that names it.
+func TestUploadsRetriedWholeOrRefusedAsALine(t *testing.T) {
+	h := newHarness(t, harnessOpts{fake: func(o *discordtest.Options) { o.MaxFileBytes = 2 << 10 }})
+	h.login()
+	h.waitContacts()
+	bobChat := bridge.DirectChat(bob)
+	h.handle(bridge.Message{ID: "m1", Chat: bobChat, Sender: bob, SenderName: "Bob", Text: "a file follows"})
+	ch := h.dc.ChannelByName("bob-at-example-com")
+	if ch == nil {
+		t.Fatal("no channel for bob")
+	}
+
+	content := bytes.Repeat([]byte("0123456789"), 100)
+	h.dc.InjectFault("POST /webhooks/{w}/{tok}", 1, http.StatusInternalServerError)
+	h.handle(bridge.File{ID: "f1", Chat: bobChat, Sender: bob, SenderName: "Bob", Name: "digits.txt",
+		Size: int64(len(content)), MIME: "text/plain", Open: opener(content)})
+	wink := testPNG(t, color.RGBA{1, 2, 3, 255})
+	h.dc.InjectFault("POST /channels/{c}/messages", 1, http.StatusServiceUnavailable)
+	h.handle(bridge.Wink{ID: "w1", Chat: bobChat, Sender: bob, SenderName: "Bob", Name: "Wave", Image: wink, MIME: "image/png"})
+	var file, winked *discordtest.Message
+	for _, m := range h.dc.Messages(ch.ID) {
+		switch {
+		case len(m.Files) == 1 && m.Files[0].Filename == "digits.txt":
+			file = m
+		case strings.Contains(m.Content, "sent a wink: Wave"):
+			winked = m
+		}
+	}
+	if file == nil || !bytes.Equal(file.Files[0].Data, content) {
+		t.Fatalf("file after a 500: %+v", file)
+	}
+	if winked == nil || len(winked.Files) != 1 || !bytes.Equal(winked.Files[0].Data, wink) {
+		t.Fatalf("wink after a 503: %+v", winked)
+	}
+
+	big := bytes.Repeat([]byte("x"), 3<<10)
+	h.handle(bridge.File{ID: "f2", Chat: bobChat, Sender: bob, SenderName: "Bob", Name: "big.bin", Size: int64(len(big)), Open: opener(big)})
+	found := false
+	for _, m := range h.dc.Messages(ch.ID) {
+		if m.WebhookID == "" && strings.Contains(m.Content, "**big.bin** (3.0 KiB): too large to show here") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no line for the file Discord refused as too large")
+	}
+}
