@@ -23,16 +23,23 @@ import (
 // messages are posted without avatar_url: every message in a one-to-one channel shows the
 // contact's face, and Discord keeps the face a message was posted with. Group channels share
 // one webhook among their participants; it carries no picture, so no message there shows
-// someone else's face (names tell them apart).
+// someone else's face (names tell them apart). The owner's own messages sent from another
+// frontend go, in a one-to-one channel, through a second webhook without a picture.
 //
 // The webhook's name records which picture it carries ("MSN Bridge" and a digest of the
 // picture's SHA1D), so a picture is sent only when it changed, and a restart, which finds the
-// webhook again, knows it without a table of its own. Edits are paced per account
-// (avatarEditInterval) under each webhook's own rate-limit bucket, never retried on 429 in
-// place: a picture that must wait is applied by the presence loop when its turn comes.
+// webhook again, knows it without a table of its own. A picture is applied before the
+// contact's next post; otherwise the presence loop applies it, paced per account
+// (avatarEditInterval). Each edit goes under its webhook's own rate-limit bucket and is never
+// retried on 429 in place: a picture that must wait is applied by the presence loop later.
 
-// webhookBaseName is the name of the bridge's webhooks.
-const webhookBaseName = "MSN Bridge"
+// webhookBaseName is the name of the bridge's webhooks; ownHookName that of a one-to-one
+// channel's second webhook, which posts the owner's messages from other frontends without the
+// contact's face.
+const (
+	webhookBaseName = "MSN Bridge"
+	ownHookName     = "MSN Bridge (you)"
+)
 
 const (
 	// maxAvatarImage caps a contact's picture: MSN's are 96×96 PNGs of a few kilobytes, and
@@ -83,13 +90,17 @@ func (p *portal) noteAvatar(e bridge.ContactAvatar) {
 }
 
 // avatarPendingLocked reports whether ch's webhook must change picture, and to which SHA1D.
-// A channel whose webhook is not known yet is pending when the contact has a picture. p.mu is
-// held.
+// A channel whose webhook is not known yet is pending when the contact has a picture; one of a
+// contact not (yet) on the list never is. p.mu is held.
 func (p *portal) avatarPendingLocked(ch *chatChannel) (want string, pending bool) {
 	if ch.id == "" || ch.chat.IsGroup() {
 		return "", false
 	}
-	want = p.contacts[ch.chat.Contact()].Avatar
+	c, known := p.contacts[ch.chat.Contact()]
+	if !known {
+		return "", false // not a contact, or not known yet: its picture is left as it is
+	}
+	want = c.Avatar
 	if want != "" && want == ch.avatarRefused {
 		return want, false
 	}
@@ -104,13 +115,14 @@ func (p *portal) avatarDueLocked(ch *chatChannel) time.Time {
 	return later(ch.avatarRetry, p.avatarLast.Add(p.f.avatarEvery))
 }
 
-// avatarBeforePost applies ch's pending picture before a message is posted in the channel,
-// when its turn has come, so that even the first message shows the face; otherwise the
-// presence loop does it later. It returns the webhook to post through.
+// avatarBeforePost applies ch's pending picture before a message is posted in the channel, so
+// that even the first message shows the face: a post is worth its face, and each contact's
+// picture is sent once per change, so this needs no pacing beyond a retry delay after a 429 or
+// failure (then the presence loop does it later). It returns the webhook to post through.
 func (p *portal) avatarBeforePost(ctx context.Context, ch *chatChannel, wh *discordgo.Webhook) *discordgo.Webhook {
 	p.mu.Lock()
 	_, pending := p.avatarPendingLocked(ch)
-	due := !p.f.now().Before(p.avatarDueLocked(ch))
+	due := !p.f.now().Before(ch.avatarRetry)
 	p.mu.Unlock()
 	if !pending {
 		return wh
@@ -136,7 +148,12 @@ func (p *portal) avatarBeforePost(ctx context.Context, ch *chatChannel, wh *disc
 func (p *portal) applyAvatar(ctx context.Context, ch *chatChannel) error {
 	p.avatarMu.Lock()
 	defer p.avatarMu.Unlock()
-	wh, chID, err := p.ensureWebhook(ctx, ch)
+	p.mu.Lock()
+	if ch.webhook == nil {
+		p.avatarLast = p.f.now() // the lookup is paced too: a start finds many channels
+	}
+	p.mu.Unlock()
+	wh, chID, err := p.ensureWebhook(ctx, ch, false)
 	if err != nil {
 		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 			p.forgetChannel(chID)

@@ -32,7 +32,7 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 		if i == len(parts)-1 {
 			params.Files = emoticons // beside the last words, as one post
 		}
-		if _, err := p.execute(ctx, m.Chat, params); err != nil {
+		if _, err := p.executeAs(ctx, m.Chat, params, m.FromMe); err != nil {
 			err = fmt.Errorf("failed to show an msn message: %w", err)
 			if ctx.Err() == nil && !forbidden(err) { // a refusal is tried again later
 				p.reportUnshown(ctx, m, parts[i:], err)

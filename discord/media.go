@@ -236,10 +236,10 @@ func (p *portal) showFile(ctx context.Context, e bridge.File) error {
 	if mime == "" {
 		mime = "application/octet-stream"
 	}
-	_, err = p.execute(ctx, e.Chat, &discordgo.WebhookParams{
+	_, err = p.executeAs(ctx, e.Chat, &discordgo.WebhookParams{
 		Username: p.senderUsername(e.Sender, e.SenderName, e.FromMe, e.Origin),
 		Files:    []*discordgo.File{{Name: uploadName(e.Name), ContentType: mime, Reader: bytes.NewReader(data)}},
-	})
+	}, e.FromMe)
 	switch {
 	case err == nil:
 		return nil

@@ -114,7 +114,16 @@ func TestContactPictureOnWebhook(t *testing.T) {
 	// After a restart the webhook is known to carry it: nothing is sent again.
 	h.stopBridge()
 	h.startBridge()
-	h.waitContacts()
+	h.waitFor("the new frontend to know bob", func() bool {
+		p := h.fe.portalByHandle(alice)
+		if p == nil {
+			return false
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		_, ok := p.contacts[bob]
+		return ok
+	})
 	h.handle(bridge.ContactAvatar{Handle: bob, Avatar: "blueSHA1D=", Data: blue, MIME: "image/png"})
 	h.handle(bridge.Message{ID: "m3", Chat: bobChat, Sender: bob, SenderName: "Bob", Text: "after restart"})
 	if n := edits(); n != 2 {
@@ -122,6 +131,25 @@ func TestContactPictureOnWebhook(t *testing.T) {
 	}
 	if n := len(h.dc.Webhooks()); n != 1 {
 		t.Fatalf("%d webhooks after the restart", n)
+	}
+
+	// The owner's message from another frontend does not wear the contact's face: it goes
+	// through the channel's second webhook, which has no picture.
+	h.handle(bridge.Message{ID: "m4", Chat: bobChat, Sender: alice, SenderName: "Alice", Text: "from matrix",
+		FromMe: true, Origin: "matrix"})
+	msgs = h.webhookMessages(ch.ID)
+	own := msgs[len(msgs)-1]
+	if !strings.HasSuffix(own.Author.Username, "(you, via matrix)") || own.WebhookID == hook.ID || own.Author.Avatar != "" {
+		t.Fatalf("owner's message by %q through webhook %s (contact's %s) with avatar %q",
+			own.Author.Username, own.WebhookID, hook.ID, own.Author.Avatar)
+	}
+	h.handle(bridge.Message{ID: "m5", Chat: bobChat, Sender: bob, SenderName: "Bob", Text: "bob again"})
+	msgs = h.webhookMessages(ch.ID)
+	if last := msgs[len(msgs)-1]; last.WebhookID != hook.ID || last.Author.Avatar == "" {
+		t.Fatalf("bob's message after the owner's through webhook %s with avatar %q", last.WebhookID, last.Author.Avatar)
+	}
+	if n := edits(); n != 2 {
+		t.Fatalf("%d webhook edits after the owner's message", n)
 	}
 
 	// Removed: the webhook shows no picture.
@@ -133,7 +161,7 @@ func TestContactPictureOnWebhook(t *testing.T) {
 
 	// Something that is no image is never sent to Discord.
 	h.handle(bridge.ContactAvatar{Handle: bob, Avatar: "junkSHA1D=", Data: []byte("<html>not a picture</html>")})
-	h.handle(bridge.Message{ID: "m4", Chat: bobChat, Sender: bob, SenderName: "Bob", Text: "junk picture"})
+	h.handle(bridge.Message{ID: "m6", Chat: bobChat, Sender: bob, SenderName: "Bob", Text: "junk picture"})
 	if n := edits(); n != 3 {
 		t.Fatalf("%d webhook edits after a picture that is no image", n)
 	}

@@ -388,7 +388,7 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 		p.fullCats[cat] = true // the next attempt goes to another category
 	case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 		if j.ch.id == j.id {
-			j.ch.id, j.ch.webhook = "", nil
+			j.ch.id, j.ch.webhook, j.ch.ownHook = "", nil, nil
 		}
 	case ctx.Err() != nil:
 	default:
