@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bwmarrin/discordgo"
 
@@ -507,5 +508,34 @@ func TestUploadsRetriedWholeOrRefusedAsALine(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no line for the file Discord refused as too large")
+	}
+}
+
+// TestPictureEditRateLimitedIsRescheduled: a webhook edit answered 429 is not slept on and
+// holds up no message; the presence loop applies the picture once the wait is over.
+func TestPictureEditRateLimitedIsRescheduled(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.login()
+	h.waitContacts()
+	bobChat := bridge.DirectChat(bob)
+	h.handle(bridge.Message{ID: "m1", Chat: bobChat, Sender: bob, SenderName: "Bob", Text: "no picture yet"})
+	ch := h.dc.ChannelByName("bob-at-example-com")
+	if ch == nil {
+		t.Fatal("no channel for bob")
+	}
+	hook := h.channelHook(ch.ID)
+	h.dc.Inject429("PATCH /webhooks/{w}", 1, 300*time.Millisecond)
+	pic := testPNG(t, color.RGBA{9, 9, 9, 255})
+	h.handle(bridge.ContactAvatar{Handle: bob, Avatar: "picSHA1D=", Data: pic, MIME: "image/png"})
+	h.handle(bridge.Message{ID: "m2", Chat: bobChat, Sender: bob, SenderName: "Bob", Text: "posted while the edit waits"})
+	if n := len(h.webhookMessages(ch.ID)); n != 2 {
+		t.Fatalf("%d webhook posts, want 2", n)
+	}
+	h.waitFor("the picture after the 429", func() bool {
+		data, _, ok := h.dc.WebhookAvatar(hook.ID)
+		return ok && bytes.Equal(data, pic)
+	})
+	if n := h.dc.Routes429()["PATCH /webhooks/{w}"]; n != 1 {
+		t.Errorf("%d webhook edits answered 429, want the one injected", n)
 	}
 }
