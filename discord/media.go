@@ -355,8 +355,8 @@ func emoticonFiles(text string, emos []bridge.Emoticon) []*discordgo.File {
 	return files
 }
 
-// emoticonName makes a file name of an emoticon's shortcut: its letters and digits, or
-// "emoticon".
+// emoticonName makes a file name of an emoticon's shortcut: its letters, digits, "-" and "_"
+// (not at the ends), or "emoticon" when that leaves nothing.
 func emoticonName(shortcut string) string {
 	var b strings.Builder
 	for _, r := range shortcut {
@@ -367,8 +367,9 @@ func emoticonName(shortcut string) string {
 			break
 		}
 	}
-	if b.Len() == 0 {
+	name := strings.Trim(b.String(), "-_")
+	if name == "" {
 		return "emoticon"
 	}
-	return "emoticon-" + b.String()
+	return "emoticon-" + name
 }

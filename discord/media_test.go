@@ -539,3 +539,48 @@ func TestPictureEditRateLimitedIsRescheduled(t *testing.T) {
 		t.Errorf("%d webhook edits answered 429, want the one injected", n)
 	}
 }
+
+func TestMediaHelpers(t *testing.T) {
+	for tier, want := range map[discordgo.PremiumTier]int64{
+		discordgo.PremiumTierNone: 10 << 20, discordgo.PremiumTier1: 10 << 20,
+		discordgo.PremiumTier2: 50 << 20, discordgo.PremiumTier3: 100 << 20,
+	} {
+		if got := uploadLimitFor(tier); got != want {
+			t.Errorf("uploadLimitFor(%d) = %d, want %d", tier, got, want)
+		}
+	}
+	for n, want := range map[int64]string{
+		-1: "size unknown", 0: "0 bytes", 1023: "1023 bytes", 1024: "1.0 KiB", 3 << 20: "3.0 MiB", 5 << 30: "5.0 GiB",
+	} {
+		if got := humanSize(n); got != want {
+			t.Errorf("humanSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"(pig)": "emoticon-pig", ":-)": "emoticon", "[a_b-c]": "emoticon-a_b-c", strings.Repeat("x", 50): "emoticon-" + strings.Repeat("x", 32),
+	} {
+		if got := emoticonName(in); got != want {
+			t.Errorf("emoticonName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		reason bridge.SendFailure
+		err    error
+		want   string
+	}{
+		{bridge.FailureDeclined, nil, "the contact declined it"},
+		{bridge.FailureCanceled, nil, "the transfer was cancelled"},
+		{bridge.FailureTooLarge, nil, "it is larger than the bridge takes"},
+		{bridge.FailureOther, errors.New("**boom** @everyone"), `\*\*boom\*\* \@everyone`},
+	} {
+		if got := fileFailureText(tc.reason, tc.err); got != tc.want {
+			t.Errorf("fileFailureText(%s, %v) = %q, want %q", tc.reason, tc.err, got, tc.want)
+		}
+	}
+	if got := imageType([]byte("RIFF\x00\x00\x00\x00WEBPVP8 ")); got != "image/webp" {
+		t.Errorf("imageType(webp) = %q", got)
+	}
+	if got := imageType([]byte("<svg xmlns='http://www.w3.org/2000/svg'/>")); got != "" {
+		t.Errorf("imageType(svg) = %q, want none", got)
+	}
+}
