@@ -71,7 +71,7 @@ type portal struct {
 	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
 
 	avatarMu   sync.Mutex // serialises webhook picture edits (see avatar.go)
-	avatarLast time.Time  // the account's last webhook picture edit, under mu
+	avatarLast time.Time  // the account's last webhook picture edit or lookup, under mu
 }
 
 // chatChannel is the Discord channel of one chat.

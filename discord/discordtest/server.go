@@ -6,9 +6,11 @@
 // memory. It is faithful where Discord bites a bridge: per-route rate-limit buckets with
 // X-RateLimit-* headers and 429 bodies in float seconds, the 2-per-10-minutes name/topic edit
 // limit per channel, Discord's error codes (10003, 10008, 10015, 10062, 40060, 50006, 50035, …),
-// webhook deletion, RESUME with replay of missed dispatches (and sessions ended by a client's
-// close 1000 or expired, as Discord ends them), zlib frames, privileged intents and the
-// blanking of message content without the MessageContent intent.
+// webhook deletion, uploads capped per file (413, 40005) and needing Attach Files, webhook
+// avatars only from data URIs of real images, signed attachment URLs served on loopback, RESUME
+// with replay of missed dispatches (and sessions ended by a client's close 1000 or expired, as
+// Discord ends them), zlib frames, privileged intents and the blanking of message content
+// without the MessageContent intent.
 //
 // Point a session at a Server with NewSession, or set Session.Client to HTTPClient(): discordgo
 // reads the gateway URL from GET /gateway, so neither its global endpoint variables nor its
