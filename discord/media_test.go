@@ -227,6 +227,15 @@ func TestMSNFilesWinksAndEmoticons(t *testing.T) {
 		t.Errorf("downloaded %q, want %q", got, content)
 	}
 
+	// The owner's file sent from another frontend: their own webhook, marked as theirs.
+	h.handle(bridge.File{ID: "f0", Chat: bobChat, Sender: alice, Name: "mine.txt", Size: 4, MIME: "text/plain",
+		FromMe: true, Origin: "matrix", Open: opener([]byte("mine"))})
+	msgs = h.webhookMessages(ch.ID)
+	if mine := msgs[len(msgs)-1]; len(mine.Files) != 1 || string(mine.Files[0].Data) != "mine" ||
+		!strings.HasSuffix(mine.Author.Username, "(you, via matrix)") || mine.WebhookID == msgs[0].WebhookID {
+		t.Errorf("owner's file by %q through %s (bob's %s)", mine.Author.Username, mine.WebhookID, msgs[0].WebhookID)
+	}
+
 	big := bytes.Repeat([]byte("x"), limit+1)
 	hostile := "**huge** @everyone.bin"
 	h.handle(bridge.File{ID: "f2", Chat: bobChat, Sender: bob, SenderName: "Bob", Name: hostile, Size: int64(len(big)), Open: opener(big)})
@@ -252,8 +261,8 @@ func TestMSNFilesWinksAndEmoticons(t *testing.T) {
 			t.Errorf("no line with %q in:\n%s", want, all)
 		}
 	}
-	if n := len(h.webhookMessages(ch.ID)); n != 1 {
-		t.Errorf("%d webhook posts, want only the file that fit", n)
+	if n := len(h.webhookMessages(ch.ID)); n != 2 {
+		t.Errorf("%d webhook posts, want only the two files that fit", n)
 	}
 
 	// Winks: the thumbnail attached, or the line alone.
