@@ -329,13 +329,21 @@ func (s *session) handleMSG(cmd *Command) {
 			return
 		}
 		c.emit(&MessageReceived{SessionID: id, From: from, FromName: fromName, Participants: parts,
-			Text: full.Text(), Format: full.Format(), Time: time.Now()})
+			Text: full.Text(), Format: full.Format(), Time: time.Now(), Emoticons: c.takeEmoticons(id, from)})
 	case KindTyping:
 		if m.Get("TypingUser") != "" {
 			c.emit(&TypingReceived{SessionID: id, From: from})
 		}
 	case KindNudge:
 		c.emit(&NudgeReceived{SessionID: id, From: from})
+	case KindP2P:
+		s.handleP2P(from, id, m)
+	case KindEmoticon:
+		s.handleEmoticons(from, id, m)
+	case KindDatacastOther:
+		if ParseDatacastID(m) == DatacastWink {
+			s.handleWink(from, id, m)
+		}
 	case KindInvite:
 		info, ok := ParseInvite(m)
 		if ok && strings.EqualFold(info.Command, "INVITE") && info.Cookie != "" {
@@ -345,7 +353,7 @@ func (s *session) handleMSG(cmd *Command) {
 			}
 		}
 	default:
-		// P2P, ink, emoticon definitions, client caps, keepalives, other datacasts.
+		// Ink, client caps, keepalives.
 		c.log.Trace().Stringer("kind", kind).Str("content_type", truncate(m.ContentType(), 64)).Msg("Ignoring switchboard message")
 	}
 }
