@@ -16,18 +16,18 @@ import (
 
 // P2P engine defaults.
 const (
-	DefaultMaxObjectSize      = 1 << 20
-	DefaultMaxFileSize        = 64 << 20
-	DefaultP2PAnswerTimeout   = 30 * time.Second
-	DefaultP2PIdleTimeout     = 60 * time.Second
-	DefaultFileOfferTimeout   = 5 * time.Minute
-	DefaultMaxP2PSessions     = 4
-	maxP2PReassemblies        = 8    // messages being reassembled per peer
-	maxP2PQueue               = 1024 // control packets waiting to be sent per peer
-	p2pSendTimeout            = 30 * time.Second
-	fileAnswerTimeout         = 10 * time.Minute
-	p2pDataQueue              = 64 // file packets waiting for the writer
-	p2pDataPrepSize           = 4
+	DefaultMaxObjectSize    = 1 << 20
+	DefaultMaxFileSize      = 64 << 20
+	DefaultP2PAnswerTimeout = 30 * time.Second
+	DefaultP2PIdleTimeout   = 60 * time.Second
+	DefaultFileOfferTimeout = 5 * time.Minute
+	DefaultMaxP2PSessions   = 4
+	maxP2PReassemblies      = 8    // messages being reassembled per peer
+	maxP2PQueue             = 1024 // control packets waiting to be sent per peer
+	p2pSendTimeout          = 30 * time.Second
+	fileAnswerTimeout       = 10 * time.Minute
+	p2pDataQueue            = 64 // file packets waiting for the writer
+	p2pDataPrepSize         = 4
 )
 
 // P2PSendFunc sends one P2P switchboard payload (NewP2PMessage) to the handle to. It blocks
