@@ -196,8 +196,9 @@ type Client struct {
 	// (nil: none); emoticons are definitions waiting for their text message.
 	p2p            *P2P
 	p2pSB          map[string]string
+	p2pOut         map[string]*session // by contact, the session P2P packets go on
 	displayPicture *MSNObject
-	emoticons      map[emoticonKey][]Emoticon
+	emoticons      map[string][]Emoticon
 	// otherGUIDs holds, by handle, the contact ids that are not GUIDs of one letter case
 	// (guidOther); nil when there are none.
 	otherGUIDs map[string]string

@@ -18,8 +18,6 @@ const (
 	maxPendingEmoticons    = 256
 )
 
-type emoticonKey struct{ session, from string }
-
 // initP2P creates the client's engine; NewClient calls it.
 func (c *Client) initP2P() {
 	c.p2p = NewP2P(P2PConfig{
@@ -33,7 +31,8 @@ func (c *Client) initP2P() {
 		},
 	})
 	c.p2pSB = make(map[string]string)
-	c.emoticons = make(map[emoticonKey][]Emoticon)
+	c.p2pOut = make(map[string]*session)
+	c.emoticons = make(map[string][]Emoticon)
 	if len(c.cfg.DisplayPicture) > 0 {
 		o := NewMSNObject(c.handle, ObjectDisplayPicture, "0", "", c.cfg.DisplayPicture)
 		c.p2p.Publish(o, c.cfg.DisplayPicture)
@@ -49,7 +48,7 @@ func (c *Client) sendP2P(ctx context.Context, to string, payload []byte) error {
 		return ErrTooLong
 	}
 	for attempt := 0; ; attempt++ {
-		s, err := c.sessionFor(ctx, to)
+		s, err := c.p2pSession(ctx, to)
 		if err != nil {
 			return err
 		}
@@ -67,6 +66,33 @@ func (c *Client) sendP2P(ctx context.Context, to string, payload []byte) error {
 			return err
 		}
 	}
+}
+
+// p2pSession returns the session P2P packets to to go on: the one used last while it stays
+// usable, so that the packets of a message keep their order (two sessions with one contact are
+// two connections: their messages may overtake each other).
+func (c *Client) p2pSession(ctx context.Context, to string) (*session, error) {
+	c.mu.Lock()
+	s := c.p2pOut[to]
+	if s != nil {
+		if _, member := s.members[to]; member && s.ready && !s.closing && s.cn.Err() == nil && len(s.members) == 1 {
+			c.mu.Unlock()
+			return s, nil
+		}
+		delete(c.p2pOut, to)
+	}
+	c.mu.Unlock()
+	s, err := c.sessionFor(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.p2pOut) >= c.cfg.MaxSessions {
+		clear(c.p2pOut)
+	}
+	c.p2pOut[to] = s
+	c.mu.Unlock()
+	return s, nil
 }
 
 // handleP2P takes a P2P message from a switchboard: packets for another handle are dropped
@@ -97,8 +123,9 @@ func (s *session) handleWink(from, sessionID string, m *MIMEMessage) {
 }
 
 // handleEmoticons keeps the emoticon definitions of a text/x-mms-emoticon message for the next
-// text from the same sender on the same session.
-func (s *session) handleEmoticons(from, sessionID string, m *MIMEMessage) {
+// text from the same sender, on whichever session it comes (a contact and the client may each
+// have opened one).
+func (s *session) handleEmoticons(from string, m *MIMEMessage) {
 	c := s.c
 	list := ParseEmoticons(string(m.Body))
 	if len(list) == 0 {
@@ -109,16 +136,15 @@ func (s *session) handleEmoticons(from, sessionID string, m *MIMEMessage) {
 	if len(c.emoticons) >= maxPendingEmoticons {
 		clear(c.emoticons)
 	}
-	c.emoticons[emoticonKey{sessionID, from}] = list
+	c.emoticons[from] = list
 }
 
-// takeEmoticons returns and forgets the pending emoticons of from on the session.
-func (c *Client) takeEmoticons(sessionID, from string) []Emoticon {
+// takeEmoticons returns and forgets the pending emoticons of from.
+func (c *Client) takeEmoticons(from string) []Emoticon {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := emoticonKey{sessionID, from}
-	list := c.emoticons[k]
-	delete(c.emoticons, k)
+	list := c.emoticons[from]
+	delete(c.emoticons, from)
 	return list
 }
 

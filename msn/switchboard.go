@@ -329,7 +329,7 @@ func (s *session) handleMSG(cmd *Command) {
 			return
 		}
 		c.emit(&MessageReceived{SessionID: id, From: from, FromName: fromName, Participants: parts,
-			Text: full.Text(), Format: full.Format(), Time: time.Now(), Emoticons: c.takeEmoticons(id, from)})
+			Text: full.Text(), Format: full.Format(), Time: time.Now(), Emoticons: c.takeEmoticons(from)})
 	case KindTyping:
 		if m.Get("TypingUser") != "" {
 			c.emit(&TypingReceived{SessionID: id, From: from})
@@ -339,7 +339,7 @@ func (s *session) handleMSG(cmd *Command) {
 	case KindP2P:
 		s.handleP2P(from, id, m)
 	case KindEmoticon:
-		s.handleEmoticons(from, id, m)
+		s.handleEmoticons(from, m)
 	case KindDatacastOther:
 		if ParseDatacastID(m) == DatacastWink {
 			s.handleWink(from, id, m)

@@ -134,6 +134,10 @@ func (s *Server) deliverToBots(ds []botDelivery) {
 		if s.ctx.Err() != nil {
 			return
 		}
+		if d.p2p != nil {
+			d.p2p.Deliver(d.from, d.bin)
+			continue
+		}
 		d.fn(s.ctx, d.chat, d.msg)
 	}
 }
@@ -265,17 +269,12 @@ func (s *Server) botSend(from, to string, payload []byte) error {
 		return fmt.Errorf("failed to reach %s: %w", to, ErrNotOnline)
 	}
 	// Prefer a live one-to-one session of the two, then one still waiting for to's ANS.
-	var ss *sbSession
-	for _, x := range s.sessions {
-		if x.member(bot.handle) < 0 {
-			continue
-		}
-		if i := x.member(user.handle); i >= 0 && x.members[i].conn != nil && len(x.members) == 2 {
-			ss = x
-			break
-		}
-		if len(x.members) == 1 && !x.hasHuman() && x.queue != nil && x.invited == user.handle {
-			ss = x
+	ss := s.botSessionLocked(bot.handle, user.handle)
+	if ss == nil {
+		for _, x := range s.sessions {
+			if x.member(bot.handle) >= 0 && len(x.members) == 1 && !x.hasHuman() && x.queue != nil && x.invited == user.handle {
+				ss = x
+			}
 		}
 	}
 	if ss == nil {
@@ -291,6 +290,24 @@ func (s *Server) botSend(from, to string, payload []byte) error {
 		user.ns.sendLine("RNG", ss.id, s.SBAddr(), "CKI", ss.cookie, bot.handle, escapeParam(bot.name))
 	}
 	return s.botSendLocked(bot, ss, payload)
+}
+
+// botSessionLocked returns the live one-to-one session of bot and user, the oldest when there
+// are several, so that consecutive messages (P2P packets above all) keep their order. Callers
+// hold s.mu.
+func (s *Server) botSessionLocked(bot, user string) *sbSession {
+	var best *sbSession
+	for _, x := range s.sessions {
+		if x.member(bot) < 0 || len(x.members) != 2 {
+			continue
+		}
+		if i := x.member(user); i >= 0 && x.members[i].conn != nil {
+			if best == nil || x.created.Before(best.created) || x.created.Equal(best.created) && x.id < best.id {
+				best = x
+			}
+		}
+	}
+	return best
 }
 
 // Undelivered is a message a socketless account sent (BotSay, BotTyping, BotNudge) that the

@@ -1,0 +1,136 @@
+package msn_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/msn-bridge/msn-bridge/msn"
+)
+
+// The client against msntest's bots (bob is a socketless account): each side of each flow.
+
+// TestP2PBotDisplayPicture: a bot's picture is in its ILN and the client fetches it; the bot
+// fetches the client's picture, published with the first CHG.
+func TestP2PBotDisplayPicture(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startAliceAndBob(t)
+	bobPic, alicePic := randomBytes(4000), randomBytes(2500)
+	want, err := srv.SetBotDisplayPicture("bob@example.com", bobPic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := loginPeer(t, ctx, srv, "alice@example.com", "alicepw", msn.Config{DisplayPicture: alicePic})
+	pc := next(t, ctx, alice, func(e *msn.PresenceChanged) bool { return e.Handle == "bob@example.com" })
+	if pc.MSNObject != want.XML() {
+		t.Fatalf("ILN msnobj %q, want %q", pc.MSNObject, want.XML())
+	}
+	obj, err := msn.ParseMSNObject(pc.MSNObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := alice.c.FetchObject(ctx, obj)
+	if err != nil || !bytes.Equal(got, bobPic) {
+		t.Fatalf("FetchObject: %v (%d bytes)", err, len(got))
+	}
+	mine := msn.NewMSNObject("alice@example.com", msn.ObjectDisplayPicture, "0", "", alicePic)
+	got, err = srv.BotFetchObject(ctx, "bob@example.com", mine)
+	if err != nil || !bytes.Equal(got, alicePic) {
+		t.Fatalf("bot's fetch of alice's picture: %v (%d bytes)", err, len(got))
+	}
+}
+
+// TestP2PBotFiles: a bot sends a file the client accepts; the client sends a file the bot
+// records, then one it declines.
+func TestP2PBotFiles(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startAliceAndBob(t)
+	alice := loginPeer(t, ctx, srv, "alice@example.com", "alicepw", msn.Config{})
+	data := randomBytes(200_000)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.BotSendFile(ctx, "bob@example.com", "alice@example.com", "report.pdf", data) }()
+	off := next[*msn.FileOffered](t, ctx, alice, nil)
+	if off.From != "bob@example.com" || off.Name != "report.pdf" || off.Size != int64(len(data)) {
+		t.Fatalf("offer %+v", off)
+	}
+	var buf bytes.Buffer
+	if err := off.Offer.Accept(ctx, &buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("BotSendFile: %v", err)
+	}
+	if !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("received %d bytes, not the file", buf.Len())
+	}
+
+	if err := srv.SetBotAcceptFiles("bob@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	up := randomBytes(50_000)
+	if err := alice.c.SendFile(ctx, "bob@example.com", msn.OutgoingFile{Name: "up.bin", Size: int64(len(up)), Data: bytes.NewReader(up)}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := srv.WaitBotFile(ctx, "bob@example.com", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Err != nil || !f.Accepted || f.Name != "up.bin" || !bytes.Equal(f.Data, up) {
+		t.Fatalf("bot's file: %+v", f.Err)
+	}
+	_ = srv.SetBotAcceptFiles("bob@example.com", false)
+	err = alice.c.SendFile(ctx, "bob@example.com", msn.OutgoingFile{Name: "no", Size: 5, Data: bytes.NewReader([]byte("12345"))})
+	if !errors.Is(err, msn.ErrTransferDeclined) {
+		t.Fatalf("SendFile to a declining bot: %v", err)
+	}
+}
+
+// TestP2PWinkAndEmoticons: a bot's wink becomes WinkReceived, its emoticon definitions go with
+// its next text, and their objects are fetched from the bot.
+func TestP2PWinkAndEmoticons(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startAliceAndBob(t)
+	alice := loginPeer(t, ctx, srv, "alice@example.com", "alicepw", msn.Config{})
+	cab := append([]byte("MSCF"), randomBytes(3000)...)
+	wink, err := srv.BotPublishObject("bob@example.com", msn.ObjectWink, "Kiss", cab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.BotWink("bob@example.com", "alice@example.com", wink); err != nil {
+		t.Fatal(err)
+	}
+	w := next[*msn.WinkReceived](t, ctx, alice, nil)
+	if w.From != "bob@example.com" || w.Object.SHA1D != wink.SHA1D || w.Object.Friendly != "Kiss" {
+		t.Fatalf("wink %+v", w)
+	}
+	got, err := alice.c.FetchObject(ctx, w.Object)
+	if err != nil || !bytes.Equal(got, cab) {
+		t.Fatalf("wink fetch: %v", err)
+	}
+	img := randomBytes(900)
+	emo, err := srv.BotPublishObject("bob@example.com", msn.ObjectEmoticon, "", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.BotSayWithEmoticons("bob@example.com", "alice@example.com", "look (cat)", []msn.Emoticon{{Shortcut: "(cat)", Object: emo}}); err != nil {
+		t.Fatal(err)
+	}
+	m := next[*msn.MessageReceived](t, ctx, alice, nil)
+	if m.Text != "look (cat)" || len(m.Emoticons) != 1 || m.Emoticons[0].Shortcut != "(cat)" || m.Emoticons[0].Object.SHA1D != emo.SHA1D {
+		t.Fatalf("message %+v", m)
+	}
+	if got, err := alice.c.FetchObject(ctx, m.Emoticons[0].Object); err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("emoticon fetch: %v", err)
+	}
+	if err := srv.BotSay("bob@example.com", "alice@example.com", "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*msn.MessageReceived](t, ctx, alice, nil); len(m.Emoticons) != 0 {
+		t.Fatalf("emoticons kept for a later message: %+v", m.Emoticons)
+	}
+}
