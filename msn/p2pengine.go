@@ -535,6 +535,8 @@ func (e *P2P) handleInvite(from string, m *SLPMessage) {
 		}
 		s.invite, s.size = m, fc.Size
 		s.offer = &FileOffer{s: s, Name: fc.Name, Size: fc.Size}
+		s.rmu.Lock()
+		defer s.rmu.Unlock() // the timer's access to the session starts after this assignment
 		s.offerTimer = time.AfterFunc(e.cfg.OfferTimeout, func() {
 			if s.offer.decide() {
 				e.log.Info().Str("from", from).Msg("File offer neither accepted nor declined in time; declining it")
@@ -542,7 +544,10 @@ func (e *P2P) handleInvite(from string, m *SLPMessage) {
 			}
 		})
 		if e.cfg.OnFileOffer != nil {
-			e.cfg.OnFileOffer(from, s.offer)
+			offer := s.offer
+			s.rmu.Unlock()
+			e.cfg.OnFileOffer(from, offer)
+			s.rmu.Lock()
 		}
 	default:
 		decline("application " + truncate(m.BodyValue("EUF-GUID"), 40))

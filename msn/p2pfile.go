@@ -49,9 +49,7 @@ func (o *FileOffer) Accept(ctx context.Context, w io.Writer, progress func(recei
 		return ErrOfferAnswered
 	}
 	s, e := o.s, o.s.e
-	if s.offerTimer != nil {
-		s.offerTimer.Stop()
-	}
+	s.stopOfferTimer()
 	select {
 	case <-s.done:
 		return s.err

@@ -97,9 +97,7 @@ func (s *p2pSession) finish(err error) {
 		}
 		s.err = err
 		close(s.done)
-		if s.offerTimer != nil {
-			s.offerTimer.Stop()
-		}
+		s.stopOfferTimer()
 		e := s.e
 		e.mu.Lock()
 		if e.sessions[p2pKey{s.peer, s.sid}] == s {
@@ -118,6 +116,15 @@ func (s *p2pSession) finish(err error) {
 		}
 		e.mu.Unlock()
 	})
+}
+
+func (s *p2pSession) stopOfferTimer() {
+	s.rmu.Lock()
+	t := s.offerTimer
+	s.rmu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
 }
 
 // fail ends the session because of the peer (its BYE, an error flag, malformed data): no BYE
