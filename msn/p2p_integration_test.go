@@ -260,3 +260,52 @@ func TestP2PFileCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkP2PFile moves 1 MB as a file from one client through msntest's switchboard to
+// another (offer, accept, data, ACK); SetBytes makes the MB/s column the transfer rate.
+func BenchmarkP2PFile(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	srv := startServer(b, aliceAndBob(""))
+	mk := func(handle, pw string, h msn.Handler) *msn.Client {
+		cfg := msn.Config{Server: srv.NSAddr(), NexusURL: srv.HTTPSNexusURL(), PingInterval: time.Hour,
+			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}}
+		c, err := msn.NewClient(cfg, handle, pw, h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close() })
+		if err := c.Login(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	offers := make(chan *msn.FileOffer, 1)
+	mk("bob@example.com", "bobpw", func(ev msn.Event) {
+		if o, ok := ev.(*msn.FileOffered); ok {
+			offers <- o.Offer
+		}
+	})
+	alice := mk("alice@example.com", "alicepw", nil)
+	data := randomBytes(1 << 20)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		errc := make(chan error, 1)
+		go func() {
+			errc <- alice.SendFile(ctx, "bob@example.com", msn.OutgoingFile{Name: "bench", Size: int64(len(data)), Data: bytes.NewReader(data)})
+		}()
+		var o *msn.FileOffer
+		select {
+		case o = <-offers:
+		case <-ctx.Done():
+			b.Fatal("no offer")
+		}
+		if err := o.Accept(ctx, io.Discard, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
