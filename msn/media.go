@@ -58,7 +58,7 @@ type OutgoingFile struct {
 }
 
 // FileOffered is emitted when a contact offers a file. Name is the file name without any path
-// and without control characters.
+// and without control characters. SessionID is the switchboard session the offer came on.
 type FileOffered struct {
 	SessionID string
 	From      string

@@ -134,3 +134,81 @@ func TestP2PWinkAndEmoticons(t *testing.T) {
 		t.Fatalf("emoticons kept for a later message: %+v", m.Emoticons)
 	}
 }
+
+// TestP2PHostileBot: malformed P2P, packets for someone else, an oversized SLP message and an
+// INVITE for an unknown application reach the client; none produces an event, the INVITE is
+// declined, and the switchboard still carries text and a transfer afterwards.
+func TestP2PHostileBot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startAliceAndBob(t)
+	alice := loginPeer(t, ctx, srv, "alice@example.com", "alicepw", msn.Config{})
+	send := func(p []byte) {
+		t.Helper()
+		if err := srv.BotSendRaw("bob@example.com", "alice@example.com", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send([]byte("MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: alice@example.com\r\n\r\nshort"))
+	send(msn.NewP2PMessage("carol@example.com", msn.P2PHeader{TotalSize: 3}, []byte("abc"), 0))
+	send(msn.NewP2PMessage("alice@example.com", msn.P2PHeader{Identifier: 5, TotalSize: 1 << 40}, []byte("INVITE"), 0))
+	webcam := &msn.SLPMessage{Method: "INVITE", To: "alice@example.com", From: "bob@example.com", Branch: "{B}", CallID: "{C}",
+		ContentType: "application/x-msnmsgr-sessionreqbody", Body: []msn.Header{{Name: "EUF-GUID", Value: "{4BD96FC0-AB17-4425-A14A-439185962DC8}"},
+			{Name: "SessionID", Value: "77"}, {Name: "AppID", Value: "4"}, {Name: "Context", Value: "AAAA"}}}
+	send(msn.NewP2PMessage("alice@example.com", msn.P2PHeader{Identifier: 6, TotalSize: uint64(len(webcam.Marshal())), AckID: 99}, webcam.Marshal(), 0))
+	if err := srv.BotSay("bob@example.com", "alice@example.com", "still here"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := <-alice.events
+		if m, ok := ev.(*msn.MessageReceived); ok {
+			if m.Text != "still here" {
+				t.Fatalf("message %q", m.Text)
+			}
+			break
+		}
+		switch ev.(type) {
+		case *msn.FileOffered, *msn.WinkReceived, *msn.SessionClosed:
+			t.Fatalf("unexpected %T", ev)
+		}
+	}
+	// The webcam INVITE was ACKed (AckID = its Identifier, AckUID = its AckID) and declined.
+	var acked, declined bool
+	for i := 0; i < 400 && !(acked && declined); i++ {
+		for _, e := range srv.EventsFor("alice@example.com") {
+			if e.Server != "SB" || e.Name != "MSG" {
+				continue
+			}
+			m, err := msn.ParseMIME(e.Payload)
+			if err != nil || m.ContentType() != "application/x-msnmsgrp2p" {
+				continue
+			}
+			p, err := msn.ParseP2PBinary(m.Body)
+			if err != nil {
+				t.Fatalf("client sent a malformed packet: %v", err)
+			}
+			if p.Header.Flags == msn.P2PFlagAck && p.Header.AckID == 6 && p.Header.AckUID == 99 && p.Header.AckSize == uint64(len(webcam.Marshal())) {
+				acked = true
+			}
+			if slp, err := msn.ParseSLP(p.Data); err == nil && slp.Code == 603 && slp.CallID == "{C}" && slp.Branch == "{B}" && slp.CSeq == 1 {
+				declined = true
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !acked || !declined {
+		t.Fatalf("webcam INVITE acked %v, declined %v", acked, declined)
+	}
+	// The transfer machinery still works with the same contact.
+	data := randomBytes(10_000)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.BotSendFile(ctx, "bob@example.com", "alice@example.com", "ok.bin", data) }()
+	off := next[*msn.FileOffered](t, ctx, alice, nil)
+	var buf bytes.Buffer
+	if err := off.Offer.Accept(ctx, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("Accept: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -283,5 +284,47 @@ func TestP2PSessionCapAndOfferTimeout(t *testing.T) {
 	}
 	if err := (<-offers).Accept(ctx, nil, nil); !errors.Is(err, ErrOfferAnswered) {
 		t.Fatalf("Accept after the timeout: %v", err)
+	}
+}
+
+// TestP2PFileStall: a sender that stops half way leaves the receiver with ErrTransferStalled
+// after IdleTimeout, and both engines without sessions.
+func TestP2PFileStall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offers := make(chan *FileOffer, 1)
+	n, a, b := newPipePair(t, P2PConfig{IdleTimeout: 300 * time.Millisecond, OnFileOffer: func(_ string, o *FileOffer) { offers <- o }})
+	var silent atomic.Bool
+	n.tamper = func(from, to string, bin []byte) []byte {
+		if from == "a@x.com" && binary.LittleEndian.Uint64(bin[8:]) >= 5*P2PMaxChunk {
+			silent.Store(true)
+		}
+		if from == "a@x.com" && silent.Load() {
+			return nil
+		}
+		return bin
+	}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- a.SendFile(ctx, "b@x.com", OutgoingFile{Name: "f", Size: 20 * P2PMaxChunk, Data: bytes.NewReader(make([]byte, 20*P2PMaxChunk))})
+	}()
+	o := <-offers
+	var got int64
+	if err := o.Accept(ctx, io.Discard, func(n int64) { got = n }); !errors.Is(err, ErrTransferStalled) {
+		t.Fatalf("Accept: %v", err)
+	}
+	if got != 5*P2PMaxChunk {
+		t.Fatalf("received %d before the stall", got)
+	}
+	if err := <-errc; !errors.Is(err, ErrTransferStalled) && !errors.Is(err, ErrTransferCanceled) {
+		t.Fatalf("SendFile: %v", err)
+	}
+	for _, e := range []*P2P{a, b} {
+		e.mu.Lock()
+		left := len(e.sessions) + len(e.calls) + len(e.acks)
+		e.mu.Unlock()
+		if left != 0 {
+			t.Fatalf("%s: %d sessions, calls or ack waiters left", e.cfg.Self, left)
+		}
 	}
 }

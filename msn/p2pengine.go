@@ -284,15 +284,14 @@ func (e *P2P) reassemble(from string, p P2PPacket) ([]byte, bool) {
 	if h.Offset == 0 {
 		n := 0
 		now := time.Now()
-		for rk, rr := range e.reasm {
-			if rk.peer != from {
-				continue
-			}
+		for rk, rr := range e.reasm { // at most maxP2PReassemblies per peer
 			if now.Sub(rr.started) > e.cfg.IdleTimeout {
 				delete(e.reasm, rk)
 				continue
 			}
-			n++
+			if rk.peer == from {
+				n++
+			}
 		}
 		if n >= maxP2PReassemblies {
 			e.log.Warn().Str("from", from).Msg("Too many P2P messages under way from one contact; dropping one")

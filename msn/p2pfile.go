@@ -43,7 +43,8 @@ func (o *FileOffer) From() string { return o.s.peer }
 // Accept accepts the offer and writes the file to w as it arrives. It blocks until the whole
 // file was received, the peer cancelled (ErrTransferCanceled), it stalled, ctx ended (the
 // transfer is then cancelled), or the data went beyond the offered size. A file over the
-// configured MaxFileSize is declined and Accept returns ErrTransferTooLarge.
+// configured MaxFileSize is declined and Accept returns ErrTransferTooLarge. It blocks for the
+// whole transfer: call it from a goroutine of its own, not from the event handler.
 func (o *FileOffer) Accept(ctx context.Context, w io.Writer, progress func(received int64)) error {
 	if !o.claim(offerAccepted) {
 		return ErrOfferAnswered

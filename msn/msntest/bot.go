@@ -242,6 +242,12 @@ func (s *Server) BotTyping(from, to string) error {
 	return s.botSend(from, to, typingPayload(h))
 }
 
+// BotSendRaw sends a raw MIME payload from a socketless account, as BotSay does: a way to
+// put arbitrary (hostile) messages, P2P packets included, in front of a client.
+func (s *Server) BotSendRaw(from, to string, payload []byte) error {
+	return s.botSend(from, to, payload)
+}
+
 // BotNudge sends a nudge from a socketless account, as BotSay does.
 func (s *Server) BotNudge(from, to string) error { return s.botSend(from, to, nudgePayload()) }
 
