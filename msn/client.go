@@ -17,7 +17,7 @@ import (
 // Defaults applied by NewClient to zero Config fields.
 const (
 	DefaultClientVersion      = "7.0.0816"
-	DefaultCapabilities       = 0x4000C32C
+	DefaultCapabilities       = 0x4000C02C
 	DefaultDialTimeout        = 15 * time.Second
 	DefaultRequestTimeout     = 30 * time.Second
 	DefaultJoinTimeout        = 30 * time.Second
@@ -57,7 +57,7 @@ type Config struct {
 	Protocols []string
 	// ClientVersion is sent in CVR (default "7.0.0816").
 	ClientVersion string
-	// Capabilities are sent with every CHG (default 0x4000C32C: MSNC version 4, "MSN 7.0", which
+	// Capabilities are sent with every CHG (default 0x4000C02C: MSNC version 4, "MSN 7.0", which
 	// announces MSNP2P, plus the feature bits of the peers P2P was verified against, winks
 	// 0x8000 among them).
 	Capabilities uint32

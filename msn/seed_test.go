@@ -138,7 +138,7 @@ type seedDeviation struct {
 //   - TrIDs count from 1 again on the connection opened after XFR NS (one counter per
 //     connection); the transcript's client carries on from 4.
 //   - SYN asks for the whole list ("0 0"): the client keeps no list between sessions.
-//   - CHG always carries the capabilities (0x4000C32C: MSNC4 and the P2P peers' feature bits):
+//   - CHG always carries the capabilities (0x4000C02C: MSNC4 and the P2P peers' feature bits):
 //     Escargot ignores a CHG without them.
 //   - GCF and UUX are MSNP11 commands: with MSNP10 negotiated they are not sent (and
 //     SetPersonalMessage fails with ErrUnsupported); the transcript's client sends both anyway.
