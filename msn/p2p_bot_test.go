@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/msn-bridge/msn-bridge/msn"
+	"github.com/msn-bridge/msn-bridge/msn/msntest"
 )
 
 // The client against msntest's bots (bob is a socketless account): each side of each flow.
@@ -209,6 +210,34 @@ func TestP2PHostileBot(t *testing.T) {
 		t.Fatalf("Accept: %v", err)
 	}
 	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestP2PBotChatSendFile: a BotFunc answers a text with a file, sent from its own goroutine.
+func TestP2PBotChatSendFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startAliceAndBob(t)
+	data := randomBytes(7000)
+	sent := make(chan error, 1)
+	if err := srv.AddBot("files@example.com", "pw", "Files", func(ctx context.Context, chat *msntest.BotChat, msg msntest.BotMessage) {
+		if msg.IsText() && msg.Body == "send" {
+			go func() { sent <- chat.SendFile(ctx, "notes.txt", data) }()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	alice := loginPeer(t, ctx, srv, "alice@example.com", "alicepw", msn.Config{})
+	if err := alice.c.SendText(ctx, "files@example.com", "send", nil); err != nil {
+		t.Fatal(err)
+	}
+	off := next[*msn.FileOffered](t, ctx, alice, nil)
+	var buf bytes.Buffer
+	if err := off.Offer.Accept(ctx, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), data) || off.Name != "notes.txt" {
+		t.Fatalf("Accept: %v, %q", err, off.Name)
+	}
+	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
 }

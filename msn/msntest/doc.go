@@ -30,7 +30,9 @@
 //	f, _ := srv.WaitBotFile(ctx, "bob@example.com", 1) // f.Name, f.Data, f.Err
 //	pic, _ := srv.BotFetchObject(ctx, "bob@example.com", aliceObj) // a user's object
 //
-// Inside a BotFunc the same is on the chat: chat.SendFile, chat.Wink, chat.SayWithEmoticons.
+// Inside a BotFunc the same is on the chat: chat.Wink, chat.SayWithEmoticons, and
+// chat.SendFile, which blocks for the whole transfer and so must run on a goroutine of its own
+// (a BotFunc must return quickly).
 // A bot accepts files up to MaxBotFileSize (8 MiB) into memory and records at most the last 64
 // (BotFiles). Its P2P packets to a user wait while that user's connection has more than 128 KiB
 // unread, so large files do not pile up in the server.
