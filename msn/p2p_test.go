@@ -328,3 +328,13 @@ func TestP2PFileStall(t *testing.T) {
 		}
 	}
 }
+
+func TestFileOfferZeroValue(t *testing.T) {
+	var o FileOffer
+	if err := o.Accept(context.Background(), io.Discard, nil); !errors.Is(err, ErrOfferAnswered) {
+		t.Fatalf("Accept: %v", err)
+	}
+	if err := o.Decline(); !errors.Is(err, ErrOfferAnswered) || o.From() != "" {
+		t.Fatalf("Decline: %v", err)
+	}
+}

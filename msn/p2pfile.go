@@ -29,16 +29,24 @@ const (
 	offerDeclined
 )
 
-// ErrOfferAnswered: Accept or Decline was already called, or the offer timed out.
+// ErrOfferAnswered: Accept or Decline was already called, or the offer timed out. A FileOffer
+// not made by the library (the zero value) fails the same way.
 var ErrOfferAnswered = errors.New("msn: file offer already answered")
 
-func (o *FileOffer) claim(state int32) bool { return o.state.CompareAndSwap(offerOpen, state) }
+func (o *FileOffer) claim(state int32) bool {
+	return o != nil && o.s != nil && o.state.CompareAndSwap(offerOpen, state)
+}
 
 // decide reports whether the offer was still open, declining it.
 func (o *FileOffer) decide() bool { return o.claim(offerDeclined) }
 
 // From returns the handle of the contact who offered the file.
-func (o *FileOffer) From() string { return o.s.peer }
+func (o *FileOffer) From() string {
+	if o == nil || o.s == nil {
+		return ""
+	}
+	return o.s.peer
+}
 
 // Accept accepts the offer and writes the file to w as it arrives. It blocks until the whole
 // file was received, the peer cancelled (ErrTransferCanceled), it stalled, ctx ended (the
