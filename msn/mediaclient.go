@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -40,9 +41,26 @@ func (c *Client) initP2P() {
 	}
 }
 
-// sendP2P is the engine's transport: one payload in mode D on a one-to-one session with to,
-// waiting for the switchboard's ACK. A payload not yet written when its session closed is sent
-// on a new one.
+// p2pWindowSize is how many P2P packets may await the switchboard's ACK on one session: waiting
+// for each before the next would cap a transfer at one packet per round trip (24 KB/s at 50 ms).
+const p2pWindowSize = 16
+
+// p2pWindow pipelines the P2P packets of a session. mu also keeps the packets of concurrent
+// senders whole and in the order they were written.
+type p2pWindow struct {
+	mu       sync.Mutex
+	inflight []inflightMSG
+}
+
+type inflightMSG struct {
+	id uint32
+	w  *waiter
+}
+
+// sendP2P is the engine's transport: one payload in mode D on a one-to-one session with to.
+// It returns once the payload is written and at most p2pWindowSize-1 earlier ones await their
+// ACK; an earlier packet's NAK or missing ACK fails the call that finds it. A payload not yet
+// written when its session closed is sent on a new one.
 func (c *Client) sendP2P(ctx context.Context, to string, payload []byte) error {
 	if len(payload) > MaxMSGPayload {
 		return ErrTooLong
@@ -52,20 +70,40 @@ func (c *Client) sendP2P(ctx context.Context, to string, payload []byte) error {
 		if err != nil {
 			return err
 		}
-		reply, err := s.cn.call(ctx, c.cfg.AckTimeout, "MSG", []string{"D"}, payload, "ACK", "NAK")
+		err = s.sendWindowed(ctx, payload)
 		if err == nil {
 			c.mu.Lock()
 			s.lastActive = time.Now()
 			c.mu.Unlock()
-			if reply.Name == "NAK" {
-				return ErrNAK
-			}
 			return nil
 		}
 		if attempt > 0 || !errors.Is(err, errNotSent) {
 			return err
 		}
 	}
+}
+
+func (s *session) sendWindowed(ctx context.Context, payload []byte) error {
+	win := &s.p2pw
+	win.mu.Lock()
+	defer win.mu.Unlock()
+	for len(win.inflight) >= p2pWindowSize {
+		f := win.inflight[0]
+		win.inflight = win.inflight[1:]
+		reply, err := s.cn.wait(ctx, f.id, f.w, s.c.cfg.AckTimeout)
+		if err == nil && reply.Name == "NAK" {
+			err = ErrNAK
+		}
+		if err != nil {
+			return fmt.Errorf("earlier p2p packet not acknowledged: %w", err)
+		}
+	}
+	id, w, err := s.cn.start("MSG", []string{"D"}, payload, "ACK", "NAK")
+	if err != nil {
+		return err
+	}
+	win.inflight = append(win.inflight, inflightMSG{id, w})
+	return nil
 }
 
 // p2pSession returns the session P2P packets to to go on: the one used last while it stays

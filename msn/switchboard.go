@@ -62,6 +62,7 @@ type session struct {
 	closing    bool
 	lastActive time.Time
 	lastTyping time.Time
+	p2pw       p2pWindow // P2P packets awaiting their ACK (mediaclient.go)
 }
 
 // newSession registers a session for nc, unless the client is shutting down or at its session
