@@ -305,6 +305,55 @@ func (c *Client) SendFile(ctx context.Context, contact string, f OutgoingFile) e
 	return nil
 }
 
+// SendEmoticons defines custom emoticons for the next text sent to contact (a
+// text/x-mms-emoticon message in mode N on the one-to-one session, opened when needed): call it
+// right before SendText with objects from PublishObject, which contacts then fetch. At most
+// MaxEmoticonsPerMessage, shortcuts of at most MaxEmoticonShortcut characters without tabs.
+func (c *Client) SendEmoticons(ctx context.Context, contact string, list []Emoticon) error {
+	h, err := c.checkPeer(contact)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 || len(list) > MaxEmoticonsPerMessage {
+		return fmt.Errorf("%w: %d emoticons", ErrInvalidArgument, len(list))
+	}
+	for _, e := range list {
+		if e.Shortcut == "" || utf8.RuneCountInString(e.Shortcut) > MaxEmoticonShortcut || strings.ContainsAny(e.Shortcut, "\t\r\n") || e.Object.Creator == "" {
+			return fmt.Errorf("%w: emoticon %q", ErrInvalidArgument, truncate(e.Shortcut, 16))
+		}
+	}
+	p := NewEmoticonMessage(list)
+	if len(p) > MaxMSGPayload {
+		return fmt.Errorf("%w: emoticon definitions of %d bytes", ErrTooLong, len(p))
+	}
+	return c.postTo(ctx, h, p, "emoticons")
+}
+
+// SendWink sends the wink obj (a datacast, ID 2, mode N) to contact; publish its data first
+// (PublishObject with ObjectWink) so that the contact can fetch it.
+func (c *Client) SendWink(ctx context.Context, contact string, obj MSNObject) error {
+	h, err := c.checkPeer(contact)
+	if err != nil {
+		return err
+	}
+	if obj.Creator == "" {
+		return fmt.Errorf("%w: empty msnobj", ErrInvalidArgument)
+	}
+	return c.postTo(ctx, h, NewWinkMessage(obj), "wink")
+}
+
+// postTo writes payload in mode N on the one-to-one session with h.
+func (c *Client) postTo(ctx context.Context, h string, payload []byte, what string) error {
+	s, err := c.sessionFor(ctx, h)
+	if err == nil {
+		err = s.cn.post("MSG", []string{"N"}, payload)
+	}
+	if err != nil {
+		return fmt.Errorf("failed to send %s: %w", what, err)
+	}
+	return nil
+}
+
 // displayPictureArg is the percent-encoded msnobj token for CHG, "" without a picture.
 func (c *Client) displayPictureArg() string {
 	c.mu.Lock()

@@ -309,3 +309,40 @@ func BenchmarkP2PFile(b *testing.B) {
 		}
 	}
 }
+
+// TestP2PEmoticonsAndWinkClientToClient: alice publishes an emoticon and a wink and sends
+// both; bob gets them with the next text and as WinkReceived, and fetches their data.
+func TestP2PEmoticonsAndWinkClientToClient(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, alice, bob := alicePlusBob(t, ctx, msn.Config{}, msn.Config{})
+	img, cab := randomBytes(1500), append([]byte("MSCF"), randomBytes(2000)...)
+	emo := alice.c.PublishObject(msn.ObjectEmoticon, "", img)
+	wink := alice.c.PublishObject(msn.ObjectWink, "Wave", cab)
+	if err := alice.c.SendEmoticons(ctx, "bob@example.com", []msn.Emoticon{{Shortcut: ":wave:", Object: emo}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.SendText(ctx, "bob@example.com", "hi :wave:", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := next[*msn.MessageReceived](t, ctx, bob, nil)
+	if len(m.Emoticons) != 1 || m.Emoticons[0].Shortcut != ":wave:" || m.Emoticons[0].Object.SHA1D != emo.SHA1D {
+		t.Fatalf("message %+v", m)
+	}
+	if got, err := bob.c.FetchObject(ctx, m.Emoticons[0].Object); err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("emoticon fetch: %v", err)
+	}
+	if err := alice.c.SendWink(ctx, "bob@example.com", wink); err != nil {
+		t.Fatal(err)
+	}
+	w := next[*msn.WinkReceived](t, ctx, bob, nil)
+	if w.Object.Friendly != "Wave" {
+		t.Fatalf("wink %+v", w.Object)
+	}
+	if got, err := bob.c.FetchObject(ctx, w.Object); err != nil || !bytes.Equal(got, cab) {
+		t.Fatalf("wink fetch: %v", err)
+	}
+	if err := alice.c.SendEmoticons(ctx, "bob@example.com", []msn.Emoticon{{Shortcut: "toolong!!", Object: emo}}); !errors.Is(err, msn.ErrInvalidArgument) {
+		t.Fatalf("long shortcut: %v", err)
+	}
+}
