@@ -338,3 +338,26 @@ func TestFileOfferZeroValue(t *testing.T) {
 		t.Fatalf("Decline: %v", err)
 	}
 }
+
+// TestP2POfferCanceledBeforeAnswer: the sender's BYE before Accept makes Accept return
+// ErrTransferCanceled.
+func TestP2POfferCanceledBeforeAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offers := make(chan *FileOffer, 1)
+	_, a, _ := newPipePair(t, P2PConfig{OnFileOffer: func(_ string, o *FileOffer) { offers <- o }})
+	sendCtx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- a.SendFile(sendCtx, "b@x.com", OutgoingFile{Name: "f", Size: 1, Data: strings.NewReader("x")})
+	}()
+	o := <-offers
+	stop()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("SendFile: %v", err)
+	}
+	// Whether the BYE arrives before Accept or after it, Accept reports the cancellation.
+	if err := o.Accept(ctx, io.Discard, nil); !errors.Is(err, ErrTransferCanceled) {
+		t.Fatalf("Accept: %v", err)
+	}
+}

@@ -115,8 +115,13 @@ func (o *FileOffer) Decline() error {
 	return nil
 }
 
-// decline answers the INVITE with 603 and ends the session.
+// decline answers the INVITE with 603 and ends the session, unless it has ended already.
 func (s *p2pSession) decline() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
 	s.e.postSLP(s.peer, newSLPResponse(s.invite, 603, "Decline", slpSessionReq,
 		[]Header{{"SessionID", strconv.FormatUint(uint64(s.sid), 10)}}))
 	s.finish(ErrTransferDeclined)

@@ -163,8 +163,7 @@ func (s *p2pSession) push(ev p2pEvent) {
 		accepted := s.accepted
 		s.rmu.Unlock()
 		if !accepted {
-			s.offer.claim(offerDeclined)
-			s.finish(ErrTransferCanceled)
+			s.finish(ErrTransferCanceled) // a later Accept returns it
 			return
 		}
 	}
