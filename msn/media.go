@@ -68,7 +68,8 @@ type FileOffered struct {
 }
 
 // WinkReceived is emitted when a contact sends a wink (datacast ID 2). Object names its data (a
-// CAB archive), fetched with FetchObject.
+// CAB archive), fetched with FetchObject; its Friendly is the wink's name. Object is the zero
+// MSNObject when the wink's msnobj was invalid.
 type WinkReceived struct {
 	SessionID string
 	From      string

@@ -149,13 +149,14 @@ func (s *session) handleP2P(from, sessionID string, m *MIMEMessage) {
 	c.p2p.Deliver(from, m.Body)
 }
 
-// handleWink emits WinkReceived for a datacast ID 2 whose Data is a valid msnobj.
+// handleWink emits WinkReceived for a datacast ID 2; the Object is zero when its Data is not a
+// valid msnobj (the user still learns that a wink came).
 func (s *session) handleWink(from, sessionID string, m *MIMEMessage) {
 	data, _ := m.mimeField("Data")
 	obj, err := ParseMSNObject(data)
 	if err != nil {
-		s.c.log.Debug().Err(err).Msg("Ignoring wink with an invalid msnobj")
-		return
+		s.c.log.Debug().Err(err).Msg("Wink with an invalid msnobj")
+		obj = MSNObject{}
 	}
 	s.c.emit(&WinkReceived{SessionID: sessionID, From: from, Object: obj})
 }

@@ -113,6 +113,13 @@ func TestP2PWinkAndEmoticons(t *testing.T) {
 	if err != nil || !bytes.Equal(got, cab) {
 		t.Fatalf("wink fetch: %v", err)
 	}
+	bad := []byte("MIME-Version: 1.0\r\nContent-Type: text/x-msnmsgr-datacast\r\n\r\nID: 2\r\nData: <msnobj Creator=\"x\"/>\r\n\r\n")
+	if err := srv.BotSendRaw("bob@example.com", "alice@example.com", bad); err != nil {
+		t.Fatal(err)
+	}
+	if w := next[*msn.WinkReceived](t, ctx, alice, nil); w.From != "bob@example.com" || w.Object != (msn.MSNObject{}) {
+		t.Fatalf("wink with a bad msnobj: %+v", w)
+	}
 	img := randomBytes(900)
 	emo, err := srv.BotPublishObject("bob@example.com", msn.ObjectEmoticon, "", img)
 	if err != nil {

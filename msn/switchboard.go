@@ -348,7 +348,7 @@ func (s *session) handleMSG(cmd *Command) {
 	case KindInvite:
 		info, ok := ParseInvite(m)
 		if ok && strings.EqualFold(info.Command, "INVITE") && info.Cookie != "" {
-			c.log.Debug().Str("app", truncate(info.AppName, 64)).Msg("Declining invitation")
+			c.log.Info().Str("app", truncate(info.AppName, 64)).Msg("Declining legacy invitation (MSNFTP transfers and other pre-P2P applications are not supported)")
 			if err := s.cn.post("MSG", []string{"U"}, NewInviteCancel(info.Cookie)); err != nil {
 				c.log.Debug().Err(err).Msg("Failed to decline invitation")
 			}
