@@ -103,8 +103,13 @@ type reassembly struct {
 }
 
 type sendQueue struct {
-	items   [][]byte
+	items   []queuedPacket
 	running bool
+}
+
+type queuedPacket struct {
+	payload []byte
+	done    chan error // nil: nobody waits (post)
 }
 
 // NewP2P returns an engine; Close ends it.
@@ -342,13 +347,38 @@ func (e *P2P) forgetAck(peer string, id uint32) {
 	e.mu.Unlock()
 }
 
-// post queues a control packet (an ACK, an SLP answer) for peer, sent in order by one goroutine
-// per peer: Deliver cannot wait for the transport.
+// post queues a control packet (an ACK, an SLP answer) for peer without waiting: Deliver
+// cannot wait for the transport.
 func (e *P2P) post(peer string, payload []byte) {
+	if err := e.enqueue(peer, payload, nil); err != nil {
+		e.log.Warn().Err(err).Str("to", peer).Msg("Dropping a P2P packet")
+	}
+}
+
+// sendQueued sends payload to peer behind everything queued for it before, and waits until it
+// was handed to the transport. Every packet to a peer goes through its one queue, so the wire
+// order is the order the engine decided on (an ACK queued by Deliver precedes the data that
+// its sender then sends).
+func (e *P2P) sendQueued(ctx context.Context, peer string, payload []byte) error {
+	done := make(chan error, 1)
+	if err := e.enqueue(peer, payload, done); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.ctx.Done():
+		return ErrClosed
+	}
+}
+
+func (e *P2P) enqueue(peer string, payload []byte, done chan error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ctx.Err() != nil {
-		return
+		return ErrClosed
 	}
 	q := e.queues[peer]
 	if q == nil {
@@ -356,15 +386,15 @@ func (e *P2P) post(peer string, payload []byte) {
 		e.queues[peer] = q
 	}
 	if len(q.items) >= maxP2PQueue {
-		e.log.Warn().Str("to", peer).Msg("P2P send queue full; dropping a packet")
-		return
+		return fmt.Errorf("p2p send queue full (%d packets)", maxP2PQueue)
 	}
-	q.items = append(q.items, payload)
+	q.items = append(q.items, queuedPacket{payload, done})
 	if !q.running {
 		q.running = true
 		e.wg.Add(1)
 		go e.drain(peer, q)
 	}
+	return nil
 }
 
 func (e *P2P) drain(peer string, q *sendQueue) {
@@ -384,10 +414,13 @@ func (e *P2P) drain(peer string, q *sendQueue) {
 		q.items = q.items[1:]
 		e.mu.Unlock()
 		ctx, cancel := context.WithTimeout(e.ctx, p2pSendTimeout)
-		if err := e.cfg.Send(ctx, peer, p); err != nil {
+		err := e.cfg.Send(ctx, peer, p.payload)
+		cancel()
+		if p.done != nil {
+			p.done <- err
+		} else if err != nil {
 			e.log.Debug().Err(err).Str("to", peer).Msg("Failed to send P2P packet")
 		}
-		cancel()
 	}
 }
 
@@ -405,7 +438,7 @@ func (e *P2P) sendMessage(ctx context.Context, peer string, h P2PHeader, data []
 	for off := 0; ; {
 		n := min(len(data)-off, P2PMaxChunk)
 		h.Offset = uint64(off)
-		if err := e.cfg.Send(ctx, peer, NewP2PMessage(peer, h, data[off:off+n], footer)); err != nil {
+		if err := e.sendQueued(ctx, peer, NewP2PMessage(peer, h, data[off:off+n], footer)); err != nil {
 			return h, err
 		}
 		off += n

@@ -254,7 +254,7 @@ func (s *p2pSession) sendData(ctx context.Context, h P2PHeader, size int64, foot
 			return h, ack, err
 		}
 		h.Offset = uint64(off)
-		if err := e.cfg.Send(ctx, s.peer, NewP2PMessage(s.peer, h, buf[:n], footer)); err != nil {
+		if err := e.sendQueued(ctx, s.peer, NewP2PMessage(s.peer, h, buf[:n], footer)); err != nil {
 			return h, ack, fmt.Errorf("failed to send p2p data: %w", err)
 		}
 		off += int64(n)
