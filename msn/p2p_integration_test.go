@@ -346,3 +346,59 @@ func TestP2PEmoticonsAndWinkClientToClient(t *testing.T) {
 		t.Fatalf("long shortcut: %v", err)
 	}
 }
+
+// blockingWriter accepts n bytes, then blocks until release is closed.
+type blockingWriter struct {
+	n       int
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if w.n <= 0 {
+		<-w.release
+		return len(p), nil
+	}
+	w.n -= len(p)
+	if w.n <= 0 {
+		close(w.reached)
+	}
+	return len(p), nil
+}
+
+// TestP2PCloseDuringTransfer: the receiver's Close in the middle of a transfer returns (its
+// switchboard reader, blocked on a full queue behind a stuck writer, is let go), its Accept ends
+// with ErrClosed, and the sender's SendFile fails instead of hanging.
+func TestP2PCloseDuringTransfer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	_, alice, bob := alicePlusBob(t, ctx, msn.Config{}, msn.Config{})
+	data := randomBytes(2 << 20)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- alice.c.SendFile(ctx, "bob@example.com", msn.OutgoingFile{Name: "big", Size: int64(len(data)), Data: bytes.NewReader(data)})
+	}()
+	off := next[*msn.FileOffered](t, ctx, bob, nil)
+	w := &blockingWriter{n: 100_000, reached: make(chan struct{}), release: make(chan struct{})}
+	acc := make(chan error, 1)
+	go func() { acc <- off.Offer.Accept(ctx, w, nil) }()
+	select {
+	case <-w.reached:
+	case <-ctx.Done():
+		t.Fatal("transfer did not start")
+	}
+	closed := make(chan struct{})
+	go func() { _ = bob.c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("Close hung during a transfer")
+	}
+	close(w.release)
+	if err := <-acc; !errors.Is(err, msn.ErrClosed) {
+		t.Fatalf("Accept: %v, want ErrClosed", err)
+	}
+	if err := <-errc; err == nil {
+		t.Fatal("SendFile succeeded to a closed client")
+	}
+}
