@@ -248,3 +248,64 @@ func TestP2PBotChatSendFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestP2PDestInGroupSession: in a three-party switchboard every member gets every P2P packet;
+// the one it is not addressed to (carol) drops it — no event, no ACK, no answer — while alice,
+// its addressee, answers.
+func TestP2PDestInGroupSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := aliceAndBob("")
+	opts.Accounts = append(opts.Accounts, msntest.AccountSpec{Handle: "carol@example.com", Password: "carolpw", Name: "Carol"})
+	opts.Friends = append(opts.Friends, [2]string{"alice@example.com", "carol@example.com"}, [2]string{"bob@example.com", "carol@example.com"})
+	srv := startServer(t, opts)
+	webcam := &msn.SLPMessage{Method: "INVITE", To: "alice@example.com", From: "bot@example.com", Branch: "{B}", CallID: "{C}",
+		ContentType: "application/x-msnmsgr-sessionreqbody", Body: []msn.Header{{Name: "EUF-GUID", Value: "{4BD96FC0-AB17-4425-A14A-439185962DC8}"},
+			{Name: "SessionID", Value: "77"}, {Name: "AppID", Value: "4"}, {Name: "Context", Value: "AAAA"}}}
+	pkt := msn.NewP2PMessage("alice@example.com", msn.P2PHeader{Identifier: 6, TotalSize: uint64(len(webcam.Marshal())), AckID: 99}, webcam.Marshal(), 0)
+	if err := srv.AddBot("bot@example.com", "pw", "Bot", func(_ context.Context, chat *msntest.BotChat, m msntest.BotMessage) {
+		if m.IsText() && m.Body == "go" {
+			_ = chat.Send(pkt)
+			_ = chat.Say("done")
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	carol := loginPeer(t, ctx, srv, "carol@example.com", "carolpw", msn.Config{})
+	alice := loginPeer(t, ctx, srv, "alice@example.com", "alicepw", msn.Config{})
+	if err := alice.c.SendText(ctx, "bot@example.com", "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	var sid string
+	for id, members := range alice.c.Sessions() {
+		if len(members) == 1 && members[0] == "bot@example.com" {
+			sid = id
+		}
+	}
+	if err := alice.c.InviteToSession(ctx, sid, "carol@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, ctx, alice, func(e *msn.ParticipantJoined) bool { return e.Handle == "carol@example.com" })
+	if err := alice.c.SendGroupText(ctx, sid, "go", nil); err != nil {
+		t.Fatal(err)
+	}
+	var answered bool
+	for i := 0; i < 400 && !answered; i++ {
+		for _, w := range sentP2P(t, srv, "alice@example.com") {
+			answered = answered || w.slp != nil && w.slp.Code == 603 && w.slp.CallID == "{C}"
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !answered {
+		t.Fatal("alice did not decline the INVITE addressed to her")
+	}
+	// Carol got "done", right behind the packet on the same switchboard, and sends no P2P: she
+	// would have queued an ACK as soon as the packet arrived, so a bounded look suffices.
+	next(t, ctx, carol, func(e *msn.MessageReceived) bool { return e.Text == "done" })
+	for i := 0; i < 100; i++ {
+		if got := sentP2P(t, srv, "carol@example.com"); len(got) != 0 {
+			t.Fatalf("carol answered a packet for alice: %v", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
