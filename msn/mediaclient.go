@@ -266,7 +266,11 @@ func (c *Client) SetDisplayPicture(ctx context.Context, data []byte) error {
 	if old != nil && (obj == nil || old.SHA1D != obj.SHA1D) {
 		c.p2p.Unpublish(old.SHA1D)
 	}
-	if status == StatusHidden || status == StatusOffline || status == "" {
+	if !status.Valid() || status == StatusOffline {
+		status = c.cfg.InitialStatus
+	}
+	if status == StatusHidden {
+		// Nobody sees a hidden account: the msnobj goes with the next status change.
 		return c.changeStatus(ctx, StatusHidden)
 	}
 	bounce := StatusAway

@@ -309,3 +309,26 @@ func TestP2PDestInGroupSession(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestP2PPlainBotDeclines: a bot nobody configured for P2P still answers: a file is declined
+// and an object it never published is declined, at once.
+func TestP2PPlainBotDeclines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startAliceAndBob(t)
+	if err := srv.AddBot("echo@example.com", "pw", "Echo", msntest.EchoBot); err != nil {
+		t.Fatal(err)
+	}
+	alice := loginPeer(t, ctx, srv, "alice@example.com", "alicepw", msn.Config{})
+	err := alice.c.SendFile(ctx, "echo@example.com", msn.OutgoingFile{Name: "x", Size: 1, Data: bytes.NewReader([]byte("x"))})
+	if !errors.Is(err, msn.ErrTransferDeclined) {
+		t.Fatalf("SendFile: %v", err)
+	}
+	obj := msn.NewMSNObject("echo@example.com", msn.ObjectDisplayPicture, "0", "", []byte("none"))
+	if _, err := alice.c.FetchObject(ctx, obj); !errors.Is(err, msn.ErrTransferDeclined) {
+		t.Fatalf("FetchObject: %v", err)
+	}
+	if files := srv.BotFiles("echo@example.com"); len(files) != 1 || files[0].Accepted || files[0].Name != "x" {
+		t.Fatalf("bot's record: %+v", files)
+	}
+}

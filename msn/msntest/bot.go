@@ -31,7 +31,7 @@ func (m BotMessage) IsNudge() bool {
 }
 
 // BotFunc is a bot's behaviour: it is called once per message a user sends into a switchboard
-// the bot is in, on the sender's connection goroutine after the server's lock is released, in
+// the bot is in (except P2P packets, which the bot's P2P engine takes: botp2p.go), on the sender's connection goroutine after the server's lock is released, in
 // message order. It may reply through chat and must not block for long (it delays the sender's
 // next command). ctx ends when the server closes.
 type BotFunc func(ctx context.Context, chat *BotChat, msg BotMessage)

@@ -16,7 +16,8 @@
 // # P2P with bots
 //
 // A socketless account (AddBot, or an account put online with SetPresence) speaks MSNP2P with
-// the same engine as msn.Client, its packets relayed over the switchboard like any member's:
+// the same engine as msn.Client, its packets relayed over the switchboard like any member's
+// (unconfigured, it declines files and objects it did not publish):
 //
 //	obj, _ := srv.SetBotDisplayPicture("bob@example.com", png) // msnobj in bob's ILN/NLN, served
 //	emo, _ := srv.BotPublishObject("bob@example.com", msn.ObjectEmoticon, "", gif)
