@@ -546,12 +546,11 @@ func (e *P2P) handleInvite(from string, m *SLPMessage) {
 			decline("unknown object")
 			return
 		}
-		s, err := e.newSession(from, sid, m.CallID, sessServe)
+		s, err := e.newSession(from, sid, m.CallID, sessServe, func(s *p2pSession) { s.invite, s.obj = m, o.obj })
 		if err != nil {
 			decline(err.Error())
 			return
 		}
-		s.invite, s.obj = m, o.obj
 		e.wg.Add(1)
 		go s.serve(o.data)
 	case EUFFile:
@@ -560,26 +559,24 @@ func (e *P2P) handleInvite(from string, m *SLPMessage) {
 			decline(err.Error())
 			return
 		}
-		s, err := e.newSession(from, sid, m.CallID, sessFileIn)
+		s, err := e.newSession(from, sid, m.CallID, sessFileIn, func(s *p2pSession) {
+			s.invite, s.size = m, fc.Size
+			s.offer = &FileOffer{s: s, Name: fc.Name, Size: fc.Size}
+		})
 		if err != nil {
 			decline(err.Error())
 			return
 		}
-		s.invite, s.size = m, fc.Size
-		s.offer = &FileOffer{s: s, Name: fc.Name, Size: fc.Size}
-		s.rmu.Lock()
-		defer s.rmu.Unlock() // the timer's access to the session starts after this assignment
+		s.rmu.Lock() // stopOfferTimer reads the timer under rmu
 		s.offerTimer = time.AfterFunc(e.cfg.OfferTimeout, func() {
 			if s.offer.decide() {
 				e.log.Info().Str("from", from).Msg("File offer neither accepted nor declined in time; declining it")
 				s.decline()
 			}
 		})
+		s.rmu.Unlock()
 		if e.cfg.OnFileOffer != nil {
-			offer := s.offer
-			s.rmu.Unlock()
-			e.cfg.OnFileOffer(from, offer)
-			s.rmu.Lock()
+			e.cfg.OnFileOffer(from, s.offer)
 		}
 	default:
 		decline("application " + truncate(m.BodyValue("EUF-GUID"), 40))

@@ -187,11 +187,10 @@ func (e *P2P) SendFile(ctx context.Context, peer string, f OutgoingFile) error {
 	if f.Size > e.cfg.MaxFileSize {
 		return fmt.Errorf("%w: %d bytes, cap %d", ErrTransferTooLarge, f.Size, e.cfg.MaxFileSize)
 	}
-	s, err := e.newSession(peer, 0, "", sessFileOut)
+	s, err := e.newSession(peer, 0, "", sessFileOut, func(s *p2pSession) { s.size = f.Size })
 	if err != nil {
 		return err
 	}
-	s.size = f.Size
 	defer s.finish(nil)
 	c := base64.StdEncoding.EncodeToString(newFileContext(SanitizeFileName(f.Name), f.Size))
 	inv := &SLPMessage{Method: "INVITE", To: peer, From: e.cfg.Self, Branch: newGUID(), CallID: s.callID,

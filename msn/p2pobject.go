@@ -49,11 +49,10 @@ func (e *P2P) Fetch(ctx context.Context, obj MSNObject) ([]byte, error) {
 	}
 	defer func() { <-lock }()
 
-	s, err := e.newSession(peer, 0, "", sessFetch)
+	s, err := e.newSession(peer, 0, "", sessFetch, func(s *p2pSession) { s.obj = obj })
 	if err != nil {
 		return nil, err
 	}
-	s.obj = obj
 	defer s.finish(nil)
 	inv := &SLPMessage{Method: "INVITE", To: peer, From: e.cfg.Self, Branch: newGUID(), CallID: s.callID,
 		ContentType: slpSessionReq, Body: []Header{{"EUF-GUID", EUFObject},

@@ -56,8 +56,9 @@ type p2pSession struct {
 
 var errSessionEnded = errors.New("p2p session ended")
 
-// newSession registers a session; sid 0 picks a fresh random one (an outgoing session).
-func (e *P2P) newSession(peer string, sid uint32, callID string, kind sessKind) (*p2pSession, error) {
+// newSession registers a session; sid 0 picks a fresh random one (an outgoing session). init,
+// when set, fills the session's fields before any other goroutine can find it.
+func (e *P2P) newSession(peer string, sid uint32, callID string, kind sessKind, init func(*p2pSession)) (*p2pSession, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ctx.Err() != nil {
@@ -81,6 +82,9 @@ func (e *P2P) newSession(peer string, sid uint32, callID string, kind sessKind) 
 	s := &p2pSession{e: e, peer: peer, sid: sid, callID: callID, kind: kind,
 		ev: make(chan p2pEvent, p2pDataQueue+8), done: make(chan struct{})}
 	s.touch()
+	if init != nil {
+		init(s)
+	}
 	e.sessions[p2pKey{peer, sid}] = s
 	e.calls[callID] = s
 	e.perPeer[peer]++
