@@ -1,7 +1,6 @@
 package msn
 
 import (
-	"context"
 	"errors"
 	"io"
 )
@@ -30,6 +29,10 @@ type MSNObject struct {
 	SHA1D    string // base64 SHA-1 of the data
 	SHA1C    string // base64 SHA-1 of the other attributes
 	Stamp    string // kept as given, for winks
+
+	// friendlyRaw is the Friendly attribute as received (base64), so that XML and SHA1C
+	// reproduce a peer's object byte for byte.
+	friendlyRaw string
 }
 
 // Errors of the media calls and events.
@@ -46,40 +49,6 @@ var (
 	ErrTransferStalled = errors.New("msn: transfer stalled")
 )
 
-// ParseMSNObject parses the decoded XML of an msnobj ("<msnobj Creator=… />").
-func ParseMSNObject(xml string) (MSNObject, error) {
-	return MSNObject{}, errors.New("msn: ParseMSNObject: not implemented")
-}
-
-// NewMSNObject returns the msnobj of data created by creator, with Size, SHA1D and SHA1C
-// computed.
-func NewMSNObject(creator string, typ int, location, friendly string, data []byte) MSNObject {
-	return MSNObject{}
-}
-
-// XML returns the msnobj as official clients write it (attribute order Creator, Size, Type,
-// Location, Friendly, SHA1D, SHA1C).
-func (o MSNObject) XML() string { return "" }
-
-// FetchObject fetches obj's data from obj.Creator over a switchboard (opened when needed),
-// verifying its Size and SHA1D. It blocks until done, ctx ends, or the peer declines
-// (ErrTransferDeclined).
-func (c *Client) FetchObject(ctx context.Context, obj MSNObject) ([]byte, error) {
-	return nil, errors.New("msn: FetchObject: not implemented")
-}
-
-// SetDisplayPicture publishes data (PNG) as the account's display picture, served to contacts
-// who request it, and announces its msnobj in CHG so contacts see it. nil removes the picture.
-func (c *Client) SetDisplayPicture(ctx context.Context, data []byte) error {
-	return errors.New("msn: SetDisplayPicture: not implemented")
-}
-
-// PublishObject makes data servable to contacts under the returned msnobj (for custom
-// emoticons sent by the account).
-func (c *Client) PublishObject(typ int, friendly string, data []byte) MSNObject {
-	return MSNObject{}
-}
-
 // OutgoingFile is a file the account sends with SendFile.
 type OutgoingFile struct {
 	Name     string
@@ -88,29 +57,8 @@ type OutgoingFile struct {
 	Progress func(sent int64)
 }
 
-// SendFile offers f to contact and, once accepted, sends it over a one-to-one switchboard. It
-// blocks until the contact acknowledged the data, declined (ErrTransferDeclined), cancelled
-// (ErrTransferCanceled), ctx ended (the transfer is then cancelled), or it failed.
-func (c *Client) SendFile(ctx context.Context, contact string, f OutgoingFile) error {
-	return errors.New("msn: SendFile: not implemented")
-}
-
-// FileOffer is a file a contact offers. Exactly one of Accept or Decline should be called;
-// an offer neither accepted nor declined is declined after the client's offer timeout.
-type FileOffer struct{}
-
-// Accept accepts the offer and writes the file to w as it arrives. It blocks until the whole
-// file was received, the peer cancelled (ErrTransferCanceled), it stalled, ctx ended (the
-// transfer is then cancelled), or the data went beyond the offered size.
-func (o *FileOffer) Accept(ctx context.Context, w io.Writer, progress func(received int64)) error {
-	return errors.New("msn: Accept: not implemented")
-}
-
-// Decline declines the offer (603).
-func (o *FileOffer) Decline() error { return errors.New("msn: Decline: not implemented") }
-
 // FileOffered is emitted when a contact offers a file. Name is the file name without any path
-// and without control characters.
+// and without control characters. SessionID is the switchboard session the offer came on.
 type FileOffered struct {
 	SessionID string
 	From      string
@@ -120,7 +68,8 @@ type FileOffered struct {
 }
 
 // WinkReceived is emitted when a contact sends a wink (datacast ID 2). Object names its data (a
-// CAB archive), fetched with FetchObject.
+// CAB archive), fetched with FetchObject; its Friendly is the wink's name. Object is the zero
+// MSNObject when the wink's msnobj was invalid.
 type WinkReceived struct {
 	SessionID string
 	From      string
