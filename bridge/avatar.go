@@ -143,7 +143,7 @@ func (a *Account) kickAvatarsLocked() {
 		}
 		q.running++
 		q.fetching[h] = true
-		go a.fetchAvatar(h, obj)
+		a.core.media.spawn(func() { a.fetchAvatar(h, obj) })
 	}
 }
 
@@ -311,8 +311,8 @@ func (m *mediaCore) cached(n int64) {
 		m.trimming, m.added = true, 0
 	}
 	m.mu.Unlock()
-	if start {
-		go m.trim()
+	if start && !m.spawn(m.trim) {
+		m.trimDone()
 	}
 }
 
@@ -322,18 +322,20 @@ func (m *mediaCore) startTrim() {
 	start := !m.trimming
 	m.trimming = true
 	m.mu.Unlock()
-	if start {
-		go m.trim()
+	if start && !m.spawn(m.trim) {
+		m.trimDone()
 	}
+}
+
+func (m *mediaCore) trimDone() {
+	m.mu.Lock()
+	m.trimming = false
+	m.mu.Unlock()
 }
 
 // trim deletes the oldest cached objects beyond MediaConfig.CacheSize.
 func (m *mediaCore) trim() {
-	defer func() {
-		m.mu.Lock()
-		m.trimming = false
-		m.mu.Unlock()
-	}()
+	defer m.trimDone()
 	ctx, cancel := context.WithTimeout(m.core.bgCtx, time.Minute)
 	defer cancel()
 	n, err := m.core.store.TrimObjects(ctx, m.core.cfg.Media.CacheSize)
