@@ -116,8 +116,13 @@ func (a *Account) queueAvatarLocked(h string, obj msn.MSNObject) {
 	a.kickAvatarsLocked()
 }
 
-// kickAvatarsLocked starts fetches while the account has slots and pictures waiting.
+// kickAvatarsLocked starts fetches while the account has slots and pictures waiting, and is
+// online with a live session (as connected requires): contacts announce their pictures (ILN)
+// while the session logs in, and those wait for connect to kick them.
 func (a *Account) kickAvatarsLocked() {
+	if a.live == nil || a.state.State != StateOnline {
+		return
+	}
 	q := &a.avatars
 	for q.running < a.core.cfg.Media.AvatarFetchesPerAccount && len(q.order) > 0 {
 		h := q.order[0]
@@ -188,8 +193,20 @@ func (a *Account) fetchAvatar(h string, obj msn.MSNObject) {
 	c := a.contacts.get(h)
 	a.core.metrics.mediaResult("avatar", fetchResult(fetched, err))
 	if err != nil {
-		if errors.Is(err, ErrNotConnected) || a.core.bgCtx.Err() != nil {
-			return // the next login announces it again
+		if a.core.bgCtx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrNotConnected) {
+			// The session went away (or was not online yet): the picture waits for the account
+			// to be online, unless the contact announced another meanwhile.
+			if _, newer := q.pending[h]; !newer && c.ok() && c.field(fieldAnnounced) == obj.SHA1D {
+				q.pending[h] = obj
+				if !q.queued[h] {
+					q.queued[h] = true
+					q.order = append(q.order, h)
+				}
+			}
+			return
 		}
 		if !c.ok() || c.field(fieldAnnounced) != obj.SHA1D {
 			return
