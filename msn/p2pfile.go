@@ -197,6 +197,8 @@ func (e *P2P) SendFile(ctx context.Context, peer string, f OutgoingFile) error {
 		ContentType: slpSessionReq, Body: []Header{{"EUF-GUID", EUFFile},
 			{"SessionID", strconv.FormatUint(uint64(s.sid), 10)}, {"AppID", "2"}, {"Context", c}}}
 	if _, err := e.sendSLP(ctx, peer, inv); err != nil {
+		// The INVITE may have gone out all the same (ctx ended while it was queued): close it.
+		s.abort(err)
 		return fmt.Errorf("failed to offer file: %w", err)
 	}
 	s.touch()
