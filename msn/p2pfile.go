@@ -82,9 +82,6 @@ func (o *FileOffer) Accept(ctx context.Context, w io.Writer, progress func(recei
 			return err
 		}
 		switch {
-		case ev.bye:
-			s.finish(ErrTransferCanceled)
-			return ErrTransferCanceled
 		case ev.chunk != nil || ev.last:
 			if len(ev.chunk) > 0 {
 				if _, err := w.Write(ev.chunk); err != nil {
@@ -209,9 +206,6 @@ func (e *P2P) SendFile(ctx context.Context, peer string, f OutgoingFile) error {
 			return err
 		}
 		switch {
-		case ev.bye:
-			s.finish(ErrTransferCanceled)
-			return ErrTransferCanceled
 		case ev.resp != nil && ev.resp.Code != 200:
 			s.finish(ErrTransferDeclined)
 			return ErrTransferDeclined

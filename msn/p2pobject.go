@@ -79,9 +79,6 @@ func (e *P2P) Fetch(ctx context.Context, obj MSNObject) ([]byte, error) {
 			return nil, err
 		}
 		switch {
-		case ev.bye:
-			s.finish(ErrTransferCanceled)
-			return nil, ErrTransferCanceled
 		case ev.resp != nil && ev.resp.Code != 200:
 			s.finish(ErrTransferDeclined)
 			return nil, fmt.Errorf("%w: %d %s", ErrTransferDeclined, ev.resp.Code, truncate(ev.resp.Reason, 32))
