@@ -193,6 +193,13 @@ func (s *p2pSession) next(ctx context.Context, idle time.Duration, stalled error
 			return ev, nil
 		case <-s.done:
 			t.Stop()
+			// Events pushed before the session ended (the last file chunk, then the
+			// sender's BYE) are still delivered, in order.
+			select {
+			case ev := <-s.ev:
+				return ev, nil
+			default:
+			}
 			return p2pEvent{}, s.err
 		case <-ctx.Done():
 			t.Stop()
