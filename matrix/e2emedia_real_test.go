@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"image"
 	"image/png"
+	"io"
 	"net/url"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/dendrite"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
 	"github.com/msn-bridge/msn-bridge/msn"
@@ -26,8 +31,10 @@ import (
 // MSNP2P with the core's msn client, the core (no fakes) feeds the Matrix frontend, which talks
 // to a real Dendrite. bob's display picture becomes his ghost's avatar, his files arrive as
 // m.file and m.image with the same bytes, the owner's m.file reaches bob byte for byte with a
-// success status (and a failed status saying so when bob declines), and the owner's Matrix
-// avatar becomes their MSN display picture, a 96×96 PNG bob fetches.
+// success status (and a failed status saying so when bob declines, or when the file is over the
+// core's cap), bob's files that cannot be carried (over the cap, cancelled or stopped half way)
+// are notices saying so, and the owner's Matrix avatar becomes their MSN display picture, a
+// 96×96 PNG bob fetches.
 func TestEndToEndMediaRealDendrite(t *testing.T) {
 	hs := dendrite.New(t, dendrite.Options{})
 	reg := dendrite.NewRegistration(dendrite.RegistrationOptions{URL: hs.ASURL})
@@ -54,7 +61,12 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 	_, _ = rand.Read(key)
 	cfg := DefaultConfig()
 	cfg.IgnoreUnsupportedServer = true
-	core := newTestCore(t, ctx, srv, db, key, log)
+	spool := t.TempDir()
+	core := newTestCoreWith(t, ctx, srv, db, key, log, func(c *bridge.Config) {
+		c.Media.MaxFileSize = 4 << 20
+		c.Media.SpoolDir = spool
+		c.MSN.P2PIdleTimeout = 2 * time.Second // a peer that stops half way
+	})
 	fe, err := New(core, hs.BridgeConfig(reg), cfg, db, log)
 	must(t, err)
 	must(t, fe.Start(ctx))
@@ -169,6 +181,80 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 	if bf, err := srv.WaitBotFile(ctx, bob, 2); err != nil || bf.Accepted || bf.Name != "unwanted.bin" {
 		t.Fatalf("bob's record of the declined file: %+v, %v", bf, err)
 	}
+
+	// Over the core's 4 MiB cap (announced in the room's capabilities): refused, never offered.
+	sent, err = cli.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgFile, Body: "huge.iso", FileName: "huge.iso", URL: upFile.ContentURI.CUString(),
+		Info: &event.FileInfo{MimeType: "application/octet-stream", Size: 5 << 20},
+	})
+	must(t, err)
+	st = waitSendStatus(ctx, t, cli, portal, sent.EventID)
+	if st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message+st.Error, "too large") && !strings.Contains(st.Message+st.Error, "larger") {
+		t.Fatalf("status of the oversize file: %s %q %q", st.Status, st.Message, st.Error)
+	}
+	if n := len(srv.BotFiles(bob)); n != 2 {
+		t.Fatalf("bob was offered %d files, want 2", n)
+	}
+
+	// bob's files the bridge cannot carry are notices saying why.
+	if err := srv.BotSendFile(ctx, bob, alice, "big.iso", randomData(t, 5<<20)); !errors.Is(err, msn.ErrTransferDeclined) {
+		t.Fatalf("bob's oversize file: %v, want declined", err)
+	}
+	user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send big.iso (5 MiB): too large (MSN files reach the bridge up to 4 MiB)", e2eWait)
+	halfWay := func(name string, then func(context.CancelFunc)) {
+		t.Helper()
+		r := &gatedReader{data: randomData(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		errc := make(chan error, 1)
+		go func() { errc <- srv.BotSendFileFrom(sctx, bob, alice, name, 1<<20, r) }()
+		poll(name+" half way in the spool", func() bool {
+			ents, _ := os.ReadDir(spool)
+			for _, e := range ents {
+				if info, err := e.Info(); err == nil && info.Size() >= 50_000 {
+					return true
+				}
+			}
+			return false
+		})
+		then(stop)
+		close(r.release)
+		<-errc
+	}
+	halfWay("cancelled.bin", func(stop context.CancelFunc) { stop() })
+	user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send cancelled.bin (1 MiB): cancelled before it arrived", e2eWait)
+	halfWay("stalled.bin", func(stop context.CancelFunc) {
+		user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send stalled.bin (1 MiB): the transfer stalled", e2eWait)
+		stop()
+	})
+	poll("the spool emptied", func() bool {
+		ents, err := os.ReadDir(spool)
+		return err == nil && len(ents) == 0
+	})
+}
+
+// gatedReader reads data, blocking once gate bytes were read until release is closed.
+type gatedReader struct {
+	data    []byte
+	off     int
+	gate    int
+	release chan struct{}
+}
+
+func (r *gatedReader) Read(p []byte) (int, error) {
+	if r.off >= r.gate {
+		<-r.release
+	}
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	end := len(r.data)
+	if r.off < r.gate {
+		end = r.gate
+	}
+	n := copy(p, r.data[r.off:end])
+	r.off += n
+	return n, nil
 }
 
 // waitSendStatus polls room's timeline for the bridge's final status (not pending) of evtID.
