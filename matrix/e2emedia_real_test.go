@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ import (
 // m.file and m.image with the same bytes, the owner's m.file reaches bob byte for byte with a
 // success status (and a failed status saying so when bob declines, or when the file is over the
 // core's cap), bob's files that cannot be carried (over the cap, cancelled or stopped half way)
-// are notices saying so, and the owner's Matrix avatar becomes their MSN display picture, a
+// are notices saying so, his wink and custom emoticon are images, and the owner's Matrix avatar becomes their MSN display picture, a
 // 96×96 PNG bob fetches.
 func TestEndToEndMediaRealDendrite(t *testing.T) {
 	hs := dendrite.New(t, dendrite.Options{})
@@ -227,6 +228,32 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 		user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send stalled.bin (1 MiB): the transfer stalled", e2eWait)
 		stop()
 	})
+
+	// bob's wink (a real cabinet) is its thumbnail; his custom emoticon an inline image.
+	thumb := noisyPNG(t, 50, 50)
+	wink, err := srv.BotPublishObject(bob, msn.ObjectWink, "Kiss", msntest.WinkCAB("Kiss", thumb, randomData(t, 10_000)))
+	must(t, err)
+	must(t, srv.BotWink(bob, alice, wink))
+	msg := user.WaitMessage(ctx, portal, bobGhost, "Kiss", e2eWait).Content.AsMessage()
+	if msg.MsgType != event.MsgImage {
+		t.Fatalf("wink shown as %s %q", msg.MsgType, msg.Body)
+	}
+	if got, err := cli.DownloadBytes(ctx, msg.URL.ParseOrIgnore()); err != nil || !bytes.Equal(got, thumb) {
+		t.Fatalf("wink image downloads as %d bytes (%v), want its %d-byte thumbnail", len(got), err, len(thumb))
+	}
+	emoPic := noisyPNG(t, 19, 19)
+	emo, err := srv.BotPublishObject(bob, msn.ObjectEmoticon, "", emoPic)
+	must(t, err)
+	must(t, srv.BotSayWithEmoticons(bob, alice, "look (cat)!", []msn.Emoticon{{Shortcut: "(cat)", Object: emo}}))
+	msg = user.WaitMessage(ctx, portal, bobGhost, "look (cat)!", e2eWait).Content.AsMessage()
+	m := regexp.MustCompile(`<img data-mx-emoticon src="(mxc://[^"]+)"`).FindStringSubmatch(msg.FormattedBody)
+	if m == nil {
+		t.Fatalf("emoticon not inline: %q", msg.FormattedBody)
+	}
+	if got, err := cli.DownloadBytes(ctx, id.ContentURIString(m[1]).ParseOrIgnore()); err != nil || !bytes.Equal(got, emoPic) {
+		t.Fatalf("emoticon downloads as %d bytes (%v)", len(got), err)
+	}
+
 	poll("the spool emptied", func() bool {
 		ents, err := os.ReadDir(spool)
 		return err == nil && len(ents) == 0
