@@ -233,6 +233,9 @@ func NewClient(cfg Config, handle, password string, h Handler) (*Client, error) 
 		return nil, fmt.Errorf("%w: empty password", ErrInvalidArgument)
 	}
 	cfg.setDefaults()
+	if int64(len(cfg.DisplayPicture)) > cfg.MaxObjectSize {
+		return nil, fmt.Errorf("%w: display picture of %d bytes, over MaxObjectSize %d", ErrInvalidArgument, len(cfg.DisplayPicture), cfg.MaxObjectSize)
+	}
 	if cfg.InitialStatus == StatusOffline || !cfg.InitialStatus.Valid() {
 		return nil, fmt.Errorf("%w: initial status %q", ErrInvalidArgument, cfg.InitialStatus)
 	}

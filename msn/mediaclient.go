@@ -245,12 +245,16 @@ func (c *Client) FetchObject(ctx context.Context, obj MSNObject) ([]byte, error)
 }
 
 // SetDisplayPicture publishes data (PNG) as the account's display picture, served to contacts
-// who request it, and announces its msnobj in CHG so contacts see it. nil removes the picture.
+// who request it, and announces its msnobj in CHG so contacts see it. nil removes the picture;
+// one over Config.MaxObjectSize is refused (ErrTransferTooLarge: peers cap what they fetch).
 // The server announces a new msnobj only with a status change, so the status is bounced (CHG
 // to another status and back, both with the new msnobj); OwnStatusChanged follows each CHG.
 func (c *Client) SetDisplayPicture(ctx context.Context, data []byte) error {
 	if _, err := c.online(); err != nil {
 		return err
+	}
+	if int64(len(data)) > c.cfg.MaxObjectSize {
+		return fmt.Errorf("%w: display picture of %d bytes, cap %d", ErrTransferTooLarge, len(data), c.cfg.MaxObjectSize)
 	}
 	var obj *MSNObject
 	if len(data) > 0 {

@@ -402,3 +402,18 @@ func TestP2PCloseDuringTransfer(t *testing.T) {
 		t.Fatal("SendFile succeeded to a closed client")
 	}
 }
+
+// TestP2PDisplayPictureCap: a picture over MaxObjectSize is refused by NewClient and by
+// SetDisplayPicture.
+func TestP2PDisplayPictureCap(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := msn.NewClient(msn.Config{Server: "127.0.0.1:1", LoginURL: "https://127.0.0.1/login", MaxObjectSize: 10,
+		DisplayPicture: make([]byte, 11)}, "alice@example.com", "pw", nil); !errors.Is(err, msn.ErrInvalidArgument) {
+		t.Fatalf("NewClient: %v", err)
+	}
+	_, alice, _ := alicePlusBob(t, ctx, msn.Config{MaxObjectSize: 10}, msn.Config{})
+	if err := alice.c.SetDisplayPicture(ctx, make([]byte, 11)); !errors.Is(err, msn.ErrTransferTooLarge) {
+		t.Fatalf("SetDisplayPicture: %v", err)
+	}
+}
