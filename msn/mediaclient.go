@@ -34,7 +34,10 @@ func (c *Client) initP2P() {
 	c.p2pSB = make(map[string]string)
 	c.p2pOut = make(map[string]*session)
 	c.emoticons = make(map[string][]Emoticon)
-	if len(c.cfg.DisplayPicture) > 0 {
+	if int64(len(c.cfg.DisplayPicture)) > c.cfg.MaxObjectSize {
+		c.log.Warn().Int("bytes", len(c.cfg.DisplayPicture)).Int64("max_object_size", c.cfg.MaxObjectSize).
+			Msg("Display picture too large; logging in without one")
+	} else if len(c.cfg.DisplayPicture) > 0 {
 		o := NewMSNObject(c.handle, ObjectDisplayPicture, "0", "", c.cfg.DisplayPicture)
 		c.p2p.Publish(o, c.cfg.DisplayPicture)
 		c.displayPicture = &o

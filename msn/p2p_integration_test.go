@@ -403,17 +403,16 @@ func TestP2PCloseDuringTransfer(t *testing.T) {
 	}
 }
 
-// TestP2PDisplayPictureCap: a picture over MaxObjectSize is refused by NewClient and by
-// SetDisplayPicture.
+// TestP2PDisplayPictureCap: a picture over MaxObjectSize is not published at login (the login
+// succeeds, contacts see no msnobj) and is refused by SetDisplayPicture.
 func TestP2PDisplayPictureCap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := msn.NewClient(msn.Config{Server: "127.0.0.1:1", LoginURL: "https://127.0.0.1/login", MaxObjectSize: 10,
-		DisplayPicture: make([]byte, 11)}, "alice@example.com", "pw", nil); !errors.Is(err, msn.ErrInvalidArgument) {
-		t.Fatalf("NewClient: %v", err)
+	_, alice, bob := alicePlusBob(t, ctx, msn.Config{}, msn.Config{MaxObjectSize: 10, DisplayPicture: make([]byte, 11)})
+	if pc := next(t, ctx, alice, func(e *msn.PresenceChanged) bool { return e.Handle == "bob@example.com" }); pc.MSNObject != "" {
+		t.Fatalf("oversized picture announced: %q", pc.MSNObject)
 	}
-	_, alice, _ := alicePlusBob(t, ctx, msn.Config{MaxObjectSize: 10}, msn.Config{})
-	if err := alice.c.SetDisplayPicture(ctx, make([]byte, 11)); !errors.Is(err, msn.ErrTransferTooLarge) {
+	if err := bob.c.SetDisplayPicture(ctx, make([]byte, 11)); !errors.Is(err, msn.ErrTransferTooLarge) {
 		t.Fatalf("SetDisplayPicture: %v", err)
 	}
 }
