@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -339,6 +340,29 @@ func TestMediaIntegrationFilesFromContact(t *testing.T) {
 		}
 	}
 	waitSpoolEmpty(t, spool)
+
+	// A transfer under way at shutdown is cancelled, and Stop waits for it: no media goroutine
+	// outlives the core.
+	r := &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = e.srv.BotSendFileFrom(sctx, bob, alice, "at-stop.bin", 1<<20, r) }()
+	waitUntil(t, "at-stop.bin under way", func() bool { return len(spoolFiles(t, spool)) > 0 })
+	stopCore(t, core)
+	if stacks := goroutines(); bytes.Contains(stacks, []byte("bridge.(*Account).receiveFile")) {
+		t.Fatalf("a file transfer outlived Stop:\n%s", stacks)
+	}
+	if n := len(spoolFiles(t, spool)); n != 0 {
+		t.Fatalf("%d spool files left after Stop", n)
+	}
+	cancel()
+	close(r.release)
+}
+
+// goroutines returns the stacks of every goroutine.
+func goroutines() []byte {
+	buf := make([]byte, 1<<20)
+	return buf[:runtime.Stack(buf, true)]
 }
 
 // gatedReader reads data, blocking once gate bytes were read until release is closed.
