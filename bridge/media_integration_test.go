@@ -482,6 +482,24 @@ func TestMediaIntegrationSendFile(t *testing.T) {
 	}
 	waitSpoolEmpty(t, spool)
 
+	// The bot stops reading half way, without a word: the send fails as stalled.
+	release, err := e.srv.SetBotStallFiles(bob, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = acc.SendFile(ctx, "matrix", bridge.DirectChat(bob), bridge.OutgoingFile{Name: "stuck.bin", Size: 1 << 20, Data: bytes.NewReader(randBytes(t, 1<<20))})
+	if !errors.As(err, &se) || se.Reason != bridge.FailureTimeout {
+		t.Fatalf("SendFile to a bot that stopped half way: %v, want a timeout", err)
+	}
+	release()
+	waitSpoolEmpty(t, spool)
+	if bf, err := e.srv.WaitBotFile(ctx, bob, 4); err != nil || bf.Name != "stuck.bin" || bf.Err == nil {
+		t.Fatalf("bob's record of the stalled file: %q %v, %v", bf.Name, bf.Err, err)
+	}
+	if _, err := e.srv.SetBotStallFiles(bob, 0); err != nil {
+		t.Fatal(err)
+	}
+
 	// The bot goes away half way: the send fails, nothing is left behind.
 	r = &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}
 	go func() {

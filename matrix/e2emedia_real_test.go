@@ -197,6 +197,26 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 		t.Fatalf("bob was offered %d files, want 2", n)
 	}
 
+	// bob stops reading half way, without a word: a failed status saying the transfer stalled.
+	must(t, srv.SetBotAcceptFiles(bob, true))
+	release, err := srv.SetBotStallFiles(bob, 100_000)
+	must(t, err)
+	big := randomData(t, 1<<20)
+	upBig, err := cli.UploadBytes(ctx, big, "application/octet-stream")
+	must(t, err)
+	sent, err = cli.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgFile, Body: "stuck.bin", FileName: "stuck.bin", URL: upBig.ContentURI.CUString(),
+		Info: &event.FileInfo{MimeType: "application/octet-stream", Size: len(big)},
+	})
+	must(t, err)
+	st = waitSendStatus(ctx, t, cli, portal, sent.EventID)
+	release()
+	if st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "stalled") {
+		t.Fatalf("status of the file to a bot that stopped: %s %q", st.Status, st.Message)
+	}
+	_, err = srv.SetBotStallFiles(bob, 0)
+	must(t, err)
+
 	// bob's files the bridge cannot carry are notices saying why.
 	if err := srv.BotSendFile(ctx, bob, alice, "big.iso", randomData(t, 5<<20)); !errors.Is(err, msn.ErrTransferDeclined) {
 		t.Fatalf("bob's oversize file: %v, want declined", err)
