@@ -58,6 +58,16 @@ type Account struct {
 	loop *runLoop // the connection loop, nil when not running
 
 	send *sendGate // paces what the owner sends to MSN; made by the first send (see gate)
+
+	avatars avatarQueue // contacts' display pictures to fetch
+	// inOrder are the chat events (messages, nudges) waiting behind a message whose emoticons
+	// are being resolved, in order; ordering is set while a goroutine emits them.
+	inOrder  []orderedEvent
+	ordering bool
+	// emoticonPenalty holds, by contact, until when (Unix ns) only cached emoticons of theirs
+	// are used (see emoticonPenalty); winking counts the winks being fetched.
+	emoticonPenalty map[string]int64
+	winking         int
 }
 
 type ownProfile struct {
@@ -218,6 +228,7 @@ func neutralContact(c contactRef) Contact {
 		Reverse:   c.lists&msn.ListReverse != 0,
 		Pending:   isRequest(c.lists),
 		Groups:    packed.Items(f[fieldGroups]),
+		Avatar:    f[fieldAvatar],
 	}
 }
 
@@ -387,8 +398,13 @@ func (a *Account) connect(ctx context.Context, password string) (*liveSession, e
 	live := &liveSession{gen: a.gen, restoringName: prof.Name != ""}
 	a.mu.Unlock()
 
+	// The display picture goes with the login, so that the first CHG announces it.
+	picture, err := a.core.store.OwnAvatar(ctx, a.handle)
+	if err != nil {
+		a.log.Warn().Err(err).Msg("Failed to load own display picture, logging in without it")
+	}
 	sess, err := a.core.dial(sessionConfig{
-		Handle: a.handle, Password: password, Status: prof.Status, PSM: prof.PSM,
+		Handle: a.handle, Password: password, Status: prof.Status, PSM: prof.PSM, DisplayPicture: picture,
 		Handler: func(ev msn.Event) { a.handleMSN(live, ev) },
 	})
 	if err != nil {
@@ -413,6 +429,7 @@ func (a *Account) connect(ctx context.Context, password string) (*liveSession, e
 	// Online as soon as Login returns, so that actions right after Core.Login or a reconnect
 	// reach MSN instead of finding the account still connecting.
 	a.sessionOnlineLocked(live)
+	a.kickAvatarsLocked() // the pictures announced while logging in
 	a.mu.Unlock()
 	// Restore a chosen friendly name the server does not have (status and PSM go with Login).
 	// If that fails, the chosen name stays the desired one and is tried again at the next login.

@@ -12,7 +12,7 @@ import (
 // that the neutral model shows, with current media kept rendered. The core keeps one for every
 // contact of every account (a million at 10,000 accounts of 100), so it is made for the
 // garbage collector: the contacts are values without a pointer in one slice sorted by handle,
-// and each one's six strings are the fields of its record in the set's packed.Arena (the group
+// and each one's eight strings are the fields of its record in the set's packed.Arena (the group
 // ids a packed list in the last field). An account's contacts are then two objects for the
 // collector whatever they hold, where a string per contact made a million objects more to mark
 // at every collection. Setting a field appends the contact's record anew, which only presence,
@@ -64,6 +64,10 @@ const (
 	fieldPSM
 	fieldMedia
 	fieldGroups // the ids, each after its uvarint length
+	// fieldAnnounced is the SHA1D of the display picture the contact last announced (its
+	// msnobj), fieldAvatar that of the picture fetched and shown (Contact.Avatar).
+	fieldAnnounced
+	fieldAvatar
 	numFields
 )
 

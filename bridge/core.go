@@ -54,6 +54,8 @@ type Config struct {
 	LinkCodeTTL time.Duration `yaml:"link_code_ttl"`
 	// SendLimit paces what each account sends to MSN.
 	SendLimit SendLimitConfig `yaml:"send_limit"`
+	// Media bounds display pictures, emoticons, winks and files (see MediaConfig).
+	Media MediaConfig `yaml:"media"`
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +82,14 @@ func (c *Config) setDefaults() {
 	}
 	c.Reconnect = c.Reconnect.withDefaults()
 	c.SendLimit = c.SendLimit.withDefaults()
+	c.Media = c.Media.withDefaults()
+	// The session enforces the same caps while data arrives.
+	if c.MSN.MaxObjectSize <= 0 || c.MSN.MaxObjectSize > c.Media.MaxObjectSize {
+		c.MSN.MaxObjectSize = c.Media.MaxObjectSize
+	}
+	if c.MSN.MaxFileSize <= 0 || c.MSN.MaxFileSize > c.Media.MaxFileSize {
+		c.MSN.MaxFileSize = c.Media.MaxFileSize
+	}
 }
 
 // Options are the collaborators of a Core. Store is required.
@@ -114,6 +124,7 @@ type Core struct {
 	attempts *RateLimiter
 	gate     *loginGate
 	policy   ReconnectPolicy
+	media    *mediaCore
 	dial     dialFunc
 	verify   verifyFunc
 
@@ -172,6 +183,11 @@ func NewCore(cfg Config, opts Options) (*Core, error) {
 	if c.dial == nil {
 		c.dial = msnDialer(cfg.MSN)
 	}
+	media, err := newMediaCore(c)
+	if err != nil {
+		return nil, err
+	}
+	c.media = media
 	if c.verify == nil {
 		mc := cfg.MSN
 		c.verify = func(ctx context.Context, handle, password string) error {
@@ -385,6 +401,7 @@ func (c *Core) Start(ctx context.Context) error {
 	for _, p := range toStart {
 		p.acc.startLoop(p.password, nil)
 	}
+	c.media.startTrim() // the cache may be over a cache_size lowered since the last run
 	c.log.Info().Int("accounts", n).Int("logging_in", len(toStart)).Msg("Bridge core started")
 	return nil
 }
@@ -436,6 +453,7 @@ func (c *Core) Stop(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	c.media.close()
 	c.log.Info().Msg("Bridge core stopped")
 	return ctx.Err()
 }

@@ -181,6 +181,7 @@ type Contact struct {
 	Reverse   bool   // has the account on their list
 	Pending   bool   // added the account and awaits a decision
 	Groups    []string
+	Avatar    string // SHA1D of the contact's display picture, "" when none
 }
 
 // AccountStateKind is the lifecycle state of an account's MSN session.
@@ -303,6 +304,9 @@ type Message struct {
 	Time       time.Time
 	FromMe     bool
 	Origin     string
+	// Emoticons are the contact's custom emoticons used in Text, resolved to images (those
+	// that could not be fetched in time stay as their shortcut text).
+	Emoticons []Emoticon
 }
 
 func (Message) EventType() string { return "message" }

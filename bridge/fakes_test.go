@@ -85,6 +85,7 @@ type fakeServer struct {
 	sent          []string
 	sendErr       error
 	onLogin       func(handle string) // called for every login attempt
+	media         fakeMedia
 }
 
 func newFakeServer() *fakeServer {

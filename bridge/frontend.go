@@ -23,12 +23,13 @@ import (
 // next event: it never affects the account or other frontends.
 //
 // Queue policy: each pair has a bounded queue (Config.FrontendQueueSize). State-like events
-// (AccountState, ContactSnapshot, ContactPresence, ContactProfile, Typing, OwnProfile) are
-// coalesced in the queue — a newer one for the same contact/chat replaces the queued one — so
-// they never fill it. Other events (messages, nudges, list changes, requests, membership,
-// delivery failures) are never coalesced; if a frontend falls so far behind that its queue is
-// full, further ones are discarded for that frontend only, logged, counted, and announced to it
-// by an EventsDropped event as soon as it catches up. MSN and the other frontends never wait.
+// (AccountState, ContactSnapshot, ContactPresence, ContactProfile, ContactAvatar, Typing,
+// OwnProfile) are coalesced in the queue — a newer one for the same contact/chat replaces the
+// queued one — so they never fill it. Other events (messages, nudges, files, winks, list
+// changes, requests, membership, delivery failures) are never coalesced; if a frontend falls so
+// far behind that its queue is full, further ones are discarded for that frontend only, logged,
+// counted, and announced to it by an EventsDropped event as soon as it catches up. MSN and the
+// other frontends never wait.
 //
 // Events from a frontend's own actions (Origin == Name()) are not delivered back to it.
 type Frontend interface {
@@ -59,6 +60,8 @@ func coalesceKey(evt Event) string {
 		return "profile\x00" + e.Handle
 	case Typing:
 		return "typing\x00" + string(e.Chat) + "\x00" + e.Sender
+	case ContactAvatar:
+		return "avatar\x00" + e.Handle
 	}
 	return ""
 }
@@ -172,6 +175,12 @@ func chatOf(evt Event) ChatID {
 		return e.Chat
 	case DeliveryFailure:
 		return e.Chat
+	case File:
+		return e.Chat
+	case FileFailed:
+		return e.Chat
+	case Wink:
+		return e.Chat
 	}
 	return ""
 }
@@ -221,6 +230,9 @@ func (q *frontendQueue) run() {
 }
 
 func (q *frontendQueue) deliver(evt Event) {
+	if r, ok := evt.(releasable); ok {
+		defer r.release()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			q.metrics.frontendFailure(q.fe.Name())
@@ -232,6 +244,19 @@ func (q *frontendQueue) deliver(evt Event) {
 				Msg("Frontend panicked while handling event")
 		}
 	}()
+	if ca, ok := evt.(ContactAvatar); ok && ca.lazy {
+		var err error
+		if ca.Data, ca.MIME, err = q.acc.core.store.Object(q.ctx, ca.Avatar); err != nil {
+			// Trimmed from the cache since, or the database failed: the contact's next
+			// announcement fetches it again.
+			q.acc.forgetAvatar(ca.Handle, ca.Avatar)
+			log := q.log()
+			log.Warn().Err(err).Str("contact", ca.Handle).Msg("Display picture not shown: not readable from the cache")
+			return
+		}
+		ca.lazy = false
+		evt = ca
+	}
 	if err := q.fe.HandleEvent(q.ctx, q.acc, evt); err != nil {
 		q.metrics.frontendFailure(q.fe.Name())
 		log := q.log()
@@ -257,8 +282,7 @@ func (q *frontendQueue) close(ctx context.Context) {
 	q.mu.Lock()
 	q.closed = true
 	if q.held {
-		q.items.Init()
-		q.byKey, q.lossless, q.dropped, q.dropChats = nil, 0, 0, nil
+		q.discardLocked()
 	}
 	exited := make(chan struct{})
 	if q.running {
@@ -274,6 +298,21 @@ func (q *frontendQueue) close(ctx context.Context) {
 		<-exited
 	}
 	q.cancel()
+	// What delivery abandoned is never delivered.
+	q.mu.Lock()
+	q.discardLocked()
+	q.mu.Unlock()
+}
+
+// discardLocked empties the queue, releasing what its events hold. q.mu must be held.
+func (q *frontendQueue) discardLocked() {
+	for e := q.items.Front(); e != nil; e = e.Next() {
+		if r, ok := e.Value.(queued).evt.(releasable); ok {
+			r.release()
+		}
+	}
+	q.items.Init()
+	q.byKey, q.lossless, q.dropped, q.dropChats = nil, 0, 0, nil
 }
 
 // len returns the number of queued events (for tests).

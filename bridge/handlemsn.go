@@ -77,6 +77,7 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			c.set(fieldFriendlyName, e.FriendlyName)
 		}
 		a.presenceChangedLocked(c, before)
+		a.announceAvatarLocked(c, e.MSNObject)
 	case *msn.PersonalMessageChanged:
 		c := a.contacts.get(NormalizeHandle(e.Handle))
 		if !c.ok() {
@@ -120,16 +121,24 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 			t = a.core.clock.Now()
 		}
 		a.core.metrics.message("in", "received")
-		a.emitLocked(Message{
+		a.emitChatLocked(Message{
 			ID: messageID(e.From, t, a.seq), Chat: chat.id, Sender: NormalizeHandle(e.From),
 			SenderName: e.FromName, Text: e.Text, Format: neutralFormat(e.Format), Time: t,
-		}, "")
+		}, e.Emoticons)
 	case *msn.TypingReceived:
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
 		a.emitLocked(Typing{Chat: chat.id, Sender: NormalizeHandle(e.From)}, "")
 	case *msn.NudgeReceived:
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
-		a.emitLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, "")
+		a.emitChatLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, nil)
+	case *msn.FileOffered:
+		chat := a.chatForLocked(e.SessionID, e.From, nil)
+		offer, name := live.sess.offerOf(e), a.senderNameLocked(chat, e.From)
+		a.core.media.spawn(func() { a.receiveFile(offer, e, chat.id, name) })
+	case *msn.WinkReceived:
+		chat := a.chatForLocked(e.SessionID, e.From, nil)
+		name := a.senderNameLocked(chat, e.From)
+		a.core.media.spawn(func() { a.receiveWink(e, chat.id, name) })
 	case *msn.ParticipantJoined:
 		a.joinedLocked(e.SessionID, NormalizeHandle(e.Handle), e.Name)
 	case *msn.ParticipantLeft:
@@ -260,6 +269,9 @@ func (a *Account) resyncLocked(live *liveSession) {
 		c := a.contacts.put(&contacts[i])
 		h := contacts[i].Handle
 		if old := prev.get(h); old.ok() {
+			// The picture shown stays; announceAvatarLocked below drops or replaces it.
+			c.set(fieldAnnounced, old.field(fieldAnnounced))
+			c.set(fieldAvatar, old.field(fieldAvatar))
 			if StatusFromMSN(string(c.Status())) == StatusOffline && StatusFromMSN(string(old.Status())) != StatusOffline {
 				c.status = old.status
 				a.carriedStatus[h] = true
@@ -269,6 +281,11 @@ func (a *Account) resyncLocked(live *liveSession) {
 				c.set(fieldMedia, media)
 				a.carriedPSM[h] = true
 			}
+		}
+	}
+	for i := range contacts {
+		if c := a.contacts.get(NormalizeHandle(contacts[i].Handle)); c.ok() {
+			a.announceAvatarLocked(c, contacts[i].MSNObject)
 		}
 	}
 	for h := range a.requests {
@@ -380,6 +397,10 @@ func checkEventHandles(ev msn.Event) (string, bool) {
 		hs = []string{e.From}
 	case *msn.NudgeReceived:
 		hs = []string{e.From}
+	case *msn.FileOffered:
+		hs = []string{e.From}
+	case *msn.WinkReceived:
+		hs = []string{e.From}
 	case *msn.ParticipantJoined:
 		hs = []string{e.Handle}
 	}
@@ -468,6 +489,8 @@ func (a *Account) listChangedLocked(e *msn.ListChanged) {
 		h := c.Handle()
 		a.contacts.remove(h)
 		a.presence.forget(h)
+		a.avatars.forget(h)
+		delete(a.avatars.last, h)
 		delete(a.requests, h)
 	}
 }
@@ -626,4 +649,16 @@ func msnFormat(f Format) *msn.TextFormat {
 		return nil
 	}
 	return &msn.TextFormat{Font: f.Font, Bold: f.Bold, Italic: f.Italic, Underline: f.Underline, Strike: f.Strikethrough, Color: f.Color}
+}
+
+// senderNameLocked is the name a chat's switchboard gave from, else the contact's display name.
+func (a *Account) senderNameLocked(chat *chatState, from string) string {
+	from = NormalizeHandle(from)
+	if n := chat.names[from]; n != "" {
+		return n
+	}
+	if c := a.contacts.get(from); c.ok() {
+		return c.copyFields().displayName()
+	}
+	return ""
 }

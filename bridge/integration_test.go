@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -534,7 +535,7 @@ func equalEvent(a, b bridge.Event) bool {
 	switch x := a.(type) {
 	case bridge.Message:
 		y, ok := b.(bridge.Message)
-		return ok && x == y
+		return ok && reflect.DeepEqual(x, y)
 	case bridge.Nudge:
 		y, ok := b.(bridge.Nudge)
 		return ok && x == y

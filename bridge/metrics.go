@@ -15,6 +15,7 @@ type Metrics struct {
 	loginAttempts    *prometheus.CounterVec
 	frontendDropped  *prometheus.CounterVec
 	frontendFailures *prometheus.CounterVec
+	media            *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them on reg (when non-nil).
@@ -49,10 +50,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "msnbridge", Name: "frontend_event_failures_total",
 			Help: "Events a frontend returned an error for or panicked on.",
 		}, []string{"frontend"}),
+		media: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "msnbridge", Name: "media_total",
+			Help: "Media carried, by kind (avatar, emoticon, wink, file_in, file_out) and result.",
+		}, []string{"kind", "result"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.accounts, m.messages, m.reconnects, m.sendLatency,
-			m.loginAttempts, m.frontendDropped, m.frontendFailures} {
+			m.loginAttempts, m.frontendDropped, m.frontendFailures, m.media} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -106,5 +111,11 @@ func (m *Metrics) dropped(frontend string, n int) {
 func (m *Metrics) frontendFailure(frontend string) {
 	if m != nil {
 		m.frontendFailures.WithLabelValues(frontend).Inc()
+	}
+}
+
+func (m *Metrics) mediaResult(kind, result string) {
+	if m != nil {
+		m.media.WithLabelValues(kind, result).Inc()
 	}
 }

@@ -23,6 +23,7 @@ func msnDialer(template msn.Config) dialFunc {
 			mc.InitialStatus = msn.StatusOnline
 		}
 		mc.InitialPSM = cfg.PSM
+		mc.DisplayPicture = cfg.DisplayPicture
 		client, err := msn.NewClient(mc, cfg.Handle, cfg.Password, cfg.Handler)
 		if err != nil {
 			return nil, err
@@ -65,4 +66,12 @@ func (s msnSession) SetPSM(ctx context.Context, psm string) error {
 
 func (s msnSession) SetName(ctx context.Context, name string) error {
 	return s.Client.SetFriendlyName(ctx, name)
+}
+
+// offerOf returns the *msn.FileOffer of e (nil when the event carries none).
+func (s msnSession) offerOf(e *msn.FileOffered) fileOffer {
+	if e.Offer == nil {
+		return nil
+	}
+	return e.Offer
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"io"
 
 	"github.com/msn-bridge/msn-bridge/msn"
 )
@@ -33,6 +34,21 @@ type session interface {
 	UnblockContact(ctx context.Context, handle string) error
 	AcceptContact(ctx context.Context, handle string, addBack bool) error
 	DeclineContact(ctx context.Context, handle string, block bool) error
+
+	// FetchObject fetches an msnobj's data from its creator (msn.Client.FetchObject).
+	FetchObject(ctx context.Context, obj msn.MSNObject) ([]byte, error)
+	// SetDisplayPicture publishes the account's display picture; nil removes it.
+	SetDisplayPicture(ctx context.Context, png []byte) error
+	// SendFile offers a file to contact and sends it once accepted (msn.Client.SendFile).
+	SendFile(ctx context.Context, contact string, f msn.OutgoingFile) error
+	// offerOf returns the offer of a FileOffered event of this session.
+	offerOf(e *msn.FileOffered) fileOffer
+}
+
+// fileOffer is a file a contact offers (msn.FileOffer): exactly one of Accept or Decline.
+type fileOffer interface {
+	Accept(ctx context.Context, w io.Writer, progress func(received int64)) error
+	Decline() error
 }
 
 // sessionConfig is what a dial function needs to make a session.
@@ -40,7 +56,9 @@ type sessionConfig struct {
 	Handle, Password string
 	Status           Status
 	PSM              string
-	Handler          msn.Handler
+	// DisplayPicture is the account's own display picture (PNG), published at login; nil for none.
+	DisplayPicture []byte
+	Handler        msn.Handler
 }
 
 // dialFunc makes a session that has not logged in yet.

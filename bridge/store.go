@@ -165,6 +165,7 @@ func (s *Store) DeleteAccount(ctx context.Context, handle string) error {
 			`DELETE FROM msn_link_code WHERE handle=$1`,
 			`DELETE FROM msn_frontend_link WHERE handle=$1`,
 			`DELETE FROM msn_credential WHERE handle=$1`,
+			`DELETE FROM msn_own_avatar WHERE handle=$1`,
 			`DELETE FROM msn_account WHERE handle=$1`,
 		} {
 			if _, err := s.db.Exec(ctx, q, handle); err != nil {

@@ -284,7 +284,8 @@ func (p *portal) trip(ctx context.Context, err error) bool {
 // update the portal), so that its success says Discord accepts them again.
 func postsToDiscord(evt bridge.Event) bool {
 	switch evt.(type) {
-	case bridge.ContactSnapshot, bridge.ContactPresence, bridge.ContactProfile, bridge.OwnProfile, bridge.Typing:
+	case bridge.ContactSnapshot, bridge.ContactPresence, bridge.ContactProfile, bridge.OwnProfile, bridge.Typing,
+		bridge.ContactAvatar:
 		return false
 	}
 	return true

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -85,9 +86,15 @@ type Frontend struct {
 	byChannel map[string]channelRef
 	buttons   map[string]buttonAction
 
-	catchUp      *catchUp             // orders new messages around gateway gaps
-	hooks        *hookPacer           // webhook executes per channel
-	refusedNames *recentIndex[string] // username Discord refused → the one it took
+	uploadMax    atomic.Int64              // the guild's upload limit per file; 0 until read
+	maxUpload    int64                     // when > 0, caps uploadMax (tests)
+	maxToMSN     int64                     // when > 0, replaces maxFileToMSN (tests)
+	sendFile     fileSender                // Account.SendFile, or a test's stand-in
+	avatars      *recentIndex[avatarImage] // contacts' pictures by SHA1D, as events brought them
+	avatarEvery  time.Duration             // least time between two webhook picture edits per account
+	catchUp      *catchUp                  // orders new messages around gateway gaps
+	hooks        *hookPacer                // webhook executes per channel
+	refusedNames *recentIndex[string]      // username Discord refused → the one it took
 }
 
 // channelRef says what a Discord channel mirrors.
@@ -128,6 +135,9 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 	f.catchUp = newCatchUp(f, cursors)
 	f.hooks = newHookPacer(webhookPostsPerChannel, webhookPostWindow, time.Now)
 	f.refusedNames = newRecentIndex[string](256)
+	f.avatars = newRecentIndex[avatarImage](32)
+	f.sendFile = sendFileToMSN
+	f.avatarEvery = avatarEditInterval
 	for _, o := range opts {
 		o(f)
 	}

@@ -27,6 +27,8 @@ type outgoingMsg struct {
 	text      string // as MSN receives it
 	carries   string // the Discord message's own text, remembered once it reached MSN
 	edit      bool   // a correction of a message already carried
+	// files are the message's attachments, sent as MSN file transfers after its text.
+	files []*discordgo.MessageAttachment
 }
 
 // ownerMessage resolves a message event to the chat of its channel when it is the owner's own
@@ -73,11 +75,19 @@ func (f *Frontend) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCre
 	}
 }
 
-// handleCreate takes a new message, live or caught up, to MSN when it is the owner's.
+// handleCreate takes a new message, live or caught up, to MSN when it is the owner's: its text
+// and its attachments.
 func (f *Frontend) handleCreate(m *discordgo.Message) {
-	if ref, text, ok := f.ownerText(m); ok {
-		f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text})
+	ref, ok := f.ownerMessage(m)
+	if !ok {
+		return
 	}
+	text := discordToMSN(m)
+	files := nonNil(m.Attachments)
+	if strings.TrimSpace(text) == "" && len(files) == 0 {
+		return
+	}
+	f.enqueue(ref, &outgoingMsg{chat: ref.chat, channelID: m.ChannelID, messageID: m.ID, text: text, carries: text, files: files})
 }
 
 // onMessageUpdate carries the owner's edit of a message to MSN, in order with what a gateway
@@ -205,7 +215,7 @@ func (f *Frontend) enqueue(ref channelRef, out *outgoingMsg) {
 }
 
 // discordToMSN renders a Discord message as MSN text: mentions as names, a reply as an inline
-// quote, attachments as links that say when they expire.
+// quote. Attachments are not in it: they go as files (see attachments.go).
 func discordToMSN(m *discordgo.Message) string {
 	var b strings.Builder
 	if r := m.ReferencedMessage; r != nil && m.Type == discordgo.MessageTypeReply {
@@ -223,15 +233,6 @@ func discordToMSN(m *discordgo.Message) string {
 		b.WriteString(bridge.ReplyQuote(who, quoted))
 	}
 	b.WriteString(mentionsReplaced(m))
-	for _, a := range m.Attachments {
-		if a == nil {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(attachmentLine(a))
-	}
 	for _, s := range m.StickerItems {
 		if s == nil {
 			continue
@@ -282,13 +283,17 @@ func (p *portal) sendToMSN(ctx context.Context, out *outgoingMsg) {
 		}
 		return
 	}
-	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-	defer cancel()
-	acc := p.account()
-	id, err := acc.SendText(sctx, FrontendName, out.chat, out.text, bridge.Format{})
-	p.sends.put(id, sentRef{out.channelID, out.messageID, out.edit})
+	var err error
+	if strings.TrimSpace(out.text) != "" {
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		defer cancel()
+		var id string
+		id, err = p.account().SendText(sctx, FrontendName, out.chat, out.text, bridge.Format{})
+		p.sends.put(id, sentRef{out.channelID, out.messageID, out.edit})
+	}
 	if err == nil {
 		p.carried.put(out.messageID, out.carries)
+		p.sendAttachments(out) // when the text did not arrive, they would not either
 	}
 	if p.pending.done(out.messageID) {
 		p.withdrawnNotice(ctx, out)

@@ -12,7 +12,6 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
-	"github.com/msn-bridge/msn-bridge/internal/text"
 )
 
 // showMessage posts an MSN message through the chat's webhook under the sender's friendly name.
@@ -22,31 +21,18 @@ func (p *portal) showMessage(ctx context.Context, m bridge.Message) error {
 	if strings.TrimSpace(body) == "" {
 		return nil
 	}
-	name := m.SenderName
-	if name == "" {
-		if c, ok := p.account().Contact(m.Sender); ok {
-			name = c.Name
-		}
-	}
-	username := sanitizeUsername(bridge.CleanLine(name, bridge.MaxShownName), bridge.CleanLine(m.Sender, bridge.MaxShownName))
-	if m.FromMe {
-		suffix := " (you"
-		if m.Origin != "" {
-			suffix += ", via " + m.Origin
-		}
-		suffix += ")"
-		username = text.Truncate(username, 80-len([]rune(suffix))) + suffix
-	}
+	username := p.senderUsername(m.Sender, m.SenderName, m.FromMe, m.Origin)
 	if m.Chat.IsGroup() {
 		p.noteMember(m.Chat, m.Sender)
 	}
 	parts := splitMessageN(body, p.f.cfg.MaxPartsPerMessage)
+	emoticons := emoticonFiles(m.Text, m.Emoticons)
 	for i, part := range parts {
-		if _, err := p.execute(ctx, m.Chat, &discordgo.WebhookParams{
-			Content:         part,
-			Username:        username,
-			AllowedMentions: noMentions(),
-		}); err != nil {
+		params := &discordgo.WebhookParams{Content: part, Username: username, AllowedMentions: noMentions()}
+		if i == len(parts)-1 {
+			params.Files = emoticons // beside the last words, as one post
+		}
+		if _, err := p.executeAs(ctx, m.Chat, params, m.FromMe); err != nil {
 			err = fmt.Errorf("failed to show an msn message: %w", err)
 			if ctx.Err() == nil && !forbidden(err) { // a refusal is tried again later
 				p.reportUnshown(ctx, m, parts[i:], err)
@@ -108,6 +94,12 @@ func (p *portal) reportLost(ctx context.Context, evt bridge.Event, cause error) 
 		what = "A change of your contact list (" + contactLabel(e.Contact) + ")"
 	case bridge.AccountState:
 		what = "A change of the MSN connection"
+	case bridge.File:
+		what = "A file, " + fileLabel(e.Name, e.Size) + ", from " + p.senderLabel(e.Sender, e.SenderName, e.FromMe, e.Origin)
+	case bridge.FileFailed:
+		what = "A file that did not arrive, " + fileLabel(e.Name, e.Size) + ", from " + p.label(e.Sender)
+	case bridge.Wink:
+		what = "A wink from " + p.label(e.Sender)
 	default:
 		return
 	}

@@ -71,6 +71,7 @@ func (f *Frontend) guildPermissions(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("failed to get the guild: %w", err)
 	}
+	f.uploadMax.Store(uploadLimitFor(g.PremiumTier))
 	if g.OwnerID == f.botID {
 		return discordgo.PermissionAll | PermissionPinMessages, nil
 	}

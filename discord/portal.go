@@ -42,6 +42,8 @@ type portal struct {
 	// one already carried.
 	queued  *recentIndex[string]
 	pending pendingSends // the owner's messages not yet sent, for deletes to withdraw
+	// fileSlots holds a token per attachment transfer under way (see sendAttachments).
+	fileSlots chan struct{}
 
 	mu         sync.Mutex
 	acc        *bridge.Account
@@ -72,6 +74,9 @@ type portal struct {
 	lastState    bridge.AccountStateKind
 	lastStopNote string
 	typingOut    map[bridge.ChatID]time.Time // last typing sent to MSN
+
+	avatarMu   sync.Mutex // serialises webhook picture edits (see avatar.go)
+	avatarLast time.Time  // the account's last webhook picture edit or lookup, under mu
 }
 
 // chatChannel is the Discord channel of one chat.
@@ -79,7 +84,8 @@ type chatChannel struct {
 	chat    bridge.ChatID
 	id      string
 	name    string
-	webhook *discordgo.Webhook
+	webhook *discordgo.Webhook // the contact's (everyone's in a group chat)
+	ownHook *discordgo.Webhook // one-to-one chats: the owner's posts from other frontends
 
 	// Topic mirror (one-to-one chats): the topic wanted, the one applied, and the edit budget.
 	wantTopic    string
@@ -94,6 +100,10 @@ type chatChannel struct {
 	parentPending time.Time
 	parentRetry   time.Time
 
+	// Contact's picture on the webhook (one-to-one chats, see avatar.go).
+	avatarRetry   time.Time // not before (after a 429 or failure)
+	avatarRefused string    // a SHA1D Discord refused as a picture
+
 	lastTyping time.Time
 	members    map[string]bool // group chats: who is in
 	ended      bool            // group chat over
@@ -107,6 +117,7 @@ func newPortal(f *Frontend, acc *bridge.Account) *portal {
 		log:       f.log.With().Str("account", acc.Handle()).Logger(),
 		wake:      make(chan struct{}, 1),
 		outbox:    make(chan *outgoingMsg, 256),
+		fileSlots: make(chan struct{}, fileSendsPerAccount),
 		sends:     newRecentIndex[sentRef](512),
 		carried:   newRecentIndex[string](512),
 		queued:    newRecentIndex[string](512),
@@ -210,6 +221,14 @@ func (p *portal) handleEvent(ctx context.Context, evt bridge.Event) error {
 		return p.showMembership(ctx, e)
 	case bridge.DeliveryFailure:
 		return p.showDeliveryFailure(ctx, e)
+	case bridge.File:
+		return p.showFile(ctx, e)
+	case bridge.FileFailed:
+		return p.showFileFailed(ctx, e)
+	case bridge.Wink:
+		return p.showWink(ctx, e)
+	case bridge.ContactAvatar:
+		p.noteAvatar(e)
 	case bridge.EventsDropped:
 		return p.notice(ctx, fmt.Sprintf("⚠️ The bridge fell behind and %d MSN events could not be shown here.", e.Count))
 	}
@@ -552,7 +571,7 @@ func (p *portal) adoptLocked(chat bridge.ChatID, contact bool) {
 		ch = &chatChannel{chat: chat}
 		p.chats[chat] = ch
 	}
-	ch.id, ch.name, ch.webhook, ch.topic, ch.parent = k.id, k.name, nil, k.topic, k.parent
+	ch.id, ch.name, ch.webhook, ch.ownHook, ch.topic, ch.parent = k.id, k.name, nil, nil, k.topic, k.parent
 	ch.topicPending, ch.parentPending = time.Time{}, time.Time{}
 	p.refreshChannelLocked(chat)
 	p.f.bindChannel(k.id, channelRef{p: p, chat: chat})
@@ -927,7 +946,7 @@ func (p *portal) ensureChat(ctx context.Context, chat bridge.ChatID) (*chatChann
 			ch = &chatChannel{chat: chat}
 			p.chats[chat] = ch
 		}
-		ch.id, ch.name, ch.webhook = c.ID, name, nil
+		ch.id, ch.name, ch.webhook, ch.ownHook = c.ID, name, nil, nil
 		ch.topic, ch.wantTopic, ch.topicPending = topic, topic, time.Time{}
 		ch.parent, ch.wantParent, ch.parentPending = cat, cat, time.Time{}
 		ch.topicEdits = nil
@@ -956,17 +975,21 @@ func (p *portal) forgetChannel(id string) {
 	delete(p.known, id)
 	for _, ch := range p.chats {
 		if ch.id == id {
-			ch.id, ch.webhook = "", nil
+			ch.id, ch.webhook, ch.ownHook = "", nil, nil
 			ch.topicPending, ch.parentPending = time.Time{}, time.Time{}
 		}
 	}
 }
 
-// ensureWebhook returns the channel's webhook: ours found again by application id, or a new
-// one. The caller does not hold p.mu.
-func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo.Webhook, string, error) {
+// ensureWebhook returns the channel's webhook — the owner's (own) or everyone else's — ours
+// found again by application id and name, or a new one. The caller does not hold p.mu.
+func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel, own bool) (*discordgo.Webhook, string, error) {
 	p.mu.Lock()
-	wh, id := ch.webhook, ch.id
+	slot := &ch.webhook
+	if own {
+		slot = &ch.ownHook
+	}
+	wh, id := *slot, ch.id
 	p.mu.Unlock()
 	if wh != nil {
 		return wh, id, nil
@@ -980,21 +1003,26 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 		return nil, id, fmt.Errorf("failed to list webhooks: %w", err)
 	}
 	for _, h := range nonNil(hooks) {
-		if h.Token != "" && (h.ApplicationID == p.f.appID || h.User != nil && h.User.ID == p.f.botID) {
+		if h.Token != "" && (h.ApplicationID == p.f.appID || h.User != nil && h.User.ID == p.f.botID) &&
+			(h.Name == ownHookName) == own {
 			wh = h
 			break
 		}
 	}
 	if wh == nil {
+		name := webhookBaseName
+		if own {
+			name = ownHookName
+		}
 		if wh, err = retryTransient(ctx, func() (*discordgo.Webhook, error) {
-			return p.f.s.WebhookCreate(id, "MSN Bridge", "", discordgo.WithContext(ctx))
+			return p.f.s.WebhookCreate(id, name, "", discordgo.WithContext(ctx))
 		}); err != nil {
 			return nil, id, fmt.Errorf("failed to create a webhook: %w", err)
 		}
 	}
 	p.mu.Lock()
 	if ch.id == id {
-		ch.webhook = wh
+		*slot = wh
 	}
 	p.mu.Unlock()
 	return wh, id, nil
@@ -1005,6 +1033,13 @@ func (p *portal) ensureWebhook(ctx context.Context, ch *chatChannel) (*discordgo
 // recreated and a deleted channel (10003) recreated, each retried once; a transient failure is
 // retried with backoff (retryTransient).
 func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discordgo.WebhookParams) (*discordgo.Message, error) {
+	return p.executeAs(ctx, chat, params, false)
+}
+
+// executeAs is execute through the channel's own webhook when own and the chat is one to one:
+// the owner's posts from other frontends must not show the contact's face (see avatar.go).
+func (p *portal) executeAs(ctx context.Context, chat bridge.ChatID, params *discordgo.WebhookParams, own bool) (*discordgo.Message, error) {
+	own = own && !chat.IsGroup()
 	if params.AllowedMentions == nil {
 		params.AllowedMentions = noMentions()
 	}
@@ -1014,7 +1049,7 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 		if err != nil {
 			return nil, err
 		}
-		wh, chID, err := p.ensureWebhook(ctx, ch)
+		wh, chID, err := p.ensureWebhook(ctx, ch, own)
 		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {
 			p.forgetChannel(chID)
 			lastErr = err
@@ -1022,6 +1057,9 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 		}
 		if err != nil {
 			return nil, err
+		}
+		if !chat.IsGroup() && !own {
+			wh = p.avatarBeforePost(ctx, ch, wh)
 		}
 		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
 			return p.f.executeWebhook(ctx, chID, wh, params)
@@ -1034,6 +1072,9 @@ func (p *portal) execute(ctx context.Context, chat bridge.ChatID, params *discor
 			p.mu.Lock()
 			if ch.webhook == wh {
 				ch.webhook = nil
+			}
+			if ch.ownHook == wh {
+				ch.ownHook = nil
 			}
 			p.mu.Unlock()
 		case isUnknown(err, discordgo.ErrCodeUnknownChannel):
@@ -1107,6 +1148,7 @@ func (p *portal) botSend(ctx context.Context, chat bridge.ChatID, msg *discordgo
 		id := ch.id
 		p.mu.Unlock()
 		m, err := retryTransient(ctx, func() (*discordgo.Message, error) {
+			rewind(msg.Files) // a file's reader was read by an earlier attempt
 			return p.f.s.ChannelMessageSendComplex(id, msg, discordgo.WithContext(ctx))
 		})
 		if isUnknown(err, discordgo.ErrCodeUnknownChannel) {

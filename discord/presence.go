@@ -209,9 +209,18 @@ func (p *portal) presenceWork(ctx context.Context) time.Time {
 		}
 	}
 	var jobs []topicJob
+	var avatarJob *chatChannel // one per pass: the edits are paced per account
 	for _, ch := range p.chats {
 		if ch.id == "" {
 			continue
+		}
+		if _, pending := p.avatarPendingLocked(ch); pending {
+			due := p.avatarDueLocked(ch)
+			if avatarJob == nil && !now.Before(due) {
+				avatarJob = ch
+			} else {
+				soonest(due)
+			}
 		}
 		if !ch.topicPending.IsZero() {
 			due := p.topicDueLocked(ch, now)
@@ -258,6 +267,18 @@ func (p *portal) presenceWork(ctx context.Context) time.Time {
 		}
 		if until := p.openUntil(); !until.IsZero() {
 			return until
+		}
+		soonest(p.f.now())
+	}
+	if avatarJob != nil && ctx.Err() == nil {
+		err := p.applyAvatar(ctx, avatarJob)
+		switch {
+		case ctx.Err() != nil:
+			return time.Time{}
+		case p.trip(ctx, err):
+			return p.openUntil()
+		case err != nil:
+			p.log.Warn().Err(bridge.ScrubError(err)).Str("chat", string(avatarJob.chat)).Msg("Failed to set a contact's picture on the webhook")
 		}
 		soonest(p.f.now())
 	}
@@ -367,7 +388,7 @@ func (p *portal) applyParent(ctx context.Context, j topicJob) {
 		p.fullCats[cat] = true // the next attempt goes to another category
 	case isUnknown(err, discordgo.ErrCodeUnknownChannel):
 		if j.ch.id == j.id {
-			j.ch.id, j.ch.webhook = "", nil
+			j.ch.id, j.ch.webhook, j.ch.ownHook = "", nil, nil
 		}
 	case ctx.Err() != nil:
 	default:

@@ -132,35 +132,3 @@ func TestWebhookBurstQueuesWithinChannelLimit(t *testing.T) {
 		t.Errorf("%d webhook executes got 429", n)
 	}
 }
-
-// TestAttachmentLinkSaysWhenItExpires: an attachment the owner sends reaches the contact as a
-// link to Discord's CDN, which stops working after a while; the line says until when.
-func TestAttachmentLinkSaysWhenItExpires(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
-	h.login()
-	bobCh := h.openChat(bob)
-	m := h.dc.InjectUserMessage(bobCh, h.dc.OwnerID(), "a note", discordtest.Attachment{Filename: "note.txt", Data: []byte("hi")})
-	if m == nil || len(m.Attachments) != 1 {
-		t.Fatal("could not post the attachment")
-	}
-	until, ok := linkExpiry(m.Attachments[0].URL)
-	if !ok {
-		t.Fatalf("no expiry in %s", m.Attachments[0].URL)
-	}
-	h.waitFor("the message at bob", func() bool { return len(h.bobRx.got()) == 1 })
-	got := h.bobRx.got()[0]
-	want := "📎 note.txt: " + m.Attachments[0].URL + " (link valid until " + until.UTC().Format("2006-01-02 15:04") + " UTC)"
-	if !strings.Contains(got, want) {
-		t.Errorf("bob got %q, want it to hold %q", got, want)
-	}
-}
-
-func TestLinkExpiry(t *testing.T) {
-	got, ok := linkExpiry("https://cdn.discordapp.com/attachments/1/2/a.png?ex=6755a1b0&is=67545030&hm=0a1b")
-	if !ok || got.Unix() != 0x6755a1b0 {
-		t.Errorf("linkExpiry = %v, %v", got, ok)
-	}
-	if _, ok := linkExpiry("https://cdn.discordapp.com/attachments/1/2/a.png"); ok {
-		t.Error("an unsigned link has an expiry")
-	}
-}

@@ -112,6 +112,7 @@ func (f *Frontend) executeWebhook(ctx context.Context, chID string, wh *discordg
 		if werr != nil {
 			return nil, werr
 		}
+		rewind(p.Files) // a file's reader was read by an earlier attempt
 		m, err = f.s.WebhookExecute(wh.ID, wh.Token, true, &p, discordgo.WithContext(ctx))
 		done()
 		if err == nil {

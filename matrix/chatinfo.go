@@ -78,7 +78,13 @@ func (c *MSNClient) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*br
 	if handle == c.handle {
 		return c.ownInfo(name), nil
 	}
-	return c.main.userInfo(handle, name), nil
+	info := c.main.userInfo(handle, name)
+	if acc := c.account(); acc != nil {
+		if ct, ok := acc.Contact(handle); ok && ct.Avatar != "" {
+			info.Avatar = c.main.contactAvatar(ctx, ct.Avatar, nil)
+		}
+	}
+	return info, nil
 }
 
 // nameOf is the name to show for handle: the contact list's name when it has a friendly one,

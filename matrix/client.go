@@ -30,6 +30,8 @@ type MSNClient struct {
 	typingOut map[bridge.ChatID]*typingLoop
 	lastState bridge.AccountStateKind
 
+	ownAvatar ownAvatar // the owner's Matrix avatar made the display picture
+
 	sends sendQueue // the owner's messages on their way to MSN
 }
 
@@ -101,6 +103,7 @@ func (c *MSNClient) Connect(ctx context.Context) {
 		acc.Attach(c.main.fe)
 	}
 	c.sendBridgeState(acc.State())
+	c.readOwnAvatar()
 }
 
 // Disconnect stops typing notifications and waits (drainTimeout at most) for the owner's

@@ -24,6 +24,7 @@ import (
 	"maunium.net/go/mautrix/bridgev2/matrix"
 	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/bridgev2/status"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -40,6 +41,13 @@ type MSNConnector struct {
 	log      zerolog.Logger
 	nameTmpl *template.Template
 	presence *presenceManager
+	// media is the core's media calls (a seam for tests); emoticons the uploaded custom
+	// emoticons.
+	media     mediaCore
+	emoticons emoticonCache
+	// features are the room features, made at their first use with the core's file size cap.
+	featuresOnce sync.Once
+	features     *event.RoomFeatures
 
 	// ghostLocks serialise the name updates of one ghost (chosen by handle) across logins.
 	ghostLocks [64]sync.Mutex
@@ -77,6 +85,7 @@ func NewConnector(core *bridge.Core, cfg Config) (*MSNConnector, error) {
 		Core:     core,
 		Config:   cfg,
 		nameTmpl: tmpl,
+		media:    coreMedia{core},
 		loaded:   make(chan struct{}),
 		waited:   map[string]bool{},
 	}, nil
@@ -151,7 +160,7 @@ func (mc *MSNConnector) GetConfig() (example string, data any, upgrader configup
 func (mc *MSNConnector) ValidateConfig() error { return mc.Config.Validate() }
 
 // GetBridgeInfoVersion is bumped when m.bridge content or room capabilities change.
-func (mc *MSNConnector) GetBridgeInfoVersion() (info, capabilities int) { return 1, 1 }
+func (mc *MSNConnector) GetBridgeInfoVersion() (info, capabilities int) { return 1, 2 }
 
 // ValidateUserID reports whether id is an MSN handle.
 func (mc *MSNConnector) ValidateUserID(id networkid.UserID) bool {

@@ -145,17 +145,32 @@ func testBridgeConfig() *bridgeconfig.BridgeConfig {
 }
 
 // newTestCore builds a core on db for the msntest server srv.
+// testMaxFileSize is the test cores' file size cap: not the default, so that the frontend is
+// seen to use the configured one.
+const testMaxFileSize = 20 << 20
+
 func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbutil.Database, key []byte, log zerolog.Logger) *bridge.Core {
+	t.Helper()
+	return newTestCoreWith(t, ctx, srv, db, key, log, nil)
+}
+
+// newTestCoreWith is newTestCore with its configuration changed by mutate.
+func newTestCoreWith(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbutil.Database, key []byte, log zerolog.Logger, mutate func(*bridge.Config)) *bridge.Core {
 	t.Helper()
 	cipher, err := bridge.NewCipher(key)
 	must(t, err)
 	store := bridge.NewStore(db, cipher, log)
 	must(t, store.Upgrade(ctx))
-	core, err := bridge.NewCore(bridge.Config{
+	cfg := bridge.Config{
 		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(), AllowInsecurePassport: true,
 			RequestTimeout: 5 * time.Second, JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second},
 		PresenceWindow: 20 * time.Millisecond,
-	}, bridge.Options{Store: store, Log: log})
+		Media:          bridge.MediaConfig{MaxFileSize: testMaxFileSize},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	core, err := bridge.NewCore(cfg, bridge.Options{Store: store, Log: log})
 	must(t, err)
 	return core
 }
@@ -689,8 +704,12 @@ func waitServer(t *testing.T, cond func() bool) {
 	}
 }
 
+// TestCapabilities: the room features announce what MSN carries, with the core's configured
+// file size cap.
 func TestCapabilities(t *testing.T) {
-	caps := msnRoomFeatures
+	e := newGlueEnv(t, nil)
+	caps := e.fe.Connector().roomFeatures()
+	const maxFile = testMaxFileSize
 	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelPartialSupport ||
 		caps.Delete != event.CapLevelPartialSupport || caps.Thread != event.CapLevelRejected || caps.ReadReceipts {
 		t.Fatalf("capabilities claim unsupported features: %+v", caps)
@@ -698,8 +717,12 @@ func TestCapabilities(t *testing.T) {
 	if !caps.TypingNotifications || caps.Formatting[event.FmtBold] < event.CapLevelPartialSupport {
 		t.Fatalf("capabilities miss typing or bold: %+v", caps)
 	}
-	if len(caps.File) != 0 {
-		t.Fatalf("files declared: %+v", caps.File)
+	for _, mt := range []event.CapabilityMsgType{event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio} {
+		f := caps.File[mt]
+		if f == nil || f.MaxSize != maxFile || f.GetMimeSupport("application/x-anything") != event.CapLevelFullySupported ||
+			f.Caption != event.CapLevelPartialSupport {
+			t.Fatalf("%s: file features %+v, want any type up to %d bytes with captions", mt, f, maxFile)
+		}
 	}
 }
 

@@ -28,11 +28,16 @@ import (
 // together by the homeserver) can miss it, and then fails as one of an unknown message, saying
 // so. What cannot be sent at all fails here. Every failure comes back as a
 // bridgev2.MessageStatus with a human reason, which bridgev2 shows as the message's status and
-// an error notice.
+// an error notice. Files go their own way (sendFile): they do not wait behind texts, nor texts
+// behind them.
 func (c *MSNClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
 	acc, err := c.mustAccount()
 	if err != nil {
 		return nil, failStatus(err, event.MessageStatusBridgeUnavailable, err.Error(), true)
+	}
+	if isFileMessage(msg.Content.MsgType) {
+		c.stopTypingTo(chatOf(msg.Portal))
+		return c.sendFile(ctx, acc, msg)
 	}
 	text, f, err := c.msnText(ctx, acc, msg.Content)
 	if err != nil {
@@ -188,11 +193,13 @@ func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *e
 		text, f = matrixToMSN(content)
 		text = "* " + c.ownName(acc) + " " + text
 	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio, event.CapMsgSticker:
-		text = c.mediaFallback(ctx, content)
-		if text == "" {
-			return "", f, failStatus(errors.New("msn cannot carry files"), event.MessageStatusUnsupported,
-				"MSN cannot carry files or images; share a link to it instead", true)
+		// Only an edit gets here (files are sent by sendFile): its caption is carried, as the
+		// caption was, in a text after the file.
+		if content.FileName == "" || content.Body == content.FileName || strings.TrimSpace(content.Body) == "" {
+			return "", f, failStatus(errors.New("msn cannot change a file"), event.MessageStatusUnsupported,
+				"MSN cannot change a file once sent; send the new one instead", true)
 		}
+		text, f = matrixToMSN(content)
 	default:
 		return "", f, failStatus(fmt.Errorf("unsupported message type %s", content.MsgType), event.MessageStatusUnsupported,
 			"MSN can only carry text messages", true)
@@ -201,10 +208,13 @@ func (c *MSNClient) msnText(ctx context.Context, acc *bridge.Account, content *e
 }
 
 // HandleMatrixMembership accepts the owner's own membership changes in a portal (joining it,
-// accepting its invite): they concern Matrix alone, and succeed. Any other change (inviting or
+// accepting its invite): they concern Matrix alone, and succeed. A change of the owner's avatar
+// in it (how an appservice learns of a profile change) makes the new avatar the account's MSN
+// display picture. Any other change (inviting or
 // removing someone) has no counterpart the bridge carries to MSN and fails as unsupported.
 func (c *MSNClient) HandleMatrixMembership(ctx context.Context, msg *bridgev2.MatrixMembershipChange) (*bridgev2.MatrixMembershipResult, error) {
 	if msg.Type.IsSelf && msg.Event.Sender == c.login.UserMXID {
+		c.ownMember(msg)
 		return nil, nil
 	}
 	return nil, bridgev2.ErrMembershipNotSupported
@@ -246,24 +256,6 @@ func (c *MSNClient) ownName(acc *bridge.Account) string {
 		return name
 	}
 	return c.handle
-}
-
-// mediaFallback returns a text with a public link to the media when bridgev2's public media
-// is configured, else "".
-func (c *MSNClient) mediaFallback(ctx context.Context, content *event.MessageEventContent) string {
-	pub, ok := c.main.Bridge.Matrix.(bridgev2.MatrixConnectorWithPublicMedia)
-	if !ok {
-		return ""
-	}
-	link, err := pub.GetPublicMediaAddressForEvent(ctx, content)
-	if err != nil || link == "" {
-		return ""
-	}
-	name := content.FileName
-	if name == "" {
-		name = content.Body
-	}
-	return fmt.Sprintf("[sent a file: %s] %s", name, link)
 }
 
 // failStatus builds a permanent-failure MessageStatus with a human message.

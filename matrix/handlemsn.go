@@ -29,10 +29,22 @@ func (c *MSNClient) handleEvent(ctx context.Context, acc *bridge.Account, evt br
 		for _, ct := range e.Contacts {
 			c.updateGhost(ctx, ct.Handle, ct.Name, ct.Status != bridge.StatusOffline)
 			c.main.presence.update(ctx, c.main.Bridge, ct.Handle, ct.Status, ct.PSM, ct.Media)
+			if ct.Avatar != "" {
+				c.knownAvatar(ctx, acc, ct.Handle, ct.Avatar)
+			}
 		}
 	case bridge.ContactPresence:
 		c.updateGhost(ctx, e.Handle, e.Name, e.Status != bridge.StatusOffline)
 		c.main.presence.update(ctx, c.main.Bridge, e.Handle, e.Status, e.PSM, e.Media)
+		c.knownAvatar(ctx, acc, e.Handle, "")
+	case bridge.ContactAvatar:
+		c.updateGhostAvatar(ctx, e.Handle, e.Avatar, e.Data)
+	case bridge.File:
+		c.showFile(ctx, e)
+	case bridge.FileFailed:
+		c.queueFileFailed(e)
+	case bridge.Wink:
+		c.queueWink(e)
 	case bridge.ContactProfile:
 		c.updateGhost(ctx, e.Handle, e.Name, true)
 	case bridge.Message:
@@ -198,9 +210,15 @@ func (c *MSNClient) queueMessage(m bridge.Message) {
 		ID:   makeMessageID(m.ID),
 		Data: m,
 		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m bridge.Message) (*bridgev2.ConvertedMessage, error) {
+			var body string
+			if len(m.Emoticons) > 0 {
+				if uris := c.emoticonURIs(ctx, portal, intent, m.Emoticons); len(uris) > 0 {
+					body = emoticonHTML(text, uris)
+				}
+			}
 			return &bridgev2.ConvertedMessage{Parts: []*bridgev2.ConvertedMessagePart{{
 				Type:    event.EventMessage,
-				Content: formatToMatrix(text, m.Format),
+				Content: formatHTMLToMatrix(text, body, m.Format),
 			}}}, nil
 		},
 	}
@@ -211,10 +229,19 @@ func (c *MSNClient) queueMessage(m bridge.Message) {
 // text is escaped in the formatted body and mentions no one. The style is dropped when the
 // formatted body would not fit in the event beside the plain one.
 func formatToMatrix(text string, f bridge.Format) *event.MessageEventContent {
+	return formatHTMLToMatrix(text, "", f)
+}
+
+// formatHTMLToMatrix is formatToMatrix with body, when not "", as the formatted text (text
+// rendered as escaped HTML with inline custom emoticons, see emoticonHTML); the plain body keeps
+// the shortcuts. Without room for the formatted body, the plain one is shown alone.
+func formatHTMLToMatrix(text, body string, f bridge.Format) *event.MessageEventContent {
 	content := &event.MessageEventContent{MsgType: event.MsgText, Body: text, Mentions: &event.Mentions{}}
 	colored := isHexColor(f.Color) && !strings.EqualFold(f.Color, "000000")
-	if f.Bold || f.Italic || f.Underline || f.Strikethrough || colored {
-		body := strings.ReplaceAll(html.EscapeString(text), "\n", "<br>")
+	if f.Bold || f.Italic || f.Underline || f.Strikethrough || colored || body != "" {
+		if body == "" {
+			body = strings.ReplaceAll(html.EscapeString(text), "\n", "<br>")
+		}
 		if f.Bold {
 			body = "<b>" + body + "</b>"
 		}

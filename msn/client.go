@@ -17,7 +17,7 @@ import (
 // Defaults applied by NewClient to zero Config fields.
 const (
 	DefaultClientVersion      = "7.0.0816"
-	DefaultCapabilities       = 0x40000000
+	DefaultCapabilities       = 0x4000C02C
 	DefaultDialTimeout        = 15 * time.Second
 	DefaultRequestTimeout     = 30 * time.Second
 	DefaultJoinTimeout        = 30 * time.Second
@@ -57,12 +57,25 @@ type Config struct {
 	Protocols []string
 	// ClientVersion is sent in CVR (default "7.0.0816").
 	ClientVersion string
-	// Capabilities are sent with every CHG (default 0x40000000, "MSN 7.0", no P2P features).
+	// Capabilities are sent with every CHG (default 0x4000C02C: MSNC version 4, "MSN 7.0", which
+	// announces MSNP2P, plus the feature bits of the peers P2P was verified against, winks
+	// 0x8000 among them).
 	Capabilities uint32
 	// InitialStatus is set by Login (default StatusOnline; StatusOffline is not allowed).
 	InitialStatus Status
 	// InitialPSM is the personal message published by Login (MSNP11 only).
 	InitialPSM string
+	// DisplayPicture (PNG), when set, is published by Login: its msnobj goes with the first
+	// CHG, so contacts see it in ILN/NLN. SetDisplayPicture changes it later. One over
+	// MaxObjectSize is not published (a warning is logged; a login is not worth failing for
+	// it): scale it first, peers fetch no more than 1 MiB.
+	DisplayPicture []byte
+	// MaxObjectSize caps a fetched msnobj's data (default 1 MiB); MaxFileSize caps a file
+	// received or sent (default 64 MiB).
+	MaxObjectSize, MaxFileSize int64
+	// P2PIdleTimeout is how long a file transfer or an object fetch may make no progress before
+	// it fails with ErrTransferStalled (default 60 s): a peer that stops half way.
+	P2PIdleTimeout time.Duration
 
 	// DialTimeout bounds each TCP connect; RequestTimeout each request/reply; JoinTimeout the
 	// wait for a contact to join a new switchboard; AckTimeout the wait for a message's ACK.
@@ -135,6 +148,12 @@ func (cfg *Config) setDefaults() {
 	if cfg.MaxContacts <= 0 {
 		cfg.MaxContacts = DefaultMaxContacts
 	}
+	if cfg.MaxObjectSize <= 0 {
+		cfg.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if cfg.MaxFileSize <= 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
 }
 
 type clientState int
@@ -177,6 +196,14 @@ type Client struct {
 	lastLST  string
 	sb       sbManager
 	ka       keepalive
+	// p2p carries display pictures, emoticons, winks and files; p2pSB is, by contact, the
+	// switchboard session that last carried P2P from them; displayPicture is the own picture
+	// (nil: none); emoticons are definitions waiting for their text message.
+	p2p            *P2P
+	p2pSB          map[string]string
+	p2pOut         map[string]*session // by contact, the session P2P packets go on
+	displayPicture *MSNObject
+	emoticons      map[string][]Emoticon
 	// otherGUIDs holds, by handle, the contact ids that are not GUIDs of one letter case
 	// (guidOther); nil when there are none.
 	otherGUIDs map[string]string
@@ -232,6 +259,7 @@ func NewClient(cfg Config, handle, password string, h Handler) (*Client, error) 
 	c.self = Self{Handle: handle, Status: StatusOffline, Capabilities: cfg.Capabilities}
 	c.events.init(cfg.MaxQueuedEvents, c.deliverEvent)
 	c.sb.init()
+	c.initP2P()
 	return c, nil
 }
 
@@ -393,6 +421,7 @@ func (c *Client) shutdown(cause *DisconnectError) {
 		c.keepaliveStopLocked()
 		c.mu.Unlock()
 		c.cancel()
+		c.p2p.halt()
 		if ns != nil {
 			ns.closeWith(cause)
 		}
@@ -443,5 +472,6 @@ func (c *Client) close() {
 		_ = ns.Close()
 	}
 	c.waitSessions()
+	c.p2p.Close()
 	c.wg.Wait()
 }

@@ -1,6 +1,9 @@
 // Package msn is an MSNP11 (with MSNP10 fallback) client library: Passport 1.4 login, contact
-// list and presence on the notification server, and text chat over switchboard sessions. It
-// knows nothing of any bridge or frontend.
+// list and presence on the notification server, text chat over switchboard sessions, and
+// display pictures, custom emoticons, winks and files over MSNP2P on the switchboard (P2P, a
+// transport-agnostic engine the Client runs; FetchObject, SetDisplayPicture, PublishObject,
+// SendFile, FileOffered, WinkReceived, MessageReceived.Emoticons). It knows nothing of any
+// bridge or frontend.
 //
 // # Usage
 //
@@ -51,6 +54,9 @@
 // Client remains and the handler is not called again. The handler itself ends the session with
 // CloseFromHandler, which does the same but wait for the delivery it runs on (Close there would
 // wait for itself); the delivery then finishes the queue after the handler returns.
+//
+// The P2P calls (FetchObject, SendFile, FileOffer.Accept) block for a whole transfer: bounded
+// by their idle timeouts, not by RequestTimeout. Call Accept off the handler's goroutine.
 //
 // Passwords and Passport tickets never appear in log lines or error strings.
 package msn

@@ -113,6 +113,9 @@ type MessageReceived struct {
 	Text         string
 	Format       *TextFormat // nil when the sender sent no X-MMS-IM-Format
 	Time         time.Time
+	// Emoticons are the custom emoticons the sender defined for this text (text/x-mms-emoticon
+	// just before it); each Shortcut stays as text in Text.
+	Emoticons []Emoticon
 }
 
 // TypingReceived is emitted when a participant sends a typing notification. There is no

@@ -65,7 +65,11 @@ func (c *Client) changeStatus(ctx context.Context, status Status) error {
 	if ns == nil {
 		return ErrNotConnected
 	}
-	reply, err := ns.call(ctx, c.cfg.RequestTimeout, "CHG", []string{string(status), strconv.FormatUint(uint64(c.cfg.Capabilities), 10)}, nil)
+	args := []string{string(status), strconv.FormatUint(uint64(c.cfg.Capabilities), 10)}
+	if obj := c.displayPictureArg(); obj != "" {
+		args = append(args, obj)
+	}
+	reply, err := ns.call(ctx, c.cfg.RequestTimeout, "CHG", args, nil)
 	if err != nil {
 		return fmt.Errorf("failed to change status: %w", err)
 	}

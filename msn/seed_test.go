@@ -138,7 +138,8 @@ type seedDeviation struct {
 //   - TrIDs count from 1 again on the connection opened after XFR NS (one counter per
 //     connection); the transcript's client carries on from 4.
 //   - SYN asks for the whole list ("0 0"): the client keeps no list between sessions.
-//   - CHG always carries the capabilities: Escargot ignores a CHG without them.
+//   - CHG always carries the capabilities (0x4000C02C: MSNC4 and the P2P peers' feature bits):
+//     Escargot ignores a CHG without them.
 //   - GCF and UUX are MSNP11 commands: with MSNP10 negotiated they are not sent (and
 //     SetPersonalMessage fails with ErrUnsupported); the transcript's client sends both anyway.
 //   - UUX (MSNP11) wraps its elements in <Data>: the transcript's payload has two root
@@ -154,7 +155,7 @@ var seedDeviationsMSNP10 = []seedDeviation{
 	{"C: USR 7 TWN S <the from-PP ticket>", "USR 4 TWN S {ticket}", "", "TrIDs per connection, from 1"},
 	{"C: SYN 8 2024-09-28T17:18:18.6400000-07:00 2024-09-28T17:18:18.6400000-07:00", "SYN 5 0 0", "", "whole list every login"},
 	{"C: GCF 9 Shields.xml", "", "", "GCF is MSNP11"},
-	{"C: CHG 10 NLN", "CHG 6 NLN 1073741824", "", "capabilities always sent"},
+	{"C: CHG 10 NLN", "CHG 6 NLN 1073791020", "", "capabilities always sent (MSNC4 + P2P feature bits)"},
 	{"C: UUX 11 40", "", "", "UUX is MSNP11"},
 	{"C: ADC 11 FL N=tel:15551111222 F=john", "ADC 7 FL N=tel:15551111222 F=john", "", "TrIDs per connection, never reused"},
 	{"C: ADC 12 AL N=tel:15551111222", "ADC 8 AL N=tel:15551111222", "", "TrIDs per connection, never reused"},
@@ -172,7 +173,7 @@ var seedDeviationsMSNP11 = []seedDeviation{
 	{"C: USR 7 TWN S <the from-PP ticket>", "USR 4 TWN S {ticket}", "", "TrIDs per connection, from 1"},
 	{"C: SYN 8 2024-09-28T17:18:18.6400000-07:00 2024-09-28T17:18:18.6400000-07:00", "SYN 5 0 0", "", "whole list every login"},
 	{"C: GCF 9 Shields.xml", "GCF 6 Shields.xml", "", "TrIDs per connection, from 1"},
-	{"C: CHG 10 NLN", "CHG 7 NLN 1073741824", "", "capabilities always sent"},
+	{"C: CHG 10 NLN", "CHG 7 NLN 1073791020", "", "capabilities always sent (MSNC4 + P2P feature bits)"},
 	{"C: UUX 11 40", "UUX 8 53", "<Data><PSM></PSM><CurrentMedia></CurrentMedia></Data>", "one <Data> root"},
 	{"C: ADC 11 FL N=tel:15551111222 F=john", "ADC 9 FL N=tel:15551111222 F=john", "", "TrIDs per connection, never reused"},
 	{"C: ADC 12 AL N=tel:15551111222", "ADC 10 AL N=tel:15551111222", "", "TrIDs per connection, never reused"},

@@ -62,6 +62,7 @@ type session struct {
 	closing    bool
 	lastActive time.Time
 	lastTyping time.Time
+	p2pw       p2pWindow // P2P packets awaiting their ACK (mediaclient.go)
 }
 
 // newSession registers a session for nc, unless the client is shutting down or at its session
@@ -329,23 +330,31 @@ func (s *session) handleMSG(cmd *Command) {
 			return
 		}
 		c.emit(&MessageReceived{SessionID: id, From: from, FromName: fromName, Participants: parts,
-			Text: full.Text(), Format: full.Format(), Time: time.Now()})
+			Text: full.Text(), Format: full.Format(), Time: time.Now(), Emoticons: c.takeEmoticons(from)})
 	case KindTyping:
 		if m.Get("TypingUser") != "" {
 			c.emit(&TypingReceived{SessionID: id, From: from})
 		}
 	case KindNudge:
 		c.emit(&NudgeReceived{SessionID: id, From: from})
+	case KindP2P:
+		s.handleP2P(from, id, m)
+	case KindEmoticon:
+		s.handleEmoticons(from, m)
+	case KindDatacastOther:
+		if ParseDatacastID(m) == DatacastWink {
+			s.handleWink(from, id, m)
+		}
 	case KindInvite:
 		info, ok := ParseInvite(m)
 		if ok && strings.EqualFold(info.Command, "INVITE") && info.Cookie != "" {
-			c.log.Debug().Str("app", truncate(info.AppName, 64)).Msg("Declining invitation")
+			c.log.Info().Str("app", truncate(info.AppName, 64)).Msg("Declining legacy invitation (MSNFTP transfers and other pre-P2P applications are not supported)")
 			if err := s.cn.post("MSG", []string{"U"}, NewInviteCancel(info.Cookie)); err != nil {
 				c.log.Debug().Err(err).Msg("Failed to decline invitation")
 			}
 		}
 	default:
-		// P2P, ink, emoticon definitions, client caps, keepalives, other datacasts.
+		// Ink, client caps, keepalives.
 		c.log.Trace().Stringer("kind", kind).Str("content_type", truncate(m.ContentType(), 64)).Msg("Ignoring switchboard message")
 	}
 }

@@ -129,6 +129,13 @@ const tokenPlaceholder = "This value is generated when generating the registrati
 // enough that one account cannot hold the bridge's memory.
 const maxMaxContacts = 100_000
 
+// maxMaxFileSize and maxMaxObjectSize are the largest msn.media sizes accepted: MSN clients
+// of the time sent files of a few hundred MiB at most, and pictures of some KiB.
+const (
+	maxMaxFileSize   = 4 << 30
+	maxMaxObjectSize = 16 << 20
+)
+
 // maxConfigSize bounds how much of a config file is read: a real config is a few dozen KiB,
 // and a path such as /dev/zero must not make the bridge read forever.
 const maxConfigSize = 1 << 20
@@ -464,6 +471,41 @@ func (c *Config) Validate() error {
 		if n.value < 1 {
 			bad(n.key, "must be at least 1, got %d", n.value)
 		}
+	}
+	md := m.Core.Media
+	if md.MaxFileSize < 1 || md.MaxFileSize > maxMaxFileSize {
+		bad("msn.media.max_file_size", "must be between 1 and %d bytes, got %d", int64(maxMaxFileSize), md.MaxFileSize)
+	}
+	if md.MaxObjectSize < 1024 || md.MaxObjectSize > maxMaxObjectSize {
+		bad("msn.media.max_object_size", "must be between 1024 and %d bytes, got %d", maxMaxObjectSize, md.MaxObjectSize)
+	}
+	if md.CacheSize < md.MaxObjectSize {
+		bad("msn.media.cache_size", "must be at least msn.media.max_object_size, got %d", md.CacheSize)
+	}
+	for _, n := range []struct {
+		key   string
+		value int
+	}{
+		{"msn.media.avatar_fetches_per_account", md.AvatarFetchesPerAccount}, {"msn.media.avatar_fetches", md.AvatarFetches},
+		{"msn.media.max_transfers", md.MaxTransfers}, {"msn.media.max_transfers_per_account", md.MaxTransfersPerAccount},
+	} {
+		if n.value < 1 || n.value > 1000 {
+			bad(n.key, "must be between 1 and 1000, got %d", n.value)
+		}
+	}
+	for _, d := range []struct {
+		key   string
+		value time.Duration
+	}{
+		{"msn.media.avatar_interval", md.AvatarInterval}, {"msn.media.avatar_retry", md.AvatarRetry},
+		{"msn.media.fetch_timeout", md.FetchTimeout}, {"msn.media.emoticon_wait", md.EmoticonWait},
+	} {
+		if d.value <= 0 {
+			bad(d.key, "must be above 0, got %s", d.value)
+		}
+	}
+	if md.EmoticonWait > 30*time.Second {
+		bad("msn.media.emoticon_wait", "must be at most 30s (messages wait for it), got %s", md.EmoticonWait)
 	}
 	if m.Core.FrontendQueueSize < 16 {
 		bad("msn.frontend_queue_size", "must be at least 16, got %d", m.Core.FrontendQueueSize)

@@ -293,6 +293,9 @@ func (s *Server) postMessage(c *call) {
 		c.emptyMessage()
 		return
 	}
+	if len(files) > 0 && !s.mayAttach(c, cs) {
+		return
+	}
 	var ref *Message
 	if r := p.MessageReference; r != nil {
 		chID := r.ChannelID

@@ -17,9 +17,6 @@ import (
 // apiPrefix is where discordgo v0.29.0 sends REST requests.
 const apiPrefix = "/api/v9"
 
-// maxFileBytes is Discord's default upload limit per file.
-const maxFileBytes = 10 << 20
-
 // call is one REST request on its way through a handler.
 type call struct {
 	s      *Server
@@ -312,7 +309,7 @@ func (c *call) payload() ([]byte, []File, bool) {
 			c.formError("files", "BASE_TYPE_BAD_MULTIPART", "Malformed multipart body.")
 			return nil, nil, false
 		}
-		data, err := io.ReadAll(io.LimitReader(p, maxFileBytes+1))
+		data, err := io.ReadAll(io.LimitReader(p, c.s.opts.MaxFileBytes+1))
 		if err != nil {
 			c.formError("files", "BASE_TYPE_BAD_MULTIPART", "Malformed multipart body.")
 			return nil, nil, false
@@ -322,7 +319,7 @@ func (c *call) payload() ([]byte, []File, bool) {
 		case name == "payload_json":
 			js = data
 		case strings.HasPrefix(name, "files[") || name == "file" || strings.HasPrefix(name, "file"):
-			if len(data) > maxFileBytes {
+			if int64(len(data)) > c.s.opts.MaxFileBytes {
 				c.fail(http.StatusRequestEntityTooLarge, 40005, "Request entity too large")
 				return nil, nil, false
 			}

@@ -276,7 +276,7 @@ func TestWebhookExecute(t *testing.T) {
 	if _, err := sess.WebhookExecute(wh.ID, "wrong", true, &discordgo.WebhookParams{Content: "x"}); restCode(err) != 50027 {
 		t.Errorf("wrong token: %v, want 50027", err)
 	}
-	if _, err := sess.WebhookEdit(wh.ID, "msn-bob", "data:image/png;base64,AAAA", ""); err != nil {
+	if _, err := sess.WebhookEdit(wh.ID, "msn-bob", dataURI("image/png", pngHeader), ""); err != nil {
 		t.Errorf("WebhookEdit: %v", err)
 	}
 

@@ -6,9 +6,11 @@
 // memory. It is faithful where Discord bites a bridge: per-route rate-limit buckets with
 // X-RateLimit-* headers and 429 bodies in float seconds, the 2-per-10-minutes name/topic edit
 // limit per channel, Discord's error codes (10003, 10008, 10015, 10062, 40060, 50006, 50035, …),
-// webhook deletion, RESUME with replay of missed dispatches (and sessions ended by a client's
-// close 1000 or expired, as Discord ends them), zlib frames, privileged intents and the
-// blanking of message content without the MessageContent intent.
+// webhook deletion, uploads capped per file (413, 40005) and needing Attach Files, webhook
+// avatars only from data URIs of real images, signed attachment URLs served on loopback, RESUME
+// with replay of missed dispatches (and sessions ended by a client's close 1000 or expired, as
+// Discord ends them), zlib frames, privileged intents and the blanking of message content
+// without the MessageContent intent.
 //
 // Point a session at a Server with NewSession, or set Session.Client to HTTPClient(): discordgo
 // reads the gateway URL from GET /gateway, so neither its global endpoint variables nor its
@@ -137,6 +139,9 @@ type Options struct {
 
 	// MaxBodyBytes caps a request body; larger requests get 413 with code 40005. Default 25 MiB.
 	MaxBodyBytes int64
+	// MaxFileBytes caps each uploaded file, as a guild's upload limit does: a larger one gets
+	// 413 with code 40005. Default 10 MiB, Discord's limit for a guild without boosts.
+	MaxFileBytes int64
 	// MaxLoggedBody caps the body kept per entry of Requests(). Default 64 KiB.
 	MaxLoggedBody int
 	// MaxLoggedRequests caps Requests(); the oldest entries go first. Default 100,000.
@@ -285,6 +290,7 @@ type channelState struct {
 
 type webhookState struct {
 	wh      *discordgo.Webhook
+	avatar  *avatarImage // nil: none
 	deleted bool
 }
 
@@ -407,6 +413,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 25 << 20
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = 10 << 20
 	}
 	if o.MaxLoggedBody <= 0 {
 		o.MaxLoggedBody = 64 << 10

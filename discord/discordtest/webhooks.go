@@ -3,6 +3,7 @@ package discordtest
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
@@ -72,8 +73,8 @@ func avatarHash(dataURI string) string {
 }
 
 type webhookCreate struct {
-	Name   string `json:"name"`
-	Avatar string `json:"avatar"`
+	Name   string          `json:"name"`
+	Avatar json.RawMessage `json:"avatar"`
 }
 
 func (s *Server) postWebhook(c *call) {
@@ -84,6 +85,10 @@ func (s *Server) postWebhook(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !c.checkWebhookName("name", req.Name) {
+		return
+	}
+	img, _, ok := c.checkAvatar("avatar", req.Avatar)
+	if !ok {
 		return
 	}
 	cs := s.textChannel(c, c.r.PathValue("c"))
@@ -108,11 +113,11 @@ func (s *Server) postWebhook(c *call) {
 		ChannelID:     cs.ch.ID,
 		User:          &bot,
 		Name:          req.Name,
-		Avatar:        avatarHash(req.Avatar),
+		Avatar:        img.hash(),
 		Token:         randomToken(32),
 		ApplicationID: s.opts.ApplicationID,
 	}
-	s.webhooks[wh.ID] = &webhookState{wh: wh}
+	s.webhooks[wh.ID] = &webhookState{wh: wh, avatar: img}
 	s.emit("WEBHOOKS_UPDATE", discordgo.IntentsGuildWebhooks, map[string]string{"guild_id": s.guild.id, "channel_id": cs.ch.ID})
 	cp := *wh
 	c.writeJSON(http.StatusOK, &cp)
@@ -180,13 +185,13 @@ func (s *Server) getWebhook(c *call) {
 }
 
 type webhookPatch struct {
-	Name      *string `json:"name"`
-	Avatar    *string `json:"avatar"`
-	ChannelID string  `json:"channel_id"`
+	Name      *string         `json:"name"`
+	Avatar    json.RawMessage `json:"avatar"`
+	ChannelID string          `json:"channel_id"`
 }
 
-// patchWebhook changes a webhook's name, avatar (a data URI) or, with the bot token only,
-// channel.
+// patchWebhook changes a webhook's name, avatar (a data URI, or null to remove it) or, with the
+// bot token only, channel.
 func (s *Server) patchWebhook(c *call) {
 	var req webhookPatch
 	if !c.decode(&req, false) {
@@ -197,16 +202,20 @@ func (s *Server) patchWebhook(c *call) {
 	if req.Name != nil && !c.checkWebhookName("name", *req.Name) {
 		return
 	}
+	img, setAvatar, ok := c.checkAvatar("avatar", req.Avatar)
+	if !ok {
+		return
+	}
 	w := s.webhook(c)
-	if w == nil {
+	if w == nil || c.r.PathValue("tok") == "" && !s.mayManageWebhook(c, w) {
 		return
 	}
 	next := *w.wh
 	if req.Name != nil {
 		next.Name = *req.Name
 	}
-	if req.Avatar != nil {
-		next.Avatar = avatarHash(*req.Avatar)
+	if setAvatar {
+		next.Avatar, w.avatar = img.hash(), img
 	}
 	if req.ChannelID != "" && c.r.PathValue("tok") == "" && req.ChannelID != next.ChannelID {
 		if cs := s.textChannel(c, req.ChannelID); cs == nil {

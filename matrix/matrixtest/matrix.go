@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -39,6 +40,10 @@ type Matrix struct {
 	presence  map[id.UserID][]mautrix.ReqPresence
 	names     map[id.UserID]string
 	typing    []Typing
+	media     map[id.ContentURIString]Media
+	avatars   map[id.UserID]id.ContentURIString
+	profiles  map[id.UserID]*mautrix.RespUserProfile
+	uploadMax int64
 	changedCh chan struct{}
 	up        chan struct{} // closed while the fake answers requests (see SetDown)
 }
@@ -85,6 +90,9 @@ func New() *Matrix {
 		rooms:     map[id.RoomID]*room{},
 		presence:  map[id.UserID][]mautrix.ReqPresence{},
 		names:     map[id.UserID]string{},
+		media:     map[id.ContentURIString]Media{},
+		avatars:   map[id.UserID]id.ContentURIString{},
+		profiles:  map[id.UserID]*mautrix.RespUserProfile{},
 		changedCh: make(chan struct{}),
 		up:        up,
 	}
@@ -319,6 +327,61 @@ func (fm *Matrix) Membership(roomID id.RoomID, user id.UserID) event.Membership 
 	return ""
 }
 
+// Media is one uploaded file.
+type Media struct {
+	Data     []byte
+	FileName string
+	MimeType string
+	Uploader id.UserID
+}
+
+// AddMedia stores m as if uploaded and returns its mxc URI.
+func (fm *Matrix) AddMedia(m Media) id.ContentURIString {
+	uri := id.ContentURIString(fmt.Sprintf("mxc://%s/media%d", fm.server, fm.seq.Add(1)))
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	fm.media[uri] = m
+	fm.changed()
+	return uri
+}
+
+// Media returns the media uploaded as uri.
+func (fm *Matrix) Media(uri id.ContentURIString) (Media, bool) {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	m, ok := fm.media[uri]
+	return m, ok
+}
+
+// Uploads counts the media uploaded (and added with AddMedia).
+func (fm *Matrix) Uploads() int {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	return len(fm.media)
+}
+
+// SetUploadLimit makes uploads over n bytes fail with M_TOO_LARGE (0: no limit), as a
+// homeserver's m.upload.size does.
+func (fm *Matrix) SetUploadLimit(n int64) {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	fm.uploadMax = n
+}
+
+// Avatar returns the avatar URL user set ("" when none).
+func (fm *Matrix) Avatar(user id.UserID) id.ContentURIString {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	return fm.avatars[user]
+}
+
+// SetProfileOf sets the profile GetProfile returns for user (a Matrix user of the test).
+func (fm *Matrix) SetProfileOf(user id.UserID, displayName string, avatar id.ContentURIString) {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	fm.profiles[user] = &mautrix.RespUserProfile{DisplayName: displayName, AvatarURL: avatar.ParseOrIgnore()}
+}
+
 // NextID returns a fresh number, for ids of injected events.
 func (fm *Matrix) NextID() int64 { return fm.seq.Add(1) }
 
@@ -459,17 +522,71 @@ func (fi *intent) MarkTyping(ctx context.Context, roomID id.RoomID, typingType b
 	return nil
 }
 func (fi *intent) DownloadMedia(ctx context.Context, uri id.ContentURIString, file *event.EncryptedFileInfo) ([]byte, error) {
-	return nil, errors.New("no media")
+	if err := fi.fm.wait(ctx); err != nil {
+		return nil, err
+	}
+	m, ok := fi.fm.Media(uri)
+	if !ok {
+		return nil, mautrix.MNotFound.WithMessage("no media %s", uri)
+	}
+	return m.Data, nil
 }
+
+// DownloadMediaToFile writes the media to a temporary file, as bridgev2's connector does, and
+// removes it once callback returned.
 func (fi *intent) DownloadMediaToFile(ctx context.Context, uri id.ContentURIString, file *event.EncryptedFileInfo, writable bool, callback func(*os.File) error) error {
-	return errors.New("no media")
+	data, err := fi.DownloadMedia(ctx, uri, file)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "matrixtest-download-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if _, err = f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return callback(f)
 }
+
 func (fi *intent) UploadMedia(ctx context.Context, roomID id.RoomID, data []byte, fileName, mimeType string) (id.ContentURIString, *event.EncryptedFileInfo, error) {
-	return "", nil, errors.New("no media")
+	if err := fi.fm.wait(ctx); err != nil {
+		return "", nil, err
+	}
+	fm := fi.fm
+	fm.mu.Lock()
+	max := fm.uploadMax
+	fm.mu.Unlock()
+	if max > 0 && int64(len(data)) > max {
+		return "", nil, mautrix.MTooLarge.WithMessage("upload of %d bytes is over %d", len(data), max)
+	}
+	return fm.AddMedia(Media{Data: bytes.Clone(data), FileName: fileName, MimeType: mimeType, Uploader: fi.mxid}), nil, nil
 }
+
+// UploadMediaStream hands cb a buffer and uploads what it wrote, refusing a size over the
+// upload limit before calling cb, as bridgev2's connector does.
 func (fi *intent) UploadMediaStream(ctx context.Context, roomID id.RoomID, size int64, requireFile bool, cb bridgev2.FileStreamCallback) (id.ContentURIString, *event.EncryptedFileInfo, error) {
-	return "", nil, errors.New("no media")
+	fi.fm.mu.Lock()
+	max := fi.fm.uploadMax
+	fi.fm.mu.Unlock()
+	if max > 0 && size > max {
+		return "", nil, mautrix.MTooLarge.WithMessage("upload of %d bytes is over %d", size, max)
+	}
+	var buf bytes.Buffer
+	res, err := cb(&buf)
+	if err != nil {
+		return "", nil, bridgev2.CallbackError{Type: "write", Wrapped: err}
+	}
+	return fi.UploadMedia(ctx, roomID, buf.Bytes(), res.FileName, res.MimeType)
 }
+
 func (fi *intent) SetDisplayName(ctx context.Context, name string) error {
 	if err := fi.fm.wait(ctx); err != nil {
 		return err
@@ -481,7 +598,29 @@ func (fi *intent) SetDisplayName(ctx context.Context, name string) error {
 	return nil
 }
 func (fi *intent) SetAvatarURL(ctx context.Context, avatarURL id.ContentURIString) error {
+	if err := fi.fm.wait(ctx); err != nil {
+		return err
+	}
+	fi.fm.mu.Lock()
+	defer fi.fm.mu.Unlock()
+	fi.fm.avatars[fi.mxid] = avatarURL
+	fi.fm.changed()
 	return nil
+}
+
+// GetProfile returns the profile SetProfileOf gave userID (M_NOT_FOUND when none).
+func (fi *intent) GetProfile(ctx context.Context, userID id.UserID) (*mautrix.RespUserProfile, error) {
+	if err := fi.fm.wait(ctx); err != nil {
+		return nil, err
+	}
+	fi.fm.mu.Lock()
+	defer fi.fm.mu.Unlock()
+	p := fi.fm.profiles[userID]
+	if p == nil {
+		return nil, mautrix.MNotFound.WithMessage("no profile")
+	}
+	cp := *p
+	return &cp, nil
 }
 func (fi *intent) SetExtraProfileMeta(ctx context.Context, data any) error { return nil }
 func (fi *intent) SetProfile(ctx context.Context, data any) error          { return nil }

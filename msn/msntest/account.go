@@ -61,6 +61,8 @@ type account struct {
 	virtCaps   uint32
 	bot        BotFunc
 	botSet     bool
+	// P2P of a socketless account (botp2p.go), set up on first use.
+	p2p *botP2P
 
 	nakNext bool // NAK the next MSG A from this account (NAKNext)
 }

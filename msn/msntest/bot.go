@@ -31,7 +31,7 @@ func (m BotMessage) IsNudge() bool {
 }
 
 // BotFunc is a bot's behaviour: it is called once per message a user sends into a switchboard
-// the bot is in, on the sender's connection goroutine after the server's lock is released, in
+// the bot is in (except P2P packets, which the bot's P2P engine takes: botp2p.go), on the sender's connection goroutine after the server's lock is released, in
 // message order. It may reply through chat and must not block for long (it delays the sender's
 // next command). ctx ends when the server closes.
 type BotFunc func(ctx context.Context, chat *BotChat, msg BotMessage)
@@ -133,6 +133,10 @@ func (s *Server) deliverToBots(ds []botDelivery) {
 	for _, d := range ds {
 		if s.ctx.Err() != nil {
 			return
+		}
+		if d.p2p != nil {
+			d.p2p.Deliver(d.from, d.bin)
+			continue
 		}
 		d.fn(s.ctx, d.chat, d.msg)
 	}
@@ -238,6 +242,12 @@ func (s *Server) BotTyping(from, to string) error {
 	return s.botSend(from, to, typingPayload(h))
 }
 
+// BotSendRaw sends a raw MIME payload from a socketless account, as BotSay does: a way to
+// put arbitrary (hostile) messages, P2P packets included, in front of a client.
+func (s *Server) BotSendRaw(from, to string, payload []byte) error {
+	return s.botSend(from, to, payload)
+}
+
 // BotNudge sends a nudge from a socketless account, as BotSay does.
 func (s *Server) BotNudge(from, to string) error { return s.botSend(from, to, nudgePayload()) }
 
@@ -265,17 +275,12 @@ func (s *Server) botSend(from, to string, payload []byte) error {
 		return fmt.Errorf("failed to reach %s: %w", to, ErrNotOnline)
 	}
 	// Prefer a live one-to-one session of the two, then one still waiting for to's ANS.
-	var ss *sbSession
-	for _, x := range s.sessions {
-		if x.member(bot.handle) < 0 {
-			continue
-		}
-		if i := x.member(user.handle); i >= 0 && x.members[i].conn != nil && len(x.members) == 2 {
-			ss = x
-			break
-		}
-		if len(x.members) == 1 && !x.hasHuman() && x.queue != nil && x.invited == user.handle {
-			ss = x
+	ss := s.botSessionLocked(bot.handle, user.handle)
+	if ss == nil {
+		for _, x := range s.sessions {
+			if x.member(bot.handle) >= 0 && len(x.members) == 1 && !x.hasHuman() && x.queue != nil && x.invited == user.handle {
+				ss = x
+			}
 		}
 	}
 	if ss == nil {
@@ -291,6 +296,24 @@ func (s *Server) botSend(from, to string, payload []byte) error {
 		user.ns.sendLine("RNG", ss.id, s.SBAddr(), "CKI", ss.cookie, bot.handle, escapeParam(bot.name))
 	}
 	return s.botSendLocked(bot, ss, payload)
+}
+
+// botSessionLocked returns the live one-to-one session of bot and user, the oldest when there
+// are several, so that consecutive messages (P2P packets above all) keep their order. Callers
+// hold s.mu.
+func (s *Server) botSessionLocked(bot, user string) *sbSession {
+	var best *sbSession
+	for _, x := range s.sessions {
+		if x.member(bot) < 0 || len(x.members) != 2 {
+			continue
+		}
+		if i := x.member(user); i >= 0 && x.members[i].conn != nil {
+			if best == nil || x.created.Before(best.created) || x.created.Equal(best.created) && x.id < best.id {
+				best = x
+			}
+		}
+	}
+	return best
 }
 
 // Undelivered is a message a socketless account sent (BotSay, BotTyping, BotNudge) that the

@@ -58,6 +58,13 @@ func (c *conn) send(cmd *msn.Command) bool {
 	return true
 }
 
+// pending returns the bytes waiting for the writer.
+func (c *conn) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.out)
+}
+
 // sendLine queues a command built from a name and arguments.
 func (c *conn) sendLine(name string, args ...string) bool {
 	return c.send(&msn.Command{Name: name, Args: args})

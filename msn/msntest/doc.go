@@ -13,6 +13,35 @@
 // PassportRedirect) and observation (Events, WaitFor, Online, LoggedIn) are methods on Server,
 // all safe for concurrent use.
 //
+// # P2P with bots
+//
+// A socketless account (AddBot, or an account put online with SetPresence) speaks MSNP2P with
+// the same engine as msn.Client, its packets relayed over the switchboard like any member's
+// (unconfigured, it declines files and objects it did not publish):
+//
+//	obj, _ := srv.SetBotDisplayPicture("bob@example.com", png) // msnobj in bob's ILN/NLN, served
+//	emo, _ := srv.BotPublishObject("bob@example.com", msn.ObjectEmoticon, "", gif)
+//	_ = srv.BotSayWithEmoticons("bob@example.com", "alice@example.com", "hi (cat)",
+//		[]msn.Emoticon{{Shortcut: "(cat)", Object: emo}}) // MessageReceived.Emoticons
+//	cab := msntest.WinkCAB("Kiss", thumbPNG, anim) // a real cabinet with a thumbnail
+//	wink, _ := srv.BotPublishObject("bob@example.com", msn.ObjectWink, "Kiss", cab)
+//	_ = srv.BotWink("bob@example.com", "alice@example.com", wink) // WinkReceived
+//	err := srv.BotSendFile(ctx, "bob@example.com", "alice@example.com", "a.pdf", data)
+//	// blocks until alice's client Accepts (nil) or Declines (msn.ErrTransferDeclined)
+//	err = srv.BotSendFileFrom(ctx, "bob@example.com", "alice@example.com", "b.bin", size, r)
+//	// the same, reading r as it goes: a reader that blocks is a bot that stops half way
+//	_ = srv.SetBotAcceptFiles("bob@example.com", true) // default: decline
+//	release, _ := srv.SetBotStallFiles("bob@example.com", 100_000) // stops reading half way
+//	f, _ := srv.WaitBotFile(ctx, "bob@example.com", 1) // f.Name, f.Data, f.Err
+//	pic, _ := srv.BotFetchObject(ctx, "bob@example.com", aliceObj) // a user's object
+//
+// Inside a BotFunc the same is on the chat: chat.Wink, chat.SayWithEmoticons, and
+// chat.SendFile, which blocks for the whole transfer and so must run on a goroutine of its own
+// (a BotFunc must return quickly).
+// A bot accepts files up to MaxBotFileSize (8 MiB) into memory and records at most the last 64
+// (BotFiles). Its P2P packets to a user wait while that user's connection has more than 128 KiB
+// unread, so large files do not pile up in the server.
+//
 // The server never panics on client input: malformed lines get an error reply or a
 // disconnect, oversized lines and payloads close the connection.
 //

@@ -25,7 +25,11 @@ func (a *account) presence() (status string, caps uint32, msnobj string) {
 		return a.ns.status, a.ns.caps, a.ns.msnobj
 	}
 	if a.virtStatus != "" {
-		return a.virtStatus, a.virtCaps, ""
+		obj := ""
+		if a.p2p != nil {
+			obj = a.p2p.msnobj
+		}
+		return a.virtStatus, a.virtCaps, obj
 	}
 	return "", 0, ""
 }

@@ -216,6 +216,10 @@ type botDelivery struct {
 	chat *BotChat
 	msg  BotMessage
 	fn   BotFunc
+	// p2p, when set, takes the P2P packet bin from the handle from instead of fn.
+	p2p  *msn.P2P
+	from string
+	bin  []byte
 }
 
 // handleSB handles one switchboard command. Callers hold s.mu.
@@ -397,6 +401,12 @@ func (s *Server) sbMSG(c *sbConn, cmd *msn.Command) (bool, []botDelivery) {
 			}
 			if m.conn != nil {
 				m.conn.send(relay)
+			} else if m.acct.virtStatus != "" && strings.EqualFold(ct, "application/x-msnmsgrp2p") {
+				// Every socketless account speaks P2P (botp2p.go); packets for another
+				// member are dropped, as a client does.
+				if strings.EqualFold(hdr["P2P-Dest"], m.acct.handle) {
+					out = append(out, botDelivery{p2p: s.botP2PLocked(m.acct).engine, from: a.handle, bin: []byte(body)})
+				}
 			} else if m.acct.bot != nil {
 				out = append(out, botDelivery{
 					chat: &BotChat{s: s, bot: m.acct, sess: ss},

@@ -129,6 +129,11 @@ func TestSwitchboardErrors(t *testing.T) {
 	as2.sendPayload("MSG 2 Q", helloMsg)
 	as2.expectClosed()
 
+	// P2P in mode D is ACKed, as Escargot does.
+	as4 := openSB(t, s, a, "alice@example.com", "Alice")
+	as4.sendPayload("MSG 2 D", "MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: bob@example.com\r\n\r\nxx")
+	as4.expect("ACK 2")
+
 	// P2P outside mode D closes.
 	as3 := openSB(t, s, a, "alice@example.com", "Alice")
 	as3.sendPayload("MSG 2 A", "MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: bob@example.com\r\n\r\nxx")

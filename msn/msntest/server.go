@@ -31,6 +31,8 @@ type Server struct {
 	nsConns  map[*nsSession]struct{}
 	sbConns  map[*sbConn]struct{}
 	nakAll   bool
+	// botFiles is signalled when a bot records a file (WaitBotFile); on mu.
+	botFiles *sync.Cond
 	chl      []ChallengeResult
 	faults   passportFaults
 	delays   map[string]time.Duration
@@ -72,6 +74,7 @@ func New(opts Options) *Server {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
+	s.botFiles = sync.NewCond(&s.mu)
 	s.ev.limit = opts.EventLimit
 	s.ev.cursor = map[string]uint64{}
 	for _, a := range opts.Accounts {
@@ -207,6 +210,7 @@ func (s *Server) Close() {
 		_ = s.httpsSrv.Close()
 	}
 	s.ev.wake()
+	s.closeBotP2P()
 	s.wg.Wait()
 }
 
