@@ -116,8 +116,12 @@ func (a *Account) queueAvatarLocked(h string, obj msn.MSNObject) {
 	a.kickAvatarsLocked()
 }
 
-// kickAvatarsLocked starts fetches while the account has slots and pictures waiting.
+// kickAvatarsLocked starts fetches while the account has slots and pictures waiting, once its
+// session is live (connect kicks again when it is).
 func (a *Account) kickAvatarsLocked() {
+	if a.live == nil || a.state.State != StateOnline {
+		return
+	}
 	q := &a.avatars
 	for q.running < a.core.cfg.Media.AvatarFetchesPerAccount && len(q.order) > 0 {
 		h := q.order[0]
@@ -188,8 +192,20 @@ func (a *Account) fetchAvatar(h string, obj msn.MSNObject) {
 	c := a.contacts.get(h)
 	a.core.metrics.mediaResult("avatar", fetchResult(fetched, err))
 	if err != nil {
-		if errors.Is(err, ErrNotConnected) || a.core.bgCtx.Err() != nil {
-			return // the next login announces it again
+		if a.core.bgCtx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrNotConnected) {
+			// Not a failure of the picture: it waits for the session (a login announces the
+			// same picture only once, so it would not come again).
+			if _, ok := q.pending[h]; !ok && c.ok() && c.field(fieldAnnounced) == obj.SHA1D && q.failed[h] == nil {
+				q.pending[h] = obj
+				if !q.queued[h] {
+					q.queued[h] = true
+					q.order = append(q.order, h)
+				}
+			}
+			return
 		}
 		if !c.ok() || c.field(fieldAnnounced) != obj.SHA1D {
 			return
