@@ -429,7 +429,7 @@ func (a *Account) connect(ctx context.Context, password string) (*liveSession, e
 	// Online as soon as Login returns, so that actions right after Core.Login or a reconnect
 	// reach MSN instead of finding the account still connecting.
 	a.sessionOnlineLocked(live)
-	a.kickAvatarsLocked() // pictures announced before the session was the account's
+	a.kickAvatarsLocked() // the pictures announced while logging in
 	a.mu.Unlock()
 	// Restore a chosen friendly name the server does not have (status and PSM go with Login).
 	// If that fails, the chosen name stays the desired one and is tried again at the next login.

@@ -116,8 +116,9 @@ func (a *Account) queueAvatarLocked(h string, obj msn.MSNObject) {
 	a.kickAvatarsLocked()
 }
 
-// kickAvatarsLocked starts fetches while the account has slots and pictures waiting, once its
-// session is live (connect kicks again when it is).
+// kickAvatarsLocked starts fetches while the account has slots and pictures waiting, and is
+// online with a live session (as connected requires): contacts announce their pictures (ILN)
+// while the session logs in, and those wait for connect to kick them.
 func (a *Account) kickAvatarsLocked() {
 	if a.live == nil || a.state.State != StateOnline {
 		return
@@ -147,7 +148,7 @@ func (a *Account) kickAvatarsLocked() {
 		}
 		q.running++
 		q.fetching[h] = true
-		go a.fetchAvatar(h, obj)
+		a.core.media.spawn(func() { a.fetchAvatar(h, obj) })
 	}
 }
 
@@ -196,9 +197,9 @@ func (a *Account) fetchAvatar(h string, obj msn.MSNObject) {
 			return
 		}
 		if errors.Is(err, ErrNotConnected) {
-			// Not a failure of the picture: it waits for the session (a login announces the
-			// same picture only once, so it would not come again).
-			if _, ok := q.pending[h]; !ok && c.ok() && c.field(fieldAnnounced) == obj.SHA1D && q.failed[h] == nil {
+			// The session went away (or was not online yet): the picture waits for the account
+			// to be online, unless the contact announced another meanwhile.
+			if _, newer := q.pending[h]; !newer && c.ok() && c.field(fieldAnnounced) == obj.SHA1D {
 				q.pending[h] = obj
 				if !q.queued[h] {
 					q.queued[h] = true
@@ -327,8 +328,8 @@ func (m *mediaCore) cached(n int64) {
 		m.trimming, m.added = true, 0
 	}
 	m.mu.Unlock()
-	if start {
-		go m.trim()
+	if start && !m.spawn(m.trim) {
+		m.trimDone()
 	}
 }
 
@@ -338,18 +339,20 @@ func (m *mediaCore) startTrim() {
 	start := !m.trimming
 	m.trimming = true
 	m.mu.Unlock()
-	if start {
-		go m.trim()
+	if start && !m.spawn(m.trim) {
+		m.trimDone()
 	}
+}
+
+func (m *mediaCore) trimDone() {
+	m.mu.Lock()
+	m.trimming = false
+	m.mu.Unlock()
 }
 
 // trim deletes the oldest cached objects beyond MediaConfig.CacheSize.
 func (m *mediaCore) trim() {
-	defer func() {
-		m.mu.Lock()
-		m.trimming = false
-		m.mu.Unlock()
-	}()
+	defer m.trimDone()
 	ctx, cancel := context.WithTimeout(m.core.bgCtx, time.Minute)
 	defer cancel()
 	n, err := m.core.store.TrimObjects(ctx, m.core.cfg.Media.CacheSize)

@@ -133,10 +133,12 @@ func (a *Account) handleMSN(live *liveSession, ev msn.Event) {
 		a.emitChatLocked(Nudge{Chat: chat.id, Sender: NormalizeHandle(e.From), Time: a.core.clock.Now()}, nil)
 	case *msn.FileOffered:
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
-		go a.receiveFile(live.sess.offerOf(e), e, chat.id, a.senderNameLocked(chat, e.From))
+		offer, name := live.sess.offerOf(e), a.senderNameLocked(chat, e.From)
+		a.core.media.spawn(func() { a.receiveFile(offer, e, chat.id, name) })
 	case *msn.WinkReceived:
 		chat := a.chatForLocked(e.SessionID, e.From, nil)
-		go a.receiveWink(e, chat.id, a.senderNameLocked(chat, e.From))
+		name := a.senderNameLocked(chat, e.From)
+		a.core.media.spawn(func() { a.receiveWink(e, chat.id, name) })
 	case *msn.ParticipantJoined:
 		a.joinedLocked(e.SessionID, NormalizeHandle(e.Handle), e.Name)
 	case *msn.ParticipantLeft:

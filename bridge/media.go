@@ -344,6 +344,11 @@ func (a *Account) SetAvatar(ctx context.Context, origin string, image []byte) er
 	return a.core.store.SetOwnAvatar(ctx, a.handle, png, a.core.clock.Now())
 }
 
+// MaxFileSize is the largest file carried either way: MediaConfig.MaxFileSize with its default
+// (or the session's msn.Config.MaxFileSize when that is lower). Frontends announce it and refuse
+// larger files before reading them.
+func (c *Core) MaxFileSize() int64 { return min(c.cfg.Media.MaxFileSize, c.cfg.MSN.MaxFileSize) }
+
 // Avatar returns a cached display picture or emoticon by its SHA1D, or ErrObjectNotCached.
 func (c *Core) Avatar(ctx context.Context, sha1d string) (data []byte, mime string, err error) {
 	return c.store.Object(ctx, sha1d)

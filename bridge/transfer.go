@@ -27,7 +27,10 @@ type mediaCore struct {
 	fetches  chan struct{} // a token per display picture or wink fetched at once
 	spoolDir string        // guarded by mu
 	ownDir   bool          // spoolDir was made by the core, removed at Stop
-	closed   bool
+	closed   bool          // guarded by mu
+	// work counts the media goroutines (fetches, transfers, cache trims), which Stop waits for
+	// after cancelling them, so none outlives the core.
+	work sync.WaitGroup
 
 	mu        sync.Mutex
 	inflight  map[string]*inflightFetch // by SHA1D
@@ -94,12 +97,30 @@ func (m *mediaCore) dir() (string, error) {
 	return m.spoolDir, nil
 }
 
-// close removes a spool directory the core made; no spool file is made after it.
+// spawn runs f on a goroutine of its own that close waits for; after close it runs nothing and
+// returns false (the core is stopping: its sessions are gone).
+func (m *mediaCore) spawn(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.work.Add(1)
+	go func() {
+		defer m.work.Done()
+		f()
+	}()
+	return true
+}
+
+// close waits for the media goroutines (cancelled by then with the core's background context)
+// and removes a spool directory the core made; no spool file is made after it.
 func (m *mediaCore) close() {
 	m.mu.Lock()
 	m.closed = true
 	dir, own := m.spoolDir, m.ownDir
 	m.mu.Unlock()
+	m.work.Wait()
 	if own {
 		_ = os.RemoveAll(dir)
 	}

@@ -24,6 +24,7 @@ import (
 	"maunium.net/go/mautrix/bridgev2/matrix"
 	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/bridgev2/status"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 )
@@ -44,6 +45,9 @@ type MSNConnector struct {
 	// emoticons.
 	media     mediaCore
 	emoticons emoticonCache
+	// features are the room features, made at their first use with the core's file size cap.
+	featuresOnce sync.Once
+	features     *event.RoomFeatures
 
 	// ghostLocks serialise the name updates of one ghost (chosen by handle) across logins.
 	ghostLocks [64]sync.Mutex

@@ -145,6 +145,10 @@ func testBridgeConfig() *bridgeconfig.BridgeConfig {
 }
 
 // newTestCore builds a core on db for the msntest server srv.
+// testMaxFileSize is the test cores' file size cap: not the default, so that the frontend is
+// seen to use the configured one.
+const testMaxFileSize = 20 << 20
+
 func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbutil.Database, key []byte, log zerolog.Logger) *bridge.Core {
 	t.Helper()
 	cipher, err := bridge.NewCipher(key)
@@ -155,6 +159,7 @@ func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbu
 		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(), AllowInsecurePassport: true,
 			RequestTimeout: 5 * time.Second, JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second},
 		PresenceWindow: 20 * time.Millisecond,
+		Media:          bridge.MediaConfig{MaxFileSize: testMaxFileSize},
 	}, bridge.Options{Store: store, Log: log})
 	must(t, err)
 	return core
@@ -689,8 +694,12 @@ func waitServer(t *testing.T, cond func() bool) {
 	}
 }
 
+// TestCapabilities: the room features announce what MSN carries, with the core's configured
+// file size cap.
 func TestCapabilities(t *testing.T) {
-	caps := msnRoomFeatures
+	e := newGlueEnv(t, nil)
+	caps := e.fe.Connector().roomFeatures()
+	const maxFile = testMaxFileSize
 	if caps.Edit != event.CapLevelPartialSupport || caps.Reaction != event.CapLevelRejected || caps.Reply != event.CapLevelPartialSupport ||
 		caps.Delete != event.CapLevelPartialSupport || caps.Thread != event.CapLevelRejected || caps.ReadReceipts {
 		t.Fatalf("capabilities claim unsupported features: %+v", caps)
@@ -700,9 +709,9 @@ func TestCapabilities(t *testing.T) {
 	}
 	for _, mt := range []event.CapabilityMsgType{event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio} {
 		f := caps.File[mt]
-		if f == nil || f.MaxSize != MaxFileSize || f.GetMimeSupport("application/x-anything") != event.CapLevelFullySupported ||
+		if f == nil || f.MaxSize != maxFile || f.GetMimeSupport("application/x-anything") != event.CapLevelFullySupported ||
 			f.Caption != event.CapLevelPartialSupport {
-			t.Fatalf("%s: file features %+v, want any type up to MaxFileSize with captions", mt, f)
+			t.Fatalf("%s: file features %+v, want any type up to %d bytes with captions", mt, f, maxFile)
 		}
 	}
 }

@@ -39,9 +39,6 @@ import (
 
 // Size caps of the media the frontend carries.
 const (
-	// MaxFileSize is the largest file carried either way: MSN's own cap (msn.Config.MaxFileSize's
-	// default). The room capabilities announce it; the homeserver's upload limit may be lower.
-	MaxFileSize = 64 << 20
 	// maxAvatarDownload caps the owner's Matrix avatar downloaded to become the display picture.
 	maxAvatarDownload = 8 << 20
 	// maxInlineImage caps a wink's thumbnail or a custom emoticon uploaded as an image.
@@ -77,6 +74,9 @@ type mediaCore interface {
 	SendFile(ctx context.Context, acc *bridge.Account, chat bridge.ChatID, f bridge.OutgoingFile) (string, error)
 	// SetAvatar makes image the account's display picture, nil removing it (bridge.Account.SetAvatar).
 	SetAvatar(ctx context.Context, acc *bridge.Account, image []byte) error
+	// MaxFileSize is the largest file carried either way (bridge.Core.MaxFileSize). The room
+	// capabilities announce it; the homeserver's upload limit may be lower.
+	MaxFileSize() int64
 }
 
 // coreMedia is mediaCore on the core itself.
@@ -93,6 +93,8 @@ func (m coreMedia) SendFile(ctx context.Context, acc *bridge.Account, chat bridg
 func (m coreMedia) SetAvatar(ctx context.Context, acc *bridge.Account, image []byte) error {
 	return acc.SetAvatar(ctx, FrontendName, image)
 }
+
+func (m coreMedia) MaxFileSize() int64 { return m.core.MaxFileSize() }
 
 // emoticonCache remembers the mxc URI of each custom emoticon uploaded, by SHA1D, so each is
 // uploaded once.
@@ -466,11 +468,12 @@ func isFileMessage(t event.MessageType) bool {
 // (a contact may take minutes to accept): HandleMatrixMessage returns Pending and the status
 // follows, saying delivered, declined by the contact, or why it failed. A caption follows the
 // file as a text message. The file is downloaded from the homeserver to a temporary file, at
-// most MaxFileSize bytes, and streamed from there.
+// most the core's MaxFileSize bytes, and streamed from there.
 func (c *MSNClient) sendFile(ctx context.Context, acc *bridge.Account, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
 	content := msg.Content
-	if content.Info != nil && int64(content.Info.Size) > MaxFileSize {
-		return nil, fileStatus(errFileTooLarge{MaxFileSize})
+	maxFile := c.main.media.MaxFileSize()
+	if content.Info != nil && int64(content.Info.Size) > maxFile {
+		return nil, fileStatus(errFileTooLarge{maxFile})
 	}
 	if content.URL == "" && (content.File == nil || content.File.URL == "") {
 		return nil, failStatus(errors.New("file without url"), event.MessageStatusUnsupported, "the file has no address to download it from", true)
@@ -546,7 +549,7 @@ func (c *MSNClient) deliverFile(ctx context.Context, o *outgoing, content *event
 	if content.Info != nil {
 		mimeType = content.Info.MimeType
 	}
-	err = downloadCapped(ctx, c.main.Bridge.Bot, uri, content.File, MaxFileSize, func(f *os.File, size int64) error {
+	err = downloadCapped(ctx, c.main.Bridge.Bot, uri, content.File, c.main.media.MaxFileSize(), func(f *os.File, size int64) error {
 		mimeType = cleanMIME(mimeType)
 		if mimeType == "application/octet-stream" {
 			head := make([]byte, 512)
@@ -667,7 +670,7 @@ func (c *MSNClient) queueFileFailed(f bridge.FileFailed) {
 	var why string
 	switch f.Reason {
 	case bridge.FailureTooLarge:
-		why = "too large (MSN files reach the bridge up to " + humanSize(MaxFileSize) + ")"
+		why = "too large (MSN files reach the bridge up to " + humanSize(c.main.media.MaxFileSize()) + ")"
 	case bridge.FailureCanceled:
 		why = "cancelled before it arrived"
 	case bridge.FailureDeclined:
@@ -729,8 +732,8 @@ func (c *MSNClient) showFile(ctx context.Context, f bridge.File) {
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	if f.Size < 0 || f.Size > MaxFileSize {
-		c.queueNotice(f.Chat, sender, f.FromMe, ts, f.ID, fileNotice(who, name, f.Size, "too large (MSN files reach the bridge up to "+humanSize(MaxFileSize)+")"))
+	if maxFile := c.main.media.MaxFileSize(); f.Size < 0 || f.Size > maxFile {
+		c.queueNotice(f.Chat, sender, f.FromMe, ts, f.ID, fileNotice(who, name, f.Size, "too large (MSN files reach the bridge up to "+humanSize(maxFile)+")"))
 		return
 	}
 	const (

@@ -66,6 +66,9 @@ func (f *fakeMedia) SendFile(ctx context.Context, acc *bridge.Account, chat brid
 	return fmt.Sprintf("file%d", len(f.files)), nil
 }
 
+// MaxFileSize is the core's default cap.
+func (f *fakeMedia) MaxFileSize() int64 { return bridge.DefaultMaxFileSize }
+
 func (f *fakeMedia) SetAvatar(ctx context.Context, acc *bridge.Account, image []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -321,7 +324,7 @@ func TestFileFailedNotice(t *testing.T) {
 		Size: 100 << 20, Reason: bridge.FailureTooLarge, Time: time.Now()})
 	ev := e.waitMessage(room, ghostMXID(bob), "tried to send")
 	msg := ev.Content.Parsed.(*event.MessageEventContent)
-	if msg.MsgType != event.MsgNotice || !strings.HasSuffix(msg.Body, "(100 MiB): too large (MSN files reach the bridge up to 64 MiB)") {
+	if msg.MsgType != event.MsgNotice || !strings.HasSuffix(msg.Body, "(100 MiB): too large (MSN files reach the bridge up to 20 MiB)") {
 		t.Fatalf("notice %s %q", msg.MsgType, msg.Body)
 	}
 	// The name is text, and never a path: its slashes are not kept.
@@ -461,7 +464,7 @@ func TestOwnerFileToContact(t *testing.T) {
 	// is downloaded.
 	n := len(fake.sent())
 	evtID = e.sendMatrix(room, &event.MessageEventContent{MsgType: event.MsgFile, Body: "huge.iso", URL: uri,
-		Info: &event.FileInfo{Size: MaxFileSize + 1}})
+		Info: &event.FileInfo{Size: bridge.DefaultMaxFileSize + 1}})
 	if st := e.waitStatus(evtID); st.Status == event.MessageStatusSuccess || !strings.Contains(st.Error(), "too large") {
 		t.Fatalf("huge file: status %s %s %q", st.Status, st.ErrorReason, st.Message)
 	}

@@ -71,6 +71,9 @@ type Config struct {
 	// MaxObjectSize caps a fetched msnobj's data (default 1 MiB); MaxFileSize caps a file
 	// received or sent (default 64 MiB).
 	MaxObjectSize, MaxFileSize int64
+	// P2PIdleTimeout is how long a file transfer or an object fetch may make no progress before
+	// it fails with ErrTransferStalled (default 60 s): a peer that stops half way.
+	P2PIdleTimeout time.Duration
 
 	// DialTimeout bounds each TCP connect; RequestTimeout each request/reply; JoinTimeout the
 	// wait for a contact to join a new switchboard; AckTimeout the wait for a message's ACK.

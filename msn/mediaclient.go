@@ -24,6 +24,7 @@ func (c *Client) initP2P() {
 	c.p2p = NewP2P(P2PConfig{
 		Self: c.handle, Send: c.sendP2P, Log: c.log,
 		MaxObjectSize: c.cfg.MaxObjectSize, MaxFileSize: c.cfg.MaxFileSize,
+		IdleTimeout: c.cfg.P2PIdleTimeout,
 		OnFileOffer: func(from string, o *FileOffer) {
 			c.mu.Lock()
 			sid := c.p2pSB[from]

@@ -361,3 +361,96 @@ func TestP2POfferCanceledBeforeAnswer(t *testing.T) {
 		t.Fatalf("Accept: %v", err)
 	}
 }
+
+// TestP2PReceiverCancels: the receiver's ctx ends half way; its BYE stops the sender, which
+// returns ErrTransferCanceled without waiting for an idle timeout.
+func TestP2PReceiverCancels(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offers := make(chan *FileOffer, 1)
+	// A long idle timeout: the test fails by deadline if the sender only stops on it.
+	_, a, _ := newPipePair(t, P2PConfig{IdleTimeout: time.Hour, OnFileOffer: func(_ string, o *FileOffer) { offers <- o }})
+	r := &pausingReader{n: 10 * P2PMaxChunk, release: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() { errc <- a.SendFile(ctx, "b@x.com", OutgoingFile{Name: "f", Size: 100 * P2PMaxChunk, Data: r}) }()
+	o := <-offers
+	accCtx, stop := context.WithCancel(ctx)
+	acc := make(chan error, 1)
+	var got atomic.Int64
+	go func() { acc <- o.Accept(accCtx, io.Discard, func(n int64) { got.Store(n) }) }()
+	for i := 0; i < 2000 && got.Load() < 5*P2PMaxChunk; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	if err := <-acc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Accept: %v", err)
+	}
+	close(r.release) // the sender goes on reading, then finds its session ended
+	if err := <-errc; !errors.Is(err, ErrTransferCanceled) {
+		t.Fatalf("SendFile: %v, want ErrTransferCanceled", err)
+	}
+}
+
+// pausingReader returns n zero bytes, then blocks until release is closed, then returns zeros.
+type pausingReader struct {
+	n       int
+	release chan struct{}
+}
+
+func (r *pausingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		<-r.release
+	} else {
+		p = p[:min(len(p), r.n)]
+		r.n -= len(p)
+	}
+	clear(p)
+	return len(p), nil
+}
+
+// TestP2PByeRightAfterData: a sender that closes with BYE right behind its last data packet
+// (some clients do) still leaves the receiver with the whole file and no error.
+func TestP2PByeRightAfterData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offers := make(chan *FileOffer, 1)
+	n, a, b := newPipePair(t, P2PConfig{OnFileOffer: func(_ string, o *FileOffer) { offers <- o }})
+	var callID atomic.Value
+	n.tamper = func(from, to string, bin []byte) []byte {
+		if from != "a@x.com" {
+			return bin
+		}
+		p, err := ParseP2PBinary(bin)
+		if err != nil {
+			return bin
+		}
+		h := p.Header
+		if h.SessionID == 0 && h.Flags == 0 {
+			if m, err := ParseSLP(p.Data); err == nil && m.Method == "INVITE" {
+				callID.Store(m.CallID)
+			}
+		}
+		if h.Flags == P2PFlagFileData && h.Offset+uint64(h.MessageSize) == h.TotalSize {
+			bye := (&SLPMessage{Method: "BYE", To: "b@x.com", From: "a@x.com", Branch: newGUID(), CallID: callID.Load().(string),
+				ContentType: slpSessionClose}).Marshal()
+			m, _ := ParseMIME(NewP2PMessage("b@x.com", P2PHeader{Identifier: 1, TotalSize: uint64(len(bye)), AckID: 1}, bye, 0))
+			b.Deliver("a@x.com", bin)
+			b.Deliver("a@x.com", m.Body)
+			return nil
+		}
+		return bin
+	}
+	data := bytes.Repeat([]byte("0123456789"), 300)
+	for i := 0; i < 20; i++ {
+		errc := make(chan error, 1)
+		go func() {
+			errc <- a.SendFile(ctx, "b@x.com", OutgoingFile{Name: "f", Size: int64(len(data)), Data: bytes.NewReader(data)})
+		}()
+		o := <-offers
+		var buf bytes.Buffer
+		if err := o.Accept(ctx, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("transfer %d: Accept %v, %d bytes", i, err, buf.Len())
+		}
+		<-errc // the sender may see its ACK or the BYE first; either way it returns
+	}
+}

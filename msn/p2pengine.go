@@ -73,7 +73,7 @@ type P2P struct {
 	reasm    map[reasmKey]*reassembly
 	acks     map[ackKey]chan P2PHeader
 	queues   map[string]*sendQueue
-	fetching map[string]chan struct{} // per peer: one object fetch at a time
+	fetching map[string]*fetchLock // per peer: one object fetch at a time
 }
 
 type served struct {
@@ -142,7 +142,7 @@ func NewP2P(cfg P2PConfig) *P2P {
 		reasm:    make(map[reasmKey]*reassembly),
 		acks:     make(map[ackKey]chan P2PHeader),
 		queues:   make(map[string]*sendQueue),
-		fetching: make(map[string]chan struct{}),
+		fetching: make(map[string]*fetchLock),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.nextID.Store(4 + randUint32()%0xFFFFFF00)

@@ -82,9 +82,6 @@ func (o *FileOffer) Accept(ctx context.Context, w io.Writer, progress func(recei
 			return err
 		}
 		switch {
-		case ev.bye:
-			s.finish(ErrTransferCanceled)
-			return ErrTransferCanceled
 		case ev.chunk != nil || ev.last:
 			if len(ev.chunk) > 0 {
 				if _, err := w.Write(ev.chunk); err != nil {
@@ -197,6 +194,8 @@ func (e *P2P) SendFile(ctx context.Context, peer string, f OutgoingFile) error {
 		ContentType: slpSessionReq, Body: []Header{{"EUF-GUID", EUFFile},
 			{"SessionID", strconv.FormatUint(uint64(s.sid), 10)}, {"AppID", "2"}, {"Context", c}}}
 	if _, err := e.sendSLP(ctx, peer, inv); err != nil {
+		// The INVITE may have gone out all the same (ctx ended while it was queued): close it.
+		s.abort(err)
 		return fmt.Errorf("failed to offer file: %w", err)
 	}
 	s.touch()
@@ -207,9 +206,6 @@ func (e *P2P) SendFile(ctx context.Context, peer string, f OutgoingFile) error {
 			return err
 		}
 		switch {
-		case ev.bye:
-			s.finish(ErrTransferCanceled)
-			return ErrTransferCanceled
 		case ev.resp != nil && ev.resp.Code != 200:
 			s.finish(ErrTransferDeclined)
 			return ErrTransferDeclined

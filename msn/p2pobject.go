@@ -38,16 +38,24 @@ func (e *P2P) Fetch(ctx context.Context, obj MSNObject) ([]byte, error) {
 	e.mu.Lock()
 	lock := e.fetching[peer]
 	if lock == nil {
-		lock = make(chan struct{}, 1)
+		lock = &fetchLock{ch: make(chan struct{}, 1)}
 		e.fetching[peer] = lock
 	}
+	lock.users++
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if lock.users--; lock.users == 0 {
+			delete(e.fetching, peer)
+		}
+		e.mu.Unlock()
+	}()
 	select {
-	case lock <- struct{}{}:
+	case lock.ch <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-lock }()
+	defer func() { <-lock.ch }()
 
 	s, err := e.newSession(peer, 0, "", sessFetch, func(s *p2pSession) { s.obj = obj })
 	if err != nil {
@@ -58,6 +66,8 @@ func (e *P2P) Fetch(ctx context.Context, obj MSNObject) ([]byte, error) {
 		ContentType: slpSessionReq, Body: []Header{{"EUF-GUID", EUFObject},
 			{"SessionID", strconv.FormatUint(uint64(s.sid), 10)}, {"AppID", "1"}, {"Context", objectContext(obj)}}}
 	if _, err := e.sendSLP(ctx, peer, inv); err != nil {
+		// The INVITE may have gone out all the same (ctx ended while it was queued): close it.
+		s.abort(err)
 		return nil, fmt.Errorf("failed to request object: %w", err)
 	}
 	s.touch()
@@ -69,9 +79,6 @@ func (e *P2P) Fetch(ctx context.Context, obj MSNObject) ([]byte, error) {
 			return nil, err
 		}
 		switch {
-		case ev.bye:
-			s.finish(ErrTransferCanceled)
-			return nil, ErrTransferCanceled
 		case ev.resp != nil && ev.resp.Code != 200:
 			s.finish(ErrTransferDeclined)
 			return nil, fmt.Errorf("%w: %d %s", ErrTransferDeclined, ev.resp.Code, truncate(ev.resp.Reason, 32))
@@ -88,6 +95,13 @@ func (e *P2P) Fetch(ctx context.Context, obj MSNObject) ([]byte, error) {
 			return ev.data, nil
 		}
 	}
+}
+
+// fetchLock makes the fetches from one creator run one at a time; users counts the fetches
+// holding or waiting for it, so that it is forgotten when none does.
+type fetchLock struct {
+	ch    chan struct{}
+	users int
 }
 
 // serve sends a published object on an accepted INVITE. It runs on its own goroutine.

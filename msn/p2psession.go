@@ -18,8 +18,8 @@ const (
 	sessFileOut                 // we send a file
 )
 
-// p2pEvent is what a session's owner receives: an SLP response, a BYE, a complete object, or a
-// file chunk.
+// p2pEvent is what a session's owner receives: an SLP response, a complete object, or a file
+// chunk; or, only on its way to push, a BYE (which ends the session instead).
 type p2pEvent struct {
 	resp  *SLPMessage
 	bye   bool
@@ -160,16 +160,11 @@ func (s *p2pSession) bye() *SLPMessage {
 }
 
 // push hands ev to the session's owner; it blocks while the queue is full, until the session
-// ends.
+// ends. A BYE ends the session at once: its owner may be busy sending and not reading events.
 func (s *p2pSession) push(ev p2pEvent) {
-	if ev.bye && s.kind == sessFileIn {
-		s.rmu.Lock()
-		accepted := s.accepted
-		s.rmu.Unlock()
-		if !accepted {
-			s.finish(ErrTransferCanceled) // a later Accept returns it
-			return
-		}
+	if ev.bye {
+		s.finish(ErrTransferCanceled)
+		return
 	}
 	select {
 	case s.ev <- ev:
@@ -198,6 +193,13 @@ func (s *p2pSession) next(ctx context.Context, idle time.Duration, stalled error
 			return ev, nil
 		case <-s.done:
 			t.Stop()
+			// Events pushed before the session ended (the last file chunk, then the
+			// sender's BYE) are still delivered, in order.
+			select {
+			case ev := <-s.ev:
+				return ev, nil
+			default:
+			}
 			return p2pEvent{}, s.err
 		case <-ctx.Done():
 			t.Stop()

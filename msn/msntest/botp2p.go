@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -243,6 +244,18 @@ func (s *Server) BotSendFile(ctx context.Context, from, to, name string, data []
 	}
 	h, _ := normHandle(to)
 	return e.SendFile(ctx, h, msn.OutgoingFile{Name: name, Size: int64(len(data)), Data: bytes.NewReader(data)})
+}
+
+// BotSendFileFrom is BotSendFile with the file's size bytes read from r while they are sent: a
+// reader that blocks makes a bot that stops half way, and cancelling ctx meanwhile one that
+// cancels the transfer half way.
+func (s *Server) BotSendFileFrom(ctx context.Context, from, to, name string, size int64, r io.Reader) error {
+	e, err := s.botEngine(from)
+	if err != nil {
+		return err
+	}
+	h, _ := normHandle(to)
+	return e.SendFile(ctx, h, msn.OutgoingFile{Name: name, Size: size, Data: r})
 }
 
 // BotFetchObject makes the socketless account bot fetch obj from its creator (a logged-in user).

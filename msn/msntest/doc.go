@@ -23,10 +23,13 @@
 //	emo, _ := srv.BotPublishObject("bob@example.com", msn.ObjectEmoticon, "", gif)
 //	_ = srv.BotSayWithEmoticons("bob@example.com", "alice@example.com", "hi (cat)",
 //		[]msn.Emoticon{{Shortcut: "(cat)", Object: emo}}) // MessageReceived.Emoticons
+//	cab := msntest.WinkCAB("Kiss", thumbPNG, anim) // a real cabinet with a thumbnail
 //	wink, _ := srv.BotPublishObject("bob@example.com", msn.ObjectWink, "Kiss", cab)
 //	_ = srv.BotWink("bob@example.com", "alice@example.com", wink) // WinkReceived
 //	err := srv.BotSendFile(ctx, "bob@example.com", "alice@example.com", "a.pdf", data)
 //	// blocks until alice's client Accepts (nil) or Declines (msn.ErrTransferDeclined)
+//	err = srv.BotSendFileFrom(ctx, "bob@example.com", "alice@example.com", "b.bin", size, r)
+//	// the same, reading r as it goes: a reader that blocks is a bot that stops half way
 //	_ = srv.SetBotAcceptFiles("bob@example.com", true) // default: decline
 //	f, _ := srv.WaitBotFile(ctx, "bob@example.com", 1) // f.Name, f.Data, f.Err
 //	pic, _ := srv.BotFetchObject(ctx, "bob@example.com", aliceObj) // a user's object
