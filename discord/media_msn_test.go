@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/discord/discordtest"
@@ -43,12 +44,15 @@ func (h *harness) bobChannel() string {
 
 // TestMSNMediaOverP2PToDiscord: bob (an msntest bot) speaks P2P with the bridge's client; his
 // display picture becomes his webhook's avatar, his file an attachment with the same name and
-// bytes, one over the upload limit and one he stops sending half way lines that say so, his
-// wink and custom emoticon images.
+// bytes; one over the upload limit, one he cancels half way and one he goes silent in half way
+// become lines that say so; his wink and custom emoticon come with their images.
 func TestMSNMediaOverP2PToDiscord(t *testing.T) {
 	const uploadLimit = 16 << 10
 	h := newHarness(t, harnessOpts{
-		core:   func(c *bridge.Config) { c.Media.SpoolDir = t.TempDir() },
+		core: func(c *bridge.Config) {
+			c.Media.SpoolDir = t.TempDir()
+			c.MSN.P2PIdleTimeout = 2 * time.Second // a silent sender is given up on after it
+		},
 		feOpts: []Option{func(f *Frontend) { f.maxUpload = uploadLimit }},
 	})
 	pic := testPNG(t, color.RGBA{200, 10, 10, 255})
@@ -111,9 +115,20 @@ func TestMSNMediaOverP2PToDiscord(t *testing.T) {
 	h.waitFor("the half-way line", func() bool {
 		return h.botMessage(ch, "**holiday.jpg** (64.0 KiB), but it did not arrive: the transfer was cancelled.") != nil
 	})
+	// One that goes silent half way: the bridge gives up on it after the idle timeout.
+	stuck := &stallReader{data: half, release: make(chan struct{})}
+	stalled := make(chan error, 1)
+	go func() { stalled <- h.ms.BotSendFileFrom(ctx, bob, alice, "silent.bin", int64(2*len(half)), stuck) }()
+	h.waitFor("the stalled line", func() bool {
+		return h.botMessage(ch, "**silent.bin** (64.0 KiB), but it did not arrive: the transfer stalled.") != nil
+	})
+	close(stuck.release)
+	if err := <-stalled; err == nil {
+		t.Fatal("a transfer that stalled half way reported success on the bot's side")
+	}
 	for _, m := range h.webhookMessages(ch) {
 		for _, f := range m.Files {
-			if f.Filename == "holiday.jpg" || f.Filename == "big.bin" {
+			if f.Filename == "holiday.jpg" || f.Filename == "big.bin" || f.Filename == "silent.bin" {
 				t.Errorf("%s was posted as an attachment", f.Filename)
 			}
 		}
@@ -150,6 +165,22 @@ func TestMSNMediaOverP2PToDiscord(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// stallReader gives data, then blocks until release is closed, then fails.
+type stallReader struct {
+	data    []byte
+	release chan struct{}
+}
+
+func (r *stallReader) Read(b []byte) (int, error) {
+	if len(r.data) > 0 {
+		n := copy(b, r.data)
+		r.data = r.data[n:]
+		return n, nil
+	}
+	<-r.release
+	return 0, errors.New("the sender went silent")
 }
 
 // errReader fails every read with err.
