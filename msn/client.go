@@ -66,7 +66,9 @@ type Config struct {
 	// InitialPSM is the personal message published by Login (MSNP11 only).
 	InitialPSM string
 	// DisplayPicture (PNG), when set, is published by Login: its msnobj goes with the first
-	// CHG, so contacts see it in ILN/NLN. SetDisplayPicture changes it later.
+	// CHG, so contacts see it in ILN/NLN. SetDisplayPicture changes it later. One over
+	// MaxObjectSize is not published (a warning is logged; a login is not worth failing for
+	// it): scale it first, peers fetch no more than 1 MiB.
 	DisplayPicture []byte
 	// MaxObjectSize caps a fetched msnobj's data (default 1 MiB); MaxFileSize caps a file
 	// received or sent (default 64 MiB).

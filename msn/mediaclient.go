@@ -35,7 +35,10 @@ func (c *Client) initP2P() {
 	c.p2pSB = make(map[string]string)
 	c.p2pOut = make(map[string]*session)
 	c.emoticons = make(map[string][]Emoticon)
-	if len(c.cfg.DisplayPicture) > 0 {
+	if int64(len(c.cfg.DisplayPicture)) > c.cfg.MaxObjectSize {
+		c.log.Warn().Int("bytes", len(c.cfg.DisplayPicture)).Int64("max_object_size", c.cfg.MaxObjectSize).
+			Msg("Display picture too large; logging in without one")
+	} else if len(c.cfg.DisplayPicture) > 0 {
 		o := NewMSNObject(c.handle, ObjectDisplayPicture, "0", "", c.cfg.DisplayPicture)
 		c.p2p.Publish(o, c.cfg.DisplayPicture)
 		c.displayPicture = &o
@@ -246,12 +249,16 @@ func (c *Client) FetchObject(ctx context.Context, obj MSNObject) ([]byte, error)
 }
 
 // SetDisplayPicture publishes data (PNG) as the account's display picture, served to contacts
-// who request it, and announces its msnobj in CHG so contacts see it. nil removes the picture.
+// who request it, and announces its msnobj in CHG so contacts see it. nil removes the picture;
+// one over Config.MaxObjectSize is refused (ErrTransferTooLarge: peers cap what they fetch).
 // The server announces a new msnobj only with a status change, so the status is bounced (CHG
 // to another status and back, both with the new msnobj); OwnStatusChanged follows each CHG.
 func (c *Client) SetDisplayPicture(ctx context.Context, data []byte) error {
 	if _, err := c.online(); err != nil {
 		return err
+	}
+	if int64(len(data)) > c.cfg.MaxObjectSize {
+		return fmt.Errorf("%w: display picture of %d bytes, cap %d", ErrTransferTooLarge, len(data), c.cfg.MaxObjectSize)
 	}
 	var obj *MSNObject
 	if len(data) > 0 {

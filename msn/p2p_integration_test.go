@@ -402,3 +402,17 @@ func TestP2PCloseDuringTransfer(t *testing.T) {
 		t.Fatal("SendFile succeeded to a closed client")
 	}
 }
+
+// TestP2PDisplayPictureCap: a picture over MaxObjectSize is not published at login (the login
+// succeeds, contacts see no msnobj) and is refused by SetDisplayPicture.
+func TestP2PDisplayPictureCap(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, alice, bob := alicePlusBob(t, ctx, msn.Config{}, msn.Config{MaxObjectSize: 10, DisplayPicture: make([]byte, 11)})
+	if pc := next(t, ctx, alice, func(e *msn.PresenceChanged) bool { return e.Handle == "bob@example.com" }); pc.MSNObject != "" {
+		t.Fatalf("oversized picture announced: %q", pc.MSNObject)
+	}
+	if err := bob.c.SetDisplayPicture(ctx, make([]byte, 11)); !errors.Is(err, msn.ErrTransferTooLarge) {
+		t.Fatalf("SetDisplayPicture: %v", err)
+	}
+}
