@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -339,6 +340,29 @@ func TestMediaIntegrationFilesFromContact(t *testing.T) {
 		}
 	}
 	waitSpoolEmpty(t, spool)
+
+	// A transfer under way at shutdown is cancelled, and Stop waits for it: no media goroutine
+	// outlives the core.
+	r := &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = e.srv.BotSendFileFrom(sctx, bob, alice, "at-stop.bin", 1<<20, r) }()
+	waitUntil(t, "at-stop.bin under way", func() bool { return len(spoolFiles(t, spool)) > 0 })
+	stopCore(t, core)
+	if stacks := goroutines(); bytes.Contains(stacks, []byte("bridge.(*Account).receiveFile")) {
+		t.Fatalf("a file transfer outlived Stop:\n%s", stacks)
+	}
+	if n := len(spoolFiles(t, spool)); n != 0 {
+		t.Fatalf("%d spool files left after Stop", n)
+	}
+	cancel()
+	close(r.release)
+}
+
+// goroutines returns the stacks of every goroutine.
+func goroutines() []byte {
+	buf := make([]byte, 1<<20)
+	return buf[:runtime.Stack(buf, true)]
 }
 
 // gatedReader reads data, blocking once gate bytes were read until release is closed.
@@ -457,6 +481,24 @@ func TestMediaIntegrationSendFile(t *testing.T) {
 		t.Fatalf("bob's record of the cancelled file: %q %v, %v", bf.Name, bf.Err, err)
 	}
 	waitSpoolEmpty(t, spool)
+
+	// The bot stops reading half way, without a word: the send fails as stalled.
+	release, err := e.srv.SetBotStallFiles(bob, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = acc.SendFile(ctx, "matrix", bridge.DirectChat(bob), bridge.OutgoingFile{Name: "stuck.bin", Size: 1 << 20, Data: bytes.NewReader(randBytes(t, 1<<20))})
+	if !errors.As(err, &se) || se.Reason != bridge.FailureTimeout {
+		t.Fatalf("SendFile to a bot that stopped half way: %v, want a timeout", err)
+	}
+	release()
+	waitSpoolEmpty(t, spool)
+	if bf, err := e.srv.WaitBotFile(ctx, bob, 4); err != nil || bf.Name != "stuck.bin" || bf.Err == nil {
+		t.Fatalf("bob's record of the stalled file: %q %v, %v", bf.Name, bf.Err, err)
+	}
+	if _, err := e.srv.SetBotStallFiles(bob, 0); err != nil {
+		t.Fatal(err)
+	}
 
 	// The bot goes away half way: the send fails, nothing is left behind.
 	r = &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}

@@ -5,9 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"image"
 	"image/png"
+	"io"
 	"net/url"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +21,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/msn-bridge/msn-bridge/bridge"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/dendrite"
 	"github.com/msn-bridge/msn-bridge/internal/testenv/pgtest"
 	"github.com/msn-bridge/msn-bridge/msn"
@@ -26,8 +32,10 @@ import (
 // MSNP2P with the core's msn client, the core (no fakes) feeds the Matrix frontend, which talks
 // to a real Dendrite. bob's display picture becomes his ghost's avatar, his files arrive as
 // m.file and m.image with the same bytes, the owner's m.file reaches bob byte for byte with a
-// success status (and a failed status saying so when bob declines), and the owner's Matrix
-// avatar becomes their MSN display picture, a 96×96 PNG bob fetches.
+// success status (and a failed status saying so when bob declines, or when the file is over the
+// core's cap), bob's files that cannot be carried (over the cap, cancelled or stopped half way)
+// are notices saying so, his wink and custom emoticon are images, and the owner's Matrix avatar becomes their MSN display picture, a
+// 96×96 PNG bob fetches.
 func TestEndToEndMediaRealDendrite(t *testing.T) {
 	hs := dendrite.New(t, dendrite.Options{})
 	reg := dendrite.NewRegistration(dendrite.RegistrationOptions{URL: hs.ASURL})
@@ -54,7 +62,12 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 	_, _ = rand.Read(key)
 	cfg := DefaultConfig()
 	cfg.IgnoreUnsupportedServer = true
-	core := newTestCore(t, ctx, srv, db, key, log)
+	spool := t.TempDir()
+	core := newTestCoreWith(t, ctx, srv, db, key, log, func(c *bridge.Config) {
+		c.Media.MaxFileSize = 4 << 20
+		c.Media.SpoolDir = spool
+		c.MSN.P2PIdleTimeout = 2 * time.Second // a peer that stops half way
+	})
 	fe, err := New(core, hs.BridgeConfig(reg), cfg, db, log)
 	must(t, err)
 	must(t, fe.Start(ctx))
@@ -169,6 +182,126 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 	if bf, err := srv.WaitBotFile(ctx, bob, 2); err != nil || bf.Accepted || bf.Name != "unwanted.bin" {
 		t.Fatalf("bob's record of the declined file: %+v, %v", bf, err)
 	}
+
+	// Over the core's 4 MiB cap (announced in the room's capabilities): refused, never offered.
+	sent, err = cli.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgFile, Body: "huge.iso", FileName: "huge.iso", URL: upFile.ContentURI.CUString(),
+		Info: &event.FileInfo{MimeType: "application/octet-stream", Size: 5 << 20},
+	})
+	must(t, err)
+	st = waitSendStatus(ctx, t, cli, portal, sent.EventID)
+	if st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message+st.Error, "too large") && !strings.Contains(st.Message+st.Error, "larger") {
+		t.Fatalf("status of the oversize file: %s %q %q", st.Status, st.Message, st.Error)
+	}
+	if n := len(srv.BotFiles(bob)); n != 2 {
+		t.Fatalf("bob was offered %d files, want 2", n)
+	}
+
+	// bob stops reading half way, without a word: a failed status saying the transfer stalled.
+	must(t, srv.SetBotAcceptFiles(bob, true))
+	release, err := srv.SetBotStallFiles(bob, 100_000)
+	must(t, err)
+	big := randomData(t, 1<<20)
+	upBig, err := cli.UploadBytes(ctx, big, "application/octet-stream")
+	must(t, err)
+	sent, err = cli.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgFile, Body: "stuck.bin", FileName: "stuck.bin", URL: upBig.ContentURI.CUString(),
+		Info: &event.FileInfo{MimeType: "application/octet-stream", Size: len(big)},
+	})
+	must(t, err)
+	st = waitSendStatus(ctx, t, cli, portal, sent.EventID)
+	release()
+	if st.Status == event.MessageStatusSuccess || !strings.Contains(st.Message, "stalled") {
+		t.Fatalf("status of the file to a bot that stopped: %s %q", st.Status, st.Message)
+	}
+	_, err = srv.SetBotStallFiles(bob, 0)
+	must(t, err)
+
+	// bob's files the bridge cannot carry are notices saying why.
+	if err := srv.BotSendFile(ctx, bob, alice, "big.iso", randomData(t, 5<<20)); !errors.Is(err, msn.ErrTransferDeclined) {
+		t.Fatalf("bob's oversize file: %v, want declined", err)
+	}
+	user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send big.iso (5 MiB): too large (MSN files reach the bridge up to 4 MiB)", e2eWait)
+	halfWay := func(name string, then func(context.CancelFunc)) {
+		t.Helper()
+		r := &gatedReader{data: randomData(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		errc := make(chan error, 1)
+		go func() { errc <- srv.BotSendFileFrom(sctx, bob, alice, name, 1<<20, r) }()
+		poll(name+" half way in the spool", func() bool {
+			ents, _ := os.ReadDir(spool)
+			for _, e := range ents {
+				if info, err := e.Info(); err == nil && info.Size() >= 50_000 {
+					return true
+				}
+			}
+			return false
+		})
+		then(stop)
+		close(r.release)
+		<-errc
+	}
+	halfWay("cancelled.bin", func(stop context.CancelFunc) { stop() })
+	user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send cancelled.bin (1 MiB): cancelled before it arrived", e2eWait)
+	halfWay("stalled.bin", func(stop context.CancelFunc) {
+		user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send stalled.bin (1 MiB): the transfer stalled", e2eWait)
+		stop()
+	})
+
+	// bob's wink (a real cabinet) is its thumbnail; his custom emoticon an inline image.
+	thumb := noisyPNG(t, 50, 50)
+	wink, err := srv.BotPublishObject(bob, msn.ObjectWink, "Kiss", msntest.WinkCAB("Kiss", thumb, randomData(t, 10_000)))
+	must(t, err)
+	must(t, srv.BotWink(bob, alice, wink))
+	msg := user.WaitMessage(ctx, portal, bobGhost, "Kiss", e2eWait).Content.AsMessage()
+	if msg.MsgType != event.MsgImage {
+		t.Fatalf("wink shown as %s %q", msg.MsgType, msg.Body)
+	}
+	if got, err := cli.DownloadBytes(ctx, msg.URL.ParseOrIgnore()); err != nil || !bytes.Equal(got, thumb) {
+		t.Fatalf("wink image downloads as %d bytes (%v), want its %d-byte thumbnail", len(got), err, len(thumb))
+	}
+	emoPic := noisyPNG(t, 19, 19)
+	emo, err := srv.BotPublishObject(bob, msn.ObjectEmoticon, "", emoPic)
+	must(t, err)
+	must(t, srv.BotSayWithEmoticons(bob, alice, "look (cat)!", []msn.Emoticon{{Shortcut: "(cat)", Object: emo}}))
+	msg = user.WaitMessage(ctx, portal, bobGhost, "look (cat)!", e2eWait).Content.AsMessage()
+	m := regexp.MustCompile(`<img data-mx-emoticon src="(mxc://[^"]+)"`).FindStringSubmatch(msg.FormattedBody)
+	if m == nil {
+		t.Fatalf("emoticon not inline: %q", msg.FormattedBody)
+	}
+	if got, err := cli.DownloadBytes(ctx, id.ContentURIString(m[1]).ParseOrIgnore()); err != nil || !bytes.Equal(got, emoPic) {
+		t.Fatalf("emoticon downloads as %d bytes (%v)", len(got), err)
+	}
+
+	poll("the spool emptied", func() bool {
+		ents, err := os.ReadDir(spool)
+		return err == nil && len(ents) == 0
+	})
+}
+
+// gatedReader reads data, blocking once gate bytes were read until release is closed.
+type gatedReader struct {
+	data    []byte
+	off     int
+	gate    int
+	release chan struct{}
+}
+
+func (r *gatedReader) Read(p []byte) (int, error) {
+	if r.off >= r.gate {
+		<-r.release
+	}
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	end := len(r.data)
+	if r.off < r.gate {
+		end = r.gate
+	}
+	n := copy(p, r.data[r.off:end])
+	r.off += n
+	return n, nil
 }
 
 // waitSendStatus polls room's timeline for the bridge's final status (not pending) of evtID.

@@ -151,16 +151,26 @@ const testMaxFileSize = 20 << 20
 
 func newTestCore(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbutil.Database, key []byte, log zerolog.Logger) *bridge.Core {
 	t.Helper()
+	return newTestCoreWith(t, ctx, srv, db, key, log, nil)
+}
+
+// newTestCoreWith is newTestCore with its configuration changed by mutate.
+func newTestCoreWith(t *testing.T, ctx context.Context, srv *msntest.Server, db *dbutil.Database, key []byte, log zerolog.Logger, mutate func(*bridge.Config)) *bridge.Core {
+	t.Helper()
 	cipher, err := bridge.NewCipher(key)
 	must(t, err)
 	store := bridge.NewStore(db, cipher, log)
 	must(t, store.Upgrade(ctx))
-	core, err := bridge.NewCore(bridge.Config{
+	cfg := bridge.Config{
 		MSN: msn.Config{Server: srv.NSAddr(), LoginURL: srv.LoginURL(), AllowInsecurePassport: true,
 			RequestTimeout: 5 * time.Second, JoinTimeout: 3 * time.Second, AckTimeout: 3 * time.Second},
 		PresenceWindow: 20 * time.Millisecond,
 		Media:          bridge.MediaConfig{MaxFileSize: testMaxFileSize},
-	}, bridge.Options{Store: store, Log: log})
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	core, err := bridge.NewCore(cfg, bridge.Options{Store: store, Log: log})
 	must(t, err)
 	return core
 }

@@ -590,6 +590,9 @@ func fileStatus(err error) error {
 		return failStatus(err, event.MessageStatusGenericError, "the contact cancelled the transfer before it finished", true)
 	case errors.As(err, &se) && se.Reason == bridge.FailureTooLarge:
 		return failStatus(err, event.MessageStatusUnsupported, "the file is too large for MSN", true)
+	case errors.As(err, &se) && se.Reason == bridge.FailureTimeout:
+		// Unlike a text's missing ACK, a file transfer that stalled surely did not complete.
+		return failStatus(err, event.MessageStatusNetworkError, "the transfer stalled: the contact stopped answering before the whole file arrived", true)
 	case errors.As(err, &httpErr), errors.Is(err, mautrix.MNotFound), errors.Is(err, mautrix.MTooLarge):
 		return failStatus(err, event.MessageStatusNetworkError, "the file could not be downloaded from the homeserver", true)
 	}

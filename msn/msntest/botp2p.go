@@ -3,9 +3,11 @@ package msntest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/msn-bridge/msn-bridge/msn"
@@ -31,6 +33,10 @@ type botP2P struct {
 	picture     string // its SHA1D
 	acceptFiles bool
 	files       []BotFile
+	// stallAfter, when positive, makes the bot stop reading an accepted file after that many
+	// bytes until stallRelease is closed (or the server closes).
+	stallAfter   int64
+	stallRelease chan struct{}
 }
 
 // BotFile is a file offered to a bot.
@@ -91,7 +97,7 @@ func (s *Server) botP2PSend(ctx context.Context, from, to string, payload []byte
 // and records it.
 func (s *Server) botFileOffered(handle string, bp *botP2P, from string, o *msn.FileOffer) {
 	s.mu.Lock()
-	accept := bp.acceptFiles
+	accept, stallAfter, release := bp.acceptFiles, bp.stallAfter, bp.stallRelease
 	s.mu.Unlock()
 	f := BotFile{From: from, Name: o.Name, Size: o.Size, Accepted: accept}
 	if !accept {
@@ -103,7 +109,11 @@ func (s *Server) botFileOffered(handle string, bp *botP2P, from string, o *msn.F
 	go func() {
 		defer s.wg.Done()
 		var buf bytes.Buffer
-		f.Err = o.Accept(s.ctx, &buf, nil)
+		var w io.Writer = &buf
+		if stallAfter > 0 {
+			w = &stallingWriter{w: &buf, left: stallAfter, release: release, done: s.done}
+		}
+		f.Err = o.Accept(s.ctx, w, nil)
 		f.Data = buf.Bytes()
 		s.recordBotFile(bp, f)
 	}()
@@ -198,6 +208,43 @@ func (s *Server) SetBotAcceptFiles(handle string, accept bool) error {
 	}
 	s.botP2PLocked(a).acceptFiles = accept
 	return nil
+}
+
+// SetBotStallFiles makes the socketless account handle stop, without a word, in the middle of
+// the files it accepts from now on: once after bytes of one were received, it reads no more
+// (its packets wait, and so does the switchboard connection that carries them) until release
+// is called or the server closes. It is a peer that stops half way.
+func (s *Server) SetBotStallFiles(handle string, after int64) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.lookupBot(handle)
+	if err != nil {
+		return nil, err
+	}
+	bp := s.botP2PLocked(a)
+	ch := make(chan struct{})
+	bp.stallAfter, bp.stallRelease = after, ch
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }, nil
+}
+
+// stallingWriter passes left bytes to w, then blocks until release or done is closed and fails.
+type stallingWriter struct {
+	w             io.Writer
+	left          int64
+	release, done <-chan struct{}
+}
+
+func (sw *stallingWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= sw.left {
+		sw.left -= int64(len(p))
+		return sw.w.Write(p)
+	}
+	select {
+	case <-sw.release:
+	case <-sw.done:
+	}
+	return 0, errors.New("the bot stopped reading the file")
 }
 
 // BotFiles returns the files offered to the bot handle so far, oldest first (accepted ones

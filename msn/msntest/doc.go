@@ -31,6 +31,7 @@
 //	err = srv.BotSendFileFrom(ctx, "bob@example.com", "alice@example.com", "b.bin", size, r)
 //	// the same, reading r as it goes: a reader that blocks is a bot that stops half way
 //	_ = srv.SetBotAcceptFiles("bob@example.com", true) // default: decline
+//	release, _ := srv.SetBotStallFiles("bob@example.com", 100_000) // stops reading half way
 //	f, _ := srv.WaitBotFile(ctx, "bob@example.com", 1) // f.Name, f.Data, f.Err
 //	pic, _ := srv.BotFetchObject(ctx, "bob@example.com", aliceObj) // a user's object
 //
