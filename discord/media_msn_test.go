@@ -190,13 +190,17 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // TestOwnerAttachmentsToMSN: the owner's attachments reach bob (an msntest bot, over P2P) as
 // files after the message's text, byte for byte, and the message gets ✅; when bob declines,
-// ❌ and a reply saying so; one over the bridge's file cap (Core.MaxFileSize) is refused
-// without being downloaded.
+// or stops reading half way, ❌ and a reply saying so; one over the bridge's file cap
+// (Core.MaxFileSize) is refused without being downloaded.
 func TestOwnerAttachmentsToMSN(t *testing.T) {
-	const maxFile = 32 << 10
+	const maxFile = 1 << 20
 	h := newHarness(t, harnessOpts{core: func(c *bridge.Config) {
 		c.Media.MaxFileSize = maxFile
 		c.Media.SpoolDir = t.TempDir()
+		// A silent receiver is given up on after these: the transfer's idle time, and the
+		// switchboard's wait for the acknowledgement of what is stuck in it.
+		c.MSN.P2PIdleTimeout = 2 * time.Second
+		c.MSN.AckTimeout = 3 * time.Second
 	}})
 	if h.fe.fileToMSNLimit() != maxFile {
 		t.Fatalf("the frontend's cap is %d, want the core's %d", h.fe.fileToMSNLimit(), maxFile)
@@ -274,7 +278,7 @@ func TestOwnerAttachmentsToMSN(t *testing.T) {
 
 	// Over the bridge's cap: refused before any download, never offered to bob.
 	um = h.dc.InjectUserMessage(bobCh, owner, "", discordtest.Attachment{Filename: "big.bin", Data: make([]byte, maxFile+1)})
-	h.waitFor("the too-large reply", func() bool { return replyTo(um.ID, "big.bin: too large for MSN (32.0 KiB at most)") })
+	h.waitFor("the too-large reply", func() bool { return replyTo(um.ID, "big.bin: too large for MSN (1.0 MiB at most)") })
 	h.waitFor("❌ on the too-large message", func() bool { return reacted(um.ID, "❌") })
 	for _, r := range h.dc.Requests() {
 		if strings.HasSuffix(r.Path, "/big.bin") {
@@ -286,5 +290,22 @@ func TestOwnerAttachmentsToMSN(t *testing.T) {
 	}
 	if got := h.bobRx.got(); len(got) != 1 {
 		t.Errorf("bob received %q, want only the first text", got)
+	}
+
+	// A bot that stops reading half way: ❌ and a reply saying the transfer stalled.
+	if err := h.ms.SetBotAcceptFiles(bob, true); err != nil {
+		t.Fatal(err)
+	}
+	// A file that fills what the bot's engine queues unread, so that it stops acknowledging.
+	release, err := h.ms.SetBotStallFiles(bob, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	um = h.dc.InjectUserMessage(bobCh, owner, "", discordtest.Attachment{Filename: "stuck.bin", Data: bytes.Repeat([]byte("s"), 768<<10)})
+	h.waitFor("the stalled reply", func() bool { return replyTo(um.ID, "stuck.bin: the transfer stalled") })
+	h.waitFor("❌ on the stalled message", func() bool { return reacted(um.ID, "❌") })
+	if reacted(um.ID, "✅") {
+		t.Error("✅ on a message whose file stalled")
 	}
 }
