@@ -51,7 +51,7 @@ func TestMSNMediaOverP2PToDiscord(t *testing.T) {
 	h := newHarness(t, harnessOpts{
 		core: func(c *bridge.Config) {
 			c.Media.SpoolDir = t.TempDir()
-			c.MSN.P2PIdleTimeout = 2 * time.Second // a silent sender is given up on after it
+			c.MSN.P2PIdleTimeout = 5 * time.Second // a silent sender is given up on after it
 		},
 		feOpts: []Option{func(f *Frontend) { f.maxUpload = uploadLimit }},
 	})
@@ -199,8 +199,8 @@ func TestOwnerAttachmentsToMSN(t *testing.T) {
 		c.Media.SpoolDir = t.TempDir()
 		// A silent receiver is given up on after these: the transfer's idle time, and the
 		// switchboard's wait for the acknowledgement of what is stuck in it.
-		c.MSN.P2PIdleTimeout = 2 * time.Second
-		c.MSN.AckTimeout = 3 * time.Second
+		c.MSN.P2PIdleTimeout = 5 * time.Second
+		c.MSN.AckTimeout = 6 * time.Second
 	}})
 	if h.fe.fileToMSNLimit() != maxFile {
 		t.Fatalf("the frontend's cap is %d, want the core's %d", h.fe.fileToMSNLimit(), maxFile)
