@@ -44,13 +44,14 @@ func (h *harness) bobChannel() string {
 
 // TestMSNMediaOverP2PToDiscord: bob (an msntest bot) speaks P2P with the bridge's client; his
 // display picture becomes his webhook's avatar, his file an attachment with the same name and
-// bytes; one over the upload limit, one he cancels half way and one he goes silent in half way
-// become lines that say so; his wink and custom emoticon come with their images.
+// bytes; one over the upload limit, one over the bridge's cap, one he cancels half way and one
+// he goes silent in half way become lines that say so; his wink and custom emoticon come with their images.
 func TestMSNMediaOverP2PToDiscord(t *testing.T) {
 	const uploadLimit = 16 << 10
 	h := newHarness(t, harnessOpts{
 		core: func(c *bridge.Config) {
 			c.Media.SpoolDir = t.TempDir()
+			c.Media.MaxFileSize = 128 << 10
 			c.MSN.P2PIdleTimeout = 5 * time.Second // a silent sender is given up on after it
 		},
 		feOpts: []Option{func(f *Frontend) { f.maxUpload = uploadLimit }},
@@ -105,6 +106,14 @@ func TestMSNMediaOverP2PToDiscord(t *testing.T) {
 		return h.botMessage(ch, "**big.bin** (16.0 KiB): too large to show here (Discord takes files of up to 16.0 KiB") != nil
 	})
 
+	// Over the bridge's cap: declined, and said.
+	if err := h.ms.BotSendFile(ctx, bob, alice, "huge.iso", make([]byte, 200<<10)); !errors.Is(err, msn.ErrTransferDeclined) {
+		t.Fatalf("bob's file over the bridge's cap: %v, want it declined", err)
+	}
+	h.waitFor("the over-the-cap line", func() bool {
+		return h.botMessage(ch, "**huge.iso** (200.0 KiB), but it did not arrive: it is larger than the bridge takes.") != nil
+	})
+
 	// A peer that stops half way: the bot's transfer ends (BYE) after half of the data.
 	half := bytes.Repeat([]byte("half"), 8<<10)
 	broken := io.MultiReader(bytes.NewReader(half), errReader{errors.New("the sender went away")})
@@ -128,7 +137,7 @@ func TestMSNMediaOverP2PToDiscord(t *testing.T) {
 	}
 	for _, m := range h.webhookMessages(ch) {
 		for _, f := range m.Files {
-			if f.Filename == "holiday.jpg" || f.Filename == "big.bin" || f.Filename == "silent.bin" {
+			if f.Filename == "holiday.jpg" || f.Filename == "big.bin" || f.Filename == "silent.bin" || f.Filename == "huge.iso" {
 				t.Errorf("%s was posted as an attachment", f.Filename)
 			}
 		}
