@@ -117,6 +117,15 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 		t.Fatalf("alice's display picture is %s %dx%d (%v), want a 96x96 PNG", format, c.Width, c.Height, err)
 	}
 
+	// Without a double puppet, the owner's ghost sends their messages and shows their avatar.
+	// (Waited for before a portal uses that ghost: bridgev2 reads a ghost's state unlocked while
+	// a portal is created, so an update racing with it is a data race inside bridgev2.)
+	ownGhost := id.NewUserID("msn_"+id.EncodeUserLocalpart(alice), hs.ServerName)
+	poll("the owner's ghost avatar", func() bool {
+		av, err := cli.GetAvatarURL(ctx, ownGhost)
+		return err == nil && av.CUString() == up.ContentURI.CUString()
+	})
+
 	// bob's display picture is his ghost's avatar.
 	bobGhost := id.NewUserID("msn_"+id.EncodeUserLocalpart(bob), hs.ServerName)
 	must(t, srv.BotSay(bob, alice, "hello from msn"))
