@@ -85,7 +85,10 @@ type fakeServer struct {
 	sent          []string
 	sendErr       error
 	onLogin       func(handle string) // called for every login attempt
-	media         fakeMedia
+	// loginEvents are delivered after LoggedIn and handled before Login returns, as events of
+	// the real client can be (its event goroutine races the return of Login).
+	loginEvents []msn.Event
+	media       fakeMedia
 }
 
 func newFakeServer() *fakeServer {
@@ -141,12 +144,16 @@ func (s *fakeServer) kick(handle string, reason msn.DisconnectReason) {
 }
 
 type fakeSession struct {
-	srv     *fakeServer
-	cfg     sessionConfig
-	events  chan msn.Event
-	done    chan struct{}
-	endOnce sync.Once
-	started bool
+	srv *fakeServer
+	// handled is closed by deliver once lastLoginEvent (the fake server's loginEvents) was
+	// handled; both are set by Login before it sends that event.
+	handled        chan struct{}
+	lastLoginEvent msn.Event
+	cfg            sessionConfig
+	events         chan msn.Event
+	done           chan struct{}
+	endOnce        sync.Once
+	started        bool
 	// self is the session's own profile, as msn.Client keeps it: changed by the Set calls and
 	// by reportOwn before their events are delivered. Guarded by srv.mu.
 	self msn.Self
@@ -214,15 +221,30 @@ func (f *fakeSession) Login(ctx context.Context) error {
 	s.mu.Lock()
 	f.self = self
 	s.mu.Unlock()
+	s.mu.Lock()
+	extra := slices.Clone(s.loginEvents)
+	s.mu.Unlock()
+	if len(extra) > 0 {
+		f.handled, f.lastLoginEvent = make(chan struct{}), extra[len(extra)-1]
+	}
 	go f.deliver()
 	f.events <- &msn.LoggedIn{Self: self, Protocol: "MSNP11"}
 	f.events <- &msn.ContactListSynced{Contacts: contacts}
+	for _, ev := range extra {
+		f.events <- ev
+	}
+	if len(extra) > 0 {
+		<-f.handled
+	}
 	return nil
 }
 
 func (f *fakeSession) deliver() {
 	for ev := range f.events {
 		f.cfg.Handler(ev)
+		if f.handled != nil && ev == f.lastLoginEvent {
+			close(f.handled)
+		}
 		if _, ok := ev.(*msn.Disconnected); ok {
 			close(f.done)
 			return

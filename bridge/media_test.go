@@ -54,6 +54,30 @@ func (c *fakeClock) advance(d time.Duration) {
 // A contact's picture is fetched once, shown with ContactAvatar and Contact.Avatar, readable
 // with Core.Avatar; after a restart of the bridge, the cached picture is shown again without
 // any fetch.
+// TestAvatarAnnouncedDuringLogin: a picture announced while the login is still returning (the
+// client's events race Login's return) is fetched once the session is the account's, not
+// dropped as "not connected".
+func TestAvatarAnnouncedDuringLogin(t *testing.T) {
+	srv := newFakeServer()
+	pic := testMSNObject(bob, msn.ObjectDisplayPicture, pngOf(t, 4, 4, color.White))
+	srv.media.serve(pic)
+	srv.loginEvents = []msn.Event{&msn.PresenceChanged{Handle: bob, Status: msn.StatusOnline, MSNObject: pic.XML, Initial: true}}
+	core := newTestCore(t, testStore(t), srv, Config{})
+	mx := &recorder{name: "matrix"}
+	acc := loggedIn(t, core, mx)
+	// Shown by a ContactAvatar, or in the snapshot when it was done before the login returned.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, _ := acc.Contact(bob); c.Avatar == pic.SHA1D {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("Contact.Avatar = %q, want the picture announced during login", c.Avatar)
+		}
+	}
+	if n := srv.media.fetchCount(pic.SHA1D); n != 1 {
+		t.Fatalf("fetched %d times, want 1", n)
+	}
+}
+
 func TestAvatarFetchedOnceAndCachedAcrossRestart(t *testing.T) {
 	ctx := context.Background()
 	store := testStore(t)

@@ -22,9 +22,6 @@ import (
 // that did not gets ❌ and a reply naming it and why (declined, cancelled, too large, failed).
 
 const (
-	// maxFileToMSN is the largest attachment sent to MSN: the msn package's default cap on a
-	// file transfer. A larger one is refused without being downloaded.
-	maxFileToMSN = 64 << 20
 	// fileSendTimeout bounds one attachment's way to MSN: the contact's answer to the
 	// invitation, then the transfer.
 	fileSendTimeout = 15 * time.Minute
@@ -32,15 +29,8 @@ const (
 	fileSendsPerAccount = 2
 )
 
-// errAttachmentTooLarge is an attachment over maxFileToMSN.
+// errAttachmentTooLarge is an attachment over the bridge's file size cap (Core.MaxFileSize).
 var errAttachmentTooLarge = errors.New("attachment too large for MSN")
-
-// fileSender sends a file to an MSN chat: Account.SendFile, or a test's stand-in.
-type fileSender func(ctx context.Context, acc *bridge.Account, chat bridge.ChatID, file bridge.OutgoingFile) (string, error)
-
-func sendFileToMSN(ctx context.Context, acc *bridge.Account, chat bridge.ChatID, file bridge.OutgoingFile) (string, error) {
-	return acc.SendFile(ctx, FrontendName, chat, file)
-}
 
 // sendAttachments sends the attachments of an owner's message to MSN on a goroutine of their
 // own (see above) and marks the message with the outcome.
@@ -94,7 +84,7 @@ func (p *portal) sendAttachment(ctx context.Context, chat bridge.ChatID, a *disc
 	if mime == "" {
 		mime = "application/octet-stream"
 	}
-	_, err = p.f.sendFile(ctx, p.account(), chat, bridge.OutgoingFile{
+	_, err = p.account().SendFile(ctx, FrontendName, chat, bridge.OutgoingFile{
 		Name: uploadName(a.Filename),
 		Size: int64(a.Size),
 		MIME: mime,
@@ -164,13 +154,9 @@ func (r *exactReader) Read(b []byte) (int, error) {
 
 func (r *exactReader) Close() error { return r.rc.Close() }
 
-// fileToMSNLimit is the largest attachment sent to MSN.
-func (f *Frontend) fileToMSNLimit() int64 {
-	if f.maxToMSN > 0 {
-		return f.maxToMSN
-	}
-	return maxFileToMSN
-}
+// fileToMSNLimit is the largest attachment sent to MSN: the bridge's cap on a file, so a
+// larger one is refused without being downloaded.
+func (f *Frontend) fileToMSNLimit() int64 { return f.core.MaxFileSize() }
 
 // attachmentFailureText says why an attachment did not reach the contact.
 func (f *Frontend) attachmentFailureText(err error) string {

@@ -88,8 +88,6 @@ type Frontend struct {
 
 	uploadMax    atomic.Int64              // the guild's upload limit per file; 0 until read
 	maxUpload    int64                     // when > 0, caps uploadMax (tests)
-	maxToMSN     int64                     // when > 0, replaces maxFileToMSN (tests)
-	sendFile     fileSender                // Account.SendFile, or a test's stand-in
 	avatars      *recentIndex[avatarImage] // contacts' pictures by SHA1D, as events brought them
 	avatarEvery  time.Duration             // least time between two webhook picture edits per account
 	catchUp      *catchUp                  // orders new messages around gateway gaps
@@ -136,7 +134,6 @@ func New(core *bridge.Core, cfg Config, log zerolog.Logger, opts ...Option) (*Fr
 	f.hooks = newHookPacer(webhookPostsPerChannel, webhookPostWindow, time.Now)
 	f.refusedNames = newRecentIndex[string](256)
 	f.avatars = newRecentIndex[avatarImage](32)
-	f.sendFile = sendFileToMSN
 	f.avatarEvery = avatarEditInterval
 	for _, o := range opts {
 		o(f)

@@ -80,6 +80,7 @@ type harness struct {
 
 type harnessOpts struct {
 	cfg  func(*Config)
+	core func(*bridge.Config)
 	fake func(*discordtest.Options)
 	// logs, when set, receives the core's and the frontend's log at trace level.
 	logs io.Writer
@@ -173,10 +174,14 @@ func (h *harness) startBridge() {
 	if h.opts.logs != nil {
 		log = zerolog.New(h.opts.logs).Level(zerolog.TraceLevel)
 	}
-	core, err := bridge.NewCore(bridge.Config{
+	ccfg := bridge.Config{
 		MSN:            msn.Config{Server: h.ms.NSAddr(), LoginURL: h.ms.LoginURL(), AllowInsecurePassport: true},
 		PresenceWindow: 50 * time.Millisecond,
-	}, bridge.Options{Store: h.store, Log: log})
+	}
+	if h.opts.core != nil {
+		h.opts.core(&ccfg)
+	}
+	core, err := bridge.NewCore(ccfg, bridge.Options{Store: h.store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -315,117 +314,6 @@ func TestMSNFilesWinksAndEmoticons(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "emoticon-pig.png,emoticon-cat.png" {
 		t.Errorf("emoticon attachments %v", names)
-	}
-}
-
-// sentFile is what the frontend passed to Account.SendFile.
-type sentFile struct {
-	chat bridge.ChatID
-	file bridge.OutgoingFile
-	data []byte
-	err  error
-}
-
-// TestOwnerAttachmentsToMSN: the owner's attachments go to the contact as files, streamed from
-// their Discord links, after the message's text; ✅ when all arrived, ❌ and a reply with the
-// reason otherwise (declined, too large without downloading it, failed).
-func TestOwnerAttachmentsToMSN(t *testing.T) {
-	var mu sync.Mutex
-	var sent []sentFile
-	seam := func(ctx context.Context, acc *bridge.Account, chat bridge.ChatID, f bridge.OutgoingFile) (string, error) {
-		data, err := io.ReadAll(f.Data)
-		mu.Lock()
-		sent = append(sent, sentFile{chat: chat, file: f, data: data, err: err})
-		mu.Unlock()
-		switch {
-		case err != nil:
-			return "", err
-		case strings.HasPrefix(f.Name, "declined"):
-			return "", &bridge.SendError{Reason: bridge.FailureDeclined}
-		case strings.HasPrefix(f.Name, "cancelled"):
-			return "", &bridge.SendError{Reason: bridge.FailureCanceled}
-		}
-		return "file-1", nil
-	}
-	h := newHarness(t, harnessOpts{feOpts: []Option{func(f *Frontend) { f.sendFile = seam; f.maxToMSN = 1 << 10 }}})
-	h.login()
-	owner := h.dc.OwnerID()
-	bobCh := h.openChat(bob)
-	sentNow := func() []sentFile {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]sentFile(nil), sent...)
-	}
-	reacted := func(id, emoji string) bool {
-		for _, m := range h.dc.Messages(bobCh) {
-			if m.ID != id {
-				continue
-			}
-			for _, r := range m.Reactions {
-				if r.Emoji != nil && r.Emoji.Name == emoji && r.Me {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	replyTo := func(id, text string) bool {
-		for _, m := range h.dc.Messages(bobCh) {
-			if m.MessageReference != nil && m.MessageReference.MessageID == id && strings.Contains(m.Content, text) {
-				return true
-			}
-		}
-		return false
-	}
-
-	// Text and two files: the text as text, the files with their names, sizes and content.
-	um := h.dc.InjectUserMessage(bobCh, owner, "see these",
-		discordtest.Attachment{Filename: "notes.txt", ContentType: "text/plain", Data: []byte("hello file")},
-		discordtest.Attachment{Filename: "pic.png", Data: testPNG(t, color.White)})
-	h.waitFor("✅ on the message", func() bool { return reacted(um.ID, "✅") })
-	if got := h.bobRx.got(); len(got) != 1 || got[0] != "see these" {
-		t.Fatalf("bob received %q", got)
-	}
-	files := sentNow()
-	if len(files) != 2 {
-		t.Fatalf("%d files sent", len(files))
-	}
-	if f := files[0]; f.chat != bridge.DirectChat(bob) || f.file.Name != "notes.txt" || f.file.Size != 10 ||
-		f.file.MIME != "text/plain" || string(f.data) != "hello file" || f.err != nil {
-		t.Errorf("first file %+v %q %v", f.file, f.data, f.err)
-	}
-	if f := files[1]; f.file.Name != "pic.png" || f.file.MIME != "image/png" || f.file.Size != int64(len(f.data)) || f.err != nil {
-		t.Errorf("second file %+v (%d bytes read) %v", f.file, len(f.data), f.err)
-	}
-	if reacted(um.ID, "❌") {
-		t.Error("❌ on a delivered message")
-	}
-
-	// Declined and cancelled: ❌ and a reply each, naming the file and why; no text is sent.
-	um = h.dc.InjectUserMessage(bobCh, owner, "",
-		discordtest.Attachment{Filename: "declined **me**.txt", Data: []byte("no")},
-		discordtest.Attachment{Filename: "cancelled.txt", Data: []byte("stop")})
-	h.waitFor("the declined reply", func() bool { return replyTo(um.ID, `declined \*\*me\*\*.txt: the contact declined it`) })
-	h.waitFor("the cancelled reply", func() bool { return replyTo(um.ID, "cancelled.txt: the transfer was cancelled") })
-	h.waitFor("❌ on the message", func() bool { return reacted(um.ID, "❌") })
-	if reacted(um.ID, "✅") {
-		t.Error("✅ on a message whose files did not arrive")
-	}
-	if got := h.bobRx.got(); len(got) != 1 {
-		t.Errorf("bob received %q, want only the first text", got)
-	}
-
-	// Too large for MSN: refused before any download.
-	before := len(sentNow())
-	um = h.dc.InjectUserMessage(bobCh, owner, "", discordtest.Attachment{Filename: "big.bin", Data: make([]byte, 2<<10)})
-	h.waitFor("the too-large reply", func() bool { return replyTo(um.ID, "big.bin: too large for MSN (1.0 KiB at most)") })
-	if n := len(sentNow()); n != before {
-		t.Errorf("a file over the cap reached SendFile")
-	}
-	for _, r := range h.dc.Requests() {
-		if strings.HasSuffix(r.Path, "/big.bin") {
-			t.Errorf("the too-large file was downloaded: %s", r.Path)
-		}
 	}
 }
 
