@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"github.com/msn-bridge/msn-bridge/internal/testenv/gated"
 	"image"
 	"image/png"
 	"io"
@@ -291,7 +292,7 @@ func TestMediaIntegrationFilesFromContact(t *testing.T) {
 
 	// Half way: the bot sends 100 KB, then its reader blocks.
 	halfWay := func(name string, then func(cancel context.CancelFunc)) error {
-		r := &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+		r := &gated.Reader{Data: randBytes(t, 1<<20), Gate: 100_000, Release: make(chan struct{})}
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		errc := make(chan error, 1)
@@ -305,7 +306,7 @@ func TestMediaIntegrationFilesFromContact(t *testing.T) {
 			return false
 		})
 		then(cancel)
-		close(r.release)
+		close(r.Release)
 		return <-errc
 	}
 	if err := halfWay("cancelled.bin", func(cancel context.CancelFunc) { cancel() }); !errors.Is(err, context.Canceled) {
@@ -343,7 +344,7 @@ func TestMediaIntegrationFilesFromContact(t *testing.T) {
 
 	// A transfer under way at shutdown is cancelled, and Stop waits for it: no media goroutine
 	// outlives the core.
-	r := &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+	r := &gated.Reader{Data: randBytes(t, 1<<20), Gate: 100_000, Release: make(chan struct{})}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = e.srv.BotSendFileFrom(sctx, bob, alice, "at-stop.bin", 1<<20, r) }()
@@ -356,37 +357,13 @@ func TestMediaIntegrationFilesFromContact(t *testing.T) {
 		t.Fatalf("%d spool files left after Stop", n)
 	}
 	cancel()
-	close(r.release)
+	close(r.Release)
 }
 
 // goroutines returns the stacks of every goroutine.
 func goroutines() []byte {
 	buf := make([]byte, 1<<20)
 	return buf[:runtime.Stack(buf, true)]
-}
-
-// gatedReader reads data, blocking once gate bytes were read until release is closed.
-type gatedReader struct {
-	data    []byte
-	off     int
-	gate    int
-	release chan struct{}
-}
-
-func (r *gatedReader) Read(p []byte) (int, error) {
-	if r.off >= r.gate {
-		<-r.release
-	}
-	if r.off >= len(r.data) {
-		return 0, io.EOF
-	}
-	end := len(r.data)
-	if r.off < r.gate {
-		end = r.gate
-	}
-	n := copy(p, r.data[r.off:end])
-	r.off += n
-	return n, nil
 }
 
 // TestMediaIntegrationSendFile: the owner's file reaches the bot byte for byte and is shown,
@@ -456,7 +433,7 @@ func TestMediaIntegrationSendFile(t *testing.T) {
 	if err := e.srv.SetBotAcceptFiles(bob, true); err != nil {
 		t.Fatal(err)
 	}
-	r := &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+	r := &gated.Reader{Data: randBytes(t, 1<<20), Gate: 100_000, Release: make(chan struct{})}
 	sctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() {
@@ -472,7 +449,7 @@ func TestMediaIntegrationSendFile(t *testing.T) {
 		return false
 	})
 	cancel()
-	close(r.release)
+	close(r.Release)
 	if err := <-errc; !errors.As(err, &se) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled SendFile: %v", err)
 	}
@@ -501,7 +478,7 @@ func TestMediaIntegrationSendFile(t *testing.T) {
 	}
 
 	// The bot goes away half way: the send fails, nothing is left behind.
-	r = &gatedReader{data: randBytes(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+	r = &gated.Reader{Data: randBytes(t, 1<<20), Gate: 100_000, Release: make(chan struct{})}
 	go func() {
 		_, err := acc.SendFile(ctx, "matrix", bridge.DirectChat(bob), bridge.OutgoingFile{Name: "gone.bin", Size: 1 << 20, Data: r})
 		errc <- err
@@ -517,7 +494,7 @@ func TestMediaIntegrationSendFile(t *testing.T) {
 	if err := e.srv.SetOffline(bob); err != nil {
 		t.Fatal(err)
 	}
-	close(r.release)
+	close(r.Release)
 	if err := <-errc; !errors.As(err, &se) {
 		t.Fatalf("SendFile to a bot gone half way: %v, want a *SendError", err)
 	} else {

@@ -6,9 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"github.com/msn-bridge/msn-bridge/internal/testenv/gated"
 	"image"
 	"image/png"
-	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -233,7 +233,7 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 	user.WaitMessage(ctx, portal, bobGhost, "Bobby tried to send big.iso (5 MiB): too large (MSN files reach the bridge up to 4 MiB)", e2eWait)
 	halfWay := func(name string, then func(context.CancelFunc)) {
 		t.Helper()
-		r := &gatedReader{data: randomData(t, 1<<20), gate: 100_000, release: make(chan struct{})}
+		r := &gated.Reader{Data: randomData(t, 1<<20), Gate: 100_000, Release: make(chan struct{})}
 		sctx, stop := context.WithCancel(ctx)
 		defer stop()
 		errc := make(chan error, 1)
@@ -248,7 +248,7 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 			return false
 		})
 		then(stop)
-		close(r.release)
+		close(r.Release)
 		<-errc
 	}
 	halfWay("cancelled.bin", func(stop context.CancelFunc) { stop() })
@@ -287,30 +287,6 @@ func TestEndToEndMediaRealDendrite(t *testing.T) {
 		ents, err := os.ReadDir(spool)
 		return err == nil && len(ents) == 0
 	})
-}
-
-// gatedReader reads data, blocking once gate bytes were read until release is closed.
-type gatedReader struct {
-	data    []byte
-	off     int
-	gate    int
-	release chan struct{}
-}
-
-func (r *gatedReader) Read(p []byte) (int, error) {
-	if r.off >= r.gate {
-		<-r.release
-	}
-	if r.off >= len(r.data) {
-		return 0, io.EOF
-	}
-	end := len(r.data)
-	if r.off < r.gate {
-		end = r.gate
-	}
-	n := copy(p, r.data[r.off:end])
-	r.off += n
-	return n, nil
 }
 
 // waitSendStatus polls room's timeline for the bridge's final status (not pending) of evtID.
